@@ -1,0 +1,26 @@
+//! The `hie` command line: one file per subcommand, each owning its arguments and its
+//! exit statuses. Exit status 2 is reserved for "could not read the input" (and for
+//! usage errors, as clap reports them).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+
+/// hie: an HL7 v2 integration engine.
+#[derive(Debug, Parser)]
+#[command(name = "hie", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+}
+
+/// Runs the command line and returns the process exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {}
+}

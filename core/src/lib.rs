@@ -1,0 +1,4 @@
+//! hie-core: the engine. Shard runtime, items, queues, rules, configuration and admin;
+//! the `hie` command line lives in [`cli`].
+
+pub mod cli;

@@ -1,0 +1,1 @@
+//! hie-net: MLLP framing, the inbound server and the outbound client.

@@ -1,0 +1,1 @@
+//! hie-persist: one append-only write-ahead log per shard.
