@@ -2,3 +2,4 @@
 //! the `hie` command line lives in [`cli`].
 
 pub mod cli;
+pub mod ring;
