@@ -2,4 +2,5 @@
 //! the `hie` command line lives in [`cli`].
 
 pub mod cli;
+pub mod queue;
 pub mod ring;
