@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod queue;
 pub mod ring;
+pub mod shard;

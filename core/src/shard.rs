@@ -1,0 +1,245 @@
+//! Shards: one glommio executor per core, each on its own thread, pinned to its CPU.
+//!
+//! [`start`] creates every executor before any of them runs engine code, so a machine that
+//! cannot run glommio (no io_uring, too little locked memory) fails at start-up with a
+//! message saying how to fix it, instead of half a production starting.
+
+use std::future::Future;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use glommio::{LocalExecutorBuilder, Placement};
+use thiserror::Error;
+
+/// glommio's io memory per shard when the configuration does not say: glommio's own
+/// default. Each shard registers this much locked memory with io_uring for DMA buffers.
+pub const IO_MEMORY_BYTES_DEFAULT: usize = 10 << 20;
+
+/// How to lay shards out on the machine.
+#[derive(Debug, Clone)]
+pub struct ShardLayout {
+    /// Number of shards (at least 1).
+    pub shards: usize,
+    /// CPU for each shard; `None` leaves threads unpinned (tests, shared CI machines).
+    pub cpus: Option<Vec<usize>>,
+    /// Locked io memory per shard, bytes.
+    pub io_memory_bytes: usize,
+}
+
+impl ShardLayout {
+    /// One pinned shard per online CPU, glommio's default io memory.
+    pub fn per_core() -> Self {
+        let cpus = online_cpus();
+        ShardLayout {
+            shards: cpus.len(),
+            cpus: Some(cpus),
+            io_memory_bytes: IO_MEMORY_BYTES_DEFAULT,
+        }
+    }
+}
+
+/// The CPUs this process may run on, in order.
+pub fn online_cpus() -> Vec<usize> {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (0..n).collect()
+}
+
+/// Why shards could not start.
+#[derive(Debug, Error)]
+pub enum ShardError {
+    #[error(
+        "cannot start shard {shard}{cpu}: {source}\n\
+         glommio needs io_uring (Linux 5.8 or later) and {io_memory_bytes} bytes of locked \
+         memory per shard; the locked-memory limit of this process is {memlock}.\n\
+         Fix: raise the limit (`ulimit -l unlimited` as root, `LimitMEMLOCK=infinity` in a \
+         systemd unit, or `memlock` in /etc/security/limits.conf), or lower \
+         `io_memory_bytes` in the production's [engine] settings."
+    )]
+    Executor {
+        shard: usize,
+        cpu: String,
+        io_memory_bytes: usize,
+        memlock: String,
+        source: glommio::GlommioError<()>,
+    },
+    #[error("cannot start the thread of shard {shard}: {source}")]
+    Thread {
+        shard: usize,
+        source: std::io::Error,
+    },
+    #[error("shard {shard} needs a CPU but the layout lists only {cpus}")]
+    MissingCpu { shard: usize, cpus: usize },
+}
+
+/// A running shard's thread.
+#[derive(Debug)]
+pub struct ShardHandle<T> {
+    pub shard: usize,
+    /// `None` only from a shard told not to run, which [`start`] never hands out.
+    thread: JoinHandle<Option<T>>,
+}
+
+impl<T> ShardHandle<T> {
+    /// Waits for the shard's main future to finish; `Err` if it panicked.
+    pub fn join(self) -> std::thread::Result<T> {
+        self.thread
+            .join()
+            .map(|out| out.expect("a shard told to run returns its output"))
+    }
+}
+
+/// The locked-memory limit of this process, for error messages.
+fn memlock_limit() -> String {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own and pass by valid pointer.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) };
+    if rc != 0 {
+        return "unknown".to_string();
+    }
+    if limit.rlim_cur == libc::RLIM_INFINITY {
+        "unlimited".to_string()
+    } else {
+        format!("{} bytes", limit.rlim_cur)
+    }
+}
+
+/// Starts `layout.shards` executors and runs `main(shard)` on each.
+///
+/// Every executor is created before this returns; if any cannot be, the ones already made
+/// are told to stop (their `main` is never called) and the error is returned.
+pub fn start<F, Fut, T>(layout: &ShardLayout, main: F) -> Result<Vec<ShardHandle<T>>, ShardError>
+where
+    F: Fn(usize) -> Fut + Send + Clone + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    if let Some(cpus) = &layout.cpus {
+        if cpus.len() < layout.shards {
+            return Err(ShardError::MissingCpu {
+                shard: cpus.len(),
+                cpus: cpus.len(),
+            });
+        }
+    }
+    let mut handles = Vec::with_capacity(layout.shards);
+    let mut go_senders = Vec::with_capacity(layout.shards);
+    let mut failure = None;
+    for shard in 0..layout.shards {
+        let cpu = layout.cpus.as_ref().map(|cpus| cpus[shard]);
+        let io_memory = layout.io_memory_bytes;
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), glommio::GlommioError<()>>>();
+        let (go_tx, go_rx) = mpsc::channel::<bool>();
+        let main = main.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("hie-shard-{shard}"))
+            .spawn(move || {
+                let placement = cpu.map_or(Placement::Unbound, Placement::Fixed);
+                let made = LocalExecutorBuilder::new(placement)
+                    .name(&format!("hie-shard-{shard}"))
+                    .io_memory(io_memory)
+                    .make();
+                let executor = match made {
+                    Ok(executor) => {
+                        let _ = ready_tx.send(Ok(()));
+                        executor
+                    }
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err));
+                        return None;
+                    }
+                };
+                // Wait until every shard exists, so none runs engine code alone.
+                if go_rx.recv() != Ok(true) {
+                    return None;
+                }
+                Some(executor.run(main(shard)))
+            })
+            .map_err(|source| ShardError::Thread { shard, source });
+        let thread = match thread {
+            Ok(thread) => thread,
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => {
+                go_senders.push(go_tx);
+                handles.push((shard, thread));
+            }
+            Ok(Err(source)) => {
+                let _ = thread.join();
+                failure = Some(ShardError::Executor {
+                    shard,
+                    cpu: cpu.map_or(String::new(), |c| format!(" on CPU {c}")),
+                    io_memory_bytes: io_memory,
+                    memlock: memlock_limit(),
+                    source,
+                });
+                break;
+            }
+            Err(_) => {
+                let _ = thread.join();
+                failure = Some(ShardError::Thread {
+                    shard,
+                    source: std::io::Error::other("shard thread ended before its executor"),
+                });
+                break;
+            }
+        }
+    }
+    if let Some(err) = failure {
+        for go in go_senders {
+            let _ = go.send(false);
+        }
+        for (_, thread) in handles {
+            let _ = thread.join();
+        }
+        return Err(err);
+    }
+    for go in go_senders {
+        let _ = go.send(true);
+    }
+    Ok(handles
+        .into_iter()
+        .map(|(shard, thread)| ShardHandle { shard, thread })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shard_runs_its_main_with_its_index() {
+        let layout = ShardLayout {
+            shards: 2,
+            cpus: None,
+            io_memory_bytes: 1 << 20,
+        };
+        let handles = start(&layout, |shard| async move { shard * 10 }).expect("start");
+        let mut got: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, vec![0, 10]);
+    }
+
+    #[test]
+    fn a_layout_with_too_few_cpus_is_refused() {
+        let layout = ShardLayout {
+            shards: 3,
+            cpus: Some(vec![0]),
+            io_memory_bytes: 1 << 20,
+        };
+        let err = start(&layout, |_| async {}).unwrap_err();
+        assert!(matches!(err, ShardError::MissingCpu { .. }), "{err}");
+    }
+
+    #[test]
+    fn memlock_limit_is_reported_in_words() {
+        let limit = memlock_limit();
+        assert!(limit == "unlimited" || limit.ends_with(" bytes"), "{limit}");
+    }
+}
