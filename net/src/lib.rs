@@ -1,1 +1,15 @@
-//! hie-net: MLLP framing, the inbound server and the outbound client.
+//! hie-net: MLLP framing, the inbound server and the outbound client on glommio io_uring
+//! sockets, and IRIS `ReplyCodeActions`.
+//!
+//! - [`mllp::frame`]: decoder over a reused buffer, encoder.
+//! - [`reply_code_actions`]: the IRIS setting parsed and evaluated to an [`Action`].
+//!
+//! This crate knows MLLP and sockets, not items: the engine (hie-core) plugs in through
+//! the server's frame handler and acts on the client's classified outcomes.
+
+pub mod error;
+pub mod mllp;
+pub mod reply_code_actions;
+
+pub use error::MllpError;
+pub use reply_code_actions::{Action, Decision, GiveUp, ReplyCodeActions, ReplyFacts};
