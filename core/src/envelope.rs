@@ -1,0 +1,108 @@
+//! What moves between items and between shards.
+//!
+//! An [`Envelope`] is one message on its way to one item instance: the message bytes
+//! (shared, never copied when a router fans a message out), the id the origin shard's WAL
+//! gave it, and where it goes. [`ShardMsg`] is what travels on the rings: envelopes, and
+//! the records a shard sends back to a message's origin shard so that every record of a
+//! message lands in the one WAL that received it (see docs/adr/0001).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Index of an item in the running production's item table.
+pub type ItemId = u32;
+
+/// A message's identity: the shard whose WAL received it and the id that WAL gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId {
+    pub origin_shard: u16,
+    pub wal_id: u64,
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.origin_shard, self.wal_id)
+    }
+}
+
+/// One message on its way to one item instance.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub id: MessageId,
+    /// The HL7 message, exactly as received (or as a transform wrote it).
+    pub bytes: Arc<[u8]>,
+    /// The item that sent it here (a service or a router).
+    pub source: ItemId,
+    /// The item it is for.
+    pub target: ItemId,
+    /// Hash of the partition key (PID-3.1, else MSH-10): picks the target's instance so
+    /// that one patient's messages stay in order.
+    pub partition: u64,
+    /// When the service received it, for end-to-end latency.
+    pub received_at: Instant,
+    /// Delivery attempts so far (a retry after recovery starts again at 0).
+    pub attempts: u32,
+}
+
+/// A record that belongs in a message's origin WAL, sent there by the shard that acted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginRecord {
+    /// The target delivered the message.
+    Completed,
+    /// The target gave up on the message (ReplyCodeActions `F`, or no such target).
+    Failed { reason: String },
+    /// The target suspended the message (ReplyCodeActions `S`); it stays in the WAL.
+    Suspended { reason: String },
+    /// The target's queue overflowed (`drop_oldest` or `reject`).
+    Discarded { reason: String },
+}
+
+/// What travels on a ring between two shards.
+#[derive(Debug)]
+pub enum ShardMsg {
+    /// Put this envelope on the queue of `envelope.target`'s instance on the receiving shard.
+    Deliver(Envelope),
+    /// Append this record for (`id`, `target`) to the receiving shard's WAL: it is `id`'s
+    /// origin shard.
+    Record {
+        id: MessageId,
+        target: ItemId,
+        record: OriginRecord,
+    },
+}
+
+/// A stable 64-bit hash of a partition key (FNV-1a): the same key picks the same
+/// instance on every run, so order survives restarts.
+pub fn partition_hash(key: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    key.iter()
+        .fold(OFFSET, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_hash_is_stable_and_spreads_keys() {
+        assert_eq!(partition_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(partition_hash(b"a"), 0xaf63_dc4c_8601_ec8c, "FNV-1a test vector");
+        let buckets = (0..1000u32)
+            .map(|n| partition_hash(format!("MRN{n}").as_bytes()) % 4)
+            .fold([0u32; 4], |mut b, i| {
+                b[i as usize] += 1;
+                b
+            });
+        assert!(buckets.iter().all(|&n| n > 150), "{buckets:?}");
+    }
+
+    #[test]
+    fn message_id_displays_shard_and_wal_id() {
+        let id = MessageId {
+            origin_shard: 1,
+            wal_id: 42,
+        };
+        assert_eq!(id.to_string(), "1:42");
+    }
+}
