@@ -1,0 +1,190 @@
+//! Property tests: scanning never panics (arbitrary bytes, mutated corpus messages); a
+//! writer with no edits is byte-identical; set-then-get returns the value and leaves every
+//! other segment alone; `decode(encode(x)) == x`.
+
+use hie_hl7::{Delimiters, Message, MessageWriter, Path, decode, encode};
+use proptest::prelude::*;
+use std::path::PathBuf;
+
+fn delimiters() -> impl Strategy<Value = Delimiters> {
+    let pool = b"|^~\\&#$%@*!}".to_vec();
+    (Just(pool.clone()).prop_shuffle(), any::<bool>()).prop_map(|(p, trunc)| Delimiters {
+        field: p[0],
+        component: p[1],
+        repetition: p[2],
+        escape: p[3],
+        subcomponent: p[4],
+        truncation: trunc.then_some(p[5]),
+    })
+}
+
+/// A field built from text and the placeholders C, R, S (component, repetition,
+/// sub-component separators).
+fn field() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(prop::sample::select(b"abcXYZ09 .CRS".to_vec()), 0..10)
+}
+
+#[derive(Debug, Clone)]
+struct Shape {
+    d: Delimiters,
+    bom: bool,
+    segments: Vec<(usize, Vec<Vec<u8>>, usize)>,
+    final_term: bool,
+}
+
+const IDS: [&str; 5] = ["PID", "OBX", "EVN", "NTE", "ZX1"];
+const TERMS: [&[u8]; 3] = [b"\r", b"\n", b"\r\n"];
+
+fn shape() -> impl Strategy<Value = Shape> {
+    let seg = (
+        0..IDS.len(),
+        prop::collection::vec(field(), 0..12),
+        0..TERMS.len(),
+    );
+    (
+        delimiters(),
+        any::<bool>(),
+        prop::collection::vec(seg, 1..8),
+        any::<bool>(),
+    )
+        .prop_map(|(d, bom, segments, final_term)| Shape {
+            d,
+            bom,
+            segments,
+            final_term,
+        })
+}
+
+fn render(s: &Shape) -> Vec<u8> {
+    let d = &s.d;
+    let mut out = Vec::new();
+    if s.bom {
+        out.extend_from_slice(b"\xEF\xBB\xBF");
+    }
+    let n = s.segments.len();
+    for (i, (id, fields, term)) in s.segments.iter().enumerate() {
+        if i == 0 {
+            out.extend_from_slice(b"MSH");
+            d.write_separators(&mut out);
+        } else {
+            out.extend_from_slice(IDS[*id].as_bytes());
+        }
+        for f in fields {
+            out.push(d.field);
+            out.extend(f.iter().map(|&b| match b {
+                b'C' => d.component,
+                b'R' => d.repetition,
+                b'S' => d.subcomponent,
+                b => b,
+            }));
+        }
+        if i + 1 < n || s.final_term {
+            out.extend_from_slice(TERMS[*term]);
+        }
+    }
+    out
+}
+
+fn corpus_messages() -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/hl7");
+    let mut v: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "hl7"))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn scan_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        hie_hl7::fuzz::scan_lookup_decode(&bytes);
+    }
+
+    #[test]
+    fn scan_never_panics_on_arbitrary_bytes_after_a_valid_header(
+        tail in prop::collection::vec(prop::sample::select(b"|^~\\&\r\nPIDOBX0123".to_vec()), 0..300)
+    ) {
+        let mut bytes = b"MSH|^~\\&|".to_vec();
+        bytes.extend_from_slice(&tail);
+        hie_hl7::fuzz::scan_lookup_decode(&bytes);
+    }
+
+    #[test]
+    fn scan_never_panics_on_mutated_corpus_messages(
+        which in any::<prop::sample::Index>(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let corpus = corpus_messages();
+        let mut m = corpus[which.index(corpus.len())].clone();
+        for (at, byte, kind) in edits {
+            if m.is_empty() { break; }
+            let i = at.index(m.len());
+            match kind {
+                0 => m[i] = byte,
+                1 => m.insert(i, byte),
+                _ => { m.remove(i); }
+            }
+        }
+        let keep = cut.index(m.len() + 1);
+        hie_hl7::fuzz::scan_lookup_decode(&m);
+        hie_hl7::fuzz::scan_lookup_decode(&m[..keep]);
+    }
+
+    #[test]
+    fn writer_with_no_edits_is_byte_identical(s in shape()) {
+        let bytes = render(&s);
+        let m = Message::scan(&bytes).unwrap();
+        prop_assert_eq!(MessageWriter::new(&m).to_vec(), bytes);
+    }
+
+    #[test]
+    fn set_then_get_returns_the_value_and_leaves_other_segments_alone(
+        s in shape(),
+        seg in any::<prop::sample::Index>(),
+        field in 1u32..15,
+        levels in (prop::option::of(1u32..4), prop::option::of(1u32..5), prop::option::of(1u32..4)),
+        value in prop::collection::vec(any::<u8>(), 0..20),
+    ) {
+        let bytes = render(&s);
+        let m = Message::scan(&bytes).unwrap();
+        let target = m.segment(seg.index(m.segment_count())).unwrap();
+        let id = target.id();
+        let occurrence = m.segments().take(target.index() + 1).filter(|x| x.id() == id).count() as u32;
+        let field = if target.index() == 0 { field + 2 } else { field };
+        let (rep, comp, sub) = levels;
+        let mut path = Path::field_of([id[0], id[1], id[2]], field).with_occurrence(occurrence).with_repetition(rep);
+        if let Some(c) = comp {
+            path = path.with_component(Some(c)).with_subcomponent(sub);
+        }
+        let mut w = MessageWriter::new(&m);
+        w.set(&path, &value).unwrap();
+        let out = w.to_vec();
+        let n = Message::scan(&out).unwrap();
+        let raw = n.get(&path).unwrap();
+        let mut text = Vec::new();
+        decode(raw, n.delimiters(), &mut text);
+        prop_assert_eq!(&text, &value);
+        prop_assert_eq!(n.segment_count(), m.segment_count());
+        for (a, b) in m.segments().zip(n.segments()) {
+            if a.index() != target.index() {
+                prop_assert_eq!(a.as_bytes(), b.as_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn decode_of_encode_is_identity(d in delimiters(), text in prop::collection::vec(any::<u8>(), 0..64)) {
+        let mut raw = Vec::new();
+        encode(&text, &d, &mut raw);
+        prop_assert!(!raw.iter().any(|&b| b == b'\r' || b == b'\n' || b == d.field));
+        let mut back = Vec::new();
+        decode(&raw, &d, &mut back);
+        prop_assert_eq!(back, text);
+    }
+}
