@@ -87,7 +87,11 @@ mod tests {
     #[test]
     fn partition_hash_is_stable_and_spreads_keys() {
         assert_eq!(partition_hash(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(partition_hash(b"a"), 0xaf63_dc4c_8601_ec8c, "FNV-1a test vector");
+        assert_eq!(
+            partition_hash(b"a"),
+            0xaf63_dc4c_8601_ec8c,
+            "FNV-1a test vector"
+        );
         let buckets = (0..1000u32)
             .map(|n| partition_hash(format!("MRN{n}").as_bytes()) % 4)
             .fold([0u32; 4], |mut b, i| {

@@ -256,7 +256,10 @@ mod tests {
         assert_eq!(q.offer(3, Priority::Normal), Offer::Refused(3));
         assert_eq!(q.try_pop(), Some(1));
         assert_eq!(q.offer(3, Priority::Normal), Offer::Accepted);
-        assert_eq!((q.try_pop(), q.try_pop(), q.try_pop()), (Some(2), Some(3), None));
+        assert_eq!(
+            (q.try_pop(), q.try_pop(), q.try_pop()),
+            (Some(2), Some(3), None)
+        );
     }
 
     #[test]

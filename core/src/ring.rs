@@ -109,10 +109,12 @@ pub fn mesh<T: Send>(shards: usize, capacity: usize) -> Vec<ShardRings<T>> {
     assert!(shards >= 1, "a mesh needs at least one shard");
     let capacity = capacity.max(RING_CAPACITY_MIN);
     let bells = Arc::new(Doorbells::new(shards));
-    let mut outbound: Vec<Vec<Option<RefCell<Producer<T>>>>> =
-        (0..shards).map(|_| (0..shards).map(|_| None).collect()).collect();
-    let mut inbound: Vec<Vec<Option<RefCell<Consumer<T>>>>> =
-        (0..shards).map(|_| (0..shards).map(|_| None).collect()).collect();
+    let mut outbound: Vec<Vec<Option<RefCell<Producer<T>>>>> = (0..shards)
+        .map(|_| (0..shards).map(|_| None).collect())
+        .collect();
+    let mut inbound: Vec<Vec<Option<RefCell<Consumer<T>>>>> = (0..shards)
+        .map(|_| (0..shards).map(|_| None).collect())
+        .collect();
     for from in 0..shards {
         for to in 0..shards {
             if from != to {
@@ -281,7 +283,10 @@ mod tests {
         }
         assert_eq!(rings[0].try_push(1, 99), Err(Full(99)));
         let mut got = Vec::new();
-        assert_eq!(rings[1].drain(usize::MAX, |from, v| got.push((from, v))), 16);
+        assert_eq!(
+            rings[1].drain(usize::MAX, |from, v| got.push((from, v))),
+            16
+        );
         assert_eq!(got, (0..16).map(|v| (0, v)).collect::<Vec<_>>());
         rings[0].try_push(1, 99).expect("room after drain");
     }

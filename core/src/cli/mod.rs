@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod inspect;
 
 /// hie: an HL7 v2 integration engine.
 #[derive(Debug, Parser)]
@@ -17,10 +18,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Show the header, segments or chosen field values of the messages in an HL7 file.
+    Inspect(inspect::InspectArgs),
 }
 
 /// Runs the command line and returns the process exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+    }
 }
