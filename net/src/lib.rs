@@ -12,4 +12,13 @@ pub mod mllp;
 pub mod reply_code_actions;
 
 pub use error::MllpError;
+pub use mllp::ack_only::AckOnlyHandler;
+pub use mllp::client::{
+    ClientConfig, ClientStats, Connector, MllpClient, NoReplyReason, ReplyOutcome, TcpConnector,
+};
+pub use mllp::frame::{FrameDecoder, encode_frame};
+pub use mllp::server::{
+    ConnInfo, FrameHandler, MllpServer, Reply, ServerConfig, ServerHandle, ServerStats,
+    StayConnected,
+};
 pub use reply_code_actions::{Action, Decision, GiveUp, ReplyCodeActions, ReplyFacts};

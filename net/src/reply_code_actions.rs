@@ -75,7 +75,7 @@ pub enum GiveUp {
 /// What happened to one sent message, as ReplyCodeActions sees it. The client fills it in
 /// from its outcome ([`crate::mllp::client::ReplyOutcome::facts`]); tests and other
 /// adapters can build it directly.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ReplyFacts<'a> {
     /// A reply message arrived (false: `X`).
     pub replied: bool,
@@ -88,9 +88,9 @@ pub struct ReplyFacts<'a> {
     /// An error condition (`E`): transport failure, error-class reply, unusable reply.
     pub error: bool,
     /// Error codes for `E#`.
-    pub error_codes: &'a [&'a [u8]],
+    pub error_codes: Vec<&'a [u8]>,
     /// Error texts for `E*`.
-    pub error_texts: &'a [&'a [u8]],
+    pub error_texts: Vec<&'a [u8]>,
     /// The failure is worth retrying when nothing else is said (transport failures).
     pub retryable: bool,
 }
@@ -107,7 +107,7 @@ impl ReplyFacts<'_> {
 
 /// One code of an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Code {
+enum Condition {
     MsaAccept,
     MsaError,
     MsaReject,
@@ -118,12 +118,12 @@ enum Code {
     ControlIdMismatch,
     ReplyTypeMismatch,
     Error,
-    ErrCode(Vec<u8>),
-    ErrText(Vec<u8>),
+    ErrorCode(Vec<u8>),
+    ErrorText(Vec<u8>),
     NoReply,
 }
 
-impl Code {
+impl Condition {
     fn parse(text: &str) -> Result<Self, String> {
         let code = match text {
             ":?A" => Self::MsaAccept,
@@ -138,8 +138,8 @@ impl Code {
             "X" => Self::NoReply,
             ":" => return Err("a ':' code needs an MSA-1 value or ?A ?E ?R _ * ~ I? T?".into()),
             _ if text.starts_with(':') => Self::MsaLiteral(text.as_bytes()[1..].to_vec()),
-            _ if text.starts_with("E#") && text.len() > 2 => Self::ErrCode(text[2..].into()),
-            _ if text.starts_with("E*") && text.len() > 2 => Self::ErrText(text[2..].into()),
+            _ if text.starts_with("E#") && text.len() > 2 => Self::ErrorCode(text[2..].into()),
+            _ if text.starts_with("E*") && text.len() > 2 => Self::ErrorText(text[2..].into()),
             _ => return Err(format!("unknown code {text:?}")),
         };
         Ok(code)
@@ -169,8 +169,8 @@ impl Code {
             Self::ControlIdMismatch => facts.replied && facts.control_id_mismatch,
             Self::ReplyTypeMismatch => facts.replied && facts.reply_type_mismatch,
             Self::Error => facts.error,
-            Self::ErrCode(c) => facts.error && facts.error_codes.contains(&c.as_slice()),
-            Self::ErrText(t) => {
+            Self::ErrorCode(c) => facts.error && facts.error_codes.contains(&c.as_slice()),
+            Self::ErrorText(t) => {
                 facts.error
                     && facts
                         .error_texts
@@ -256,7 +256,7 @@ impl Letters {
 #[derive(Debug, Clone)]
 struct Entry {
     text: String,
-    codes: Vec<Code>,
+    codes: Vec<Condition>,
     letters: Letters,
 }
 
@@ -309,7 +309,7 @@ impl ReplyCodeActions {
             facts.msa_usable()
                 && facts.msa_1.is_some_and(|value| {
                     self.entries.iter().flat_map(|e| &e.codes).any(|c| {
-                        !(except_other && *c == Code::MsaOther)
+                        !(except_other && *c == Condition::MsaOther)
                             && c.matches_msa_value(value) == Some(true)
                     })
                 })
@@ -380,9 +380,9 @@ fn parse_entry(entry: &str) -> Result<Entry, String> {
             .strip_suffix(')')
             .ok_or("unclosed '(' in the code list")?
             .split(',')
-            .map(|c| Code::parse(c.trim()))
+            .map(|c| Condition::parse(c.trim()))
             .collect::<Result<Vec<_>, _>>()?,
-        None => vec![Code::parse(codes)?],
+        None => vec![Condition::parse(codes)?],
     };
     let letters = Letters::parse(actions.trim())?;
     Ok(Entry {
@@ -410,7 +410,7 @@ mod tests {
         ReplyFacts {
             error: true,
             retryable: true,
-            error_codes: &[b"ResponseTimeout"],
+            error_codes: vec![b"ResponseTimeout"],
             ..ReplyFacts::default()
         }
     }
@@ -484,8 +484,8 @@ mod tests {
     #[test]
     fn generic_error_codes_match_code_and_text() {
         let facts = ReplyFacts {
-            error_codes: &[b"207"],
-            error_texts: &[b"Application internal error: database down"],
+            error_codes: vec![b"207"],
+            error_texts: vec![b"Application internal error: database down"],
             ..reply(b"AE")
         };
         assert_eq!(

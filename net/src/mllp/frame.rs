@@ -247,6 +247,12 @@ impl FrameDecoder {
         Ok(())
     }
 
+    /// Forgets everything buffered (a connection reset), keeping the buffer's memory.
+    pub fn clear(&mut self) {
+        self.reset_empty();
+        self.in_frame = false;
+    }
+
     fn reset_empty(&mut self) {
         self.stream_base += self.tail as u64;
         self.head = 0;

@@ -4,4 +4,8 @@
 //! Connections are generic over a byte stream (`futures_lite::AsyncRead + AsyncWrite`), so
 //! TLS wraps the TCP stream without changing the protocol code.
 
+pub mod ack_only;
+pub mod client;
 pub mod frame;
+pub mod nak;
+pub mod server;

@@ -1,0 +1,568 @@
+//! The MLLP outbound client (IRIS HL7 TCP operation adapter, `EnsLib.HL7.Adapter.TCPOutboundAdapter`):
+//! one connection to one downstream system, one message in flight, every reply checked
+//! against the message it answers.
+//!
+//! Contract:
+//! - [`MllpClient::send`] frames the message, sends it, and (GetReply) reads frames until
+//!   one arrives or ResponseTimeout expires (one deadline for the whole reply, not per read).
+//! - A reply whose MSA-2 is not the MSH-10 sent is never taken as the answer: it is logged,
+//!   the connection is reset and the outcome is [`ReplyOutcome::Mismatched`]. Bytes still
+//!   buffered after a matching reply (a peer sending several ACKs for one message) also
+//!   reset the connection, so they cannot answer the next message.
+//! - After ResponseTimeout the connection is reset: a late ACK lands on a closed socket.
+//! - A connection reused after being idle that turns out closed by the peer before any
+//!   reply byte is reconnected and the message sent again once, at once (at-least-once).
+//! - Connect: ConnectTimeout per attempt, ReconnectRetry more attempts with a doubling
+//!   backoff. StayConnected: -1 keep the connection, 0 close after each reply, N close when
+//!   a send finds it idle for N seconds (or at [`MllpClient::close_if_idle`]).
+//!
+//! Streams come from a [`Connector`], so TLS is another connector, not another client.
+//! Limits: replies up to `frame_bytes_max` bytes; the address is resolved beforehand (no
+//! DNS on a shard).
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_lite::future::{self, FutureExt as _};
+use futures_lite::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use glommio::timer::Timer;
+use hie_hl7::{AckCode, Message, Path};
+
+use crate::error::MllpError;
+use crate::mllp::frame::{FRAME_BYTES_MAX_DEFAULT, FrameDecoder, check_payload, encode_frame};
+use crate::mllp::server::StayConnected;
+use crate::reply_code_actions::{Action, Decision, ReplyCodeActions, ReplyFacts};
+
+/// IRIS's default ConnectTimeout: 5 s.
+pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// IRIS's default ResponseTimeout for HL7 TCP operations: 30 s.
+pub const RESPONSE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+/// IRIS's default ReconnectRetry: 5.
+pub const RECONNECT_RETRY_DEFAULT: u32 = 5;
+
+/// Settings of one outbound client. Every field documents its default.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The downstream system (IRIS IPAddress + Port), already resolved.
+    pub address: SocketAddr,
+    /// IRIS ConnectTimeout, per attempt. Default 5 s.
+    pub connect_timeout: Duration,
+    /// IRIS ReconnectRetry: attempts after the first before a send gives up. Default 5.
+    pub reconnect_retry: u32,
+    /// First wait between connect attempts, doubled each time up to `reconnect_backoff_max`.
+    /// Default 100 ms.
+    pub reconnect_backoff_initial: Duration,
+    /// Longest wait between connect attempts. Default 5 s.
+    pub reconnect_backoff_max: Duration,
+    /// IRIS StayConnected. Default [`StayConnected::Forever`].
+    pub stay_connected: StayConnected,
+    /// IRIS ResponseTimeout; `None` waits forever (-1). Default 30 s.
+    pub response_timeout: Option<Duration>,
+    /// IRIS GetReply: wait for a reply. Default true.
+    pub get_reply: bool,
+    /// Largest reply accepted. Default 64 MiB.
+    pub frame_bytes_max: usize,
+    /// The reply type expected in MSH-9.1 (`:T?` matches others). Default `ACK`.
+    pub expected_reply_type: Vec<u8>,
+}
+
+impl ClientConfig {
+    /// The IRIS defaults for `address`.
+    pub fn new(address: SocketAddr) -> Self {
+        Self {
+            address,
+            connect_timeout: CONNECT_TIMEOUT_DEFAULT,
+            reconnect_retry: RECONNECT_RETRY_DEFAULT,
+            reconnect_backoff_initial: Duration::from_millis(100),
+            reconnect_backoff_max: Duration::from_secs(5),
+            stay_connected: StayConnected::Forever,
+            response_timeout: Some(RESPONSE_TIMEOUT_DEFAULT),
+            get_reply: true,
+            frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+            expected_reply_type: b"ACK".to_vec(),
+        }
+    }
+}
+
+/// Opens byte streams to a downstream system: plain TCP here, TLS later.
+pub trait Connector: 'static {
+    /// The stream type.
+    type Stream: AsyncRead + AsyncWrite + Unpin;
+    /// Connects within `timeout` (an `io::ErrorKind::TimedOut` error when it expires).
+    fn connect(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> impl Future<Output = io::Result<Self::Stream>>;
+}
+
+/// Plain TCP on glommio's io_uring sockets, with TCP_NODELAY.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpConnector;
+
+impl Connector for TcpConnector {
+    type Stream = glommio::net::TcpStream;
+
+    async fn connect(&self, addr: SocketAddr, timeout: Duration) -> io::Result<Self::Stream> {
+        let stream = glommio::net::TcpStream::connect_timeout(addr, timeout)
+            .await
+            .map_err(io::Error::from)?;
+        stream.set_nodelay(true).map_err(io::Error::from)?;
+        Ok(stream)
+    }
+}
+
+/// Why no reply came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoReplyReason {
+    /// ResponseTimeout expired.
+    ResponseTimeout,
+    /// The peer closed the connection before replying.
+    ConnectionClosed,
+    /// No connection could be made (all attempts).
+    ConnectFailed,
+    /// A read or write failed, or the reply was malformed MLLP (too large, cut).
+    Io,
+}
+
+impl NoReplyReason {
+    /// The code `E#` matches for it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::ResponseTimeout => "ResponseTimeout",
+            Self::ConnectionClosed => "ConnectionClosed",
+            Self::ConnectFailed => "ConnectFailed",
+            Self::Io => "Io",
+        }
+    }
+}
+
+/// What happened to one sent message.
+#[derive(Debug)]
+pub enum ReplyOutcome {
+    /// Sent; GetReply is off so no reply was read.
+    Sent,
+    /// The reply to this message (MSA-2 = MSH-10 sent); it may be an AE or AR.
+    Replied(Vec<u8>),
+    /// A reply that answers another message (MSA-2 is not the MSH-10 sent); the
+    /// connection was reset.
+    Mismatched(Vec<u8>),
+    /// A frame that is not an HL7 message; the connection was reset.
+    Unparseable(Vec<u8>),
+    /// No reply at all, and why (with the error's text).
+    NoReply(NoReplyReason, String),
+}
+
+impl ReplyOutcome {
+    /// What ReplyCodeActions sees of this outcome (borrowing the reply bytes).
+    pub fn facts(&self, expected_reply_type: &[u8]) -> ReplyFacts<'_> {
+        match self {
+            Self::Sent => ReplyFacts {
+                replied: true,
+                msa_1: Some(b"AA"),
+                ..ReplyFacts::default()
+            },
+            Self::Replied(bytes) => reply_facts(bytes, expected_reply_type),
+            Self::Mismatched(bytes) => ReplyFacts {
+                control_id_mismatch: true,
+                error: true,
+                error_codes: vec![b"ControlIdMismatch"],
+                ..reply_facts(bytes, expected_reply_type)
+            },
+            Self::Unparseable(_) => ReplyFacts {
+                replied: true,
+                error: true,
+                error_codes: vec![b"UnparseableReply"],
+                ..ReplyFacts::default()
+            },
+            Self::NoReply(reason, text) => ReplyFacts {
+                error: true,
+                retryable: true,
+                error_codes: vec![reason.code().as_bytes()],
+                error_texts: vec![text.as_bytes()],
+                ..ReplyFacts::default()
+            },
+        }
+    }
+
+    /// The decision of `actions` for this outcome; warnings are logged here.
+    pub fn decide<'r>(
+        &self,
+        actions: &'r ReplyCodeActions,
+        expected_reply_type: &[u8],
+    ) -> Decision<'r> {
+        if matches!(self, Self::Sent) {
+            return Decision {
+                action: Action::Complete,
+                matched: None,
+                warnings: Vec::new(),
+            };
+        }
+        let decision = actions.evaluate(&self.facts(expected_reply_type));
+        for entry in &decision.warnings {
+            tracing::warn!(entry, outcome = self.summary(), "ReplyCodeActions warning");
+        }
+        decision
+    }
+
+    fn summary(&self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Replied(_) => "replied",
+            Self::Mismatched(_) => "reply for another control id",
+            Self::Unparseable(_) => "unparseable reply",
+            Self::NoReply(reason, _) => reason.code(),
+        }
+    }
+}
+
+/// Facts of a scannable reply (an unscannable one is a reply without MSA).
+fn reply_facts<'a>(bytes: &'a [u8], expected_reply_type: &[u8]) -> ReplyFacts<'a> {
+    let Ok(msg) = Message::scan(bytes) else {
+        return ReplyFacts {
+            replied: true,
+            error: true,
+            error_codes: vec![b"UnparseableReply"],
+            ..ReplyFacts::default()
+        };
+    };
+    let msa_1 = msg
+        .find_segment(b"MSA", 1)
+        .map(|msa| msa.field(1).unwrap_or_default().trim_ascii());
+    let mut facts = ReplyFacts {
+        replied: true,
+        msa_1,
+        reply_type_mismatch: msg.message_type().is_none_or(|t| t != expected_reply_type),
+        ..ReplyFacts::default()
+    };
+    match msa_1.map(AckCode::parse) {
+        None => {
+            facts.error = true;
+            facts.error_codes.push(b"NoMsa");
+        }
+        Some(Some(code)) if code.is_accept() => {}
+        Some(_) => {
+            facts.error = true;
+            collect_error_details(&msg, &mut facts);
+        }
+    }
+    facts
+}
+
+/// ERR-3.1 (2.5+) and ERR-1.4.1 (older) codes; MSA-3, ERR-8 and ERR-1.4.2 texts.
+fn collect_error_details<'a>(msg: &Message<'a>, facts: &mut ReplyFacts<'a>) {
+    for (path, is_code) in [
+        ("ERR-3.1", true),
+        ("ERR-1.4.1", true),
+        ("MSA-3", false),
+        ("ERR-8", false),
+        ("ERR-1.4.2", false),
+    ] {
+        let Ok(path) = Path::parse(path) else {
+            continue;
+        };
+        if let Some(value) = msg.get(&path).filter(|v| !v.is_empty()) {
+            if is_code {
+                facts.error_codes.push(value)
+            } else {
+                facts.error_texts.push(value)
+            }
+        }
+    }
+}
+
+/// Counters of one client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Messages written to a connection.
+    pub messages_sent: u64,
+    /// Replies matching the message sent.
+    pub replies: u64,
+    /// Replies for another control id.
+    pub replies_mismatched: u64,
+    /// ResponseTimeout expiries.
+    pub response_timeouts: u64,
+    /// Connections opened.
+    pub connects: u64,
+    /// Connect attempts that failed.
+    pub connect_failures: u64,
+    /// Connections reset because of a bad, extra or late reply.
+    pub resets: u64,
+}
+
+/// The outbound client of one connection.
+#[derive(Debug)]
+pub struct MllpClient<C: Connector = TcpConnector> {
+    config: ClientConfig,
+    connector: C,
+    stream: Option<C::Stream>,
+    decoder: FrameDecoder,
+    out: Vec<u8>,
+    last_used: Instant,
+    stats: ClientStats,
+}
+
+enum ReadResult {
+    Frame(Vec<u8>),
+    Failed(NoReplyReason, String),
+}
+
+impl MllpClient<TcpConnector> {
+    /// A TCP client; it connects on the first send.
+    pub fn new(config: ClientConfig) -> Self {
+        Self::with_connector(config, TcpConnector)
+    }
+}
+
+impl<C: Connector> MllpClient<C> {
+    /// A client over any connector (TLS, tests).
+    pub fn with_connector(config: ClientConfig, connector: C) -> Self {
+        let decoder = FrameDecoder::new(config.frame_bytes_max);
+        Self {
+            config,
+            connector,
+            stream: None,
+            decoder,
+            out: Vec::new(),
+            last_used: Instant::now(),
+            stats: ClientStats::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> ClientStats {
+        self.stats
+    }
+
+    /// Whether a connection is open.
+    pub fn is_connected(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Sends one message and classifies what came back. `Err` only for a message that cannot
+    /// be sent at all (not framable, no MSH); every network outcome is an `Ok` outcome.
+    pub async fn send(&mut self, msg: &[u8]) -> Result<ReplyOutcome, MllpError> {
+        check_payload(msg)?;
+        let scanned = Message::scan(msg).map_err(|_| MllpError::InvalidMessage {
+            reason: "not an HL7 message (no MSH segment)",
+        })?;
+        let control_id = scanned.control_id().unwrap_or_default().to_vec();
+        self.out.clear();
+        encode_frame(&mut self.out, msg);
+        self.close_if_idle().await;
+        let reused = self.stream.is_some();
+        let outcome = match self.exchange(&control_id).await {
+            Ok(outcome) => outcome,
+            Err((reason, text)) if reused && reason == NoReplyReason::ConnectionClosed => {
+                tracing::debug!(peer = %self.config.address, %text, "MLLP idle connection was closed by the peer; sending again");
+                self.exchange(&control_id)
+                    .await
+                    .unwrap_or_else(|(r, t)| ReplyOutcome::NoReply(r, t))
+            }
+            Err((reason, text)) => ReplyOutcome::NoReply(reason, text),
+        };
+        self.last_used = Instant::now();
+        if self.config.stay_connected == StayConnected::AfterEachMessage {
+            self.close().await;
+        }
+        Ok(outcome)
+    }
+
+    /// Connects if needed, writes the framed message in `out`, reads the reply.
+    async fn exchange(
+        &mut self,
+        control_id: &[u8],
+    ) -> Result<ReplyOutcome, (NoReplyReason, String)> {
+        if self.stream.is_none() {
+            let stream = self
+                .connect()
+                .await
+                .map_err(|e| (NoReplyReason::ConnectFailed, e.to_string()))?;
+            self.stream = Some(stream);
+            self.decoder.clear();
+        }
+        let stream = self.stream.as_mut().expect("connected above");
+        if let Err(e) = stream.write_all(&self.out).await {
+            self.reset();
+            return Err((
+                NoReplyReason::ConnectionClosed,
+                format!("writing to {}: {e}", self.config.address),
+            ));
+        }
+        self.stats.messages_sent += 1;
+        if !self.config.get_reply {
+            return Ok(ReplyOutcome::Sent);
+        }
+        match self.read_frame().await {
+            ReadResult::Failed(reason, text) => {
+                if reason == NoReplyReason::ResponseTimeout {
+                    self.stats.response_timeouts += 1;
+                }
+                self.reset();
+                Err((reason, text))
+            }
+            ReadResult::Frame(reply) => Ok(self.classify(reply, control_id)),
+        }
+    }
+
+    fn classify(&mut self, reply: Vec<u8>, control_id: &[u8]) -> ReplyOutcome {
+        let acked = match Message::scan(&reply) {
+            Ok(msg) => msg.acked_control_id().map(|id| id.trim_ascii().to_vec()),
+            Err(_) => {
+                tracing::warn!(peer = %self.config.address, "MLLP reply is not an HL7 message; connection reset");
+                self.reset();
+                return ReplyOutcome::Unparseable(reply);
+            }
+        };
+        // A reply without MSA cannot be checked; ReplyCodeActions' `:~` decides on it.
+        if acked
+            .as_deref()
+            .is_some_and(|id| id != control_id.trim_ascii())
+        {
+            self.stats.replies_mismatched += 1;
+            tracing::warn!(
+                peer = %self.config.address,
+                sent = %String::from_utf8_lossy(control_id),
+                acked = %String::from_utf8_lossy(acked.as_deref().unwrap_or_default()),
+                "MLLP reply answers another message (MSA-2 is not the MSH-10 sent); connection reset"
+            );
+            self.reset();
+            return ReplyOutcome::Mismatched(reply);
+        }
+        self.stats.replies += 1;
+        if self.decoder.buffered_bytes() > 0 {
+            tracing::warn!(peer = %self.config.address, bytes = self.decoder.buffered_bytes(), "MLLP peer sent more than one reply; connection reset");
+            self.reset();
+        }
+        ReplyOutcome::Replied(reply)
+    }
+
+    /// Reads until a whole frame is buffered or ResponseTimeout expires.
+    async fn read_frame(&mut self) -> ReadResult {
+        let deadline = self.config.response_timeout.map(|d| Instant::now() + d);
+        let peer = self.config.address;
+        let Some(stream) = self.stream.as_mut() else {
+            return ReadResult::Failed(NoReplyReason::ConnectionClosed, "not connected".into());
+        };
+        loop {
+            match self.decoder.next_frame() {
+                Ok(Some(frame)) => return ReadResult::Frame(frame.to_vec()),
+                Ok(None) => {}
+                Err(e) => return ReadResult::Failed(NoReplyReason::Io, e.to_string()),
+            }
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if remaining == Some(Duration::ZERO) {
+                return ReadResult::Failed(
+                    NoReplyReason::ResponseTimeout,
+                    format!("no reply from {peer} within ResponseTimeout"),
+                );
+            }
+            let buf = self.decoder.read_buf();
+            let read = async { Some(stream.read(buf).await) };
+            let timer = async {
+                match remaining {
+                    Some(d) => {
+                        Timer::new(d).await;
+                        None
+                    }
+                    None => future::pending().await,
+                }
+            };
+            match read.or(timer).await {
+                None => {
+                    return ReadResult::Failed(
+                        NoReplyReason::ResponseTimeout,
+                        format!("no reply from {peer} within ResponseTimeout"),
+                    );
+                }
+                Some(Ok(0)) => {
+                    let text = match self.decoder.finish() {
+                        Ok(()) => format!("{peer} closed the connection before replying"),
+                        Err(e) => e.to_string(),
+                    };
+                    return ReadResult::Failed(NoReplyReason::ConnectionClosed, text);
+                }
+                Some(Ok(n)) => self.decoder.commit(n),
+                Some(Err(e)) => {
+                    return ReadResult::Failed(
+                        NoReplyReason::ConnectionClosed,
+                        format!("reading from {peer}: {e}"),
+                    );
+                }
+            }
+        }
+    }
+
+    async fn connect(&mut self) -> Result<C::Stream, MllpError> {
+        let addr = self.config.address;
+        let mut backoff = self.config.reconnect_backoff_initial;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self
+                .connector
+                .connect(addr, self.config.connect_timeout)
+                .await
+            {
+                Ok(stream) => {
+                    self.stats.connects += 1;
+                    return Ok(stream);
+                }
+                Err(e) => {
+                    self.stats.connect_failures += 1;
+                    tracing::debug!(%addr, attempt, error = %e, "MLLP connect failed");
+                    if attempt > self.config.reconnect_retry {
+                        return Err(if e.kind() == io::ErrorKind::TimedOut {
+                            MllpError::ConnectTimeout {
+                                addr,
+                                timeout_ms: self.config.connect_timeout.as_millis() as u64,
+                            }
+                        } else {
+                            MllpError::Connect {
+                                addr,
+                                attempts: attempt,
+                                source: e,
+                            }
+                        });
+                    }
+                    Timer::new(backoff).await;
+                    backoff = (backoff * 2).min(self.config.reconnect_backoff_max);
+                }
+            }
+        }
+    }
+
+    /// Drops the connection without ceremony (bad or late reply): whatever the peer sends
+    /// on it later is never read.
+    fn reset(&mut self) {
+        if self.stream.take().is_some() {
+            self.stats.resets += 1;
+        }
+        self.decoder.clear();
+    }
+
+    /// Closes the connection if StayConnected's idle time has passed since the last send.
+    pub async fn close_if_idle(&mut self) {
+        if let StayConnected::Idle(idle) = self.config.stay_connected
+            && self.stream.is_some()
+            && self.last_used.elapsed() >= idle
+        {
+            self.close().await;
+        }
+    }
+
+    /// Closes the connection (a later send reconnects).
+    pub async fn close(&mut self) {
+        if let Some(mut stream) = self.stream.take() {
+            let _ = stream.close().await;
+        }
+        self.decoder.clear();
+    }
+}
