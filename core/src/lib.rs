@@ -2,6 +2,7 @@
 //! the `hie` command line lives in [`cli`].
 
 pub mod cli;
+pub mod config;
 pub mod envelope;
 pub mod queue;
 pub mod ring;

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod check;
+mod convert;
 mod inspect;
 
 /// hie: an HL7 v2 integration engine.
@@ -20,6 +22,10 @@ struct Cli {
 enum Command {
     /// Show the header, segments or chosen field values of the messages in an HL7 file.
     Inspect(inspect::InspectArgs),
+    /// Validate a production (.cls, .xml, .toml) and print the plan: items, pools, shards, ports.
+    Check(check::CheckArgs),
+    /// Convert a production between IRIS .cls/.xml and hie's TOML form.
+    Convert(convert::ConvertArgs),
 }
 
 /// Runs the command line and returns the process exit status.
@@ -27,5 +33,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Check(args) => check::run(&args),
+        Command::Convert(args) => convert::run(&args),
     }
 }

@@ -1,0 +1,260 @@
+//! `hie check CONFIG [--json] [--strict] [--allow-unknown] [--shards N]`: validates a
+//! production and prints the plan the engine would run.
+//!
+//! Text output: items by kind with pool sizes, shard placement and targets; listening ports
+//! and outbound connections; unknown classes; unsupported settings; warnings; errors.
+//!
+//! `--json` prints one object, exactly:
+//! ```text
+//! {"production": NAME|null,
+//!  "items": [{"name", "class", "kind", "pool_size", "enabled", "targets": [..],
+//!             "settings": {"host": {NAME: VALUE..}, "adapter": {NAME: VALUE..}}}..],
+//!  "unknown_classes": [{"item", "class"}..],
+//!  "unsupported_settings": [{"item", "setting"}..],
+//!  "warnings": [{"file", "line", "item", "message"}..],
+//!  "errors":   [{"file", "line", "item", "message"}..]}
+//! ```
+//! `enabled` is as loaded: items of unknown classes show `false` under `--allow-unknown`.
+//!
+//! Exit status: 0 valid, 1 invalid, 2 unreadable (missing, not UTF-8, too large).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde_json::{Map, Value, json};
+
+use crate::config::{
+    self, Analysis, ConfigError, Diagnostic, ItemKind, ItemSettings, LoadOptions, Production,
+    RawSettings, SettingTarget, placement,
+};
+
+/// Arguments of `hie check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Production file: .cls class, .xml (IRIS <Export> or bare <Production>) or .toml.
+    pub config: PathBuf,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Treat warnings (such as targets naming no item) as errors.
+    #[arg(long)]
+    pub strict: bool,
+    /// Load items of classes hie does not run, disabled, instead of failing.
+    #[arg(long)]
+    pub allow_unknown: bool,
+    /// Shards to plan for (default: engine.shards of the production, else the online cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub shards: Option<u16>,
+}
+
+/// Runs `hie check`.
+pub fn run(args: &CheckArgs) -> ExitCode {
+    let opts = LoadOptions {
+        allow_unknown: args.allow_unknown,
+        strict: args.strict,
+    };
+    let analysis = match config::analyze(&args.config, &opts) {
+        Ok(analysis) => analysis,
+        Err(e) => return unreadable(args, &e),
+    };
+    if args.json {
+        println!("{}", to_json(&analysis));
+    } else {
+        print_text(args, &analysis);
+    }
+    if analysis.is_valid() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn unreadable(args: &CheckArgs, e: &ConfigError) -> ExitCode {
+    if args.json {
+        let error = Diagnostic {
+            file: args.config.clone(),
+            line: 0,
+            item: None,
+            message: e.to_string(),
+        };
+        let out = json!({
+            "production": null, "items": [], "unknown_classes": [],
+            "unsupported_settings": [], "warnings": [], "errors": [diagnostic_json(&error)],
+        });
+        println!("{out}");
+    } else {
+        eprintln!("hie check: {e}");
+    }
+    ExitCode::from(2)
+}
+
+fn diagnostic_json(d: &Diagnostic) -> Value {
+    json!({
+        "file": d.file.display().to_string(),
+        "line": d.line,
+        "item": d.item,
+        "message": d.message,
+    })
+}
+
+fn raw_json(raw: &RawSettings) -> Value {
+    Value::Object(
+        raw.iter()
+            .map(|(name, value)| (name.clone(), Value::String(value.value.clone())))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+/// Targets of an item: typed when resolved, else its raw `TargetConfigNames`.
+fn targets(item: &config::Item) -> Vec<String> {
+    match item.settings {
+        ItemSettings::Unresolved => item
+            .raw_value(SettingTarget::Host, "TargetConfigNames")
+            .map(|v| config::settings::split_list(v, false))
+            .unwrap_or_default(),
+        ref resolved => resolved.targets().into_iter().map(str::to_owned).collect(),
+    }
+}
+
+fn to_json(analysis: &Analysis) -> Value {
+    let f = &analysis.findings;
+    let items: Vec<Value> = analysis
+        .production
+        .iter()
+        .flat_map(|p| p.items.iter())
+        .map(|item| {
+            json!({
+                "name": item.name,
+                "class": item.class,
+                "kind": item.kind.as_str(),
+                "pool_size": item.pool_size,
+                "enabled": item.enabled,
+                "targets": targets(item),
+                "settings": {
+                    "host": raw_json(&item.host_settings),
+                    "adapter": raw_json(&item.adapter_settings),
+                },
+            })
+        })
+        .collect();
+    json!({
+        "production": analysis.production.as_ref().map(|p| p.name.clone()),
+        "items": items,
+        "unknown_classes": f.unknown_classes.iter()
+            .map(|u| json!({"item": u.item, "class": u.class})).collect::<Vec<_>>(),
+        "unsupported_settings": f.unsupported_settings.iter()
+            .map(|u| json!({"item": u.item, "setting": u.setting})).collect::<Vec<_>>(),
+        "warnings": f.warnings.iter().map(diagnostic_json).collect::<Vec<_>>(),
+        "errors": f.errors.iter().map(diagnostic_json).collect::<Vec<_>>(),
+    })
+}
+
+fn shard_count(args: &CheckArgs, production: &Production) -> usize {
+    args.shards
+        .map(usize::from)
+        .or(production.engine.shards)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn print_text(args: &CheckArgs, analysis: &Analysis) {
+    let f = &analysis.findings;
+    if let Some(p) = &analysis.production {
+        print_plan(args, p);
+    }
+    if !f.unknown_classes.is_empty() {
+        println!("\nunknown classes ({}):", f.unknown_classes.len());
+        for u in &f.unknown_classes {
+            println!("  {}  ({})", u.item, u.class);
+        }
+    }
+    if !f.unsupported_settings.is_empty() {
+        println!(
+            "\nunsupported settings, recorded but not used ({}):",
+            f.unsupported_settings.len()
+        );
+        for u in &f.unsupported_settings {
+            println!("  {}: {} {}", u.item, u.target.as_str(), u.setting);
+        }
+    }
+    if !f.warnings.is_empty() {
+        println!("\nwarnings ({}):", f.warnings.len());
+        for w in &f.warnings {
+            println!("  {w}");
+        }
+    }
+    for e in &f.errors {
+        eprintln!("error: {e}");
+    }
+    if analysis.is_valid() {
+        println!("\nvalid");
+    } else {
+        eprintln!("invalid: {} error(s)", f.errors.len());
+    }
+}
+
+fn print_plan(args: &CheckArgs, p: &Production) {
+    let shards = shard_count(args, p);
+    let plan = placement(p, shards);
+    println!(
+        "production {} ({}): {} items, planned on {shards} shard(s)",
+        p.name,
+        args.config.display(),
+        p.items.len()
+    );
+    for kind in [
+        ItemKind::Service,
+        ItemKind::Process,
+        ItemKind::Operation,
+        ItemKind::Unknown,
+    ] {
+        let of_kind: Vec<(usize, &config::Item)> = p
+            .items
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.kind == kind)
+            .collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        println!("\n{}s ({}):", kind.as_str(), of_kind.len());
+        for (index, item) in of_kind {
+            let placed = plan.iter().find(|pl| pl.item == index);
+            let where_ = match placed {
+                Some(pl) => format!("shards {:?}", pl.shards),
+                None if !item.enabled => "disabled".to_owned(),
+                None => "no instance".to_owned(),
+            };
+            let to = targets(item);
+            let arrow = if to.is_empty() {
+                String::new()
+            } else {
+                format!("  -> {}", to.join(", "))
+            };
+            println!(
+                "  {}  [{}]  pool {}  {where_}{arrow}",
+                item.name, item.class, item.pool_size
+            );
+        }
+    }
+    let enabled = || p.items.iter().filter(|i| i.enabled);
+    let listening: Vec<String> = enabled()
+        .filter_map(|i| {
+            i.settings
+                .listen_port()
+                .map(|port| format!("{port} ({})", i.name))
+        })
+        .collect();
+    if !listening.is_empty() {
+        println!("\nlistening ports: {}", listening.join(", "));
+    }
+    let connecting: Vec<String> = enabled()
+        .filter_map(|i| {
+            i.settings
+                .connect_to()
+                .map(|(host, port)| format!("{host}:{port} ({})", i.name))
+        })
+        .collect();
+    if !connecting.is_empty() {
+        println!("connects to: {}", connecting.join(", "));
+    }
+}

@@ -1,0 +1,1141 @@
+//! The catalog: which IRIS classes hie knows, what kind of item each is, which of them hie
+//! runs, and the settings table (IRIS name, target, type, range, default, supported or not).
+//!
+//! Invariants:
+//! - A class is looked up by its exact IRIS name. A class missing from [`CLASSES`] is a
+//!   custom (ObjectScript) class: kind [`ItemKind::Unknown`].
+//! - A class hie runs has a [`Family`]; a known class without one (Java gateway, SQL, FHIR,
+//!   HTTP, passthrough file hosts) is an IRIS library class hie does not run yet. Both are
+//!   reported as unknown classes and need `--allow-unknown`.
+//! - A family's settings are the concatenation of its groups, most specific first: the first
+//!   spec matching (target, name) wins, which is how a family overrides a default (e.g.
+//!   `Framing` is `MLLP` for TCP operations and `AsciiLF` for file operations).
+//! - Defaults and ranges are IRIS's (see `../shared/corpus/iris/SETTINGS.md`); settings
+//!   named in [`HIE_EXTENSIONS`] are hie's own and have no IRIS meaning.
+//!
+//! Limits: integer settings are checked against the range in their [`ValueType::Int`];
+//! free-text settings are not checked beyond being text.
+
+use super::model::{ItemKind, SettingTarget};
+
+/// A group of classes hie runs with the same typed settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// `EnsLib.HL7.Service.TCPService`: MLLP inbound.
+    Hl7TcpService,
+    /// `EnsLib.HL7.Service.FileService`: HL7 files inbound.
+    Hl7FileService,
+    /// `EnsLib.HL7.MsgRouter.RoutingEngine`.
+    Hl7Router,
+    /// `EnsLib.MsgRouter.RoutingEngine`, `EnsLib.MsgRouter.VDocRoutingEngine`.
+    Router,
+    /// `EnsLib.HL7.Operation.TCPOperation`: MLLP outbound.
+    Hl7TcpOperation,
+    /// `EnsLib.HL7.Operation.FileOperation`: HL7 files outbound.
+    Hl7FileOperation,
+    /// `EnsLib.EMail.AlertOperation`: alerts by SMTP.
+    EmailAlertOperation,
+}
+
+/// One known IRIS class.
+#[derive(Debug, Clone, Copy)]
+pub struct ClassInfo {
+    /// Exact IRIS class name.
+    pub class: &'static str,
+    /// Kind of item it makes.
+    pub kind: ItemKind,
+    /// `Some` when hie runs it.
+    pub family: Option<Family>,
+    /// One line for `hie check` and the docs.
+    pub about: &'static str,
+}
+
+const fn runs(
+    class: &'static str,
+    kind: ItemKind,
+    family: Family,
+    about: &'static str,
+) -> ClassInfo {
+    ClassInfo {
+        class,
+        kind,
+        family: Some(family),
+        about,
+    }
+}
+
+const fn known(class: &'static str, kind: ItemKind, about: &'static str) -> ClassInfo {
+    ClassInfo {
+        class,
+        kind,
+        family: None,
+        about,
+    }
+}
+
+use ItemKind::{Operation, Process, Service};
+
+/// Every IRIS class hie knows, those it runs first.
+pub const CLASSES: &[ClassInfo] = &[
+    runs(
+        "EnsLib.HL7.Service.TCPService",
+        Service,
+        Family::Hl7TcpService,
+        "HL7 over MLLP/TCP, inbound",
+    ),
+    runs(
+        "EnsLib.HL7.Service.FileService",
+        Service,
+        Family::Hl7FileService,
+        "HL7 files from a directory",
+    ),
+    runs(
+        "EnsLib.HL7.MsgRouter.RoutingEngine",
+        Process,
+        Family::Hl7Router,
+        "HL7 routing by rules",
+    ),
+    runs(
+        "EnsLib.MsgRouter.RoutingEngine",
+        Process,
+        Family::Router,
+        "generic routing by rules (Ens.Alert)",
+    ),
+    runs(
+        "EnsLib.MsgRouter.VDocRoutingEngine",
+        Process,
+        Family::Router,
+        "virtual-document routing by rules",
+    ),
+    runs(
+        "EnsLib.HL7.Operation.TCPOperation",
+        Operation,
+        Family::Hl7TcpOperation,
+        "HL7 over MLLP/TCP, outbound",
+    ),
+    runs(
+        "EnsLib.HL7.Operation.FileOperation",
+        Operation,
+        Family::Hl7FileOperation,
+        "HL7 files to a directory",
+    ),
+    runs(
+        "EnsLib.EMail.AlertOperation",
+        Operation,
+        Family::EmailAlertOperation,
+        "alerts by e-mail (SMTP)",
+    ),
+    known(
+        "EnsLib.HL7.Service.HTTPService",
+        Service,
+        "HL7 over HTTP, inbound (not yet in hie)",
+    ),
+    known(
+        "EnsLib.HL7.Service.SOAPService",
+        Service,
+        "HL7 over SOAP, inbound (not in hie)",
+    ),
+    known(
+        "EnsLib.HL7.Service.FTPService",
+        Service,
+        "HL7 files over FTP, inbound (not in hie)",
+    ),
+    known(
+        "EnsLib.HL7.Service.TCPAckInService",
+        Service,
+        "HL7 ACKs inbound for a TCP operation (not in hie)",
+    ),
+    known(
+        "EnsLib.HL7.Operation.HTTPOperation",
+        Operation,
+        "HL7 over HTTP, outbound (not yet in hie)",
+    ),
+    known(
+        "EnsLib.HL7.Operation.SOAPOperation",
+        Operation,
+        "HL7 over SOAP, outbound (not in hie)",
+    ),
+    known(
+        "EnsLib.HL7.Operation.FTPOperation",
+        Operation,
+        "HL7 files over FTP, outbound (not in hie)",
+    ),
+    known(
+        "EnsLib.HL7.Operation.TCPAckOutOperation",
+        Operation,
+        "HL7 ACKs outbound (not in hie)",
+    ),
+    known(
+        "EnsLib.HTTP.GenericService",
+        Service,
+        "generic HTTP inbound (not yet in hie)",
+    ),
+    known(
+        "EnsLib.HTTP.GenericOperation",
+        Operation,
+        "generic HTTP outbound (not yet in hie)",
+    ),
+    known(
+        "EnsLib.File.PassthroughService",
+        Service,
+        "non-HL7 files inbound (not yet in hie)",
+    ),
+    known(
+        "EnsLib.File.PassthroughOperation",
+        Operation,
+        "non-HL7 files outbound (not yet in hie)",
+    ),
+    known(
+        "EnsLib.JavaGateway.Service",
+        Service,
+        "IRIS Java gateway (not in hie)",
+    ),
+    known(
+        "EnsLib.JavaGateway.Initiator",
+        Service,
+        "IRIS Java gateway starter (not in hie)",
+    ),
+    known(
+        "EnsLib.SQL.Operation.GenericOperation",
+        Operation,
+        "SQL outbound (not in hie)",
+    ),
+    known(
+        "EnsLib.SQL.Service.GenericService",
+        Service,
+        "SQL inbound (not in hie)",
+    ),
+    known(
+        "Ens.Activity.Operation.Local",
+        Operation,
+        "IRIS activity monitor (not in hie)",
+    ),
+    known(
+        "HS.FHIRServer.Interop.Service",
+        Service,
+        "HealthShare FHIR server interop (not in hie)",
+    ),
+    known(
+        "HS.FHIRServer.Interop.Operation",
+        Operation,
+        "HealthShare FHIR server interop (not in hie)",
+    ),
+    known(
+        "HS.FHIR.DTL.Util.HC.SDA3.FHIR.Process",
+        Process,
+        "HealthShare SDA3 to FHIR (not in hie)",
+    ),
+    known(
+        "HS.Util.Trace.Operations",
+        Operation,
+        "HealthShare trace sink (not in hie)",
+    ),
+];
+
+/// The catalog entry of `class`, if hie knows it.
+pub fn class_info(class: &str) -> Option<&'static ClassInfo> {
+    CLASSES.iter().find(|info| info.class == class)
+}
+
+/// The item kind of `class`; [`ItemKind::Unknown`] for a class hie does not know.
+pub fn kind_of(class: &str) -> ItemKind {
+    class_info(class).map_or(ItemKind::Unknown, |info| info.kind)
+}
+
+/// Allowed values and ranges of a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    /// `0`/`1` (IRIS also writes `true`/`false`; both accepted).
+    Bool,
+    /// A decimal integer in `min..=max`.
+    Int {
+        /// Smallest value.
+        min: i64,
+        /// Largest value.
+        max: i64,
+    },
+    /// A TCP port, 1..=65535.
+    Port,
+    /// Free text.
+    Text,
+    /// One item name (empty: none).
+    Target,
+    /// A comma list of item names.
+    Targets,
+    /// One of the listed IRIS logical values (empty: the default).
+    OneOf(&'static [&'static str]),
+    /// IRIS `ReplyCodeActions` grammar.
+    ReplyCodeActions,
+    /// IRIS HL7 `Framing`: a named mode, or `Ascii<n>[/<n>]` / `MLLP<n>[/<n>]`.
+    Framing,
+}
+
+impl ValueType {
+    /// Short description for diagnostics and the docs table.
+    pub fn describe(self) -> String {
+        match self {
+            ValueType::Bool => "boolean 0/1".to_owned(),
+            ValueType::Int { min, max } => format!("integer {min}..={max}"),
+            ValueType::Port => "port 1..=65535".to_owned(),
+            ValueType::Text => "text".to_owned(),
+            ValueType::Target => "item name".to_owned(),
+            ValueType::Targets => "comma list of item names".to_owned(),
+            ValueType::OneOf(values) => format!("one of {}", values.join(", ")),
+            ValueType::ReplyCodeActions => "reply code actions".to_owned(),
+            ValueType::Framing => "HL7 framing".to_owned(),
+        }
+    }
+}
+
+/// One setting of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingSpec {
+    /// IRIS name.
+    pub name: &'static str,
+    /// Host or Adapter.
+    pub target: SettingTarget,
+    /// Type and range.
+    pub ty: ValueType,
+    /// IRIS default, as IRIS stores it.
+    pub default: &'static str,
+    /// True when hie honours it; false when hie records it and reports it as unsupported.
+    pub supported: bool,
+    /// True when an enabled item must give it (a non-empty value).
+    pub required: bool,
+    /// One line for the docs.
+    pub about: &'static str,
+}
+
+const H: SettingTarget = SettingTarget::Host;
+const A: SettingTarget = SettingTarget::Adapter;
+
+const fn s(
+    name: &'static str,
+    target: SettingTarget,
+    ty: ValueType,
+    default: &'static str,
+    about: &'static str,
+) -> SettingSpec {
+    SettingSpec {
+        name,
+        target,
+        ty,
+        default,
+        supported: true,
+        required: false,
+        about,
+    }
+}
+
+const fn req(
+    name: &'static str,
+    target: SettingTarget,
+    ty: ValueType,
+    about: &'static str,
+) -> SettingSpec {
+    SettingSpec {
+        name,
+        target,
+        ty,
+        default: "",
+        supported: true,
+        required: true,
+        about,
+    }
+}
+
+const fn no(
+    name: &'static str,
+    target: SettingTarget,
+    ty: ValueType,
+    default: &'static str,
+    about: &'static str,
+) -> SettingSpec {
+    SettingSpec {
+        name,
+        target,
+        ty,
+        default,
+        supported: false,
+        required: false,
+        about,
+    }
+}
+
+const fn int(min: i64, max: i64) -> ValueType {
+    ValueType::Int { min, max }
+}
+
+const DAY_S: i64 = 86_400;
+const BOOL: ValueType = ValueType::Bool;
+const TEXT: ValueType = ValueType::Text;
+
+/// Settings hie adds to IRIS's, valid on every item.
+pub const HIE_EXTENSIONS: &[&str] = &["QueueSize", "Overflow"];
+
+/// Overflow strategies, as written in the `Overflow` setting.
+pub const OVERFLOW_VALUES: &[&str] = &["block", "drop_oldest", "reject"];
+
+/// Every host (Ens.Host and hie extensions).
+pub const HOST_ALL: &[SettingSpec] = &[
+    s(
+        "AlertOnError",
+        H,
+        BOOL,
+        "0",
+        "send an alert to Ens.Alert when the item logs an error",
+    ),
+    s(
+        "QueueCountAlert",
+        H,
+        int(0, 10_000_000),
+        "0",
+        "alert when the queue holds this many messages (0 = off)",
+    ),
+    s(
+        "QueueWaitAlert",
+        H,
+        int(0, DAY_S),
+        "0",
+        "alert when a message waits this many seconds (0 = off)",
+    ),
+    s(
+        "QueueSize",
+        H,
+        int(1, 1_000_000),
+        "10000",
+        "hie: bound of the item's queue, in messages",
+    ),
+    s(
+        "Overflow",
+        H,
+        ValueType::OneOf(OVERFLOW_VALUES),
+        "block",
+        "hie: what a full queue does",
+    ),
+    no(
+        "InactivityTimeout",
+        H,
+        int(0, DAY_S),
+        "0",
+        "seconds without activity before the status shows inactive",
+    ),
+    no(
+        "ArchiveIO",
+        H,
+        BOOL,
+        "0",
+        "archive adapter I/O to the message trace",
+    ),
+    no(
+        "ThrottleDelay",
+        H,
+        int(0, 60_000),
+        "0",
+        "milliseconds between messages",
+    ),
+];
+
+/// Business services.
+pub const SERVICE_HOST: &[SettingSpec] = &[
+    s(
+        "TargetConfigNames",
+        H,
+        ValueType::Targets,
+        "",
+        "items that receive what the service gets",
+    ),
+    no(
+        "AlertGracePeriod",
+        H,
+        int(0, DAY_S),
+        "0",
+        "seconds an error may last before alerting",
+    ),
+];
+
+/// Business processes.
+pub const PROCESS_HOST: &[SettingSpec] = &[
+    no(
+        "AlertRetryGracePeriod",
+        H,
+        int(0, DAY_S),
+        "0",
+        "seconds of retries before alerting",
+    ),
+    no(
+        "ReplyCodeActions",
+        H,
+        ValueType::ReplyCodeActions,
+        "",
+        "what to do on errors of the process",
+    ),
+    no(
+        "RetryInterval",
+        H,
+        int(0, DAY_S),
+        "5",
+        "seconds between retries",
+    ),
+    no(
+        "FailureTimeout",
+        H,
+        int(-1, DAY_S),
+        "15",
+        "seconds of retries before failing (-1 = never)",
+    ),
+];
+
+/// Business operations.
+pub const OPERATION_HOST: &[SettingSpec] = &[
+    s(
+        "RetryInterval",
+        H,
+        int(0, DAY_S),
+        "5",
+        "seconds between delivery attempts",
+    ),
+    s(
+        "FailureTimeout",
+        H,
+        int(-1, 7 * DAY_S),
+        "15",
+        "seconds of retries before failing (-1 = never)",
+    ),
+    s(
+        "ReplyCodeActions",
+        H,
+        ValueType::ReplyCodeActions,
+        "E=F",
+        "what each reply or error leads to",
+    ),
+    no(
+        "AlertRetryGracePeriod",
+        H,
+        int(0, DAY_S),
+        "0",
+        "seconds of retries before alerting",
+    ),
+];
+
+/// HL7 schema category: recorded for the rules and ACKs, not validated against schemas yet.
+const SCHEMA: SettingSpec = s(
+    "MessageSchemaCategory",
+    H,
+    TEXT,
+    "",
+    "HL7 schema category (e.g. 2.5) given to received messages",
+);
+
+/// `EnsLib.HL7.Service.Standard`.
+pub const HL7_SERVICE_HOST: &[SettingSpec] = &[
+    SCHEMA,
+    s(
+        "AckMode",
+        H,
+        ValueType::OneOf(&["Never", "Immed", "App", "Msh", "Byte"]),
+        "Immed",
+        "when and how to ACK the sender",
+    ),
+    s(
+        "LocalFacilityApplication",
+        H,
+        TEXT,
+        "ISC:EnsembleHL7",
+        "MSH-3/MSH-4 of generated ACKs",
+    ),
+    s(
+        "Framing",
+        H,
+        ValueType::Framing,
+        "Flexible",
+        "message framing on the wire or in the file",
+    ),
+    no(
+        "AckTargetConfigNames",
+        H,
+        ValueType::Targets,
+        "",
+        "items that receive the ACKs",
+    ),
+    no(
+        "SearchTableClass",
+        H,
+        TEXT,
+        "",
+        "IRIS search table indexing",
+    ),
+    no(
+        "UseAckCommitCodes",
+        H,
+        BOOL,
+        "1",
+        "use CA/CE/CR instead of AA/AE/AR",
+    ),
+    no(
+        "IgnoreInboundAck",
+        H,
+        BOOL,
+        "1",
+        "drop ACKs received as messages",
+    ),
+    no("AddNackERR", H, BOOL, "0", "add an ERR segment to NAKs"),
+    no("NackErrorCode", H, TEXT, "207", "ERR code in NAKs"),
+    no(
+        "BatchHandling",
+        H,
+        ValueType::OneOf(&["1Session", "Whole", "Indiv", "Batch"]),
+        "1Session",
+        "HL7 batch handling",
+    ),
+    no(
+        "DefCharEncoding",
+        H,
+        TEXT,
+        "Latin1",
+        "character set when MSH-18 is empty",
+    ),
+    no(
+        "DocTypeResolution",
+        H,
+        TEXT,
+        "Std",
+        "how DocType is assigned",
+    ),
+    no("SaveReplies", H, TEXT, "None", "keep replies in the store"),
+];
+
+/// `EnsLib.HL7.Adapter.TCPInboundAdapter`.
+pub const TCP_INBOUND_ADAPTER: &[SettingSpec] = &[
+    req("Port", A, ValueType::Port, "TCP port to listen on"),
+    s(
+        "ReadTimeout",
+        A,
+        int(0, 3600),
+        "5",
+        "seconds to wait for the rest of a message once started",
+    ),
+    s(
+        "StayConnected",
+        A,
+        int(-1, DAY_S),
+        "-1",
+        "idle seconds before closing (-1 = never, 0 = after each message)",
+    ),
+    no(
+        "AllowedIPAddresses",
+        A,
+        TEXT,
+        "",
+        "IP allow list; leading ! = connect out",
+    ),
+    no(
+        "CallInterval",
+        A,
+        int(0, DAY_S),
+        "5",
+        "seconds between listen checks",
+    ),
+    no("QSize", A, int(0, 10_000), "100", "listen backlog"),
+    no("SSLConfig", A, TEXT, "", "TLS configuration name"),
+    no("LocalInterface", A, TEXT, "", "interface to bind"),
+    no("JobPerConnection", A, BOOL, "0", "one job per connection"),
+];
+
+/// `EnsLib.File.InboundAdapter`.
+pub const FILE_INBOUND_ADAPTER: &[SettingSpec] = &[
+    req("FilePath", A, TEXT, "directory to read files from"),
+    s(
+        "FileSpec",
+        A,
+        TEXT,
+        "*",
+        "file name pattern (* and ? wildcards, ; separated)",
+    ),
+    s(
+        "ArchivePath",
+        A,
+        TEXT,
+        "",
+        "directory to move processed files to (empty = delete)",
+    ),
+    s(
+        "WorkPath",
+        A,
+        TEXT,
+        "",
+        "directory to move files to while processing",
+    ),
+    s(
+        "CallInterval",
+        A,
+        int(1, DAY_S),
+        "5",
+        "seconds between directory polls",
+    ),
+    no(
+        "FileAccessTimeout",
+        A,
+        int(0, 3600),
+        "2",
+        "seconds a file must be stable before reading",
+    ),
+    no(
+        "AppendTimestamp",
+        A,
+        BOOL,
+        "1",
+        "append a timestamp to archived names",
+    ),
+    no("Charset", A, TEXT, "Default", "file character set"),
+    no(
+        "SubdirectoryLevels",
+        A,
+        int(0, 100),
+        "0",
+        "subdirectories to descend into",
+    ),
+    no("SemaphoreSpec", A, TEXT, "", "semaphore file pattern"),
+];
+
+/// Every router (`EnsLib.MsgRouter.RoutingEngine`).
+pub const ROUTER_HOST: &[SettingSpec] = &[
+    req("BusinessRuleName", H, TEXT, "routing rule class"),
+    s(
+        "Validation",
+        H,
+        TEXT,
+        "",
+        "validation flags (d, m, z, -z; 1 = dm-z)",
+    ),
+    s(
+        "BadMessageHandler",
+        H,
+        ValueType::Target,
+        "",
+        "item that receives messages failing validation",
+    ),
+    s(
+        "AlertOnBadMessage",
+        H,
+        BOOL,
+        "0",
+        "alert when a message fails validation",
+    ),
+    no(
+        "ResponseFrom",
+        H,
+        TEXT,
+        "",
+        "targets whose response is returned",
+    ),
+    no(
+        "ResponseTimeout",
+        H,
+        int(-1, DAY_S),
+        "-1",
+        "seconds to wait for responses",
+    ),
+    no(
+        "ResponseTargetConfigNames",
+        H,
+        ValueType::Targets,
+        "",
+        "items that receive responses",
+    ),
+    no(
+        "ForwardGeneratedResponseToTarget",
+        H,
+        BOOL,
+        "1",
+        "forward generated responses",
+    ),
+    no(
+        "ForceSyncSend",
+        H,
+        BOOL,
+        "0",
+        "send to targets one at a time, in order",
+    ),
+    no("RuleLogging", H, TEXT, "r", "rule log flags"),
+    no(
+        "ActOnTransformError",
+        H,
+        BOOL,
+        "0",
+        "apply ReplyCodeActions to transform errors",
+    ),
+    no(
+        "ActOnValidationError",
+        H,
+        BOOL,
+        "0",
+        "apply ReplyCodeActions to validation errors",
+    ),
+];
+
+/// `EnsLib.HL7.MsgRouter.RoutingEngine` additions.
+pub const HL7_ROUTER_HOST: &[SettingSpec] = &[
+    SCHEMA,
+    no(
+        "LocalFacilityApplication",
+        H,
+        TEXT,
+        "ISC:EnsembleHL7",
+        "MSH-3/MSH-4 of generated NAKs",
+    ),
+    no(
+        "AckType",
+        H,
+        ValueType::OneOf(&["Application", "Commit"]),
+        "Application",
+        "type of generated NAKs",
+    ),
+    no("NackCode", H, TEXT, "Error", "code of generated NAKs"),
+    no("AddNackERR", H, BOOL, "0", "add an ERR segment to NAKs"),
+    no(
+        "SearchTableClass",
+        H,
+        TEXT,
+        "",
+        "IRIS search table indexing",
+    ),
+];
+
+/// HL7 operations (`EnsLib.HL7.Operation.Standard`).
+pub const HL7_OPERATION_HOST: &[SettingSpec] = &[
+    no("Separators", H, TEXT, "|^~\\&", "separators written in MSH"),
+    no(
+        "SearchTableClass",
+        H,
+        TEXT,
+        "",
+        "IRIS search table indexing",
+    ),
+    no(
+        "DefCharEncoding",
+        H,
+        TEXT,
+        "Latin1",
+        "character set when MSH-18 is empty",
+    ),
+];
+
+/// `EnsLib.HL7.Operation.ReplyStandard` (TCP operations).
+pub const HL7_REPLY_OPERATION_HOST: &[SettingSpec] = &[
+    s(
+        "ReplyCodeActions",
+        H,
+        ValueType::ReplyCodeActions,
+        ":?R=RF,:?E=S,:~=S,:?A=C,:*=S,:I?=W,:T?=C",
+        "what each ACK code leads to",
+    ),
+    s(
+        "Framing",
+        H,
+        ValueType::Framing,
+        "MLLP",
+        "message framing on the wire",
+    ),
+    no(
+        "NoFailWhileDisconnected",
+        H,
+        BOOL,
+        "0",
+        "do not count time disconnected toward FailureTimeout",
+    ),
+    no("SaveReplies", H, TEXT, "None", "keep replies in the store"),
+];
+
+/// `EnsLib.TCP.OutboundAdapter`.
+pub const TCP_OUTBOUND_ADAPTER: &[SettingSpec] = &[
+    req(
+        "IPAddress",
+        A,
+        TEXT,
+        "host to connect to (leading ! = wait for it to connect)",
+    ),
+    req("Port", A, ValueType::Port, "TCP port to connect to"),
+    s(
+        "ConnectTimeout",
+        A,
+        int(0, 600),
+        "5",
+        "seconds to wait for a connection",
+    ),
+    s(
+        "ReconnectRetry",
+        A,
+        int(0, 10_000),
+        "5",
+        "connection attempts per message before it counts as a failure",
+    ),
+    s(
+        "StayConnected",
+        A,
+        int(-1, DAY_S),
+        "-1",
+        "idle seconds before closing (-1 = never, 0 = after each message)",
+    ),
+    s(
+        "ResponseTimeout",
+        A,
+        int(-1, DAY_S),
+        "30",
+        "seconds to wait for the ACK (-1 = forever)",
+    ),
+    s(
+        "ReadTimeout",
+        A,
+        int(0, DAY_S),
+        "5",
+        "seconds to wait for the rest of an ACK once started",
+    ),
+    s("GetReply", A, BOOL, "1", "wait for an ACK"),
+    no("SSLConfig", A, TEXT, "", "TLS configuration name"),
+    no("LocalInterface", A, TEXT, "", "interface to connect from"),
+];
+
+/// `EnsLib.HL7.Operation.BatchStandard` (file operations).
+pub const HL7_BATCH_OPERATION_HOST: &[SettingSpec] = &[
+    s(
+        "Filename",
+        H,
+        TEXT,
+        "%f_%Q",
+        "output file name, with IRIS time stamp specifiers",
+    ),
+    s(
+        "Framing",
+        H,
+        ValueType::Framing,
+        "AsciiLF",
+        "separator between messages in the file",
+    ),
+    no(
+        "AutoBatchParentSegs",
+        H,
+        BOOL,
+        "0",
+        "write batch header and trailer segments",
+    ),
+];
+
+/// `EnsLib.File.OutboundAdapter`.
+pub const FILE_OUTBOUND_ADAPTER: &[SettingSpec] = &[
+    req("FilePath", A, TEXT, "directory to write files to"),
+    s(
+        "Overwrite",
+        A,
+        BOOL,
+        "0",
+        "overwrite an existing file instead of appending",
+    ),
+    no("Charset", A, TEXT, "Default", "file character set"),
+    no(
+        "OpenTimeout",
+        A,
+        int(0, 3600),
+        "5",
+        "seconds to wait to open the file",
+    ),
+];
+
+/// `EnsLib.EMail.AlertOperation`.
+pub const EMAIL_ALERT_HOST: &[SettingSpec] = &[
+    no("IncludeDetails", H, BOOL, "0", "include alert details"),
+    no(
+        "IncludeNodeinSubject",
+        H,
+        BOOL,
+        "0",
+        "include the node name in the subject",
+    ),
+    no("SubjectPrefix", H, TEXT, "", "subject prefix"),
+];
+
+/// `EnsLib.EMail.OutboundAdapter`.
+pub const SMTP_ADAPTER: &[SettingSpec] = &[
+    req("SMTPServer", A, TEXT, "SMTP server host"),
+    s("SMTPPort", A, ValueType::Port, "25", "SMTP server port"),
+    s(
+        "Recipient",
+        A,
+        TEXT,
+        "",
+        "recipients, comma or semicolon list",
+    ),
+    s(
+        "Cc",
+        A,
+        TEXT,
+        "",
+        "copy recipients, comma or semicolon list",
+    ),
+    s("From", A, TEXT, "", "sender address"),
+    no("Credentials", A, TEXT, "", "IRIS credentials name"),
+    no("SSLConfig", A, TEXT, "", "TLS configuration name"),
+];
+
+/// The setting groups of `family`, most specific first.
+pub fn groups(family: Family) -> &'static [&'static [SettingSpec]] {
+    match family {
+        Family::Hl7TcpService => &[
+            HL7_SERVICE_HOST,
+            TCP_INBOUND_ADAPTER,
+            SERVICE_HOST,
+            HOST_ALL,
+        ],
+        Family::Hl7FileService => &[
+            HL7_SERVICE_HOST,
+            FILE_INBOUND_ADAPTER,
+            SERVICE_HOST,
+            HOST_ALL,
+        ],
+        Family::Hl7Router => &[HL7_ROUTER_HOST, ROUTER_HOST, PROCESS_HOST, HOST_ALL],
+        Family::Router => &[ROUTER_HOST, PROCESS_HOST, HOST_ALL],
+        Family::Hl7TcpOperation => &[
+            HL7_REPLY_OPERATION_HOST,
+            HL7_OPERATION_HOST,
+            TCP_OUTBOUND_ADAPTER,
+            OPERATION_HOST,
+            HOST_ALL,
+        ],
+        Family::Hl7FileOperation => &[
+            HL7_BATCH_OPERATION_HOST,
+            HL7_OPERATION_HOST,
+            FILE_OUTBOUND_ADAPTER,
+            OPERATION_HOST,
+            HOST_ALL,
+        ],
+        Family::EmailAlertOperation => &[EMAIL_ALERT_HOST, SMTP_ADAPTER, OPERATION_HOST, HOST_ALL],
+    }
+}
+
+/// The spec of setting `name` of `target` for `family`, if the family has it.
+pub fn spec(family: Family, target: SettingTarget, name: &str) -> Option<&'static SettingSpec> {
+    groups(family)
+        .iter()
+        .flat_map(|group| group.iter())
+        .find(|spec| spec.target == target && spec.name == name)
+}
+
+/// Every spec of `family`, most specific first, without shadowed duplicates.
+pub fn specs(family: Family) -> Vec<&'static SettingSpec> {
+    let mut out: Vec<&'static SettingSpec> = Vec::new();
+    for spec in groups(family).iter().flat_map(|group| group.iter()) {
+        if !out
+            .iter()
+            .any(|s| s.target == spec.target && s.name == spec.name)
+        {
+            out.push(spec);
+        }
+    }
+    out
+}
+
+/// True when `value` is a valid IRIS HL7 framing.
+pub fn is_framing(value: &str) -> bool {
+    const NAMED: &[&str] = &[
+        "Flexible",
+        "None",
+        "MLLP",
+        "AsciiLF",
+        "AsciiCR",
+        "AsciiCRLF",
+        "LLP",
+        "MsgEnvelope",
+        "MLLPMsgEnvelope",
+    ];
+    if value.is_empty() || NAMED.contains(&value) {
+        return true;
+    }
+    let rest = value
+        .strip_prefix("Ascii")
+        .or_else(|| value.strip_prefix("MLLP"));
+    let Some(rest) = rest else { return false };
+    let byte = |s: &str| !s.is_empty() && s.len() <= 3 && s.parse::<u16>().is_ok_and(|n| n <= 255);
+    match rest.split_once('/') {
+        Some((a, b)) => byte(a) && byte(b),
+        None => byte(rest),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_runnable_class_has_every_required_setting_without_default() {
+        for info in CLASSES.iter().filter(|i| i.family.is_some()) {
+            for spec in specs(info.family.unwrap()) {
+                if spec.required {
+                    assert!(spec.default.is_empty(), "{} {}", info.class, spec.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn specific_groups_override_the_framing_default() {
+        let tcp = spec(Family::Hl7TcpOperation, H, "Framing").unwrap();
+        let file = spec(Family::Hl7FileOperation, H, "Framing").unwrap();
+        assert_eq!((tcp.default, file.default), ("MLLP", "AsciiLF"));
+    }
+
+    #[test]
+    fn settings_on_the_wrong_target_are_not_found() {
+        assert!(spec(Family::Hl7TcpService, A, "Port").is_some());
+        assert!(spec(Family::Hl7TcpService, H, "Port").is_none());
+    }
+
+    #[test]
+    fn framing_accepts_named_and_byte_forms_and_rejects_others() {
+        for ok in [
+            "Flexible",
+            "MLLP",
+            "Ascii115/101",
+            "MLLP11/28",
+            "Ascii11",
+            "",
+        ] {
+            assert!(is_framing(ok), "{ok}");
+        }
+        for bad in ["Ascii", "Ascii256", "MLLP1/", "Smoke", "Ascii1/2/3"] {
+            assert!(!is_framing(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_classes_have_unknown_kind() {
+        assert_eq!(kind_of("Demo.Custom.BS"), ItemKind::Unknown);
+        assert_eq!(kind_of("EnsLib.HL7.Service.TCPService"), ItemKind::Service);
+    }
+
+    #[test]
+    fn every_default_satisfies_its_own_type() {
+        for info in CLASSES.iter().filter(|i| i.family.is_some()) {
+            for spec in specs(info.family.unwrap()) {
+                if spec.required {
+                    continue;
+                }
+                let ok = match spec.ty {
+                    ValueType::Int { min, max } => spec
+                        .default
+                        .parse::<i64>()
+                        .is_ok_and(|n| (min..=max).contains(&n)),
+                    ValueType::Bool => matches!(spec.default, "0" | "1"),
+                    ValueType::Port => spec.default.parse::<u16>().is_ok_and(|p| p > 0),
+                    ValueType::OneOf(values) => values.contains(&spec.default),
+                    ValueType::Framing => is_framing(spec.default),
+                    _ => true,
+                };
+                assert!(
+                    ok,
+                    "{} {} default {:?}",
+                    info.class, spec.name, spec.default
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,995 @@
+//! Typed item settings: what the engine reads instead of strings.
+//!
+//! [`resolve`] turns an item's raw IRIS settings into one [`ItemSettings`] variant per
+//! family of classes it runs, with the catalog's IRIS defaults applied, and reports every
+//! bad value as a diagnostic at the line of its `<Setting>`.
+//!
+//! Rules applied to raw values:
+//! - An empty value of a typed setting (integer, boolean, port, choice, framing, reply code
+//!   actions) means "the default"; an empty text value is kept empty, as IRIS does.
+//! - Booleans accept `0`/`1` and `true`/`false` (any case).
+//! - `-1` means "forever" where the catalog range allows it ([`Timeout`], [`StayConnected`]).
+//! - Lists (`TargetConfigNames`, `Recipient`) split on commas (and semicolons for e-mail
+//!   addresses), trimming spaces and dropping empty entries.
+//!
+//! `ReplyCodeActions` grammar (IRIS):
+//! ```text
+//! actions  := entry ("," entry)*
+//! entry    := codes "=" letters            letters ⊆ {C,W,R,S,D,F}, at least one
+//! codes    := code | "(" code ("," code)* ")"
+//! code     := ":?A" | ":?E" | ":?R" | ":_" | ":*" | ":~" | ":I?" | ":T?" | ":" 1*3alnum
+//!           | "E" | "E#" text | "E*" text | "X"
+//! ```
+
+use std::path::Path;
+
+use super::Diagnostic;
+use super::catalog::{self, Family, OVERFLOW_VALUES, SettingSpec, ValueType};
+use super::model::{Item, SettingTarget};
+
+/// Typed settings of one item, by family of class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemSettings {
+    /// Not resolved: before validation, or an item hie does not run (unknown class).
+    Unresolved,
+    /// `EnsLib.HL7.Service.TCPService`.
+    Hl7TcpService(Hl7TcpServiceSettings),
+    /// `EnsLib.HL7.Service.FileService`.
+    Hl7FileService(Hl7FileServiceSettings),
+    /// HL7 and generic routers.
+    Router(RouterSettings),
+    /// `EnsLib.HL7.Operation.TCPOperation`.
+    Hl7TcpOperation(Hl7TcpOperationSettings),
+    /// `EnsLib.HL7.Operation.FileOperation`.
+    Hl7FileOperation(Hl7FileOperationSettings),
+    /// `EnsLib.EMail.AlertOperation`.
+    EmailAlertOperation(EmailAlertSettings),
+}
+
+impl ItemSettings {
+    /// Settings every host has; `None` when unresolved.
+    pub fn common(&self) -> Option<&CommonSettings> {
+        match self {
+            ItemSettings::Unresolved => None,
+            ItemSettings::Hl7TcpService(s) => Some(&s.common),
+            ItemSettings::Hl7FileService(s) => Some(&s.common),
+            ItemSettings::Router(s) => Some(&s.common),
+            ItemSettings::Hl7TcpOperation(s) => Some(&s.common),
+            ItemSettings::Hl7FileOperation(s) => Some(&s.common),
+            ItemSettings::EmailAlertOperation(s) => Some(&s.common),
+        }
+    }
+
+    /// Items this one sends to by configuration (TargetConfigNames, BadMessageHandler).
+    /// Rule targets are not included: rules are loaded separately.
+    pub fn targets(&self) -> Vec<&str> {
+        match self {
+            ItemSettings::Hl7TcpService(s) => s.targets.iter().map(String::as_str).collect(),
+            ItemSettings::Hl7FileService(s) => s.targets.iter().map(String::as_str).collect(),
+            ItemSettings::Router(s) => s.bad_message_handler.as_deref().into_iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The TCP port this item listens on, if it is a listening service.
+    pub fn listen_port(&self) -> Option<u16> {
+        match self {
+            ItemSettings::Hl7TcpService(s) => Some(s.port),
+            _ => None,
+        }
+    }
+
+    /// The host and port this item connects to, if it is a TCP client.
+    pub fn connect_to(&self) -> Option<(&str, u16)> {
+        match self {
+            ItemSettings::Hl7TcpOperation(s) => Some((s.ip_address.as_str(), s.port)),
+            ItemSettings::EmailAlertOperation(s) => Some((s.smtp_server.as_str(), s.smtp_port)),
+            _ => None,
+        }
+    }
+}
+
+/// What a full queue does (hie setting `Overflow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverflowStrategy {
+    /// Stop reading upstream until there is room (TCP flow control carries it back).
+    Block,
+    /// Drop the oldest queued message, logged and counted.
+    DropOldest,
+    /// Refuse the new message (NAK to the sender).
+    Reject,
+}
+
+/// Settings of every host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommonSettings {
+    /// `AlertOnError`.
+    pub alert_on_error: bool,
+    /// `QueueCountAlert`: 0 = off.
+    pub queue_count_alert: u32,
+    /// `QueueWaitAlert` in seconds: 0 = off.
+    pub queue_wait_alert_s: u32,
+    /// hie `QueueSize`: bound of the item's queue.
+    pub queue_size: u32,
+    /// hie `Overflow`.
+    pub overflow: OverflowStrategy,
+}
+
+/// `AckMode` of an HL7 service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckMode {
+    /// `Never`: no ACK.
+    Never,
+    /// `Immed`: ACK as soon as the message is durable (hie's default, as IRIS's).
+    Immediate,
+    /// `App`: relay the application ACK from the downstream operation.
+    Application,
+    /// `Msh`: as MSH-15/MSH-16 ask.
+    Msh,
+    /// `Byte`: a single ACK byte.
+    Byte,
+}
+
+/// A duration that may be "forever" (IRIS `-1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    /// Never time out.
+    Forever,
+    /// Seconds.
+    Seconds(u32),
+}
+
+/// `StayConnected`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StayConnected {
+    /// `-1`: keep the connection open.
+    Forever,
+    /// `0`: close after each message.
+    AfterEachMessage,
+    /// `n`: close after n idle seconds.
+    IdleSeconds(u32),
+}
+
+/// HL7 `Framing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Detect the framing from the first bytes.
+    Flexible,
+    /// No framing: one message per read or file.
+    None,
+    /// MLLP: 0x0B … 0x1C 0x0D.
+    Mllp,
+    /// MLLP with other start and end bytes (`MLLP<start>/<end>`).
+    MllpBytes {
+        /// Start byte.
+        start: u8,
+        /// End byte (followed by CR).
+        end: u8,
+    },
+    /// Messages separated by LF.
+    AsciiLf,
+    /// Messages separated by CR.
+    AsciiCr,
+    /// Messages separated by CR LF.
+    AsciiCrLf,
+    /// `Ascii<a>[/<b>]`: message followed by byte a (and then b).
+    AsciiBytes {
+        /// First terminator byte.
+        first: u8,
+        /// Second terminator byte, if any.
+        second: Option<u8>,
+    },
+    /// `LLP`: the older block framing.
+    Llp,
+    /// `MsgEnvelope`.
+    MsgEnvelope,
+    /// `MLLPMsgEnvelope`.
+    MllpMsgEnvelope,
+}
+
+impl Framing {
+    /// Parses a value accepted by [`catalog::is_framing`] (empty is not a framing).
+    pub fn parse(value: &str) -> Option<Framing> {
+        if !catalog::is_framing(value) {
+            return None;
+        }
+        let named = match value {
+            "Flexible" => Some(Framing::Flexible),
+            "None" => Some(Framing::None),
+            "MLLP" => Some(Framing::Mllp),
+            "AsciiLF" => Some(Framing::AsciiLf),
+            "AsciiCR" => Some(Framing::AsciiCr),
+            "AsciiCRLF" => Some(Framing::AsciiCrLf),
+            "LLP" => Some(Framing::Llp),
+            "MsgEnvelope" => Some(Framing::MsgEnvelope),
+            "MLLPMsgEnvelope" => Some(Framing::MllpMsgEnvelope),
+            _ => None,
+        };
+        if named.is_some() {
+            return named;
+        }
+        let (mllp, rest) = match value.strip_prefix("MLLP") {
+            Some(rest) => (true, rest),
+            None => (false, value.strip_prefix("Ascii")?),
+        };
+        let (a, b) = match rest.split_once('/') {
+            Some((a, b)) => (a.parse::<u8>().ok()?, Some(b.parse::<u8>().ok()?)),
+            None => (rest.parse::<u8>().ok()?, None),
+        };
+        Some(if mllp {
+            Framing::MllpBytes {
+                start: a,
+                end: b.unwrap_or(0x1C),
+            }
+        } else {
+            Framing::AsciiBytes {
+                first: a,
+                second: b,
+            }
+        })
+    }
+}
+
+/// `EnsLib.HL7.Service.TCPService`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hl7TcpServiceSettings {
+    /// Every host's settings.
+    pub common: CommonSettings,
+    /// `Port` (required).
+    pub port: u16,
+    /// `TargetConfigNames`.
+    pub targets: Vec<String>,
+    /// `AckMode`, default `Immed`.
+    pub ack_mode: AckMode,
+    /// `ReadTimeout` seconds, default 5.
+    pub read_timeout_s: u32,
+    /// `StayConnected`, default forever.
+    pub stay_connected: StayConnected,
+    /// `Framing`, default `Flexible`.
+    pub framing: Framing,
+    /// `LocalFacilityApplication`, default `ISC:EnsembleHL7`.
+    pub local_facility_application: String,
+    /// `MessageSchemaCategory`.
+    pub message_schema_category: String,
+}
+
+/// `EnsLib.HL7.Service.FileService`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hl7FileServiceSettings {
+    /// Every host's settings.
+    pub common: CommonSettings,
+    /// `FilePath` (required).
+    pub file_path: String,
+    /// `FileSpec`, default `*`.
+    pub file_spec: String,
+    /// `ArchivePath`: `None` deletes processed files.
+    pub archive_path: Option<String>,
+    /// `WorkPath`.
+    pub work_path: Option<String>,
+    /// `CallInterval` seconds between polls, default 5.
+    pub call_interval_s: u32,
+    /// `TargetConfigNames`.
+    pub targets: Vec<String>,
+    /// `Framing`, default `Flexible`.
+    pub framing: Framing,
+    /// `MessageSchemaCategory`.
+    pub message_schema_category: String,
+}
+
+/// HL7 and generic routers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterSettings {
+    /// Every host's settings.
+    pub common: CommonSettings,
+    /// `BusinessRuleName` (required): the rule class, loaded by the rules module.
+    pub business_rule_name: String,
+    /// `Validation` flags, verbatim (empty: none).
+    pub validation: String,
+    /// `BadMessageHandler`.
+    pub bad_message_handler: Option<String>,
+    /// `AlertOnBadMessage`.
+    pub alert_on_bad_message: bool,
+}
+
+/// `EnsLib.HL7.Operation.TCPOperation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hl7TcpOperationSettings {
+    /// Every host's settings.
+    pub common: CommonSettings,
+    /// `IPAddress` (required); a leading `!` means "wait for the peer to connect".
+    pub ip_address: String,
+    /// `Port` (required).
+    pub port: u16,
+    /// `ConnectTimeout` seconds, default 5.
+    pub connect_timeout_s: u32,
+    /// `ReconnectRetry`, default 5.
+    pub reconnect_retry: u32,
+    /// `StayConnected`, default forever.
+    pub stay_connected: StayConnected,
+    /// `ResponseTimeout`, default 30 s.
+    pub response_timeout: Timeout,
+    /// `ReadTimeout` seconds, default 5.
+    pub read_timeout_s: u32,
+    /// `GetReply`, default true.
+    pub get_reply: bool,
+    /// `RetryInterval` seconds, default 5.
+    pub retry_interval_s: u32,
+    /// `FailureTimeout`, default 15 s.
+    pub failure_timeout: Timeout,
+    /// `ReplyCodeActions`, default `:?R=RF,:?E=S,:~=S,:?A=C,:*=S,:I?=W,:T?=C`.
+    pub reply_code_actions: ReplyCodeActions,
+    /// `Framing`, default `MLLP`.
+    pub framing: Framing,
+}
+
+/// `EnsLib.HL7.Operation.FileOperation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hl7FileOperationSettings {
+    /// Every host's settings.
+    pub common: CommonSettings,
+    /// `FilePath` (required).
+    pub file_path: String,
+    /// `Filename`, default `%f_%Q`.
+    pub filename: String,
+    /// `Overwrite`, default false (append).
+    pub overwrite: bool,
+    /// `RetryInterval` seconds, default 5.
+    pub retry_interval_s: u32,
+    /// `FailureTimeout`, default 15 s.
+    pub failure_timeout: Timeout,
+    /// `Framing`, default `AsciiLF`.
+    pub framing: Framing,
+}
+
+/// `EnsLib.EMail.AlertOperation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailAlertSettings {
+    /// Every host's settings.
+    pub common: CommonSettings,
+    /// `SMTPServer` (required).
+    pub smtp_server: String,
+    /// `SMTPPort`, default 25.
+    pub smtp_port: u16,
+    /// `Recipient`.
+    pub recipients: Vec<String>,
+    /// `Cc`.
+    pub cc: Vec<String>,
+    /// `From`.
+    pub from: String,
+    /// `RetryInterval` seconds, default 5.
+    pub retry_interval_s: u32,
+    /// `FailureTimeout`, default 15 s.
+    pub failure_timeout: Timeout,
+}
+
+/// Parsed `ReplyCodeActions`, in the order written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyCodeActions {
+    /// Entries, left to right.
+    pub rules: Vec<ReplyCodeRule>,
+}
+
+/// One `codes=actions` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyCodeRule {
+    /// Codes that select the entry.
+    pub codes: Vec<ReplyCode>,
+    /// What to do.
+    pub actions: ReplyActions,
+}
+
+/// A reply code of `ReplyCodeActions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyCode {
+    /// `:?A`: MSA-1 is AA or CA.
+    AnyAccept,
+    /// `:?E`: MSA-1 is AE or CE.
+    AnyError,
+    /// `:?R`: MSA-1 is AR or CR.
+    AnyReject,
+    /// `:_`: MSA-1 empty.
+    EmptyMsa,
+    /// `:*`: any other MSA-1 value.
+    OtherMsa,
+    /// `:~`: no MSA segment.
+    NoMsa,
+    /// `:I?`: MSA-2 differs from the sent MSH-10.
+    ControlIdMismatch,
+    /// `:T?`: the reply type is not the declared one.
+    TypeMismatch,
+    /// `:XX`: MSA-1 is exactly this.
+    Msa(String),
+    /// `E`: any error status.
+    Error,
+    /// `E#code`: error with this status code.
+    ErrorStatus(String),
+    /// `E*text`: error whose text contains this.
+    ErrorText(String),
+    /// `X`: no reply at all.
+    NoReply,
+}
+
+/// Action letters of an entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplyActions {
+    /// `C`: complete.
+    pub complete: bool,
+    /// `W`: log a warning.
+    pub warn: bool,
+    /// `R`: retry.
+    pub retry: bool,
+    /// `S`: suspend the message.
+    pub suspend: bool,
+    /// `D`: disable the item.
+    pub disable: bool,
+    /// `F`: fail.
+    pub fail: bool,
+}
+
+impl ReplyCodeActions {
+    /// Parses the IRIS text; the error says which entry is wrong and why.
+    pub fn parse(text: &str) -> Result<ReplyCodeActions, String> {
+        let mut rules = Vec::new();
+        for entry in split_top_level(text) {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                continue;
+            }
+            let (codes, letters) = entry
+                .rsplit_once('=')
+                .ok_or_else(|| format!("entry {entry:?} has no '='"))?;
+            let codes = codes.trim();
+            let codes = match codes.strip_prefix('(').and_then(|c| c.strip_suffix(')')) {
+                Some(inner) => inner.split(',').map(parse_code).collect::<Result<_, _>>()?,
+                None => vec![parse_code(codes)?],
+            };
+            rules.push(ReplyCodeRule {
+                codes,
+                actions: parse_actions(letters.trim())
+                    .ok_or_else(|| format!("entry {entry:?}: actions must be letters of CWRSDF"))?,
+            });
+        }
+        if rules.is_empty() {
+            return Err("no entries".to_owned());
+        }
+        Ok(ReplyCodeActions { rules })
+    }
+}
+
+fn split_top_level(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0u32, 0usize);
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+fn parse_code(code: &str) -> Result<ReplyCode, String> {
+    let code = code.trim();
+    let parsed = match code {
+        ":?A" => ReplyCode::AnyAccept,
+        ":?E" => ReplyCode::AnyError,
+        ":?R" => ReplyCode::AnyReject,
+        ":_" => ReplyCode::EmptyMsa,
+        ":*" => ReplyCode::OtherMsa,
+        ":~" => ReplyCode::NoMsa,
+        ":I?" => ReplyCode::ControlIdMismatch,
+        ":T?" => ReplyCode::TypeMismatch,
+        "E" => ReplyCode::Error,
+        "X" => ReplyCode::NoReply,
+        _ => {
+            if let Some(msa) = code.strip_prefix(':')
+                && (1..=3).contains(&msa.len())
+                && msa.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                ReplyCode::Msa(msa.to_owned())
+            } else if let Some(status) = code.strip_prefix("E#")
+                && !status.is_empty()
+            {
+                ReplyCode::ErrorStatus(status.to_owned())
+            } else if let Some(text) = code.strip_prefix("E*")
+                && !text.is_empty()
+            {
+                ReplyCode::ErrorText(text.to_owned())
+            } else {
+                return Err(format!("unknown reply code {code:?}"));
+            }
+        }
+    };
+    Ok(parsed)
+}
+
+fn parse_actions(letters: &str) -> Option<ReplyActions> {
+    if letters.is_empty() {
+        return None;
+    }
+    let mut actions = ReplyActions::default();
+    for c in letters.chars() {
+        match c.to_ascii_uppercase() {
+            'C' => actions.complete = true,
+            'W' => actions.warn = true,
+            'R' => actions.retry = true,
+            'S' => actions.suspend = true,
+            'D' => actions.disable = true,
+            'F' => actions.fail = true,
+            _ => return None,
+        }
+    }
+    Some(actions)
+}
+
+/// Checks one raw value against its spec; `Err` says why it is not valid.
+pub fn check_value(spec: &SettingSpec, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    match spec.ty {
+        ValueType::Bool => parse_bool(value).map(|_| ()),
+        ValueType::Int { min, max } => parse_int(value, min, max).map(|_| ()),
+        ValueType::Port => parse_port(value).map(|_| ()),
+        ValueType::Text | ValueType::Target | ValueType::Targets => Ok(()),
+        ValueType::OneOf(values) => {
+            if values.contains(&value) {
+                Ok(())
+            } else {
+                Err(format!("{value:?} is not one of {}", values.join(", ")))
+            }
+        }
+        ValueType::Framing => Framing::parse(value)
+            .map(|_| ())
+            .ok_or_else(|| format!("{value:?} is not an HL7 framing")),
+        ValueType::ReplyCodeActions => ReplyCodeActions::parse(value).map(|_| ()),
+    }
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "1" => Ok(true),
+        "0" => Ok(false),
+        v if v.eq_ignore_ascii_case("true") => Ok(true),
+        v if v.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err(format!("{value:?} is not a boolean (0 or 1)")),
+    }
+}
+
+fn parse_int(value: &str, min: i64, max: i64) -> Result<i64, String> {
+    match value.trim().parse::<i64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        Ok(n) => Err(format!("{n} is out of range {min}..={max}")),
+        Err(_) => Err(format!("{value:?} is not an integer")),
+    }
+}
+
+fn parse_port(value: &str) -> Result<u16, String> {
+    match value.trim().parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("{value:?} is not a TCP port (1..=65535)")),
+    }
+}
+
+/// Splits a comma list (and `;` when `semicolons`), trimming and dropping empty entries.
+pub fn split_list(value: &str, semicolons: bool) -> Vec<String> {
+    value
+        .split(|c| c == ',' || (semicolons && c == ';'))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Reads one item's settings through the catalog, collecting diagnostics.
+struct Reader<'a> {
+    item: &'a Item,
+    family: Family,
+    file: &'a Path,
+    errors: &'a mut Vec<Diagnostic>,
+}
+
+impl Reader<'_> {
+    /// The effective text of a setting (raw if non-empty or text-typed, else default) and
+    /// the line it came from.
+    fn text(&mut self, target: SettingTarget, name: &str) -> (String, u32) {
+        let Some(spec) = catalog::spec(self.family, target, name) else {
+            // Our own tables are wrong: say so as a diagnostic rather than panic on a config.
+            self.error(
+                self.item.source.line,
+                format!("hie bug: no catalog entry for {name}"),
+            );
+            return (String::new(), 0);
+        };
+        match self.item.raw(target).get(name) {
+            Some(raw) if !raw.value.is_empty() || is_textual(spec.ty) => {
+                (raw.value.clone(), raw.line)
+            }
+            _ => (spec.default.to_owned(), self.item.source.line),
+        }
+    }
+
+    fn error(&mut self, line: u32, message: String) {
+        self.errors.push(Diagnostic {
+            file: self.file.to_path_buf(),
+            line,
+            item: Some(self.item.name.clone()),
+            message,
+        });
+    }
+
+    fn parsed<T>(
+        &mut self,
+        target: SettingTarget,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+        fallback: T,
+    ) -> T {
+        let (value, line) = self.text(target, name);
+        match parse(&value) {
+            Ok(v) => v,
+            Err(why) => {
+                self.error(line, format!("setting {name}: {why}"));
+                fallback
+            }
+        }
+    }
+
+    fn int(&mut self, target: SettingTarget, name: &str) -> i64 {
+        let (min, max) = match catalog::spec(self.family, target, name).map(|s| s.ty) {
+            Some(ValueType::Int { min, max }) => (min, max),
+            _ => (i64::MIN, i64::MAX),
+        };
+        self.parsed(target, name, |v| parse_int(v, min, max), min.max(0))
+    }
+
+    fn u32(&mut self, target: SettingTarget, name: &str) -> u32 {
+        u32::try_from(self.int(target, name)).unwrap_or(0)
+    }
+
+    fn timeout(&mut self, target: SettingTarget, name: &str) -> Timeout {
+        match self.int(target, name) {
+            n if n < 0 => Timeout::Forever,
+            n => Timeout::Seconds(u32::try_from(n).unwrap_or(u32::MAX)),
+        }
+    }
+
+    fn stay_connected(&mut self, target: SettingTarget) -> StayConnected {
+        match self.int(target, "StayConnected") {
+            n if n < 0 => StayConnected::Forever,
+            0 => StayConnected::AfterEachMessage,
+            n => StayConnected::IdleSeconds(u32::try_from(n).unwrap_or(u32::MAX)),
+        }
+    }
+
+    fn bool(&mut self, target: SettingTarget, name: &str) -> bool {
+        self.parsed(target, name, parse_bool, false)
+    }
+
+    fn port(&mut self, target: SettingTarget, name: &str) -> u16 {
+        let (value, _) = self.text(target, name);
+        if value.is_empty() {
+            // Missing required values are reported once, by the required-settings check.
+            return 0;
+        }
+        self.parsed(target, name, parse_port, 0)
+    }
+
+    fn string(&mut self, target: SettingTarget, name: &str) -> String {
+        self.text(target, name).0
+    }
+
+    fn optional(&mut self, target: SettingTarget, name: &str) -> Option<String> {
+        Some(self.string(target, name)).filter(|s| !s.is_empty())
+    }
+
+    fn list(&mut self, target: SettingTarget, name: &str, semicolons: bool) -> Vec<String> {
+        split_list(&self.string(target, name), semicolons)
+    }
+
+    fn framing(&mut self) -> Framing {
+        self.parsed(
+            SettingTarget::Host,
+            "Framing",
+            |v| Framing::parse(v).ok_or_else(|| format!("{v:?} is not an HL7 framing")),
+            Framing::Flexible,
+        )
+    }
+
+    fn reply_code_actions(&mut self) -> ReplyCodeActions {
+        let fallback = ReplyCodeActions { rules: Vec::new() };
+        self.parsed(
+            SettingTarget::Host,
+            "ReplyCodeActions",
+            ReplyCodeActions::parse,
+            fallback,
+        )
+    }
+
+    fn common(&mut self) -> CommonSettings {
+        let h = SettingTarget::Host;
+        let overflow = self.parsed(
+            h,
+            "Overflow",
+            |v| match v {
+                "block" => Ok(OverflowStrategy::Block),
+                "drop_oldest" => Ok(OverflowStrategy::DropOldest),
+                "reject" => Ok(OverflowStrategy::Reject),
+                _ => Err(format!(
+                    "{v:?} is not one of {}",
+                    OVERFLOW_VALUES.join(", ")
+                )),
+            },
+            OverflowStrategy::Block,
+        );
+        CommonSettings {
+            alert_on_error: self.bool(h, "AlertOnError"),
+            queue_count_alert: self.u32(h, "QueueCountAlert"),
+            queue_wait_alert_s: self.u32(h, "QueueWaitAlert"),
+            queue_size: self.u32(h, "QueueSize"),
+            overflow,
+        }
+    }
+
+    fn ack_mode(&mut self) -> AckMode {
+        self.parsed(
+            SettingTarget::Host,
+            "AckMode",
+            |v| match v {
+                "Never" => Ok(AckMode::Never),
+                "Immed" => Ok(AckMode::Immediate),
+                "App" => Ok(AckMode::Application),
+                "Msh" => Ok(AckMode::Msh),
+                "Byte" => Ok(AckMode::Byte),
+                _ => Err(format!("{v:?} is not one of Never, Immed, App, Msh, Byte")),
+            },
+            AckMode::Immediate,
+        )
+    }
+}
+
+fn is_textual(ty: ValueType) -> bool {
+    matches!(ty, ValueType::Text | ValueType::Target | ValueType::Targets)
+}
+
+/// Resolves the typed settings of `item` (of a class of `family`), pushing every bad value
+/// to `errors` at its line. The result is usable even when errors were pushed (bad values
+/// fall back to safe values), but a production with errors must not run.
+pub fn resolve(
+    item: &Item,
+    family: Family,
+    file: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> ItemSettings {
+    let mut r = Reader {
+        item,
+        family,
+        file,
+        errors,
+    };
+    let (h, a) = (SettingTarget::Host, SettingTarget::Adapter);
+    match family {
+        Family::Hl7TcpService => ItemSettings::Hl7TcpService(Hl7TcpServiceSettings {
+            common: r.common(),
+            port: r.port(a, "Port"),
+            targets: r.list(h, "TargetConfigNames", false),
+            ack_mode: r.ack_mode(),
+            read_timeout_s: r.u32(a, "ReadTimeout"),
+            stay_connected: r.stay_connected(a),
+            framing: r.framing(),
+            local_facility_application: r.string(h, "LocalFacilityApplication"),
+            message_schema_category: r.string(h, "MessageSchemaCategory"),
+        }),
+        Family::Hl7FileService => ItemSettings::Hl7FileService(Hl7FileServiceSettings {
+            common: r.common(),
+            file_path: r.string(a, "FilePath"),
+            file_spec: Some(r.string(a, "FileSpec"))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "*".to_owned()),
+            archive_path: r.optional(a, "ArchivePath"),
+            work_path: r.optional(a, "WorkPath"),
+            call_interval_s: r.u32(a, "CallInterval"),
+            targets: r.list(h, "TargetConfigNames", false),
+            framing: r.framing(),
+            message_schema_category: r.string(h, "MessageSchemaCategory"),
+        }),
+        Family::Hl7Router | Family::Router => ItemSettings::Router(RouterSettings {
+            common: r.common(),
+            business_rule_name: r.string(h, "BusinessRuleName"),
+            validation: r.string(h, "Validation"),
+            bad_message_handler: r.optional(h, "BadMessageHandler"),
+            alert_on_bad_message: r.bool(h, "AlertOnBadMessage"),
+        }),
+        Family::Hl7TcpOperation => ItemSettings::Hl7TcpOperation(Hl7TcpOperationSettings {
+            common: r.common(),
+            ip_address: r.string(a, "IPAddress"),
+            port: r.port(a, "Port"),
+            connect_timeout_s: r.u32(a, "ConnectTimeout"),
+            reconnect_retry: r.u32(a, "ReconnectRetry"),
+            stay_connected: r.stay_connected(a),
+            response_timeout: r.timeout(a, "ResponseTimeout"),
+            read_timeout_s: r.u32(a, "ReadTimeout"),
+            get_reply: r.bool(a, "GetReply"),
+            retry_interval_s: r.u32(h, "RetryInterval"),
+            failure_timeout: r.timeout(h, "FailureTimeout"),
+            reply_code_actions: r.reply_code_actions(),
+            framing: r.framing(),
+        }),
+        Family::Hl7FileOperation => ItemSettings::Hl7FileOperation(Hl7FileOperationSettings {
+            common: r.common(),
+            file_path: r.string(a, "FilePath"),
+            filename: r.string(h, "Filename"),
+            overwrite: r.bool(a, "Overwrite"),
+            retry_interval_s: r.u32(h, "RetryInterval"),
+            failure_timeout: r.timeout(h, "FailureTimeout"),
+            framing: r.framing(),
+        }),
+        Family::EmailAlertOperation => ItemSettings::EmailAlertOperation(EmailAlertSettings {
+            common: r.common(),
+            smtp_server: r.string(a, "SMTPServer"),
+            smtp_port: r.port(a, "SMTPPort"),
+            recipients: r.list(a, "Recipient", true),
+            cc: r.list(a, "Cc", true),
+            from: r.string(a, "From"),
+            retry_interval_s: r.u32(h, "RetryInterval"),
+            failure_timeout: r.timeout(h, "FailureTimeout"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::SettingValue;
+
+    fn item_with(class: &str, settings: &[(SettingTarget, &str, &str)]) -> Item {
+        let mut item = Item::new("X", class);
+        for (i, (target, name, value)) in settings.iter().enumerate() {
+            let raw = SettingValue {
+                value: (*value).to_owned(),
+                line: 10 + i as u32,
+            };
+            match target {
+                SettingTarget::Host => item.host_settings.insert((*name).to_owned(), raw),
+                SettingTarget::Adapter => item.adapter_settings.insert((*name).to_owned(), raw),
+            };
+        }
+        item
+    }
+
+    #[test]
+    fn tcp_operation_defaults_are_the_iris_defaults() {
+        let item = item_with(
+            "EnsLib.HL7.Operation.TCPOperation",
+            &[
+                (SettingTarget::Adapter, "IPAddress", "10.0.0.1"),
+                (SettingTarget::Adapter, "Port", "6661"),
+            ],
+        );
+        let mut errors = Vec::new();
+        let ItemSettings::Hl7TcpOperation(s) = resolve(
+            &item,
+            Family::Hl7TcpOperation,
+            Path::new("p.cls"),
+            &mut errors,
+        ) else {
+            panic!("wrong family");
+        };
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            (s.port, s.connect_timeout_s, s.reconnect_retry),
+            (6661, 5, 5)
+        );
+        assert_eq!(s.stay_connected, StayConnected::Forever);
+        assert_eq!(s.response_timeout, Timeout::Seconds(30));
+        assert_eq!(s.failure_timeout, Timeout::Seconds(15));
+        assert_eq!(s.framing, Framing::Mllp);
+        assert_eq!(s.reply_code_actions.rules.len(), 7);
+        assert_eq!(s.common.overflow, OverflowStrategy::Block);
+        assert_eq!(s.common.queue_size, 10_000);
+    }
+
+    #[test]
+    fn bad_number_is_reported_at_the_setting_line() {
+        let item = item_with(
+            "EnsLib.HL7.Operation.TCPOperation",
+            &[
+                (SettingTarget::Adapter, "IPAddress", "h"),
+                (SettingTarget::Adapter, "Port", "66x1"),
+                (SettingTarget::Host, "FailureTimeout", "-2"),
+            ],
+        );
+        let mut errors = Vec::new();
+        resolve(
+            &item,
+            Family::Hl7TcpOperation,
+            Path::new("p.cls"),
+            &mut errors,
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].line, 11);
+        assert!(errors[0].message.contains("Port"), "{}", errors[0].message);
+        assert_eq!(errors[1].line, 12);
+        assert!(
+            errors[1].message.contains("out of range"),
+            "{}",
+            errors[1].message
+        );
+    }
+
+    #[test]
+    fn reply_code_actions_parse_groups_and_literals() {
+        let rca = ReplyCodeActions::parse(":?R=RF,(:AE,:CE)=S,E#6301=R,E*timeout=W,X=F").unwrap();
+        assert_eq!(rca.rules.len(), 5);
+        assert_eq!(
+            rca.rules[1].codes,
+            vec![ReplyCode::Msa("AE".into()), ReplyCode::Msa("CE".into())]
+        );
+        assert!(rca.rules[0].actions.retry && rca.rules[0].actions.fail);
+        assert_eq!(
+            rca.rules[2].codes,
+            vec![ReplyCode::ErrorStatus("6301".into())]
+        );
+        assert_eq!(rca.rules[4].codes, vec![ReplyCode::NoReply]);
+    }
+
+    #[test]
+    fn reply_code_actions_reject_unknown_letters_and_codes() {
+        assert!(ReplyCodeActions::parse(":?R=Q").is_err());
+        assert!(ReplyCodeActions::parse(":?R").is_err());
+        assert!(ReplyCodeActions::parse("Z=F").is_err());
+        assert!(ReplyCodeActions::parse("").is_err());
+    }
+
+    #[test]
+    fn framing_parses_byte_forms() {
+        assert_eq!(
+            Framing::parse("Ascii115/101"),
+            Some(Framing::AsciiBytes {
+                first: 115,
+                second: Some(101)
+            })
+        );
+        assert_eq!(
+            Framing::parse("MLLP11/28"),
+            Some(Framing::MllpBytes { start: 11, end: 28 })
+        );
+        assert_eq!(Framing::parse("Fast"), None);
+    }
+
+    #[test]
+    fn empty_typed_value_means_default_but_empty_text_stays_empty() {
+        let item = item_with(
+            "EnsLib.HL7.Service.TCPService",
+            &[
+                (SettingTarget::Adapter, "Port", "2575"),
+                (SettingTarget::Host, "AckMode", ""),
+                (SettingTarget::Host, "LocalFacilityApplication", ""),
+            ],
+        );
+        let mut errors = Vec::new();
+        let ItemSettings::Hl7TcpService(s) =
+            resolve(&item, Family::Hl7TcpService, Path::new("p"), &mut errors)
+        else {
+            panic!("wrong family");
+        };
+        assert!(errors.is_empty());
+        assert_eq!(s.ack_mode, AckMode::Immediate);
+        assert_eq!(s.local_facility_application, "");
+    }
+
+    #[test]
+    fn email_recipients_split_on_commas_and_semicolons() {
+        assert_eq!(
+            split_list("a@x; b@y, ,c@z", true),
+            vec!["a@x", "b@y", "c@z"]
+        );
+        assert_eq!(split_list("A, B", false), vec!["A", "B"]);
+    }
+}

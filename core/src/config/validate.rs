@@ -1,0 +1,471 @@
+//! Validation of a read production, before anything starts, and the shard placement plan.
+//!
+//! Every check runs and every finding is collected, so one `hie check` shows all problems:
+//! - item names: present, free of the characters IRIS forbids (`| ; , : [ < > \ / & "`),
+//!   unique (an error names both lines);
+//! - classes: a class hie does not run is an error naming item and class, unless
+//!   `allow_unknown`, in which case the item is disabled and listed;
+//! - settings: bad values and missing required settings of enabled items are errors at the
+//!   setting's (or item's) line; settings hie does not honour are listed as unsupported;
+//! - targets (`TargetConfigNames`, `BadMessageHandler`, `AckTargetConfigNames`,
+//!   `ResponseTargetConfigNames`) naming no item are warnings (IRIS loads such productions);
+//! - two enabled services listening on one port, or on the admin port, are errors;
+//! - `strict` turns every warning into an error.
+//!
+//! Placement: instances of enabled, runnable items are dealt round-robin over the shards, in
+//! item order, one counter for the whole production: instance k of the production (counting
+//! from 0) runs on shard `k % shards`. An item runs `PoolSize` instances; a process with
+//! `PoolSize` 0 runs `ActorPoolSize` instances (IRIS's shared actor pool); a service or
+//! operation with `PoolSize` 0 runs none. The engine follows this plan exactly.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::catalog::{self, Family};
+use super::model::{ItemKind, Production, SettingTarget};
+use super::settings::{self, ItemSettings};
+use super::{Diagnostic, LoadOptions, UnknownClass, UnsupportedSetting};
+
+/// Characters IRIS does not allow in a config item name.
+pub const NAME_FORBIDDEN: &[char] = &['|', ';', ',', ':', '[', '<', '>', '\\', '/', '&', '"'];
+
+/// Settings whose value names other items.
+const TARGET_SETTINGS: &[&str] = &[
+    "TargetConfigNames",
+    "BadMessageHandler",
+    "AckTargetConfigNames",
+    "ResponseTargetConfigNames",
+];
+
+/// What validation found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Errors: the production must not run.
+    pub errors: Vec<Diagnostic>,
+    /// Warnings (already moved to errors under `strict`).
+    pub warnings: Vec<Diagnostic>,
+    /// Items of classes hie does not run.
+    pub unknown_classes: Vec<UnknownClass>,
+    /// Settings hie records but does not honour.
+    pub unsupported_settings: Vec<UnsupportedSetting>,
+}
+
+impl Findings {
+    fn error(&mut self, file: &Path, line: u32, item: Option<&str>, message: String) {
+        self.errors.push(diag(file, line, item, message));
+    }
+
+    fn warn(&mut self, file: &Path, line: u32, item: Option<&str>, message: String) {
+        self.warnings.push(diag(file, line, item, message));
+    }
+}
+
+fn diag(file: &Path, line: u32, item: Option<&str>, message: String) -> Diagnostic {
+    Diagnostic {
+        file: file.to_path_buf(),
+        line,
+        item: item.map(str::to_owned),
+        message,
+    }
+}
+
+/// Validates `production` read from `file`, resolving each runnable item's typed settings
+/// and disabling items of unknown classes when `opts.allow_unknown`.
+pub fn validate(production: &mut Production, file: &Path, opts: &LoadOptions) -> Findings {
+    let mut f = Findings::default();
+    if production.name.trim().is_empty() {
+        f.error(file, 1, None, "the production has no name".into());
+    }
+    check_names(production, file, &mut f);
+    for item in &mut production.items {
+        let info = catalog::class_info(&item.class);
+        let Some(family) = info.and_then(|info| info.family) else {
+            f.unknown_classes.push(UnknownClass {
+                item: item.name.clone(),
+                class: item.class.clone(),
+            });
+            let what = match info {
+                Some(info) => format!(
+                    "class {} is an IRIS class hie does not run: {}",
+                    item.class, info.about
+                ),
+                None => format!("class {} is not known to hie (a custom class?)", item.class),
+            };
+            if opts.allow_unknown {
+                item.enabled = false;
+                f.warn(
+                    file,
+                    item.source.line,
+                    Some(&item.name),
+                    format!("{what}; the item is disabled"),
+                );
+            } else {
+                f.error(
+                    file,
+                    item.source.line,
+                    Some(&item.name),
+                    format!("{what}; use --allow-unknown to load the rest with this item disabled"),
+                );
+            }
+            item.settings = ItemSettings::Unresolved;
+            continue;
+        };
+        check_raw_settings(item, family, file, &mut f);
+        item.settings = settings::resolve(item, family, file, &mut f.errors);
+        if item.enabled && item.pool_size == 0 && item.kind != ItemKind::Process {
+            f.warn(
+                file,
+                item.source.line,
+                Some(&item.name),
+                "PoolSize 0: this item runs no instance".into(),
+            );
+        }
+    }
+    check_targets(production, file, &mut f);
+    check_ports(production, file, &mut f);
+    if opts.strict {
+        let warnings = std::mem::take(&mut f.warnings);
+        f.errors.extend(warnings);
+    }
+    f
+}
+
+fn check_names(production: &Production, file: &Path, f: &mut Findings) {
+    let mut first_line: HashMap<&str, u32> = HashMap::new();
+    for item in &production.items {
+        let line = item.source.line;
+        if item.name.trim().is_empty() {
+            f.error(file, line, None, "an item has an empty Name".into());
+            continue;
+        }
+        if let Some(c) = item.name.chars().find(|c| NAME_FORBIDDEN.contains(c)) {
+            f.error(
+                file,
+                line,
+                Some(&item.name),
+                format!("item name contains {c:?}, which IRIS does not allow"),
+            );
+        }
+        if item.class.trim().is_empty() {
+            f.error(
+                file,
+                line,
+                Some(&item.name),
+                "the item has an empty ClassName".into(),
+            );
+        }
+        match first_line.get(item.name.as_str()) {
+            Some(&first) => f.error(
+                file,
+                line,
+                Some(&item.name),
+                format!("duplicate item name (first defined at line {first})"),
+            ),
+            None => {
+                first_line.insert(&item.name, line);
+            }
+        }
+    }
+}
+
+fn check_raw_settings(item: &super::model::Item, family: Family, file: &Path, f: &mut Findings) {
+    for target in [SettingTarget::Host, SettingTarget::Adapter] {
+        for (name, raw) in item.raw(target) {
+            let spec = catalog::spec(family, target, name);
+            let supported = spec.is_some_and(|s| s.supported);
+            if !supported {
+                f.unsupported_settings.push(UnsupportedSetting {
+                    item: item.name.clone(),
+                    setting: name.clone(),
+                    target,
+                    line: raw.line,
+                });
+            }
+            // Supported values are checked (and reported as errors) when resolved; a bad
+            // value of a setting hie ignores is worth a warning only.
+            if let Some(spec) = spec.filter(|s| !s.supported)
+                && let Err(why) = settings::check_value(spec, &raw.value)
+            {
+                f.warn(
+                    file,
+                    raw.line,
+                    Some(&item.name),
+                    format!("setting {name} (not used by hie): {why}"),
+                );
+            }
+        }
+    }
+    if !item.enabled {
+        return;
+    }
+    for spec in catalog::specs(family).into_iter().filter(|s| s.required) {
+        if item
+            .raw_value(spec.target, spec.name)
+            .is_none_or(|v| v.trim().is_empty())
+        {
+            f.error(
+                file,
+                item.source.line,
+                Some(&item.name),
+                format!(
+                    "missing required setting {} {} ({})",
+                    spec.target.as_str(),
+                    spec.name,
+                    spec.about
+                ),
+            );
+        }
+    }
+}
+
+fn check_targets(production: &Production, file: &Path, f: &mut Findings) {
+    for item in &production.items {
+        for setting in TARGET_SETTINGS {
+            let Some(raw) = item.host_settings.get(*setting) else {
+                continue;
+            };
+            for target in settings::split_list(&raw.value, false) {
+                if production.item(&target).is_none() {
+                    f.warn(
+                        file,
+                        raw.line,
+                        Some(&item.name),
+                        format!("{setting} names {target:?}, which is no item of this production"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn check_ports(production: &Production, file: &Path, f: &mut Findings) {
+    let mut listeners: HashMap<u16, (&str, u32)> = HashMap::new();
+    for item in production.items.iter().filter(|i| i.enabled) {
+        let Some(port) = item.settings.listen_port().filter(|&p| p != 0) else {
+            continue;
+        };
+        let line = item
+            .adapter_settings
+            .get("Port")
+            .map_or(item.source.line, |v| v.line);
+        if let Some(&(other, other_line)) = listeners.get(&port) {
+            f.error(
+                file,
+                line,
+                Some(&item.name),
+                format!("port {port} is also listened on by {other:?} (line {other_line})"),
+            );
+        } else {
+            listeners.insert(port, (&item.name, line));
+        }
+        if production
+            .engine
+            .admin_address
+            .is_some_and(|a| a.port() == port)
+        {
+            f.error(
+                file,
+                line,
+                Some(&item.name),
+                format!("port {port} is the admin_address port"),
+            );
+        }
+    }
+}
+
+/// Where one item's instances run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// Index of the item in `Production::items`.
+    pub item: usize,
+    /// Shard of each instance, in instance order.
+    pub shards: Vec<usize>,
+}
+
+/// Instances `item` runs (see the module header).
+pub fn instances(production: &Production, item: &super::model::Item) -> u32 {
+    if !item.enabled || matches!(item.settings, ItemSettings::Unresolved) {
+        return 0;
+    }
+    match (item.kind, item.pool_size) {
+        (ItemKind::Process, 0) => production.actor_pool_size_or_default(),
+        (_, n) => n,
+    }
+}
+
+/// The round-robin placement of every running item's instances over `shards` shards
+/// (`shards` ≥ 1; 0 is treated as 1).
+pub fn placement(production: &Production, shards: usize) -> Vec<Placement> {
+    let shards = shards.max(1);
+    let mut next = 0usize;
+    let mut out = Vec::new();
+    for (index, item) in production.items.iter().enumerate() {
+        let n = instances(production, item) as usize;
+        if n == 0 {
+            continue;
+        }
+        let placed = (0..n).map(|k| (next + k) % shards).collect();
+        next += n;
+        out.push(Placement {
+            item: index,
+            shards: placed,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::{EngineSettings, Item, SettingValue};
+
+    fn production(items: Vec<Item>) -> Production {
+        Production {
+            name: "P".into(),
+            description: String::new(),
+            testing_enabled: None,
+            log_general_trace_events: None,
+            actor_pool_size: Some(2),
+            engine: EngineSettings::default(),
+            items,
+        }
+    }
+
+    fn with(mut item: Item, line: u32, settings: &[(SettingTarget, &str, &str)]) -> Item {
+        item.source.line = line;
+        for (target, name, value) in settings {
+            let v = SettingValue {
+                value: (*value).into(),
+                line: line + 1,
+            };
+            match target {
+                SettingTarget::Host => item.host_settings.insert((*name).into(), v),
+                SettingTarget::Adapter => item.adapter_settings.insert((*name).into(), v),
+            };
+        }
+        item
+    }
+
+    fn tcp_in(name: &str, line: u32, port: &str, target: &str) -> Item {
+        with(
+            Item::new(name, "EnsLib.HL7.Service.TCPService"),
+            line,
+            &[
+                (SettingTarget::Adapter, "Port", port),
+                (SettingTarget::Host, "TargetConfigNames", target),
+            ],
+        )
+    }
+
+    #[test]
+    fn duplicate_names_and_port_clashes_are_errors_naming_both_lines() {
+        let mut p = production(vec![tcp_in("A", 3, "5000", ""), tcp_in("A", 9, "5000", "")]);
+        let f = validate(&mut p, Path::new("p.xml"), &LoadOptions::default());
+        let messages: Vec<_> = f
+            .errors
+            .iter()
+            .map(|d| (d.line, d.message.clone()))
+            .collect();
+        assert!(
+            messages
+                .iter()
+                .any(|(l, m)| *l == 9 && m.contains("line 3")),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|(l, m)| *l == 10 && m.contains("port 5000")),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn dangling_target_is_a_warning_and_an_error_when_strict() {
+        let mut p = production(vec![tcp_in("A", 3, "5000", "Nowhere")]);
+        let f = validate(&mut p.clone(), Path::new("p.xml"), &LoadOptions::default());
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        assert_eq!(f.warnings.len(), 1);
+        assert_eq!(f.warnings[0].line, 4);
+        let strict = LoadOptions {
+            strict: true,
+            ..LoadOptions::default()
+        };
+        let f = validate(&mut p, Path::new("p.xml"), &strict);
+        assert_eq!(f.errors.len(), 1);
+        assert!(f.errors[0].message.contains("Nowhere"));
+    }
+
+    #[test]
+    fn unknown_class_is_an_error_unless_allowed_and_then_disabled() {
+        let custom = with(Item::new("C", "My.Custom.Operation"), 5, &[]);
+        let mut p = production(vec![custom]);
+        let f = validate(&mut p.clone(), Path::new("p.xml"), &LoadOptions::default());
+        assert_eq!(f.errors.len(), 1);
+        assert!(f.errors[0].message.contains("My.Custom.Operation"));
+        let allow = LoadOptions {
+            allow_unknown: true,
+            ..LoadOptions::default()
+        };
+        let f = validate(&mut p, Path::new("p.xml"), &allow);
+        assert!(f.errors.is_empty());
+        assert_eq!(f.unknown_classes.len(), 1);
+        assert!(!p.items[0].enabled);
+    }
+
+    #[test]
+    fn missing_required_setting_is_an_error_only_for_enabled_items() {
+        let mut op = Item::new("Out", "EnsLib.HL7.Operation.TCPOperation");
+        op.source.line = 7;
+        let mut disabled = op.clone();
+        disabled.name = "Off".into();
+        disabled.enabled = false;
+        let mut p = production(vec![op, disabled]);
+        let f = validate(&mut p, Path::new("p.xml"), &LoadOptions::default());
+        assert_eq!(f.errors.len(), 2, "{:?}", f.errors);
+        assert!(
+            f.errors
+                .iter()
+                .all(|d| d.item.as_deref() == Some("Out") && d.line == 7)
+        );
+    }
+
+    #[test]
+    fn unsupported_settings_are_listed_by_item_and_name() {
+        let item = with(
+            Item::new("In", "EnsLib.HL7.Service.TCPService"),
+            2,
+            &[
+                (SettingTarget::Adapter, "Port", "5000"),
+                (SettingTarget::Adapter, "SSLConfig", "tls"),
+                (SettingTarget::Host, "MadeUp", "1"),
+            ],
+        );
+        let mut p = production(vec![item]);
+        let f = validate(&mut p, Path::new("p.xml"), &LoadOptions::default());
+        let names: Vec<_> = f
+            .unsupported_settings
+            .iter()
+            .map(|u| u.setting.as_str())
+            .collect();
+        assert_eq!(names, vec!["MadeUp", "SSLConfig"]);
+    }
+
+    #[test]
+    fn placement_deals_instances_round_robin_with_actor_pool_for_processes() {
+        let mut router = with(
+            Item::new("R", "EnsLib.HL7.MsgRouter.RoutingEngine"),
+            4,
+            &[(SettingTarget::Host, "BusinessRuleName", "X.Rule")],
+        );
+        router.pool_size = 0;
+        let mut input = tcp_in("In", 1, "5000", "R");
+        input.pool_size = 2;
+        let mut p = production(vec![input, router]);
+        let f = validate(&mut p, Path::new("p.xml"), &LoadOptions::default());
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        let plan = placement(&p, 3);
+        assert_eq!(plan[0].shards, vec![0, 1]);
+        assert_eq!(plan[1].shards, vec![2, 0]);
+    }
+}
