@@ -1,0 +1,306 @@
+//! The sink: an MLLP server playing the downstream system. Every executor thread listens
+//! on the same address (`SO_REUSEPORT`, glommio's default), so the kernel spreads
+//! connections over the threads; each connection is one task that reads frames into a
+//! reused buffer, decides each message's fate and writes the replies of one read in one
+//! write.
+//!
+//! Fate of a message, drawn per message from the thread's generator: with probability
+//! `drop_rate` the connection is closed without a reply (counted in
+//! `dropped_connections`); with `--no-ack` no reply; otherwise after the delay an ACK with
+//! AR (probability `ar_rate`), AE (`ae_rate`) or AA. A frame that is not HL7 is answered
+//! AR with an empty MSA-2. In an `e2e` run the sink also parses the control id the
+//! sender wrote and records end-to-end latency, duplicates and per-patient order.
+//!
+//! `--save-dir` writes each message to `<dir>/<thread>-<n>.hl7` with a blocking write on
+//! the executor thread: it is meant for small runs that inspect what arrived, and it slows
+//! the sink down.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+use hie_net::mllp::frame::{FrameDecoder, encode_frame};
+
+use crate::e2e::PatientOrder;
+use crate::ids::{ControlId, parse_patient};
+use crate::runner::ThreadCtx;
+use crate::stats::{ACK_CODE_NAMES, record};
+
+/// Largest message the sink accepts.
+pub const MESSAGE_BYTES_MAX: usize = 64 << 20;
+
+/// How the sink answers, shared read-only by all threads.
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    /// Fraction answered AE.
+    pub ae_rate: f64,
+    /// Fraction answered AR.
+    pub ar_rate: f64,
+    /// Fixed delay, or the low end of a random one.
+    pub delay: Option<Duration>,
+    /// High end of a random delay.
+    pub delay_max: Option<Duration>,
+    /// Fraction of messages whose connection is closed instead of answered.
+    pub drop_rate: f64,
+    /// Never answer.
+    pub no_ack: bool,
+    /// Save messages here.
+    pub save_dir: Option<PathBuf>,
+}
+
+/// What a sink thread needs.
+#[derive(Debug)]
+pub struct SinkPlan {
+    /// Address every thread listens on (the real port, never 0).
+    pub listen: SocketAddr,
+    /// How to answer.
+    pub behaviour: Behaviour,
+    /// Messages received by all threads (for `--messages` and the e2e drain).
+    pub received_total: Arc<AtomicU64>,
+    /// e2e: per-patient order, when this sink checks an e2e run.
+    pub order: Option<Arc<PatientOrder>>,
+}
+
+/// The address the sink threads will listen on: `addr` itself, or with port 0 a free
+/// port picked by the OS (bound once and released, so every thread can then bind it with
+/// `SO_REUSEPORT`).
+pub fn pick_port(addr: SocketAddr) -> Result<SocketAddr, crate::error::LoadgenError> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    let err = |source| crate::error::LoadgenError::Listen { addr, source };
+    let probe = std::net::TcpListener::bind(addr).map_err(err)?;
+    probe.local_addr().map_err(err)
+}
+
+/// Runs this thread's listener until the stop flag ends the thread.
+pub async fn run_thread(ctx: Rc<ThreadCtx>, plan: Arc<SinkPlan>) {
+    let listener = match TcpListener::bind(plan.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "hie-loadgen: thread {} cannot listen on {}: {e}",
+                ctx.thread, plan.listen
+            );
+            return;
+        }
+    };
+    let mut conn_index = 0u64;
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                ctx.stats.borrow_mut().counters.connections += 1;
+                conn_index += 1;
+                let seed = (ctx.thread as u64) << 48 ^ conn_index;
+                glommio::spawn_local(serve(ctx.clone(), plan.clone(), stream, seed)).detach();
+            }
+            Err(_) => glommio::timer::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// What to do with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Reply(usize),
+    Silent,
+    Drop,
+}
+
+fn fate(b: &Behaviour, rng: &mut u64) -> Fate {
+    let roll = uniform(rng);
+    if roll < b.drop_rate {
+        return Fate::Drop;
+    }
+    if b.no_ack {
+        return Fate::Silent;
+    }
+    let roll = uniform(rng);
+    if roll < b.ar_rate {
+        Fate::Reply(2)
+    } else if roll < b.ar_rate + b.ae_rate {
+        Fate::Reply(1)
+    } else {
+        Fate::Reply(0)
+    }
+}
+
+fn uniform(rng: &mut u64) -> f64 {
+    *rng ^= *rng >> 12;
+    *rng ^= *rng << 25;
+    *rng ^= *rng >> 27;
+    (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn delay(b: &Behaviour, rng: &mut u64) -> Option<Duration> {
+    let low = b.delay?;
+    match b.delay_max {
+        Some(high) if high > low => Some(low + (high - low).mul_f64(uniform(rng))),
+        _ => Some(low),
+    }
+}
+
+async fn serve(ctx: Rc<ThreadCtx>, plan: Arc<SinkPlan>, mut stream: TcpStream, seed: u64) {
+    let _ = stream.set_nodelay(true);
+    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut decoder = FrameDecoder::new(MESSAGE_BYTES_MAX);
+    let mut ack = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(4096);
+    let b = &plan.behaviour;
+    loop {
+        let n = match stream.read(decoder.read_buf()).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        decoder.commit(n);
+        out.clear();
+        loop {
+            let msg = match decoder.next_frame() {
+                Ok(Some(msg)) => msg,
+                Ok(None) => break,
+                Err(_) => return,
+            };
+            receive(&ctx, &plan, msg);
+            match fate(b, &mut rng) {
+                Fate::Drop => {
+                    ctx.stats.borrow_mut().counters.dropped_connections += 1;
+                    let _ = stream.write_all(&out).await;
+                    return;
+                }
+                Fate::Silent => ctx.stats.borrow_mut().counters.unreplied += 1,
+                Fate::Reply(code) => {
+                    let code = if crate::hl7io::control_id_range(msg).is_none() {
+                        2
+                    } else {
+                        code
+                    };
+                    ack.clear();
+                    crate::hl7io::write_ack(&mut ack, msg, ACK_CODE_NAMES[code]);
+                    encode_frame(&mut out, &ack);
+                    ctx.stats.borrow_mut().counters.replies[code] += 1;
+                    if let Some(d) = delay(b, &mut rng) {
+                        // A delayed reply goes out on its own, in order.
+                        if stream.write_all(&out).await.is_err() {
+                            return;
+                        }
+                        out.clear();
+                        glommio::timer::sleep(d).await;
+                    }
+                }
+            }
+        }
+        if !out.is_empty() && stream.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Counts, saves and (in e2e) checks one received message.
+fn receive(ctx: &ThreadCtx, plan: &SinkPlan, msg: &[u8]) {
+    plan.received_total.fetch_add(1, Ordering::Relaxed);
+    let mut s = ctx.stats.borrow_mut();
+    s.counters.received += 1;
+    s.counters.received_bytes += msg.len() as u64;
+    let Some(ctrl) = crate::hl7io::control_id_range(msg) else {
+        s.counters.malformed += 1;
+        return;
+    };
+    if let Some(dir) = &plan.behaviour.save_dir {
+        let path = dir.join(format!("{}-{:010}.hl7", ctx.thread, s.counters.received));
+        if std::fs::write(&path, msg).is_err() {
+            eprintln!("hie-loadgen: cannot save {}", path.display());
+        }
+    }
+    let Some(order) = &plan.order else { return };
+    let Some(id) = ControlId::parse(&msg[ctrl]) else {
+        s.counters.foreign += 1;
+        return;
+    };
+    if s.tracks.receive(id.conn, id.seq) {
+        s.counters.duplicates += 1;
+        return;
+    }
+    let now_us = (ctx.now_ns() / 1000) as u32;
+    record(&mut s.interval, u64::from(now_us.wrapping_sub(id.t_us)));
+    let patient = crate::hl7io::patient_range(msg).and_then(|r| parse_patient(&msg[r]));
+    if let Some(p) = patient
+        && order.arrive(p, id.conn, id.seq)
+    {
+        s.counters.order_violations += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn behaviour() -> Behaviour {
+        Behaviour {
+            ae_rate: 0.0,
+            ar_rate: 0.0,
+            delay: None,
+            delay_max: None,
+            drop_rate: 0.0,
+            no_ack: false,
+            save_dir: None,
+        }
+    }
+
+    #[test]
+    fn fates_follow_the_configured_rates() {
+        let b = Behaviour {
+            ae_rate: 0.2,
+            ar_rate: 0.1,
+            drop_rate: 0.05,
+            ..behaviour()
+        };
+        let mut rng = 12345;
+        let mut counts = [0usize; 4];
+        for _ in 0..100_000 {
+            match fate(&b, &mut rng) {
+                Fate::Reply(c) => counts[c] += 1,
+                Fate::Silent => unreachable!("no_ack is off"),
+                Fate::Drop => counts[3] += 1,
+            }
+        }
+        let near = |n: usize, p: f64| ((n as f64 / 100_000.0) - p).abs() < 0.01;
+        assert!(near(counts[3], 0.05), "{counts:?}");
+        assert!(near(counts[2], 0.95 * 0.1), "{counts:?}");
+        assert!(near(counts[1], 0.95 * 0.2), "{counts:?}");
+    }
+
+    #[test]
+    fn no_ack_is_silent_and_default_is_aa() {
+        let mut rng = 7;
+        assert_eq!(
+            fate(
+                &Behaviour {
+                    no_ack: true,
+                    ..behaviour()
+                },
+                &mut rng
+            ),
+            Fate::Silent
+        );
+        assert_eq!(fate(&behaviour(), &mut rng), Fate::Reply(0));
+    }
+
+    #[test]
+    fn random_delay_stays_in_its_range() {
+        let b = Behaviour {
+            delay: Some(Duration::from_millis(2)),
+            delay_max: Some(Duration::from_millis(5)),
+            ..behaviour()
+        };
+        let mut rng = 99;
+        for _ in 0..1000 {
+            let d = delay(&b, &mut rng).unwrap();
+            assert!(d >= Duration::from_millis(2) && d <= Duration::from_millis(5));
+        }
+    }
+}
