@@ -25,7 +25,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{
     self, Analysis, ConfigError, Diagnostic, ItemKind, ItemSettings, LoadOptions, Production,
-    RawSettings, SettingTarget, placement,
+    RawSettings, SettingTarget, UnsupportedSetting, placement,
 };
 
 /// Arguments of `hie check`.
@@ -167,15 +167,7 @@ fn print_text(args: &CheckArgs, analysis: &Analysis) {
             println!("  {}  ({})", u.item, u.class);
         }
     }
-    if !f.unsupported_settings.is_empty() {
-        println!(
-            "\nunsupported settings, recorded but not used ({}):",
-            f.unsupported_settings.len()
-        );
-        for u in &f.unsupported_settings {
-            println!("  {}: {} {}", u.item, u.target.as_str(), u.setting);
-        }
-    }
+    print_unsupported(&f.unsupported_settings);
     if !f.warnings.is_empty() {
         println!("\nwarnings ({}):", f.warnings.len());
         for w in &f.warnings {
@@ -189,6 +181,40 @@ fn print_text(args: &CheckArgs, analysis: &Analysis) {
         println!("\nvalid");
     } else {
         eprintln!("invalid: {} error(s)", f.errors.len());
+    }
+}
+
+/// Unsupported settings, one line per item; those left at their IRIS default (ignoring
+/// them changes nothing) apart from those that matter.
+fn print_unsupported(unsupported: &[UnsupportedSetting]) {
+    if unsupported.is_empty() {
+        return;
+    }
+    let matter = unsupported.iter().filter(|u| !u.at_default).count();
+    println!(
+        "\nunsupported settings, recorded but not used: {} ({matter} not at their IRIS default):",
+        unsupported.len()
+    );
+    let mut items: Vec<&str> = unsupported.iter().map(|u| u.item.as_str()).collect();
+    items.dedup();
+    for item in items {
+        let names = |at_default: bool| {
+            unsupported
+                .iter()
+                .filter(|u| u.item == item && u.at_default == at_default)
+                .map(|u| format!("{} {}", u.target.as_str(), u.setting))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (set, default) = (names(false), names(true));
+        let mut line = format!("  {item}:");
+        if !set.is_empty() {
+            line.push_str(&format!(" {set}"));
+        }
+        if !default.is_empty() {
+            line.push_str(&format!(" (at default: {default})"));
+        }
+        println!("{line}");
     }
 }
 
@@ -216,7 +242,13 @@ fn print_plan(args: &CheckArgs, p: &Production) {
         if of_kind.is_empty() {
             continue;
         }
-        println!("\n{}s ({}):", kind.as_str(), of_kind.len());
+        let heading = match kind {
+            ItemKind::Service => "services",
+            ItemKind::Process => "processes",
+            ItemKind::Operation => "operations",
+            ItemKind::Unknown => "items of unknown kind",
+        };
+        println!("\n{heading} ({}):", of_kind.len());
         for (index, item) in of_kind {
             let placed = plan.iter().find(|pl| pl.item == index);
             let where_ = match placed {

@@ -93,6 +93,8 @@ pub struct UnsupportedSetting {
     pub target: SettingTarget,
     /// Line of the setting.
     pub line: u32,
+    /// True when the value is the IRIS default, so ignoring it changes nothing.
+    pub at_default: bool,
 }
 
 /// A valid production, ready for the engine.

@@ -92,13 +92,9 @@ pub fn validate(production: &mut Production, file: &Path, opts: &LoadOptions) ->
                 None => format!("class {} is not known to hie (a custom class?)", item.class),
             };
             if opts.allow_unknown {
+                // Listed in `unknown_classes`, not warned about: the caller allowed them, so
+                // `--strict --allow-unknown` still passes.
                 item.enabled = false;
-                f.warn(
-                    file,
-                    item.source.line,
-                    Some(&item.name),
-                    format!("{what}; the item is disabled"),
-                );
             } else {
                 f.error(
                     file,
@@ -179,6 +175,7 @@ fn check_raw_settings(item: &super::model::Item, family: Family, file: &Path, f:
                     setting: name.clone(),
                     target,
                     line: raw.line,
+                    at_default: spec.is_some_and(|s| s.default == raw.value),
                 });
             }
             // Supported values are checked (and reported as errors) when resolved; a bad
@@ -225,14 +222,16 @@ fn check_targets(production: &Production, file: &Path, f: &mut Findings) {
                 continue;
             };
             for target in settings::split_list(&raw.value, false) {
-                if production.item(&target).is_none() {
-                    f.warn(
-                        file,
-                        raw.line,
-                        Some(&item.name),
-                        format!("{setting} names {target:?}, which is no item of this production"),
-                    );
-                }
+                let message = match production.item(&target) {
+                    None => {
+                        format!("{setting} names {target:?}, which is no item of this production")
+                    }
+                    Some(t) if item.enabled && !t.enabled => {
+                        format!("{setting} names {target:?}, which is disabled")
+                    }
+                    Some(_) => continue,
+                };
+                f.warn(file, raw.line, Some(&item.name), message);
             }
         }
     }
@@ -407,10 +406,28 @@ mod tests {
             allow_unknown: true,
             ..LoadOptions::default()
         };
-        let f = validate(&mut p, Path::new("p.xml"), &allow);
-        assert!(f.errors.is_empty());
+        let strict_allow = LoadOptions {
+            strict: true,
+            ..allow
+        };
+        let f = validate(&mut p, Path::new("p.xml"), &strict_allow);
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
         assert_eq!(f.unknown_classes.len(), 1);
         assert!(!p.items[0].enabled);
+    }
+
+    #[test]
+    fn enabled_item_targeting_a_disabled_item_is_warned_about() {
+        let mut off = with(
+            Item::new("Off", "EnsLib.HL7.MsgRouter.RoutingEngine"),
+            8,
+            &[(SettingTarget::Host, "BusinessRuleName", "R")],
+        );
+        off.enabled = false;
+        let mut p = production(vec![tcp_in("In", 3, "5000", "Off"), off]);
+        let f = validate(&mut p, Path::new("p.xml"), &LoadOptions::default());
+        assert_eq!(f.warnings.len(), 1, "{:?}", f.warnings);
+        assert!(f.warnings[0].message.contains("disabled"));
     }
 
     #[test]
