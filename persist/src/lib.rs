@@ -1,1 +1,72 @@
 //! hie-persist: one append-only write-ahead log per shard.
+//!
+//! Each shard owns one [`Wal`] in its own directory. The engine opens it from a task on
+//! the shard's glommio executor, keeps it in an `Rc<Wal>`, and every task of the shard
+//! appends through `&Wal`:
+//!
+//! ```no_run
+//! use std::rc::Rc;
+//! use hie_persist::{MessageMeta, Record, Wal, WalConfig};
+//!
+//! glommio::LocalExecutorBuilder::default()
+//!     .spawn(|| async {
+//!         let (wal, recovery) = Wal::open("/var/lib/hie/shard-0", WalConfig::default()).await?;
+//!         let wal = Rc::new(wal);
+//!         // Redeliver what was received and not completed before the restart.
+//!         for (target, deliveries) in &recovery.targets {
+//!             for d in deliveries {
+//!                 let _message = &recovery.messages[&d.message_id];
+//!                 let _ = target; // hand to the target's queue
+//!             }
+//!         }
+//!         // A service receiving a message: durable before the ACK.
+//!         let message_id = wal.next_message_id();
+//!         let meta = MessageMeta { message_type: "ADT^A01", control_id: "1", partition_key: "P1" };
+//!         let bytes = b"MSH|^~\\&|...";
+//!         wal.append(&Record::MessageReceived { message_id, source: "In", meta, bytes }).await?;
+//!         // ACK upstream, then route.
+//!         wal.append(&Record::Enqueued { message_id, target: "Out" }).await?;
+//!         // The operation, after the downstream ACK:
+//!         wal.append(&Record::Completed { message_id, target: "Out" }).await?;
+//!         wal.close().await
+//!     })
+//!     .unwrap()
+//!     .join()
+//!     .unwrap()
+//!     .unwrap();
+//! ```
+//!
+//! Contract:
+//! - `append`/`append_many` resolve when the records are durable per [`SyncMode`]
+//!   (default `Fsync`: written and `fdatasync`ed). Appends from all tasks of the shard are
+//!   group-committed: one write and one `fdatasync` per batch. The LSNs of one task's
+//!   appends increase in the order it called them.
+//! - Message ids come from [`Wal::next_message_id`]: a shard-local counter, unique and
+//!   increasing across restarts and retention.
+//! - [`Recovery`] (returned by `open`) lists every message received and not closed, per
+//!   target in enqueue order, the messages never routed, and counters (torn bytes, corrupt
+//!   spans with segment and offset, unknown kinds). A message is closed once a terminal
+//!   record (`Completed`/`Discarded`) arrived for each target it was enqueued for; append
+//!   all of a message's `Enqueued` records in one `append_many`, and record "no route" as
+//!   `Discarded` with an empty target.
+//! - Errors (including disk full) come back as [`WalError`]; after a failed write or sync
+//!   the WAL is poisoned and must be reopened. Nothing panics on bad disk contents.
+//! - Read API: [`Wal::records_between`] (records of a time range) and
+//!   [`Wal::find_message`] / [`Wal::read_at`] (a message by id, a record by location).
+//! - Retention removes (or archives) whole segments whose messages are all closed, oldest
+//!   first, by age and/or total size; see [`WalConfig`].
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod error;
+pub mod wal;
+
+pub use error::WalError;
+pub use wal::{
+    SyncMode, Wal, WalConfig, WalStats,
+    reader::{RangeReader, StoredRecord},
+    record::{MessageMeta, Record, RecordKind},
+    recovery::{
+        CorruptSpan, DeliveryState, PendingDelivery, RecoveredMessage, Recovery, RecoveryStats,
+    },
+    segment::Location,
+};

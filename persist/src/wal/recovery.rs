@@ -1,0 +1,434 @@
+//! Recovery: scan every segment in order and rebuild what the engine needs.
+//!
+//! The result ([`Recovery`]) holds every message received and not closed (see
+//! `retention` for "closed"), the pending deliveries per target in the order they were
+//! enqueued, the messages never routed, the last checkpoint, and counters. Only
+//! CRC-valid records with increasing LSNs are ever returned as data: a corrupt span is
+//! reported (segment, offset, length) with a `tracing::error!` and skipped; the bytes
+//! after the last valid record of the last segment are the torn tail, counted and later
+//! zeroed by the writer. Unknown kinds (from a newer writer) are skipped with a warning.
+//!
+//! Limits: the message bytes of every open message are held in memory, which is what
+//! the engine needs to redeliver them anyway; closed messages are dropped during the scan.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+};
+
+use crate::{
+    error::WalError,
+    wal::{
+        record::{self, Record, RecordKind},
+        retention::OpenSet,
+        segment::{Location, Scanned, SegmentScanner, list_segments, segment_path},
+    },
+};
+
+/// A message received and not closed, with its bytes and indexed metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveredMessage {
+    pub message_id: u64,
+    /// LSN of its `MessageReceived` record.
+    pub lsn: u64,
+    pub location: Location,
+    pub timestamp_us: u64,
+    /// The item that received it.
+    pub source: String,
+    pub message_type: String,
+    pub control_id: String,
+    pub partition_key: String,
+    pub bytes: Vec<u8>,
+}
+
+/// State of a delivery still owed to a target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Enqueued, no outcome yet.
+    Queued,
+    /// The last outcome was a failure (the engine decides whether to resend).
+    Failed { reason: String },
+    /// The last outcome was a suspension.
+    Suspended { reason: String },
+}
+
+/// A delivery owed to a target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingDelivery {
+    pub message_id: u64,
+    /// LSN of the `Enqueued` record (deliveries are listed in this order).
+    pub enqueued_lsn: u64,
+    pub state: DeliveryState,
+}
+
+/// A span of bytes that was not a valid record and was skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CorruptSpan {
+    pub location: Location,
+    pub span_bytes: u64,
+}
+
+/// Counters of one recovery.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryStats {
+    pub segments: u64,
+    /// Valid records scanned (all kinds, including skipped unknown ones).
+    pub records: u64,
+    /// Bytes of valid records (headers, payloads and padding).
+    pub record_bytes: u64,
+    /// Non-zero bytes after the last valid record of the last segment (the torn tail).
+    pub torn_bytes_dropped: u64,
+    /// Corrupt spans skipped (and records with a valid CRC but a malformed payload).
+    pub corrupt: Vec<CorruptSpan>,
+    /// Valid records of a kind this version does not know.
+    pub unknown_kinds_skipped: u64,
+    /// Delivery records naming a message that is not open (already closed, or its
+    /// `MessageReceived` was lost to corruption).
+    pub orphan_records: u64,
+    /// Segments whose first LSN does not follow the previous segment's last one.
+    pub lsn_gaps: u64,
+    /// LSN of the last valid record (0 for an empty WAL).
+    pub last_lsn: u64,
+}
+
+/// What the engine needs after a restart.
+#[derive(Clone, Debug, Default)]
+pub struct Recovery {
+    /// Every open message by id.
+    pub messages: HashMap<u64, RecoveredMessage>,
+    /// Open messages with no delivery record yet (route them again), in log order.
+    pub unrouted: Vec<u64>,
+    /// Per target, the deliveries owed, in the order they were enqueued.
+    pub targets: BTreeMap<String, Vec<PendingDelivery>>,
+    /// The last checkpoint record: its LSN and data.
+    pub last_checkpoint: Option<(u64, Vec<u8>)>,
+    /// The next message id `Wal::next_message_id` will hand out.
+    pub next_message_id: u64,
+    pub stats: RecoveryStats,
+}
+
+/// Per-segment facts the writer and reader keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentMeta {
+    /// End of the last valid record.
+    pub end_offset: u64,
+    pub file_bytes: u64,
+    pub ts_min_us: u64,
+    pub ts_max_us: u64,
+    /// Smallest and largest `MessageReceived` ids (`u64::MAX`/0 when none).
+    pub id_min: u64,
+    pub id_max: u64,
+}
+
+impl SegmentMeta {
+    pub fn empty(file_bytes: u64) -> Self {
+        Self {
+            end_offset: 0,
+            file_bytes,
+            ts_min_us: u64::MAX,
+            ts_max_us: 0,
+            id_min: u64::MAX,
+            id_max: 0,
+        }
+    }
+
+    /// Folds in a record written at `end` (its end offset).
+    pub fn note(&mut self, end: u64, timestamp_us: u64, received_id: Option<u64>) {
+        self.end_offset = end;
+        self.ts_min_us = self.ts_min_us.min(timestamp_us);
+        self.ts_max_us = self.ts_max_us.max(timestamp_us);
+        if let Some(id) = received_id {
+            self.id_min = self.id_min.min(id);
+            self.id_max = self.id_max.max(id);
+        }
+    }
+}
+
+/// Everything the writer resumes from.
+#[derive(Debug, Default)]
+pub(crate) struct Resume {
+    pub segments: BTreeMap<u64, SegmentMeta>,
+    pub open: OpenSet,
+    pub last_lsn: u64,
+}
+
+/// Tracks deliveries during the scan.
+#[derive(Default)]
+struct Builder {
+    recovery: Recovery,
+    open: OpenSet,
+    /// Per target, enqueued LSN → delivery.
+    queues: HashMap<String, BTreeMap<u64, PendingDelivery>>,
+    /// (message, target) → enqueued LSN.
+    enqueued: HashMap<(u64, String), u64>,
+    /// Message id → received LSN, for messages without any delivery record yet.
+    unrouted: BTreeMap<u64, u64>,
+}
+
+/// Scans every segment in `dir`.
+pub(crate) async fn recover(dir: &Path) -> Result<(Recovery, Resume), WalError> {
+    let mut builder = Builder::default();
+    let mut segments = BTreeMap::new();
+    let mut last_lsn = 0;
+    let firsts = list_segments(dir)?;
+    for (i, &first_lsn) in firsts.iter().enumerate() {
+        let is_last = i + 1 == firsts.len();
+        if last_lsn != 0 && first_lsn != last_lsn + 1 {
+            builder.recovery.stats.lsn_gaps += 1;
+            tracing::error!(
+                segment = first_lsn,
+                last_lsn,
+                "WAL segment does not follow the previous one"
+            );
+        }
+        let before = last_lsn.max(first_lsn - 1);
+        let meta = scan_segment(dir, first_lsn, before, is_last, &mut builder).await?;
+        last_lsn = last_lsn.max(builder.recovery.stats.last_lsn);
+        segments.insert(first_lsn, meta);
+    }
+    builder.recovery.stats.segments = firsts.len() as u64;
+    let Builder {
+        mut recovery,
+        open,
+        queues,
+        unrouted,
+        ..
+    } = builder;
+    recovery.unrouted = unrouted
+        .into_keys()
+        .filter(|id| open.is_open(*id))
+        .collect();
+    recovery
+        .unrouted
+        .sort_by_key(|id| recovery.messages.get(id).map(|m| m.lsn));
+    recovery.targets = queues
+        .into_iter()
+        .map(|(target, q)| (target, q.into_values().collect::<Vec<_>>()))
+        .filter(|(_, q)| !q.is_empty())
+        .collect();
+    recovery.next_message_id = recovery.next_message_id.max(1);
+    let resume = Resume {
+        segments,
+        open,
+        last_lsn,
+    };
+    Ok((recovery, resume))
+}
+
+async fn scan_segment(
+    dir: &Path,
+    first_lsn: u64,
+    before: u64,
+    is_last: bool,
+    builder: &mut Builder,
+) -> Result<SegmentMeta, WalError> {
+    let path = segment_path(dir, first_lsn);
+    let mut scanner = SegmentScanner::open(&path, before).await?;
+    let mut meta = SegmentMeta::empty(scanner.file_len());
+    while let Some(found) = scanner.next().await? {
+        match found {
+            Scanned::Record {
+                offset,
+                header,
+                bytes,
+            } => {
+                let location = Location {
+                    segment: first_lsn,
+                    offset,
+                };
+                let end = offset + record::record_bytes(header.payload_len as usize) as u64;
+                let received = builder.apply(location, &header, bytes);
+                meta.note(end, header.timestamp_us, received);
+            }
+            Scanned::Corrupt { offset, span_bytes } => {
+                tracing::error!(
+                    segment = first_lsn,
+                    offset,
+                    span_bytes,
+                    "corrupt WAL records skipped"
+                );
+                builder.recovery.stats.corrupt.push(CorruptSpan {
+                    location: Location {
+                        segment: first_lsn,
+                        offset,
+                    },
+                    span_bytes,
+                });
+            }
+            Scanned::End {
+                offset,
+                dirty_bytes,
+            } => {
+                meta.end_offset = offset;
+                if dirty_bytes > 0 && is_last {
+                    tracing::warn!(
+                        segment = first_lsn,
+                        offset,
+                        dirty_bytes,
+                        "WAL torn tail dropped"
+                    );
+                    builder.recovery.stats.torn_bytes_dropped += dirty_bytes;
+                } else if dirty_bytes > 0 {
+                    tracing::error!(
+                        segment = first_lsn,
+                        offset,
+                        dirty_bytes,
+                        "garbage after the end of a sealed WAL segment"
+                    );
+                    builder.recovery.stats.corrupt.push(CorruptSpan {
+                        location: Location {
+                            segment: first_lsn,
+                            offset,
+                        },
+                        span_bytes: dirty_bytes,
+                    });
+                }
+            }
+        }
+    }
+    scanner.close().await;
+    Ok(meta)
+}
+
+impl Builder {
+    /// Applies one valid record; returns the message id if it was a `MessageReceived`.
+    fn apply(
+        &mut self,
+        location: Location,
+        header: &record::RecordHeader,
+        bytes: &[u8],
+    ) -> Option<u64> {
+        let stats = &mut self.recovery.stats;
+        stats.records += 1;
+        stats.record_bytes += record::record_bytes(header.payload_len as usize) as u64;
+        stats.last_lsn = header.lsn;
+        let Some(kind) = RecordKind::from_u16(header.kind) else {
+            tracing::warn!(
+                kind = header.kind,
+                version = header.version,
+                ?location,
+                "unknown WAL record kind skipped"
+            );
+            stats.unknown_kinds_skipped += 1;
+            return None;
+        };
+        let Some(record) = Record::decode(kind, record::payload_of(bytes)) else {
+            tracing::error!(
+                ?kind,
+                ?location,
+                "WAL record with a valid CRC but a malformed payload skipped"
+            );
+            stats.corrupt.push(CorruptSpan {
+                location,
+                span_bytes: bytes.len() as u64,
+            });
+            return None;
+        };
+        if let Some(id) = record.message_id() {
+            self.recovery.next_message_id = self.recovery.next_message_id.max(id + 1);
+        }
+        let closed = self.open.on_record(location.segment, &record);
+        self.track(location, header, &record);
+        if let Some(id) = closed {
+            self.recovery.messages.remove(&id);
+        }
+        match record {
+            Record::MessageReceived { message_id, .. } => Some(message_id),
+            _ => None,
+        }
+    }
+
+    fn track(&mut self, location: Location, header: &record::RecordHeader, record: &Record<'_>) {
+        match *record {
+            Record::MessageReceived {
+                message_id,
+                source,
+                meta,
+                bytes,
+            } => {
+                self.recovery.messages.insert(
+                    message_id,
+                    RecoveredMessage {
+                        message_id,
+                        lsn: header.lsn,
+                        location,
+                        timestamp_us: header.timestamp_us,
+                        source: source.to_owned(),
+                        message_type: meta.message_type.to_owned(),
+                        control_id: meta.control_id.to_owned(),
+                        partition_key: meta.partition_key.to_owned(),
+                        bytes: bytes.to_vec(),
+                    },
+                );
+                self.unrouted.insert(message_id, header.lsn);
+            }
+            Record::Enqueued { message_id, target } => {
+                if !self.recovery.messages.contains_key(&message_id) {
+                    self.recovery.stats.orphan_records += 1;
+                    return;
+                }
+                self.unrouted.remove(&message_id);
+                let key = (message_id, target.to_owned());
+                if let Some(previous) = self.enqueued.insert(key, header.lsn)
+                    && let Some(q) = self.queues.get_mut(target)
+                {
+                    q.remove(&previous);
+                }
+                self.queues.entry(target.to_owned()).or_default().insert(
+                    header.lsn,
+                    PendingDelivery {
+                        message_id,
+                        enqueued_lsn: header.lsn,
+                        state: DeliveryState::Queued,
+                    },
+                );
+            }
+            Record::Completed { message_id, target }
+            | Record::Discarded {
+                message_id, target, ..
+            } => {
+                self.unrouted.remove(&message_id);
+                match self.enqueued.remove(&(message_id, target.to_owned())) {
+                    Some(lsn) => {
+                        if let Some(q) = self.queues.get_mut(target) {
+                            q.remove(&lsn);
+                        }
+                    }
+                    None if !target.is_empty() => self.recovery.stats.orphan_records += 1,
+                    None => {}
+                }
+            }
+            Record::Failed {
+                message_id,
+                target,
+                reason,
+            }
+            | Record::Suspended {
+                message_id,
+                target,
+                reason,
+            } => {
+                let state = if matches!(record, Record::Failed { .. }) {
+                    DeliveryState::Failed {
+                        reason: reason.to_owned(),
+                    }
+                } else {
+                    DeliveryState::Suspended {
+                        reason: reason.to_owned(),
+                    }
+                };
+                let lsn = self.enqueued.get(&(message_id, target.to_owned()));
+                match lsn.and_then(|lsn| self.queues.get_mut(target)?.get_mut(lsn)) {
+                    Some(delivery) => delivery.state = state,
+                    None => self.recovery.stats.orphan_records += 1,
+                }
+            }
+            Record::Checkpoint { data } => {
+                self.recovery.last_checkpoint = Some((header.lsn, data.to_vec()));
+            }
+            Record::SegmentStart { next_message_id } => {
+                self.recovery.next_message_id = self.recovery.next_message_id.max(next_message_id);
+            }
+        }
+    }
+}

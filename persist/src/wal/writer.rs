@@ -1,0 +1,865 @@
+//! The [`Wal`] handle and its group-commit task.
+//!
+//! Appending tasks encode their records (LSN and CRC still zero) into one shared pending
+//! buffer and wait. One committer task per WAL, spawned on the shard by `Wal::open`,
+//! takes the pending records (up to `batch_bytes_max`, never past the end of the
+//! segment), assigns LSNs, seals them (CRC), copies them behind the valid prefix of the
+//! last partially written 4 KiB block into one aligned `DmaBuffer`, writes it with one
+//! O_DIRECT write at that block's offset, `fdatasync`s (per [`SyncMode`]), and resolves
+//! the waiting appends. While one commit is in flight the next batch accumulates, so the
+//! batch size follows the load.
+//!
+//! ```text
+//!  segment:  | ...records... | r r r r|0000 |       (last block partially valid)
+//!                            ^block    ^end_offset
+//!  commit:   write [block, align_up(end + batch)) = tail prefix + new records + zeros
+//! ```
+//!
+//! Invariants: exactly one write is in flight per WAL; LSNs are contiguous and assigned
+//! in the order appends were called; an append resolves only after its write (and sync,
+//! in fsync mode) succeeded; the bytes after `end_offset` on disk are zeros. If a write
+//! or sync fails, every waiting append gets the error and the WAL is poisoned: later
+//! appends fail with [`WalError::Poisoned`] until it is reopened, since the state of the
+//! tail on disk is then unknown (recovery decides it from what is actually there).
+//! Segment files are preallocated, so disk full shows up when a segment is created.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::{BTreeMap, VecDeque},
+    future::Future,
+    path::{Path, PathBuf},
+    pin::Pin,
+    rc::Rc,
+    task::{Context, Poll, Waker},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
+
+use crate::{
+    error::WalError,
+    wal::{
+        SyncMode, WalConfig,
+        record::{self, HEADER_BYTES, Record, RecordKind},
+        recovery::{self, Recovery, SegmentMeta},
+        retention::{self, OpenSet, SegmentAge},
+        segment::{BLOCK_BYTES, segment_path},
+    },
+};
+
+/// Counters of one WAL since open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Records made durable (per sync mode).
+    pub records: u64,
+    /// Record bytes written (excluding the rewritten tail blocks and padding).
+    pub record_bytes: u64,
+    /// Group commits (writes).
+    pub commits: u64,
+    /// `fdatasync` calls.
+    pub syncs: u64,
+    /// Segments created.
+    pub segments_created: u64,
+    /// Segments removed or archived by retention.
+    pub segments_removed: u64,
+}
+
+/// One shard's write-ahead log. Use it from tasks of the executor that opened it,
+/// through an `Rc<Wal>`; see the crate documentation.
+#[derive(Debug)]
+pub struct Wal {
+    shared: Rc<Shared>,
+    committer: RefCell<Option<glommio::task::JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: WalConfig,
+    pub(crate) state: RefCell<State>,
+    committer_waker: RefCell<Option<Waker>>,
+    next_message_id: Cell<u64>,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pending: Vec<u8>,
+    waiters: VecDeque<Waiter>,
+    poisoned: Option<String>,
+    closing: bool,
+    pub(crate) segments: BTreeMap<u64, SegmentMeta>,
+    open: OpenSet,
+    last_lsn: u64,
+    stats: WalStats,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    slot: Rc<Slot>,
+    records_left: usize,
+    first_lsn: u64,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    result: RefCell<Option<Result<u64, WalError>>>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Slot {
+    fn complete(&self, result: Result<u64, WalError>) {
+        *self.result.borrow_mut() = Some(result);
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+}
+
+/// Resolves when the slot's records are durable.
+struct Durable {
+    slot: Rc<Slot>,
+}
+
+impl Future for Durable {
+    type Output = Result<u64, WalError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(result) = self.slot.result.borrow_mut().take() {
+            return Poll::Ready(result);
+        }
+        *self.slot.waker.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+impl Wal {
+    /// Opens (or creates) the WAL in `dir`, recovers it, and starts its committer task on
+    /// the current glommio executor. Must be called from a glommio task.
+    pub async fn open(
+        dir: impl AsRef<Path>,
+        config: WalConfig,
+    ) -> Result<(Wal, Recovery), WalError> {
+        config.validate()?;
+        let dir = dir.as_ref().to_owned();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| WalError::io("creating WAL directory", &dir, e))?;
+        if let Some(archive) = &config.archive_dir {
+            std::fs::create_dir_all(archive)
+                .map_err(|e| WalError::io("creating archive directory", archive, e))?;
+        }
+        let (recovery, resume) = recovery::recover(&dir).await?;
+        let shared = Rc::new(Shared {
+            dir: dir.clone(),
+            config,
+            state: RefCell::new(State {
+                pending: Vec::new(),
+                waiters: VecDeque::new(),
+                poisoned: None,
+                closing: false,
+                segments: resume.segments,
+                open: resume.open,
+                last_lsn: resume.last_lsn,
+                stats: WalStats::default(),
+            }),
+            committer_waker: RefCell::new(None),
+            next_message_id: Cell::new(recovery.next_message_id),
+        });
+        let active = match shared.last_segment() {
+            Some(first_lsn) => {
+                Active::reopen(&shared, first_lsn, recovery.stats.torn_bytes_dropped > 0).await?
+            }
+            None => Active::create(&shared).await?,
+        };
+        let committer = glommio::spawn_local(run_committer(shared.clone(), active)).detach();
+        Ok((
+            Wal {
+                shared,
+                committer: RefCell::new(Some(committer)),
+            },
+            recovery,
+        ))
+    }
+
+    /// The directory of this WAL.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Hands out the next message id of this shard: unique and increasing for the life of
+    /// the WAL, across restarts and retention (every segment records the next id).
+    pub fn next_message_id(&self) -> u64 {
+        let id = self.shared.next_message_id.get();
+        self.shared.next_message_id.set(id + 1);
+        id
+    }
+
+    /// Appends one record; resolves with its LSN once durable per the sync mode.
+    pub async fn append(&self, record: &Record<'_>) -> Result<u64, WalError> {
+        self.append_many(std::slice::from_ref(record)).await
+    }
+
+    /// Appends records that get contiguous LSNs, in order, in the same or consecutive
+    /// commits; resolves with the first LSN once all are durable.
+    pub async fn append_many(&self, records: &[Record<'_>]) -> Result<u64, WalError> {
+        let slot = self.enqueue(records)?;
+        Durable { slot }.await
+    }
+
+    fn enqueue(&self, records: &[Record<'_>]) -> Result<Rc<Slot>, WalError> {
+        let shared = &self.shared;
+        let mut state = shared.state.borrow_mut();
+        if let Some(cause) = &state.poisoned {
+            return Err(WalError::Poisoned {
+                dir: shared.dir.clone(),
+                cause: cause.clone(),
+            });
+        }
+        if state.closing {
+            return Err(WalError::Closed {
+                dir: shared.dir.clone(),
+            });
+        }
+        let segment_room = shared.config.segment_bytes as usize - record::record_bytes(8);
+        let timestamp_us = now_us();
+        let start = state.pending.len();
+        for record in records {
+            let payload_len = record.payload_len();
+            let encoded = record::record_bytes(payload_len) > segment_room;
+            let result = if encoded {
+                Err(WalError::RecordTooLarge {
+                    payload_bytes: payload_len,
+                    payload_bytes_max: segment_room - HEADER_BYTES,
+                })
+            } else {
+                record.encode_unsealed(timestamp_us, &mut state.pending)
+            };
+            if let Err(e) = result {
+                state.pending.truncate(start);
+                return Err(e);
+            }
+        }
+        let slot = Rc::new(Slot::default());
+        if records.is_empty() {
+            slot.complete(Ok(state.last_lsn + 1));
+            return Ok(slot);
+        }
+        state.waiters.push_back(Waiter {
+            slot: slot.clone(),
+            records_left: records.len(),
+            first_lsn: 0,
+        });
+        drop(state);
+        shared.wake_committer();
+        Ok(slot)
+    }
+
+    /// Flushes what is pending, syncs, stops the committer and closes the files.
+    /// Appends after this fail with [`WalError::Closed`].
+    pub async fn close(&self) -> Result<(), WalError> {
+        self.shared.state.borrow_mut().closing = true;
+        self.shared.wake_committer();
+        let committer = self.committer.borrow_mut().take();
+        if let Some(committer) = committer {
+            committer.await;
+        }
+        match &self.shared.state.borrow().poisoned {
+            Some(cause) => Err(WalError::Poisoned {
+                dir: self.shared.dir.clone(),
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> WalStats {
+        self.shared.state.borrow().stats
+    }
+
+    /// LSN of the last record made durable (per sync mode).
+    pub fn last_lsn(&self) -> u64 {
+        self.shared.state.borrow().last_lsn
+    }
+
+    /// Number of open messages (received, not closed).
+    pub fn open_messages(&self) -> usize {
+        self.shared.state.borrow().open.len()
+    }
+
+    /// Segments (first LSN) currently in the directory, oldest first.
+    pub fn segments(&self) -> Vec<u64> {
+        self.shared
+            .state
+            .borrow()
+            .segments
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// Removes (or archives) the segments retention allows now; returns their first
+    /// LSNs. Also runs by itself whenever a segment fills up.
+    pub async fn run_retention(&self) -> Result<Vec<u64>, WalError> {
+        run_retention(&self.shared).await
+    }
+
+    pub(crate) fn shared(&self) -> &Rc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        // The committer flushes what is pending and exits; it owns what it needs.
+        self.shared.state.borrow_mut().closing = true;
+        self.shared.wake_committer();
+    }
+}
+
+impl Shared {
+    fn wake_committer(&self) {
+        if let Some(waker) = self.committer_waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    fn last_segment(&self) -> Option<u64> {
+        self.state.borrow().segments.keys().next_back().copied()
+    }
+
+    fn poison(&self, error: &WalError) {
+        let mut state = self.state.borrow_mut();
+        tracing::error!(dir = %self.dir.display(), %error, "WAL poisoned");
+        state.poisoned.get_or_insert_with(|| error.to_string());
+        state.pending.clear();
+        let poisoned = WalError::Poisoned {
+            dir: self.dir.clone(),
+            cause: error.to_string(),
+        };
+        for waiter in state.waiters.drain(..) {
+            waiter.slot.complete(Err(poisoned.clone()));
+        }
+    }
+}
+
+/// The segment being written, owned by the committer.
+struct Active {
+    first_lsn: u64,
+    path: PathBuf,
+    file: DmaFile,
+    end_offset: u64,
+    /// Valid bytes of the last partial block: `[align_down(end_offset), end_offset)`.
+    tail: Vec<u8>,
+    /// Written but not yet synced (interval mode).
+    dirty: bool,
+}
+
+fn align_down(v: u64) -> u64 {
+    v / BLOCK_BYTES as u64 * BLOCK_BYTES as u64
+}
+
+impl Active {
+    /// Creates the next segment (named by the next LSN), preallocates it, makes its
+    /// directory entry durable, and writes its `SegmentStart` record.
+    async fn create(shared: &Shared) -> Result<Self, WalError> {
+        let first_lsn = shared.state.borrow().last_lsn + 1;
+        let path = segment_path(&shared.dir, first_lsn);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .dma_open(&path)
+            .await
+            .map_err(|e| WalError::io("creating segment", &path, e))?;
+        file.pre_allocate(shared.config.segment_bytes, false)
+            .await
+            .map_err(|e| WalError::io("preallocating segment", &path, e))?;
+        sync_dir(&shared.dir).await?;
+        {
+            let mut state = shared.state.borrow_mut();
+            state
+                .segments
+                .insert(first_lsn, SegmentMeta::empty(shared.config.segment_bytes));
+            state.stats.segments_created += 1;
+        }
+        let mut active = Active {
+            first_lsn,
+            path,
+            file,
+            end_offset: 0,
+            tail: Vec::new(),
+            dirty: false,
+        };
+        let next_message_id = shared.next_message_id.get();
+        let mut start = Vec::new();
+        Record::SegmentStart { next_message_id }.encode_unsealed(now_us(), &mut start)?;
+        shared.state.borrow_mut().pending.splice(0..0, start);
+        // The SegmentStart record has no waiter: commit it alone, before anything else.
+        let batch = active.take_batch(shared, true);
+        active.commit(shared, batch).await?;
+        Ok(active)
+    }
+
+    /// Opens the last segment for appending; zeroes a torn tail first if recovery saw one.
+    async fn reopen(shared: &Shared, first_lsn: u64, torn: bool) -> Result<Self, WalError> {
+        let path = segment_path(&shared.dir, first_lsn);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .dma_open(&path)
+            .await
+            .map_err(|e| WalError::io("opening segment", &path, e))?;
+        let end_offset = shared.state.borrow().segments[&first_lsn].end_offset;
+        let block = align_down(end_offset);
+        let mut tail = Vec::new();
+        if end_offset > block {
+            let reader = glommio::io::BufferedFile::open(&path)
+                .await
+                .map_err(|e| WalError::io("opening segment", &path, e))?;
+            let read = reader
+                .read_at(block, BLOCK_BYTES)
+                .await
+                .map_err(|e| WalError::io("reading segment tail", &path, e))?;
+            let _ = reader.close().await;
+            let valid = (end_offset - block) as usize;
+            if read.len() < valid {
+                return Err(WalError::NoRecordAt {
+                    segment: first_lsn,
+                    offset: block,
+                });
+            }
+            tail.extend_from_slice(&read[..valid]);
+        }
+        let active = Active {
+            first_lsn,
+            path,
+            file,
+            end_offset,
+            tail,
+            dirty: false,
+        };
+        if torn {
+            active.zero_after_end(shared).await?;
+        }
+        Ok(active)
+    }
+
+    /// Makes every byte after `end_offset` zero: rewrite the tail block, drop the blocks
+    /// after it, preallocate again, sync.
+    async fn zero_after_end(&self, shared: &Shared) -> Result<(), WalError> {
+        let block = align_down(self.end_offset);
+        let mut buf = self.file.alloc_dma_buffer(BLOCK_BYTES);
+        buf.as_bytes_mut().fill(0);
+        buf.as_bytes_mut()[..self.tail.len()].copy_from_slice(&self.tail);
+        let io = |op| move |e| WalError::io(op, &self.path, e);
+        write_all(&self.file, buf, block, &self.path).await?;
+        self.file
+            .truncate(block + BLOCK_BYTES as u64)
+            .await
+            .map_err(io("truncating torn tail"))?;
+        self.file
+            .pre_allocate(shared.config.segment_bytes, false)
+            .await
+            .map_err(io("preallocating segment"))?;
+        self.file.fdatasync().await.map_err(io("syncing segment"))?;
+        Ok(())
+    }
+
+    fn room(&self, shared: &Shared) -> usize {
+        (shared.config.segment_bytes - self.end_offset) as usize
+    }
+
+    /// Takes the pending records that fit the batch and the segment (only the first one
+    /// when `wal_own` is set: the WAL's own `SegmentStart`, which has no waiter) and seals
+    /// them into one aligned buffer. `None` when the first pending record does not fit the
+    /// segment (rotate first).
+    fn take_batch(&mut self, shared: &Shared, wal_own: bool) -> Option<Batch> {
+        let mut guard = shared.state.borrow_mut();
+        let State {
+            pending,
+            waiters,
+            open,
+            last_lsn,
+            ..
+        } = &mut *guard;
+        let records_max = if wal_own { 1 } else { usize::MAX };
+        let (len, count) = measure(
+            pending,
+            self.room(shared),
+            shared.config.batch_bytes_max,
+            records_max,
+        );
+        if count == 0 {
+            return None;
+        }
+        let block = align_down(self.end_offset);
+        let head = self.tail.len();
+        let buf_len = (head + len).div_ceil(BLOCK_BYTES) * BLOCK_BYTES;
+        let mut buf = self.file.alloc_dma_buffer(buf_len);
+        let bytes = buf.as_bytes_mut();
+        bytes[..head].copy_from_slice(&self.tail);
+        bytes[head..head + len].copy_from_slice(&pending[..len]);
+        bytes[head + len..].fill(0);
+        pending.drain(..len);
+        let first_lsn = *last_lsn + 1;
+        let mut meta = SegmentMeta::empty(0);
+        let sealing = Sealing {
+            first_lsn,
+            start_offset: self.end_offset,
+            segment: self.first_lsn,
+        };
+        sealing.seal(&mut bytes[head..head + len], open, &mut meta);
+        *last_lsn = first_lsn + count as u64 - 1;
+        let mut completed = Vec::new();
+        if !wal_own {
+            assign_waiters(waiters, first_lsn, count, &mut completed);
+        }
+        Some(Batch {
+            buf: Some(buf),
+            block,
+            new_end: self.end_offset + len as u64,
+            first_lsn,
+            last_lsn: *last_lsn,
+            record_bytes: len as u64,
+            meta,
+            completed,
+        })
+    }
+
+    /// Writes a batch, syncs per mode, and resolves its appends.
+    async fn commit(&mut self, shared: &Shared, batch: Option<Batch>) -> Result<(), WalError> {
+        let Some(mut batch) = batch else {
+            return Ok(());
+        };
+        let buf = batch
+            .buf
+            .take()
+            .unwrap_or_else(|| self.file.alloc_dma_buffer(0));
+        let tail_start = align_down(batch.new_end);
+        let tail_at = (tail_start - batch.block) as usize;
+        let tail_len = (batch.new_end - tail_start) as usize;
+        self.tail.clear();
+        self.tail
+            .extend_from_slice(&buf.as_bytes()[tail_at..tail_at + tail_len]);
+        let result = self.write_and_sync(shared, buf, batch.block).await;
+        if let Err(error) = result {
+            for slot in batch.completed.drain(..) {
+                slot.0.complete(Err(error.clone()));
+            }
+            shared.poison(&error);
+            return Err(error);
+        }
+        self.end_offset = batch.new_end;
+        let mut state = shared.state.borrow_mut();
+        if let Some(meta) = state.segments.get_mut(&self.first_lsn) {
+            meta.end_offset = batch.new_end;
+            meta.ts_min_us = meta.ts_min_us.min(batch.meta.ts_min_us);
+            meta.ts_max_us = meta.ts_max_us.max(batch.meta.ts_max_us);
+            meta.id_min = meta.id_min.min(batch.meta.id_min);
+            meta.id_max = meta.id_max.max(batch.meta.id_max);
+        }
+        state.stats.records += batch.last_lsn + 1 - batch.first_lsn;
+        state.stats.record_bytes += batch.record_bytes;
+        state.stats.commits += 1;
+        drop(state);
+        for (slot, first_lsn) in batch.completed.drain(..) {
+            slot.complete(Ok(first_lsn));
+        }
+        Ok(())
+    }
+
+    async fn write_and_sync(
+        &mut self,
+        shared: &Shared,
+        buf: DmaBuffer,
+        at: u64,
+    ) -> Result<(), WalError> {
+        write_all(&self.file, buf, at, &self.path).await?;
+        match shared.config.sync {
+            SyncMode::Fsync => self.sync(shared).await,
+            SyncMode::Interval { .. } => {
+                self.dirty = true;
+                Ok(())
+            }
+            SyncMode::None => Ok(()),
+        }
+    }
+
+    async fn sync(&mut self, shared: &Shared) -> Result<(), WalError> {
+        self.file
+            .fdatasync()
+            .await
+            .map_err(|e| WalError::io("syncing segment", &self.path, e))?;
+        self.dirty = false;
+        shared.state.borrow_mut().stats.syncs += 1;
+        Ok(())
+    }
+}
+
+/// One sealed group commit.
+struct Batch {
+    buf: Option<DmaBuffer>,
+    block: u64,
+    new_end: u64,
+    first_lsn: u64,
+    last_lsn: u64,
+    record_bytes: u64,
+    meta: SegmentMeta,
+    /// Appends whose last record is in this batch, with their first LSN.
+    completed: Vec<(Rc<Slot>, u64)>,
+}
+
+/// Bytes and count of the leading pending records that fit `room` and `limit` (at least
+/// one record if it fits `room`), at most `records_max`.
+fn measure(pending: &[u8], room: usize, limit: usize, records_max: usize) -> (usize, usize) {
+    let (mut len, mut count) = (0, 0);
+    while len < pending.len() && count < records_max {
+        let header = record::header_of(&pending[len..]);
+        let total = record::record_bytes(header.payload_len as usize);
+        if len + total > room || (count > 0 && len + total > limit) {
+            break;
+        }
+        len += total;
+        count += 1;
+    }
+    (len, count)
+}
+
+/// Where a run of records is being sealed.
+struct Sealing {
+    first_lsn: u64,
+    start_offset: u64,
+    segment: u64,
+}
+
+impl Sealing {
+    /// Assigns LSNs and CRCs to the records in `bytes`, and folds them into the open
+    /// set and the batch's segment facts.
+    fn seal(&self, bytes: &mut [u8], open: &mut OpenSet, meta: &mut SegmentMeta) {
+        let mut at = 0;
+        let mut lsn = self.first_lsn;
+        while at < bytes.len() {
+            let header = record::header_of(&bytes[at..]);
+            let total = record::record_bytes(header.payload_len as usize);
+            record::seal(&mut bytes[at..at + total], lsn);
+            let kind = RecordKind::from_u16(header.kind);
+            let decoded = kind.and_then(|k| Record::decode(k, record::payload_of(&bytes[at..])));
+            let mut received = None;
+            if let Some(record) = decoded {
+                open.on_record(self.segment, &record);
+                if let Record::MessageReceived { message_id, .. } = record {
+                    received = Some(message_id);
+                }
+            }
+            at += total;
+            meta.note(self.start_offset + at as u64, header.timestamp_us, received);
+            lsn += 1;
+        }
+    }
+}
+
+/// Gives the waiters at the front their first LSN and moves those whose last record is
+/// among these `count` records to `completed`.
+fn assign_waiters(
+    waiters: &mut VecDeque<Waiter>,
+    first_lsn: u64,
+    mut count: usize,
+    completed: &mut Vec<(Rc<Slot>, u64)>,
+) {
+    let mut lsn = first_lsn;
+    while count > 0 {
+        let Some(waiter) = waiters.front_mut() else {
+            // Records without a waiter (the WAL's own SegmentStart).
+            return;
+        };
+        if waiter.first_lsn == 0 {
+            waiter.first_lsn = lsn;
+        }
+        let take = waiter.records_left.min(count);
+        waiter.records_left -= take;
+        count -= take;
+        lsn += take as u64;
+        if waiter.records_left == 0
+            && let Some(done) = waiters.pop_front()
+        {
+            completed.push((done.slot, done.first_lsn));
+        }
+    }
+}
+
+async fn write_all(file: &DmaFile, buf: DmaBuffer, at: u64, path: &Path) -> Result<(), WalError> {
+    let want = buf.len();
+    let written = file
+        .write_at(buf, at)
+        .await
+        .map_err(|e| WalError::io("writing segment", path, e))?;
+    if written != want {
+        return Err(WalError::io(
+            "writing segment",
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!("short write: {written} of {want} bytes at offset {at}"),
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn sync_dir(dir: &Path) -> Result<(), WalError> {
+    let handle = glommio::io::Directory::open(dir)
+        .await
+        .map_err(|e| WalError::io("opening WAL directory", dir, e))?;
+    handle
+        .sync()
+        .await
+        .map_err(|e| WalError::io("syncing WAL directory", dir, e))?;
+    let _ = handle.close().await;
+    Ok(())
+}
+
+/// What the committer does next.
+enum Work {
+    Commit,
+    Sync,
+    Close,
+}
+
+async fn next_work(shared: &Shared, active: &Active) -> Work {
+    let wait = futures_lite::future::poll_fn(|cx| {
+        let state = shared.state.borrow();
+        if !state.pending.is_empty() {
+            return Poll::Ready(Work::Commit);
+        }
+        if state.closing || state.poisoned.is_some() {
+            return Poll::Ready(Work::Close);
+        }
+        *shared.committer_waker.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    });
+    match (shared.config.sync, active.dirty) {
+        (SyncMode::Interval { interval_ms }, true) => {
+            let timer = async {
+                glommio::timer::sleep(Duration::from_millis(interval_ms)).await;
+                Work::Sync
+            };
+            futures_lite::future::or(wait, timer).await
+        }
+        _ => wait.await,
+    }
+}
+
+async fn run_committer(shared: Rc<Shared>, mut active: Active) {
+    let mut last_sync = Instant::now();
+    loop {
+        let work = next_work(&shared, &active).await;
+        let result = match work {
+            Work::Close => {
+                if active.dirty && shared.state.borrow().poisoned.is_none() {
+                    let _ = active.sync(&shared).await;
+                }
+                let _ = active.file.close().await;
+                return;
+            }
+            Work::Sync => active.sync(&shared).await,
+            Work::Commit => commit_pending(&shared, &mut active).await,
+        };
+        if let SyncMode::Interval { interval_ms } = shared.config.sync
+            && active.dirty
+            && last_sync.elapsed() >= Duration::from_millis(interval_ms)
+        {
+            let _ = active.sync(&shared).await;
+        }
+        if !active.dirty {
+            last_sync = Instant::now();
+        }
+        if let Err(error) = result {
+            shared.poison(&error);
+        }
+    }
+}
+
+/// Gathers a batch (waiting `batch_wait_us_max` or one yield), rotating if the segment is
+/// full, and commits it.
+async fn commit_pending(shared: &Shared, active: &mut Active) -> Result<(), WalError> {
+    let wait_us = shared.config.batch_wait_us_max;
+    if wait_us > 0 && shared.state.borrow().pending.len() < shared.config.batch_bytes_max {
+        glommio::timer::sleep(Duration::from_micros(wait_us)).await;
+    } else {
+        futures_lite::future::yield_now().await;
+    }
+    let batch = active.take_batch(shared, false);
+    if batch.is_some() {
+        return active.commit(shared, batch).await;
+    }
+    if shared.state.borrow().pending.is_empty() {
+        return Ok(());
+    }
+    rotate(shared, active).await
+}
+
+/// Seals the full segment and starts the next one, then applies retention.
+async fn rotate(shared: &Shared, active: &mut Active) -> Result<(), WalError> {
+    if active.dirty {
+        active.sync(shared).await?;
+    }
+    let next = Active::create(shared).await?;
+    let old = std::mem::replace(active, next);
+    let _ = old.file.close().await;
+    run_retention(shared).await?;
+    Ok(())
+}
+
+async fn run_retention(shared: &Shared) -> Result<Vec<u64>, WalError> {
+    let (victims, archive) = {
+        let state = shared.state.borrow();
+        let ages: Vec<SegmentAge> = state
+            .segments
+            .iter()
+            .map(|(&first_lsn, meta)| SegmentAge {
+                first_lsn,
+                file_bytes: meta.file_bytes,
+                ts_max_us: meta.ts_max_us,
+            })
+            .collect();
+        let victims = retention::removable(
+            &ages,
+            state.open.oldest_open_segment(),
+            now_us(),
+            shared.config.retention_age_s,
+            shared.config.retention_bytes_max,
+        );
+        (victims, shared.config.archive_dir.clone())
+    };
+    for &first_lsn in &victims {
+        let path = segment_path(&shared.dir, first_lsn);
+        match &archive {
+            Some(archive) => {
+                let to = segment_path(archive, first_lsn);
+                glommio::io::rename(&path, &to)
+                    .await
+                    .map_err(|e| WalError::io("archiving segment", &path, e))?;
+            }
+            None => glommio::io::remove(&path)
+                .await
+                .map_err(|e| WalError::io("removing segment", &path, e))?,
+        }
+        let mut state = shared.state.borrow_mut();
+        state.segments.remove(&first_lsn);
+        state.stats.segments_removed += 1;
+        tracing::info!(
+            segment = first_lsn,
+            archived = archive.is_some(),
+            "WAL segment retired"
+        );
+    }
+    if !victims.is_empty() {
+        sync_dir(&shared.dir).await?;
+    }
+    Ok(victims)
+}

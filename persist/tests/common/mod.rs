@@ -1,0 +1,46 @@
+//! Helpers shared by the WAL integration tests.
+#![allow(dead_code)]
+
+use std::future::Future;
+
+use hie_persist::{MessageMeta, Record};
+
+/// Runs `f` to completion on a fresh glommio executor on this thread.
+pub fn run<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
+where
+    F: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    glommio::LocalExecutorBuilder::default()
+        .spawn(f)
+        .expect("spawn executor")
+        .join()
+        .expect("executor thread")
+}
+
+/// Message bytes derived from the id, `len` bytes long.
+pub fn body(id: u64, len: usize) -> Vec<u8> {
+    let mut out = format!("MSH|^~\\&|SRC|FAC|DST|FAC|20240101||ADT^A01|{id}|P|2.5\r").into_bytes();
+    let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.push(b'A' + (x % 26) as u8);
+    }
+    out.truncate(len.max(1));
+    out
+}
+
+pub fn received<'a>(id: u64, control_id: &'a str, bytes: &'a [u8]) -> Record<'a> {
+    Record::MessageReceived {
+        message_id: id,
+        source: "HL7.In",
+        meta: MessageMeta {
+            message_type: "ADT^A01",
+            control_id,
+            partition_key: "P1",
+        },
+        bytes,
+    }
+}
