@@ -49,8 +49,10 @@ fn crash_child_entry_point() {
             }));
         }
         for t in tasks {
-            t.await;
+            t.detach();
         }
+        // Appends until the parent kills this process.
+        futures_lite::future::pending::<()>().await;
     });
 }
 
