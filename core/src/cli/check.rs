@@ -18,6 +18,8 @@
 //!
 //! Exit status: 0 valid, 1 invalid, 2 unreadable (missing, not UTF-8, too large).
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -27,6 +29,21 @@ use crate::config::{
     self, Analysis, ConfigError, Diagnostic, ItemKind, ItemSettings, LoadOptions, Production,
     RawSettings, SettingTarget, UnsupportedSetting, placement,
 };
+
+/// `writeln!` into a `String`, which cannot fail.
+macro_rules! w {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// Writes to stdout; a closed pipe (`hie check … | head`) is not an error worth a panic.
+fn emit(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
 
 /// Arguments of `hie check`.
 #[derive(Debug, clap::Args)]
@@ -58,9 +75,10 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         Err(e) => return unreadable(args, &e),
     };
     if args.json {
-        println!("{}", to_json(&analysis));
+        emit(&format!("{}\n", to_json(&analysis)));
     } else {
-        print_text(args, &analysis);
+        let mut out = String::new();
+        print_text(&mut out, args, &analysis);
     }
     if analysis.is_valid() {
         ExitCode::SUCCESS
@@ -81,7 +99,7 @@ fn unreadable(args: &CheckArgs, e: &ConfigError) -> ExitCode {
             "production": null, "items": [], "unknown_classes": [],
             "unsupported_settings": [], "warnings": [], "errors": [diagnostic_json(&error)],
         });
-        println!("{out}");
+        emit(&format!("{out}\n"));
     } else {
         eprintln!("hie check: {e}");
     }
@@ -156,42 +174,45 @@ fn shard_count(args: &CheckArgs, production: &Production) -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn print_text(args: &CheckArgs, analysis: &Analysis) {
+fn print_text(out: &mut String, args: &CheckArgs, analysis: &Analysis) {
     let f = &analysis.findings;
     if let Some(p) = &analysis.production {
-        print_plan(args, p);
+        print_plan(out, args, p);
     }
     if !f.unknown_classes.is_empty() {
-        println!("\nunknown classes ({}):", f.unknown_classes.len());
+        w!(out, "\nunknown classes ({}):", f.unknown_classes.len());
         for u in &f.unknown_classes {
-            println!("  {}  ({})", u.item, u.class);
+            w!(out, "  {}  ({})", u.item, u.class);
         }
     }
-    print_unsupported(&f.unsupported_settings);
+    print_unsupported(out, &f.unsupported_settings);
     if !f.warnings.is_empty() {
-        println!("\nwarnings ({}):", f.warnings.len());
+        w!(out, "\nwarnings ({}):", f.warnings.len());
         for w in &f.warnings {
-            println!("  {w}");
+            w!(out, "  {w}");
         }
     }
+    if analysis.is_valid() {
+        w!(out, "\nvalid");
+    }
+    emit(out);
     for e in &f.errors {
         eprintln!("error: {e}");
     }
-    if analysis.is_valid() {
-        println!("\nvalid");
-    } else {
+    if !analysis.is_valid() {
         eprintln!("invalid: {} error(s)", f.errors.len());
     }
 }
 
 /// Unsupported settings, one line per item; those left at their IRIS default (ignoring
 /// them changes nothing) apart from those that matter.
-fn print_unsupported(unsupported: &[UnsupportedSetting]) {
+fn print_unsupported(out: &mut String, unsupported: &[UnsupportedSetting]) {
     if unsupported.is_empty() {
         return;
     }
     let matter = unsupported.iter().filter(|u| !u.at_default).count();
-    println!(
+    w!(
+        out,
         "\nunsupported settings, recorded but not used: {} ({matter} not at their IRIS default):",
         unsupported.len()
     );
@@ -214,14 +235,15 @@ fn print_unsupported(unsupported: &[UnsupportedSetting]) {
         if !default.is_empty() {
             line.push_str(&format!(" (at default: {default})"));
         }
-        println!("{line}");
+        w!(out, "{line}");
     }
 }
 
-fn print_plan(args: &CheckArgs, p: &Production) {
+fn print_plan(out: &mut String, args: &CheckArgs, p: &Production) {
     let shards = shard_count(args, p);
     let plan = placement(p, shards);
-    println!(
+    w!(
+        out,
         "production {} ({}): {} items, planned on {shards} shard(s)",
         p.name,
         args.config.display(),
@@ -248,7 +270,7 @@ fn print_plan(args: &CheckArgs, p: &Production) {
             ItemKind::Operation => "operations",
             ItemKind::Unknown => "items of unknown kind",
         };
-        println!("\n{heading} ({}):", of_kind.len());
+        w!(out, "\n{heading} ({}):", of_kind.len());
         for (index, item) in of_kind {
             let placed = plan.iter().find(|pl| pl.item == index);
             let where_ = match placed {
@@ -262,9 +284,17 @@ fn print_plan(args: &CheckArgs, p: &Production) {
             } else {
                 format!("  -> {}", to.join(", "))
             };
-            println!(
-                "  {}  [{}]  pool {}  {where_}{arrow}",
-                item.name, item.class, item.pool_size
+            let note = if kind == ItemKind::Process && item.pool_size != 1 && placed.is_some() {
+                " (no effect: processes run on every service shard)"
+            } else {
+                ""
+            };
+            w!(
+                out,
+                "  {}  [{}]  pool {}{note}  {where_}{arrow}",
+                item.name,
+                item.class,
+                item.pool_size
             );
         }
     }
@@ -277,7 +307,7 @@ fn print_plan(args: &CheckArgs, p: &Production) {
         })
         .collect();
     if !listening.is_empty() {
-        println!("\nlistening ports: {}", listening.join(", "));
+        w!(out, "\nlistening ports: {}", listening.join(", "));
     }
     let connecting: Vec<String> = enabled()
         .filter_map(|i| {
@@ -287,6 +317,6 @@ fn print_plan(args: &CheckArgs, p: &Production) {
         })
         .collect();
     if !connecting.is_empty() {
-        println!("connects to: {}", connecting.join(", "));
+        w!(out, "connects to: {}", connecting.join(", "));
     }
 }

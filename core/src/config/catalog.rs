@@ -1061,9 +1061,90 @@ pub fn is_framing(value: &str) -> bool {
     }
 }
 
+/// The class and settings tables of `docs/configuration.md`, generated from this catalog so
+/// the documentation cannot drift from the code (a test compares them).
+pub fn docs_markdown() -> String {
+    let mut out = String::new();
+    out.push_str(
+        "### Classes\n\n| class | kind | hie runs it | what |\n| --- | --- | --- | --- |\n",
+    );
+    for info in CLASSES {
+        let runs = if info.family.is_some() {
+            "yes"
+        } else {
+            "no (unknown class)"
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {runs} | {} |\n",
+            info.class,
+            info.kind.as_str(),
+            info.about
+        ));
+    }
+    let mut seen: Vec<Family> = Vec::new();
+    for info in CLASSES {
+        let Some(family) = info.family else { continue };
+        if seen.contains(&family) {
+            continue;
+        }
+        seen.push(family);
+        let classes: Vec<String> = CLASSES
+            .iter()
+            .filter(|i| i.family == Some(family))
+            .map(|i| format!("`{}`", i.class))
+            .collect();
+        out.push_str(&format!(
+            "\n### Settings of {}\n\n| setting | target | type | IRIS default | hie | meaning |\n| --- | --- | --- | --- | --- | --- |\n",
+            classes.join(", ")
+        ));
+        for spec in specs(family) {
+            let support = match (spec.supported, spec.required) {
+                (true, true) => "required",
+                (true, false) => "supported",
+                (false, _) => "recorded, not used",
+            };
+            let default = if spec.default.is_empty() {
+                String::new()
+            } else {
+                format!("`{}`", spec.default.replace('|', "\\|"))
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {default} | {support} | {} |\n",
+                spec.name,
+                spec.target.as_str(),
+                spec.ty.describe().replace('|', "\\|"),
+                spec.about.replace('|', "\\|"),
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DOCS_BEGIN: &str = "<!-- catalog:begin (generated from core/src/config/catalog.rs) -->\n";
+    const DOCS_END: &str = "<!-- catalog:end -->";
+
+    /// Set `HIE_UPDATE_DOCS=1` to rewrite the generated section after changing the catalog.
+    #[test]
+    fn docs_configuration_tables_match_the_catalog() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/configuration.md");
+        let start = doc.find(DOCS_BEGIN).expect("catalog:begin marker") + DOCS_BEGIN.len();
+        let end = doc.find(DOCS_END).expect("catalog:end marker");
+        let expected = docs_markdown();
+        if doc[start..end] != expected {
+            if std::env::var_os("HIE_UPDATE_DOCS").is_some() {
+                let updated = format!("{}{expected}{}", &doc[..start], &doc[end..]);
+                std::fs::write(&path, updated).expect("write docs/configuration.md");
+            } else {
+                panic!("docs/configuration.md is out of date; run with HIE_UPDATE_DOCS=1");
+            }
+        }
+    }
 
     #[test]
     fn every_runnable_class_has_every_required_setting_without_default() {

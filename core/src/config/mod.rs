@@ -36,7 +36,7 @@ pub use settings::{
     OverflowStrategy, ReplyActions, ReplyCode, ReplyCodeActions, ReplyCodeRule, RouterSettings,
     StayConnected, Timeout,
 };
-pub use validate::{Findings, Placement, instances, placement};
+pub use validate::{Findings, Placement, placement};
 
 /// Largest configuration file read: 64 MiB (a large trust production is well under 1 MiB).
 pub const CONFIG_BYTES_MAX: u64 = 64 * 1024 * 1024;
@@ -378,6 +378,92 @@ mod tests {
         match load(&path, &LoadOptions::default()) {
             Err(ConfigError::NotText { offset, .. }) => assert_eq!(offset, 18),
             other => panic!("{other:?}"),
+        }
+    }
+
+    fn corpus_productions() -> Vec<(PathBuf, String)> {
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/iris/productions");
+        let mut files: Vec<(PathBuf, String)> = std::fs::read_dir(&dir)
+            .expect("corpus productions")
+            .map(|e| e.unwrap().path())
+            .filter(|p| Format::from_extension(p).is_some())
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                (p, text)
+            })
+            .collect();
+        files.sort();
+        assert!(files.len() >= 8);
+        files
+    }
+
+    /// Parses and validates, asserting only that it returns: no panic on any input.
+    fn parse_and_validate(text: &str, path: &Path) -> bool {
+        match parse_str(text, path, Format::detect(path, text)) {
+            Ok((mut production, _)) => {
+                let opts = LoadOptions {
+                    allow_unknown: true,
+                    strict: true,
+                };
+                let _ = validate::validate(&mut production, path, &opts);
+                let _ = render(&production, Format::Toml);
+                true
+            }
+            Err(errors) => {
+                assert!(!errors.is_empty());
+                false
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_corpus_productions_never_panic_and_report_errors() {
+        for (path, text) in corpus_productions() {
+            let mut cut = 0;
+            while cut < text.len() {
+                if text.is_char_boundary(cut) {
+                    parse_and_validate(&text[..cut], &path);
+                }
+                cut += 13;
+            }
+            assert!(parse_and_validate(&text, &path), "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn mutated_corpus_productions_never_panic() {
+        // xorshift: deterministic, so a failure reproduces.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        const NASTY: &[u8] = b"<>&\"'/]![=\n{}#;";
+        for (path, text) in corpus_productions() {
+            for _ in 0..300 {
+                let mut bytes = text.clone().into_bytes();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() % bytes.len() as u64) as usize;
+                    bytes[at] = NASTY[(next() % NASTY.len() as u64) as usize];
+                }
+                if let Ok(mutated) = String::from_utf8(bytes) {
+                    parse_and_validate(&mutated, &path);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_corpus_production_converts_to_toml_and_back_to_the_same_model() {
+        for (path, text) in corpus_productions() {
+            let (original, _) = parse_str(&text, &path, Format::detect(&path, &text)).unwrap();
+            let toml_text = render(&original, Format::Toml);
+            let (back, _) = parse_str(&toml_text, Path::new("x.toml"), Format::Toml).unwrap();
+            assert!(original.same_definition(&back), "{}", path.display());
+            assert_eq!(toml_text, render(&back, Format::Toml), "{}", path.display());
         }
     }
 

@@ -12,11 +12,12 @@
 //! - two enabled services listening on one port, or on the admin port, are errors;
 //! - `strict` turns every warning into an error.
 //!
-//! Placement: instances of enabled, runnable items are dealt round-robin over the shards, in
-//! item order, one counter for the whole production: instance k of the production (counting
-//! from 0) runs on shard `k % shards`. An item runs `PoolSize` instances; a process with
-//! `PoolSize` 0 runs `ActorPoolSize` instances (IRIS's shared actor pool); a service or
-//! operation with `PoolSize` 0 runs none. The engine follows this plan exactly.
+//! Placement (ADR 0001): services and operations are dealt round-robin over the shards, in
+//! item order, one counter for the whole production: the k-th such instance (counting from
+//! 0) runs on shard `k % shards`; an item runs `PoolSize` instances (0: none). Routers and
+//! other processes run one instance on every shard that runs a service instance (a message
+//! is routed on the shard that received it), so their `PoolSize` has no effect; `hie check`
+//! says so. The engine follows this plan exactly.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -107,6 +108,16 @@ pub fn validate(production: &mut Production, file: &Path, opts: &LoadOptions) ->
             continue;
         };
         check_raw_settings(item, family, file, &mut f);
+        if !item.schedule.trim().is_empty() {
+            // hie runs enabled items all the time; a schedule is recorded, not followed.
+            f.unsupported_settings.push(UnsupportedSetting {
+                item: item.name.clone(),
+                setting: "Schedule".to_owned(),
+                target: SettingTarget::Host,
+                line: item.source.line,
+                at_default: false,
+            });
+        }
         item.settings = settings::resolve(item, family, file, &mut f.errors);
         if item.enabled && item.pool_size == 0 && item.kind != ItemKind::Process {
             f.warn(
@@ -281,36 +292,48 @@ pub struct Placement {
     pub shards: Vec<usize>,
 }
 
-/// Instances `item` runs (see the module header).
-pub fn instances(production: &Production, item: &super::model::Item) -> u32 {
-    if !item.enabled || matches!(item.settings, ItemSettings::Unresolved) {
-        return 0;
-    }
-    match (item.kind, item.pool_size) {
-        (ItemKind::Process, 0) => production.actor_pool_size_or_default(),
-        (_, n) => n,
-    }
+/// True when `item` runs at all: enabled, of a class hie runs.
+fn runs(item: &super::model::Item) -> bool {
+    item.enabled && !matches!(item.settings, ItemSettings::Unresolved)
 }
 
-/// The round-robin placement of every running item's instances over `shards` shards
-/// (`shards` ≥ 1; 0 is treated as 1).
+/// The placement of every running item's instances over `shards` shards (`shards` ≥ 1; 0
+/// is treated as 1), in item order; see the module header for the rule.
 pub fn placement(production: &Production, shards: usize) -> Vec<Placement> {
     let shards = shards.max(1);
     let mut next = 0usize;
-    let mut out = Vec::new();
+    let mut placed: Vec<Option<Vec<usize>>> = vec![None; production.items.len()];
     for (index, item) in production.items.iter().enumerate() {
-        let n = instances(production, item) as usize;
-        if n == 0 {
+        if !runs(item) || item.kind == ItemKind::Process {
             continue;
         }
-        let placed = (0..n).map(|k| (next + k) % shards).collect();
+        let n = item.pool_size as usize;
+        placed[index] = Some((0..n).map(|k| (next + k) % shards).collect());
         next += n;
-        out.push(Placement {
-            item: index,
-            shards: placed,
-        });
     }
-    out
+    let mut service_shards: Vec<usize> = production
+        .items
+        .iter()
+        .zip(&placed)
+        .filter(|(item, _)| item.kind == ItemKind::Service)
+        .flat_map(|(_, shards)| shards.iter().flatten().copied())
+        .collect();
+    service_shards.sort_unstable();
+    service_shards.dedup();
+    for (index, item) in production.items.iter().enumerate() {
+        if runs(item) && item.kind == ItemKind::Process {
+            placed[index] = Some(service_shards.clone());
+        }
+    }
+    placed
+        .into_iter()
+        .enumerate()
+        .filter_map(|(item, shards)| {
+            shards
+                .filter(|s| !s.is_empty())
+                .map(|shards| Placement { item, shards })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -466,10 +489,17 @@ mod tests {
             .map(|u| u.setting.as_str())
             .collect();
         assert_eq!(names, vec!["MadeUp", "SSLConfig"]);
+        p.items[0].schedule = "START:2026-01-01T00:00:00".into();
+        let f = validate(&mut p, Path::new("p.xml"), &LoadOptions::default());
+        assert!(
+            f.unsupported_settings
+                .iter()
+                .any(|u| u.setting == "Schedule")
+        );
     }
 
     #[test]
-    fn placement_deals_instances_round_robin_with_actor_pool_for_processes() {
+    fn placement_deals_services_and_operations_round_robin_and_routers_follow_services() {
         let mut router = with(
             Item::new("R", "EnsLib.HL7.MsgRouter.RoutingEngine"),
             4,
@@ -478,11 +508,20 @@ mod tests {
         router.pool_size = 0;
         let mut input = tcp_in("In", 1, "5000", "R");
         input.pool_size = 2;
-        let mut p = production(vec![input, router]);
+        let out = with(
+            Item::new("Out", "EnsLib.HL7.Operation.TCPOperation"),
+            6,
+            &[
+                (SettingTarget::Adapter, "IPAddress", "127.0.0.1"),
+                (SettingTarget::Adapter, "Port", "6000"),
+            ],
+        );
+        let mut p = production(vec![input, router, out]);
         let f = validate(&mut p, Path::new("p.xml"), &LoadOptions::default());
         assert!(f.errors.is_empty(), "{:?}", f.errors);
         let plan = placement(&p, 3);
-        assert_eq!(plan[0].shards, vec![0, 1]);
-        assert_eq!(plan[1].shards, vec![2, 0]);
+        let shards: Vec<(usize, Vec<usize>)> =
+            plan.into_iter().map(|pl| (pl.item, pl.shards)).collect();
+        assert_eq!(shards, vec![(0, vec![0, 1]), (1, vec![0, 1]), (2, vec![2])]);
     }
 }
