@@ -303,6 +303,7 @@ fn print_plan(out: &mut String, args: &CheckArgs, p: &Production) {
         .filter_map(|i| {
             i.settings
                 .listen_port()
+                .filter(|&port| port != 0)
                 .map(|port| format!("{port} ({})", i.name))
         })
         .collect();

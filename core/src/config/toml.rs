@@ -92,12 +92,42 @@ struct ItemForm {
     adapter: BTreeMap<String, Spanned<ValueForm>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A setting value: a string, an integer or a boolean (anything else is an error that says
+/// so, rather than serde's "did not match any variant").
 enum ValueForm {
     Text(String),
     Integer(i64),
     Boolean(bool),
+}
+
+impl<'de> Deserialize<'de> for ValueForm {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ValueForm;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a setting value: a string, an integer or a boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ValueForm, E> {
+                Ok(ValueForm::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<ValueForm, E> {
+                Ok(ValueForm::Text(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ValueForm, E> {
+                Ok(ValueForm::Integer(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ValueForm, E> {
+                i64::try_from(v)
+                    .map(ValueForm::Integer)
+                    .map_err(|_| E::custom(format!("integer {v} is too large")))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ValueForm, E> {
+                Ok(ValueForm::Boolean(v))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl ValueForm {
@@ -449,6 +479,20 @@ BusinessRuleName = "T.Rule"
         let errors = read_toml(bad, Path::new("b.toml")).unwrap_err();
         let lines: Vec<u32> = errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![4, 5, 6, 7], "{errors:?}");
+    }
+
+    #[test]
+    fn a_setting_that_is_an_array_is_an_error_saying_what_is_expected() {
+        let bad = "[production]\nname = \"P\"\n[[item]]\nname = \"A\"\nclass = \"X\"\n[item.adapter]\nPort = [1, 2]\n";
+        let errors = read_toml(bad, Path::new("b.toml")).unwrap_err();
+        assert_eq!(errors[0].line, 7, "{errors:?}");
+        assert!(
+            errors[0]
+                .message
+                .contains("a string, an integer or a boolean"),
+            "{}",
+            errors[0].message
+        );
     }
 
     #[test]
