@@ -43,6 +43,10 @@ pub struct ThreadArgs {
     /// Run this many unpinned executors.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Spin this many microseconds looking for work before an executor parks (0: park at
+    /// once). Worth it only when each executor has a core of its own.
+    #[arg(long, default_value_t = 0)]
+    pub spin_us: u64,
 }
 
 /// Output options shared by every subcommand.

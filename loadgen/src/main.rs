@@ -238,7 +238,14 @@ fn run_send(
             }
         }
     };
-    let handles = runner::spawn_threads(placements, start, stop.clone(), tx, work)?;
+    let handles = runner::spawn_threads(
+        placements,
+        Duration::from_micros(threads.spin_us),
+        start,
+        stop.clone(),
+        tx,
+        work,
+    )?;
     let mut drain_deadline: Option<Duration> = None;
     let drain = e2e.map(|(_, _, d)| d);
     let received_total = sink_plan.as_ref().map(|s| s.received_total.clone());
@@ -332,7 +339,14 @@ fn run_sink(args: &cli::SinkArgs) -> Result<(), LoadgenError> {
         let plan = plan.clone();
         move |ctx| sink::run_thread(ctx, plan.clone())
     };
-    let handles = runner::spawn_threads(placements, start, stop.clone(), tx, work)?;
+    let handles = runner::spawn_threads(
+        placements,
+        Duration::from_micros(args.threads.spin_us),
+        start,
+        stop.clone(),
+        tx,
+        work,
+    )?;
     eprintln!("hie-loadgen: sink listening on {addr}");
     let (duration, messages) = (args.duration, args.messages);
     let collected = runner::collect(

@@ -49,3 +49,36 @@ pub fn bin(name: &str) -> PathBuf {
     assert!(path.exists(), "{} not found after build", path.display());
     path
 }
+
+/// The Python interpreter of the shared venv `target/pyenv` with python-hl7 (PyPI `hl7`)
+/// installed, creating the venv and installing the package when they are missing. `None`
+/// when `python3` or the package index is unavailable. Idempotent, and shared by every
+/// test that needs python-hl7 (its MLLP client and its asyncio MLLP server).
+pub fn python_hl7() -> Option<PathBuf> {
+    let venv = workspace_root().join("target/pyenv");
+    let python = venv.join("bin/python");
+    let has_hl7 = |py: &Path| {
+        Command::new(py)
+            .args(["-c", "import hl7.mllp"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if python.exists() && has_hl7(&python) {
+        return Some(python);
+    }
+    if !python.exists() {
+        let created = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !created {
+            return None;
+        }
+    }
+    let installed = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "hl7==0.4.5"])
+        .status()
+        .is_ok_and(|s| s.success());
+    (installed && has_hl7(&python)).then_some(python)
+}
