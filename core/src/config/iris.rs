@@ -44,9 +44,22 @@ use super::model::{
     EngineSettings, Item, POOL_SIZE_MAX, Production, SettingTarget, SettingValue, SourceLocation,
 };
 
-/// Result of reading a file: the production and the warnings found while reading, or every
-/// error found (reading stops at the first XML syntax error).
-pub type ReadResult = Result<(Production, Vec<Diagnostic>), Vec<Diagnostic>>;
+/// A production read from a file, with what reading found. Errors here (a bad attribute
+/// value, a setting without a name) do not stop reading, so validation can run too and all
+/// errors are reported together.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The production as written.
+    pub production: Production,
+    /// Warnings of reading (ignored elements, settings given twice).
+    pub warnings: Vec<Diagnostic>,
+    /// Errors of reading.
+    pub errors: Vec<Diagnostic>,
+}
+
+/// Result of reading a file: what was read, or the error that stopped reading (XML or TOML
+/// syntax: reading stops at the first one).
+pub type ReadResult = Result<Parsed, Vec<Diagnostic>>;
 
 /// 1-based line numbers of byte positions in a text, offset by the line the text starts on.
 struct Lines {
@@ -397,18 +410,18 @@ fn read_payload(text: &str, first_line: u32, file: &Path) -> ReadResult {
             "no <Production> element".into(),
         )]);
     };
-    if p.errors.is_empty() {
-        Ok((production, p.warnings))
-    } else {
-        Err(p.errors)
-    }
+    Ok(Parsed {
+        production,
+        warnings: p.warnings,
+        errors: p.errors,
+    })
 }
 
 fn production_attrs(p: &mut Payload<'_>, e: &BytesStart<'_>, line: u32) -> Production {
-    let name = p.attr(e, "Name", line, None).unwrap_or_else(|| {
-        p.error(line, None, "<Production> has no Name attribute".into());
-        String::new()
-    });
+    let name = p.attr(e, "Name", line, None).unwrap_or_default();
+    if name.trim().is_empty() {
+        p.error(line, None, "<Production> has no Name".into());
+    }
     let testing_enabled = p
         .attr(e, "TestingEnabled", line, None)
         .map(|_| p.bool_attr(e, "TestingEnabled", false, line, None));
@@ -478,15 +491,10 @@ fn read_production_children(
 }
 
 fn item_attrs(p: &mut Payload<'_>, e: &BytesStart<'_>, line: u32) -> Item {
+    // A missing or empty Name or ClassName is reported by validation, with the other errors.
     let name = p.attr(e, "Name", line, None);
     let item_name = name.as_deref();
-    if name.is_none() {
-        p.error(line, None, "<Item> has no Name attribute".into());
-    }
     let class = p.attr(e, "ClassName", line, item_name);
-    if class.is_none() {
-        p.error(line, item_name, "<Item> has no ClassName attribute".into());
-    }
     let mut item = Item::new(name.clone().unwrap_or_default(), class.unwrap_or_default());
     item.category = p.attr(e, "Category", line, item_name).unwrap_or_default();
     item.comment = p.attr(e, "Comment", line, item_name).unwrap_or_default();
@@ -693,7 +701,12 @@ lines</Description>
 
     #[test]
     fn bare_production_reads_attributes_settings_and_lines() {
-        let (p, warnings) = read_xml(BARE, Path::new("t.xml")).unwrap();
+        let Parsed {
+            production: p,
+            warnings,
+            errors,
+        } = read_xml(BARE, Path::new("t.xml")).unwrap();
+        assert!(errors.is_empty());
         assert!(warnings.is_empty());
         assert_eq!(p.name, "T");
         assert_eq!(p.testing_enabled, Some(true));
@@ -717,18 +730,20 @@ lines</Description>
 
     #[test]
     fn written_xml_reads_back_to_the_same_production() {
-        let (p, _) = read_xml(BARE, Path::new("t.xml")).unwrap();
+        let p = read_xml(BARE, Path::new("t.xml")).unwrap().production;
         let xml = to_production_xml(&p);
-        let (back, _) = read_xml(&xml, Path::new("u.xml")).unwrap();
+        let back = read_xml(&xml, Path::new("u.xml")).unwrap().production;
         assert!(p.same_definition(&back));
-        let (cls, _) = read_cls(&to_cls(&p), Path::new("u.cls")).unwrap();
+        let cls = read_cls(&to_cls(&p), Path::new("u.cls"))
+            .unwrap()
+            .production;
         assert!(p.same_definition(&cls));
     }
 
     #[test]
     fn cls_lines_are_offset_by_the_xdata_block_and_braces_are_not_matched() {
         let cls = "Class A.B Extends Ens.Production\n{\nClassMethod X() { }\n\nXData ProductionDefinition\n{\n<Production Name=\"A.B\">\n  <Item Name=\"R\" ClassName=\"EnsLib.HL7.MsgRouter.RoutingEngine\">\n    <Setting Target=\"Host\" Name=\"BusinessRuleName\">{not}}a brace</Setting>\n  </Item>\n</Production>\n}\n}\n";
-        let (p, _) = read_cls(cls, Path::new("a.cls")).unwrap();
+        let p = read_cls(cls, Path::new("a.cls")).unwrap().production;
         assert_eq!(p.items[0].source.line, 8);
         assert_eq!(p.items[0].host_settings["BusinessRuleName"].line, 9);
         assert_eq!(
@@ -751,12 +766,14 @@ lines</Description>
     }
 
     #[test]
-    fn missing_class_name_and_bad_pool_size_are_all_reported() {
-        let bad = "<Production Name=\"P\">\n<Item Name=\"A\">\n</Item>\n<Item Name=\"B\" ClassName=\"X\" PoolSize=\"two\">\n</Item>\n</Production>";
-        let errors = read_xml(bad, Path::new("bad.xml")).unwrap_err();
+    fn bad_attribute_values_are_errors_that_do_not_stop_reading() {
+        let bad = "<Production Name=\"P\">\n<Item Name=\"A\" ClassName=\"X\" Enabled=\"yes\">\n</Item>\n<Item Name=\"B\" ClassName=\"X\" PoolSize=\"two\">\n</Item>\n</Production>";
+        let parsed = read_xml(bad, Path::new("bad.xml")).unwrap();
+        assert_eq!(parsed.production.items.len(), 2);
+        let errors = parsed.errors;
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert_eq!((errors[0].line, errors[0].item.as_deref()), (2, Some("A")));
-        assert!(errors[0].message.contains("ClassName"));
+        assert!(errors[0].message.contains("Enabled"));
         assert_eq!((errors[1].line, errors[1].item.as_deref()), (4, Some("B")));
         assert!(errors[1].message.contains("PoolSize"));
     }

@@ -271,6 +271,19 @@ pub fn parse_str(text: &str, path: &Path, format: Format) -> iris::ReadResult {
 /// Reads `path` without validating it: the production exactly as written, and the warnings
 /// of reading. `Err(Invalid)` on syntax errors.
 pub fn read(path: &Path) -> Result<(Production, Vec<Diagnostic>), ConfigError> {
+    let parsed = read_parsed(path)?;
+    if parsed.errors.is_empty() {
+        Ok((parsed.production, parsed.warnings))
+    } else {
+        Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            errors: parsed.errors,
+            warnings: parsed.warnings,
+        })
+    }
+}
+
+fn read_parsed(path: &Path) -> Result<iris::Parsed, ConfigError> {
     let text = read_text(path)?;
     parse_str(&text, path, Format::detect(path, &text)).map_err(|errors| ConfigError::Invalid {
         path: path.to_path_buf(),
@@ -281,14 +294,19 @@ pub fn read(path: &Path) -> Result<(Production, Vec<Diagnostic>), ConfigError> {
 
 /// Reads and validates `path`, keeping everything found. `Err` only when unreadable.
 pub fn analyze(path: &Path, opts: &LoadOptions) -> Result<Analysis, ConfigError> {
-    match read(path) {
-        Ok((mut production, read_warnings)) => {
+    match read_parsed(path) {
+        Ok(parsed) => {
+            let mut production = parsed.production;
             let mut findings = validate::validate(&mut production, path, opts);
+            findings.errors.splice(0..0, parsed.errors);
             if opts.strict {
-                findings.errors.splice(0..0, read_warnings);
+                findings.errors.extend(parsed.warnings);
             } else {
-                findings.warnings.splice(0..0, read_warnings);
+                findings.warnings.splice(0..0, parsed.warnings);
             }
+            // In file order, so a reader sees them as they go down the file.
+            findings.errors.sort_by_key(|d| d.line);
+            findings.warnings.sort_by_key(|d| d.line);
             Ok(Analysis {
                 production: Some(production),
                 findings,
@@ -401,7 +419,8 @@ mod tests {
     /// Parses and validates, asserting only that it returns: no panic on any input.
     fn parse_and_validate(text: &str, path: &Path) -> bool {
         match parse_str(text, path, Format::detect(path, text)) {
-            Ok((mut production, _)) => {
+            Ok(parsed) => {
+                let mut production = parsed.production;
                 let opts = LoadOptions {
                     allow_unknown: true,
                     strict: true,
@@ -459,12 +478,38 @@ mod tests {
     #[test]
     fn every_corpus_production_converts_to_toml_and_back_to_the_same_model() {
         for (path, text) in corpus_productions() {
-            let (original, _) = parse_str(&text, &path, Format::detect(&path, &text)).unwrap();
+            let original = parse_str(&text, &path, Format::detect(&path, &text))
+                .unwrap()
+                .production;
             let toml_text = render(&original, Format::Toml);
-            let (back, _) = parse_str(&toml_text, Path::new("x.toml"), Format::Toml).unwrap();
+            let back = parse_str(&toml_text, Path::new("x.toml"), Format::Toml)
+                .unwrap()
+                .production;
             assert!(original.same_definition(&back), "{}", path.display());
             assert_eq!(toml_text, render(&back, Format::Toml), "{}", path.display());
         }
+    }
+
+    #[test]
+    fn reading_and_validation_errors_are_reported_together_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.xml");
+        let text = "<Production Name=\"P\">\n<Item Name=\"A\">\n</Item>\n<Item Name=\"B\" ClassName=\"EnsLib.HL7.Service.TCPService\" PoolSize=\"two\">\n<Setting Target=\"Adapter\" Name=\"Port\">0</Setting>\n</Item>\n</Production>";
+        std::fs::write(&path, text).unwrap();
+        let analysis = analyze(&path, &LoadOptions::default()).unwrap();
+        let found: Vec<(u32, Option<&str>, &str)> = analysis
+            .findings
+            .errors
+            .iter()
+            .map(|d| (d.line, d.item.as_deref(), d.message.as_str()))
+            .collect();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!((found[0].0, found[0].1), (2, Some("A")));
+        assert!(found[0].2.contains("ClassName"));
+        assert_eq!((found[1].0, found[1].1), (4, Some("B")));
+        assert!(found[1].2.contains("PoolSize"));
+        assert_eq!((found[2].0, found[2].1), (5, Some("B")));
+        assert!(found[2].2.contains("Port"));
     }
 
     #[test]

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Diagnostic;
-use super::iris::line_of;
+use super::iris::{Parsed, line_of};
 use super::model::{
     EngineSettings, Item, POOL_SIZE_MAX, Production, RawSettings, SHARDS_MAX, SettingValue,
     SourceLocation, WAL_SEGMENT_ALIGN_BYTES, WAL_SEGMENT_BYTES_MAX, WAL_SEGMENT_BYTES_MIN, WalSync,
@@ -51,7 +51,7 @@ struct FileForm {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProductionForm {
-    name: String,
+    name: Spanned<String>,
     #[serde(default)]
     description: String,
     testing_enabled: Option<bool>,
@@ -151,6 +151,10 @@ pub fn read_toml(text: &str, file: &Path) -> super::iris::ReadResult {
             message: format!("TOML: {}", e.message().trim_end()),
         }]
     })?;
+    Ok(from_form(form, text, file))
+}
+
+fn from_form(form: FileForm, text: &str, file: &Path) -> Parsed {
     let mut errors = Vec::new();
     let mut error = |span: std::ops::Range<usize>, item: Option<&str>, message: String| {
         errors.push(Diagnostic {
@@ -160,6 +164,13 @@ pub fn read_toml(text: &str, file: &Path) -> super::iris::ReadResult {
             message,
         });
     };
+    if form.production.name.get_ref().trim().is_empty() {
+        error(
+            form.production.name.span(),
+            None,
+            "the production has no name".into(),
+        );
+    }
     let actor_pool_size = form.production.actor_pool_size.map(|n| {
         if *n.get_ref() > POOL_SIZE_MAX {
             error(
@@ -177,7 +188,7 @@ pub fn read_toml(text: &str, file: &Path) -> super::iris::ReadResult {
         .map(|form| item(form, text, file, &mut error))
         .collect();
     let production = Production {
-        name: form.production.name,
+        name: form.production.name.into_inner(),
         description: form.production.description,
         testing_enabled: form.production.testing_enabled,
         log_general_trace_events: form.production.log_general_trace_events,
@@ -185,10 +196,10 @@ pub fn read_toml(text: &str, file: &Path) -> super::iris::ReadResult {
         engine,
         items,
     };
-    if errors.is_empty() {
-        Ok((production, Vec::new()))
-    } else {
-        Err(errors)
+    Parsed {
+        production,
+        warnings: Vec::new(),
+        errors,
     }
 }
 
@@ -431,7 +442,7 @@ BusinessRuleName = "T.Rule"
 
     #[test]
     fn toml_reads_items_settings_engine_and_lines() {
-        let (p, _) = read_toml(SAMPLE, Path::new("t.toml")).unwrap();
+        let p = read_toml(SAMPLE, Path::new("t.toml")).unwrap().production;
         assert_eq!(p.engine.shards, Some(4));
         assert_eq!(p.engine.wal_sync, WalSync::Interval { interval_ms: 5 });
         assert_eq!(p.items.len(), 2);
@@ -451,9 +462,9 @@ BusinessRuleName = "T.Rule"
 
     #[test]
     fn toml_written_reads_back_identically_and_is_a_fixed_point() {
-        let (p, _) = read_toml(SAMPLE, Path::new("t.toml")).unwrap();
+        let p = read_toml(SAMPLE, Path::new("t.toml")).unwrap().production;
         let text = to_toml(&p);
-        let (back, _) = read_toml(&text, Path::new("u.toml")).unwrap();
+        let back = read_toml(&text, Path::new("u.toml")).unwrap().production;
         assert!(p.same_definition(&back));
         assert_eq!(text, to_toml(&back));
         assert!(text.contains("\"%odd name\" = \"x\""), "{text}");
@@ -476,7 +487,7 @@ BusinessRuleName = "T.Rule"
     #[test]
     fn bad_engine_values_are_all_reported() {
         let bad = "[production]\nname = \"P\"\n[engine]\nshards = 0\nwal_sync = \"sometimes\"\nwal_segment_bytes = 1000\nadmin_address = \"nowhere\"\n";
-        let errors = read_toml(bad, Path::new("b.toml")).unwrap_err();
+        let errors = read_toml(bad, Path::new("b.toml")).unwrap().errors;
         let lines: Vec<u32> = errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![4, 5, 6, 7], "{errors:?}");
     }

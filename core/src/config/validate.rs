@@ -74,11 +74,14 @@ fn diag(file: &Path, line: u32, item: Option<&str>, message: String) -> Diagnost
 /// and disabling items of unknown classes when `opts.allow_unknown`.
 pub fn validate(production: &mut Production, file: &Path, opts: &LoadOptions) -> Findings {
     let mut f = Findings::default();
-    if production.name.trim().is_empty() {
-        f.error(file, 1, None, "the production has no name".into());
-    }
+    // An empty production name is reported by the readers, which know its line.
     check_names(production, file, &mut f);
     for item in &mut production.items {
+        if item.class.trim().is_empty() {
+            // Reported by check_names; there is no class to look up.
+            item.enabled = false;
+            continue;
+        }
         let info = catalog::class_info(&item.class);
         let Some(family) = info.and_then(|info| info.family) else {
             f.unknown_classes.push(UnknownClass {
@@ -141,8 +144,12 @@ fn check_names(production: &Production, file: &Path, f: &mut Findings) {
     let mut first_line: HashMap<&str, u32> = HashMap::new();
     for item in &production.items {
         let line = item.source.line;
+        if item.class.trim().is_empty() {
+            let name = Some(item.name.as_str()).filter(|n| !n.trim().is_empty());
+            f.error(file, line, name, "the item has no ClassName".into());
+        }
         if item.name.trim().is_empty() {
-            f.error(file, line, None, "an item has an empty Name".into());
+            f.error(file, line, None, "the item has no Name".into());
             continue;
         }
         if let Some(c) = item.name.chars().find(|c| NAME_FORBIDDEN.contains(c)) {
@@ -151,14 +158,6 @@ fn check_names(production: &Production, file: &Path, f: &mut Findings) {
                 line,
                 Some(&item.name),
                 format!("item name contains {c:?}, which IRIS does not allow"),
-            );
-        }
-        if item.class.trim().is_empty() {
-            f.error(
-                file,
-                line,
-                Some(&item.name),
-                "the item has an empty ClassName".into(),
             );
         }
         match first_line.get(item.name.as_str()) {
