@@ -454,3 +454,37 @@ fn toml_engine_settings_survive_toml_round_trip_and_are_noted_when_dropped() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("[engine]"));
 }
+
+#[test]
+fn convert_writes_stdout_with_to_and_exits_1_on_syntax_errors_and_2_on_unknown_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = write(dir.path(), "p.xml", &TCP_PAIR.replace("PORT", "6000"));
+    let file = dir.path().join("p.toml");
+    convert(&xml, &file);
+    let out = hie(&["convert", xml.to_str().unwrap(), "-", "--to", "toml"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, std::fs::read(&file).unwrap());
+
+    let bad = write(dir.path(), "bad.xml", "<Production Name=\"P\">\n<Item\n");
+    let out = hie(&[
+        "convert",
+        bad.to_str().unwrap(),
+        dir.path().join("o.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.xml:"));
+    assert!(!dir.path().join("o.toml").exists());
+
+    let out = hie(&[
+        "convert",
+        xml.to_str().unwrap(),
+        dir.path().join("o.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = hie(&[
+        "convert",
+        dir.path().join("absent.cls").to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -753,6 +753,15 @@ lines</Description>
     }
 
     #[test]
+    fn crlf_class_keeps_lines_and_values_without_carriage_returns() {
+        let cls = "Class A Extends Ens.Production\r\n{\r\nXData ProductionDefinition\r\n{\r\n<Production Name=\"A\">\r\n  <Item Name=\"R\" ClassName=\"X\">\r\n    <Setting Target=\"Host\" Name=\"S\">v</Setting>\r\n  </Item>\r\n</Production>\r\n}\r\n}\r\n";
+        let p = read_cls(cls, Path::new("a.cls")).unwrap().production;
+        assert_eq!(p.items[0].source.line, 6);
+        assert_eq!(p.items[0].host_settings["S"].line, 7);
+        assert_eq!(p.items[0].raw_value(SettingTarget::Host, "S"), Some("v"));
+    }
+
+    #[test]
     fn malformed_xml_is_reported_with_its_line() {
         let bad = "<Production Name=\"P\">\n  <Item Name=\"A\" ClassName=\"X\">\n    <Setting Target=\"Host\" Name=\"B\">1</Settin>\n  </Item>\n</Production>\n";
         let errors = read_xml(bad, Path::new("bad.xml")).unwrap_err();
