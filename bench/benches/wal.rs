@@ -1,0 +1,286 @@
+//! WAL group commit: 1 KiB records in fsync mode with 1, 16 and 256 concurrent appending
+//! tasks on one glommio executor, beside the obvious baselines in the same group:
+//! `std::fs::File` write + `sync_data` per record and per batch of 256, and a plain
+//! O_DIRECT sequential writer (1 MiB writes, one `fdatasync` at the end) measuring the
+//! disk's bandwidth in the same run.
+//!
+//! Criterion reports time per record (throughput in bytes); after each case the bench
+//! prints appends/s, MB/s and p50/p99 time to durable (HdrHistogram, per append), and at
+//! the end a summary with the share of the O_DIRECT bandwidth reached.
+//!
+//! Every run checks its result before its time counts: each append resolved `Ok` with a
+//! distinct LSN and the WAL counted exactly the records appended.
+//!
+//! Run: `cargo bench -p hie-bench --bench wal` (add `-- --quick` for a short run).
+
+use std::{
+    cell::RefCell,
+    collections::BTreeMap,
+    io::Write,
+    rc::Rc,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use criterion::{Criterion, Throughput};
+use glommio::LocalExecutorBuilder;
+use hdrhistogram::Histogram;
+use hie_persist::{MessageMeta, Record, Wal, WalConfig};
+
+const RECORD_BYTES: usize = 1024;
+const APPENDERS: [usize; 3] = [1, 16, 256];
+const BATCH_RECORDS: u64 = 256;
+const DIRECT_WRITE_BYTES: usize = 1 << 20;
+
+/// Totals per case, merged over every criterion call: (records, time, latency in µs).
+struct Totals {
+    records: u64,
+    elapsed: Duration,
+    bytes_per_record: u64,
+    latency_us: Histogram<u64>,
+}
+
+static TOTALS: Mutex<BTreeMap<String, Totals>> = Mutex::new(BTreeMap::new());
+
+fn record_totals(
+    case: &str,
+    records: u64,
+    elapsed: Duration,
+    bytes_per_record: u64,
+    latency_us: &Histogram<u64>,
+) {
+    let mut totals = TOTALS.lock().expect("totals");
+    let entry = totals.entry(case.to_owned()).or_insert_with(|| Totals {
+        records: 0,
+        elapsed: Duration::ZERO,
+        bytes_per_record,
+        latency_us: Histogram::new(3).expect("histogram"),
+    });
+    entry.records += records;
+    entry.elapsed += elapsed;
+    entry.latency_us.add(latency_us).expect("histogram add");
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram")
+}
+
+/// Payload of a 1 KiB record: a MessageReceived whose header + payload is 1024 bytes.
+fn message_bytes() -> Vec<u8> {
+    let overhead = Record::MessageReceived {
+        message_id: 0,
+        source: "In",
+        meta: meta(),
+        bytes: &[],
+    }
+    .payload_len()
+        + 32;
+    vec![b'A'; RECORD_BYTES - overhead]
+}
+
+fn meta() -> MessageMeta<'static> {
+    MessageMeta {
+        message_type: "ADT^A01",
+        control_id: "1",
+        partition_key: "P",
+    }
+}
+
+/// Appends `iters` records from `appenders` tasks; returns the elapsed time scaled to
+/// `iters` records.
+fn run_wal(appenders: usize, iters: u64) -> Duration {
+    let per_task = iters.div_ceil(appenders as u64).max(1);
+    let total = per_task * appenders as u64;
+    let (elapsed, latency) = LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (wal, _) = Wal::open(dir.path(), WalConfig::default())
+                .await
+                .expect("open WAL");
+            let wal = Rc::new(wal);
+            let latency = Rc::new(RefCell::new(histogram()));
+            let bytes = Rc::new(message_bytes());
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..appenders {
+                let (wal, latency, bytes) = (wal.clone(), latency.clone(), bytes.clone());
+                tasks.push(glommio::spawn_local(async move {
+                    let mut last = 0;
+                    for _ in 0..per_task {
+                        let message_id = wal.next_message_id();
+                        let record = Record::MessageReceived {
+                            message_id,
+                            source: "In",
+                            meta: meta(),
+                            bytes: &bytes,
+                        };
+                        let t0 = Instant::now();
+                        let lsn = wal.append(&record).await.expect("append");
+                        let us = t0.elapsed().as_micros() as u64;
+                        latency.borrow_mut().saturating_record(us.max(1));
+                        assert!(lsn > last, "LSNs of one task increase");
+                        last = lsn;
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await;
+            }
+            let elapsed = start.elapsed();
+            // One SegmentStart per segment besides the records appended.
+            let stats = wal.stats();
+            assert_eq!(
+                stats.records - stats.segments_created,
+                total,
+                "every append counted"
+            );
+            wal.close().await.expect("close WAL");
+            let latency = latency.borrow().clone();
+            (elapsed, latency)
+        })
+        .expect("executor")
+        .join()
+        .expect("executor thread");
+    record_totals(
+        &format!("hie_wal/appenders={appenders}"),
+        total,
+        elapsed,
+        RECORD_BYTES as u64,
+        &latency,
+    );
+    elapsed.mul_f64(iters as f64 / total as f64)
+}
+
+/// `std::fs::File`: write each record and `sync_data` every `batch` records.
+fn run_std(batch: u64, iters: u64) -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut file = std::fs::File::create(dir.path().join("log")).expect("create");
+    let record = vec![b'A'; RECORD_BYTES];
+    let mut latency = histogram();
+    let total = iters.div_ceil(batch) * batch;
+    let start = Instant::now();
+    let mut done = 0;
+    while done < total {
+        let mut starts = Vec::with_capacity(batch as usize);
+        for _ in 0..batch {
+            starts.push(Instant::now());
+            file.write_all(&record).expect("write");
+        }
+        file.sync_data().expect("sync_data");
+        for s in starts {
+            latency.saturating_record((s.elapsed().as_micros() as u64).max(1));
+        }
+        done += batch;
+    }
+    let elapsed = start.elapsed();
+    let written = file.metadata().expect("metadata").len();
+    assert_eq!(written, total * RECORD_BYTES as u64, "every record written");
+    record_totals(
+        &format!("std_file/sync_data_per_{batch}"),
+        total,
+        elapsed,
+        RECORD_BYTES as u64,
+        &latency,
+    );
+    elapsed.mul_f64(iters as f64 / total as f64)
+}
+
+/// Plain O_DIRECT sequential writes of 1 MiB (aligned glommio buffers), one
+/// `fdatasync` at the end: the disk's write bandwidth.
+fn run_direct(iters: u64) -> Duration {
+    let elapsed = LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("direct");
+            let file = glommio::io::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .dma_open(&path)
+                .await
+                .expect("open O_DIRECT");
+            let start = Instant::now();
+            for i in 0..iters {
+                let mut buf = file.alloc_dma_buffer(DIRECT_WRITE_BYTES);
+                buf.as_bytes_mut().fill(b'D');
+                let written = file
+                    .write_at(buf, i * DIRECT_WRITE_BYTES as u64)
+                    .await
+                    .expect("write");
+                assert_eq!(written, DIRECT_WRITE_BYTES);
+            }
+            file.fdatasync().await.expect("fdatasync");
+            let elapsed = start.elapsed();
+            file.close().await.expect("close");
+            elapsed
+        })
+        .expect("executor")
+        .join()
+        .expect("executor thread");
+    let none = histogram();
+    record_totals(
+        "o_direct_seq_write_1MiB",
+        iters,
+        elapsed,
+        DIRECT_WRITE_BYTES as u64,
+        &none,
+    );
+    elapsed
+}
+
+fn bench_wal(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wal_fsync_1KiB");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    group.throughput(Throughput::Bytes(RECORD_BYTES as u64));
+    for appenders in APPENDERS {
+        group.bench_function(format!("hie_wal/appenders={appenders}"), |b| {
+            b.iter_custom(|iters| run_wal(appenders, iters))
+        });
+    }
+    group.bench_function("std_file/sync_data_per_record", |b| {
+        b.iter_custom(|iters| run_std(1, iters))
+    });
+    group.bench_function(
+        format!("std_file/sync_data_per_batch_{BATCH_RECORDS}"),
+        |b| b.iter_custom(|iters| run_std(BATCH_RECORDS, iters)),
+    );
+    group.throughput(Throughput::Bytes(DIRECT_WRITE_BYTES as u64));
+    group.bench_function("o_direct_seq_write_1MiB", |b| b.iter_custom(run_direct));
+    group.finish();
+}
+
+fn print_summary() {
+    let totals = TOTALS.lock().expect("totals");
+    let mb_s =
+        |t: &Totals| t.records as f64 * t.bytes_per_record as f64 / t.elapsed.as_secs_f64() / 1e6;
+    let direct = totals.get("o_direct_seq_write_1MiB").map(mb_s);
+    println!("\nwal summary (all criterion calls merged; 1 KiB records, fsync mode):");
+    for (case, t) in totals.iter() {
+        let rate = t.records as f64 / t.elapsed.as_secs_f64();
+        let share = match direct {
+            Some(d) if case.starts_with("hie_wal") => {
+                format!(", {:.0} % of O_DIRECT", 100.0 * mb_s(t) / d)
+            }
+            _ => String::new(),
+        };
+        if t.latency_us.is_empty() {
+            println!("  {case:<34} {:>10.1} MB/s", mb_s(t));
+        } else {
+            println!(
+                "  {case:<34} {rate:>10.0} appends/s {:>8.1} MB/s  durable p50 {} us p99 {} us{share}",
+                mb_s(t),
+                t.latency_us.value_at_quantile(0.5),
+                t.latency_us.value_at_quantile(0.99),
+            );
+        }
+    }
+}
+
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    bench_wal(&mut criterion);
+    criterion.final_summary();
+    print_summary();
+}
