@@ -33,6 +33,9 @@ pub struct Envelope {
     pub bytes: Arc<[u8]>,
     /// The item that sent it here (a service or a router).
     pub source: ItemId,
+    /// Where it came from, for file names (`%f`): the file a file service read, the peer
+    /// address of a TCP connection, or the receiving item's name after recovery.
+    pub origin_name: Arc<str>,
     /// The item it is for.
     pub target: ItemId,
     /// Hash of the partition key (PID-3.1, else MSH-10): picks the target's instance so

@@ -3,7 +3,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod envelope;
+pub mod items;
+pub mod notify;
 pub mod queue;
 pub mod ring;
 pub mod shard;

@@ -236,7 +236,8 @@ impl<T> ShardRings<T> {
         delivered
     }
 
-    fn any_inbound(&self) -> bool {
+    /// True when an inbound ring holds a value.
+    pub fn has_inbound(&self) -> bool {
         self.inbound
             .iter()
             .flatten()
@@ -253,13 +254,13 @@ impl<T> ShardRings<T> {
                 // Rung since we parked: something arrived, on a ring or elsewhere.
                 return Poll::Ready(());
             }
-            if self.any_inbound() {
+            if self.has_inbound() {
                 bell.cancel();
                 return Poll::Ready(());
             }
             bell.prepare_sleep(cx.waker());
             registered = true;
-            if self.any_inbound() {
+            if self.has_inbound() {
                 bell.cancel();
                 return Poll::Ready(());
             }

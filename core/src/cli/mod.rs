@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod convert;
+mod ctl;
 mod inspect;
+pub mod run;
 
 /// hie: an HL7 v2 integration engine.
 #[derive(Debug, Parser)]
@@ -26,6 +28,10 @@ enum Command {
     Check(check::CheckArgs),
     /// Convert a production between IRIS .cls/.xml and hie's TOML form.
     Convert(convert::ConvertArgs),
+    /// Run a production until SIGTERM or SIGINT.
+    Run(run::RunArgs),
+    /// Control a running production: status, or enable/disable/restart/pause/resume ITEM.
+    Ctl(ctl::CtlArgs),
 }
 
 /// Runs the command line and returns the process exit status.
@@ -35,5 +41,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Check(args) => check::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Run(args) => run::run(args),
+        Command::Ctl(args) => ctl::run(args),
     }
 }

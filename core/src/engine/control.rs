@@ -1,0 +1,201 @@
+//! Runtime control of items: the commands an operator sends (enable, disable, restart,
+//! pause, resume), the state each item instance is in, and the per-shard watch that wakes
+//! workers when their item's state changes.
+//!
+//! Commands reach every shard through a crossbeam channel per shard plus that shard's
+//! inbox doorbell (so a sleeping shard wakes); each shard applies a command to its own
+//! instances of the item. Nothing here locks on the data path: a worker reads its state
+//! from a `Cell` on its own shard.
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::task::{Poll, Waker};
+
+use serde::Serialize;
+
+use crate::envelope::ItemId;
+
+/// What an operator can ask of one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemCommand {
+    /// Start a disabled item.
+    Enable,
+    /// Stop the item; its queue keeps its messages (they wait for it, as in IRIS).
+    Disable,
+    /// Stop and start again (re-reads nothing: the plan is fixed for a run).
+    Restart,
+    /// Stop taking work but keep connections and queues (a paused service stops reading
+    /// its sockets, so TCP flow control pushes back on the senders).
+    Pause,
+    /// Undo `Pause`.
+    Resume,
+}
+
+impl ItemCommand {
+    /// Parses the command words of `hie ctl`.
+    pub fn parse(word: &str) -> Option<ItemCommand> {
+        Some(match word {
+            "enable" => ItemCommand::Enable,
+            "disable" => ItemCommand::Disable,
+            "restart" => ItemCommand::Restart,
+            "pause" => ItemCommand::Pause,
+            "resume" => ItemCommand::Resume,
+            _ => return None,
+        })
+    }
+}
+
+/// The state of one item instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemState {
+    /// Not started yet, or stopped at shutdown.
+    Stopped,
+    Running,
+    Paused,
+    /// Disabled by an operator or by ReplyCodeActions `D`.
+    Disabled,
+    /// Ended with an error and not restarted (restart policy exhausted or `never`).
+    Failed,
+}
+
+/// The states of the item instances on one shard, with wakers for workers that wait for
+/// a change (a paused worker, a disabled one waiting to be enabled).
+#[derive(Debug)]
+pub struct StateWatch {
+    states: Vec<Cell<ItemState>>,
+    /// Bumped on every change of item `i`, so a restart is seen even if the state ends
+    /// where it began.
+    generations: Vec<Cell<u64>>,
+    /// Restart requests per item: a worker that saw a different count restarts.
+    restarts: Vec<Cell<u64>>,
+    waiters: RefCell<Vec<(ItemId, Waker)>>,
+}
+
+impl StateWatch {
+    /// Every item starts `Stopped`.
+    pub fn new(items: usize) -> Self {
+        StateWatch {
+            states: (0..items).map(|_| Cell::new(ItemState::Stopped)).collect(),
+            generations: (0..items).map(|_| Cell::new(0)).collect(),
+            restarts: (0..items).map(|_| Cell::new(0)).collect(),
+            waiters: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn get(&self, item: ItemId) -> ItemState {
+        self.states[item as usize].get()
+    }
+
+    pub fn generation(&self, item: ItemId) -> u64 {
+        self.generations[item as usize].get()
+    }
+
+    /// Restart requests so far for `item`.
+    pub fn restarts(&self, item: ItemId) -> u64 {
+        self.restarts[item as usize].get()
+    }
+
+    /// Asks the workers of `item` to restart (close connections, rebind) and wakes them.
+    pub fn request_restart(&self, item: ItemId) {
+        let restarts = &self.restarts[item as usize];
+        restarts.set(restarts.get() + 1);
+        self.set(item, self.get(item));
+    }
+
+    /// Sets the state and wakes every task waiting on this item.
+    pub fn set(&self, item: ItemId, state: ItemState) {
+        self.states[item as usize].set(state);
+        let generation = &self.generations[item as usize];
+        generation.set(generation.get() + 1);
+        let mut waiters = self.waiters.borrow_mut();
+        let mut i = 0;
+        while i < waiters.len() {
+            if waiters[i].0 == item {
+                waiters.swap_remove(i).1.wake();
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Waits until `item`'s state satisfies `done`; returns that state.
+    pub async fn wait_until(&self, item: ItemId, done: impl Fn(ItemState) -> bool) -> ItemState {
+        poll_fn(|cx| {
+            let state = self.get(item);
+            if done(state) {
+                Poll::Ready(state)
+            } else {
+                self.waiters.borrow_mut().push((item, cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Waits until `item`'s state changes from what it is now.
+    pub async fn changed(&self, item: ItemId) {
+        let start = self.generation(item);
+        poll_fn(|cx| {
+            if self.generation(item) != start {
+                Poll::Ready(())
+            } else {
+                self.waiters.borrow_mut().push((item, cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glommio::LocalExecutor;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_paused_worker_resumes_when_its_item_runs_again() {
+        LocalExecutor::default().run(async {
+            let watch = Rc::new(StateWatch::new(2));
+            watch.set(1, ItemState::Paused);
+            let waiter = glommio::spawn_local({
+                let watch = Rc::clone(&watch);
+                async move { watch.wait_until(1, |s| s == ItemState::Running).await }
+            });
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+            watch.set(0, ItemState::Running);
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+            assert_eq!(
+                watch.waiters.borrow().len(),
+                1,
+                "another item's change does not wake it"
+            );
+            watch.set(1, ItemState::Running);
+            assert_eq!(waiter.await, ItemState::Running);
+        });
+    }
+
+    #[test]
+    fn changed_sees_a_restart_that_ends_in_the_same_state() {
+        LocalExecutor::default().run(async {
+            let watch = Rc::new(StateWatch::new(1));
+            watch.set(0, ItemState::Running);
+            let waiter = glommio::spawn_local({
+                let watch = Rc::clone(&watch);
+                async move { watch.changed(0).await }
+            });
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+            watch.set(0, ItemState::Running);
+            waiter.await;
+        });
+    }
+
+    #[test]
+    fn command_words_parse() {
+        assert_eq!(ItemCommand::parse("pause"), Some(ItemCommand::Pause));
+        assert_eq!(ItemCommand::parse("explode"), None);
+    }
+}

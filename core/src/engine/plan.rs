@@ -1,0 +1,368 @@
+//! The run plan: a validated [`Production`] turned into what the shards execute.
+//!
+//! Items get dense ids ([`ItemId`], their index in [`Plan::items`]); names are resolved
+//! once, here, so the data path never looks a name up. Placement follows
+//! `config::placement` (round robin of item instances over the shards) for services and
+//! operations; routers run on every shard (docs/adr/0001).
+//!
+//! An item that cannot run (disabled in the production, class hie does not know, or a
+//! kind hie does not run yet, such as the e-mail alert operation) is [`Role::Inert`]: it
+//! keeps its id so that messages sent to it fail visibly instead of vanishing.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use hie_net::ReplyCodeActions as NetReplyCodeActions;
+
+use crate::config::{
+    self, AckMode, Hl7FileOperationSettings, Hl7FileServiceSettings, Hl7TcpOperationSettings,
+    Hl7TcpServiceSettings, ItemKind, ItemSettings, OverflowStrategy, Production, SettingTarget,
+    Timeout,
+};
+use crate::envelope::ItemId;
+use crate::queue::Overflow;
+
+/// The queue bound used when an item's QueueSize is 0 (unset).
+pub const QUEUE_SIZE_DEFAULT: usize = 10_000;
+
+/// What an item does at run time.
+#[derive(Debug, Clone)]
+pub enum Role {
+    TcpService(TcpServicePlan),
+    FileService(FileServicePlan),
+    Router,
+    TcpOperation(TcpOperationPlan),
+    FileOperation(FileOperationPlan),
+    /// Loaded but not run; why, in words.
+    Inert(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct TcpServicePlan {
+    pub settings: Hl7TcpServiceSettings,
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileServicePlan {
+    pub settings: Hl7FileServiceSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct TcpOperationPlan {
+    pub settings: Hl7TcpOperationSettings,
+    pub address: SocketAddr,
+    pub reply_code_actions: NetReplyCodeActions,
+    pub retry_interval: Duration,
+    /// `None`: retry forever (FailureTimeout -1).
+    pub failure_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileOperationPlan {
+    pub settings: Hl7FileOperationSettings,
+    pub retry_interval: Duration,
+    pub failure_timeout: Option<Duration>,
+}
+
+/// When a failed item instance is started again (hie settings `RestartPolicy`,
+/// `MaxRestarts`, `RestartDelay`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub when: RestartWhen,
+    /// Restarts allowed before the item stays failed. Default 10.
+    pub max_restarts: u32,
+    /// Wait before each restart. Default 5 s.
+    pub delay: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartWhen {
+    Never,
+    OnFailure,
+    Always,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            when: RestartWhen::OnFailure,
+            max_restarts: 10,
+            delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One item of the plan.
+#[derive(Debug, Clone)]
+pub struct PlannedItem {
+    pub id: ItemId,
+    pub name: String,
+    pub class: String,
+    pub kind: ItemKind,
+    pub role: Role,
+    /// Shard of each instance (routers: every shard).
+    pub shards: Vec<usize>,
+    /// Resolved TargetConfigNames.
+    pub targets: Vec<Target>,
+    pub queue_size: usize,
+    pub overflow: Overflow,
+    pub alert_on_error: bool,
+    pub restart: RestartPolicy,
+}
+
+impl PlannedItem {
+    /// True for routers, which run on every shard.
+    pub fn is_router(&self) -> bool {
+        matches!(self.role, Role::Router)
+    }
+
+    /// The shard of the instance that takes messages of partition `partition`.
+    pub fn shard_for(&self, partition: u64, here: usize) -> Option<usize> {
+        if self.is_router() {
+            return Some(here);
+        }
+        let n = self.shards.len() as u64;
+        (n > 0).then(|| self.shards[(partition % n) as usize])
+    }
+}
+
+/// A target as configured: an item of the plan, or a name that names nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Item(ItemId),
+    Missing(String),
+}
+
+/// What the shards run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub production: String,
+    pub shards: usize,
+    pub items: Vec<PlannedItem>,
+    by_name: HashMap<String, ItemId>,
+}
+
+/// A production that loads but cannot be planned (settings the engine needs are unusable).
+#[derive(Debug, thiserror::Error)]
+#[error("item {item}: {message}")]
+pub struct PlanError {
+    pub item: String,
+    pub message: String,
+}
+
+impl Plan {
+    /// Plans `production` over `shards` shards.
+    pub fn new(production: &Production, shards: usize) -> Result<Plan, PlanError> {
+        let shards = shards.max(1);
+        let placed: HashMap<usize, Vec<usize>> = config::placement(production, shards)
+            .into_iter()
+            .map(|p| (p.item, p.shards))
+            .collect();
+        let by_name: HashMap<String, ItemId> = production
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| (item.name.clone(), i as ItemId))
+            .collect();
+        let mut items = Vec::with_capacity(production.items.len());
+        for (index, item) in production.items.iter().enumerate() {
+            let role = role_of(item)?;
+            let shards_of = match (&role, placed.get(&index)) {
+                (Role::Inert(_), _) | (_, None) => Vec::new(),
+                (Role::Router, Some(_)) => (0..shards).collect(),
+                (_, Some(s)) => s.clone(),
+            };
+            let role = if shards_of.is_empty() && !matches!(role, Role::Inert(_)) {
+                Role::Inert("disabled".to_string())
+            } else {
+                role
+            };
+            let targets = targets_of(item)
+                .into_iter()
+                .map(|name| match by_name.get(name) {
+                    Some(&id) => Target::Item(id),
+                    None => Target::Missing(name.to_string()),
+                })
+                .collect();
+            let common = item.settings.common();
+            items.push(PlannedItem {
+                id: index as ItemId,
+                name: item.name.clone(),
+                class: item.class.clone(),
+                kind: item.kind,
+                role,
+                shards: shards_of,
+                targets,
+                queue_size: common
+                    .map(|c| c.queue_size as usize)
+                    .filter(|&n| n > 0)
+                    .unwrap_or(QUEUE_SIZE_DEFAULT),
+                overflow: match common.map(|c| c.overflow) {
+                    Some(OverflowStrategy::DropOldest) => Overflow::DropOldest,
+                    Some(OverflowStrategy::Reject) => Overflow::Reject,
+                    _ => Overflow::Block,
+                },
+                alert_on_error: common.is_some_and(|c| c.alert_on_error),
+                restart: restart_policy(item)?,
+            });
+        }
+        Ok(Plan {
+            production: production.name.clone(),
+            shards,
+            items,
+            by_name,
+        })
+    }
+
+    /// The item called `name`.
+    pub fn item_named(&self, name: &str) -> Option<&PlannedItem> {
+        self.by_name.get(name).map(|&id| &self.items[id as usize])
+    }
+
+    /// The item with id `id`.
+    pub fn item(&self, id: ItemId) -> &PlannedItem {
+        &self.items[id as usize]
+    }
+
+    /// Items of a role on shard `shard`, with their instance index there.
+    pub fn on_shard(&self, shard: usize) -> impl Iterator<Item = &PlannedItem> {
+        self.items
+            .iter()
+            .filter(move |item| item.shards.contains(&shard))
+    }
+}
+
+/// TargetConfigNames as configured. A router forwards to its TargetConfigNames until
+/// routing rules are loaded (a later change), so its raw setting is read here.
+fn targets_of(item: &config::Item) -> Vec<&str> {
+    if matches!(item.settings, ItemSettings::Router(_)) {
+        return item
+            .raw_value(SettingTarget::Host, "TargetConfigNames")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .collect();
+    }
+    item.settings.targets()
+}
+
+fn err(item: &config::Item, message: impl Into<String>) -> PlanError {
+    PlanError {
+        item: item.name.clone(),
+        message: message.into(),
+    }
+}
+
+fn timeout(t: Timeout) -> Option<Duration> {
+    match t {
+        Timeout::Forever => None,
+        Timeout::Seconds(s) => Some(Duration::from_secs(u64::from(s))),
+    }
+}
+
+fn role_of(item: &config::Item) -> Result<Role, PlanError> {
+    if !item.enabled {
+        return Ok(Role::Inert("disabled in the production".into()));
+    }
+    Ok(match &item.settings {
+        ItemSettings::Unresolved => Role::Inert(format!("class {} is not run by hie", item.class)),
+        ItemSettings::Hl7TcpService(s) => {
+            if matches!(
+                s.ack_mode,
+                AckMode::Application | AckMode::Msh | AckMode::Byte
+            ) {
+                return Err(err(
+                    item,
+                    "AckMode App, Msh and Byte are not supported yet; use Immed or Never",
+                ));
+            }
+            let ip: IpAddr = item
+                .raw_value(SettingTarget::Adapter, "LocalInterface")
+                .and_then(|v| v.split_whitespace().next())
+                .filter(|v| !v.is_empty())
+                .map_or(Ok(IpAddr::from([0, 0, 0, 0])), |v| v.parse())
+                .map_err(|_| err(item, "LocalInterface is not an IP address"))?;
+            Role::TcpService(TcpServicePlan {
+                settings: s.clone(),
+                listen: SocketAddr::new(ip, s.port),
+            })
+        }
+        ItemSettings::Hl7FileService(s) => Role::FileService(FileServicePlan {
+            settings: s.clone(),
+        }),
+        ItemSettings::Router(_) => Role::Router,
+        ItemSettings::Hl7TcpOperation(s) => {
+            if s.ip_address.starts_with('!') {
+                return Err(err(
+                    item,
+                    "IPAddress with a leading '!' (wait for the peer to connect) is not supported yet",
+                ));
+            }
+            let address = (s.ip_address.as_str(), s.port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| {
+                    err(
+                        item,
+                        format!("cannot resolve IPAddress {}:{}", s.ip_address, s.port),
+                    )
+                })?;
+            let rca_text = item
+                .raw_value(SettingTarget::Host, "ReplyCodeActions")
+                .unwrap_or("");
+            let reply_code_actions = NetReplyCodeActions::parse(rca_text)
+                .map_err(|e| err(item, format!("ReplyCodeActions: {e}")))?;
+            Role::TcpOperation(TcpOperationPlan {
+                settings: s.clone(),
+                address,
+                reply_code_actions,
+                retry_interval: Duration::from_secs(u64::from(s.retry_interval_s)),
+                failure_timeout: timeout(s.failure_timeout),
+            })
+        }
+        ItemSettings::Hl7FileOperation(s) => Role::FileOperation(FileOperationPlan {
+            settings: s.clone(),
+            retry_interval: Duration::from_secs(u64::from(s.retry_interval_s)),
+            failure_timeout: timeout(s.failure_timeout),
+        }),
+        ItemSettings::EmailAlertOperation(_) => {
+            Role::Inert("EnsLib.EMail.AlertOperation is not run by hie yet".into())
+        }
+    })
+}
+
+fn restart_policy(item: &config::Item) -> Result<RestartPolicy, PlanError> {
+    let mut policy = RestartPolicy::default();
+    let raw = |name| item.raw_value(SettingTarget::Host, name).map(str::trim);
+    if let Some(v) = raw("RestartPolicy") {
+        policy.when = match v.to_ascii_lowercase().as_str() {
+            "never" => RestartWhen::Never,
+            "on_failure" | "onfailure" => RestartWhen::OnFailure,
+            "always" => RestartWhen::Always,
+            _ => {
+                return Err(err(
+                    item,
+                    "RestartPolicy must be never, on_failure or always",
+                ));
+            }
+        };
+    }
+    if let Some(v) = raw("MaxRestarts") {
+        policy.max_restarts = v
+            .parse()
+            .map_err(|_| err(item, "MaxRestarts must be a whole number"))?;
+    }
+    if let Some(v) = raw("RestartDelay") {
+        let seconds: f64 = v
+            .parse()
+            .ok()
+            .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
+            .ok_or_else(|| err(item, "RestartDelay must be seconds between 0 and 86400"))?;
+        policy.delay = Duration::from_secs_f64(seconds);
+    }
+    Ok(policy)
+}

@@ -1,0 +1,655 @@
+//! One shard of a running production: its WAL, its end of the ring mesh, the queues of the
+//! item instances it hosts, and the three things every item does through it: record
+//! (append to the origin WAL), deliver (to a local queue or over a ring), and report
+//! (counters and states).
+//!
+//! Invariants:
+//! - A message's records all go to its origin shard's WAL (docs/adr/0001). Records about
+//!   a message from another shard travel back as [`ShardMsg::Record`].
+//! - `Enqueued` for a target is durable before the envelope leaves for that target, so
+//!   in the WAL it precedes the target's `Completed`.
+//! - Nothing is dropped: a full queue blocks (`block`) or the entry it does not keep is
+//!   recorded as `Discarded` (`drop_oldest`, `reject`); a queue closed at shutdown refuses
+//!   without a record, and the message is redelivered from the WAL at the next start.
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use hie_hl7::{AckBuilder, Message};
+use hie_persist::{MessageMeta, Record, Wal, WalError};
+use serde::Serialize;
+
+use crate::engine::control::{ItemState, StateWatch};
+use crate::engine::plan::{Plan, Role, Target};
+use crate::envelope::{Envelope, ItemId, MessageId, OriginRecord, ShardMsg, partition_hash};
+use crate::notify::Notify;
+use crate::queue::{LocalQueue, Offer, Overflow, Priority};
+use crate::ring::ShardRings;
+
+/// How many ring entries the dispatcher moves per wake before it yields.
+pub const DRAIN_BATCH_MAX: usize = 256;
+
+/// Phases of a run, in order; shards read the phase from [`Shared::phase`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Phase {
+    Starting = 0,
+    Running = 1,
+    /// Services stop taking messages.
+    StopServices = 2,
+    /// Queues drain.
+    Drain = 3,
+    /// Everything stops; the WAL is flushed and closed.
+    Stop = 4,
+}
+
+impl Phase {
+    fn from_u8(v: u8) -> Phase {
+        match v {
+            0 => Phase::Starting,
+            1 => Phase::Running,
+            2 => Phase::StopServices,
+            3 => Phase::Drain,
+            _ => Phase::Stop,
+        }
+    }
+}
+
+/// What all shards and the main thread share (read-mostly).
+#[derive(Debug)]
+pub struct Shared {
+    pub plan: Arc<Plan>,
+    phase: AtomicU8,
+    /// Shards that finished recovery (services open when all have).
+    pub recovered: AtomicUsize,
+    /// Shards whose services are open (start-up is over when all are).
+    pub started: AtomicUsize,
+    /// Shards whose services have stopped.
+    pub services_stopped: AtomicUsize,
+    /// Shards whose routers and operations have stopped (WALs close when all have, so
+    /// that no outcome record is still on its way to them).
+    pub workers_stopped: AtomicUsize,
+    /// Per shard: nothing queued, in flight or unrecorded (read during `Drain`).
+    pub idle: Vec<AtomicBool>,
+    /// Set when a shard could not start; the others give up waiting for it.
+    pub failed: AtomicBool,
+    pub errors: std::sync::Mutex<Vec<String>>,
+}
+
+impl Shared {
+    pub fn new(plan: Arc<Plan>) -> Self {
+        let shards = plan.shards;
+        Shared {
+            plan,
+            phase: AtomicU8::new(Phase::Starting as u8),
+            recovered: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
+            services_stopped: AtomicUsize::new(0),
+            workers_stopped: AtomicUsize::new(0),
+            idle: (0..shards).map(|_| AtomicBool::new(false)).collect(),
+            failed: AtomicBool::new(false),
+            errors: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Ordering::Acquire))
+    }
+
+    /// Moves the run to `phase` (never backwards); the caller rings the doorbells.
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.fetch_max(phase as u8, Ordering::AcqRel);
+    }
+
+    /// Records a fatal start-up or run error of one shard.
+    pub fn fail(&self, message: String) {
+        tracing::error!("{message}");
+        self.errors.lock().expect("errors lock").push(message);
+        self.failed.store(true, Ordering::Release);
+    }
+}
+
+/// Counters of one item on one shard.
+#[derive(Debug, Default)]
+pub struct ItemCounters {
+    /// Messages accepted by a service (durable).
+    pub received: Cell<u64>,
+    /// Frames refused by a service (NAK).
+    pub rejected: Cell<u64>,
+    /// Messages a router or operation took from its queue.
+    pub processed: Cell<u64>,
+    pub completed: Cell<u64>,
+    pub failed: Cell<u64>,
+    pub suspended: Cell<u64>,
+    pub discarded: Cell<u64>,
+    pub retries: Cell<u64>,
+    pub restarts: Cell<u64>,
+}
+
+fn bump(cell: &Cell<u64>) {
+    cell.set(cell.get() + 1);
+}
+
+/// A snapshot of one item on one shard, for status.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemStatus {
+    pub item: String,
+    pub shard: usize,
+    pub state: ItemState,
+    pub queued: usize,
+    pub received: u64,
+    pub rejected: u64,
+    pub processed: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub suspended: u64,
+    pub discarded: u64,
+    pub retries: u64,
+    pub restarts: u64,
+}
+
+/// A message suspended on this shard (it stays in the WAL), for status.
+#[derive(Debug, Clone, Serialize)]
+pub struct SuspendedMessage {
+    pub message_id: String,
+    pub item: String,
+    pub reason: String,
+}
+
+/// Everything one shard reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShardStatus {
+    pub shard: usize,
+    pub items: Vec<ItemStatus>,
+    pub suspended: Vec<SuspendedMessage>,
+    pub wal_open_messages: usize,
+    pub wal_last_lsn: u64,
+}
+
+/// A record waiting for the recorder task.
+#[derive(Debug)]
+struct PendingRecord {
+    wal_id: u64,
+    target: ItemId,
+    record: OriginRecord,
+}
+
+/// One shard's engine state, shared by its tasks through `Rc`.
+#[derive(Debug)]
+pub struct Shard {
+    pub index: usize,
+    pub plan: Arc<Plan>,
+    pub shared: Arc<Shared>,
+    pub wal: Rc<Wal>,
+    pub rings: ShardRings<ShardMsg>,
+    /// By item id: the queue of this shard's instance of a router or operation.
+    pub queues: Vec<Option<Rc<LocalQueue<Envelope>>>>,
+    pub states: StateWatch,
+    pub counters: Vec<ItemCounters>,
+    pub ack: RefCell<AckBuilder>,
+    /// Messages being worked on by operations (not in a queue).
+    pub busy: Cell<usize>,
+    /// Rung by the dispatcher when the run's phase changes.
+    pub phase_changed: Notify,
+    /// Set once a WAL write failed: services NAK from then on.
+    pub wal_failed: Cell<bool>,
+    records: RefCell<Vec<PendingRecord>>,
+    /// Records for other shards whose ring was full, in order.
+    deferred_records: RefCell<Vec<(usize, ShardMsg)>>,
+    records_ready: Notify,
+    suspended: RefCell<Vec<SuspendedMessage>>,
+}
+
+impl Shard {
+    pub fn new(
+        index: usize,
+        shared: Arc<Shared>,
+        wal: Rc<Wal>,
+        rings: ShardRings<ShardMsg>,
+    ) -> Shard {
+        let plan = Arc::clone(&shared.plan);
+        let queues = plan
+            .items
+            .iter()
+            .map(|item| {
+                let hosts_queue = matches!(
+                    item.role,
+                    Role::Router | Role::TcpOperation(_) | Role::FileOperation(_)
+                ) && item.shards.contains(&index);
+                hosts_queue.then(|| Rc::new(LocalQueue::new(item.queue_size, item.overflow)))
+            })
+            .collect();
+        let items = plan.items.len();
+        Shard {
+            index,
+            shared,
+            wal,
+            rings,
+            queues,
+            states: StateWatch::new(items),
+            counters: (0..items).map(|_| ItemCounters::default()).collect(),
+            ack: RefCell::new(AckBuilder::new()),
+            busy: Cell::new(0),
+            phase_changed: Notify::new(),
+            wal_failed: Cell::new(false),
+            records: RefCell::new(Vec::new()),
+            deferred_records: RefCell::new(Vec::new()),
+            records_ready: Notify::new(),
+            suspended: RefCell::new(Vec::new()),
+            plan,
+        }
+    }
+
+    pub fn counters(&self, item: ItemId) -> &ItemCounters {
+        &self.counters[item as usize]
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.shared.phase()
+    }
+
+    /// Waits until the run reaches `phase`.
+    pub async fn until_phase(&self, phase: Phase) {
+        while self.phase() < phase {
+            self.phase_changed.notified().await;
+        }
+    }
+
+    // ---- receiving -------------------------------------------------------------------
+
+    /// Stores a message a service accepted: `MessageReceived` and one `Enqueued` per
+    /// target (or `Discarded` for a target that names no item), durable on return.
+    /// Returns the message id and the items to deliver to.
+    pub async fn receive(
+        &self,
+        source: ItemId,
+        msg: &Message<'_>,
+    ) -> Result<(MessageId, Vec<ItemId>), WalError> {
+        let item = self.plan.item(source);
+        let wal_id = self.wal.next_message_id();
+        let message_type = message_type_of(msg);
+        let control_id = text_of(msg.control_id().unwrap_or_default());
+        let partition_key = text_of(partition_key(msg));
+        let mut records = Vec::with_capacity(1 + item.targets.len());
+        records.push(Record::MessageReceived {
+            message_id: wal_id,
+            source: &item.name,
+            meta: MessageMeta {
+                message_type: &message_type,
+                control_id: &control_id,
+                partition_key: &partition_key,
+            },
+            bytes: msg.as_bytes(),
+        });
+        let targets = self.routing_records(wal_id, &item.targets, &mut records);
+        self.wal.append_many(&records).await.inspect_err(|e| {
+            self.wal_failed.set(true);
+            tracing::error!(item = %item.name, "WAL append failed: {e}");
+        })?;
+        bump(&self.counters(source).received);
+        Ok((
+            MessageId {
+                origin_shard: self.index as u16,
+                wal_id,
+            },
+            targets,
+        ))
+    }
+
+    /// Adds `Enqueued`/`Discarded` records for `targets` to `records`; returns the items
+    /// the message goes on to. A message with nowhere to go is discarded as "no route".
+    fn routing_records<'r>(
+        &'r self,
+        wal_id: u64,
+        targets: &'r [Target],
+        records: &mut Vec<Record<'r>>,
+    ) -> Vec<ItemId> {
+        let mut to = Vec::with_capacity(targets.len());
+        for target in targets {
+            match target {
+                Target::Item(id) => {
+                    records.push(Record::Enqueued {
+                        message_id: wal_id,
+                        target: &self.plan.item(*id).name,
+                    });
+                    to.push(*id);
+                }
+                Target::Missing(name) => {
+                    tracing::error!(target = %name, "message {wal_id} sent to an item that does not exist");
+                    records.push(Record::Discarded {
+                        message_id: wal_id,
+                        target: name,
+                        reason: "no item of that name in the production",
+                    });
+                }
+            }
+        }
+        if targets.is_empty() {
+            records.push(Record::Discarded {
+                message_id: wal_id,
+                target: "",
+                reason: "no route: the item has no targets",
+            });
+        }
+        to
+    }
+
+    /// Records, durably, that message `wal_id` is enqueued for `targets` (recovery of a
+    /// message that was stored but never routed); returns the items to deliver to.
+    pub async fn enqueue_for(
+        &self,
+        wal_id: u64,
+        targets: &[Target],
+    ) -> Result<Vec<ItemId>, WalError> {
+        let mut records = Vec::with_capacity(targets.len().max(1));
+        let to = self.routing_records(wal_id, targets, &mut records);
+        self.wal
+            .append_many(&records)
+            .await
+            .inspect_err(|_| self.wal_failed.set(true))?;
+        Ok(to)
+    }
+
+    /// Records, durably, that router `router` passed the messages of `batch` on to its
+    /// targets (and completed its part); returns the targets.
+    pub async fn route_batch(
+        &self,
+        router: ItemId,
+        batch: &[Envelope],
+    ) -> Result<Vec<ItemId>, WalError> {
+        let item = self.plan.item(router);
+        let mut records = Vec::with_capacity(batch.len() * (item.targets.len() + 1));
+        let mut targets = Vec::new();
+        for env in batch {
+            debug_assert_eq!(
+                env.id.origin_shard as usize, self.index,
+                "routers run at the origin"
+            );
+            // The same for every message until routing rules land: TargetConfigNames.
+            targets = self.routing_records(env.id.wal_id, &item.targets, &mut records);
+            records.push(Record::Completed {
+                message_id: env.id.wal_id,
+                target: &item.name,
+            });
+        }
+        self.wal.append_many(&records).await.inspect_err(|e| {
+            self.wal_failed.set(true);
+            tracing::error!(item = %item.name, "WAL append failed: {e}");
+        })?;
+        Ok(targets)
+    }
+
+    // ---- delivering ------------------------------------------------------------------
+
+    /// Delivers `env` to the instance of `env.target` that owns its partition: this
+    /// shard's queue, or another shard's through the ring (waiting while it is full).
+    pub async fn deliver(&self, env: Envelope) {
+        let target = self.plan.item(env.target);
+        match target.shard_for(env.partition, self.index) {
+            None => {
+                let reason = match &target.role {
+                    Role::Inert(why) => {
+                        format!("target item {} is not running: {why}", target.name)
+                    }
+                    _ => format!("target item {} has no instance", target.name),
+                };
+                tracing::error!(message = %env.id, "{reason}");
+                self.record(&env, OriginRecord::Discarded { reason });
+            }
+            Some(shard) if shard == self.index => self.enqueue_local(env).await,
+            Some(shard) => self.rings.push(shard, ShardMsg::Deliver(env)).await,
+        }
+    }
+
+    /// Puts `env` on this shard's queue of its target, applying the overflow strategy.
+    pub async fn enqueue_local(&self, env: Envelope) {
+        let Some(queue) = self.queues[env.target as usize].clone() else {
+            tracing::error!(message = %env.id, "no local queue for item {}", env.target);
+            return;
+        };
+        match queue.push(env, Priority::Normal).await {
+            Offer::Accepted => {}
+            Offer::Evicted(old) => {
+                let reason = "queue full: oldest message dropped (Overflow drop_oldest)";
+                tracing::warn!(message = %old.id, item = %self.plan.item(old.target).name, "{reason}");
+                self.record(
+                    &old,
+                    OriginRecord::Discarded {
+                        reason: reason.into(),
+                    },
+                );
+            }
+            Offer::Refused(env) if queue.is_closed() => {
+                // Shutting down: the message stays open in its WAL and comes back at start.
+                tracing::debug!(message = %env.id, "queue closed; left for recovery");
+            }
+            Offer::Refused(env) => {
+                let reason = "queue full: message refused (Overflow reject)";
+                tracing::warn!(message = %env.id, item = %self.plan.item(env.target).name, "{reason}");
+                self.record(
+                    &env,
+                    OriginRecord::Discarded {
+                        reason: reason.into(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// True when the first-hop queue of `target` here is full and refuses new entries, so
+    /// a service should NAK instead of storing the message.
+    pub fn refuses(&self, target: ItemId) -> bool {
+        self.queues[target as usize]
+            .as_ref()
+            .is_some_and(|q| q.overflow() == Overflow::Reject && q.len() >= q.capacity())
+    }
+
+    // ---- recording -------------------------------------------------------------------
+
+    /// Records the outcome of `env` at `env.target`, in the message's origin WAL.
+    pub fn record(&self, env: &Envelope, record: OriginRecord) {
+        let counters = self.counters(env.target);
+        match &record {
+            OriginRecord::Completed => bump(&counters.completed),
+            OriginRecord::Failed { .. } => bump(&counters.failed),
+            OriginRecord::Suspended { reason } => {
+                bump(&counters.suspended);
+                self.suspended.borrow_mut().push(SuspendedMessage {
+                    message_id: env.id.to_string(),
+                    item: self.plan.item(env.target).name.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            OriginRecord::Discarded { .. } => bump(&counters.discarded),
+        }
+        self.record_at_origin(env.id, env.target, record);
+    }
+
+    /// Queues `record` for the WAL of `id`'s origin (this shard's, or over the ring).
+    pub fn record_at_origin(&self, id: MessageId, target: ItemId, record: OriginRecord) {
+        let origin = id.origin_shard as usize;
+        if origin == self.index {
+            self.records.borrow_mut().push(PendingRecord {
+                wal_id: id.wal_id,
+                target,
+                record,
+            });
+            self.records_ready.notify_all();
+        } else {
+            let msg = ShardMsg::Record { id, target, record };
+            if let Err(crate::ring::Full(msg)) = self.rings.try_push(origin, msg) {
+                // Rare: the ring back to the origin is full. The recorder task waits for
+                // room; the caller (an operation) goes on with its next message.
+                self.deferred_records.borrow_mut().push((origin, msg));
+                self.records_ready.notify_all();
+            }
+        }
+    }
+
+    /// The recorder: appends pending local records in batches, and forwards records whose
+    /// ring was full. Runs until the shard stops and nothing is pending.
+    pub async fn run_recorder(self: Rc<Self>) {
+        let mut batch: Vec<PendingRecord> = Vec::new();
+        loop {
+            let deferred: Vec<(usize, ShardMsg)> = self.deferred_records.take();
+            for (origin, msg) in deferred {
+                self.rings.push(origin, msg).await;
+            }
+            std::mem::swap(&mut batch, &mut self.records.borrow_mut());
+            if batch.is_empty() {
+                if self.phase() == Phase::Stop && self.deferred_records.borrow().is_empty() {
+                    return;
+                }
+                futures_lite::future::or(
+                    self.records_ready.notified(),
+                    self.phase_changed.notified(),
+                )
+                .await;
+                continue;
+            }
+            let records: Vec<Record<'_>> =
+                batch.iter().map(|p| to_wal_record(&self.plan, p)).collect();
+            if let Err(e) = self.wal.append_many(&records).await {
+                self.wal_failed.set(true);
+                tracing::error!(
+                    shard = self.index,
+                    "WAL append of {} outcome records failed: {e}",
+                    records.len()
+                );
+            }
+            drop(records);
+            batch.clear();
+        }
+    }
+
+    /// True when nothing is queued, in flight or waiting to be recorded on this shard.
+    pub fn is_idle(&self) -> bool {
+        self.busy.get() == 0
+            && self.records.borrow().is_empty()
+            && self.deferred_records.borrow().is_empty()
+            && self.queues.iter().flatten().all(|q| q.is_empty())
+    }
+
+    // ---- reporting -------------------------------------------------------------------
+
+    /// Lists a suspended message in this shard's status (at recovery).
+    pub fn note_suspended(&self, id: MessageId, item: ItemId, reason: String) {
+        self.suspended.borrow_mut().push(SuspendedMessage {
+            message_id: id.to_string(),
+            item: self.plan.item(item).name.clone(),
+            reason,
+        });
+    }
+
+    pub fn status(&self) -> ShardStatus {
+        let items = self
+            .plan
+            .items
+            .iter()
+            .filter(|item| item.shards.contains(&self.index))
+            .map(|item| {
+                let c = self.counters(item.id);
+                ItemStatus {
+                    item: item.name.clone(),
+                    shard: self.index,
+                    state: self.states.get(item.id),
+                    queued: self.queues[item.id as usize]
+                        .as_ref()
+                        .map_or(0, |q| q.len()),
+                    received: c.received.get(),
+                    rejected: c.rejected.get(),
+                    processed: c.processed.get(),
+                    completed: c.completed.get(),
+                    failed: c.failed.get(),
+                    suspended: c.suspended.get(),
+                    discarded: c.discarded.get(),
+                    retries: c.retries.get(),
+                    restarts: c.restarts.get(),
+                }
+            })
+            .collect();
+        ShardStatus {
+            shard: self.index,
+            items,
+            suspended: self.suspended.borrow().clone(),
+            wal_open_messages: self.wal.open_messages(),
+            wal_last_lsn: self.wal.last_lsn(),
+        }
+    }
+}
+
+fn to_wal_record<'p>(plan: &'p Plan, p: &'p PendingRecord) -> Record<'p> {
+    let target = plan.item(p.target).name.as_str();
+    let message_id = p.wal_id;
+    match &p.record {
+        OriginRecord::Completed => Record::Completed { message_id, target },
+        OriginRecord::Failed { reason } => Record::Failed {
+            message_id,
+            target,
+            reason,
+        },
+        OriginRecord::Suspended { reason } => Record::Suspended {
+            message_id,
+            target,
+            reason,
+        },
+        OriginRecord::Discarded { reason } => Record::Discarded {
+            message_id,
+            target,
+            reason,
+        },
+    }
+}
+
+/// Text for WAL metadata: UTF-8 as it is, Latin-1 otherwise (no byte lost).
+pub fn text_of(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()),
+    }
+}
+
+/// `ADT^A01` from MSH-9.1 and MSH-9.2.
+pub fn message_type_of(msg: &Message<'_>) -> String {
+    let mut s = text_of(msg.message_type().unwrap_or_default()).into_owned();
+    if let Some(event) = msg.trigger_event().filter(|e| !e.is_empty()) {
+        s.push('^');
+        s.push_str(&text_of(event));
+    }
+    s
+}
+
+/// The partition key: PID-3.1 (the first patient identifier), else MSH-10.
+pub fn partition_key<'m>(msg: &Message<'m>) -> &'m [u8] {
+    static PID_3_1: std::sync::OnceLock<hie_hl7::Path> = std::sync::OnceLock::new();
+    let path = PID_3_1.get_or_init(|| hie_hl7::Path::parse("PID-3.1").expect("valid path"));
+    msg.get(path)
+        .filter(|v| !v.is_empty())
+        .or_else(|| msg.control_id())
+        .unwrap_or_default()
+}
+
+/// A new envelope for a message a service just stored.
+pub fn envelope(
+    id: MessageId,
+    bytes: Arc<[u8]>,
+    source: ItemId,
+    origin_name: Arc<str>,
+    target: ItemId,
+    key: &[u8],
+) -> Envelope {
+    Envelope {
+        id,
+        bytes,
+        source,
+        origin_name,
+        target,
+        partition: partition_hash(key),
+        received_at: Instant::now(),
+        attempts: 0,
+    }
+}

@@ -1,0 +1,494 @@
+//! The life of one shard, from opening its WAL to closing it (see the phases in
+//! [`super`]), with the two tasks every shard runs for as long as it lives: the
+//! dispatcher (rings and control commands in) and the recorder (outcome records out to
+//! the WAL).
+
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crossbeam::channel::Receiver;
+use hie_net::{MllpServer, ServerConfig, StayConnected};
+use hie_persist::{DeliveryState, Record, Recovery, Wal, WalConfig};
+
+use crate::config;
+use crate::engine::control::{ItemCommand, ItemState};
+use crate::engine::plan::{Role, TcpServicePlan};
+use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, Shared};
+use crate::engine::{ShardControl, ShardExit};
+use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg, partition_hash};
+use crate::items::hl7_tcp_service::TcpServiceHandler;
+use crate::items::{hl7_file_operation, hl7_file_service, hl7_tcp_operation, routing_engine};
+use crate::ring::ShardRings;
+
+/// How often a waiting shard looks at the other shards' progress (start-up barrier,
+/// shutdown barrier, idle reports).
+const POLL: Duration = Duration::from_millis(2);
+
+/// Runs shard `index` until the production stops.
+pub async fn run(
+    index: usize,
+    shared: Arc<Shared>,
+    rings: ShardRings<ShardMsg>,
+    control: Receiver<ShardControl>,
+    dir: PathBuf,
+    wal_config: WalConfig,
+) -> ShardExit {
+    let mut exit = ShardExit {
+        shard: index,
+        ..ShardExit::default()
+    };
+    let (wal, recovery) = match Wal::open(&dir, wal_config).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            let message = format!(
+                "shard {index}: cannot open the WAL in {}: {e}",
+                dir.display()
+            );
+            shared.fail(message.clone());
+            exit.errors.push(message);
+            return exit;
+        }
+    };
+    log_recovery(index, &recovery);
+    let shard = Rc::new(Shard::new(index, Arc::clone(&shared), Rc::new(wal), rings));
+    let done = Rc::new(Cell::new(false));
+    let dispatcher = glommio::spawn_local(dispatch(Rc::clone(&shard), control, Rc::clone(&done)));
+    let recorder = glommio::spawn_local(Rc::clone(&shard).run_recorder());
+
+    let workers = start_workers(&shard);
+    recover(&shard, recovery).await;
+    shared.recovered.fetch_add(1, Ordering::AcqRel);
+    while shared.recovered.load(Ordering::Acquire) < shared.plan.shards && !failed(&shared) {
+        glommio::timer::sleep(POLL).await;
+    }
+    let services = if failed(&shared) {
+        Vec::new()
+    } else {
+        start_services(&shard).await
+    };
+    shared.started.fetch_add(1, Ordering::AcqRel);
+
+    shard.until_phase(Phase::StopServices).await;
+    for service in services {
+        service.await;
+    }
+    shared.services_stopped.fetch_add(1, Ordering::AcqRel);
+
+    // Drain: report whether this shard is idle until the main thread says stop.
+    while shard.phase() < Phase::Stop {
+        let idle = shard.is_idle() && !shard.rings.has_inbound();
+        shared.idle[index].store(idle, Ordering::Release);
+        futures_lite::future::or(glommio::timer::sleep(POLL), shard.phase_changed.notified()).await;
+    }
+
+    // Stop routers and operations; what is still queued stays open in the WAL.
+    for queue in shard.queues.iter().flatten() {
+        exit.left_queued += queue.drain_all().len();
+        queue.close();
+    }
+    for worker in workers {
+        worker.await;
+    }
+    shared.workers_stopped.fetch_add(1, Ordering::AcqRel);
+    while shared.workers_stopped.load(Ordering::Acquire) < shared.plan.shards {
+        glommio::timer::sleep(POLL).await;
+    }
+    // Every operation everywhere has stopped: the last outcome records are in the rings.
+    glommio::timer::sleep(POLL).await;
+    done.set(true);
+    shard.rings.doorbells().inbox(index).ring();
+    dispatcher.await;
+    shard.phase_changed.notify_all();
+    recorder.await;
+    if let Err(e) = shard.wal.close().await {
+        exit.errors
+            .push(format!("shard {index}: closing the WAL: {e}"));
+    }
+    exit
+}
+
+fn failed(shared: &Shared) -> bool {
+    shared.failed.load(Ordering::Acquire)
+}
+
+fn log_recovery(index: usize, recovery: &Recovery) {
+    let stats = &recovery.stats;
+    let pending: usize = recovery.targets.values().map(Vec::len).sum();
+    tracing::info!(
+        shard = index,
+        segments = stats.segments,
+        records = stats.records,
+        open_messages = recovery.messages.len(),
+        pending_deliveries = pending,
+        unrouted = recovery.unrouted.len(),
+        "WAL recovered"
+    );
+    if stats.torn_bytes_dropped > 0 {
+        tracing::warn!(
+            shard = index,
+            bytes = stats.torn_bytes_dropped,
+            "WAL: torn tail dropped"
+        );
+    }
+    for span in &stats.corrupt {
+        tracing::error!(
+            shard = index,
+            "WAL: corrupt span skipped at {:?} ({} bytes)",
+            span.location,
+            span.span_bytes
+        );
+    }
+}
+
+/// Spawns every router and operation instance of this shard, marked running.
+fn start_workers(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
+    let mut workers = Vec::new();
+    for item in shard.plan.on_shard(shard.index) {
+        let id = item.id;
+        let task = match &item.role {
+            Role::Router => glommio::spawn_local(routing_engine::run(Rc::clone(shard), id)),
+            Role::TcpOperation(plan) => {
+                glommio::spawn_local(hl7_tcp_operation::run(Rc::clone(shard), id, plan.clone()))
+            }
+            Role::FileOperation(plan) => {
+                glommio::spawn_local(hl7_file_operation::run(Rc::clone(shard), id, plan.clone()))
+            }
+            Role::TcpService(_) | Role::FileService(_) | Role::Inert(_) => continue,
+        };
+        shard.states.set(id, ItemState::Running);
+        workers.push(task);
+    }
+    workers
+}
+
+/// Re-enqueues what this shard's WAL says was acknowledged and not completed.
+async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
+    let plan = Arc::clone(&shard.plan);
+    let id_of = |wal_id| MessageId {
+        origin_shard: shard.index as u16,
+        wal_id,
+    };
+    // Never routed: route again from the receiving item's targets.
+    for wal_id in std::mem::take(&mut recovery.unrouted) {
+        let Some(message) = recovery.messages.get(&wal_id) else {
+            continue;
+        };
+        let Some(source) = plan.item_named(&message.source) else {
+            tracing::error!(
+                "recovered message {wal_id} names a source item that no longer exists: {}",
+                message.source
+            );
+            continue;
+        };
+        let env = recovered_envelope(id_of(wal_id), message, source.id, source.id);
+        let targets = match shard.enqueue_for(wal_id, &source.targets).await {
+            Ok(targets) => targets,
+            Err(e) => {
+                tracing::error!("recovery: cannot record routing of message {wal_id}: {e}");
+                continue;
+            }
+        };
+        for target in targets {
+            let mut next = env.clone();
+            next.target = target;
+            shard.deliver(next).await;
+        }
+    }
+    // Owed deliveries, per target in enqueue order.
+    let mut redelivered = 0usize;
+    for (target_name, deliveries) in std::mem::take(&mut recovery.targets) {
+        let target = plan.item_named(&target_name);
+        for delivery in deliveries {
+            let Some(message) = recovery.messages.get(&delivery.message_id) else {
+                continue;
+            };
+            let id = id_of(delivery.message_id);
+            let Some(target) = target else {
+                tracing::error!(message = %id, "recovery: target {target_name} is no longer in the production");
+                let record = Record::Discarded {
+                    message_id: delivery.message_id,
+                    target: &target_name,
+                    reason: "the target is no longer in the production",
+                };
+                if let Err(e) = shard.wal.append(&record).await {
+                    tracing::error!(message = %id, "recovery: cannot record the discard: {e}");
+                }
+                continue;
+            };
+            match delivery.state {
+                DeliveryState::Queued => {
+                    let source = plan.item_named(&message.source).map_or(target.id, |s| s.id);
+                    let env = recovered_envelope(id, message, source, target.id);
+                    shard.deliver(env).await;
+                    redelivered += 1;
+                }
+                DeliveryState::Suspended { reason } => shard.note_suspended(id, target.id, reason),
+                // A failed message is final (IRIS `F`); an operator resends it.
+                DeliveryState::Failed { .. } => {}
+            }
+        }
+    }
+    if redelivered > 0 {
+        tracing::info!(
+            shard = shard.index,
+            redelivered,
+            "recovery re-enqueued messages"
+        );
+    }
+}
+
+fn recovered_envelope(
+    id: MessageId,
+    message: &hie_persist::RecoveredMessage,
+    source: ItemId,
+    target: ItemId,
+) -> Envelope {
+    let key = if message.partition_key.is_empty() {
+        message.control_id.as_bytes()
+    } else {
+        message.partition_key.as_bytes()
+    };
+    Envelope {
+        id,
+        bytes: Arc::from(message.bytes.as_slice()),
+        source,
+        origin_name: Arc::from(message.source.as_str()),
+        target,
+        partition: partition_hash(key),
+        received_at: std::time::Instant::now(),
+        attempts: 0,
+    }
+}
+
+/// Opens this shard's services; returns their supervisor tasks (they end when services
+/// stop). A TCP service that cannot bind its port at start-up fails the start.
+async fn start_services(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
+    let mut services = Vec::new();
+    for item in shard.plan.on_shard(shard.index) {
+        let id = item.id;
+        match &item.role {
+            Role::TcpService(plan) => {
+                shard.states.set(id, ItemState::Running);
+                let server = match bind(shard, id, plan) {
+                    Ok(server) => server,
+                    Err(e) => {
+                        shard.shared.fail(format!("item {}: {e}", item.name));
+                        shard.states.set(id, ItemState::Failed);
+                        continue;
+                    }
+                };
+                tracing::info!(item = %item.name, shard = shard.index, address = %server.local_addr(), "listening");
+                let task = glommio::spawn_local(supervise_tcp_service(
+                    Rc::clone(shard),
+                    id,
+                    plan.clone(),
+                    server,
+                ));
+                services.push(task);
+            }
+            Role::FileService(plan) => {
+                shard.states.set(id, ItemState::Running);
+                let task =
+                    glommio::spawn_local(hl7_file_service::run(Rc::clone(shard), id, plan.clone()));
+                services.push(task);
+            }
+            _ => {}
+        }
+    }
+    services
+}
+
+fn server_config(plan: &TcpServicePlan) -> ServerConfig {
+    let s = &plan.settings;
+    ServerConfig {
+        local_address: plan.listen.ip(),
+        port: plan.listen.port(),
+        read_timeout: (s.read_timeout_s > 0)
+            .then(|| Duration::from_secs(u64::from(s.read_timeout_s))),
+        stay_connected: match s.stay_connected {
+            config::StayConnected::Forever => StayConnected::Forever,
+            config::StayConnected::AfterEachMessage => StayConnected::AfterEachMessage,
+            config::StayConnected::IdleSeconds(n) => {
+                StayConnected::Idle(Duration::from_secs(u64::from(n)))
+            }
+        },
+        ..ServerConfig::default()
+    }
+}
+
+fn bind(
+    shard: &Rc<Shard>,
+    item: ItemId,
+    plan: &TcpServicePlan,
+) -> Result<MllpServer<TcpServiceHandler>, hie_net::MllpError> {
+    let handler = TcpServiceHandler::new(Rc::clone(shard), item, plan.settings.ack_mode);
+    MllpServer::bind(server_config(plan), handler)
+}
+
+/// Runs a TCP service's server, stopping it for disable, restart and shutdown and binding
+/// it again (per the restart policy when binding fails) for enable and restart.
+async fn supervise_tcp_service(
+    shard: Rc<Shard>,
+    item: ItemId,
+    plan: TcpServicePlan,
+    server: MllpServer<TcpServiceHandler>,
+) {
+    let policy = shard.plan.item(item).restart;
+    let mut server = Some(server);
+    let mut failures = 0u32;
+    loop {
+        if shard.phase() >= Phase::StopServices {
+            return;
+        }
+        let current = match server.take() {
+            Some(server) => server,
+            None => {
+                // Wait to be (re)enabled.
+                futures_lite::future::or(
+                    async {
+                        shard
+                            .states
+                            .wait_until(item, |s| {
+                                matches!(s, ItemState::Running | ItemState::Paused)
+                            })
+                            .await;
+                    },
+                    shard.until_phase(Phase::StopServices),
+                )
+                .await;
+                if shard.phase() >= Phase::StopServices {
+                    return;
+                }
+                match bind(&shard, item, &plan) {
+                    Ok(server) => server,
+                    Err(e) => {
+                        failures += 1;
+                        let c = &shard.counters(item).restarts;
+                        c.set(c.get() + 1);
+                        if policy.when == crate::engine::plan::RestartWhen::Never
+                            || failures > policy.max_restarts
+                        {
+                            tracing::error!(item = %shard.plan.item(item).name, "{e}; item failed");
+                            shard.states.set(item, ItemState::Failed);
+                        } else {
+                            tracing::warn!(item = %shard.plan.item(item).name, "{e}; retrying in {:?}", policy.delay);
+                            glommio::timer::sleep(policy.delay).await;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        failures = 0;
+        let handle = current.handle();
+        let restarts_at_bind = shard.states.restarts(item);
+        let watcher = glommio::spawn_local({
+            let shard = Rc::clone(&shard);
+            async move {
+                loop {
+                    futures_lite::future::or(
+                        shard.states.changed(item),
+                        shard.until_phase(Phase::StopServices),
+                    )
+                    .await;
+                    let state = shard.states.get(item);
+                    if shard.phase() >= Phase::StopServices
+                        || !matches!(state, ItemState::Running | ItemState::Paused)
+                        || shard.states.restarts(item) != restarts_at_bind
+                    {
+                        handle.stop();
+                        return;
+                    }
+                }
+            }
+        });
+        if let Err(e) = current.run().await {
+            tracing::error!(item = %shard.plan.item(item).name, "server stopped: {e}");
+        }
+        watcher.await;
+    }
+}
+
+/// The dispatcher: moves envelopes from the rings into local queues, hands outcome
+/// records to the recorder, applies control commands and announces phase changes.
+async fn dispatch(shard: Rc<Shard>, control: Receiver<ShardControl>, done: Rc<Cell<bool>>) {
+    let mut inbound: Vec<ShardMsg> = Vec::with_capacity(DRAIN_BATCH_MAX);
+    let mut seen = shard.phase();
+    loop {
+        while let Ok(command) = control.try_recv() {
+            match command {
+                ShardControl::Status(reply) => {
+                    let _ = reply.send(shard.status());
+                }
+                ShardControl::Item { item, command } => apply(&shard, item, command),
+            }
+        }
+        let phase = shard.phase();
+        if phase != seen {
+            seen = phase;
+            shard.phase_changed.notify_all();
+        }
+        shard
+            .rings
+            .drain(DRAIN_BATCH_MAX, |_, msg| inbound.push(msg));
+        let moved = !inbound.is_empty();
+        for msg in inbound.drain(..) {
+            match msg {
+                ShardMsg::Deliver(env) => shard.enqueue_local(env).await,
+                ShardMsg::Record { id, target, record } => {
+                    shard.record_at_origin(id, target, record)
+                }
+            }
+        }
+        if done.get() && !moved {
+            return;
+        }
+        if moved {
+            glommio::yield_if_needed().await;
+        } else {
+            shard.rings.wait_inbound().await;
+        }
+    }
+}
+
+/// Applies an operator's command to this shard's instances of `item`.
+fn apply(shard: &Shard, item: ItemId, command: ItemCommand) {
+    let planned = shard.plan.item(item);
+    if !planned.shards.contains(&shard.index) {
+        return;
+    }
+    let states = &shard.states;
+    let state = states.get(item);
+    tracing::info!(item = %planned.name, shard = shard.index, ?command, ?state, "control");
+    match command {
+        ItemCommand::Enable => {
+            if matches!(
+                state,
+                ItemState::Disabled | ItemState::Failed | ItemState::Stopped
+            ) {
+                states.set(item, ItemState::Running);
+            }
+        }
+        ItemCommand::Disable => states.set(item, ItemState::Disabled),
+        ItemCommand::Pause => {
+            if state == ItemState::Running {
+                states.set(item, ItemState::Paused);
+            }
+        }
+        ItemCommand::Resume => {
+            if state == ItemState::Paused {
+                states.set(item, ItemState::Running);
+            }
+        }
+        ItemCommand::Restart => {
+            let c = &shard.counters(item).restarts;
+            c.set(c.get() + 1);
+            states.set(item, ItemState::Running);
+            states.request_restart(item);
+        }
+    }
+}

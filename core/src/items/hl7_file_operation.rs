@@ -1,0 +1,164 @@
+//! `EnsLib.HL7.Operation.FileOperation`: writes each message of its queue to a file in
+//! `FilePath`, named by `Filename` (IRIS tokens, see [`super::filename`]).
+//!
+//! The message bytes are written exactly as received (segments end in CR), so a message
+//! arrives byte-identical. `Overwrite` false (the IRIS default) appends to an existing file
+//! of the same name, true replaces it. A message is recorded `Completed` only after its
+//! file is synced to disk (`fdatasync`): an acknowledged message is never lost between the
+//! WAL and the output file. Messages are written in batches (up to [`WRITE_BATCH_MAX`]),
+//! one sync per file per batch. File I/O runs on glommio's blocking thread pool, never on
+//! the shard. A write error is retried every `RetryInterval` until `FailureTimeout`, then
+//! the message is recorded `Failed`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::engine::control::ItemState;
+use crate::engine::plan::FileOperationPlan;
+use crate::engine::runtime::{Phase, Shard};
+use crate::envelope::{Envelope, ItemId, OriginRecord};
+use crate::items::alert;
+use crate::items::filename::{LocalTime, expand};
+use crate::queue::Priority;
+
+/// Most messages written per batch.
+pub const WRITE_BATCH_MAX: usize = 256;
+
+/// Writes `files` (name → message bytes in order) under `dir`, syncing each file once.
+fn write_files(
+    dir: &Path,
+    files: &BTreeMap<String, Vec<Arc<[u8]>>>,
+    overwrite: bool,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (name, messages) in files {
+        let path = dir.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(!overwrite)
+            .truncate(overwrite)
+            .open(&path)?;
+        for bytes in messages {
+            file.write_all(bytes)?;
+        }
+        file.sync_data()?;
+    }
+    // A new file's name is durable only once its directory is synced.
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// The messages of `batch` grouped by the file each goes to, in order.
+fn plan_files(dir: &Path, spec: &str, batch: &[Envelope]) -> BTreeMap<String, Vec<Arc<[u8]>>> {
+    let now = LocalTime::now();
+    let mut files: BTreeMap<String, Vec<Arc<[u8]>>> = BTreeMap::new();
+    for env in batch {
+        // A counter (`%+`, `%!+`) gives each message of the batch a name of its own.
+        let name = expand(spec, &env.origin_name, &now, |n| {
+            files.contains_key(n) || dir.join(n).exists()
+        });
+        files.entry(name).or_default().push(Arc::clone(&env.bytes));
+    }
+    files
+}
+
+/// Runs one file operation instance until its queue is closed at shutdown.
+pub async fn run(shard: Rc<Shard>, item: ItemId, plan: FileOperationPlan) {
+    let queue = shard.queues[item as usize]
+        .clone()
+        .expect("an operation has a queue where it is placed");
+    let dir = PathBuf::from(&plan.settings.file_path);
+    let spec = if plan.settings.filename.is_empty() {
+        "%f_%Q".to_string()
+    } else {
+        plan.settings.filename.clone()
+    };
+    let mut batch: Vec<Envelope> = Vec::with_capacity(WRITE_BATCH_MAX);
+    loop {
+        if shard.states.get(item) != ItemState::Running {
+            shard
+                .states
+                .wait_until(item, |s| s == ItemState::Running || queue.is_closed())
+                .await;
+        }
+        let Some(first) = queue.pop().await else {
+            return;
+        };
+        batch.push(first);
+        while batch.len() < WRITE_BATCH_MAX {
+            match queue.try_pop() {
+                Some(env) => batch.push(env),
+                None => break,
+            }
+        }
+        let taken = batch.len();
+        shard.busy.set(shard.busy.get() + taken);
+        let processed = &shard.counters(item).processed;
+        processed.set(processed.get() + taken as u64);
+        let first_attempt = Instant::now();
+        loop {
+            let files = plan_files(&dir, &spec, &batch);
+            let dir_for_io = dir.clone();
+            let overwrite = plan.settings.overwrite;
+            let written = glommio::executor()
+                .spawn_blocking(move || write_files(&dir_for_io, &files, overwrite))
+                .await;
+            match written {
+                Ok(()) => {
+                    for env in batch.drain(..) {
+                        shard.record(&env, OriginRecord::Completed);
+                    }
+                    break;
+                }
+                Err(e) => {
+                    let expired = plan
+                        .failure_timeout
+                        .is_some_and(|limit| first_attempt.elapsed() >= limit);
+                    let what = format!("cannot write to {}: {e}", dir.display());
+                    if expired {
+                        for env in batch.drain(..) {
+                            alert(&shard, item, &env, &what);
+                            shard.record(
+                                &env,
+                                OriginRecord::Failed {
+                                    reason: what.clone(),
+                                },
+                            );
+                        }
+                        break;
+                    }
+                    let retries = &shard.counters(item).retries;
+                    retries.set(retries.get() + 1);
+                    tracing::warn!(item = %shard.plan.item(item).name, "{what}; retrying in {:?}", plan.retry_interval);
+                    let interrupted = futures_lite::future::or(
+                        async {
+                            glommio::timer::sleep(plan.retry_interval).await;
+                            false
+                        },
+                        async {
+                            futures_lite::future::or(
+                                shard.states.changed(item),
+                                shard.until_phase(Phase::Stop),
+                            )
+                            .await;
+                            true
+                        },
+                    )
+                    .await;
+                    if interrupted {
+                        // Back at the head of the queue, in order.
+                        for env in batch.drain(..).rev() {
+                            queue.push_front(env, Priority::Normal);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        shard.busy.set(shard.busy.get() - taken);
+    }
+}

@@ -1,0 +1,269 @@
+//! `EnsLib.HL7.Service.FileService`: polls `FilePath` every `CallInterval` seconds for
+//! files matching `FileSpec`, stores every message of each file in the WAL, passes them to
+//! `TargetConfigNames`, then moves the file to `ArchivePath` (or deletes it when no
+//! archive is set).
+//!
+//! - `FileSpec` is one or more wildcard patterns separated by `;` (`*` any run of
+//!   characters, `?` one character), matched case-sensitively against file names.
+//! - Files are taken oldest name first. A file modified less than [`FILE_SETTLE`] ago is
+//!   left for the next poll, so a file still being written is not read half-done.
+//! - A file may hold one message, several back to back, or an FHS/BHS batch.
+//! - A file is archived or deleted only once all its messages are durable in the WAL; a
+//!   crash in between means the file is read again at the next start (at-least-once).
+//!   A message that is not HL7 is logged (ALERT with `AlertOnError`) and counted as
+//!   rejected; the rest of the file is processed.
+//! - Directory listing and file reads run on glommio's blocking thread pool.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use hie_hl7::{Batch, Message};
+
+use crate::engine::control::ItemState;
+use crate::engine::plan::FileServicePlan;
+use crate::engine::runtime::{Phase, Shard, envelope, partition_key};
+use crate::envelope::ItemId;
+use crate::items::filename::{LocalTime, expand};
+
+/// How long a file must be left alone before it is read.
+pub const FILE_SETTLE: Duration = Duration::from_millis(250);
+
+/// `*` and `?` wildcard match of a whole name.
+pub fn wildcard_match(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let (mut star, mut star_n) = (None, 0);
+    while n < name.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == name[n]) {
+            p += 1;
+            n += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some(p);
+            star_n = n;
+            p += 1;
+        } else if let Some(s) = star {
+            p = s + 1;
+            star_n += 1;
+            n = star_n;
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// True when `name` matches any pattern of `spec` (`;`-separated; empty means `*`).
+pub fn file_spec_matches(spec: &str, name: &str) -> bool {
+    let mut patterns = spec
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .peekable();
+    if patterns.peek().is_none() {
+        return true;
+    }
+    patterns.any(|p| wildcard_match(p.as_bytes(), name.as_bytes()))
+}
+
+/// Files of `dir` matching `spec` and settled, by name.
+fn list_ready(dir: &Path, spec: &str) -> std::io::Result<Vec<PathBuf>> {
+    let now = SystemTime::now();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if !meta.is_file() {
+            continue;
+        }
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !file_spec_matches(spec, name) {
+            continue;
+        }
+        let settled = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_none_or(|age| age >= FILE_SETTLE);
+        if settled {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Moves `file` into `archive` (a new name if one of the same name is there), or deletes
+/// it when there is no archive.
+fn archive_or_delete(file: &Path, archive: Option<&Path>) -> std::io::Result<()> {
+    let Some(archive) = archive else {
+        return std::fs::remove_file(file);
+    };
+    std::fs::create_dir_all(archive)?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let target = expand("%f%!+(_a)", &name, &LocalTime::now(), |candidate| {
+        archive.join(candidate).exists()
+    });
+    std::fs::rename(file, archive.join(target))
+}
+
+/// Runs one file service instance until services stop.
+pub async fn run(shard: Rc<Shard>, item: ItemId, plan: FileServicePlan) {
+    let settings = &plan.settings;
+    let dir = PathBuf::from(&settings.file_path);
+    let archive = settings
+        .archive_path
+        .as_ref()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    let interval = Duration::from_secs(u64::from(settings.call_interval_s.max(1)));
+    let name = shard.plan.item(item).name.clone();
+    loop {
+        if shard.phase() >= Phase::StopServices {
+            return;
+        }
+        if shard.states.get(item) == ItemState::Running {
+            let dir_io = dir.clone();
+            let spec = settings.file_spec.clone();
+            match glommio::executor()
+                .spawn_blocking(move || list_ready(&dir_io, &spec))
+                .await
+            {
+                Ok(files) => {
+                    for file in files {
+                        if shard.phase() >= Phase::StopServices
+                            || shard.states.get(item) != ItemState::Running
+                        {
+                            break;
+                        }
+                        if !take_file(&shard, item, &file, archive.as_deref()).await {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(item = %name, "cannot list {}: {e}", dir.display()),
+            }
+        }
+        // Sleep until the next poll, waking early for a state or phase change.
+        futures_lite::future::or(
+            glommio::timer::sleep(interval),
+            futures_lite::future::or(shard.states.changed(item), shard.phase_changed.notified()),
+        )
+        .await;
+    }
+}
+
+/// Reads, stores and routes one file, then archives it. False when the WAL failed (the
+/// file stays for the next poll).
+async fn take_file(shard: &Rc<Shard>, item: ItemId, file: &Path, archive: Option<&Path>) -> bool {
+    let name = shard.plan.item(item).name.clone();
+    let path = file.to_path_buf();
+    let bytes = match glommio::executor()
+        .spawn_blocking(move || std::fs::read(&path))
+        .await
+    {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::warn!(item = %name, "cannot read {}: {e}", file.display());
+            return true;
+        }
+    };
+    let origin: Arc<str> = Arc::from(
+        file.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    for (index, raw) in Batch::new(&bytes).enumerate() {
+        let msg = match Message::scan(raw) {
+            Ok(msg) => msg,
+            Err(e) => {
+                let c = &shard.counters(item).rejected;
+                c.set(c.get() + 1);
+                let what = format!("{} message {}: not HL7: {e}", file.display(), index + 1);
+                if shard.plan.item(item).alert_on_error {
+                    tracing::error!(target: "hie::alert", "ALERT {name}: {what}");
+                } else {
+                    tracing::warn!(item = %name, "{what}");
+                }
+                continue;
+            }
+        };
+        let (id, targets) = match shard.receive(item, &msg).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(item = %name, "cannot store {}: {e}; the file stays", file.display());
+                return false;
+            }
+        };
+        let shared: Arc<[u8]> = Arc::from(raw);
+        let key = partition_key(&msg);
+        for target in targets {
+            let env = envelope(
+                id,
+                Arc::clone(&shared),
+                item,
+                Arc::clone(&origin),
+                target,
+                key,
+            );
+            shard.deliver(env).await;
+        }
+    }
+    let file_io = file.to_path_buf();
+    let archive_io = archive.map(Path::to_path_buf);
+    if let Err(e) = glommio::executor()
+        .spawn_blocking(move || archive_or_delete(&file_io, archive_io.as_deref()))
+        .await
+    {
+        // It would be read again: better to stop polling than to duplicate every poll.
+        tracing::error!(item = %name, "cannot archive or delete {}: {e}; item stopped", file.display());
+        shard.states.set(item, ItemState::Failed);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_whole_names() {
+        assert!(wildcard_match(b"*.hl7", b"adt.hl7"));
+        assert!(!wildcard_match(b"*.hl7", b"adt.hl7.tmp"));
+        assert!(wildcard_match(b"a?c*", b"abcdef"));
+        assert!(wildcard_match(b"*", b""));
+        assert!(!wildcard_match(b"?", b""));
+        assert!(wildcard_match(b"*a*b", b"xxaxxb"));
+    }
+
+    #[test]
+    fn a_file_spec_lists_patterns_separated_by_semicolons() {
+        assert!(file_spec_matches("*.hl7;*.txt", "x.txt"));
+        assert!(!file_spec_matches("*.hl7;*.txt", "x.dat"));
+        assert!(file_spec_matches("", "anything"));
+    }
+
+    #[test]
+    fn archiving_never_overwrites_an_archived_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("archive");
+        for n in 0..2 {
+            let file = dir.path().join("in.hl7");
+            std::fs::write(&file, format!("MSH|{n}")).unwrap();
+            archive_or_delete(&file, Some(&archive)).unwrap();
+            assert!(!file.exists());
+        }
+        assert_eq!(
+            std::fs::read_to_string(archive.join("in.hl7")).unwrap(),
+            "MSH|0"
+        );
+        assert_eq!(
+            std::fs::read_to_string(archive.join("in.hl7_a")).unwrap(),
+            "MSH|1"
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! `EnsLib.HL7.Operation.TCPOperation`: sends each message of its queue to the downstream
+//! system over MLLP and acts on the reply per `ReplyCodeActions`.
+//!
+//! FIFO: one message at a time per instance; a message being retried holds back the
+//! ones behind it (as IRIS does), so a patient's messages never overtake each other.
+//! Outcomes:
+//! - `C`: `Completed` recorded at the message's origin.
+//! - `R…`: sent again every `RetryInterval` until `FailureTimeout` (-1: forever), then
+//!   failed, suspended or disabled as the code says (`RF`, `RS`, `RD`).
+//! - `S`: `Suspended` recorded; the message stays in the WAL and in the status list.
+//! - `F`: `Failed` recorded.
+//! - `D`: the item is disabled and the message goes back to the head of its queue.
+//!
+//! `AlertOnError` writes an `ALERT` line to the log for every failure, suspension and
+//! disablement. A message interrupted by a pause, a disable or shutdown goes back to the
+//! head of its queue (or, at shutdown, stays open in the WAL for the next start).
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use hie_net::{
+    Action, ClientConfig, GiveUp, MllpClient, NoReplyReason, ReplyOutcome, StayConnected,
+};
+
+use crate::config::{self, Timeout};
+use crate::engine::control::ItemState;
+use crate::engine::plan::TcpOperationPlan;
+use crate::engine::runtime::{Phase, Shard};
+use crate::envelope::{Envelope, ItemId, OriginRecord};
+use crate::items::alert;
+use crate::queue::Priority;
+
+/// The client settings of an operation, from its IRIS settings.
+pub fn client_config(plan: &TcpOperationPlan) -> ClientConfig {
+    let s = &plan.settings;
+    let mut config = ClientConfig::new(plan.address);
+    config.connect_timeout = Duration::from_secs(u64::from(s.connect_timeout_s.max(1)));
+    config.reconnect_retry = s.reconnect_retry;
+    config.stay_connected = match s.stay_connected {
+        config::StayConnected::Forever => StayConnected::Forever,
+        config::StayConnected::AfterEachMessage => StayConnected::AfterEachMessage,
+        config::StayConnected::IdleSeconds(n) => {
+            StayConnected::Idle(Duration::from_secs(u64::from(n)))
+        }
+    };
+    config.response_timeout = match s.response_timeout {
+        Timeout::Forever => None,
+        Timeout::Seconds(n) => Some(Duration::from_secs(u64::from(n))),
+    };
+    config.get_reply = s.get_reply;
+    config
+}
+
+/// What happened, in words, for records and logs.
+fn describe(outcome: &ReplyOutcome) -> String {
+    match outcome {
+        ReplyOutcome::Sent => "sent (no reply expected)".into(),
+        ReplyOutcome::Replied(_) => {
+            let facts = outcome.facts(b"ACK");
+            let code = facts.msa_1.map_or_else(
+                || "no MSA".to_string(),
+                |c| String::from_utf8_lossy(c).into_owned(),
+            );
+            let texts: Vec<String> = facts
+                .error_texts
+                .iter()
+                .map(|t| String::from_utf8_lossy(t).into_owned())
+                .collect();
+            if texts.is_empty() {
+                format!("reply {code}")
+            } else {
+                format!("reply {code}: {}", texts.join("; "))
+            }
+        }
+        ReplyOutcome::Mismatched(_) => "reply for another control id (MSA-2 mismatch)".into(),
+        ReplyOutcome::Unparseable(_) => "reply is not an HL7 message".into(),
+        ReplyOutcome::NoReply(reason, text) => format!("no reply ({}): {text}", reason.code()),
+    }
+}
+
+/// How one message ended at this operation.
+enum Done {
+    Recorded,
+    /// Back at the head of the queue (pause, disable, shutdown).
+    Requeued,
+}
+
+/// Runs one operation instance until its queue is closed at shutdown.
+pub async fn run(shard: Rc<Shard>, item: ItemId, plan: TcpOperationPlan) {
+    let queue = shard.queues[item as usize]
+        .clone()
+        .expect("an operation has a queue where it is placed");
+    let mut client = MllpClient::new(client_config(&plan));
+    loop {
+        if shard.states.get(item) != ItemState::Running {
+            client.close().await;
+            shard
+                .states
+                .wait_until(item, |s| s == ItemState::Running || queue.is_closed())
+                .await;
+        }
+        let Some(env) = queue.pop().await else {
+            client.close().await;
+            return;
+        };
+        shard.busy.set(shard.busy.get() + 1);
+        let processed = &shard.counters(item).processed;
+        processed.set(processed.get() + 1);
+        let done = deliver_one(&shard, item, &plan, &mut client, env).await;
+        shard.busy.set(shard.busy.get() - 1);
+        if let Done::Requeued = done {
+            // Wait for the state change that made us stop before looking again.
+            if shard.phase() >= Phase::Stop {
+                client.close().await;
+                return;
+            }
+        }
+    }
+}
+
+async fn deliver_one(
+    shard: &Shard,
+    item: ItemId,
+    plan: &TcpOperationPlan,
+    client: &mut MllpClient,
+    mut env: Envelope,
+) -> Done {
+    let queue = shard.queues[item as usize].clone().expect("queue");
+    let first_attempt = Instant::now();
+    loop {
+        env.attempts += 1;
+        let outcome = match client.send(&env.bytes).await {
+            Ok(outcome) => outcome,
+            Err(e) => ReplyOutcome::NoReply(NoReplyReason::Io, e.to_string()),
+        };
+        let decision = outcome.decide(&plan.reply_code_actions, b"ACK");
+        let action = match decision.action {
+            Action::Retry { then } => {
+                let expired = plan
+                    .failure_timeout
+                    .is_some_and(|limit| first_attempt.elapsed() >= limit);
+                if !expired {
+                    let retries = &shard.counters(item).retries;
+                    retries.set(retries.get() + 1);
+                    tracing::debug!(message = %env.id, attempt = env.attempts, "retry: {}", describe(&outcome));
+                    if !wait_retry(shard, item, plan.retry_interval).await {
+                        queue.push_front(env, Priority::Normal);
+                        return Done::Requeued;
+                    }
+                    continue;
+                }
+                match then {
+                    GiveUp::Fail => Action::Fail,
+                    GiveUp::Suspend => Action::Suspend,
+                    GiveUp::Disable => Action::Disable,
+                }
+            }
+            other => other,
+        };
+        let what = describe(&outcome);
+        return match action {
+            Action::Complete => {
+                shard.record(&env, OriginRecord::Completed);
+                Done::Recorded
+            }
+            Action::Suspend => {
+                alert(shard, item, &env, &format!("suspended: {what}"));
+                shard.record(&env, OriginRecord::Suspended { reason: what });
+                Done::Recorded
+            }
+            Action::Fail => {
+                alert(shard, item, &env, &format!("failed: {what}"));
+                shard.record(&env, OriginRecord::Failed { reason: what });
+                Done::Recorded
+            }
+            Action::Disable => {
+                alert(shard, item, &env, &format!("item disabled: {what}"));
+                queue.push_front(env, Priority::Normal);
+                shard.states.set(item, ItemState::Disabled);
+                Done::Requeued
+            }
+            Action::Retry { .. } => unreachable!("retry was resolved above"),
+        };
+    }
+}
+
+/// Sleeps `interval`; false when interrupted because the item or the run is stopping.
+async fn wait_retry(shard: &Shard, item: ItemId, interval: Duration) -> bool {
+    let sleep = async {
+        glommio::timer::sleep(interval).await;
+        true
+    };
+    let interrupted = async {
+        futures_lite::future::or(shard.states.changed(item), async {
+            shard.until_phase(Phase::Stop).await;
+        })
+        .await;
+        false
+    };
+    futures_lite::future::or(sleep, interrupted).await
+        && shard.states.get(item) == ItemState::Running
+        && shard.phase() < Phase::Stop
+}

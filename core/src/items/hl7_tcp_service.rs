@@ -1,0 +1,268 @@
+//! `EnsLib.HL7.Service.TCPService`: receives HL7 over MLLP, stores each message in the
+//! shard's WAL, acknowledges it per `AckMode`, and passes it to `TargetConfigNames`.
+//!
+//! One instance per shard it is placed on (PoolSize), all on the same port
+//! (SO_REUSEPORT): the kernel spreads connections over them.
+//!
+//! Per frame, in order:
+//! 1. a paused item stops here (the connection is not read: TCP flow control pushes back);
+//! 2. scan; bytes that are not HL7 get `AR` with an ERR segment (HL7 code 100) and are not
+//!    stored;
+//! 3. a first-hop queue with `Overflow = reject` that is full gets `AE` (code 207);
+//! 4. `MessageReceived` + `Enqueued` per target appended and durable (a WAL failure: `AE`
+//!    code 207, nothing acknowledged);
+//! 5. delivered to the targets (waiting while a `block` queue is full);
+//! 6. acknowledged: `AckMode=Immed` sends AA (original mode) or CA (enhanced mode, when
+//!    MSH-15 is present), honouring MSH-15 `NE`/`ER`/`SU`; `AckMode=Never` sends nothing.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use hie_hl7::{AckCode, ErrDetail, Message, Path};
+use hie_net::{ConnInfo, FrameHandler, Reply};
+
+use crate::config::AckMode;
+use crate::engine::control::ItemState;
+use crate::engine::runtime::{Shard, envelope, partition_key};
+use crate::envelope::ItemId;
+
+/// HL7 table 0357 codes used in our NAKs.
+const HL7_SEGMENT_SEQUENCE_ERROR: u16 = 100;
+const HL7_APPLICATION_INTERNAL_ERROR: u16 = 207;
+
+/// Connection names kept for `%f` before the cache is cleared.
+const ORIGIN_NAMES_MAX: usize = 1024;
+
+/// The frame handler of one service instance.
+#[derive(Debug)]
+pub struct TcpServiceHandler {
+    shard: Rc<Shard>,
+    item: ItemId,
+    ack_mode: AckMode,
+    /// Peer address text per connection id, so `%f` costs no allocation per message.
+    origin_names: RefCell<Vec<(u64, Arc<str>)>>,
+}
+
+impl TcpServiceHandler {
+    pub fn new(shard: Rc<Shard>, item: ItemId, ack_mode: AckMode) -> Self {
+        TcpServiceHandler {
+            shard,
+            item,
+            ack_mode,
+            origin_names: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn origin_name(&self, conn: &ConnInfo) -> Arc<str> {
+        let mut names = self.origin_names.borrow_mut();
+        if let Some((_, name)) = names.iter().rev().find(|(id, _)| *id == conn.id) {
+            return Arc::clone(name);
+        }
+        if names.len() >= ORIGIN_NAMES_MAX {
+            names.clear();
+        }
+        let name: Arc<str> = Arc::from(conn.peer.to_string());
+        names.push((conn.id, Arc::clone(&name)));
+        name
+    }
+
+    fn nak(
+        &self,
+        msg: &Message<'_>,
+        code: AckCode,
+        err: &ErrDetail<'_>,
+        out: &mut Vec<u8>,
+    ) -> Reply {
+        bump_rejected(&self.shard, self.item);
+        tracing::warn!(item = %self.shard.plan.item(self.item).name, "NAK {}: {}", code.as_str(), err.text);
+        if self.ack_mode == AckMode::Never || !accept_ack_wanted(msg, false) {
+            return Reply::Silent;
+        }
+        let code = enhanced(msg, code);
+        self.shard
+            .ack
+            .borrow_mut()
+            .write_ack(out, msg, code, Some(err));
+        Reply::Respond
+    }
+}
+
+fn bump_rejected(shard: &Shard, item: ItemId) {
+    let c = &shard.counters(item).rejected;
+    c.set(c.get() + 1);
+}
+
+/// MSH-15 (accept acknowledgment type): AL always, NE never, ER only on error, SU only on
+/// success; absent means original mode, where every message is acknowledged.
+fn accept_ack_wanted(msg: &Message<'_>, success: bool) -> bool {
+    static MSH_15: std::sync::OnceLock<Path> = std::sync::OnceLock::new();
+    let path = MSH_15.get_or_init(|| Path::parse("MSH-15").expect("valid path"));
+    match msg.get(path).map(<[u8]>::trim_ascii) {
+        Some(b"NE") => false,
+        Some(b"ER") => !success,
+        Some(b"SU") => success,
+        _ => true,
+    }
+}
+
+/// The enhanced-mode code (CA/CE/CR) when MSH-15 is present, else the original one.
+fn enhanced(msg: &Message<'_>, code: AckCode) -> AckCode {
+    static MSH_15: std::sync::OnceLock<Path> = std::sync::OnceLock::new();
+    let path = MSH_15.get_or_init(|| Path::parse("MSH-15").expect("valid path"));
+    if msg.get(path).is_none_or(|v| v.trim_ascii().is_empty()) {
+        return code;
+    }
+    match code {
+        AckCode::AA | AckCode::CA => AckCode::CA,
+        AckCode::AE | AckCode::CE => AckCode::CE,
+        AckCode::AR | AckCode::CR => AckCode::CR,
+    }
+}
+
+impl FrameHandler for TcpServiceHandler {
+    async fn on_frame(&self, conn: &ConnInfo, frame: &[u8], response: &mut Vec<u8>) -> Reply {
+        let shard = &self.shard;
+        if shard.states.get(self.item) == ItemState::Paused {
+            shard
+                .states
+                .wait_until(self.item, |s| s != ItemState::Paused)
+                .await;
+        }
+        let msg = match Message::scan(frame) {
+            Ok(msg) => msg,
+            Err(e) => {
+                bump_rejected(shard, self.item);
+                tracing::warn!(item = %shard.plan.item(self.item).name, peer = %conn.peer, "not an HL7 message: {e}");
+                if self.ack_mode == AckMode::Never {
+                    return Reply::Silent;
+                }
+                let text = format!("not an HL7 message: {e}");
+                let err = ErrDetail {
+                    code: HL7_SEGMENT_SEQUENCE_ERROR,
+                    severity: b'E',
+                    location: None,
+                    text: &text,
+                };
+                let control_id = best_effort_control_id(frame);
+                shard.ack.borrow_mut().write_nak_unscanned(
+                    response,
+                    control_id,
+                    AckCode::AR,
+                    Some(&err),
+                );
+                return Reply::Respond;
+            }
+        };
+        let plan_item = shard.plan.item(self.item);
+        let full = plan_item.targets.iter().find_map(|t| match t {
+            crate::engine::plan::Target::Item(id) if shard.refuses(*id) => Some(*id),
+            _ => None,
+        });
+        if let Some(full) = full {
+            let text = format!(
+                "queue of {} is full; message refused",
+                shard.plan.item(full).name
+            );
+            let err = internal_error(&text);
+            return self.nak(&msg, AckCode::AE, &err, response);
+        }
+        if shard.wal_failed.get() {
+            let err = internal_error("message store unavailable after a write failure");
+            return self.nak(&msg, AckCode::AE, &err, response);
+        }
+        let (id, targets) = match shard.receive(self.item, &msg).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                let text = format!("cannot store the message: {e}");
+                return self.nak(&msg, AckCode::AE, &internal_error(&text), response);
+            }
+        };
+        let bytes: Arc<[u8]> = Arc::from(frame);
+        let key = partition_key(&msg);
+        let origin = self.origin_name(conn);
+        for target in targets {
+            let env = envelope(
+                id,
+                Arc::clone(&bytes),
+                self.item,
+                Arc::clone(&origin),
+                target,
+                key,
+            );
+            shard.deliver(env).await;
+        }
+        if self.ack_mode == AckMode::Never || !accept_ack_wanted(&msg, true) {
+            return Reply::Silent;
+        }
+        let code = enhanced(&msg, AckCode::AA);
+        shard.ack.borrow_mut().write_ack(response, &msg, code, None);
+        Reply::Respond
+    }
+}
+
+fn internal_error(text: &str) -> ErrDetail<'_> {
+    ErrDetail {
+        code: HL7_APPLICATION_INTERNAL_ERROR,
+        severity: b'E',
+        location: None,
+        text,
+    }
+}
+
+/// MSH-10 read naively (10th `|`-separated field of the first line) from bytes that did
+/// not scan, so a NAK can still name the message when possible.
+fn best_effort_control_id(frame: &[u8]) -> &[u8] {
+    let line = frame
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or_default();
+    if !line.starts_with(b"MSH") || line.len() < 4 {
+        return b"";
+    }
+    let sep = line[3];
+    line.split(|&b| b == sep).nth(9).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msh_15_decides_whether_an_accept_ack_is_sent() {
+        let with = |msh15: &str| {
+            format!("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5|||{msh15}\rPID|||1\r")
+        };
+        let cases = [
+            ("", true, true),
+            ("AL", true, true),
+            ("NE", false, false),
+            ("ER", false, true),
+            ("SU", true, false),
+        ];
+        for (msh15, on_success, on_error) in cases {
+            let text = with(msh15);
+            let msg = Message::scan(text.as_bytes()).unwrap();
+            assert_eq!(accept_ack_wanted(&msg, true), on_success, "{msh15} success");
+            assert_eq!(accept_ack_wanted(&msg, false), on_error, "{msh15} error");
+        }
+    }
+
+    #[test]
+    fn enhanced_mode_codes_are_used_when_msh_15_is_present() {
+        let original = Message::scan(b"MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5\r").unwrap();
+        let enhanced_msg = Message::scan(b"MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5|||AL\r").unwrap();
+        assert_eq!(enhanced(&original, AckCode::AA), AckCode::AA);
+        assert_eq!(enhanced(&enhanced_msg, AckCode::AA), AckCode::CA);
+        assert_eq!(enhanced(&enhanced_msg, AckCode::AE), AckCode::CE);
+    }
+
+    #[test]
+    fn best_effort_control_id_reads_msh_10_of_broken_bytes() {
+        assert_eq!(
+            best_effort_control_id(b"MSH|^~\\&|A|B|C|D|1||ADT|CTRL9|P"),
+            b"CTRL9"
+        );
+        assert_eq!(best_effort_control_id(b"garbage"), b"");
+    }
+}

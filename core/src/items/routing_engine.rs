@@ -1,0 +1,76 @@
+//! `EnsLib.HL7.MsgRouter.RoutingEngine` (and `EnsLib.MsgRouter.RoutingEngine`): takes
+//! messages from its queue on this shard and sends each on to its targets.
+//!
+//! Until business rules are loaded (a later change) a router forwards every message to
+//! its `TargetConfigNames`; a router with none discards the message as "no route", which
+//! the WAL records and the status shows.
+//!
+//! A router works in batches: it takes what its queue holds (up to [`ROUTE_BATCH_MAX`]),
+//! makes the routing records of the whole batch durable in one WAL append (one group
+//! commit), then delivers. Routers run on every shard, on the shard that received the
+//! message (docs/adr/0001), so their records are local appends.
+
+use std::rc::Rc;
+
+use crate::engine::control::ItemState;
+use crate::engine::runtime::Shard;
+use crate::envelope::{Envelope, ItemId};
+
+/// Most messages routed per WAL append.
+pub const ROUTE_BATCH_MAX: usize = 256;
+
+/// Runs one router instance until its queue is closed at shutdown.
+pub async fn run(shard: Rc<Shard>, item: ItemId) {
+    let queue = shard.queues[item as usize]
+        .clone()
+        .expect("a router has a queue on every shard");
+    let mut batch: Vec<Envelope> = Vec::with_capacity(ROUTE_BATCH_MAX);
+    loop {
+        if shard.states.get(item) != ItemState::Running {
+            shard
+                .states
+                .wait_until(item, |s| s == ItemState::Running || queue.is_closed())
+                .await;
+        }
+        let Some(first) = queue.pop().await else {
+            return;
+        };
+        batch.push(first);
+        while batch.len() < ROUTE_BATCH_MAX {
+            match queue.try_pop() {
+                Some(env) => batch.push(env),
+                None => break,
+            }
+        }
+        shard.busy.set(shard.busy.get() + batch.len());
+        let processed = &shard.counters(item).processed;
+        processed.set(processed.get() + batch.len() as u64);
+        match shard.route_batch(item, &batch).await {
+            Ok(targets) => {
+                for env in batch.drain(..) {
+                    for &target in &targets {
+                        let mut next = env.clone();
+                        next.source = item;
+                        next.target = target;
+                        next.attempts = 0;
+                        shard.deliver(next).await;
+                    }
+                    shard.busy.set(shard.busy.get() - 1);
+                }
+            }
+            Err(e) => {
+                // The messages stay open in the WAL (Enqueued for this router, not
+                // completed) and are routed again at the next start.
+                tracing::error!(
+                    item = %shard.plan.item(item).name,
+                    "router stopped: cannot record routing of {} messages: {e}",
+                    batch.len()
+                );
+                shard.busy.set(shard.busy.get() - batch.len());
+                batch.clear();
+                shard.states.set(item, ItemState::Failed);
+                return;
+            }
+        }
+    }
+}
