@@ -17,7 +17,7 @@
 //! timestamp is formatted at most once a second.
 
 use crate::escape::encode;
-use crate::scan::{Delimiters, Message};
+use crate::scan::{Delimiters, Message, narrow};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// An acknowledgment code (MSA-1).
@@ -163,39 +163,43 @@ impl AckBuilder {
     ) {
         let d = *inbound.delimiters();
         let f = d.field;
+        // One pass over the inbound MSH: msh[n - 1] is MSH-n.
+        let msh: [&[u8]; 18] = inbound
+            .segment(0)
+            .map(|s| s.fields_array())
+            .unwrap_or([&[]; 18]);
         out.extend_from_slice(b"MSH");
         d.write_separators(out);
-        let recv_app = inbound.receiving_application().unwrap_or_default();
-        let recv_fac = inbound.receiving_facility().unwrap_or_default();
         field(
             out,
             f,
-            if recv_app.is_empty() {
+            if msh[4].is_empty() {
                 &self.application
             } else {
-                recv_app
+                msh[4]
             },
         );
         field(
             out,
             f,
-            if recv_fac.is_empty() {
+            if msh[5].is_empty() {
                 &self.facility
             } else {
-                recv_fac
+                msh[5]
             },
         );
-        field(out, f, inbound.sending_application().unwrap_or_default());
-        field(out, f, inbound.sending_facility().unwrap_or_default());
-        self.write_time_and_id(out, f, d.component, inbound.trigger_event());
-        field(out, f, inbound.processing_id().unwrap_or_default());
-        field(out, f, inbound.version().unwrap_or_default());
-        if let Some(cs) = inbound.msh_field(18).filter(|cs| !cs.is_empty()) {
+        field(out, f, msh[2]);
+        field(out, f, msh[3]);
+        let trigger = narrow(msh[8], &d, None, Some(2), None);
+        self.write_time_and_id(out, f, d.component, trigger);
+        field(out, f, msh[10]);
+        field(out, f, msh[11]);
+        if !msh[17].is_empty() {
             out.extend_from_slice(&[f; 5]);
-            field(out, f, cs);
+            field(out, f, msh[17]);
         }
         out.push(b'\r');
-        write_msa_err(out, &d, code, inbound.control_id().unwrap_or_default(), err);
+        write_msa_err(out, &d, code, msh[9], err);
     }
 
     /// Appends a NAK for bytes that did not scan (there is no MSH to echo): standard
@@ -242,13 +246,6 @@ impl AckBuilder {
         out.push(f);
         out.extend_from_slice(&self.prefix);
         push_decimal(out, self.counter);
-    }
-}
-
-impl Message<'_> {
-    /// Raw MSH field `n` (HL7 numbering).
-    pub(crate) fn msh_field(&self, n: u32) -> Option<&[u8]> {
-        self.segment(0)?.field(n)
     }
 }
 

@@ -22,6 +22,7 @@
 //! terminator must never be written inside a value.
 
 use crate::scan::Delimiters;
+use crate::swar::find_any;
 
 /// Appends the text of the raw value `raw` to `out`, decoding escape sequences.
 pub fn decode(raw: &[u8], d: &Delimiters, out: &mut Vec<u8>) {
@@ -95,8 +96,23 @@ pub fn encode(text: &[u8], d: &Delimiters, out: &mut Vec<u8>) {
         );
         return;
     };
+    let mut targets = [
+        b'\r',
+        b'\n',
+        d.field,
+        d.component,
+        d.repetition,
+        esc,
+        d.subcomponent,
+        b'\r',
+    ];
+    if let Some(t) = d.truncation {
+        targets[7] = t;
+    }
     let mut start = 0;
-    for (i, &b) in text.iter().enumerate() {
+    while let Some(p) = find_any(&text[start..], &targets) {
+        let i = start + p;
+        let b = text[i];
         let code: &[u8] = if b == d.field {
             b"F"
         } else if b == d.component {
@@ -107,14 +123,12 @@ pub fn encode(text: &[u8], d: &Delimiters, out: &mut Vec<u8>) {
             b"R"
         } else if b == esc {
             b"E"
-        } else if Some(b) == d.truncation {
-            b"P"
         } else if b == b'\r' {
             b"X0D"
         } else if b == b'\n' {
             b"X0A"
         } else {
-            continue;
+            b"P"
         };
         out.extend_from_slice(&text[start..i]);
         out.push(esc);

@@ -17,6 +17,7 @@ pub mod escape;
 pub mod fuzz;
 pub mod path;
 pub mod scan;
+mod swar;
 pub mod writer;
 
 pub use ack::{AckBuilder, AckCode, ErrDetail};

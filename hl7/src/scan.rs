@@ -29,6 +29,7 @@
 
 use crate::error::ScanError;
 use crate::path::Path;
+use crate::swar::{after_nth, find};
 use smallvec::SmallVec;
 
 /// Largest message the index can address (32-bit offsets).
@@ -548,11 +549,12 @@ pub(crate) fn nth(hay: &[u8], sep: u8, n: u32) -> Option<&[u8]> {
 /// Byte range of the `n`-th (1-based) element of `hay` split on `sep`.
 #[inline]
 pub(crate) fn nth_range(hay: &[u8], sep: u8, n: u32) -> Option<(usize, usize)> {
-    let mut start = 0usize;
-    for _ in 1..n {
-        start += memchr::memchr(sep, &hay[start..])? + 1;
-    }
-    let end = memchr::memchr(sep, &hay[start..]).map_or(hay.len(), |e| start + e);
+    let start = if n <= 1 {
+        0
+    } else {
+        after_nth(hay, sep, n - 1)?
+    };
+    let end = find(&hay[start..], sep).map_or(hay.len(), |e| start + e);
     Some((start, end))
 }
 
@@ -604,6 +606,34 @@ impl<'a> Segment<'a> {
         } else {
             nth_range(self.bytes, self.delimiters.field, n + 1)
         }
+    }
+
+    /// Fields 1..=N in one pass (`[0]` is field 1, HL7 numbering); absent fields are empty.
+    pub fn fields_array<const N: usize>(&self) -> [&'a [u8]; N] {
+        let mut out: [&'a [u8]; N] = [&[]; N];
+        let sep = self.delimiters.field;
+        let (mut next, mut pos) = (0usize, 3usize);
+        if self.is_header() && N > 0 {
+            out[0] = &self.bytes[3..4];
+            next = 1;
+            pos = 4;
+        } else if self.bytes.get(3) != Some(&sep) {
+            // A segment id that is not 3 bytes long: fall back to the general search.
+            for (i, slot) in out.iter_mut().enumerate() {
+                *slot = self.field(i as u32 + 1).unwrap_or_default();
+            }
+            return out;
+        } else {
+            pos = 4;
+        }
+        while next < N && pos <= self.bytes.len() {
+            let rest = &self.bytes[pos..];
+            let end = find(rest, sep).unwrap_or(rest.len());
+            out[next] = &rest[..end];
+            next += 1;
+            pos += end + 1;
+        }
+        out
     }
 
     /// Number of fields (HL7 numbering: the last field's number).
@@ -771,6 +801,26 @@ EVN|A01|20240101\rPID|1||123^^^H^MR~456^^^S^SS||DOE^JOHN^Q\rPV1|1|I\r";
             m.find_segment(b"OBX", 40).unwrap().field(1),
             Some(&b"39"[..])
         );
+    }
+
+    #[test]
+    fn fields_array_matches_field_by_field_lookup() {
+        let m = Message::scan(ADT).unwrap();
+        for seg in m.segments() {
+            let all: [&[u8]; 20] = seg.fields_array();
+            for (i, f) in all.iter().enumerate() {
+                assert_eq!(
+                    *f,
+                    seg.field(i as u32 + 1).unwrap_or_default(),
+                    "{:?} field {}",
+                    seg.id(),
+                    i + 1
+                );
+            }
+        }
+        let m = Message::scan(b"MSH|^~\\&|A\rLONGID|x|y\r").unwrap();
+        let f: [&[u8]; 3] = m.segment(1).unwrap().fields_array();
+        assert_eq!(f, [&b"x"[..], b"y", b""]);
     }
 
     #[test]
