@@ -612,20 +612,18 @@ impl<'a> Segment<'a> {
     pub fn fields_array<const N: usize>(&self) -> [&'a [u8]; N] {
         let mut out: [&'a [u8]; N] = [&[]; N];
         let sep = self.delimiters.field;
-        let (mut next, mut pos) = (0usize, 3usize);
+        let mut next = 0usize;
         if self.is_header() && N > 0 {
             out[0] = &self.bytes[3..4];
             next = 1;
-            pos = 4;
         } else if self.bytes.get(3) != Some(&sep) {
             // A segment id that is not 3 bytes long: fall back to the general search.
             for (i, slot) in out.iter_mut().enumerate() {
                 *slot = self.field(i as u32 + 1).unwrap_or_default();
             }
             return out;
-        } else {
-            pos = 4;
         }
+        let mut pos = 4usize;
         while next < N && pos <= self.bytes.len() {
             let rest = &self.bytes[pos..];
             let end = find(rest, sep).unwrap_or(rest.len());
