@@ -1,0 +1,364 @@
+//! MLLP round trips: an ACK-only server from hie-net + hie-hl7 on one pinned glommio shard
+//! (no WAL), and the same load against a tokio (current-thread) server built on the `mllp`
+//! crate, pinned to the same core. The load client is a glommio executor pinned to the
+//! other core: 1, 8 and 64 connections, one message in flight per connection, a 300-byte
+//! ADT^A01. Criterion reports time per round of 32 messages per connection (throughput in
+//! messages/s); p50/p99 round
+//! trip latencies are printed after each case.
+//!
+//! Every connection's ACK is checked (AA, MSA-2 = the control id sent) before timing.
+
+use glommio::ExecutorJoinHandle as JoinHandle;
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
+use glommio::net::TcpStream;
+use glommio::timer::Timer;
+use glommio::{LocalExecutorBuilder, Placement};
+use hdrhistogram::Histogram;
+use hie_net::{AckOnlyHandler, FrameDecoder, MllpServer, ServerConfig};
+
+/// Starts one of the servers compared.
+type StartServer = fn() -> Server;
+
+const SERVER_CPU: usize = 0;
+const CLIENT_CPU: usize = 1;
+const CONNECTIONS: [usize; 3] = [1, 8, 64];
+/// Messages per connection in one criterion iteration: an iteration is a round of
+/// `connections * ROUND_MESSAGES_PER_CONNECTION` round trips, so the cost of handing a
+/// round to the load thread stays small next to it.
+const ROUND_MESSAGES_PER_CONNECTION: u64 = 32;
+
+fn adt(id: &str) -> Vec<u8> {
+    let msg = format!(
+        "MSH|^~\\&|SENDAPP|SENDFAC|RECVAPP|RECVFAC|20240101120000||ADT^A01^ADT_A01|{id}|P|2.5.1\r\
+         EVN|A01|20240101120000\r\
+         PID|1||123456^^^HOSP^MR||DOE^JOHN^A||19800101|M|||1 MAIN ST^^TOWN^ST^12345||555-0100\r\
+         PV1|1|I|WARD^101^A|||||||MED||||||||V1234567890\r"
+    );
+    let mut out = Vec::new();
+    hie_net::encode_frame(&mut out, msg.as_bytes());
+    out
+}
+
+/// A server on its own pinned thread, stopped on drop.
+struct Server {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(join) = self.join.take() {
+            join.join().expect("server thread");
+        }
+    }
+}
+
+fn hie_server() -> Server {
+    let (tx, rx) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_seen = stop.clone();
+    let join = LocalExecutorBuilder::new(Placement::Fixed(SERVER_CPU))
+        .name("hie-mllp")
+        .spawn(move || async move {
+            let config = ServerConfig {
+                local_address: "127.0.0.1".parse().unwrap(),
+                ..ServerConfig::default()
+            };
+            let server = MllpServer::bind(config, AckOnlyHandler::default()).expect("bind");
+            tx.send(server.local_addr()).unwrap();
+            let handle = server.handle();
+            glommio::spawn_local(async move {
+                while !stop_seen.load(Ordering::Acquire) {
+                    Timer::new(Duration::from_millis(10)).await;
+                }
+                handle.stop();
+            })
+            .detach();
+            server.run().await.expect("server run");
+        })
+        .expect("server executor");
+    Server {
+        addr: rx.recv().unwrap(),
+        stop,
+        join: Some(join),
+    }
+}
+
+/// The peer: tokio's current-thread runtime with the `mllp` crate's decoder, parser and ACK
+/// builder. It runs inside a thread glommio pins to the server core (the glommio executor
+/// there only hosts this one blocking call), so both servers get the same core.
+fn tokio_mllp_server() -> Server {
+    let (tx, rx) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_seen = stop.clone();
+    let join = LocalExecutorBuilder::new(Placement::Fixed(SERVER_CPU))
+        .name("tokio-mllp")
+        .spawn(move || async move {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                let accept = tokio::spawn(async move {
+                    while let Ok((stream, _)) = listener.accept().await {
+                        stream.set_nodelay(true).unwrap();
+                        tokio::spawn(tokio_connection(stream));
+                    }
+                });
+                while !stop_seen.load(Ordering::Acquire) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                accept.abort();
+            });
+        })
+        .expect("tokio server thread");
+    Server {
+        addr: rx.recv().unwrap(),
+        stop,
+        join: Some(join),
+    }
+}
+
+async fn tokio_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut decoder = mllp::Decoder::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut out = Vec::new();
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        decoder.push(&buf[..n]);
+        while let Some(Ok(frame)) = decoder.next_frame() {
+            let Ok(text) = std::str::from_utf8(&frame) else {
+                return;
+            };
+            let Ok(msg) = mllp::Message::parse(text) else {
+                return;
+            };
+            let context = mllp::AckContext::from_message(&msg);
+            let ack = mllp::build_ack(
+                &context,
+                mllp::AckCode::Accept,
+                "ACK1",
+                "",
+                msg.separators(),
+            );
+            out.extend_from_slice(&mllp::frame(ack.as_bytes()));
+        }
+        if stream.write_all(&out).await.is_err() {
+            return;
+        }
+        out.clear();
+    }
+}
+
+struct Conn {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+    msg: Vec<u8>,
+}
+
+impl Conn {
+    async fn round_trip(&mut self) -> Vec<u8> {
+        self.stream.write_all(&self.msg).await.expect("write");
+        loop {
+            if let Some(ack) = self.decoder.next_frame().expect("framing") {
+                return ack.to_vec();
+            }
+            let n = self
+                .stream
+                .read(self.decoder.read_buf())
+                .await
+                .expect("read");
+            assert!(n > 0, "server closed the connection");
+            self.decoder.commit(n);
+        }
+    }
+
+    async fn round_trip_unchecked(&mut self) {
+        self.stream.write_all(&self.msg).await.expect("write");
+        loop {
+            if self.decoder.next_frame().expect("framing").is_some() {
+                return;
+            }
+            let n = self
+                .stream
+                .read(self.decoder.read_buf())
+                .await
+                .expect("read");
+            assert!(n > 0, "server closed the connection");
+            self.decoder.commit(n);
+        }
+    }
+}
+
+struct Report {
+    elapsed: Duration,
+    latency_ns: Histogram<u64>,
+}
+
+/// The load client: `connections` connections on a glommio executor pinned to the client
+/// core, driven `iters` messages at a time.
+struct Driver {
+    commands: mpsc::Sender<u64>,
+    reports: mpsc::Receiver<Report>,
+    join: Option<JoinHandle<()>>,
+    total: Histogram<u64>,
+    total_elapsed: Duration,
+}
+
+impl Driver {
+    fn start(addr: SocketAddr, connections: usize) -> Self {
+        let (commands, command_rx) = mpsc::channel::<u64>();
+        let (report_tx, reports) = mpsc::channel();
+        let join = LocalExecutorBuilder::new(Placement::Fixed(CLIENT_CPU))
+            .name("mllp-load")
+            .spawn(move || async move {
+                let conns = Rc::new(RefCell::new(connect_and_check(addr, connections).await));
+                while let Ok(iters) = command_rx.recv() {
+                    report_tx.send(drive(&conns, iters).await).unwrap();
+                }
+            })
+            .expect("load executor");
+        let total = Histogram::new(3).unwrap();
+        Self {
+            commands,
+            reports,
+            join: Some(join),
+            total,
+            total_elapsed: Duration::ZERO,
+        }
+    }
+
+    fn run(&mut self, iters: u64) -> Duration {
+        self.commands.send(iters).unwrap();
+        let report = self.reports.recv().expect("load thread");
+        self.total.add(&report.latency_ns).unwrap();
+        self.total_elapsed += report.elapsed;
+        report.elapsed
+    }
+
+    fn summary(&self) -> String {
+        let secs = self.total_elapsed.as_secs_f64();
+        format!(
+            "{:.0} msg/s, p50 {:.1} us, p99 {:.1} us ({} messages)",
+            self.total.len() as f64 / secs,
+            self.total.value_at_quantile(0.50) as f64 / 1000.0,
+            self.total.value_at_quantile(0.99) as f64 / 1000.0,
+            self.total.len()
+        )
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let (tx, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.commands, tx));
+        if let Some(join) = self.join.take() {
+            join.join().expect("load thread");
+        }
+    }
+}
+
+async fn connect_and_check(addr: SocketAddr, connections: usize) -> Vec<Conn> {
+    let mut conns = Vec::with_capacity(connections);
+    for i in 0..connections {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).unwrap();
+        let id = format!("BENCH{i:04}");
+        let mut conn = Conn {
+            stream,
+            decoder: FrameDecoder::new(1 << 20),
+            msg: adt(&id),
+        };
+        let ack = conn.round_trip().await;
+        let ack = hie_hl7::Message::scan(&ack).expect("the ACK scans");
+        assert_eq!(ack.ack_code(), Some(hie_hl7::AckCode::AA));
+        assert_eq!(ack.acked_control_id(), Some(id.as_bytes()));
+        conns.push(conn);
+    }
+    conns
+}
+
+async fn drive(conns: &Rc<RefCell<Vec<Conn>>>, iters: u64) -> Report {
+    let taken: Vec<Conn> = conns.borrow_mut().drain(..).collect();
+    let n = taken.len() as u64;
+    let start = Instant::now();
+    let tasks: Vec<_> = taken
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut conn)| {
+            let count = iters / n + u64::from((i as u64) < iters % n);
+            glommio::spawn_local(async move {
+                let mut latency_ns = Histogram::<u64>::new(3).unwrap();
+                for _ in 0..count {
+                    let t = Instant::now();
+                    conn.round_trip_unchecked().await;
+                    latency_ns.record(t.elapsed().as_nanos() as u64).unwrap();
+                }
+                (conn, latency_ns)
+            })
+        })
+        .collect();
+    let mut latency_ns = Histogram::<u64>::new(3).unwrap();
+    for task in tasks {
+        let (conn, h) = task.await;
+        latency_ns.add(&h).unwrap();
+        conns.borrow_mut().push(conn);
+    }
+    Report {
+        elapsed: start.elapsed(),
+        latency_ns,
+    }
+}
+
+fn mllp_round_trips(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mllp_ack_only");
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    group.sample_size(10);
+    let servers: [(&str, StartServer); 2] =
+        [("hie-net", hie_server), ("tokio-mllp", tokio_mllp_server)];
+    let mut summaries = Vec::new();
+    for (name, start) in servers {
+        let server = start();
+        for connections in CONNECTIONS {
+            let mut driver = Driver::start(server.addr, connections);
+            let round = connections as u64 * ROUND_MESSAGES_PER_CONNECTION;
+            group.throughput(Throughput::Elements(round));
+            group.bench_with_input(BenchmarkId::new(name, connections), &connections, |b, _| {
+                b.iter_custom(|iters| driver.run(iters * round))
+            });
+            let line = format!(
+                "{name:>10} {connections:>2} connections: {}",
+                driver.summary()
+            );
+            println!("{line}");
+            summaries.push(line);
+        }
+    }
+    group.finish();
+    println!("\nmllp_ack_only summary (300-byte ADT, one message in flight per connection):");
+    for line in summaries {
+        println!("  {line}");
+    }
+}
+
+criterion_group!(benches, mllp_round_trips);
+criterion_main!(benches);
