@@ -220,7 +220,16 @@ fn retention_removes_closed_segments_and_keeps_the_first_open_one() {
         wal.run_retention().await.unwrap();
         let kept = wal.segments();
         assert!(kept.len() >= 3, "{kept:?}");
-        let files = std::fs::read_dir(&path).unwrap().count();
+        let files = std::fs::read_dir(&path)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "wal")
+            })
+            .count();
         assert_eq!(files, kept.len());
         wal.close().await.unwrap();
         let (wal, recovery) = Wal::open(&path, config).await.unwrap();
@@ -384,5 +393,36 @@ fn open_on_an_unusable_path_is_an_error_not_a_panic() {
         wal.close().await.unwrap();
         let err = wal.append(&received(2, "x", b"x")).await.unwrap_err();
         assert!(matches!(err, WalError::Closed { .. }), "{err}");
+    });
+}
+
+#[test]
+fn rotation_uses_the_zero_filled_spare_and_a_reopen_adopts_a_finished_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run(move || async move {
+        let config = WalConfig::default()
+            .with_segment_bytes(MIB)
+            .with_sync(SyncMode::None);
+        let (wal, _) = Wal::open(&path, config.clone()).await.unwrap();
+        // Fill a bit more than half a segment: the spare is prepared, close waits for it.
+        fill(&wal, 600, |_| false).await;
+        wal.close().await.unwrap();
+        let spare = path.join("spare.zero");
+        assert_eq!(std::fs::metadata(&spare).unwrap().len(), MIB);
+        assert!(!path.join("spare.zero.tmp").exists());
+        let (wal, recovery) = Wal::open(&path, config.clone()).await.unwrap();
+        assert_eq!(recovery.messages.len(), 600);
+        // Rotating consumes the adopted spare: the new segment is a full-size file.
+        fill(&wal, 600, |_| false).await;
+        let segments = wal.segments();
+        assert_eq!(segments.len(), 2);
+        let second = path.join(format!("{:020}.wal", segments[1]));
+        assert_eq!(std::fs::metadata(second).unwrap().len(), MIB);
+        wal.close().await.unwrap();
+        let (_wal, recovery) = Wal::open(&path, config).await.unwrap();
+        assert_eq!(recovery.messages.len(), 1200);
+        assert_eq!(recovery.stats.torn_bytes_dropped, 0);
+        assert!(recovery.stats.corrupt.is_empty());
     });
 }

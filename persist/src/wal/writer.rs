@@ -21,7 +21,10 @@
 //! or sync fails, every waiting append gets the error and the WAL is poisoned: later
 //! appends fail with [`WalError::Poisoned`] until it is reopened, since the state of the
 //! tail on disk is then unknown (recovery decides it from what is actually there).
-//! Segment files are preallocated, so disk full shows up when a segment is created.
+//! Segment files are zero-filled before use (or preallocated, see
+//! `WalConfig::zero_fill_segments`), so disk full shows up when a segment is prepared,
+//! not in the middle of a commit. The next segment is zero-filled in the background as
+//! `spare.zero` once the active one is half full, and renamed into place on rotation.
 
 use std::{
     cell::{Cell, RefCell},
@@ -169,12 +172,12 @@ impl Wal {
             committer_waker: RefCell::new(None),
             next_message_id: Cell::new(recovery.next_message_id),
         });
-        let active = match shared.last_segment() {
-            Some(first_lsn) => {
-                Active::reopen(&shared, first_lsn, recovery.stats.torn_bytes_dropped > 0).await?
-            }
-            None => Active::create(&shared).await?,
+        let torn_bytes = recovery.stats.torn_bytes_dropped;
+        let mut active = match shared.last_segment() {
+            Some(first_lsn) => Active::reopen(&shared, first_lsn, torn_bytes).await?,
+            None => Active::create(&shared, None).await?,
         };
+        active.spare = adopt_spare(&shared);
         let committer = glommio::spawn_local(run_committer(shared.clone(), active)).detach();
         Ok((
             Wal {
@@ -357,28 +360,58 @@ struct Active {
     tail: Vec<u8>,
     /// Written but not yet synced (interval mode).
     dirty: bool,
+    /// The zero-filled file the next segment will be renamed from.
+    spare: Option<Spare>,
 }
+
+/// A zero-filled file ready (or being prepared) to become the next segment.
+enum Spare {
+    Ready(PathBuf),
+    Preparing(glommio::task::JoinHandle<Result<PathBuf, WalError>>),
+}
+
+/// Name of the zero-filled spare segment (ignored by segment listing).
+const SPARE_FILE_NAME: &str = "spare.zero";
+/// Name of the spare while it is being zero-filled.
+const SPARE_TMP_FILE_NAME: &str = "spare.zero.tmp";
+/// Size of the zero buffers written when filling a segment.
+const ZERO_FILL_CHUNK_BYTES: usize = 1 << 20;
 
 fn align_down(v: u64) -> u64 {
     v / BLOCK_BYTES as u64 * BLOCK_BYTES as u64
 }
 
 impl Active {
-    /// Creates the next segment (named by the next LSN), preallocates it, makes its
-    /// directory entry durable, and writes its `SegmentStart` record.
-    async fn create(shared: &Shared) -> Result<Self, WalError> {
+    /// Creates the next segment (named by the next LSN) from the zero-filled `spare` if
+    /// there is one, else zero-filled or preallocated now; makes its directory entry
+    /// durable, and writes its `SegmentStart` record.
+    async fn create(shared: &Shared, spare: Option<PathBuf>) -> Result<Self, WalError> {
         let first_lsn = shared.state.borrow().last_lsn + 1;
         let path = segment_path(&shared.dir, first_lsn);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .dma_open(&path)
+        let segment_bytes = shared.config.segment_bytes;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        let file = match spare {
+            Some(spare) => {
+                glommio::io::rename(&spare, &path)
+                    .await
+                    .map_err(|e| WalError::io("renaming spare segment", &spare, e))?;
+                options.dma_open(&path).await
+            }
+            None => options.create_new(true).dma_open(&path).await,
+        }
+        .map_err(|e| WalError::io("creating segment", &path, e))?;
+        let size = file
+            .file_size()
             .await
-            .map_err(|e| WalError::io("creating segment", &path, e))?;
-        file.pre_allocate(shared.config.segment_bytes, false)
-            .await
-            .map_err(|e| WalError::io("preallocating segment", &path, e))?;
+            .map_err(|e| WalError::io("sizing segment", &path, e))?;
+        if size < segment_bytes && shared.config.zero_fill_segments {
+            zero_fill(&file, size, segment_bytes, &path).await?;
+        } else if size < segment_bytes {
+            file.pre_allocate(segment_bytes, false)
+                .await
+                .map_err(|e| WalError::io("preallocating segment", &path, e))?;
+        }
         sync_dir(&shared.dir).await?;
         {
             let mut state = shared.state.borrow_mut();
@@ -394,6 +427,7 @@ impl Active {
             end_offset: 0,
             tail: Vec::new(),
             dirty: false,
+            spare: None,
         };
         let next_message_id = shared.next_message_id.get();
         let mut start = Vec::new();
@@ -406,7 +440,7 @@ impl Active {
     }
 
     /// Opens the last segment for appending; zeroes a torn tail first if recovery saw one.
-    async fn reopen(shared: &Shared, first_lsn: u64, torn: bool) -> Result<Self, WalError> {
+    async fn reopen(shared: &Shared, first_lsn: u64, torn_bytes: u64) -> Result<Self, WalError> {
         let path = segment_path(&shared.dir, first_lsn);
         let file = OpenOptions::new()
             .read(true)
@@ -442,32 +476,62 @@ impl Active {
             end_offset,
             tail,
             dirty: false,
+            spare: None,
         };
-        if torn {
-            active.zero_after_end(shared).await?;
+        if torn_bytes > 0 {
+            active.zero_after_end(torn_bytes).await?;
         }
         Ok(active)
     }
 
-    /// Makes every byte after `end_offset` zero: rewrite the tail block, drop the blocks
-    /// after it, preallocate again, sync.
-    async fn zero_after_end(&self, shared: &Shared) -> Result<(), WalError> {
+    /// Zeroes the `torn_bytes` after `end_offset` (keeping the valid prefix of the tail
+    /// block) by writing zeros over them, which keeps the extents initialized, then syncs.
+    async fn zero_after_end(&self, torn_bytes: u64) -> Result<(), WalError> {
         let block = align_down(self.end_offset);
-        let mut buf = self.file.alloc_dma_buffer(BLOCK_BYTES);
-        buf.as_bytes_mut().fill(0);
-        buf.as_bytes_mut()[..self.tail.len()].copy_from_slice(&self.tail);
-        let io = |op| move |e| WalError::io(op, &self.path, e);
-        write_all(&self.file, buf, block, &self.path).await?;
+        let end = (self.end_offset + torn_bytes).div_ceil(BLOCK_BYTES as u64) * BLOCK_BYTES as u64;
+        let mut at = block;
+        while at < end {
+            let len = ((end - at) as usize).min(ZERO_FILL_CHUNK_BYTES);
+            let mut buf = self.file.alloc_dma_buffer(len);
+            buf.as_bytes_mut().fill(0);
+            if at == block {
+                buf.as_bytes_mut()[..self.tail.len()].copy_from_slice(&self.tail);
+            }
+            write_all(&self.file, buf, at, &self.path).await?;
+            at += len as u64;
+        }
         self.file
-            .truncate(block + BLOCK_BYTES as u64)
+            .fdatasync()
             .await
-            .map_err(io("truncating torn tail"))?;
-        self.file
-            .pre_allocate(shared.config.segment_bytes, false)
-            .await
-            .map_err(io("preallocating segment"))?;
-        self.file.fdatasync().await.map_err(io("syncing segment"))?;
-        Ok(())
+            .map_err(|e| WalError::io("syncing segment", &self.path, e))
+    }
+
+    /// Starts zero-filling the next segment's spare once this one is half full.
+    fn maybe_prepare_spare(&mut self, shared: &Shared) {
+        if !shared.config.zero_fill_segments
+            || self.spare.is_some()
+            || self.end_offset < shared.config.segment_bytes / 2
+        {
+            return;
+        }
+        let dir = shared.dir.clone();
+        let segment_bytes = shared.config.segment_bytes;
+        let task = glommio::spawn_local(prepare_spare(dir, segment_bytes)).detach();
+        self.spare = Some(Spare::Preparing(task));
+    }
+
+    /// Waits for the spare, if one is being prepared; `None` if there is none or it failed.
+    async fn take_spare(&mut self) -> Option<PathBuf> {
+        match self.spare.take()? {
+            Spare::Ready(path) => Some(path),
+            Spare::Preparing(task) => match task.await? {
+                Ok(path) => Some(path),
+                Err(error) => {
+                    tracing::warn!(%error, "preparing a zero-filled spare segment failed");
+                    None
+                }
+            },
+        }
     }
 
     fn room(&self, shared: &Shared) -> usize {
@@ -555,6 +619,7 @@ impl Active {
             return Err(error);
         }
         self.end_offset = batch.new_end;
+        self.maybe_prepare_spare(shared);
         let mut state = shared.state.borrow_mut();
         if let Some(meta) = state.segments.get_mut(&self.first_lsn) {
             meta.end_offset = batch.new_end;
@@ -692,6 +757,54 @@ fn assign_waiters(
     }
 }
 
+/// Writes zeros over `[from, to)` of `file` and syncs it, so its extents are initialized
+/// and later `fdatasync`s need no file-system journal commit.
+async fn zero_fill(file: &DmaFile, from: u64, to: u64, path: &Path) -> Result<(), WalError> {
+    let mut at = from / BLOCK_BYTES as u64 * BLOCK_BYTES as u64;
+    while at < to {
+        let len = ((to - at) as usize).min(ZERO_FILL_CHUNK_BYTES);
+        let mut buf = file.alloc_dma_buffer(len);
+        buf.as_bytes_mut().fill(0);
+        write_all(file, buf, at, path).await?;
+        at += len as u64;
+    }
+    file.fdatasync()
+        .await
+        .map_err(|e| WalError::io("syncing zero-filled segment", path, e))
+}
+
+/// Zero-fills a spare segment under a temporary name, then renames it into place.
+async fn prepare_spare(dir: PathBuf, segment_bytes: u64) -> Result<PathBuf, WalError> {
+    let tmp = dir.join(SPARE_TMP_FILE_NAME);
+    let path = dir.join(SPARE_FILE_NAME);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .dma_open(&tmp)
+        .await
+        .map_err(|e| WalError::io("creating spare segment", &tmp, e))?;
+    let filled = zero_fill(&file, 0, segment_bytes, &tmp).await;
+    let _ = file.close().await;
+    filled?;
+    glommio::io::rename(&tmp, &path)
+        .await
+        .map_err(|e| WalError::io("renaming spare segment", &tmp, e))?;
+    Ok(path)
+}
+
+/// A complete spare left by an earlier run (a partial one is removed).
+fn adopt_spare(shared: &Shared) -> Option<Spare> {
+    let _ = std::fs::remove_file(shared.dir.join(SPARE_TMP_FILE_NAME));
+    let path = shared.dir.join(SPARE_FILE_NAME);
+    let len = std::fs::metadata(&path).ok()?.len();
+    if len == shared.config.segment_bytes {
+        return Some(Spare::Ready(path));
+    }
+    let _ = std::fs::remove_file(&path);
+    None
+}
+
 async fn write_all(file: &DmaFile, buf: DmaBuffer, at: u64, path: &Path) -> Result<(), WalError> {
     let want = buf.len();
     let written = file
@@ -763,6 +876,8 @@ async fn run_committer(shared: Rc<Shared>, mut active: Active) {
                 if active.dirty && shared.state.borrow().poisoned.is_none() {
                     let _ = active.sync(&shared).await;
                 }
+                // Let a spare being zero-filled finish; the next open adopts it.
+                let _ = active.take_spare().await;
                 let _ = active.file.close().await;
                 return;
             }
@@ -808,7 +923,8 @@ async fn rotate(shared: &Shared, active: &mut Active) -> Result<(), WalError> {
     if active.dirty {
         active.sync(shared).await?;
     }
-    let next = Active::create(shared).await?;
+    let spare = active.take_spare().await;
+    let next = Active::create(shared, spare).await?;
     let old = std::mem::replace(active, next);
     let _ = old.file.close().await;
     run_retention(shared).await?;
