@@ -199,7 +199,7 @@ impl AckBuilder {
             field(out, f, msh[17]);
         }
         out.push(b'\r');
-        write_msa_err(out, &d, code, msh[9], err);
+        write_msa_err(out, &d, code, Msa2::Raw(msh[9]), err);
     }
 
     /// Appends a NAK for bytes that did not scan (there is no MSH to echo): standard
@@ -220,9 +220,7 @@ impl AckBuilder {
         out.extend_from_slice(b"||");
         self.write_time_and_id(out, d.field, d.component, None);
         out.extend_from_slice(b"|P|2.5\r");
-        let mut id = Vec::with_capacity(control_id.len());
-        encode(control_id, &d, &mut id);
-        write_msa_err(out, &d, code, &id, err);
+        write_msa_err(out, &d, code, Msa2::Text(control_id), err);
     }
 
     /// `|MSH-7||MSH-9|MSH-10`
@@ -254,17 +252,29 @@ fn field(out: &mut Vec<u8>, f: u8, value: &[u8]) {
     out.extend_from_slice(value);
 }
 
+/// MSA-2 as raw ER7 echoed from a scanned MSH, or as text to escape.
+enum Msa2<'v> {
+    Raw(&'v [u8]),
+    Text(&'v [u8]),
+}
+
 fn write_msa_err(
     out: &mut Vec<u8>,
     d: &Delimiters,
     code: AckCode,
-    control_id: &[u8],
+    control_id: Msa2<'_>,
     err: Option<&ErrDetail<'_>>,
 ) {
     let f = d.field;
     out.extend_from_slice(b"MSA");
     field(out, f, code.as_str().as_bytes());
-    field(out, f, control_id);
+    match control_id {
+        Msa2::Raw(raw) => field(out, f, raw),
+        Msa2::Text(text) => {
+            out.push(f);
+            encode(text, d, out);
+        }
+    }
     let Some(err) = err else {
         out.push(b'\r');
         return;

@@ -115,6 +115,14 @@ pub enum ScanError {
         /// Offset inside the value.
         offset: usize,
     },
+    /// An edit past the end of a field would need more padding separators than allowed.
+    #[error("edit needs {needed} padding separators; at most {max} are written")]
+    PaddingTooLarge {
+        /// Separators the edit would add.
+        needed: usize,
+        /// The limit ([`crate::writer::PADDING_SEPARATORS_MAX`]).
+        max: usize,
+    },
     /// The MSH is the message's header; removing it would leave no message.
     #[error("segment 0 (MSH) cannot be removed")]
     MshNotRemovable,

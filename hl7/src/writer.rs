@@ -24,6 +24,10 @@ use crate::path::Path;
 use crate::scan::{Message, nth_range};
 use smallvec::SmallVec;
 
+/// Most separators one edit may add to reach a position the message does not have yet
+/// (e.g. `PID-3[70000]`), so a mistaken path cannot blow a message up.
+pub const PADDING_SEPARATORS_MAX: usize = 4096;
+
 #[derive(Debug, Clone)]
 enum Op {
     Replace(Vec<u8>),
@@ -238,7 +242,7 @@ impl<'a> MessageWriter<'a> {
             path.field() + 1
         };
         let len = buf.len();
-        let mut range = locate(&mut buf, (0, len), d.field, element);
+        let mut range = locate(&mut buf, (0, len), d.field, element)?;
         let rep = path.repetition().or(path.component().map(|_| 1));
         for (sep, n) in [
             (d.repetition, rep),
@@ -246,7 +250,7 @@ impl<'a> MessageWriter<'a> {
             (d.subcomponent, path.subcomponent()),
         ] {
             if let Some(n) = n {
-                range = locate(&mut buf, range, sep, n);
+                range = locate(&mut buf, range, sep, n)?;
             }
         }
         buf.splice(range.0..range.1, raw.iter().copied());
@@ -257,16 +261,27 @@ impl<'a> MessageWriter<'a> {
 
 /// Range of the `n`-th element of `buf[range]` split on `sep`, after appending the
 /// separators needed for it to exist.
-fn locate(buf: &mut Vec<u8>, range: (usize, usize), sep: u8, n: u32) -> (usize, usize) {
+fn locate(
+    buf: &mut Vec<u8>,
+    range: (usize, usize),
+    sep: u8,
+    n: u32,
+) -> Result<(usize, usize), ScanError> {
     let (s, mut e) = range;
     if let Some((a, b)) = nth_range(&buf[s..e], sep, n) {
-        return (s + a, s + b);
+        return Ok((s + a, s + b));
     }
     let have = memchr::memchr_iter(sep, &buf[s..e]).count() + 1;
     let missing = n as usize - have;
+    if missing > PADDING_SEPARATORS_MAX {
+        return Err(ScanError::PaddingTooLarge {
+            needed: missing,
+            max: PADDING_SEPARATORS_MAX,
+        });
+    }
     buf.splice(e..e, std::iter::repeat_n(sep, missing));
     e += missing;
-    (e, e)
+    Ok((e, e))
 }
 
 #[cfg(test)]
@@ -346,6 +361,10 @@ mod tests {
             Err(ScanError::SegmentIndexOutOfRange { index: 9, count: 4 })
         );
         assert_eq!(w.append_segment(b"nte|1"), Err(ScanError::BadSegmentId));
+        assert!(matches!(
+            w.set(&p("PID-3[99999]"), b"x"),
+            Err(ScanError::PaddingTooLarge { max: 4096, .. })
+        ));
         w.remove_segment(1).unwrap();
         assert!(w.set(&p("PID-1"), b"x").is_err());
         assert_eq!(
