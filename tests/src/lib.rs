@@ -22,9 +22,11 @@ pub fn corpus_dir() -> PathBuf {
 
 /// The path of binary `name` (`hie`, `hie-loadgen`) built in the same profile as this test.
 ///
-/// Panics with a clear message if it is missing and cannot be built: a test without its
-/// binary cannot say anything useful.
+/// The first call in a test process runs `cargo build` for it, so a test never runs a
+/// stale binary (cargo does not rebuild other packages' binaries for a test). Panics with
+/// a clear message if it cannot be built: a test without its binary says nothing useful.
 pub fn bin(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     // current_exe is target/<profile>/deps/<test>-<hash>; binaries sit in target/<profile>.
     let exe = std::env::current_exe().expect("current_exe");
     let profile_dir = exe
@@ -32,7 +34,8 @@ pub fn bin(name: &str) -> PathBuf {
         .and_then(Path::parent)
         .expect("test binary lives in target/<profile>/deps");
     let path = profile_dir.join(name);
-    if !path.exists() {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
         let package = match name {
             "hie" => "hie-core",
             other => other,
@@ -45,9 +48,287 @@ pub fn bin(name: &str) -> PathBuf {
         }
         let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "building {name} failed");
+        built.push(name.to_string());
     }
     assert!(path.exists(), "{} not found after build", path.display());
     path
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released: another process could take it in
+/// between, which on a test machine does not happen in practice).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Polls `done` every 10 ms until it is true or `timeout` passes; returns the last answer.
+pub fn wait_until(timeout: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// A child process that is stopped (SIGTERM, then SIGKILL after 10 s) when dropped, so a
+/// failing test leaves nothing running.
+#[derive(Debug)]
+pub struct ChildGuard {
+    pub child: Option<std::process::Child>,
+}
+
+impl ChildGuard {
+    pub fn new(child: std::process::Child) -> Self {
+        ChildGuard { child: Some(child) }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`).
+    pub fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            unsafe {
+                libc::kill(child.id() as i32, signal);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit; its status, or `None` if it did not.
+    pub fn wait_timeout(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, wait up to `timeout`, then SIGKILL; the exit status if it stopped by itself.
+    pub fn stop(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        self.signal(libc::SIGTERM);
+        let status = self.wait_timeout(timeout);
+        if status.is_none() {
+            self.kill();
+        }
+        status
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop(std::time::Duration::from_secs(10));
+        }
+    }
+}
+
+/// A running `hie run`.
+#[derive(Debug)]
+pub struct Hie {
+    pub process: ChildGuard,
+    /// Lines `listening ITEM ADDRESS` printed before `ready`.
+    pub listening: Vec<(String, String)>,
+    pub stderr_path: PathBuf,
+}
+
+impl Hie {
+    /// Starts `hie run CONFIG --data-dir DATA [ARGS…]` and waits (up to 60 s) for `ready`.
+    /// Its stderr (the log) goes to `DATA/../hie-N.log`.
+    pub fn start(config: &Path, data_dir: &Path, args: &[&str]) -> Hie {
+        use std::io::BufRead;
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stderr_path = data_dir
+            .parent()
+            .unwrap_or(data_dir)
+            .join(format!("hie-{}-{n}.log", std::process::id()));
+        let stderr = std::fs::File::create(&stderr_path).expect("create log file");
+        let child = Command::new(bin("hie"))
+            .arg("run")
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn hie run");
+        let mut process = ChildGuard::new(child);
+        let stdout = process.child.as_mut().unwrap().stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut listening = Vec::new();
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line == "ready" {
+                    let _ = tx.send(listening.clone());
+                } else if let Some(rest) = line.strip_prefix("listening ") {
+                    let mut parts = rest.splitn(2, ' ');
+                    listening.push((
+                        parts.next().unwrap_or("").to_string(),
+                        parts.next().unwrap_or("").to_string(),
+                    ));
+                }
+            }
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(listening) => Hie {
+                process,
+                listening,
+                stderr_path,
+            },
+            Err(_) => {
+                process.kill();
+                panic!(
+                    "hie run did not become ready; its log:\n{}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    /// The log written so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+/// A running `hie-loadgen sink` on a free port.
+#[derive(Debug)]
+pub struct Sink {
+    pub process: ChildGuard,
+    pub port: u16,
+}
+
+impl Sink {
+    /// Starts `hie-loadgen sink --listen 127.0.0.1:PORT [ARGS…]` and waits until it
+    /// accepts connections.
+    pub fn start(port: u16, args: &[&str]) -> Sink {
+        let child = Command::new(bin("hie-loadgen"))
+            .args(["sink", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn hie-loadgen sink");
+        let process = ChildGuard::new(child);
+        let up = wait_until(std::time::Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "the sink did not start listening on {port}");
+        Sink { process, port }
+    }
+
+    /// Stops the sink (SIGTERM) and returns its stdout (its report).
+    pub fn finish(mut self) -> String {
+        use std::io::Read;
+        self.process.signal(libc::SIGTERM);
+        let mut out = String::new();
+        if let Some(child) = self.process.child.as_mut()
+            && let Some(stdout) = child.stdout.as_mut()
+        {
+            let _ = stdout.read_to_string(&mut out);
+        }
+        self.process
+            .wait_timeout(std::time::Duration::from_secs(10));
+        self.process.kill();
+        out
+    }
+}
+
+/// A blocking MLLP client for tests: one frame out, one frame back.
+#[derive(Debug)]
+pub struct MllpConn {
+    stream: std::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl MllpConn {
+    pub fn connect(addr: &str) -> std::io::Result<MllpConn> {
+        let stream = std::net::TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+        stream.set_nodelay(true)?;
+        Ok(MllpConn {
+            stream,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Sends one framed message.
+    pub fn send(&mut self, msg: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut frame = Vec::with_capacity(msg.len() + 3);
+        frame.push(0x0b);
+        frame.extend_from_slice(msg);
+        frame.extend_from_slice(&[0x1c, 0x0d]);
+        self.stream.write_all(&frame)
+    }
+
+    /// Reads the next frame's payload.
+    pub fn receive(&mut self) -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        loop {
+            if let Some(start) = self.buf.iter().position(|&b| b == 0x0b)
+                && let Some(end) = self.buf[start..].windows(2).position(|w| w == [0x1c, 0x0d])
+            {
+                let payload = self.buf[start + 1..start + end].to_vec();
+                self.buf.drain(..start + end + 2);
+                return Ok(payload);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Sends one message and returns the reply.
+    pub fn exchange(&mut self, msg: &[u8]) -> std::io::Result<Vec<u8>> {
+        self.send(msg)?;
+        self.receive()
+    }
+}
+
+/// Field `n` (1-based, MSH-1 being the separator) of the first segment called `segment`,
+/// read naively with the message's field separator (MSH's 4th byte) and CR/LF segment
+/// ends; for checking ACKs in tests.
+pub fn field(msg: &[u8], segment: &str, n: usize) -> Option<String> {
+    let text = String::from_utf8_lossy(msg);
+    let sep = text.strip_prefix("MSH")?.chars().next()?;
+    let line = text
+        .split(['\r', '\n'])
+        .find(|l| l.starts_with(segment) && l[3..].starts_with(sep))?;
+    let fields: Vec<&str> = line.split(sep).collect();
+    let index = if segment == "MSH" { n - 1 } else { n };
+    fields.get(index).map(|f| f.to_string())
 }
 
 /// The Python interpreter of the shared venv `target/pyenv` with python-hl7 (PyPI `hl7`)

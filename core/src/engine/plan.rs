@@ -118,13 +118,39 @@ impl PlannedItem {
         matches!(self.role, Role::Router)
     }
 
-    /// The shard of the instance that takes messages of partition `partition`.
+    /// The instance that takes messages of partition `partition` (routers: the one
+    /// instance on each shard, 0).
+    pub fn instance_for(&self, partition: u64) -> usize {
+        if self.is_router() || self.shards.is_empty() {
+            return 0;
+        }
+        (partition % self.shards.len() as u64) as usize
+    }
+
+    /// The shard of the instance that takes messages of partition `partition`; `None`
+    /// for an item that does not run.
     pub fn shard_for(&self, partition: u64, here: usize) -> Option<usize> {
+        if self.shards.is_empty() {
+            return None;
+        }
         if self.is_router() {
             return Some(here);
         }
-        let n = self.shards.len() as u64;
-        (n > 0).then(|| self.shards[(partition % n) as usize])
+        Some(self.shards[self.instance_for(partition)])
+    }
+
+    /// The instances of this item that run on `shard`.
+    pub fn instances_on(&self, shard: usize) -> Vec<usize> {
+        if self.is_router() {
+            return if self.shards.contains(&shard) {
+                vec![0]
+            } else {
+                Vec::new()
+            };
+        }
+        (0..self.shards.len())
+            .filter(|&i| self.shards[i] == shard)
+            .collect()
     }
 }
 

@@ -186,8 +186,9 @@ pub struct Shard {
     pub shared: Arc<Shared>,
     pub wal: Rc<Wal>,
     pub rings: ShardRings<ShardMsg>,
-    /// By item id: the queue of this shard's instance of a router or operation.
-    pub queues: Vec<Option<Rc<LocalQueue<Envelope>>>>,
+    /// By item id, then instance: the queues of this shard's instances of routers and
+    /// operations (`None` for instances on other shards).
+    queues: Vec<Vec<Option<Rc<LocalQueue<Envelope>>>>>,
     pub states: StateWatch,
     pub counters: Vec<ItemCounters>,
     pub ack: RefCell<AckBuilder>,
@@ -216,11 +217,23 @@ impl Shard {
             .items
             .iter()
             .map(|item| {
-                let hosts_queue = matches!(
+                let queued = matches!(
                     item.role,
                     Role::Router | Role::TcpOperation(_) | Role::FileOperation(_)
-                ) && item.shards.contains(&index);
-                hosts_queue.then(|| Rc::new(LocalQueue::new(item.queue_size, item.overflow)))
+                );
+                let local = if queued {
+                    item.instances_on(index)
+                } else {
+                    Vec::new()
+                };
+                let count = local.last().map_or(0, |&last| last + 1);
+                (0..count)
+                    .map(|i| {
+                        local
+                            .contains(&i)
+                            .then(|| Rc::new(LocalQueue::new(item.queue_size, item.overflow)))
+                    })
+                    .collect()
             })
             .collect();
         let items = plan.items.len();
@@ -242,6 +255,16 @@ impl Shard {
             suspended: RefCell::new(Vec::new()),
             plan,
         }
+    }
+
+    /// The queue of instance `instance` of `item`, if that instance runs on this shard.
+    pub fn queue(&self, item: ItemId, instance: usize) -> Option<Rc<LocalQueue<Envelope>>> {
+        self.queues[item as usize].get(instance)?.clone()
+    }
+
+    /// Every queue of this shard.
+    pub fn local_queues(&self) -> impl Iterator<Item = &Rc<LocalQueue<Envelope>>> {
+        self.queues.iter().flatten().flatten()
     }
 
     pub fn counters(&self, item: ItemId) -> &ItemCounters {
@@ -407,7 +430,8 @@ impl Shard {
 
     /// Puts `env` on this shard's queue of its target, applying the overflow strategy.
     pub async fn enqueue_local(&self, env: Envelope) {
-        let Some(queue) = self.queues[env.target as usize].clone() else {
+        let instance = self.plan.item(env.target).instance_for(env.partition);
+        let Some(queue) = self.queue(env.target, instance) else {
             tracing::error!(message = %env.id, "no local queue for item {}", env.target);
             return;
         };
@@ -442,9 +466,9 @@ impl Shard {
 
     /// True when the first-hop queue of `target` here is full and refuses new entries, so
     /// a service should NAK instead of storing the message.
-    pub fn refuses(&self, target: ItemId) -> bool {
-        self.queues[target as usize]
-            .as_ref()
+    pub fn refuses(&self, target: ItemId, partition: u64) -> bool {
+        let instance = self.plan.item(target).instance_for(partition);
+        self.queue(target, instance)
             .is_some_and(|q| q.overflow() == Overflow::Reject && q.len() >= q.capacity())
     }
 
@@ -531,7 +555,7 @@ impl Shard {
         self.busy.get() == 0
             && self.records.borrow().is_empty()
             && self.deferred_records.borrow().is_empty()
-            && self.queues.iter().flatten().all(|q| q.is_empty())
+            && self.local_queues().all(|q| q.is_empty())
     }
 
     // ---- reporting -------------------------------------------------------------------
@@ -558,8 +582,10 @@ impl Shard {
                     shard: self.index,
                     state: self.states.get(item.id),
                     queued: self.queues[item.id as usize]
-                        .as_ref()
-                        .map_or(0, |q| q.len()),
+                        .iter()
+                        .flatten()
+                        .map(|q| q.len())
+                        .sum(),
                     received: c.received.get(),
                     rejected: c.rejected.get(),
                     processed: c.processed.get(),

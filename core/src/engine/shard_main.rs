@@ -86,7 +86,7 @@ pub async fn run(
     }
 
     // Stop routers and operations; what is still queued stays open in the WAL.
-    for queue in shard.queues.iter().flatten() {
+    for queue in shard.local_queues() {
         exit.left_queued += queue.drain_all().len();
         queue.close();
     }
@@ -149,18 +149,24 @@ fn start_workers(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
     let mut workers = Vec::new();
     for item in shard.plan.on_shard(shard.index) {
         let id = item.id;
-        let task = match &item.role {
-            Role::Router => glommio::spawn_local(routing_engine::run(Rc::clone(shard), id)),
-            Role::TcpOperation(plan) => {
-                glommio::spawn_local(hl7_tcp_operation::run(Rc::clone(shard), id, plan.clone()))
-            }
-            Role::FileOperation(plan) => {
-                glommio::spawn_local(hl7_file_operation::run(Rc::clone(shard), id, plan.clone()))
-            }
-            Role::TcpService(_) | Role::FileService(_) | Role::Inert(_) => continue,
-        };
+        for instance in item.instances_on(shard.index) {
+            let Some(queue) = shard.queue(id, instance) else {
+                continue;
+            };
+            let shard = Rc::clone(shard);
+            let task = match &item.role {
+                Role::Router => glommio::spawn_local(routing_engine::run(shard, id, queue)),
+                Role::TcpOperation(plan) => {
+                    glommio::spawn_local(hl7_tcp_operation::run(shard, id, queue, plan.clone()))
+                }
+                Role::FileOperation(plan) => {
+                    glommio::spawn_local(hl7_file_operation::run(shard, id, queue, plan.clone()))
+                }
+                Role::TcpService(_) | Role::FileService(_) | Role::Inert(_) => continue,
+            };
+            workers.push(task);
+        }
         shard.states.set(id, ItemState::Running);
-        workers.push(task);
     }
     workers
 }

@@ -23,7 +23,7 @@ use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{Envelope, ItemId, OriginRecord};
 use crate::items::alert;
 use crate::items::filename::{LocalTime, expand};
-use crate::queue::Priority;
+use crate::queue::{LocalQueue, Priority};
 
 /// Most messages written per batch.
 pub const WRITE_BATCH_MAX: usize = 256;
@@ -67,10 +67,12 @@ fn plan_files(dir: &Path, spec: &str, batch: &[Envelope]) -> BTreeMap<String, Ve
 }
 
 /// Runs one file operation instance until its queue is closed at shutdown.
-pub async fn run(shard: Rc<Shard>, item: ItemId, plan: FileOperationPlan) {
-    let queue = shard.queues[item as usize]
-        .clone()
-        .expect("an operation has a queue where it is placed");
+pub async fn run(
+    shard: Rc<Shard>,
+    item: ItemId,
+    queue: Rc<LocalQueue<Envelope>>,
+    plan: FileOperationPlan,
+) {
     let dir = PathBuf::from(&plan.settings.file_path);
     let spec = if plan.settings.filename.is_empty() {
         "%f_%Q".to_string()

@@ -28,7 +28,7 @@ use crate::engine::plan::TcpOperationPlan;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{Envelope, ItemId, OriginRecord};
 use crate::items::alert;
-use crate::queue::Priority;
+use crate::queue::{LocalQueue, Priority};
 
 /// The client settings of an operation, from its IRIS settings.
 pub fn client_config(plan: &TcpOperationPlan) -> ClientConfig {
@@ -86,10 +86,12 @@ enum Done {
 }
 
 /// Runs one operation instance until its queue is closed at shutdown.
-pub async fn run(shard: Rc<Shard>, item: ItemId, plan: TcpOperationPlan) {
-    let queue = shard.queues[item as usize]
-        .clone()
-        .expect("an operation has a queue where it is placed");
+pub async fn run(
+    shard: Rc<Shard>,
+    item: ItemId,
+    queue: Rc<LocalQueue<Envelope>>,
+    plan: TcpOperationPlan,
+) {
     let mut client = MllpClient::new(client_config(&plan));
     loop {
         if shard.states.get(item) != ItemState::Running {
@@ -106,7 +108,7 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, plan: TcpOperationPlan) {
         shard.busy.set(shard.busy.get() + 1);
         let processed = &shard.counters(item).processed;
         processed.set(processed.get() + 1);
-        let done = deliver_one(&shard, item, &plan, &mut client, env).await;
+        let done = deliver_one(&shard, item, &queue, &plan, &mut client, env).await;
         shard.busy.set(shard.busy.get() - 1);
         if let Done::Requeued = done {
             // Wait for the state change that made us stop before looking again.
@@ -121,11 +123,11 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, plan: TcpOperationPlan) {
 async fn deliver_one(
     shard: &Shard,
     item: ItemId,
+    queue: &LocalQueue<Envelope>,
     plan: &TcpOperationPlan,
     client: &mut MllpClient,
     mut env: Envelope,
 ) -> Done {
-    let queue = shard.queues[item as usize].clone().expect("queue");
     let first_attempt = Instant::now();
     loop {
         env.attempts += 1;

@@ -13,7 +13,8 @@
 //!    code 207, nothing acknowledged);
 //! 5. delivered to the targets (waiting while a `block` queue is full);
 //! 6. acknowledged: `AckMode=Immed` sends AA (original mode) or CA (enhanced mode, when
-//!    MSH-15 is present), honouring MSH-15 `NE`/`ER`/`SU`; `AckMode=Never` sends nothing.
+//!    MSH-15 is present); `AckMode=Msh` (MSH-determined) does the same but honours MSH-15
+//!    `NE`/`ER`/`SU`; `AckMode=Never` sends nothing.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -67,6 +68,16 @@ impl TcpServiceHandler {
         name
     }
 
+    /// Whether this message gets an accept acknowledgment: always with `Immed`, never with
+    /// `Never`, as MSH-15 asks with `Msh` (MSH-determined).
+    fn acks(&self, msg: &Message<'_>, success: bool) -> bool {
+        match self.ack_mode {
+            AckMode::Never => false,
+            AckMode::Msh => accept_ack_wanted(msg, success),
+            _ => true,
+        }
+    }
+
     fn nak(
         &self,
         msg: &Message<'_>,
@@ -76,7 +87,7 @@ impl TcpServiceHandler {
     ) -> Reply {
         bump_rejected(&self.shard, self.item);
         tracing::warn!(item = %self.shard.plan.item(self.item).name, "NAK {}: {}", code.as_str(), err.text);
-        if self.ack_mode == AckMode::Never || !accept_ack_wanted(msg, false) {
+        if !self.acks(msg, false) {
             return Reply::Silent;
         }
         let code = enhanced(msg, code);
@@ -155,8 +166,9 @@ impl FrameHandler for TcpServiceHandler {
             }
         };
         let plan_item = shard.plan.item(self.item);
+        let partition = crate::envelope::partition_hash(partition_key(&msg));
         let full = plan_item.targets.iter().find_map(|t| match t {
-            crate::engine::plan::Target::Item(id) if shard.refuses(*id) => Some(*id),
+            crate::engine::plan::Target::Item(id) if shard.refuses(*id, partition) => Some(*id),
             _ => None,
         });
         if let Some(full) = full {
@@ -192,7 +204,7 @@ impl FrameHandler for TcpServiceHandler {
             );
             shard.deliver(env).await;
         }
-        if self.ack_mode == AckMode::Never || !accept_ack_wanted(&msg, true) {
+        if !self.acks(&msg, true) {
             return Reply::Silent;
         }
         let code = enhanced(&msg, AckCode::AA);

@@ -15,15 +15,13 @@ use std::rc::Rc;
 use crate::engine::control::ItemState;
 use crate::engine::runtime::Shard;
 use crate::envelope::{Envelope, ItemId};
+use crate::queue::LocalQueue;
 
 /// Most messages routed per WAL append.
 pub const ROUTE_BATCH_MAX: usize = 256;
 
 /// Runs one router instance until its queue is closed at shutdown.
-pub async fn run(shard: Rc<Shard>, item: ItemId) {
-    let queue = shard.queues[item as usize]
-        .clone()
-        .expect("a router has a queue on every shard");
+pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>) {
     let mut batch: Vec<Envelope> = Vec::with_capacity(ROUTE_BATCH_MAX);
     loop {
         if shard.states.get(item) != ItemState::Running {

@@ -1,0 +1,165 @@
+//! The engine end to end: the real `hie run` between a real MLLP sender (this test) and
+//! a real MLLP receiver (`hie-loadgen sink`), with a file operation beside it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hie_tests::{Hie, MllpConn, Sink, corpus_dir, field, free_port, wait_until};
+
+/// Every message of every corpus file, split as hie splits batches.
+fn corpus_messages() -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(corpus_dir().join("hl7"))
+        .expect("corpus dir")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "hl7"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        for (n, raw) in hie_hl7::Batch::new(&bytes).enumerate() {
+            if hie_hl7::Message::scan(raw).is_ok() {
+                let name = format!("{}#{n}", file.file_name().unwrap().to_string_lossy());
+                out.push((name, raw.to_vec()));
+            }
+        }
+    }
+    out
+}
+
+fn write_production(
+    dir: &Path,
+    in_port: u16,
+    out_port: u16,
+    file_out: &Path,
+) -> std::path::PathBuf {
+    let config = dir.join("production.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[production]
+name = "EndToEnd"
+
+[engine]
+shards = 2
+wal_sync = "fsync"
+
+[[item]]
+name = "In"
+class = "EnsLib.HL7.Service.TCPService"
+[item.host]
+TargetConfigNames = "Router"
+[item.adapter]
+Port = "{in_port}"
+
+[[item]]
+name = "Router"
+class = "EnsLib.HL7.MsgRouter.RoutingEngine"
+[item.host]
+BusinessRuleName = "EndToEnd.Rule"
+TargetConfigNames = "Out,FileOut"
+
+[[item]]
+name = "Out"
+class = "EnsLib.HL7.Operation.TCPOperation"
+[item.adapter]
+IPAddress = "127.0.0.1"
+Port = "{out_port}"
+
+[[item]]
+name = "FileOut"
+class = "EnsLib.HL7.Operation.FileOperation"
+[item.host]
+Filename = "msg%+(00000).hl7"
+[item.adapter]
+FilePath = "{}"
+"#,
+            file_out.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn sorted_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_corpus_message_arrives_byte_identical_at_the_sink_and_in_the_output_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, out_port) = (free_port(), free_port());
+    let saved = dir.path().join("sink");
+    let file_out = dir.path().join("out");
+    std::fs::create_dir_all(&saved).unwrap();
+    let sink = Sink::start(out_port, &["--save-dir", saved.to_str().unwrap()]);
+    let config = write_production(dir.path(), in_port, out_port, &file_out);
+    let mut hie = Hie::start(
+        &config,
+        &dir.path().join("data"),
+        &["--no-pin", "--log", "warn"],
+    );
+
+    let messages = corpus_messages();
+    assert!(messages.len() >= 60, "{} corpus messages", messages.len());
+    let mut conn = MllpConn::connect(&format!("127.0.0.1:{in_port}")).unwrap();
+    for (name, msg) in &messages {
+        let ack = conn
+            .exchange(msg)
+            .unwrap_or_else(|e| panic!("{name}: no ACK: {e}; log:\n{}", hie.log()));
+        assert_eq!(
+            field(&ack, "MSH", 9).as_deref().map(|t| &t[..3]),
+            Some("ACK"),
+            "{name}"
+        );
+        let control_id = hie_hl7::Message::scan(msg)
+            .unwrap()
+            .control_id()
+            .map(|c| String::from_utf8_lossy(c).into_owned());
+        let msa1 = field(&ack, "MSA", 1).unwrap_or_default();
+        assert!(msa1 == "AA" || msa1 == "CA", "{name}: MSA-1 {msa1}");
+        assert_eq!(
+            field(&ack, "MSA", 2),
+            control_id.or(Some(String::new())),
+            "{name}: MSA-2"
+        );
+    }
+    let n = messages.len();
+    let arrived = wait_until(Duration::from_secs(30), || {
+        sorted_files(&saved).len() >= n && sorted_files(&file_out).len() >= n
+    });
+    assert!(
+        arrived,
+        "sink has {}, output dir {} of {n}; log:\n{}",
+        sorted_files(&saved).len(),
+        sorted_files(&file_out).len(),
+        hie.log()
+    );
+    for (files, what) in [
+        (sorted_files(&saved), "sink"),
+        (sorted_files(&file_out), "file operation"),
+    ] {
+        assert_eq!(files.len(), n, "{what}: no duplicates");
+        for ((name, sent), file) in messages.iter().zip(&files) {
+            let got = std::fs::read(file).unwrap();
+            assert!(
+                got == *sent,
+                "{what}: {name} differs ({} vs {} bytes)",
+                got.len(),
+                sent.len()
+            );
+        }
+    }
+    let status = hie.process.stop(Duration::from_secs(60));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean shutdown; log:\n{}",
+        hie.log()
+    );
+    sink.finish();
+}
