@@ -31,6 +31,14 @@ pub(crate) fn load(chunk: &[u8]) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// Number of bytes marked in an [`eq_mask`] result. Multiplying the 0/1 bytes by `LO`
+/// sums them into the top byte: three instructions, where `count_ones` is a dozen on the
+/// baseline x86-64 target (no POPCNT).
+#[inline]
+pub(crate) fn count_marked(m: u64) -> u32 {
+    ((m >> 7).wrapping_mul(LO) >> 56) as u32
+}
+
 /// Offset just past the `k`-th (1-based, `k >= 1`) occurrence of `sep` in `hay`.
 #[inline]
 pub(crate) fn after_nth(hay: &[u8], sep: u8, mut k: u32) -> Option<usize> {
@@ -40,7 +48,7 @@ pub(crate) fn after_nth(hay: &[u8], sep: u8, mut k: u32) -> Option<usize> {
     let tail = chunks.remainder();
     for (ci, chunk) in chunks.enumerate() {
         let mut m = eq_mask(load(chunk), splat);
-        let count = m.count_ones();
+        let count = count_marked(m);
         if count < k {
             k -= count;
             continue;
@@ -149,6 +157,20 @@ mod tests {
             eq_mask(u64::from_le_bytes(*b"|\x80a||\xFF|b"), LO * u64::from(b'|')).count_ones(),
             4
         );
+    }
+
+    #[test]
+    fn count_marked_counts_every_marked_byte() {
+        for bits in [0u8, 1, 0x80, 0xFF, 0x5A, 0xA5, 0x7F] {
+            let m = (0..8).fold(0u64, |acc, i| {
+                if bits >> i & 1 == 1 {
+                    acc | 0x80 << (8 * i)
+                } else {
+                    acc
+                }
+            });
+            assert_eq!(count_marked(m), bits.count_ones());
+        }
     }
 
     #[test]
