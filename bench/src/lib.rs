@@ -55,17 +55,15 @@ OBR|1|ORD448811|R-511|80048^BASIC METABOLIC PANEL^CPT|||20240101110000\r",
     );
     let mut i = 1u32;
     loop {
+        let last = format!("OBX|{i}|ST|LAST^Last result^L||LAST|||N|||F|||20240101113000\r");
+        if m.len() + last.len() >= min_bytes {
+            m.extend_from_slice(last.as_bytes());
+            return m;
+        }
         let obx = format!(
             "OBX|{i}|NM|2345-7^GLUCOSE^LN~GLU^Glucose^L||{}|mg/dL^milligrams per deciliter^UCUM|70-99|N|||F|||20240101113000|LAB^Main \\T\\ Core Lab|||ANALYZER-7^Cobas&1.2.3&ISO\r",
             80 + i % 40
         );
-        if m.len() + obx.len() >= min_bytes {
-            m.extend_from_slice(
-                format!("OBX|{i}|ST|LAST^Last result^L||LAST|||N|||F|||20240101113000\r")
-                    .as_bytes(),
-            );
-            return m;
-        }
         m.extend_from_slice(obx.as_bytes());
         i += 1;
     }
