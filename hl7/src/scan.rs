@@ -718,6 +718,36 @@ EVN|A01|20240101\rPID|1||123^^^H^MR~456^^^S^SS||DOE^JOHN^Q\rPV1|1|I\r";
     }
 
     #[test]
+    fn get_walks_repetitions_components_and_subcomponents() {
+        let m = Message::scan(
+            b"MSH|^~\\&|A\rPID|1||123^^^H&1.2&ISO^MR~456^^^S^SS||DOE^JOHN^^^|\rOBX|1\rOBX|2|x\r",
+        )
+        .unwrap();
+        let get = |p: &str| m.get(&Path::parse(p).unwrap());
+        assert_eq!(get("MSH-1"), Some(&b"|"[..]));
+        assert_eq!(get("MSH-2"), Some(&b"^~\\&"[..]));
+        assert_eq!(get("MSH-2.1"), Some(&b"^~\\&"[..]));
+        assert_eq!(get("MSH-2.2"), None);
+        assert_eq!(get("MSH-3"), Some(&b"A"[..]));
+        assert_eq!(get("MSH-4"), None);
+        assert_eq!(get("PID-3"), Some(&b"123^^^H&1.2&ISO^MR~456^^^S^SS"[..]));
+        assert_eq!(get("PID-3[2]"), Some(&b"456^^^S^SS"[..]));
+        assert_eq!(get("PID-3[2].5"), Some(&b"SS"[..]));
+        assert_eq!(get("PID-3.4"), Some(&b"H&1.2&ISO"[..]));
+        assert_eq!(get("PID-3.4.2"), Some(&b"1.2"[..]));
+        assert_eq!(get("PID-3.4.4"), None);
+        assert_eq!(get("PID-3[3]"), None);
+        assert_eq!(get("PID-3.6"), None);
+        assert_eq!(get("PID-5.3"), Some(&b""[..]));
+        assert_eq!(get("PID-6"), Some(&b""[..]));
+        assert_eq!(get("PID-7"), None);
+        assert_eq!(get("OBX[2]-2"), Some(&b"x"[..]));
+        assert_eq!(get("OBX-2"), None);
+        assert_eq!(get("OBX[3]-1"), None);
+        assert_eq!(get("PID:3(2).1"), Some(&b"456"[..]));
+    }
+
+    #[test]
     fn lf_crlf_bom_and_missing_final_terminator_are_accepted() {
         let m = Message::scan(b"\xEF\xBB\xBFMSH|^~\\&|A\r\nPID|1\n\nPV1|2").unwrap();
         assert_eq!(m.segment_count(), 3);

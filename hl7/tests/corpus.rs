@@ -141,3 +141,29 @@ fn every_expected_value_matches_the_majority_of_six_libraries() {
     );
     assert!(checked > 250, "only {checked} values checked");
 }
+
+#[test]
+fn escapes_in_the_hapi_escape_tests_decode_to_text() {
+    let bytes = std::fs::read(corpus_dir().join("068_hapi_escapetest_0.hl7")).unwrap();
+    let m = Message::scan(&bytes).unwrap();
+    let raw = m.get(&Path::parse("NTE-3").unwrap()).unwrap();
+    assert!(raw.starts_with(br"\.br\                  Lipid"));
+    let mut text = Vec::new();
+    hie_hl7::decode(raw, m.delimiters(), &mut text);
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.starts_with("\n                  Lipid - Target Levels for Treatment \n\n  ***"),
+        "{text:?}"
+    );
+    assert!(text.contains("  |  Risk   |"), "{text:?}");
+    assert!(!text.contains(r"\F\") && !text.contains(r"\.br\"));
+
+    let bytes = std::fs::read(corpus_dir().join("069_hapi_escapetest_1.hl7")).unwrap();
+    let m = Message::scan(&bytes).unwrap();
+    let raw = m.get(&Path::parse("OBX-5").unwrap()).unwrap();
+    let mut text = Vec::new();
+    hie_hl7::decode(raw, m.delimiters(), &mut text);
+    let text = String::from_utf8(text).unwrap();
+    // \H\ and \N\ (highlight on/off) carry no text; \.br\ is a line break.
+    assert!(text.contains("pH :  7.28 (7.38-7.43) *\n"), "{text:?}");
+}
