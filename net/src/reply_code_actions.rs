@@ -253,7 +253,7 @@ impl Letters {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     text: String,
     codes: Vec<Condition>,
@@ -261,7 +261,7 @@ struct Entry {
 }
 
 /// A parsed `ReplyCodeActions` setting.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyCodeActions {
     entries: Vec<Entry>,
 }

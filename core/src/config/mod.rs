@@ -33,8 +33,7 @@ pub use model::{
 pub use settings::{
     AckMode, CommonSettings, EmailAlertSettings, Framing, Hl7FileOperationSettings,
     Hl7FileServiceSettings, Hl7TcpOperationSettings, Hl7TcpServiceSettings, ItemSettings,
-    OverflowStrategy, ReplyActions, ReplyCode, ReplyCodeActions, ReplyCodeRule, RouterSettings,
-    StayConnected, Timeout,
+    OverflowStrategy, ReplyCodeActions, RouterSettings, StayConnected, Timeout,
 };
 pub use validate::{Findings, Placement, placement};
 

@@ -11,15 +11,8 @@
 //! - `-1` means "forever" where the catalog range allows it ([`Timeout`], [`StayConnected`]).
 //! - Lists (`TargetConfigNames`, `Recipient`) split on commas (and semicolons for e-mail
 //!   addresses), trimming spaces and dropping empty entries.
-//!
-//! `ReplyCodeActions` grammar (IRIS):
-//! ```text
-//! actions  := entry ("," entry)*
-//! entry    := codes "=" letters            letters ⊆ {C,W,R,S,D,F}, at least one
-//! codes    := code | "(" code ("," code)* ")"
-//! code     := ":?A" | ":?E" | ":?R" | ":_" | ":*" | ":~" | ":I?" | ":T?" | ":" 1*3alnum
-//!           | "E" | "E#" text | "E*" text | "X"
-//! ```
+//! - `ReplyCodeActions` is parsed by `hie_net::ReplyCodeActions`, the same parser the
+//!   operations evaluate replies with (its module documents the grammar).
 
 use std::path::Path;
 
@@ -66,7 +59,12 @@ impl ItemSettings {
         match self {
             ItemSettings::Hl7TcpService(s) => s.targets.iter().map(String::as_str).collect(),
             ItemSettings::Hl7FileService(s) => s.targets.iter().map(String::as_str).collect(),
-            ItemSettings::Router(s) => s.bad_message_handler.as_deref().into_iter().collect(),
+            ItemSettings::Router(s) => s
+                .targets
+                .iter()
+                .map(String::as_str)
+                .chain(s.bad_message_handler.as_deref())
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -287,6 +285,9 @@ pub struct RouterSettings {
     pub validation: String,
     /// `BadMessageHandler`.
     pub bad_message_handler: Option<String>,
+    /// hie `TargetConfigNames`: where the router forwards every message until business
+    /// rules are loaded.
+    pub targets: Vec<String>,
     /// `AlertOnBadMessage`.
     pub alert_on_bad_message: bool,
 }
@@ -362,170 +363,10 @@ pub struct EmailAlertSettings {
     pub failure_timeout: Timeout,
 }
 
-/// Parsed `ReplyCodeActions`, in the order written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplyCodeActions {
-    /// Entries, left to right.
-    pub rules: Vec<ReplyCodeRule>,
-}
+pub use hie_net::ReplyCodeActions;
 
-/// One `codes=actions` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplyCodeRule {
-    /// Codes that select the entry.
-    pub codes: Vec<ReplyCode>,
-    /// What to do.
-    pub actions: ReplyActions,
-}
-
-/// A reply code of `ReplyCodeActions`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReplyCode {
-    /// `:?A`: MSA-1 is AA or CA.
-    AnyAccept,
-    /// `:?E`: MSA-1 is AE or CE.
-    AnyError,
-    /// `:?R`: MSA-1 is AR or CR.
-    AnyReject,
-    /// `:_`: MSA-1 empty.
-    EmptyMsa,
-    /// `:*`: any other MSA-1 value.
-    OtherMsa,
-    /// `:~`: no MSA segment.
-    NoMsa,
-    /// `:I?`: MSA-2 differs from the sent MSH-10.
-    ControlIdMismatch,
-    /// `:T?`: the reply type is not the declared one.
-    TypeMismatch,
-    /// `:XX`: MSA-1 is exactly this.
-    Msa(String),
-    /// `E`: any error status.
-    Error,
-    /// `E#code`: error with this status code.
-    ErrorStatus(String),
-    /// `E*text`: error whose text contains this.
-    ErrorText(String),
-    /// `X`: no reply at all.
-    NoReply,
-}
-
-/// Action letters of an entry.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReplyActions {
-    /// `C`: complete.
-    pub complete: bool,
-    /// `W`: log a warning.
-    pub warn: bool,
-    /// `R`: retry.
-    pub retry: bool,
-    /// `S`: suspend the message.
-    pub suspend: bool,
-    /// `D`: disable the item.
-    pub disable: bool,
-    /// `F`: fail.
-    pub fail: bool,
-}
-
-impl ReplyCodeActions {
-    /// Parses the IRIS text; the error says which entry is wrong and why.
-    pub fn parse(text: &str) -> Result<ReplyCodeActions, String> {
-        let mut rules = Vec::new();
-        for entry in split_top_level(text) {
-            let entry = entry.trim();
-            if entry.is_empty() {
-                continue;
-            }
-            let (codes, letters) = entry
-                .rsplit_once('=')
-                .ok_or_else(|| format!("entry {entry:?} has no '='"))?;
-            let codes = codes.trim();
-            let codes = match codes.strip_prefix('(').and_then(|c| c.strip_suffix(')')) {
-                Some(inner) => inner.split(',').map(parse_code).collect::<Result<_, _>>()?,
-                None => vec![parse_code(codes)?],
-            };
-            rules.push(ReplyCodeRule {
-                codes,
-                actions: parse_actions(letters.trim())
-                    .ok_or_else(|| format!("entry {entry:?}: actions must be letters of CWRSDF"))?,
-            });
-        }
-        if rules.is_empty() {
-            return Err("no entries".to_owned());
-        }
-        Ok(ReplyCodeActions { rules })
-    }
-}
-
-fn split_top_level(text: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut depth, mut start) = (0u32, 0usize);
-    for (i, b) in text.bytes().enumerate() {
-        match b {
-            b'(' => depth += 1,
-            b')' => depth = depth.saturating_sub(1),
-            b',' if depth == 0 => {
-                parts.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&text[start..]);
-    parts
-}
-
-fn parse_code(code: &str) -> Result<ReplyCode, String> {
-    let code = code.trim();
-    let parsed = match code {
-        ":?A" => ReplyCode::AnyAccept,
-        ":?E" => ReplyCode::AnyError,
-        ":?R" => ReplyCode::AnyReject,
-        ":_" => ReplyCode::EmptyMsa,
-        ":*" => ReplyCode::OtherMsa,
-        ":~" => ReplyCode::NoMsa,
-        ":I?" => ReplyCode::ControlIdMismatch,
-        ":T?" => ReplyCode::TypeMismatch,
-        "E" => ReplyCode::Error,
-        "X" => ReplyCode::NoReply,
-        _ => {
-            if let Some(msa) = code.strip_prefix(':')
-                && (1..=3).contains(&msa.len())
-                && msa.bytes().all(|b| b.is_ascii_alphanumeric())
-            {
-                ReplyCode::Msa(msa.to_owned())
-            } else if let Some(status) = code.strip_prefix("E#")
-                && !status.is_empty()
-            {
-                ReplyCode::ErrorStatus(status.to_owned())
-            } else if let Some(text) = code.strip_prefix("E*")
-                && !text.is_empty()
-            {
-                ReplyCode::ErrorText(text.to_owned())
-            } else {
-                return Err(format!("unknown reply code {code:?}"));
-            }
-        }
-    };
-    Ok(parsed)
-}
-
-fn parse_actions(letters: &str) -> Option<ReplyActions> {
-    if letters.is_empty() {
-        return None;
-    }
-    let mut actions = ReplyActions::default();
-    for c in letters.chars() {
-        match c.to_ascii_uppercase() {
-            'C' => actions.complete = true,
-            'W' => actions.warn = true,
-            'R' => actions.retry = true,
-            'S' => actions.suspend = true,
-            'D' => actions.disable = true,
-            'F' => actions.fail = true,
-            _ => return None,
-        }
-    }
-    Some(actions)
+fn parse_reply_code_actions(value: &str) -> Result<ReplyCodeActions, String> {
+    ReplyCodeActions::parse(value).map_err(|e| e.to_string())
 }
 
 /// Checks one raw value against its spec; `Err` says why it is not valid.
@@ -548,7 +389,7 @@ pub fn check_value(spec: &SettingSpec, value: &str) -> Result<(), String> {
         ValueType::Framing => Framing::parse(value)
             .map(|_| ())
             .ok_or_else(|| format!("{value:?} is not an HL7 framing")),
-        ValueType::ReplyCodeActions => ReplyCodeActions::parse(value).map(|_| ()),
+        ValueType::ReplyCodeActions => parse_reply_code_actions(value).map(|_| ()),
     }
 }
 
@@ -703,12 +544,11 @@ impl Reader<'_> {
     }
 
     fn reply_code_actions(&mut self) -> ReplyCodeActions {
-        let fallback = ReplyCodeActions { rules: Vec::new() };
         self.parsed(
             SettingTarget::Host,
             "ReplyCodeActions",
-            ReplyCodeActions::parse,
-            fallback,
+            parse_reply_code_actions,
+            ReplyCodeActions::default(),
         )
     }
 
@@ -804,6 +644,7 @@ pub fn resolve(
             business_rule_name: r.string(h, "BusinessRuleName"),
             validation: r.string(h, "Validation"),
             bad_message_handler: r.optional(h, "BadMessageHandler"),
+            targets: r.list(h, "TargetConfigNames", false),
             alert_on_bad_message: r.bool(h, "AlertOnBadMessage"),
         }),
         Family::Hl7TcpOperation => ItemSettings::Hl7TcpOperation(Hl7TcpOperationSettings {
@@ -890,7 +731,7 @@ mod tests {
         assert_eq!(s.response_timeout, Timeout::Seconds(30));
         assert_eq!(s.failure_timeout, Timeout::Seconds(15));
         assert_eq!(s.framing, Framing::Mllp);
-        assert_eq!(s.reply_code_actions.rules.len(), 7);
+        assert_eq!(s.reply_code_actions, ReplyCodeActions::default());
         assert_eq!(s.common.overflow, OverflowStrategy::Block);
         assert_eq!(s.common.queue_size, 10_000);
     }
@@ -924,27 +765,29 @@ mod tests {
     }
 
     #[test]
-    fn reply_code_actions_parse_groups_and_literals() {
-        let rca = ReplyCodeActions::parse(":?R=RF,(:AE,:CE)=S,E#6301=R,E*timeout=W,X=F").unwrap();
-        assert_eq!(rca.rules.len(), 5);
-        assert_eq!(
-            rca.rules[1].codes,
-            vec![ReplyCode::Msa("AE".into()), ReplyCode::Msa("CE".into())]
+    fn a_bad_reply_code_actions_value_is_reported_at_its_line() {
+        let item = item_with(
+            "EnsLib.HL7.Operation.TCPOperation",
+            &[
+                (SettingTarget::Adapter, "IPAddress", "h"),
+                (SettingTarget::Adapter, "Port", "6661"),
+                (SettingTarget::Host, "ReplyCodeActions", ":?R=Q"),
+            ],
         );
-        assert!(rca.rules[0].actions.retry && rca.rules[0].actions.fail);
-        assert_eq!(
-            rca.rules[2].codes,
-            vec![ReplyCode::ErrorStatus("6301".into())]
+        let mut errors = Vec::new();
+        resolve(
+            &item,
+            Family::Hl7TcpOperation,
+            Path::new("p.cls"),
+            &mut errors,
         );
-        assert_eq!(rca.rules[4].codes, vec![ReplyCode::NoReply]);
-    }
-
-    #[test]
-    fn reply_code_actions_reject_unknown_letters_and_codes() {
-        assert!(ReplyCodeActions::parse(":?R=Q").is_err());
-        assert!(ReplyCodeActions::parse(":?R").is_err());
-        assert!(ReplyCodeActions::parse("Z=F").is_err());
-        assert!(ReplyCodeActions::parse("").is_err());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 12);
+        assert!(
+            errors[0].message.contains("ReplyCodeActions"),
+            "{}",
+            errors[0].message
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use hie_net::ReplyCodeActions as NetReplyCodeActions;
+use hie_net::ReplyCodeActions;
 
 use crate::config::{
     self, AckMode, Hl7FileOperationSettings, Hl7FileServiceSettings, Hl7TcpOperationSettings,
@@ -53,7 +53,7 @@ pub struct FileServicePlan {
 pub struct TcpOperationPlan {
     pub settings: Hl7TcpOperationSettings,
     pub address: SocketAddr,
-    pub reply_code_actions: NetReplyCodeActions,
+    pub reply_code_actions: ReplyCodeActions,
     pub retry_interval: Duration,
     /// `None`: retry forever (FailureTimeout -1).
     pub failure_timeout: Option<Duration>,
@@ -205,7 +205,9 @@ impl Plan {
             } else {
                 role
             };
-            let targets = targets_of(item)
+            let targets = item
+                .settings
+                .targets()
                 .into_iter()
                 .map(|name| match by_name.get(name) {
                     Some(&id) => Target::Item(id),
@@ -258,21 +260,6 @@ impl Plan {
             .iter()
             .filter(move |item| item.shards.contains(&shard))
     }
-}
-
-/// TargetConfigNames as configured. A router forwards to its TargetConfigNames until
-/// routing rules are loaded (a later change), so its raw setting is read here.
-fn targets_of(item: &config::Item) -> Vec<&str> {
-    if matches!(item.settings, ItemSettings::Router(_)) {
-        return item
-            .raw_value(SettingTarget::Host, "TargetConfigNames")
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|name| !name.is_empty())
-            .collect();
-    }
-    item.settings.targets()
 }
 
 fn err(item: &config::Item, message: impl Into<String>) -> PlanError {
@@ -337,15 +324,10 @@ fn role_of(item: &config::Item) -> Result<Role, PlanError> {
                         format!("cannot resolve IPAddress {}:{}", s.ip_address, s.port),
                     )
                 })?;
-            let rca_text = item
-                .raw_value(SettingTarget::Host, "ReplyCodeActions")
-                .unwrap_or("");
-            let reply_code_actions = NetReplyCodeActions::parse(rca_text)
-                .map_err(|e| err(item, format!("ReplyCodeActions: {e}")))?;
             Role::TcpOperation(TcpOperationPlan {
                 settings: s.clone(),
                 address,
-                reply_code_actions,
+                reply_code_actions: s.reply_code_actions.clone(),
                 retry_interval: Duration::from_secs(u64::from(s.retry_interval_s)),
                 failure_timeout: timeout(s.failure_timeout),
             })
