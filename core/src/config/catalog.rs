@@ -371,7 +371,17 @@ const BOOL: ValueType = ValueType::Bool;
 const TEXT: ValueType = ValueType::Text;
 
 /// Settings hie adds to IRIS's, valid on every item.
-pub const HIE_EXTENSIONS: &[&str] = &["QueueSize", "Overflow"];
+pub const HIE_EXTENSIONS: &[&str] = &[
+    "QueueSize",
+    "Overflow",
+    "RestartPolicy",
+    "MaxRestarts",
+    "RestartDelay",
+    "TargetConfigNames (routers)",
+];
+
+/// Restart policies, as written in the `RestartPolicy` setting.
+pub const RESTART_POLICY_VALUES: &[&str] = &["never", "on_failure", "always"];
 
 /// Overflow strategies, as written in the `Overflow` setting.
 pub const OVERFLOW_VALUES: &[&str] = &["block", "drop_oldest", "reject"];
@@ -412,6 +422,27 @@ pub const HOST_ALL: &[SettingSpec] = &[
         ValueType::OneOf(OVERFLOW_VALUES),
         "block",
         "hie: what a full queue does",
+    ),
+    s(
+        "RestartPolicy",
+        H,
+        ValueType::OneOf(RESTART_POLICY_VALUES),
+        "on_failure",
+        "hie: when a failed item instance is started again",
+    ),
+    s(
+        "MaxRestarts",
+        H,
+        int(0, 1_000_000),
+        "10",
+        "hie: restarts allowed before the item stays failed",
+    ),
+    s(
+        "RestartDelay",
+        H,
+        int(0, DAY_S),
+        "5",
+        "hie: seconds to wait before each restart",
     ),
     no(
         "InactivityTimeout",
@@ -701,6 +732,13 @@ pub const FILE_INBOUND_ADAPTER: &[SettingSpec] = &[
 /// Every router (`EnsLib.MsgRouter.RoutingEngine`).
 pub const ROUTER_HOST: &[SettingSpec] = &[
     req("BusinessRuleName", H, TEXT, "routing rule class"),
+    s(
+        "TargetConfigNames",
+        H,
+        ValueType::Targets,
+        "",
+        "hie: items the router forwards every message to until business rules are loaded",
+    ),
     s(
         "Validation",
         H,
