@@ -17,7 +17,15 @@ fn main() {
         .spawn(move || async move {
             let tmp = tempfile::tempdir().expect("tempdir");
             let dir = dir_arg.map_or_else(|| tmp.path().to_owned(), Into::into);
-            let (wal, _) = Wal::open(&dir, WalConfig::default()).await.expect("open");
+            let opened = Instant::now();
+            let (wal, recovery) = Wal::open(&dir, WalConfig::default()).await.expect("open");
+            println!(
+                "open: {:?}, recovered {} records in {} segments, {} open messages",
+                opened.elapsed(),
+                recovery.stats.records,
+                recovery.stats.segments,
+                recovery.messages.len()
+            );
             let wal = Rc::new(wal);
             let latencies = Rc::new(RefCell::new(Vec::with_capacity(records)));
             let bytes = Rc::new(vec![b'A'; 1024 - 32 - 8 - 4 * 2 - 2 - 7 - 1 - 1 - 4]);

@@ -23,6 +23,9 @@ pub enum WalError {
     /// further appends until it is reopened (recovery then decides what is durable).
     #[error("WAL in {dir} is failed after an earlier I/O error ({cause}); reopen it")]
     Poisoned { dir: PathBuf, cause: String },
+    /// Another `Wal` (in this or another process) has the directory open.
+    #[error("WAL directory {dir} is already open (locked by another Wal)")]
+    Locked { dir: PathBuf },
     /// The WAL was closed (or dropped) before the append could be written.
     #[error("WAL in {dir} is closed")]
     Closed { dir: PathBuf },

@@ -53,6 +53,10 @@
 //!   the WAL is poisoned and must be reopened. Nothing panics on bad disk contents.
 //! - Read API: [`Wal::records_between`] (records of a time range) and
 //!   [`Wal::find_message`] / [`Wal::read_at`] (a message by id, a record by location).
+//! - One `Wal` per directory: `open` takes an exclusive `flock` on `LOCK` and fails with
+//!   [`WalError::Locked`] while another holds it. The lock is released when the committer
+//!   task exits: at the end of [`Wal::close`], or after a dropped `Wal` flushed what was
+//!   pending (so reopen after `close().await`, not right after a drop).
 //! - Retention removes (or archives) whole segments whose messages are all closed, oldest
 //!   first, by age and/or total size; see [`WalConfig`].
 #![deny(unsafe_op_in_unsafe_fn)]

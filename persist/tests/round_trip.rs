@@ -116,7 +116,7 @@ fn small_commits_rewrite_the_partial_tail_block_without_losing_earlier_records()
             wal.append(&received(id, "c", &bytes)).await.unwrap();
         }
         assert!(wal.stats().commits >= 500);
-        drop(wal);
+        wal.close().await.unwrap();
         let (_wal, recovery) = Wal::open(&path, WalConfig::default()).await.unwrap();
         assert_eq!(recovery.messages.len(), 500);
         for id in 1..=500 {
@@ -393,6 +393,21 @@ fn open_on_an_unusable_path_is_an_error_not_a_panic() {
         wal.close().await.unwrap();
         let err = wal.append(&received(2, "x", b"x")).await.unwrap_err();
         assert!(matches!(err, WalError::Closed { .. }), "{err}");
+        drop(wal);
+        // One directory, one Wal: a second open while the first runs is refused.
+        let (first, _) = Wal::open(dir2.path(), WalConfig::default().with_segment_bytes(MIB))
+            .await
+            .unwrap();
+        let err = Wal::open(dir2.path(), WalConfig::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WalError::Locked { .. }), "{err}");
+        first.close().await.unwrap();
+        drop(first);
+        let (again, _) = Wal::open(dir2.path(), WalConfig::default().with_segment_bytes(MIB))
+            .await
+            .unwrap();
+        again.close().await.unwrap();
     });
 }
 

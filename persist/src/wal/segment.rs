@@ -252,25 +252,56 @@ impl SegmentScanner {
         let mut at = failed_at;
         while at + word_bytes <= self.file_len {
             self.fill(at, SCAN_CHUNK_BYTES).await?;
-            let w = self.window(at);
-            if w.len() < RECORD_ALIGN {
+            let (words, candidate) = scan_words(self.window(at), at == failed_at);
+            if words == 0 && candidate.is_none() {
                 break;
             }
-            let word: [u8; RECORD_ALIGN] = w[..RECORD_ALIGN].try_into().unwrap_or_default();
-            if word != [0; RECORD_ALIGN] {
-                last_nonzero_end = at + word_bytes;
+            if let Some((i, nonzero_end)) = candidate {
+                last_nonzero_end = last_nonzero_end.max(at + nonzero_end as u64);
+                let offset = at + i as u64;
+                if let Check::Valid { header, .. } = self.check_at(offset).await?
+                    && header.lsn > self.last_lsn
+                {
+                    return Ok(Resync::Found(offset));
+                }
+                at = offset + word_bytes;
+                continue;
             }
-            if at > failed_at
-                && word[..4] == record::RECORD_MAGIC.to_le_bytes()
-                && let Check::Valid { header, .. } = self.check_at(at).await?
-                && header.lsn > self.last_lsn
-            {
-                return Ok(Resync::Found(at));
+            let (consumed, nonzero_end) = words_summary(self.window(at), words);
+            if let Some(end) = nonzero_end {
+                last_nonzero_end = last_nonzero_end.max(at + end as u64);
             }
-            at += word_bytes;
+            at += consumed as u64;
         }
         Ok(Resync::End { last_nonzero_end })
     }
+}
+
+/// Scans the 8-byte words of `window` for a record magic (skipping the first word when
+/// `skip_first`). Returns the number of words scanned without finding one, or the index
+/// of the candidate with the end of the last non-zero word up to and including it.
+fn scan_words(window: &[u8], skip_first: bool) -> (usize, Option<(usize, usize)>) {
+    let magic = record::RECORD_MAGIC.to_le_bytes();
+    let words = window.len() / RECORD_ALIGN;
+    for w in 0..words {
+        let i = w * RECORD_ALIGN;
+        let word = &window[i..i + RECORD_ALIGN];
+        if (w > 0 || !skip_first) && word[..4] == magic {
+            return (w, Some((i, i + RECORD_ALIGN)));
+        }
+    }
+    (words, None)
+}
+
+/// Bytes covered by the first `words` words of `window` and the end of the last non-zero
+/// one among them.
+fn words_summary(window: &[u8], words: usize) -> (usize, Option<usize>) {
+    let bytes = words * RECORD_ALIGN;
+    let nonzero_end = window[..bytes]
+        .chunks_exact(RECORD_ALIGN)
+        .rposition(|w| w.iter().any(|&b| b != 0))
+        .map(|w| (w + 1) * RECORD_ALIGN);
+    (bytes, nonzero_end)
 }
 
 enum Resync {

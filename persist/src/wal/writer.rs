@@ -82,6 +82,35 @@ pub(crate) struct Shared {
     pub(crate) state: RefCell<State>,
     committer_waker: RefCell<Option<Waker>>,
     next_message_id: Cell<u64>,
+    /// Held (exclusive `flock`) for as long as the committer runs; released when it exits.
+    lock: RefCell<Option<std::fs::File>>,
+}
+
+/// Name of the lock file that keeps two `Wal`s off one directory.
+const LOCK_FILE_NAME: &str = "LOCK";
+
+/// Takes the directory's exclusive lock, or fails with [`WalError::Locked`].
+fn lock_dir(dir: &Path) -> Result<std::fs::File, WalError> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join(LOCK_FILE_NAME);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| WalError::io("opening lock file", &path, e))?;
+    // SAFETY: `flock` only reads the descriptor, which `file` keeps open for the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(file);
+    }
+    let error = std::io::Error::last_os_error();
+    if error.kind() == std::io::ErrorKind::WouldBlock {
+        return Err(WalError::Locked {
+            dir: dir.to_owned(),
+        });
+    }
+    Err(WalError::io("locking WAL directory", &path, error))
 }
 
 #[derive(Debug)]
@@ -155,6 +184,7 @@ impl Wal {
             std::fs::create_dir_all(archive)
                 .map_err(|e| WalError::io("creating archive directory", archive, e))?;
         }
+        let lock = lock_dir(&dir)?;
         let (recovery, resume) = recovery::recover(&dir).await?;
         let shared = Rc::new(Shared {
             dir: dir.clone(),
@@ -171,6 +201,7 @@ impl Wal {
             }),
             committer_waker: RefCell::new(None),
             next_message_id: Cell::new(recovery.next_message_id),
+            lock: RefCell::new(Some(lock)),
         });
         let torn_bytes = recovery.stats.torn_bytes_dropped;
         let mut active = match shared.last_segment() {
@@ -879,6 +910,7 @@ async fn run_committer(shared: Rc<Shared>, mut active: Active) {
                 // Let a spare being zero-filled finish; the next open adopts it.
                 let _ = active.take_spare().await;
                 let _ = active.file.close().await;
+                shared.lock.borrow_mut().take();
                 return;
             }
             Work::Sync => active.sync(&shared).await,
