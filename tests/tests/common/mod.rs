@@ -204,10 +204,12 @@ pub fn ack_for(msg: &[u8], code: &str) -> Vec<u8> {
 
 // ---- productions --------------------------------------------------------------------
 
-/// The `[production]` and `[engine]` head of a TOML production.
+/// The `[production]` and `[engine]` head of a TOML production: fsync, and 1 MiB WAL
+/// segments (the smallest allowed) so that a restart scans little and segments roll over.
 pub fn head(name: &str, shards: usize) -> String {
     format!(
-        "[production]\nname = \"{name}\"\n\n[engine]\nshards = {shards}\nwal_sync = \"fsync\"\n"
+        "[production]\nname = \"{name}\"\n\n[engine]\nshards = {shards}\nwal_sync = \"fsync\"\n\
+         wal_segment_bytes = 1048576\n"
     )
 }
 
