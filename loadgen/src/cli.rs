@@ -276,18 +276,6 @@ pub fn resolve(
     Ok(addr)
 }
 
-/// Checks a fraction option.
-pub fn check_fraction(value: f64, option: &'static str) -> Result<f64, LoadgenError> {
-    if (0.0..=1.0).contains(&value) {
-        Ok(value)
-    } else {
-        Err(LoadgenError::BadOption {
-            option,
-            reason: format!("{value} is not between 0 and 1"),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

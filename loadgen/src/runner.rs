@@ -10,7 +10,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -190,6 +190,8 @@ pub struct CollectOpts {
     pub hist_log: Option<HistLog>,
     /// `send` / `sink` / `e2e`: which counters the progress line shows.
     pub sink_progress: bool,
+    /// Print the progress line every second on stdout.
+    pub progress: bool,
 }
 
 /// Receives updates until every thread has sent its last one. `tick(elapsed, totals)` is
@@ -199,7 +201,7 @@ pub fn collect(
     mut opts: CollectOpts,
     mut tick: impl FnMut(Duration, &Counters),
 ) -> Result<Collected, LoadgenError> {
-    let progress = std::io::stdout().is_terminal();
+    let progress = opts.progress;
     let mut per_thread = vec![Counters::default(); opts.threads];
     let mut tracks = Vec::new();
     let mut hist = new_histogram();

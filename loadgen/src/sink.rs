@@ -19,23 +19,27 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
+use hie_hl7::{AckBuilder, AckCode, Message, Path};
 use hie_net::mllp::frame::{FrameDecoder, encode_frame};
 
 use crate::e2e::PatientOrder;
+use crate::error::LoadgenError;
+use crate::hl7io;
 use crate::ids::{ControlId, parse_patient};
 use crate::runner::ThreadCtx;
-use crate::stats::{ACK_CODE_NAMES, record};
+use crate::stats::{ack_code_index, record};
 
 /// Largest message the sink accepts.
 pub const MESSAGE_BYTES_MAX: usize = 64 << 20;
 
-/// How the sink answers, shared read-only by all threads.
-#[derive(Debug, Clone)]
+/// How the sink answers, shared read-only by all threads. The default answers AA to
+/// everything at once.
+#[derive(Debug, Clone, Default)]
 pub struct Behaviour {
     /// Fraction answered AE.
     pub ae_rate: f64,
@@ -53,6 +57,45 @@ pub struct Behaviour {
     pub save_dir: Option<PathBuf>,
 }
 
+impl Behaviour {
+    /// Checks the rates (each in 0..=1, AE + AR at most 1) and creates the save directory.
+    pub fn check(&self) -> Result<(), LoadgenError> {
+        for (rate, option) in [
+            (self.ae_rate, "--ae-rate"),
+            (self.ar_rate, "--ar-rate"),
+            (self.drop_rate, "--drop-rate"),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(LoadgenError::BadOption {
+                    option,
+                    reason: format!("{rate} is not between 0 and 1"),
+                });
+            }
+        }
+        if self.ae_rate + self.ar_rate > 1.0 {
+            return Err(LoadgenError::BadOption {
+                option: "--ae-rate",
+                reason: "--ae-rate + --ar-rate exceeds 1".into(),
+            });
+        }
+        if let Some(high) = self.delay_max
+            && self.delay.is_some_and(|low| low > high)
+        {
+            return Err(LoadgenError::BadOption {
+                option: "--delay-max",
+                reason: "smaller than --delay".into(),
+            });
+        }
+        if let Some(dir) = &self.save_dir {
+            std::fs::create_dir_all(dir).map_err(|source| LoadgenError::WriteReport {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// What a sink thread needs.
 #[derive(Debug)]
 pub struct SinkPlan {
@@ -64,16 +107,20 @@ pub struct SinkPlan {
     pub received_total: Arc<AtomicU64>,
     /// e2e: per-patient order, when this sink checks an e2e run.
     pub order: Option<Arc<PatientOrder>>,
+    /// Where the patient id is (PID-3.1, first repetition), parsed once.
+    pub patient_path: Path,
+    /// Executors listening so far (each adds one once its listener is bound).
+    pub listening: Arc<AtomicUsize>,
 }
 
 /// The address the sink threads will listen on: `addr` itself, or with port 0 a free
 /// port picked by the OS (bound once and released, so every thread can then bind it with
 /// `SO_REUSEPORT`).
-pub fn pick_port(addr: SocketAddr) -> Result<SocketAddr, crate::error::LoadgenError> {
+pub fn pick_port(addr: SocketAddr) -> Result<SocketAddr, LoadgenError> {
     if addr.port() != 0 {
         return Ok(addr);
     }
-    let err = |source| crate::error::LoadgenError::Listen { addr, source };
+    let err = |source| LoadgenError::Listen { addr, source };
     let probe = std::net::TcpListener::bind(addr).map_err(err)?;
     probe.local_addr().map_err(err)
 }
@@ -90,6 +137,7 @@ pub async fn run_thread(ctx: Rc<ThreadCtx>, plan: Arc<SinkPlan>) {
             return;
         }
     };
+    plan.listening.fetch_add(1, Ordering::Release);
     let mut conn_index = 0u64;
     loop {
         match listener.accept().await {
@@ -107,7 +155,7 @@ pub async fn run_thread(ctx: Rc<ThreadCtx>, plan: Arc<SinkPlan>) {
 /// What to do with one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fate {
-    Reply(usize),
+    Reply(AckCode),
     Silent,
     Drop,
 }
@@ -122,11 +170,11 @@ fn fate(b: &Behaviour, rng: &mut u64) -> Fate {
     }
     let roll = uniform(rng);
     if roll < b.ar_rate {
-        Fate::Reply(2)
+        Fate::Reply(AckCode::AR)
     } else if roll < b.ar_rate + b.ae_rate {
-        Fate::Reply(1)
+        Fate::Reply(AckCode::AE)
     } else {
-        Fate::Reply(0)
+        Fate::Reply(AckCode::AA)
     }
 }
 
@@ -150,6 +198,7 @@ async fn serve(ctx: Rc<ThreadCtx>, plan: Arc<SinkPlan>, mut stream: TcpStream, s
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut decoder = FrameDecoder::new(MESSAGE_BYTES_MAX);
     let mut ack = Vec::with_capacity(256);
+    let mut builder = AckBuilder::new().with_identity(b"HIE-LOADGEN", b"SINK");
     let mut out = Vec::with_capacity(4096);
     let b = &plan.behaviour;
     loop {
@@ -165,7 +214,8 @@ async fn serve(ctx: Rc<ThreadCtx>, plan: Arc<SinkPlan>, mut stream: TcpStream, s
                 Ok(None) => break,
                 Err(_) => return,
             };
-            receive(&ctx, &plan, msg);
+            let scanned = Message::scan(msg).ok();
+            receive(&ctx, &plan, msg, scanned.as_ref());
             match fate(b, &mut rng) {
                 Fate::Drop => {
                     ctx.stats.borrow_mut().counters.dropped_connections += 1;
@@ -174,15 +224,12 @@ async fn serve(ctx: Rc<ThreadCtx>, plan: Arc<SinkPlan>, mut stream: TcpStream, s
                 }
                 Fate::Silent => ctx.stats.borrow_mut().counters.unreplied += 1,
                 Fate::Reply(code) => {
-                    let code = if crate::hl7io::control_id_range(msg).is_none() {
-                        2
-                    } else {
-                        code
-                    };
                     ack.clear();
-                    crate::hl7io::write_ack(&mut ack, msg, ACK_CODE_NAMES[code]);
+                    let code = hl7io::write_reply(&mut builder, &mut ack, scanned.as_ref(), code);
                     encode_frame(&mut out, &ack);
-                    ctx.stats.borrow_mut().counters.replies[code] += 1;
+                    if let Some(i) = ack_code_index(code.as_str().as_bytes()) {
+                        ctx.stats.borrow_mut().counters.replies[i] += 1;
+                    }
                     if let Some(d) = delay(b, &mut rng) {
                         // A delayed reply goes out on its own, in order.
                         if stream.write_all(&out).await.is_err() {
@@ -201,12 +248,12 @@ async fn serve(ctx: Rc<ThreadCtx>, plan: Arc<SinkPlan>, mut stream: TcpStream, s
 }
 
 /// Counts, saves and (in e2e) checks one received message.
-fn receive(ctx: &ThreadCtx, plan: &SinkPlan, msg: &[u8]) {
+fn receive(ctx: &ThreadCtx, plan: &SinkPlan, msg: &[u8], scanned: Option<&Message<'_>>) {
     plan.received_total.fetch_add(1, Ordering::Relaxed);
     let mut s = ctx.stats.borrow_mut();
     s.counters.received += 1;
     s.counters.received_bytes += msg.len() as u64;
-    let Some(ctrl) = crate::hl7io::control_id_range(msg) else {
+    let Some(ctrl) = scanned.and_then(Message::control_id) else {
         s.counters.malformed += 1;
         return;
     };
@@ -217,7 +264,7 @@ fn receive(ctx: &ThreadCtx, plan: &SinkPlan, msg: &[u8]) {
         }
     }
     let Some(order) = &plan.order else { return };
-    let Some(id) = ControlId::parse(&msg[ctrl]) else {
+    let Some(id) = ControlId::parse(ctrl) else {
         s.counters.foreign += 1;
         return;
     };
@@ -227,7 +274,9 @@ fn receive(ctx: &ThreadCtx, plan: &SinkPlan, msg: &[u8]) {
     }
     let now_us = (ctx.now_ns() / 1000) as u32;
     record(&mut s.interval, u64::from(now_us.wrapping_sub(id.t_us)));
-    let patient = crate::hl7io::patient_range(msg).and_then(|r| parse_patient(&msg[r]));
+    let patient = scanned
+        .and_then(|m| m.get(&plan.patient_path))
+        .and_then(parse_patient);
     if let Some(p) = patient
         && order.arrive(p, id.conn, id.seq)
     {
@@ -263,7 +312,7 @@ mod tests {
         let mut counts = [0usize; 4];
         for _ in 0..100_000 {
             match fate(&b, &mut rng) {
-                Fate::Reply(c) => counts[c] += 1,
+                Fate::Reply(c) => counts[ack_code_index(c.as_str().as_bytes()).unwrap()] += 1,
                 Fate::Silent => unreachable!("no_ack is off"),
                 Fate::Drop => counts[3] += 1,
             }
@@ -287,7 +336,7 @@ mod tests {
             ),
             Fate::Silent
         );
-        assert_eq!(fate(&behaviour(), &mut rng), Fate::Reply(0));
+        assert_eq!(fate(&behaviour(), &mut rng), Fate::Reply(AckCode::AA));
     }
 
     #[test]

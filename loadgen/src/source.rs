@@ -6,15 +6,16 @@
 //!                      ^ control_id_at                    ^ patient_at (if PID-3 exists)
 //! ```
 //!
-//! Preparation of file messages: a UTF-8 BOM is dropped, batch and file headers/trailers
-//! (FHS, BHS, BTS, FTS) are skipped, a file holding several messages is split at each MSH,
-//! CRLF and LF segment ends become CR (the MLLP wire form), MSH-10 is replaced by a
-//! [`CONTROL_ID_LEN`] placeholder and PID-3.1 by a [`PATIENT_ID_LEN`] one. A message
-//! without a readable MSH or containing an MLLP block byte is skipped and counted.
+//! Preparation of file messages: `hie_hl7::Batch` splits a file into its messages (BOM,
+//! FHS/BHS/BTS/FTS envelope dropped), CRLF and LF segment ends become CR (the MLLP wire
+//! form), and the `hie_hl7` scanner locates MSH-10, replaced by a [`CONTROL_ID_LEN`]
+//! placeholder, and PID-3.1, replaced by a [`PATIENT_ID_LEN`] one. A message that does not
+//! scan or contains an MLLP block byte is skipped and counted.
 //! Limits: a file is read whole into memory; at most [`SOURCE_MESSAGES_MAX`] messages.
 
 use std::path::{Path, PathBuf};
 
+use hie_hl7::Batch;
 use hie_net::mllp::frame::{END_BLOCK, START_BLOCK, encode_frame};
 
 use crate::error::LoadgenError;
@@ -125,8 +126,8 @@ fn load_file(path: &Path) -> Result<(Vec<Prepared>, usize), LoadgenError> {
         source,
     })?;
     let (mut messages, mut skipped) = (Vec::new(), 0);
-    for msg in split(&normalize(&bytes)) {
-        match prepare(&msg) {
+    for msg in Batch::new(&bytes) {
+        match prepare(&normalize(msg)) {
             Some(p) => messages.push(p),
             None => skipped += 1,
         }
@@ -134,9 +135,9 @@ fn load_file(path: &Path) -> Result<(Vec<Prepared>, usize), LoadgenError> {
     Ok((messages, skipped))
 }
 
-/// Drops a BOM and turns CRLF and LF into CR.
+/// Turns CRLF and LF segment ends into CR, the MLLP wire form (the BOM and the batch
+/// envelope are already gone: [`Batch`] drops them).
 fn normalize(bytes: &[u8]) -> Vec<u8> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -153,33 +154,12 @@ fn normalize(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Splits CR-terminated text into messages, each starting at an MSH segment; batch
-/// envelope segments and anything before the first MSH are dropped.
-fn split(text: &[u8]) -> Vec<Vec<u8>> {
-    let mut messages: Vec<Vec<u8>> = Vec::new();
-    for seg in hl7io::segments(text) {
-        let seg = &text[seg];
-        let id = seg.get(..3).unwrap_or(seg);
-        match id {
-            b"MSH" => messages.push(Vec::new()),
-            b"FHS" | b"BHS" | b"BTS" | b"FTS" => continue,
-            _ if messages.is_empty() => continue,
-            _ => {}
-        }
-        let current = messages.last_mut().expect("an MSH started a message");
-        current.extend_from_slice(seg);
-        current.push(b'\r');
-    }
-    messages
-}
-
 /// Replaces MSH-10 and PID-3.1 of a CR-terminated message with placeholders and frames it.
 fn prepare(msg: &[u8]) -> Option<Prepared> {
     if msg.contains(&START_BLOCK) || msg.windows(2).any(|w| w == [END_BLOCK, b'\r']) {
         return None;
     }
-    let ctrl = hl7io::control_id_range(msg)?;
-    let patient = hl7io::patient_range(msg);
+    let (ctrl, patient) = hl7io::id_ranges(msg)?;
     let control_placeholder = [b'0'; CONTROL_ID_LEN];
     let patient_placeholder = [b'0'; PATIENT_ID_LEN];
     // Splice the later range first so the earlier offsets stay valid.
@@ -214,11 +194,11 @@ mod tests {
 
     fn check_slots(p: &Prepared) {
         let payload = &p.frame[1..p.frame.len() - 2];
-        let ctrl = hl7io::control_id_range(payload).unwrap();
+        let (ctrl, patient) = hl7io::id_ranges(payload).unwrap();
         assert_eq!(ctrl.start + 1, p.control_id_at);
         assert_eq!(ctrl.len(), CONTROL_ID_LEN);
         if let Some(at) = p.patient_at {
-            let pat = hl7io::patient_range(payload).unwrap();
+            let pat = patient.unwrap();
             assert_eq!(pat.start + 1, at);
             assert_eq!(pat.len(), PATIENT_ID_LEN);
         }
@@ -268,12 +248,18 @@ mod tests {
     }
 
     #[test]
-    fn split_drops_batch_envelope_and_keeps_segments() {
-        let text = b"FHS|^~\\&\rBHS|^~\\&\rMSH|^~\\&|a\rPID|1\rMSH|^~\\&|b\rBTS|2\rFTS|1\r";
-        let m = split(text);
-        assert_eq!(
-            m,
-            vec![b"MSH|^~\\&|a\rPID|1\r".to_vec(), b"MSH|^~\\&|b\r".to_vec()]
-        );
+    fn batch_envelope_is_dropped_and_line_ends_become_cr() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("batch.hl7");
+        let text = b"FHS|^~\\&\r\nBHS|^~\\&\r\nMSH|^~\\&|a|b|c|d|t||ADT^A01|X1|P|2.5\r\nPID|1||7\r\nMSH|^~\\&|a|b|c|d|t||ADT^A08|X2|P|2.5\nBTS|2\nFTS|1\n";
+        std::fs::write(&path, text).unwrap();
+        let c = load(&Source::File(path)).unwrap();
+        assert_eq!(c.messages.len(), 2);
+        for p in &c.messages {
+            check_slots(p);
+            let payload = &p.frame[1..p.frame.len() - 2];
+            assert!(!payload.contains(&b'\n'));
+            assert!(!payload.windows(3).any(|w| w == b"BTS" || w == b"FHS"));
+        }
     }
 }

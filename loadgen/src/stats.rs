@@ -196,7 +196,7 @@ impl LatencyUs {
 /// The final report of `send` and `e2e`; its JSON form has exactly the keys the issue
 /// lists.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct SendReport {
+pub struct Report {
     /// Messages written.
     pub sent: u64,
     /// Messages whose ACK matched.
@@ -217,12 +217,15 @@ pub struct SendReport {
     pub duplicates: u64,
     /// e2e: received out of order within a patient.
     pub order_violations: u64,
+    /// Whether `latency_us` is end-to-end latency (an `e2e` run) rather than ACK latency.
+    #[serde(skip)]
+    pub end_to_end: bool,
 }
 
-impl SendReport {
+impl Report {
     /// Builds the report from summed counters and the whole run's histogram.
-    pub fn new(c: &Counters, hist: &Histogram<u64>, duration_s: f64) -> Self {
-        SendReport {
+    pub fn new(c: &Counters, hist: &Histogram<u64>, duration_s: f64, end_to_end: bool) -> Self {
+        Report {
             sent: c.sent,
             acked: c.acked,
             ack_codes: c.ack_codes.into(),
@@ -240,11 +243,27 @@ impl SendReport {
             lost: 0,
             duplicates: c.duplicates,
             order_violations: c.order_violations,
+            end_to_end,
         }
     }
 
-    /// The human-readable table.
-    pub fn table(&self, latency_label: &str) -> String {
+    /// What `latency_us` measures: `e2e latency` or `ack latency`.
+    pub fn latency_label(&self) -> &'static str {
+        if self.end_to_end {
+            "e2e latency"
+        } else {
+            "ack latency"
+        }
+    }
+
+    /// The report as pretty-printed JSON with exactly the keys the issue lists.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report of numbers serializes")
+    }
+
+    /// The human-readable table, one `name value` row per line.
+    pub fn to_table(&self) -> String {
+        let latency_label = self.latency_label();
         let a = &self.ack_codes;
         let e = &self.errors;
         let l = &self.latency_us;
@@ -332,8 +351,13 @@ impl SinkReport {
         }
     }
 
-    /// The human-readable table.
-    pub fn table(&self) -> String {
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report of numbers serializes")
+    }
+
+    /// The human-readable table, one `name value` row per line.
+    pub fn to_table(&self) -> String {
         let a = &self.ack_codes;
         let mut t = String::new();
         row(&mut t, "duration", &format!("{:.3} s", self.duration_s));
@@ -399,7 +423,7 @@ mod tests {
         for v in 1..=100 {
             record(&mut h, v);
         }
-        let report = SendReport::new(&c, &h, 2.0);
+        let report = Report::new(&c, &h, 2.0, false);
         let json = serde_json::to_value(&report).unwrap();
         let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
         keys.sort();
