@@ -45,6 +45,20 @@ pub struct Envelope {
     pub received_at: Instant,
     /// Delivery attempts so far (a retry after recovery starts again at 0).
     pub attempts: u32,
+    /// The receiving service waits for the downstream reply (`AckMode=App`): the item
+    /// that finishes the message sends an [`AppReply`] back to the origin shard.
+    pub wants_reply: bool,
+}
+
+/// The answer an `AckMode=App` service returns upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppReply {
+    /// The downstream system's ACK, returned as it came.
+    Ack(Vec<u8>),
+    /// Delivered where no reply comes back (a file, `GetReply` off): the service writes AA.
+    Accepted,
+    /// Not delivered (suspended, failed, discarded): the service writes AE with this text.
+    Error(String),
 }
 
 /// A record that belongs in a message's origin WAL, sent there by the shard that acted.
@@ -72,6 +86,9 @@ pub enum ShardMsg {
         target: ItemId,
         record: OriginRecord,
     },
+    /// The reply for the `AckMode=App` service waiting on message `id` (this shard is its
+    /// origin).
+    Reply { id: MessageId, reply: AppReply },
 }
 
 /// A stable 64-bit hash of a partition key (FNV-1a): the same key picks the same

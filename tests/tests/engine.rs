@@ -163,3 +163,77 @@ fn every_corpus_message_arrives_byte_identical_at_the_sink_and_in_the_output_dir
     );
     sink.finish();
 }
+
+/// A production `In` (TCP service with `AckMode`) → `Out` (TCP operation to the sink).
+fn write_direct_production(
+    dir: &Path,
+    in_port: u16,
+    out_port: u16,
+    ack_mode: &str,
+) -> std::path::PathBuf {
+    let config = dir.join("direct.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[production]
+name = "Direct"
+
+[[item]]
+name = "In"
+class = "EnsLib.HL7.Service.TCPService"
+[item.host]
+TargetConfigNames = "Out"
+AckMode = "{ack_mode}"
+[item.adapter]
+Port = "{in_port}"
+
+[[item]]
+name = "Out"
+class = "EnsLib.HL7.Operation.TCPOperation"
+[item.adapter]
+IPAddress = "127.0.0.1"
+Port = "{out_port}"
+"#
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn an_application_ack_mode_service_returns_the_downstream_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, out_port) = (free_port(), free_port());
+    // The downstream system answers AE: with AckMode=App that AE comes back upstream
+    // (with Immed it would be hie's own AA).
+    let sink = Sink::start(out_port, &["--ae-rate", "1"]);
+    let config = write_direct_production(dir.path(), in_port, out_port, "App");
+    let mut hie = Hie::start(
+        &config,
+        &dir.path().join("data"),
+        &["--shards", "1", "--no-pin"],
+    );
+    let mut conn = MllpConn::connect(&format!("127.0.0.1:{in_port}")).unwrap();
+    for n in 0..5 {
+        let msg = format!(
+            "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20260101120000||ADT^A01|APP{n}|P|2.5\rPID|||MRN{n}\r"
+        );
+        let ack = conn.exchange(msg.as_bytes()).unwrap();
+        assert_eq!(
+            field(&ack, "MSA", 1).as_deref(),
+            Some("AE"),
+            "{}",
+            String::from_utf8_lossy(&ack)
+        );
+        assert_eq!(field(&ack, "MSA", 2), Some(format!("APP{n}")));
+    }
+    assert!(
+        hie.process
+            .stop(Duration::from_secs(60))
+            .is_some_and(|s| s.success()),
+        "{}",
+        hie.log()
+    );
+    sink.finish();
+}

@@ -283,13 +283,10 @@ fn role_of(item: &config::Item) -> Result<Role, PlanError> {
     Ok(match &item.settings {
         ItemSettings::Unresolved => Role::Inert(format!("class {} is not run by hie", item.class)),
         ItemSettings::Hl7TcpService(s) => {
-            if matches!(
-                s.ack_mode,
-                AckMode::Application | AckMode::Msh | AckMode::Byte
-            ) {
+            if s.ack_mode == AckMode::Byte {
                 return Err(err(
                     item,
-                    "AckMode App, Msh and Byte are not supported yet; use Immed or Never",
+                    "AckMode Byte is not supported yet; use Immed, App, Msh or Never",
                 ));
             }
             let ip: IpAddr = item

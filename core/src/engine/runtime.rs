@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -25,7 +26,9 @@ use serde::Serialize;
 
 use crate::engine::control::{ItemState, StateWatch};
 use crate::engine::plan::{Plan, Role, Target};
-use crate::envelope::{Envelope, ItemId, MessageId, OriginRecord, ShardMsg, partition_hash};
+use crate::envelope::{
+    AppReply, Envelope, ItemId, MessageId, OriginRecord, ShardMsg, partition_hash,
+};
 use crate::notify::Notify;
 use crate::queue::{LocalQueue, Offer, Overflow, Priority};
 use crate::ring::ShardRings;
@@ -202,6 +205,11 @@ pub struct Shard {
     /// Records for other shards whose ring was full, in order.
     deferred_records: RefCell<Vec<(usize, ShardMsg)>>,
     records_ready: Notify,
+    /// Set by [`Shard::close_recorder`].
+    recorder_closing: Cell<bool>,
+    /// `AckMode=App` services waiting for a message's reply: `None` until it arrives.
+    replies: RefCell<HashMap<MessageId, Option<AppReply>>>,
+    replies_ready: Notify,
     suspended: RefCell<Vec<SuspendedMessage>>,
 }
 
@@ -252,6 +260,9 @@ impl Shard {
             records: RefCell::new(Vec::new()),
             deferred_records: RefCell::new(Vec::new()),
             records_ready: Notify::new(),
+            recorder_closing: Cell::new(false),
+            replies: RefCell::new(HashMap::new()),
+            replies_ready: Notify::new(),
             suspended: RefCell::new(Vec::new()),
             plan,
         }
@@ -472,10 +483,71 @@ impl Shard {
             .is_some_and(|q| q.overflow() == Overflow::Reject && q.len() >= q.capacity())
     }
 
+    // ---- application acknowledgments (AckMode=App) -------------------------------------
+
+    /// Registers that a service will wait for the reply to message `id`.
+    pub fn expect_reply(&self, id: MessageId) {
+        self.replies.borrow_mut().insert(id, None);
+    }
+
+    /// Waits up to `timeout` for the reply to message `id` (registered with
+    /// [`Shard::expect_reply`]); `None` when none came in time.
+    pub async fn wait_reply(
+        &self,
+        id: MessageId,
+        timeout: std::time::Duration,
+    ) -> Option<AppReply> {
+        let arrived = async {
+            loop {
+                if let Some(Some(_)) = self.replies.borrow().get(&id) {
+                    return;
+                }
+                self.replies_ready.notified().await;
+            }
+        };
+        futures_lite::future::or(arrived, glommio::timer::sleep(timeout)).await;
+        self.replies.borrow_mut().remove(&id).flatten()
+    }
+
+    /// Sends the reply for `env` to the service waiting at its origin, if one waits.
+    pub fn send_reply(&self, env: &Envelope, reply: AppReply) {
+        if !env.wants_reply {
+            return;
+        }
+        let origin = env.id.origin_shard as usize;
+        if origin == self.index {
+            self.take_reply(env.id, reply);
+        } else {
+            let msg = ShardMsg::Reply { id: env.id, reply };
+            if let Err(crate::ring::Full(msg)) = self.rings.try_push(origin, msg) {
+                self.deferred_records.borrow_mut().push((origin, msg));
+                self.records_ready.notify_all();
+            }
+        }
+    }
+
+    /// Hands a reply that arrived for message `id` to its waiting service; the first reply
+    /// wins (a router may have sent the message to several operations).
+    pub fn take_reply(&self, id: MessageId, reply: AppReply) {
+        if let Some(slot @ None) = self.replies.borrow_mut().get_mut(&id) {
+            *slot = Some(reply);
+            self.replies_ready.notify_all();
+        }
+    }
+
     // ---- recording -------------------------------------------------------------------
 
-    /// Records the outcome of `env` at `env.target`, in the message's origin WAL.
+    /// Records the outcome of `env` at `env.target`, in the message's origin WAL, and
+    /// answers an `AckMode=App` service waiting for it (an operation that has the
+    /// downstream ACK sends it with [`Shard::send_reply`] first: the first reply wins).
     pub fn record(&self, env: &Envelope, record: OriginRecord) {
+        let reply = match &record {
+            OriginRecord::Completed => AppReply::Accepted,
+            OriginRecord::Failed { reason }
+            | OriginRecord::Suspended { reason }
+            | OriginRecord::Discarded { reason } => AppReply::Error(reason.clone()),
+        };
+        self.send_reply(env, reply);
         let counters = self.counters(env.target);
         match &record {
             OriginRecord::Completed => bump(&counters.completed),
@@ -515,7 +587,7 @@ impl Shard {
     }
 
     /// The recorder: appends pending local records in batches, and forwards records whose
-    /// ring was full. Runs until the shard stops and nothing is pending.
+    /// ring was full. Runs until [`Shard::close_recorder`] and nothing is pending.
     pub async fn run_recorder(self: Rc<Self>) {
         let mut batch: Vec<PendingRecord> = Vec::new();
         loop {
@@ -525,7 +597,7 @@ impl Shard {
             }
             std::mem::swap(&mut batch, &mut self.records.borrow_mut());
             if batch.is_empty() {
-                if self.phase() == Phase::Stop && self.deferred_records.borrow().is_empty() {
+                if self.recorder_closing.get() && self.deferred_records.borrow().is_empty() {
                     return;
                 }
                 futures_lite::future::or(
@@ -548,6 +620,13 @@ impl Shard {
             drop(records);
             batch.clear();
         }
+    }
+
+    /// Lets the recorder end once what is pending is written: called when no record can
+    /// arrive any more (the dispatcher has stopped).
+    pub fn close_recorder(&self) {
+        self.recorder_closing.set(true);
+        self.records_ready.notify_all();
     }
 
     /// True when nothing is queued, in flight or waiting to be recorded on this shard.
@@ -677,5 +756,6 @@ pub fn envelope(
         partition: partition_hash(key),
         received_at: Instant::now(),
         attempts: 0,
+        wants_reply: false,
     }
 }

@@ -102,7 +102,7 @@ pub async fn run(
     done.set(true);
     shard.rings.doorbells().inbox(index).ring();
     dispatcher.await;
-    shard.phase_changed.notify_all();
+    shard.close_recorder();
     recorder.await;
     if let Err(e) = shard.wal.close().await {
         exit.errors
@@ -267,6 +267,8 @@ fn recovered_envelope(
         partition: partition_hash(key),
         received_at: std::time::Instant::now(),
         attempts: 0,
+        // The upstream connection that waited for it is gone.
+        wants_reply: false,
     }
 }
 
@@ -448,6 +450,7 @@ async fn dispatch(shard: Rc<Shard>, control: Receiver<ShardControl>, done: Rc<Ce
                 ShardMsg::Record { id, target, record } => {
                     shard.record_at_origin(id, target, record)
                 }
+                ShardMsg::Reply { id, reply } => shard.take_reply(id, reply),
             }
         }
         if done.get() && !moved {

@@ -17,12 +17,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::engine::control::ItemState;
 use crate::engine::plan::FileOperationPlan;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{Envelope, ItemId, OriginRecord};
-use crate::items::alert;
 use crate::items::filename::{LocalTime, expand};
+use crate::items::{alert, next_entry};
 use crate::queue::{LocalQueue, Priority};
 
 /// Most messages written per batch.
@@ -81,13 +80,7 @@ pub async fn run(
     };
     let mut batch: Vec<Envelope> = Vec::with_capacity(WRITE_BATCH_MAX);
     loop {
-        if shard.states.get(item) != ItemState::Running {
-            shard
-                .states
-                .wait_until(item, |s| s == ItemState::Running || queue.is_closed())
-                .await;
-        }
-        let Some(first) = queue.pop().await else {
+        let Some(first) = next_entry(&shard, item, &queue).await else {
             return;
         };
         batch.push(first);
@@ -152,7 +145,8 @@ pub async fn run(
                     )
                     .await;
                     if interrupted {
-                        // Back at the head of the queue, in order.
+                        // Back at the head of the queue, in order (at shutdown they stay
+                        // open in the WAL for the next start).
                         for env in batch.drain(..).rev() {
                             queue.push_front(env, Priority::Normal);
                         }
@@ -162,5 +156,8 @@ pub async fn run(
             }
         }
         shard.busy.set(shard.busy.get() - taken);
+        if shard.phase() >= Phase::Stop {
+            return;
+        }
     }
 }

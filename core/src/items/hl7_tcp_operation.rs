@@ -26,8 +26,8 @@ use crate::config::{self, Timeout};
 use crate::engine::control::ItemState;
 use crate::engine::plan::TcpOperationPlan;
 use crate::engine::runtime::{Phase, Shard};
-use crate::envelope::{Envelope, ItemId, OriginRecord};
-use crate::items::alert;
+use crate::envelope::{AppReply, Envelope, ItemId, OriginRecord};
+use crate::items::{alert, next_entry};
 use crate::queue::{LocalQueue, Priority};
 
 /// The client settings of an operation, from its IRIS settings.
@@ -96,12 +96,8 @@ pub async fn run(
     loop {
         if shard.states.get(item) != ItemState::Running {
             client.close().await;
-            shard
-                .states
-                .wait_until(item, |s| s == ItemState::Running || queue.is_closed())
-                .await;
         }
-        let Some(env) = queue.pop().await else {
+        let Some(env) = next_entry(&shard, item, &queue).await else {
             client.close().await;
             return;
         };
@@ -160,6 +156,11 @@ async fn deliver_one(
             other => other,
         };
         let what = describe(&outcome);
+        // AckMode=App: the downstream's own reply goes upstream, whatever it says (a
+        // disabled item keeps the message, so its reply is still to come).
+        if let (ReplyOutcome::Replied(ack), false) = (&outcome, action == Action::Disable) {
+            shard.send_reply(&env, AppReply::Ack(ack.clone()));
+        }
         return match action {
             Action::Complete => {
                 shard.record(&env, OriginRecord::Completed);

@@ -12,7 +12,9 @@
 //! 4. `MessageReceived` + `Enqueued` per target appended and durable (a WAL failure: `AE`
 //!    code 207, nothing acknowledged);
 //! 5. delivered to the targets (waiting while a `block` queue is full);
-//! 6. acknowledged: `AckMode=Immed` sends AA (original mode) or CA (enhanced mode, when
+//! 6. acknowledged: `AckMode=App` waits for the downstream system's reply and returns it
+//!    (AA when delivered where no reply comes back, AE when not delivered or after
+//!    [`APPLICATION_ACK_TIMEOUT`]); `AckMode=Immed` sends AA (original mode) or CA (enhanced mode, when
 //!    MSH-15 is present); `AckMode=Msh` (MSH-determined) does the same but honours MSH-15
 //!    `NE`/`ER`/`SU`; `AckMode=Never` sends nothing.
 
@@ -26,11 +28,14 @@ use hie_net::{ConnInfo, FrameHandler, Reply};
 use crate::config::AckMode;
 use crate::engine::control::ItemState;
 use crate::engine::runtime::{Shard, envelope, partition_key};
-use crate::envelope::ItemId;
+use crate::envelope::{AppReply, ItemId, MessageId};
 
 /// HL7 table 0357 codes used in our NAKs.
 const HL7_SEGMENT_SEQUENCE_ERROR: u16 = 100;
 const HL7_APPLICATION_INTERNAL_ERROR: u16 = 207;
+
+/// How long an `AckMode=App` service waits for the downstream reply before it answers AE.
+pub const APPLICATION_ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Connection names kept for `%f` before the cache is cleared.
 const ORIGIN_NAMES_MAX: usize = 1024;
@@ -193,8 +198,12 @@ impl FrameHandler for TcpServiceHandler {
         let bytes: Arc<[u8]> = Arc::from(frame);
         let key = partition_key(&msg);
         let origin = self.origin_name(conn);
+        let application = self.ack_mode == AckMode::Application;
+        if application {
+            shard.expect_reply(id);
+        }
         for target in targets {
-            let env = envelope(
+            let mut env = envelope(
                 id,
                 Arc::clone(&bytes),
                 self.item,
@@ -202,7 +211,11 @@ impl FrameHandler for TcpServiceHandler {
                 target,
                 key,
             );
+            env.wants_reply = application;
             shard.deliver(env).await;
+        }
+        if application {
+            return self.application_ack(&msg, id, response).await;
         }
         if !self.acks(&msg, true) {
             return Reply::Silent;
@@ -210,6 +223,44 @@ impl FrameHandler for TcpServiceHandler {
         let code = enhanced(&msg, AckCode::AA);
         shard.ack.borrow_mut().write_ack(response, &msg, code, None);
         Reply::Respond
+    }
+}
+
+impl TcpServiceHandler {
+    /// `AckMode=App`: waits for the downstream reply and returns it as it came; AA when
+    /// the message was delivered where no reply comes back; AE when it was not delivered
+    /// or no reply came within [`APPLICATION_ACK_TIMEOUT`]. The message is durable either
+    /// way: an AE here does not undo its delivery.
+    async fn application_ack(
+        &self,
+        msg: &Message<'_>,
+        id: MessageId,
+        response: &mut Vec<u8>,
+    ) -> Reply {
+        let shard = &self.shard;
+        match shard.wait_reply(id, APPLICATION_ACK_TIMEOUT).await {
+            Some(AppReply::Ack(ack)) => {
+                response.extend_from_slice(&ack);
+                Reply::Respond
+            }
+            Some(AppReply::Accepted) => {
+                shard
+                    .ack
+                    .borrow_mut()
+                    .write_ack(response, msg, AckCode::AA, None);
+                Reply::Respond
+            }
+            Some(AppReply::Error(reason)) => {
+                self.nak(msg, AckCode::AE, &internal_error(&reason), response)
+            }
+            None => {
+                let text = format!(
+                    "no application acknowledgment within {} s",
+                    APPLICATION_ACK_TIMEOUT.as_secs()
+                );
+                self.nak(msg, AckCode::AE, &internal_error(&text), response)
+            }
+        }
     }
 }
 

@@ -9,8 +9,44 @@ pub mod hl7_tcp_operation;
 pub mod hl7_tcp_service;
 pub mod routing_engine;
 
-use crate::engine::runtime::Shard;
+use crate::engine::control::ItemState;
+use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{Envelope, ItemId};
+use crate::queue::{LocalQueue, Priority};
+
+/// The next message for a router or operation instance to work on, taken only while its
+/// item is running: a paused or disabled item leaves its queue alone (an entry popped
+/// just as the state changed goes back to the head, keeping FIFO order) until it runs
+/// again. `None` when the worker is to stop: its queue is closed and empty, or the run
+/// reached `Stop` while the item was not running (what it holds stays open in the WAL).
+pub async fn next_entry(
+    shard: &Shard,
+    item: ItemId,
+    queue: &LocalQueue<Envelope>,
+) -> Option<Envelope> {
+    loop {
+        if shard.states.get(item) != ItemState::Running {
+            futures_lite::future::or(
+                async {
+                    shard
+                        .states
+                        .wait_until(item, |s| s == ItemState::Running)
+                        .await;
+                },
+                shard.until_phase(Phase::Stop),
+            )
+            .await;
+            if shard.states.get(item) != ItemState::Running {
+                return None;
+            }
+        }
+        let env = queue.pop().await?;
+        if shard.states.get(item) == ItemState::Running {
+            return Some(env);
+        }
+        queue.push_front(env, Priority::Normal);
+    }
+}
 
 /// Logs a problem with one message at one item: an `ALERT` line (target `hie::alert`)
 /// when the item has `AlertOnError`, a warning otherwise.

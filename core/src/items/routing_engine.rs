@@ -15,6 +15,7 @@ use std::rc::Rc;
 use crate::engine::control::ItemState;
 use crate::engine::runtime::Shard;
 use crate::envelope::{Envelope, ItemId};
+use crate::items::next_entry;
 use crate::queue::LocalQueue;
 
 /// Most messages routed per WAL append.
@@ -24,13 +25,7 @@ pub const ROUTE_BATCH_MAX: usize = 256;
 pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>) {
     let mut batch: Vec<Envelope> = Vec::with_capacity(ROUTE_BATCH_MAX);
     loop {
-        if shard.states.get(item) != ItemState::Running {
-            shard
-                .states
-                .wait_until(item, |s| s == ItemState::Running || queue.is_closed())
-                .await;
-        }
-        let Some(first) = queue.pop().await else {
+        let Some(first) = next_entry(&shard, item, &queue).await else {
             return;
         };
         batch.push(first);
