@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -54,6 +54,8 @@ pub fn patient(msg: &[u8]) -> String {
 struct SinkState {
     arrivals: Mutex<Vec<Vec<u8>>>,
     answer: Mutex<Option<Answer>>,
+    /// Milliseconds to wait before each answer.
+    delay_ms: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -93,6 +95,13 @@ impl TestSink {
     /// Changes the answer to the next messages.
     pub fn set_answer(&self, answer: Answer) {
         *self.state.answer.lock().unwrap() = Some(answer);
+    }
+
+    /// Waits `delay` before each answer from now on (a slow downstream).
+    pub fn set_delay(&self, delay: Duration) {
+        self.state
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::Release);
     }
 
     /// Every message received so far, in arrival order.
@@ -167,6 +176,10 @@ fn serve(mut stream: TcpStream, state: Arc<SinkState>) {
         }
         while let Some(msg) = take_frame(&mut buf) {
             state.arrivals.lock().unwrap().push(msg.clone());
+            let delay_ms = state.delay_ms.load(Ordering::Acquire);
+            if delay_ms > 0 {
+                std::thread::sleep(Duration::from_millis(delay_ms));
+            }
             let answer = state.answer.lock().unwrap().unwrap_or(Answer::Silent);
             if let Answer::Code(code) = answer {
                 let ack = ack_for(&msg, code);
@@ -340,9 +353,20 @@ pub fn send_one(port: u16, msg: &[u8]) -> String {
 /// Writes `production` into `dir` and runs it with `dir/data` as its data directory
 /// (unpinned, warnings only in the log); returns the engine and the data directory.
 pub fn start_hie(dir: &Path, production: &str) -> (hie_tests::Hie, std::path::PathBuf) {
+    start_hie_with(dir, production, &[])
+}
+
+/// [`start_hie`] with more `hie run` arguments.
+pub fn start_hie_with(
+    dir: &Path,
+    production: &str,
+    args: &[&str],
+) -> (hie_tests::Hie, std::path::PathBuf) {
     let config = write_production(dir, production);
     let data = dir.join("data");
-    let hie = hie_tests::Hie::start(&config, &data, &["--no-pin", "--log", "warn"]);
+    let mut all = vec!["--no-pin", "--log", "warn"];
+    all.extend_from_slice(args);
+    let hie = hie_tests::Hie::start(&config, &data, &all);
     (hie, data)
 }
 
