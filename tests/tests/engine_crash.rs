@@ -5,13 +5,15 @@
 //! Production (2 shards): `In` (TCP service, shard 0) → `ADT Router` (on shard 0) →
 //! `EPR Out` (TCP operation, shard 1) → the in-test sink. The router's name sorts before
 //! the operation's, so recovery re-enqueues the router's backlog first: a reordering bug
-//! between the two would show here.
+//! between the two would show here. A second run puts `EPR Out` on both shards
+//! (PoolSize 2): each patient's messages go to one instance by partition key (PID-3.1),
+//! through the rings and through recovery.
 //!
 //! Load: two sender threads, each with its own five patients, one message in flight at a
 //! time; a message that gets no ACK (the engine died) is sent again on a new connection
 //! with the same control id, as an upstream system would.
 //!
-//! Bounds: 8 kills, each 0.5–2.5 s after the engine is ready (a seeded generator; the seed
+//! Bounds: 8 kills (5 in the pooled run), each 0.5–2.5 s after the engine is ready (a seeded generator; the seed
 //! is printed); at most 10,000 messages per sender; 60 s for the last deliveries.
 
 mod common;
@@ -27,6 +29,7 @@ use common::{
 use hie_tests::{Hie, MllpConn, field, free_port, wait_until};
 
 const KILLS: usize = 8;
+const KILLS_POOLED: usize = 5;
 const SENDERS: usize = 2;
 const PATIENTS_PER_SENDER: usize = 5;
 const MESSAGES_PER_SENDER_MAX: usize = 10_000;
@@ -84,13 +87,27 @@ fn sender(sender: usize, port: u16, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<
 
 #[test]
 fn every_acked_message_arrives_and_patients_keep_their_order_across_repeated_sigkills() {
+    crash_test(1, KILLS);
+}
+
+#[test]
+fn with_the_operation_on_both_shards_patients_keep_their_order_across_sigkills() {
+    crash_test(2, KILLS_POOLED);
+}
+
+/// Runs the crash test with `pool_size` instances of `EPR Out` and `kills` SIGKILLs.
+fn crash_test(pool_size: usize, kills: usize) {
     let dir = tempfile::tempdir().unwrap();
     let (in_port, out_port) = (free_port(), free_port());
     let sink = TestSink::start(out_port, Answer::Code("AA"));
     let production = head("Crash", 2)
         + &tcp_service("In", in_port, "ADT Router", &[])
         + &router("ADT Router", "EPR Out", &[])
-        + &tcp_operation("EPR Out", out_port, &[("RetryInterval", "1")], &[]);
+        + &tcp_operation("EPR Out", out_port, &[("RetryInterval", "1")], &[]).replacen(
+            "[item.host]",
+            &format!("pool_size = {pool_size}\n[item.host]"),
+            1,
+        );
     let config = common::write_production(dir.path(), &production);
     let data = dir.path().join("data");
     let args = ["--no-pin", "--log", "warn"];
@@ -101,7 +118,7 @@ fn every_acked_message_arrives_and_patients_keep_their_order_across_repeated_sig
         .unwrap()
         .as_nanos() as u64
         | 1;
-    println!("crash test seed {seed}");
+    println!("crash test (EPR Out pool size {pool_size}) seed {seed}");
     let mut rng = XorShift(seed);
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::new()));
@@ -113,7 +130,7 @@ fn every_acked_message_arrives_and_patients_keep_their_order_across_repeated_sig
         .collect();
 
     let started = Instant::now();
-    for kill in 0..KILLS {
+    for kill in 0..kills {
         std::thread::sleep(rng.millis(500, 2_500));
         let before = acked.lock().unwrap().len();
         hie.process.kill();
@@ -159,7 +176,7 @@ fn every_acked_message_arrives_and_patients_keep_their_order_across_repeated_sig
         ids.len(),
         unique.len(),
         ids.len() - unique.len(),
-        KILLS,
+        kills,
         started.elapsed()
     );
 
