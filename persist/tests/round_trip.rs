@@ -342,6 +342,17 @@ fn read_api_finds_messages_by_id_location_and_time_range() {
         glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
         let late = fill(&wal, 1500, |_| false).await;
         assert!(wal.segments().len() >= 3);
+        // Interval mode syncs a write by itself within the interval.
+        let syncs = wal.stats().syncs;
+        wal.append(&Record::Checkpoint { data: b"x" })
+            .await
+            .unwrap();
+        glommio::timer::sleep(std::time::Duration::from_millis(30)).await;
+        assert!(
+            wal.stats().syncs > syncs,
+            "no interval sync: {:?}",
+            wal.stats()
+        );
         let found = wal.find_message(late[700]).await.unwrap().expect("found");
         match found.record() {
             Some(Record::MessageReceived {

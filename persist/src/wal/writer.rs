@@ -959,7 +959,10 @@ async fn rotate(shared: &Shared, active: &mut Active) -> Result<(), WalError> {
     let next = Active::create(shared, spare).await?;
     let old = std::mem::replace(active, next);
     let _ = old.file.close().await;
-    run_retention(shared).await?;
+    // A failed removal (e.g. an archive on another file system) must not stop appends.
+    if let Err(error) = run_retention(shared).await {
+        tracing::error!(%error, "WAL retention failed; segments are kept");
+    }
     Ok(())
 }
 
