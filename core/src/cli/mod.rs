@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod check;
 mod convert;
 mod ctl;
+mod demo;
 mod inspect;
 pub mod run;
 
@@ -30,6 +31,8 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Run a production until SIGTERM or SIGINT.
     Run(run::RunArgs),
+    /// Run an embedded production under load for a few seconds and print what it did.
+    Demo(demo::DemoArgs),
     /// Control a running production: status, or enable/disable/restart/pause/resume ITEM.
     Ctl(ctl::CtlArgs),
 }
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Run(args) => run::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Ctl(args) => ctl::run(args),
     }
 }
