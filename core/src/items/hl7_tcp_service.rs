@@ -6,6 +6,7 @@
 //!
 //! Per frame, in order:
 //! 1. a paused item stops here (the connection is not read: TCP flow control pushes back);
+//!    if it is disabled or the run stops meanwhile, the connection closes unanswered;
 //! 2. scan; bytes that are not HL7 get `AR` with an ERR segment (HL7 code 100) and are not
 //!    stored;
 //! 3. a first-hop queue with `Overflow = reject` that is full gets `AE` (code 207);
@@ -27,7 +28,7 @@ use hie_net::{ConnInfo, FrameHandler, Reply};
 
 use crate::config::AckMode;
 use crate::engine::control::ItemState;
-use crate::engine::runtime::{Shard, envelope, partition_key};
+use crate::engine::runtime::{Phase, Shard, envelope, partition_key};
 use crate::envelope::{AppReply, ItemId, MessageId};
 
 /// HL7 table 0357 codes used in our NAKs.
@@ -140,10 +141,23 @@ impl FrameHandler for TcpServiceHandler {
     async fn on_frame(&self, conn: &ConnInfo, frame: &[u8], response: &mut Vec<u8>) -> Reply {
         let shard = &self.shard;
         if shard.states.get(self.item) == ItemState::Paused {
-            shard
-                .states
-                .wait_until(self.item, |s| s != ItemState::Paused)
-                .await;
+            futures_lite::future::or(
+                async {
+                    shard
+                        .states
+                        .wait_until(self.item, |s| s != ItemState::Paused)
+                        .await;
+                },
+                shard.until_phase(Phase::StopServices),
+            )
+            .await;
+            if shard.states.get(self.item) != ItemState::Running
+                || shard.phase() >= Phase::StopServices
+            {
+                // Disabled, restarted away or shutting down while paused: the frame was
+                // never taken. Close without an answer; the sender sends it again.
+                return Reply::Close;
+            }
         }
         let msg = match Message::scan(frame) {
             Ok(msg) => msg,
