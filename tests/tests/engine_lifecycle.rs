@@ -493,3 +493,32 @@ fn sigterm_stops_promptly_while_an_operation_is_disabled_and_its_message_is_deli
         hie.log()
     );
 }
+
+#[test]
+fn sigterm_stops_promptly_while_a_service_is_paused_with_a_message_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, out_port) = (free_port(), free_port());
+    let sink = TestSink::start(out_port, Answer::Code("AA"));
+    let text = production(in_port, out_port, 1, &[]);
+    let (mut hie, data) = start_hie_with(dir.path(), &text, &["--shutdown-timeout", "1"]);
+    let mut conn = MllpConn::connect(&format!("127.0.0.1:{in_port}")).unwrap();
+    let (code, out) = ctl(&data, &["pause", "In"]);
+    assert_eq!(code, 0, "{out}");
+    wait_status(&hie, &data, Duration::from_secs(5), "paused", |s| {
+        states(s, "In") == ["paused"]
+    });
+    conn.send(&adt("PAUSED-1", "P1")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let stopping = Instant::now();
+    let exit = hie.process.stop(Duration::from_secs(15));
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "exit {exit:?} after {:?}; log:\n{}",
+        stopping.elapsed(),
+        hie.log()
+    );
+    // The paused service never took the message: no ACK, nothing stored or sent.
+    assert!(conn.receive().is_err(), "no ACK for a message never taken");
+    assert!(sink.control_ids().is_empty());
+}
