@@ -452,3 +452,68 @@ fn rotation_uses_the_zero_filled_spare_and_a_reopen_adopts_a_finished_one() {
         assert!(recovery.stats.corrupt.is_empty());
     });
 }
+
+#[test]
+fn discards_close_deliveries_and_suspensions_are_recovered_with_their_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run(move || async move {
+        let (wal, _) = Wal::open(&path, WalConfig::default()).await.unwrap();
+        let ids: Vec<u64> = (0..4).map(|_| wal.next_message_id()).collect();
+        for &id in &ids {
+            wal.append(&received(id, "d", b"MSH|x")).await.unwrap();
+        }
+        // ids[0]: routed nowhere. ids[1]: discarded on overflow. ids[2]: suspended.
+        // ids[3]: enqueued twice to the same target, then re-enqueued (moves to the back).
+        wal.append_many(&[
+            Record::Discarded {
+                message_id: ids[0],
+                target: "",
+                reason: "no route",
+            },
+            Record::Enqueued {
+                message_id: ids[1],
+                target: "T",
+            },
+            Record::Enqueued {
+                message_id: ids[2],
+                target: "T",
+            },
+            Record::Enqueued {
+                message_id: ids[3],
+                target: "T",
+            },
+            Record::Discarded {
+                message_id: ids[1],
+                target: "T",
+                reason: "overflow",
+            },
+            Record::Suspended {
+                message_id: ids[2],
+                target: "T",
+                reason: "AR",
+            },
+        ])
+        .await
+        .unwrap();
+        wal.close().await.unwrap();
+        let (wal, recovery) = Wal::open(&path, WalConfig::default()).await.unwrap();
+        assert!(recovery.unrouted.is_empty());
+        let mut open: Vec<u64> = recovery.messages.keys().copied().collect();
+        open.sort_unstable();
+        assert_eq!(open, vec![ids[2], ids[3]]);
+        let t = &recovery.targets["T"];
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].message_id, ids[2]);
+        assert_eq!(
+            t[0].state,
+            DeliveryState::Suspended {
+                reason: "AR".into()
+            }
+        );
+        assert_eq!(t[1].message_id, ids[3]);
+        assert_eq!(t[1].state, DeliveryState::Queued);
+        assert_eq!(recovery.stats.orphan_records, 0);
+        wal.close().await.unwrap();
+    });
+}

@@ -339,6 +339,7 @@ impl Builder {
     }
 
     fn track(&mut self, location: Location, header: &record::RecordHeader, record: &Record<'_>) {
+        let lsn = header.lsn;
         match *record {
             Record::MessageReceived {
                 message_id,
@@ -346,89 +347,97 @@ impl Builder {
                 meta,
                 bytes,
             } => {
-                self.recovery.messages.insert(
+                let message = RecoveredMessage {
                     message_id,
-                    RecoveredMessage {
-                        message_id,
-                        lsn: header.lsn,
-                        location,
-                        timestamp_us: header.timestamp_us,
-                        source: source.to_owned(),
-                        message_type: meta.message_type.to_owned(),
-                        control_id: meta.control_id.to_owned(),
-                        partition_key: meta.partition_key.to_owned(),
-                        bytes: bytes.to_vec(),
-                    },
-                );
-                self.unrouted.insert(message_id, header.lsn);
+                    lsn,
+                    location,
+                    timestamp_us: header.timestamp_us,
+                    source: source.to_owned(),
+                    message_type: meta.message_type.to_owned(),
+                    control_id: meta.control_id.to_owned(),
+                    partition_key: meta.partition_key.to_owned(),
+                    bytes: bytes.to_vec(),
+                };
+                self.recovery.messages.insert(message_id, message);
+                self.unrouted.insert(message_id, lsn);
             }
-            Record::Enqueued { message_id, target } => {
-                if !self.recovery.messages.contains_key(&message_id) {
-                    self.recovery.stats.orphan_records += 1;
-                    return;
-                }
-                self.unrouted.remove(&message_id);
-                let key = (message_id, target.to_owned());
-                if let Some(previous) = self.enqueued.insert(key, header.lsn)
-                    && let Some(q) = self.queues.get_mut(target)
-                {
-                    q.remove(&previous);
-                }
-                self.queues.entry(target.to_owned()).or_default().insert(
-                    header.lsn,
-                    PendingDelivery {
-                        message_id,
-                        enqueued_lsn: header.lsn,
-                        state: DeliveryState::Queued,
-                    },
-                );
-            }
+            Record::Enqueued { message_id, target } => self.on_enqueued(lsn, message_id, target),
             Record::Completed { message_id, target }
             | Record::Discarded {
                 message_id, target, ..
-            } => {
-                self.unrouted.remove(&message_id);
-                match self.enqueued.remove(&(message_id, target.to_owned())) {
-                    Some(lsn) => {
-                        if let Some(q) = self.queues.get_mut(target) {
-                            q.remove(&lsn);
-                        }
-                    }
-                    None if !target.is_empty() => self.recovery.stats.orphan_records += 1,
-                    None => {}
-                }
-            }
+            } => self.on_terminal(message_id, target),
             Record::Failed {
                 message_id,
                 target,
                 reason,
+            } => {
+                let state = DeliveryState::Failed {
+                    reason: reason.to_owned(),
+                };
+                self.on_outcome(message_id, target, state);
             }
-            | Record::Suspended {
+            Record::Suspended {
                 message_id,
                 target,
                 reason,
             } => {
-                let state = if matches!(record, Record::Failed { .. }) {
-                    DeliveryState::Failed {
-                        reason: reason.to_owned(),
-                    }
-                } else {
-                    DeliveryState::Suspended {
-                        reason: reason.to_owned(),
-                    }
+                let state = DeliveryState::Suspended {
+                    reason: reason.to_owned(),
                 };
-                let lsn = self.enqueued.get(&(message_id, target.to_owned()));
-                match lsn.and_then(|lsn| self.queues.get_mut(target)?.get_mut(lsn)) {
-                    Some(delivery) => delivery.state = state,
-                    None => self.recovery.stats.orphan_records += 1,
-                }
+                self.on_outcome(message_id, target, state);
             }
             Record::Checkpoint { data } => {
-                self.recovery.last_checkpoint = Some((header.lsn, data.to_vec()));
+                self.recovery.last_checkpoint = Some((lsn, data.to_vec()));
             }
             Record::SegmentStart { next_message_id } => {
                 self.recovery.next_message_id = self.recovery.next_message_id.max(next_message_id);
             }
+        }
+    }
+
+    /// Queues a delivery for `target` (a repeated enqueue moves it to the back).
+    fn on_enqueued(&mut self, lsn: u64, message_id: u64, target: &str) {
+        if !self.recovery.messages.contains_key(&message_id) {
+            self.recovery.stats.orphan_records += 1;
+            return;
+        }
+        self.unrouted.remove(&message_id);
+        if let Some(previous) = self.enqueued.insert((message_id, target.to_owned()), lsn)
+            && let Some(queue) = self.queues.get_mut(target)
+        {
+            queue.remove(&previous);
+        }
+        let delivery = PendingDelivery {
+            message_id,
+            enqueued_lsn: lsn,
+            state: DeliveryState::Queued,
+        };
+        self.queues
+            .entry(target.to_owned())
+            .or_default()
+            .insert(lsn, delivery);
+    }
+
+    /// Closes the delivery to `target` (an empty target closes an unrouted message).
+    fn on_terminal(&mut self, message_id: u64, target: &str) {
+        self.unrouted.remove(&message_id);
+        match self.enqueued.remove(&(message_id, target.to_owned())) {
+            Some(lsn) => {
+                if let Some(queue) = self.queues.get_mut(target) {
+                    queue.remove(&lsn);
+                }
+            }
+            None if !target.is_empty() => self.recovery.stats.orphan_records += 1,
+            None => {}
+        }
+    }
+
+    /// Records a failure or suspension of the delivery to `target`; it stays queued.
+    fn on_outcome(&mut self, message_id: u64, target: &str, state: DeliveryState) {
+        let lsn = self.enqueued.get(&(message_id, target.to_owned()));
+        match lsn.and_then(|lsn| self.queues.get_mut(target)?.get_mut(lsn)) {
+            Some(delivery) => delivery.state = state,
+            None => self.recovery.stats.orphan_records += 1,
         }
     }
 }
