@@ -464,7 +464,7 @@ fn discards_close_deliveries_and_suspensions_are_recovered_with_their_reason() {
             wal.append(&received(id, "d", b"MSH|x")).await.unwrap();
         }
         // ids[0]: routed nowhere. ids[1]: discarded on overflow. ids[2]: suspended.
-        // ids[3]: enqueued twice to the same target, then re-enqueued (moves to the back).
+        // ids[3]: queued, no outcome yet.
         wal.append_many(&[
             Record::Discarded {
                 message_id: ids[0],
