@@ -5,6 +5,7 @@
 //! TLS wraps the TCP stream without changing the protocol code.
 
 pub mod ack_only;
+pub mod busy;
 pub mod client;
 pub mod frame;
 pub mod nak;

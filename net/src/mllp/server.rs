@@ -32,11 +32,12 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use futures_lite::future::{self, FutureExt as _};
-use futures_lite::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use glommio::net::TcpListener;
 use glommio::timer::Timer;
 
 use crate::error::MllpError;
+use crate::mllp::busy::{BUSY_POLL_DEFAULT, TryRead, read_busy};
 use crate::mllp::frame::{FRAME_BYTES_MAX_DEFAULT, FrameDecoder, encode_frame};
 use crate::mllp::nak::write_oversize_nak;
 
@@ -91,6 +92,10 @@ pub struct ServerConfig {
     pub frame_bytes_max: usize,
     /// IRIS JobPerConnection: accepted for compatibility, no effect (see the module doc).
     pub job_per_connection: bool,
+    /// How long a connection keeps trying non-blocking reads (yielding to the shard's
+    /// other tasks) before it parks on the reactor; see [`crate::mllp::busy`]. Zero parks
+    /// at once. Default [`BUSY_POLL_DEFAULT`] (50 µs).
+    pub busy_poll: Duration,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +108,7 @@ impl Default for ServerConfig {
             connections_max: CONNECTIONS_MAX_DEFAULT,
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
             job_per_connection: false,
+            busy_poll: BUSY_POLL_DEFAULT,
         }
     }
 }
@@ -402,7 +408,7 @@ async fn serve_connection<S, H>(
     shared: &Shared,
     stop: &StopFlag,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + TryRead + Unpin,
     H: FrameHandler,
 {
     let mut decoder = FrameDecoder::new(config.frame_bytes_max);
@@ -516,9 +522,10 @@ fn push_response(out: &mut Vec<u8>, response: &[u8], shared: &Shared) {
     }
 }
 
-/// Reads once into the decoder's buffer, racing the timeout that applies (ReadTimeout
-/// inside a frame, StayConnected's idle time between frames) and, between frames, a stop.
-async fn read_some<S: AsyncRead + Unpin>(
+/// Reads once into the decoder's buffer (busy-polling first, see [`crate::mllp::busy`]),
+/// racing the timeout that applies (ReadTimeout inside a frame, StayConnected's idle time
+/// between frames) and, between frames, a stop.
+async fn read_some<S: AsyncRead + TryRead + Unpin>(
     stream: &mut S,
     decoder: &mut FrameDecoder,
     config: &ServerConfig,
@@ -534,7 +541,7 @@ async fn read_some<S: AsyncRead + Unpin>(
         }
     };
     let buf = decoder.read_buf();
-    let read = async { ReadEvent::Data(stream.read(buf).await) };
+    let read = async { ReadEvent::Data(read_busy(stream, buf, config.busy_poll).await) };
     let timer = async {
         match limit {
             Some(d) => {
