@@ -174,7 +174,11 @@ struct Span {
 ///
 /// An envelope can carry it beside the message bytes and re-attach it with
 /// [`Message::from_index`], which re-checks it against the bytes in O(segments) without
-/// looking at their content again.
+/// looking at their content again. Scanning again is also cheap; measured with
+/// `cargo bench -p hie-bench --bench hl7 -- --quick hl7_reattach` on the shared 2-core
+/// machine: a 300-byte ADT re-attaches in ~25 ns against ~63 ns to rescan, a 100 KB ORU
+/// (500 segments, spilled index) in ~0.5 µs against ~7.5 µs. Carry the index when the
+/// envelope already has room for it; otherwise rescanning costs little.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ScanIndex {
     delimiters: Delimiters,
