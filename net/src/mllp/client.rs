@@ -31,6 +31,7 @@ use glommio::timer::Timer;
 use hie_hl7::{AckCode, Message, Path};
 
 use crate::error::MllpError;
+use crate::mllp::busy::{BUSY_POLL_DEFAULT, TryRead};
 use crate::mllp::frame::{FRAME_BYTES_MAX_DEFAULT, FrameDecoder, check_payload, encode_frame};
 use crate::mllp::server::StayConnected;
 use crate::reply_code_actions::{Action, Decision, ReplyCodeActions, ReplyFacts};
@@ -66,6 +67,10 @@ pub struct ClientConfig {
     pub frame_bytes_max: usize,
     /// The reply type expected in MSH-9.1 (`:T?` matches others). Default `ACK`.
     pub expected_reply_type: Vec<u8>,
+    /// How long to keep trying non-blocking reads of the reply (yielding to the shard's
+    /// other tasks) before parking on the reactor; see [`crate::mllp::busy`]. Zero parks
+    /// at once. Default [`BUSY_POLL_DEFAULT`] (50 µs).
+    pub busy_poll: Duration,
 }
 
 impl ClientConfig {
@@ -82,6 +87,7 @@ impl ClientConfig {
             get_reply: true,
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
             expected_reply_type: b"ACK".to_vec(),
+            busy_poll: BUSY_POLL_DEFAULT,
         }
     }
 }
@@ -96,6 +102,14 @@ pub trait Connector: 'static {
         addr: SocketAddr,
         timeout: Duration,
     ) -> impl Future<Output = io::Result<Self::Stream>>;
+
+    /// Bytes `stream` already holds, taken without waiting (see [`crate::mllp::busy`]);
+    /// `None` when it would block. The default has none, so every read of a reply goes
+    /// through the reactor.
+    fn try_read(stream: &mut Self::Stream, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        let _ = (stream, buf);
+        None
+    }
 }
 
 /// Plain TCP on glommio's io_uring sockets, with TCP_NODELAY.
@@ -111,6 +125,10 @@ impl Connector for TcpConnector {
             .map_err(io::Error::from)?;
         stream.set_nodelay(true).map_err(io::Error::from)?;
         Ok(stream)
+    }
+
+    fn try_read(stream: &mut Self::Stream, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        TryRead::try_read(stream, buf)
     }
 }
 
@@ -216,6 +234,29 @@ impl ReplyOutcome {
             Self::NoReply(reason, _) => reason.code(),
         }
     }
+}
+
+/// Tries non-blocking reads for up to `spin`, yielding between tries; `None` when nothing
+/// came (the caller then waits on the reactor, with its ResponseTimeout).
+async fn busy_read<C: Connector>(
+    stream: &mut C::Stream,
+    buf: &mut [u8],
+    spin: Duration,
+) -> Option<io::Result<usize>> {
+    if let Some(result) = C::try_read(stream, buf) {
+        return Some(result);
+    }
+    if spin.is_zero() {
+        return None;
+    }
+    let deadline = Instant::now() + spin;
+    while Instant::now() < deadline {
+        future::yield_now().await;
+        if let Some(result) = C::try_read(stream, buf) {
+            return Some(result);
+        }
+    }
+    None
 }
 
 /// Facts of a scannable reply (an unscannable one is a reply without MSA).
@@ -463,6 +504,28 @@ impl<C: Connector> MllpClient<C> {
                     NoReplyReason::ResponseTimeout,
                     format!("no reply from {peer} within ResponseTimeout"),
                 );
+            }
+            let buf = self.decoder.read_buf();
+            if let Some(result) = busy_read::<C>(stream, buf, self.config.busy_poll).await {
+                match result {
+                    Ok(0) => {
+                        let text = match self.decoder.finish() {
+                            Ok(()) => format!("{peer} closed the connection before replying"),
+                            Err(e) => e.to_string(),
+                        };
+                        return ReadResult::Failed(NoReplyReason::ConnectionClosed, text);
+                    }
+                    Ok(n) => {
+                        self.decoder.commit(n);
+                        continue;
+                    }
+                    Err(e) => {
+                        return ReadResult::Failed(
+                            NoReplyReason::ConnectionClosed,
+                            format!("reading from {peer}: {e}"),
+                        );
+                    }
+                }
             }
             let buf = self.decoder.read_buf();
             let read = async { Some(stream.read(buf).await) };
