@@ -629,12 +629,18 @@ impl Shard {
         self.records_ready.notify_all();
     }
 
-    /// True when nothing is queued, in flight or waiting to be recorded on this shard.
+    /// True when nothing is queued (for a running item), in flight or waiting to be
+    /// recorded on this shard.
     pub fn is_idle(&self) -> bool {
         self.busy.get() == 0
             && self.records.borrow().is_empty()
             && self.deferred_records.borrow().is_empty()
-            && self.local_queues().all(|q| q.is_empty())
+            && self.queues.iter().enumerate().all(|(item, instances)| {
+                // A paused or disabled item cannot drain its queue: what it holds stays
+                // open in the WAL for the next start, and shutdown does not wait for it.
+                self.states.get(item as ItemId) != ItemState::Running
+                    || instances.iter().flatten().all(|q| q.is_empty())
+            })
     }
 
     // ---- reporting -------------------------------------------------------------------
