@@ -522,3 +522,29 @@ fn sigterm_stops_promptly_while_a_service_is_paused_with_a_message_waiting() {
     assert!(conn.receive().is_err(), "no ACK for a message never taken");
     assert!(sink.control_ids().is_empty());
 }
+
+#[test]
+fn shutdown_does_not_wait_for_the_queue_of_a_disabled_operation_to_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, out_port) = (free_port(), free_port());
+    let _sink = TestSink::start(out_port, Answer::Code("AA"));
+    let text = production(in_port, out_port, 1, &[]);
+    let (mut hie, data) = start_hie_with(dir.path(), &text, &["--shutdown-timeout", "30"]);
+    let (code, out) = ctl(&data, &["disable", "Out"]);
+    assert_eq!(code, 0, "{out}");
+    wait_status(&hie, &data, Duration::from_secs(5), "disabled", |s| {
+        states(s, "Out") == ["disabled"]
+    });
+    assert_eq!(send_one(in_port, &adt("KEPT-1", "P1")), "AA");
+
+    // A disabled item cannot drain: its messages stay in the WAL for the next start.
+    let stopping = Instant::now();
+    let exit = hie.process.stop(Duration::from_secs(25));
+    let took = stopping.elapsed();
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "exit {exit:?}; log:\n{}",
+        hie.log()
+    );
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+}
