@@ -55,6 +55,7 @@ fn executors(t: &ThreadArgs) -> Result<Executors, LoadgenError> {
         cpus: t.cpus.as_deref().map(cli::parse_cpus).transpose()?,
         threads: t.threads,
         spin: Duration::from_micros(t.spin_us),
+        busy_poll: Duration::from_micros(t.busy_poll_us),
     })
 }
 

@@ -55,6 +55,10 @@ pub struct Executors {
     /// each executor owns its core: it saves the wake-up of a parked executor on every
     /// round trip. Default 0 (park at once).
     pub spin: Duration,
+    /// How long a connection keeps trying non-blocking reads before it parks on the
+    /// reactor (`hie_net::mllp::busy`); this, not `spin`, is what spares a closed-loop
+    /// connection a cross-core wake-up per message. Default 50 µs.
+    pub busy_poll: Duration,
 }
 
 impl Default for Executors {
@@ -63,6 +67,7 @@ impl Default for Executors {
             cpus: None,
             threads: 1,
             spin: Duration::ZERO,
+            busy_poll: hie_net::BUSY_POLL_DEFAULT,
         }
     }
 }
@@ -246,6 +251,7 @@ pub fn run_e2e(opts: E2eOptions) -> Result<Report, LoadgenError> {
         order: Some(Arc::new(PatientOrder::new(send.patients))),
         patient_path: crate::hl7io::patient_path(),
         listening: Arc::default(),
+        busy_poll: send.executors.busy_poll,
     };
     run_load(send, Some((Arc::new(sink), drain)))
 }
@@ -311,6 +317,7 @@ fn send_plan(opts: &SendOptions, threads: usize, e2e: bool) -> Result<SendPlan, 
         corpus: corpus.messages,
         patients: opts.patients,
         e2e,
+        busy_poll: opts.executors.busy_poll,
     })
 }
 
@@ -508,6 +515,7 @@ pub fn run_sink(opts: SinkOptions) -> Result<SinkHandle, LoadgenError> {
         order: None,
         patient_path: crate::hl7io::patient_path(),
         listening: Arc::default(),
+        busy_poll: opts.executors.busy_poll,
     });
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = runner::channel_pair();

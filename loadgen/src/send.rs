@@ -22,10 +22,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::io::AsyncWriteExt;
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use hie_net::mllp::frame::FrameDecoder;
+use hie_net::{TryRead, read_busy};
 
 use crate::ids::{CONTROL_ID_LEN, ControlId, PATIENT_ID_LEN, write_patient};
 use crate::runner::ThreadCtx;
@@ -64,6 +65,8 @@ pub struct SendPlan {
     pub patients: u32,
     /// e2e: record ACKed messages in the thread's tracks, and not the ACK latency.
     pub e2e: bool,
+    /// Closed loop: how long to busy-poll for an ACK before parking.
+    pub busy_poll: Duration,
 }
 
 impl SendPlan {
@@ -230,11 +233,33 @@ enum AckWait {
     Closed,
 }
 
-/// Reads until one whole frame is decoded, copying it into `ack`.
-async fn read_ack<R: futures_lite::AsyncRead + Unpin>(
+/// A reader that always waits on the reactor (the open loop's read half, which shares the
+/// socket with its writer and cannot be read around it).
+struct Parked<R>(R);
+
+impl<R> TryRead for Parked<R> {
+    fn try_read(&mut self, _buf: &mut [u8]) -> Option<std::io::Result<usize>> {
+        None
+    }
+}
+
+impl<R: futures_lite::AsyncRead + Unpin> futures_lite::AsyncRead for Parked<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+/// Reads until one whole frame is decoded, copying it into `ack`; busy-polls for up to
+/// `spin` before each wait on the reactor (see `hie_net::mllp::busy`).
+async fn read_ack<R: futures_lite::AsyncRead + TryRead + Unpin>(
     stream: &mut R,
     decoder: &mut FrameDecoder,
     ack: &mut Vec<u8>,
+    spin: Duration,
 ) -> AckWait {
     loop {
         match decoder.next_frame() {
@@ -246,7 +271,7 @@ async fn read_ack<R: futures_lite::AsyncRead + Unpin>(
             Ok(None) => {}
             Err(_) => return AckWait::Closed,
         }
-        match stream.read(decoder.read_buf()).await {
+        match read_busy(stream, decoder.read_buf(), spin).await {
             Ok(0) => return AckWait::Closed,
             Ok(n) => decoder.commit(n),
             Err(e)
@@ -313,7 +338,7 @@ async fn closed_loop(ctx: Rc<ThreadCtx>, plan: Arc<SendPlan>, mut conn: Conn) {
             ctx.stats.borrow_mut().counters.sent += 1;
             let seq = conn.seq;
             conn.seq += 1;
-            match read_ack(&mut stream, &mut decoder, &mut ack).await {
+            match read_ack(&mut stream, &mut decoder, &mut ack, plan.busy_poll).await {
                 AckWait::Frame => {
                     let latency_us = (ctx.now_ns() - t0) / 1000;
                     account_ack(
@@ -427,17 +452,18 @@ async fn write_scheduled<W: futures_lite::AsyncWrite + Unpin>(
 async fn read_acks<R: futures_lite::AsyncRead + Unpin>(
     ctx: Rc<ThreadCtx>,
     plan: Arc<SendPlan>,
-    mut reader: R,
+    reader: R,
     flight: Rc<InFlight>,
     permits: Rc<Semaphore>,
 ) {
     let mut decoder = FrameDecoder::new(ACK_BYTES_MAX);
     let mut ack = Vec::with_capacity(512);
+    let mut reader = Parked(reader);
     loop {
         if flight.writer_done.get() && flight.queue.borrow().is_empty() {
             return;
         }
-        match read_ack(&mut reader, &mut decoder, &mut ack).await {
+        match read_ack(&mut reader, &mut decoder, &mut ack, Duration::ZERO).await {
             AckWait::Frame => {
                 let Some((seq, due, id)) = flight.queue.borrow_mut().pop_front() else {
                     ctx.stats.borrow_mut().counters.mismatched_acks += 1;
@@ -504,6 +530,7 @@ mod tests {
             .messages,
             patients,
             e2e: false,
+            busy_poll: Duration::ZERO,
         }
     }
 

@@ -22,10 +22,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::io::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
 use hie_hl7::{AckBuilder, AckCode, Message, Path};
 use hie_net::mllp::frame::{FrameDecoder, encode_frame};
+use hie_net::read_busy;
 
 use crate::e2e::PatientOrder;
 use crate::error::LoadgenError;
@@ -111,6 +112,8 @@ pub struct SinkPlan {
     pub patient_path: Path,
     /// Executors listening so far (each adds one once its listener is bound).
     pub listening: Arc<AtomicUsize>,
+    /// How long a connection busy-polls for the next message before parking.
+    pub busy_poll: Duration,
 }
 
 /// The address the sink threads will listen on: `addr` itself, or with port 0 a free
@@ -202,7 +205,7 @@ async fn serve(ctx: Rc<ThreadCtx>, plan: Arc<SinkPlan>, mut stream: TcpStream, s
     let mut out = Vec::with_capacity(4096);
     let b = &plan.behaviour;
     loop {
-        let n = match stream.read(decoder.read_buf()).await {
+        let n = match read_busy(&mut stream, decoder.read_buf(), plan.busy_poll).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
