@@ -279,18 +279,25 @@ pub fn write_production(dir: &Path, text: &str) -> std::path::PathBuf {
 // ---- hie ctl --------------------------------------------------------------------------
 
 /// Runs `hie ctl --data-dir DATA ARGS…`; its exit code and stdout.
+///
+/// `hie run` prints `ready` just before it opens its control socket, so a command sent
+/// at once can find no engine (exit 2): that is retried for up to 5 s.
 pub fn ctl(data_dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(bin("hie"))
-        .arg("ctl")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .expect("run hie ctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = Command::new(bin("hie"))
+            .arg("ctl")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .output()
+            .expect("run hie ctl");
+        let code = out.status.code().unwrap_or(-1);
+        if code != 2 || std::time::Instant::now() >= deadline {
+            return (code, String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `hie ctl status` as JSON.
