@@ -2,7 +2,8 @@
 //!
 //! Appends 1 KiB `MessageReceived` records from `appenders` tasks on one glommio executor
 //! (fsync mode) and prints appends/s, MB/s, p50/p99/max time to durable, and the number
-//! of commits and syncs. The WAL directory is a temporary one unless `dir` is given.
+//! of commits and syncs. The WAL directory is a temporary one unless `dir` is given;
+//! `WAL_ZERO_FILL=0` turns off zero-filled segments.
 
 use std::{cell::RefCell, rc::Rc, time::Instant};
 
@@ -18,7 +19,10 @@ fn main() {
             let tmp = tempfile::tempdir().expect("tempdir");
             let dir = dir_arg.map_or_else(|| tmp.path().to_owned(), Into::into);
             let opened = Instant::now();
-            let (wal, recovery) = Wal::open(&dir, WalConfig::default()).await.expect("open");
+            // WAL_ZERO_FILL=0 measures preallocated (unwritten-extent) segments instead.
+            let zero_fill = std::env::var("WAL_ZERO_FILL").map_or(true, |v| v != "0");
+            let config = WalConfig::default().with_zero_fill_segments(zero_fill);
+            let (wal, recovery) = Wal::open(&dir, config).await.expect("open");
             println!(
                 "open: {:?}, recovered {} records in {} segments, {} open messages",
                 opened.elapsed(),
