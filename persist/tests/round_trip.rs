@@ -517,3 +517,46 @@ fn discards_close_deliveries_and_suspensions_are_recovered_with_their_reason() {
         wal.close().await.unwrap();
     });
 }
+
+#[test]
+fn append_many_spanning_a_rotation_and_records_larger_than_a_batch_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run(move || async move {
+        let config = WalConfig::default()
+            .with_segment_bytes(MIB)
+            .with_batch_bytes_max(64 << 10)
+            .with_sync(SyncMode::None);
+        let (wal, _) = Wal::open(&path, config.clone()).await.unwrap();
+        // 3000 records of ~500 bytes in one call: about 1.5 segments, many batches.
+        let ids: Vec<u64> = (0..3000).map(|_| wal.next_message_id()).collect();
+        let bodies: Vec<Vec<u8>> = ids.iter().map(|&id| body(id, 420)).collect();
+        let records: Vec<Record<'_>> = ids
+            .iter()
+            .zip(&bodies)
+            .map(|(&id, b)| received(id, "m", b))
+            .collect();
+        let first = wal.append_many(&records).await.unwrap();
+        assert_eq!(
+            wal.last_lsn(),
+            first + 2999 + 1,
+            "one SegmentStart in between"
+        );
+        assert_eq!(wal.segments().len(), 2);
+        // A record larger than a batch goes out alone.
+        let big_id = wal.next_message_id();
+        let big = body(big_id, 200 << 10);
+        wal.append(&received(big_id, "big", &big)).await.unwrap();
+        wal.close().await.unwrap();
+        let (wal, recovery) = Wal::open(&path, config).await.unwrap();
+        assert_eq!(recovery.messages.len(), 3001);
+        let mut by_lsn: Vec<_> = recovery.messages.values().collect();
+        by_lsn.sort_by_key(|m| m.lsn);
+        let order: Vec<u64> = by_lsn.iter().map(|m| m.message_id).collect();
+        let mut expect = ids.clone();
+        expect.push(big_id);
+        assert_eq!(order, expect);
+        assert_eq!(recovery.messages[&big_id].bytes, big);
+        wal.close().await.unwrap();
+    });
+}
