@@ -7,6 +7,12 @@
 //! trip latencies are printed after each case.
 //!
 //! Every connection's ACK is checked (AA, MSA-2 = the control id sent) before timing.
+//!
+//! Next to msg/s each case prints the server thread's CPU time per message (from
+//! `/proc/self/task/TID/schedstat`), a figure that holds when other work shares the
+//! machine and wall-clock rates do not. The load client busy-polls its reads
+//! (`hie_net::read_busy`) the same way for both servers, so it does not take a
+//! cross-core wake-up per ACK.
 
 use glommio::ExecutorJoinHandle as JoinHandle;
 use std::cell::RefCell;
@@ -18,7 +24,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
+use futures_lite::AsyncWriteExt as _;
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -51,6 +57,8 @@ fn adt(id: &str) -> Vec<u8> {
 /// A server on its own pinned thread, stopped on drop.
 struct Server {
     addr: SocketAddr,
+    /// The server thread's kernel thread id, to read its CPU time.
+    tid: i32,
     stop: Arc<AtomicBool>,
     join: Option<JoinHandle<()>>,
 }
@@ -76,7 +84,7 @@ fn hie_server() -> Server {
                 ..ServerConfig::default()
             };
             let server = MllpServer::bind(config, AckOnlyHandler::default()).expect("bind");
-            tx.send(server.local_addr()).unwrap();
+            tx.send((server.local_addr(), thread_id())).unwrap();
             let handle = server.handle();
             glommio::spawn_local(async move {
                 while !stop_seen.load(Ordering::Acquire) {
@@ -88,8 +96,10 @@ fn hie_server() -> Server {
             server.run().await.expect("server run");
         })
         .expect("server executor");
+    let (addr, tid) = rx.recv().unwrap();
     Server {
-        addr: rx.recv().unwrap(),
+        addr,
+        tid,
         stop,
         join: Some(join),
     }
@@ -112,7 +122,8 @@ fn tokio_mllp_server() -> Server {
                 .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
+                tx.send((listener.local_addr().unwrap(), thread_id()))
+                    .unwrap();
                 let accept = tokio::spawn(async move {
                     while let Ok((stream, _)) = listener.accept().await {
                         stream.set_nodelay(true).unwrap();
@@ -126,11 +137,30 @@ fn tokio_mllp_server() -> Server {
             });
         })
         .expect("tokio server thread");
+    let (addr, tid) = rx.recv().unwrap();
     Server {
-        addr: rx.recv().unwrap(),
+        addr,
+        tid,
         stop,
         join: Some(join),
     }
+}
+
+/// The calling thread's kernel id.
+fn thread_id() -> i32 {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// CPU time of thread `tid` of this process so far, in nanoseconds (first field of its
+/// schedstat).
+fn thread_cpu_ns(tid: i32) -> u64 {
+    let path = format!("/proc/self/task/{tid}/schedstat");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    text.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected {path}: {text:?}"))
 }
 
 async fn tokio_connection(mut stream: tokio::net::TcpStream) {
@@ -181,11 +211,13 @@ impl Conn {
             if let Some(ack) = self.decoder.next_frame().expect("framing") {
                 return ack.to_vec();
             }
-            let n = self
-                .stream
-                .read(self.decoder.read_buf())
-                .await
-                .expect("read");
+            let n = hie_net::read_busy(
+                &mut self.stream,
+                self.decoder.read_buf(),
+                hie_net::BUSY_POLL_DEFAULT,
+            )
+            .await
+            .expect("read");
             assert!(n > 0, "server closed the connection");
             self.decoder.commit(n);
         }
@@ -197,11 +229,13 @@ impl Conn {
             if self.decoder.next_frame().expect("framing").is_some() {
                 return;
             }
-            let n = self
-                .stream
-                .read(self.decoder.read_buf())
-                .await
-                .expect("read");
+            let n = hie_net::read_busy(
+                &mut self.stream,
+                self.decoder.read_buf(),
+                hie_net::BUSY_POLL_DEFAULT,
+            )
+            .await
+            .expect("read");
             assert!(n > 0, "server closed the connection");
             self.decoder.commit(n);
         }
@@ -254,14 +288,16 @@ impl Driver {
         report.elapsed
     }
 
-    fn summary(&self) -> String {
+    fn summary(&self, server_cpu_ns: u64) -> String {
         let secs = self.total_elapsed.as_secs_f64();
+        let messages = self.total.len();
         format!(
-            "{:.0} msg/s, p50 {:.1} us, p99 {:.1} us ({} messages)",
-            self.total.len() as f64 / secs,
+            "{:.0} msg/s, p50 {:.1} us, p99 {:.1} us, server CPU {:.2} us/msg ({} messages)",
+            messages as f64 / secs,
             self.total.value_at_quantile(0.50) as f64 / 1000.0,
             self.total.value_at_quantile(0.99) as f64 / 1000.0,
-            self.total.len()
+            server_cpu_ns as f64 / 1000.0 / messages.max(1) as f64,
+            messages
         )
     }
 }
@@ -340,14 +376,16 @@ fn mllp_round_trips(c: &mut Criterion) {
         let server = start();
         for connections in CONNECTIONS {
             let mut driver = Driver::start(server.addr, connections);
+            let cpu_before = thread_cpu_ns(server.tid);
             let round = connections as u64 * ROUND_MESSAGES_PER_CONNECTION;
             group.throughput(Throughput::Elements(round));
             group.bench_with_input(BenchmarkId::new(name, connections), &connections, |b, _| {
                 b.iter_custom(|iters| driver.run(iters * round))
             });
+            let server_cpu_ns = thread_cpu_ns(server.tid) - cpu_before;
             let line = format!(
                 "{name:>10} {connections:>2} connections: {}",
-                driver.summary()
+                driver.summary(server_cpu_ns)
             );
             println!("{line}");
             summaries.push(line);
