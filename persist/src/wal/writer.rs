@@ -966,6 +966,20 @@ async fn rotate(shared: &Shared, active: &mut Active) -> Result<(), WalError> {
     Ok(())
 }
 
+/// `Ok` if the operation succeeded or the file was already gone (a concurrent retention
+/// pass moved it).
+fn gone_or_err(
+    result: glommio::Result<(), ()>,
+    op: &'static str,
+    path: &Path,
+) -> Result<(), WalError> {
+    match result.map_err(std::io::Error::from) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(WalError::io(op, path, e)),
+    }
+}
+
 async fn run_retention(shared: &Shared) -> Result<Vec<u64>, WalError> {
     let (victims, archive) = {
         let state = shared.state.borrow();
@@ -992,16 +1006,16 @@ async fn run_retention(shared: &Shared) -> Result<Vec<u64>, WalError> {
         match &archive {
             Some(archive) => {
                 let to = segment_path(archive, first_lsn);
-                glommio::io::rename(&path, &to)
-                    .await
-                    .map_err(|e| WalError::io("archiving segment", &path, e))?;
+                let renamed = glommio::io::rename(&path, &to).await;
+                gone_or_err(renamed, "archiving segment", &path)?;
             }
-            None => glommio::io::remove(&path)
-                .await
-                .map_err(|e| WalError::io("removing segment", &path, e))?,
+            None => gone_or_err(glommio::io::remove(&path).await, "removing segment", &path)?,
         }
         let mut state = shared.state.borrow_mut();
-        state.segments.remove(&first_lsn);
+        // A concurrent retention pass may have retired it already.
+        if state.segments.remove(&first_lsn).is_none() {
+            continue;
+        }
         state.stats.segments_removed += 1;
         tracing::info!(
             segment = first_lsn,
