@@ -201,12 +201,13 @@ pub fn run_production(
             return ExitCode::from(1);
         }
     };
-    print_ready(&engine);
+    // The control socket is open before `ready`, so a `hie ctl` sent on `ready` answers.
     let (requests_tx, requests) = crossbeam::channel::unbounded();
     let socket = data_dir.join(CONTROL_SOCKET);
     if let Err(e) = serve_control(&socket, requests_tx) {
         tracing::warn!("no control socket at {}: {e}", socket.display());
     }
+    print_ready(&engine);
     on_ready(&engine);
     loop {
         crossbeam::channel::select! {
