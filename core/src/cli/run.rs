@@ -168,17 +168,12 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(production) => production,
         Err(code) => return code,
     };
-    run_production(&production, &args.engine, |_| {})
+    run_production(&production, &args.engine)
 }
 
-/// Starts `production`, prints its listening addresses and `ready`, calls `on_ready` (the
-/// demo drives load from there), then serves control requests until a signal, and shuts
-/// down.
-pub fn run_production(
-    production: &Production,
-    args: &EngineArgs,
-    on_ready: impl FnOnce(&RunningEngine) + Send,
-) -> ExitCode {
+/// Starts `production`, prints its listening addresses and `ready`, then serves control
+/// requests until a signal, and shuts down.
+pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
     let options = match engine_options(production, args) {
         Ok(options) => options,
         Err(e) => {
@@ -208,7 +203,6 @@ pub fn run_production(
         tracing::warn!("no control socket at {}: {e}", socket.display());
     }
     print_ready(&engine);
-    on_ready(&engine);
     loop {
         crossbeam::channel::select! {
             recv(signals) -> _ => break,
