@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod envelope;
+pub mod item;
 pub mod items;
 pub mod notify;
 pub mod queue;

@@ -237,3 +237,55 @@ fn an_application_ack_mode_service_returns_the_downstream_reply() {
     );
     sink.finish();
 }
+
+#[test]
+fn log_trace_events_traces_each_message_and_lifecycle_step_of_the_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, out_port) = (free_port(), free_port());
+    let sink = Sink::start(out_port, &[]);
+    let config = write_direct_production(dir.path(), in_port, out_port, "Immed");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "name = \"Out\"\nclass = \"EnsLib.HL7.Operation.TCPOperation\"\n",
+        "name = \"Out\"\nclass = \"EnsLib.HL7.Operation.TCPOperation\"\nlog_trace_events = true\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut hie = Hie::start(
+        &config,
+        &dir.path().join("data"),
+        &["--shards", "1", "--no-pin", "--log", "info"],
+    );
+    let mut conn = MllpConn::connect(&format!("127.0.0.1:{in_port}")).unwrap();
+    let msg = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20260101120000||ADT^A01|TRACE1|P|2.5\rPID|||MRN1\r";
+    conn.exchange(msg).unwrap();
+    let traced = wait_until(Duration::from_secs(10), || hie.log().contains("completed"));
+    assert!(traced, "{}", hie.log());
+    assert!(
+        hie.process
+            .stop(Duration::from_secs(60))
+            .is_some_and(|s| s.success())
+    );
+    let log = hie.log();
+    let trace: Vec<&str> = log.lines().filter(|l| l.contains("hie::trace")).collect();
+    let position = |what: &str| {
+        trace
+            .iter()
+            .position(|l| {
+                l.contains("item=Out")
+                    && l.split("hie::trace: ")
+                        .nth(1)
+                        .is_some_and(|rest| rest.starts_with(what))
+            })
+            .unwrap_or_else(|| panic!("no {what} trace line for Out in:\n{}", trace.join("\n")))
+    };
+    let steps = ["init", "start", "take", "completed", "stop", "teardown"].map(position);
+    assert!(
+        steps.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {steps:?}\n{}",
+        trace.join("\n")
+    );
+    assert!(
+        !trace.iter().any(|l| l.contains("item=In")),
+        "only items with LogTraceEvents trace"
+    );
+    sink.finish();
+}

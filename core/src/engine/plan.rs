@@ -109,6 +109,8 @@ pub struct PlannedItem {
     pub queue_size: usize,
     pub overflow: Overflow,
     pub alert_on_error: bool,
+    /// IRIS `LogTraceEvents`: trace every message (see [`crate::item::TraceEvents`]).
+    pub log_trace_events: bool,
     pub restart: RestartPolicy,
 }
 
@@ -233,6 +235,7 @@ impl Plan {
                     _ => Overflow::Block,
                 },
                 alert_on_error: common.is_some_and(|c| c.alert_on_error),
+                log_trace_events: item.log_trace_events,
                 restart: restart_policy(item)?,
             });
         }

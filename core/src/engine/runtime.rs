@@ -29,6 +29,7 @@ use crate::engine::plan::{Plan, Role, Target};
 use crate::envelope::{
     AppReply, Envelope, ItemId, MessageId, OriginRecord, ShardMsg, partition_hash,
 };
+use crate::item::{HookContext, ItemHooks, TraceEvents};
 use crate::notify::Notify;
 use crate::queue::{LocalQueue, Offer, Overflow, Priority};
 use crate::ring::ShardRings;
@@ -193,6 +194,8 @@ pub struct Shard {
     /// operations (`None` for instances on other shards).
     queues: Vec<Vec<Option<Rc<LocalQueue<Envelope>>>>>,
     pub states: StateWatch,
+    /// By item id: the hooks of this shard's instances (empty for most items).
+    hooks: Vec<Vec<Rc<dyn ItemHooks>>>,
     pub counters: Vec<ItemCounters>,
     pub ack: RefCell<AckBuilder>,
     /// Messages being worked on by operations (not in a queue).
@@ -245,6 +248,18 @@ impl Shard {
             })
             .collect();
         let items = plan.items.len();
+        let hooks = plan
+            .items
+            .iter()
+            .map(|item| {
+                let here = item.shards.contains(&index);
+                let mut hooks: Vec<Rc<dyn ItemHooks>> = Vec::new();
+                if here && item.log_trace_events {
+                    hooks.push(Rc::new(TraceEvents));
+                }
+                hooks
+            })
+            .collect();
         Shard {
             index,
             shared,
@@ -252,6 +267,7 @@ impl Shard {
             rings,
             queues,
             states: StateWatch::new(items),
+            hooks,
             counters: (0..items).map(|_| ItemCounters::default()).collect(),
             ack: RefCell::new(AckBuilder::new()),
             busy: Cell::new(0),
@@ -276,6 +292,71 @@ impl Shard {
     /// Every queue of this shard.
     pub fn local_queues(&self) -> impl Iterator<Item = &Rc<LocalQueue<Envelope>>> {
         self.queues.iter().flatten().flatten()
+    }
+
+    // ---- states and hooks -------------------------------------------------------------
+
+    fn hook_context(&self, item: ItemId) -> HookContext<'_> {
+        HookContext {
+            item: &self.plan.item(item).name,
+            shard: self.index,
+        }
+    }
+
+    /// Calls `f` on every hook of `item` here.
+    fn each_hook(&self, item: ItemId, f: impl Fn(&dyn ItemHooks, &HookContext<'_>)) {
+        let hooks = &self.hooks[item as usize];
+        if !hooks.is_empty() {
+            let ctx = self.hook_context(item);
+            for hook in hooks {
+                f(hook.as_ref(), &ctx);
+            }
+        }
+    }
+
+    /// Sets `item`'s state on this shard, calling `on_start`/`on_stop` when it starts or
+    /// stops taking work.
+    pub fn set_state(&self, item: ItemId, state: ItemState) {
+        let was_running = self.states.get(item) == ItemState::Running;
+        self.states.set(item, state);
+        match (was_running, state == ItemState::Running) {
+            (false, true) => self.each_hook(item, |h, ctx| h.on_start(ctx)),
+            (true, false) => self.each_hook(item, |h, ctx| h.on_stop(ctx)),
+            _ => {}
+        }
+    }
+
+    /// `on_init` of every item instance on this shard.
+    pub fn init_items(&self) {
+        for item in self.plan.on_shard(self.index) {
+            self.each_hook(item.id, |h, ctx| h.on_init(ctx));
+        }
+    }
+
+    /// `on_stop` (for those still running) and `on_teardown` of every item instance here.
+    pub fn teardown_items(&self) {
+        for item in self.plan.on_shard(self.index) {
+            if self.states.get(item.id) == ItemState::Running {
+                self.set_state(item.id, ItemState::Stopped);
+            }
+            self.each_hook(item.id, |h, ctx| h.on_teardown(ctx));
+        }
+    }
+
+    /// `before`: `item` takes `env`.
+    pub fn hook_before(&self, item: ItemId, env: &Envelope) {
+        self.each_hook(item, |h, ctx| h.before(ctx, env));
+    }
+
+    /// `after`: `env`'s outcome at `item` (for routers, whose records are not made by
+    /// [`Shard::record`]).
+    pub fn hook_after(&self, item: ItemId, env: &Envelope, outcome: &OriginRecord) {
+        self.each_hook(item, |h, ctx| h.after(ctx, env, outcome));
+    }
+
+    /// `on_error`: an attempt of `item` at `env` failed, or `env` failed there.
+    pub fn hook_error(&self, item: ItemId, env: &Envelope, error: &str) {
+        self.each_hook(item, |h, ctx| h.on_error(ctx, env, error));
     }
 
     pub fn counters(&self, item: ItemId) -> &ItemCounters {
@@ -431,7 +512,7 @@ impl Shard {
                     }
                     _ => format!("target item {} has no instance", target.name),
                 };
-                tracing::error!(message = %env.id, "{reason}");
+                tracing::error!(id = %env.id, "{reason}");
                 self.record(&env, OriginRecord::Discarded { reason });
             }
             Some(shard) if shard == self.index => self.enqueue_local(env).await,
@@ -443,14 +524,14 @@ impl Shard {
     pub async fn enqueue_local(&self, env: Envelope) {
         let instance = self.plan.item(env.target).instance_for(env.partition);
         let Some(queue) = self.queue(env.target, instance) else {
-            tracing::error!(message = %env.id, "no local queue for item {}", env.target);
+            tracing::error!(id = %env.id, "no local queue for item {}", env.target);
             return;
         };
         match queue.push(env, Priority::Normal).await {
             Offer::Accepted => {}
             Offer::Evicted(old) => {
                 let reason = "queue full: oldest message dropped (Overflow drop_oldest)";
-                tracing::warn!(message = %old.id, item = %self.plan.item(old.target).name, "{reason}");
+                tracing::warn!(id = %old.id, item = %self.plan.item(old.target).name, "{reason}");
                 self.record(
                     &old,
                     OriginRecord::Discarded {
@@ -460,11 +541,11 @@ impl Shard {
             }
             Offer::Refused(env) if queue.is_closed() => {
                 // Shutting down: the message stays open in its WAL and comes back at start.
-                tracing::debug!(message = %env.id, "queue closed; left for recovery");
+                tracing::debug!(id = %env.id, "queue closed; left for recovery");
             }
             Offer::Refused(env) => {
                 let reason = "queue full: message refused (Overflow reject)";
-                tracing::warn!(message = %env.id, item = %self.plan.item(env.target).name, "{reason}");
+                tracing::warn!(id = %env.id, item = %self.plan.item(env.target).name, "{reason}");
                 self.record(
                     &env,
                     OriginRecord::Discarded {
@@ -541,6 +622,7 @@ impl Shard {
     /// answers an `AckMode=App` service waiting for it (an operation that has the
     /// downstream ACK sends it with [`Shard::send_reply`] first: the first reply wins).
     pub fn record(&self, env: &Envelope, record: OriginRecord) {
+        self.hook_after(env.target, env, &record);
         let reply = match &record {
             OriginRecord::Completed => AppReply::Accepted,
             OriginRecord::Failed { reason }

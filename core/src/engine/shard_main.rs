@@ -55,6 +55,7 @@ pub async fn run(
     };
     log_recovery(index, &recovery);
     let shard = Rc::new(Shard::new(index, Arc::clone(&shared), Rc::new(wal), rings));
+    shard.init_items();
     let done = Rc::new(Cell::new(false));
     let dispatcher = glommio::spawn_local(dispatch(Rc::clone(&shard), control, Rc::clone(&done)));
     let recorder = glommio::spawn_local(Rc::clone(&shard).run_recorder());
@@ -104,6 +105,7 @@ pub async fn run(
     dispatcher.await;
     shard.close_recorder();
     recorder.await;
+    shard.teardown_items();
     if let Err(e) = shard.wal.close().await {
         exit.errors
             .push(format!("shard {index}: closing the WAL: {e}"));
@@ -166,7 +168,7 @@ fn start_workers(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
             };
             workers.push(task);
         }
-        shard.states.set(id, ItemState::Running);
+        shard.set_state(id, ItemState::Running);
     }
     workers
 }
@@ -214,14 +216,14 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
             };
             let id = id_of(delivery.message_id);
             let Some(target) = target else {
-                tracing::error!(message = %id, "recovery: target {target_name} is no longer in the production");
+                tracing::error!(id = %id, "recovery: target {target_name} is no longer in the production");
                 let record = Record::Discarded {
                     message_id: delivery.message_id,
                     target: &target_name,
                     reason: "the target is no longer in the production",
                 };
                 if let Err(e) = shard.wal.append(&record).await {
-                    tracing::error!(message = %id, "recovery: cannot record the discard: {e}");
+                    tracing::error!(id = %id, "recovery: cannot record the discard: {e}");
                 }
                 continue;
             };
@@ -280,12 +282,12 @@ async fn start_services(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
         let id = item.id;
         match &item.role {
             Role::TcpService(plan) => {
-                shard.states.set(id, ItemState::Running);
+                shard.set_state(id, ItemState::Running);
                 let server = match bind(shard, id, plan) {
                     Ok(server) => server,
                     Err(e) => {
                         shard.shared.fail(format!("item {}: {e}", item.name));
-                        shard.states.set(id, ItemState::Failed);
+                        shard.set_state(id, ItemState::Failed);
                         continue;
                     }
                 };
@@ -299,7 +301,7 @@ async fn start_services(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
                 services.push(task);
             }
             Role::FileService(plan) => {
-                shard.states.set(id, ItemState::Running);
+                shard.set_state(id, ItemState::Running);
                 let task =
                     glommio::spawn_local(hl7_file_service::run(Rc::clone(shard), id, plan.clone()));
                 services.push(task);
@@ -381,7 +383,7 @@ async fn supervise_tcp_service(
                             || failures > policy.max_restarts
                         {
                             tracing::error!(item = %shard.plan.item(item).name, "{e}; item failed");
-                            shard.states.set(item, ItemState::Failed);
+                            shard.set_state(item, ItemState::Failed);
                         } else {
                             tracing::warn!(item = %shard.plan.item(item).name, "{e}; retrying in {:?}", policy.delay);
                             glommio::timer::sleep(policy.delay).await;
@@ -479,24 +481,24 @@ fn apply(shard: &Shard, item: ItemId, command: ItemCommand) {
                 state,
                 ItemState::Disabled | ItemState::Failed | ItemState::Stopped
             ) {
-                states.set(item, ItemState::Running);
+                shard.set_state(item, ItemState::Running);
             }
         }
-        ItemCommand::Disable => states.set(item, ItemState::Disabled),
+        ItemCommand::Disable => shard.set_state(item, ItemState::Disabled),
         ItemCommand::Pause => {
             if state == ItemState::Running {
-                states.set(item, ItemState::Paused);
+                shard.set_state(item, ItemState::Paused);
             }
         }
         ItemCommand::Resume => {
             if state == ItemState::Paused {
-                states.set(item, ItemState::Running);
+                shard.set_state(item, ItemState::Running);
             }
         }
         ItemCommand::Restart => {
             let c = &shard.counters(item).restarts;
             c.set(c.get() + 1);
-            states.set(item, ItemState::Running);
+            shard.set_state(item, ItemState::Running);
             states.request_restart(item);
         }
     }

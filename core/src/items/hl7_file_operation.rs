@@ -94,6 +94,9 @@ pub async fn run(
         shard.busy.set(shard.busy.get() + taken);
         let processed = &shard.counters(item).processed;
         processed.set(processed.get() + taken as u64);
+        for env in &batch {
+            shard.hook_before(item, env);
+        }
         let first_attempt = Instant::now();
         loop {
             let files = plan_files(&dir, &spec, &batch);
@@ -125,6 +128,9 @@ pub async fn run(
                             );
                         }
                         break;
+                    }
+                    for env in &batch {
+                        shard.hook_error(item, env, &what);
                     }
                     let retries = &shard.counters(item).retries;
                     retries.set(retries.get() + 1);

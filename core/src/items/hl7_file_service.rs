@@ -221,7 +221,7 @@ async fn take_file(shard: &Rc<Shard>, item: ItemId, file: &Path, archive: Option
     {
         // It would be read again: better to stop polling than to duplicate every poll.
         tracing::error!(item = %name, "cannot archive or delete {}: {e}; item stopped", file.display());
-        shard.states.set(item, ItemState::Failed);
+        shard.set_state(item, ItemState::Failed);
     }
     true
 }

@@ -125,6 +125,7 @@ async fn deliver_one(
     mut env: Envelope,
 ) -> Done {
     let first_attempt = Instant::now();
+    shard.hook_before(item, &env);
     loop {
         env.attempts += 1;
         let outcome = match client.send(&env.bytes).await {
@@ -138,9 +139,10 @@ async fn deliver_one(
                     .failure_timeout
                     .is_some_and(|limit| first_attempt.elapsed() >= limit);
                 if !expired {
+                    shard.hook_error(item, &env, &describe(&outcome));
                     let retries = &shard.counters(item).retries;
                     retries.set(retries.get() + 1);
-                    tracing::debug!(message = %env.id, attempt = env.attempts, "retry: {}", describe(&outcome));
+                    tracing::debug!(id = %env.id, attempt = env.attempts, "retry: {}", describe(&outcome));
                     if !wait_retry(shard, item, plan.retry_interval).await {
                         queue.push_front(env, Priority::Normal);
                         return Done::Requeued;
@@ -179,7 +181,7 @@ async fn deliver_one(
             Action::Disable => {
                 alert(shard, item, &env, &format!("item disabled: {what}"));
                 queue.push_front(env, Priority::Normal);
-                shard.states.set(item, ItemState::Disabled);
+                shard.set_state(item, ItemState::Disabled);
                 Done::Requeued
             }
             Action::Retry { .. } => unreachable!("retry was resolved above"),

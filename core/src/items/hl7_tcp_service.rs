@@ -216,6 +216,7 @@ impl FrameHandler for TcpServiceHandler {
         if application {
             shard.expect_reply(id);
         }
+        let mut first = true;
         for target in targets {
             let mut env = envelope(
                 id,
@@ -226,6 +227,10 @@ impl FrameHandler for TcpServiceHandler {
                 key,
             );
             env.wants_reply = application;
+            if first {
+                shard.hook_before(self.item, &env);
+                first = false;
+            }
             shard.deliver(env).await;
         }
         if application {

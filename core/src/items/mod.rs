@@ -51,10 +51,11 @@ pub async fn next_entry(
 /// Logs a problem with one message at one item: an `ALERT` line (target `hie::alert`)
 /// when the item has `AlertOnError`, a warning otherwise.
 pub fn alert(shard: &Shard, item: ItemId, env: &Envelope, what: &str) {
+    shard.hook_error(item, env, what);
     let planned = shard.plan.item(item);
     if planned.alert_on_error {
         tracing::error!(target: "hie::alert", "ALERT {}: message {}: {what}", planned.name, env.id);
     } else {
-        tracing::warn!(item = %planned.name, message = %env.id, "{what}");
+        tracing::warn!(item = %planned.name, id = %env.id, "{what}");
     }
 }

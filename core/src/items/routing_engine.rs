@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use crate::engine::control::ItemState;
 use crate::engine::runtime::Shard;
-use crate::envelope::{Envelope, ItemId};
+use crate::envelope::{Envelope, ItemId, OriginRecord};
 use crate::items::next_entry;
 use crate::queue::LocalQueue;
 
@@ -38,9 +38,13 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
         shard.busy.set(shard.busy.get() + batch.len());
         let processed = &shard.counters(item).processed;
         processed.set(processed.get() + batch.len() as u64);
+        for env in &batch {
+            shard.hook_before(item, env);
+        }
         match shard.route_batch(item, &batch).await {
             Ok(targets) => {
                 for env in batch.drain(..) {
+                    shard.hook_after(item, &env, &OriginRecord::Completed);
                     for &target in &targets {
                         let mut next = env.clone();
                         next.source = item;
@@ -61,7 +65,7 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
                 );
                 shard.busy.set(shard.busy.get() - batch.len());
                 batch.clear();
-                shard.states.set(item, ItemState::Failed);
+                shard.set_state(item, ItemState::Failed);
                 return;
             }
         }
