@@ -9,7 +9,7 @@
 //! one JSON line out. Exit status: 0 after a clean shutdown, 1 when the production is
 //! invalid, fails to start or stops with errors, 2 when the file cannot be read.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -76,6 +76,7 @@ pub fn init_logging(filter: Option<&str>) {
         .unwrap_or_else(|| "info".to_string());
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .try_init();
 }
