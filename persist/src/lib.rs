@@ -46,7 +46,7 @@
 //! - [`Recovery`] (returned by `open`) lists every message received and not closed, per
 //!   target in enqueue order, the messages never routed, and counters (torn bytes, corrupt
 //!   spans with segment and offset, unknown kinds). A message is closed once a terminal
-//!   record (`Completed`/`Discarded`) arrived for each target it was enqueued for; append
+//!   record (`Completed`/`Failed`/`Discarded`) arrived for each target it was enqueued for; append
 //!   all of a message's `Enqueued` records in one `append_many`, and record "no route" as
 //!   `Discarded` with an empty target.
 //! - Errors (including disk full) come back as [`WalError`]; after a failed write or sync

@@ -235,8 +235,6 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
                     redelivered += 1;
                 }
                 DeliveryState::Suspended { reason } => shard.note_suspended(id, target.id, reason),
-                // A failed message is final (IRIS `F`); an operator resends it.
-                DeliveryState::Failed { .. } => {}
             }
         }
     }

@@ -129,7 +129,7 @@ pub enum Record<'a> {
     Enqueued { message_id: u64, target: &'a str },
     /// `target` delivered the message (closes that delivery).
     Completed { message_id: u64, target: &'a str },
-    /// Delivery to `target` failed; the delivery stays open (the engine decides to resend).
+    /// Delivery to `target` failed for good (IRIS `F`); closes that delivery.
     Failed {
         message_id: u64,
         target: &'a str,

@@ -46,9 +46,8 @@ pub struct RecoveredMessage {
 pub enum DeliveryState {
     /// Enqueued, no outcome yet.
     Queued,
-    /// The last outcome was a failure (the engine decides whether to resend).
-    Failed { reason: String },
-    /// The last outcome was a suspension.
+    /// The last outcome was a suspension (kept for an operator; a failure, by contrast,
+    /// closes the delivery).
     Suspended { reason: String },
 }
 
@@ -363,19 +362,12 @@ impl Builder {
             }
             Record::Enqueued { message_id, target } => self.on_enqueued(lsn, message_id, target),
             Record::Completed { message_id, target }
+            | Record::Failed {
+                message_id, target, ..
+            }
             | Record::Discarded {
                 message_id, target, ..
             } => self.on_terminal(message_id, target),
-            Record::Failed {
-                message_id,
-                target,
-                reason,
-            } => {
-                let state = DeliveryState::Failed {
-                    reason: reason.to_owned(),
-                };
-                self.on_outcome(message_id, target, state);
-            }
             Record::Suspended {
                 message_id,
                 target,

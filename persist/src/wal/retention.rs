@@ -1,9 +1,10 @@
 //! Retention: which messages are still open, and which old segments may go.
 //!
 //! A message is *open* from its `MessageReceived` record until it has seen at least one
-//! terminal record (`Completed` or `Discarded`) and has no outstanding delivery (every
-//! `Enqueued` target completed or discarded). `Failed` and `Suspended` leave a delivery
-//! outstanding. The engine appends all `Enqueued` records of a message in one
+//! terminal record (`Completed`, `Failed` or `Discarded`) and has no outstanding delivery
+//! (every `Enqueued` target completed, failed or discarded). `Suspended` leaves a delivery
+//! outstanding: a suspended message waits for an operator; a failed one is final (IRIS
+//! `F`), kept only as long as retention keeps its segment. The engine appends all `Enqueued` records of a message in one
 //! `append_many` before any completion, and records "routed nowhere" as a `Discarded`
 //! with an empty target.
 //!
@@ -62,13 +63,15 @@ impl OpenSet {
                 None
             }
             Record::Completed { message_id, target }
+            | Record::Failed {
+                message_id, target, ..
+            }
             | Record::Discarded {
                 message_id, target, ..
             } => self.on_terminal(message_id, target),
-            Record::Failed { .. }
-            | Record::Suspended { .. }
-            | Record::Checkpoint { .. }
-            | Record::SegmentStart { .. } => None,
+            Record::Suspended { .. } | Record::Checkpoint { .. } | Record::SegmentStart { .. } => {
+                None
+            }
         }
     }
 
@@ -191,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_delivery_keeps_message_open() {
+    fn a_suspended_delivery_keeps_its_message_open_and_a_failed_one_closes_it() {
         let mut set = OpenSet::default();
         set.on_record(1, &received(7));
         set.on_record(
@@ -203,14 +206,24 @@ mod tests {
         );
         set.on_record(
             1,
-            &Record::Failed {
+            &Record::Suspended {
                 message_id: 7,
                 target: "a",
                 reason: "AE",
             },
         );
-        assert!(set.is_open(7));
+        assert!(set.is_open(7), "a suspended delivery stays outstanding");
         assert_eq!(set.oldest_open_segment(), Some(1));
+        set.on_record(
+            2,
+            &Record::Failed {
+                message_id: 7,
+                target: "a",
+                reason: "AE after FailureTimeout",
+            },
+        );
+        assert!(!set.is_open(7), "a failed delivery is final");
+        assert_eq!(set.oldest_open_segment(), None);
     }
 
     #[test]
