@@ -75,7 +75,7 @@ fn main() {
             })
             .detach();
             server.run().await.unwrap();
-            println!("server thread: {}", thread_cpu());
+            eprintln!("server thread: {}", thread_cpu());
         })
         .unwrap();
     let addr = addr_rx.recv().unwrap();
@@ -128,7 +128,7 @@ fn main() {
                 per_conn * connections,
                 (per_conn * connections) as f64 / secs
             );
-            println!("client thread: {}", thread_cpu());
+            eprintln!("client thread: {}", thread_cpu());
         })
         .unwrap();
     client.join().unwrap();
