@@ -43,7 +43,7 @@ use crate::{
     error::WalError,
     wal::{
         SyncMode, WalConfig,
-        record::{self, HEADER_BYTES, Record, RecordKind},
+        record::{self, HEADER_BYTES, RECORD_ALIGN, Record, RecordKind},
         recovery::{self, Recovery, SegmentMeta},
         retention::{self, OpenSet, SegmentAge},
         segment::{BLOCK_BYTES, segment_path},
@@ -492,13 +492,17 @@ impl Active {
                 .map_err(|e| WalError::io("reading segment tail", &path, e))?;
             let _ = reader.close().await;
             let valid = (end_offset - block) as usize;
-            if read.len() < valid {
+            // A file cut inside the last record's padding still holds the whole record
+            // (recovery checked its CRC); the padding it lost was zeros.
+            if read.len() + RECORD_ALIGN <= valid {
                 return Err(WalError::NoRecordAt {
                     segment: first_lsn,
                     offset: block,
                 });
             }
-            tail.extend_from_slice(&read[..valid]);
+            let kept = read.len().min(valid);
+            tail.extend_from_slice(&read[..kept]);
+            tail.resize(valid, 0);
         }
         let active = Active {
             first_lsn,
