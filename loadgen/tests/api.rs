@@ -108,3 +108,26 @@ fn bad_options_are_errors_not_panics() {
     .unwrap_err();
     assert!(err.to_string().contains("allow-remote"), "{err}");
 }
+
+#[test]
+fn parking_at_once_without_busy_polling_counts_the_same() {
+    let parked = Executors {
+        busy_poll: Duration::ZERO,
+        ..Executors::default()
+    };
+    let sink = run_sink(SinkOptions {
+        executors: parked.clone(),
+        ..SinkOptions::default()
+    })
+    .expect("sink starts");
+    let report = run_send(SendOptions {
+        to: sink.addr(),
+        connections: 3,
+        messages: Some(600),
+        executors: parked,
+        ..SendOptions::default()
+    })
+    .expect("send runs");
+    assert_eq!((report.sent, report.ack_codes.AA), (600, 600));
+    assert_eq!(sink.stop_and_join().expect("sink report").received, 600);
+}
