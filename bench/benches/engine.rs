@@ -77,16 +77,7 @@ fn engine_end_to_end(c: &mut Criterion) {
     let production = load_production(&path, false).expect("bench production loads");
     let cpus = hie_core::shard::online_cpus();
     let pinned = cpus.len() >= 2;
-    let args = EngineArgs {
-        data_dir: Some(dir.path().join("wal")),
-        shards: Some(1),
-        cpus: pinned.then(|| vec![cpus[0]]),
-        no_pin: !pinned,
-        sync: None,
-        allow_unknown: false,
-        shutdown_timeout: 30,
-        log: Some("error".into()),
-    };
+    let args = EngineArgs::single_shard(dir.path().join("wal"), pinned.then(|| cpus[0]));
     let options = engine_options(&production, &args).expect("engine options");
     let engine = RunningEngine::start(&production, options).expect("engine starts");
     let load_executors = if pinned {

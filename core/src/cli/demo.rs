@@ -96,16 +96,7 @@ fn demo(args: &DemoArgs, data_dir: &Path) -> Result<(), String> {
         .map_err(|_| format!("the embedded production does not load ({})", path.display()))?;
     let cpus = crate::shard::online_cpus();
     let pinned = cpus.len() >= 2;
-    let engine_args = EngineArgs {
-        data_dir: Some(data_dir.join("wal")),
-        shards: Some(1),
-        cpus: pinned.then(|| vec![cpus[0]]),
-        no_pin: !pinned,
-        sync: None,
-        allow_unknown: false,
-        shutdown_timeout: 30,
-        log: None,
-    };
+    let engine_args = EngineArgs::single_shard(data_dir.join("wal"), pinned.then(|| cpus[0]));
     let options = engine_options(&production, &engine_args)?;
     let engine = RunningEngine::start(&production, options).map_err(|e| e.to_string())?;
     println!(

@@ -68,6 +68,23 @@ pub struct EngineArgs {
     pub log: Option<String>,
 }
 
+impl EngineArgs {
+    /// One shard, pinned to `cpu` (unpinned when `None`), WAL in `data_dir`, the
+    /// production's sync mode: how `hie demo` and the engine benchmark run.
+    pub fn single_shard(data_dir: PathBuf, cpu: Option<usize>) -> EngineArgs {
+        EngineArgs {
+            data_dir: Some(data_dir),
+            shards: Some(1),
+            cpus: cpu.map(|c| vec![c]),
+            no_pin: cpu.is_none(),
+            sync: None,
+            allow_unknown: false,
+            shutdown_timeout: 30,
+            log: None,
+        }
+    }
+}
+
 /// Installs the stderr logger once.
 pub fn init_logging(filter: Option<&str>) {
     let filter = filter
