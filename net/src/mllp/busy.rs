@@ -21,9 +21,9 @@
 //!   buffered) return `None` and lose nothing but the spin.
 //! - A spin never lasts longer than its budget past the last `None`; a budget of zero
 //!   reads through the reactor at once (the plain glommio behaviour).
-//! - While spinning, the task yields after each try, so other connections of the shard run;
-//!   timers of the shard may fire up to glommio's preempt interval late while every task
-//!   spins.
+//! - While spinning, the task yields after each try, so the shard's other tasks run, and
+//!   at least every [`REACTOR_PASS_INTERVAL`] it waits for the executor to poll its
+//!   reactor ([`ReactorPass`]), so disk completions and timers are not held up.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -77,8 +77,9 @@ fn recv_now(fd: std::os::fd::RawFd, buf: &mut [u8]) -> Option<io::Result<usize>>
     }
 }
 
-/// Reads into `buf`: bytes already there at once; otherwise tries again, yielding between
-/// tries, for up to `spin`; then waits through the reactor like `AsyncReadExt::read`.
+/// Reads into `buf`: bytes already there at once; otherwise tries again between yields
+/// ([`ReactorPass`]) for up to `spin`; then waits through the reactor like
+/// `AsyncReadExt::read`.
 pub async fn read_busy<S>(stream: &mut S, buf: &mut [u8], spin: Duration) -> io::Result<usize>
 where
     S: TryRead + AsyncRead + Unpin,
@@ -87,9 +88,10 @@ where
         return result;
     }
     if !spin.is_zero() {
+        let mut pass = ReactorPass::new();
         let deadline = Instant::now() + spin;
         loop {
-            futures_lite::future::yield_now().await;
+            pass.yield_now().await;
             if let Some(result) = stream.try_read(buf) {
                 return result;
             }
@@ -100,6 +102,62 @@ where
     }
     stream.read(buf).await
 }
+
+/// Yields between the tries of a spinning read, making sure the executor still polls its
+/// reactor often.
+///
+/// A task that yields by waking itself runs again before glommio polls its rings (glommio
+/// polls them only when no task is runnable or a latency-ring event asks it to), so a
+/// shard of spinning connections would reap disk completions (the WAL's) and fire timers
+/// only every preempt interval (100 ms by default). So at least every
+/// [`REACTOR_PASS_INTERVAL`] the yield is a timer of the shortest duration instead: it
+/// leaves the task parked until the executor has run every runnable task and polled the
+/// reactor, which fires it. Between those, a plain yield is much cheaper than a pass
+/// through the reactor (which submits to io_uring).
+#[derive(Debug)]
+pub struct ReactorPass {
+    timer: glommio::timer::Timer,
+    last_pass: Instant,
+}
+
+impl ReactorPass {
+    /// Starts counting from now; one shortest timer is reused for every pass.
+    pub fn new() -> Self {
+        Self {
+            timer: glommio::timer::Timer::new(REACTOR_PASS_TIMER),
+            last_pass: Instant::now(),
+        }
+    }
+
+    /// Yields: through the reactor if the last pass is [`REACTOR_PASS_INTERVAL`] old,
+    /// otherwise to the other runnable tasks only.
+    pub async fn yield_now(&mut self) {
+        if self.last_pass.elapsed() < REACTOR_PASS_INTERVAL {
+            futures_lite::future::yield_now().await;
+            return;
+        }
+        // Reset just before the wait: a timer already due would be ready at once, without
+        // a pass through the reactor.
+        self.timer.reset(REACTOR_PASS_TIMER);
+        (&mut self.timer).await;
+        self.last_pass = Instant::now();
+    }
+}
+
+impl Default for ReactorPass {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Longest a spinning connection goes without letting the executor poll its reactor:
+/// the added delay, at worst, of a disk completion or timer of a shard whose connections
+/// all spin.
+pub const REACTOR_PASS_INTERVAL: Duration = Duration::from_micros(20);
+
+/// The timer of a pass: due after the reactor's next poll of its timers, but not before
+/// the `reset` and the first poll of the timer (a few tens of nanoseconds apart).
+const REACTOR_PASS_TIMER: Duration = Duration::from_micros(1);
 
 #[cfg(test)]
 mod tests {
@@ -161,6 +219,40 @@ mod tests {
             assert_eq!(&buf[..n], b"late");
             assert!(started.elapsed() >= Duration::from_millis(20));
             drop(writer.await);
+        });
+    }
+
+    #[test]
+    fn spinning_connections_leave_the_shards_timers_on_time() {
+        on_executor(|| async {
+            // Two connections spin for half a second on a silent peer; a 5 ms timer of
+            // the same shard must still fire close to 5 ms: not after the spins (a loop
+            // that never yields), nor at glommio's 100 ms preempt interval (a loop that
+            // yields to tasks but never lets the executor poll its reactor).
+            let started = Instant::now();
+            let mut peers = Vec::new();
+            for _ in 0..2 {
+                let (client, mut server) = pair().await;
+                peers.push(client);
+                glommio::spawn_local(async move {
+                    let mut buf = [0u8; 8];
+                    let spin = Duration::from_millis(500);
+                    let _ =
+                        futures_lite::future::or(read_busy(&mut server, &mut buf, spin), async {
+                            glommio::timer::sleep(Duration::from_millis(600)).await;
+                            Ok(0)
+                        })
+                        .await;
+                })
+                .detach();
+            }
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+            let late = started.elapsed();
+            assert!(
+                late < Duration::from_millis(50),
+                "a 5 ms timer took {late:?}"
+            );
+            drop(peers);
         });
     }
 

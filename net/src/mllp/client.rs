@@ -31,7 +31,7 @@ use glommio::timer::Timer;
 use hie_hl7::{AckCode, Message, Path};
 
 use crate::error::MllpError;
-use crate::mllp::busy::{BUSY_POLL_DEFAULT, TryRead};
+use crate::mllp::busy::{BUSY_POLL_DEFAULT, ReactorPass, TryRead};
 use crate::mllp::frame::{FRAME_BYTES_MAX_DEFAULT, FrameDecoder, check_payload, encode_frame};
 use crate::mllp::server::StayConnected;
 use crate::reply_code_actions::{Action, Decision, ReplyCodeActions, ReplyFacts};
@@ -236,7 +236,7 @@ impl ReplyOutcome {
     }
 }
 
-/// Tries non-blocking reads for up to `spin`, yielding between tries; `None` when nothing
+/// Tries non-blocking reads for up to `spin`, yielding between tries ([`ReactorPass`]); `None` when nothing
 /// came (the caller then waits on the reactor, with its ResponseTimeout).
 async fn busy_read<C: Connector>(
     stream: &mut C::Stream,
@@ -250,8 +250,9 @@ async fn busy_read<C: Connector>(
         return None;
     }
     let deadline = Instant::now() + spin;
+    let mut pass = ReactorPass::new();
     while Instant::now() < deadline {
-        future::yield_now().await;
+        pass.yield_now().await;
         if let Some(result) = C::try_read(stream, buf) {
             return Some(result);
         }
