@@ -110,29 +110,34 @@ where
 /// polls them only when no task is runnable or a latency-ring event asks it to), so a
 /// shard of spinning connections would reap disk completions (the WAL's) and fire timers
 /// only every preempt interval (100 ms by default). So at least every
-/// [`REACTOR_PASS_INTERVAL`] the yield is a timer of the shortest duration instead: it
+/// [`REACTOR_PASS_INTERVAL`] (per shard) the yield is a timer of the shortest duration: it
 /// leaves the task parked until the executor has run every runnable task and polled the
 /// reactor, which fires it. Between those, a plain yield is much cheaper than a pass
 /// through the reactor (which submits to io_uring).
 #[derive(Debug)]
 pub struct ReactorPass {
     timer: glommio::timer::Timer,
-    last_pass: Instant,
+}
+
+thread_local! {
+    /// When a spinning read of this shard last saw the executor poll its reactor. Shared
+    /// by the shard's connections: under steady traffic every single spin is short, but
+    /// together they would keep the executor from polling.
+    static LAST_PASS: std::cell::Cell<Instant> = std::cell::Cell::new(Instant::now());
 }
 
 impl ReactorPass {
-    /// Starts counting from now; one shortest timer is reused for every pass.
+    /// One shortest timer, reused for every pass.
     pub fn new() -> Self {
         Self {
             timer: glommio::timer::Timer::new(REACTOR_PASS_TIMER),
-            last_pass: Instant::now(),
         }
     }
 
-    /// Yields: through the reactor if the last pass is [`REACTOR_PASS_INTERVAL`] old,
-    /// otherwise to the other runnable tasks only.
+    /// Yields: through the reactor if the shard's last pass is [`REACTOR_PASS_INTERVAL`]
+    /// old, otherwise to the other runnable tasks only.
     pub async fn yield_now(&mut self) {
-        if self.last_pass.elapsed() < REACTOR_PASS_INTERVAL {
+        if LAST_PASS.with(|t| t.get().elapsed()) < REACTOR_PASS_INTERVAL {
             futures_lite::future::yield_now().await;
             return;
         }
@@ -140,7 +145,7 @@ impl ReactorPass {
         // a pass through the reactor.
         self.timer.reset(REACTOR_PASS_TIMER);
         (&mut self.timer).await;
-        self.last_pass = Instant::now();
+        LAST_PASS.with(|t| t.set(Instant::now()));
     }
 }
 
@@ -150,14 +155,14 @@ impl Default for ReactorPass {
     }
 }
 
-/// Longest a spinning connection goes without letting the executor poll its reactor:
-/// the added delay, at worst, of a disk completion or timer of a shard whose connections
-/// all spin.
+/// Longest the spinning connections of a shard go without letting the executor poll its
+/// reactor: the added delay, at worst, of a disk completion or timer of a shard whose
+/// connections spin.
 pub const REACTOR_PASS_INTERVAL: Duration = Duration::from_micros(20);
 
 /// The timer of a pass: due after the reactor's next poll of its timers, but not before
 /// the `reset` and the first poll of the timer (a few tens of nanoseconds apart).
-const REACTOR_PASS_TIMER: Duration = Duration::from_micros(1);
+const REACTOR_PASS_TIMER: Duration = Duration::from_nanos(100);
 
 #[cfg(test)]
 mod tests {
