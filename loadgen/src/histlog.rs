@@ -128,7 +128,11 @@ mod tests {
         let mut deserializer = Deserializer::new();
         for entry in IntervalLogIterator::new(&text) {
             if let LogEntry::Interval(ilh) = entry.unwrap() {
-                let bytes = base64_decode(ilh.encoded_histogram());
+                let bytes = base64::Engine::decode(
+                    &base64::engine::general_purpose::STANDARD,
+                    ilh.encoded_histogram(),
+                )
+                .expect("base64 histogram");
                 let h: Histogram<u64> = deserializer.deserialize(&mut bytes.as_slice()).unwrap();
                 back.add(&h).unwrap();
                 intervals += 1;
@@ -138,26 +142,5 @@ mod tests {
         assert_eq!(back.len(), total.len());
         assert_eq!(back.value_at_quantile(0.99), total.value_at_quantile(0.99));
         assert_eq!(back.max(), total.max());
-    }
-
-    /// Minimal standard base64 decoder for the test (the library's own is private).
-    fn base64_decode(text: &str) -> Vec<u8> {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = Vec::new();
-        let (mut acc, mut bits) = (0u32, 0u32);
-        for &c in text.as_bytes().iter().filter(|&&c| c != b'=') {
-            let v = ALPHABET
-                .iter()
-                .position(|&a| a == c)
-                .expect("base64 character") as u32;
-            acc = acc << 6 | v;
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((acc >> bits) as u8);
-                acc &= (1 << bits) - 1;
-            }
-        }
-        out
     }
 }
