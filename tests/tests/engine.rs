@@ -1,9 +1,12 @@
 //! The engine end to end: the real `hie run` between a real MLLP sender (this test) and
 //! a real MLLP receiver (`hie-loadgen sink`), with a file operation beside it.
 
-use std::path::Path;
+mod common;
+
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::{head, router, tcp_operation, tcp_service};
 use hie_tests::{Hie, MllpConn, Sink, corpus_dir, field, free_port, wait_until};
 
 /// Every message of every corpus file, split as hie splits batches.
@@ -27,62 +30,21 @@ fn corpus_messages() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn write_production(
-    dir: &Path,
-    in_port: u16,
-    out_port: u16,
-    file_out: &Path,
-) -> std::path::PathBuf {
-    let config = dir.join("production.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[production]
-name = "EndToEnd"
-
-[engine]
-shards = 2
-wal_sync = "fsync"
-
-[[item]]
-name = "In"
-class = "EnsLib.HL7.Service.TCPService"
-[item.host]
-TargetConfigNames = "Router"
-[item.adapter]
-Port = "{in_port}"
-
-[[item]]
-name = "Router"
-class = "EnsLib.HL7.MsgRouter.RoutingEngine"
-[item.host]
-BusinessRuleName = "EndToEnd.Rule"
-TargetConfigNames = "Out,FileOut"
-
-[[item]]
-name = "Out"
-class = "EnsLib.HL7.Operation.TCPOperation"
-[item.adapter]
-IPAddress = "127.0.0.1"
-Port = "{out_port}"
-
-[[item]]
-name = "FileOut"
-class = "EnsLib.HL7.Operation.FileOperation"
-[item.host]
-Filename = "msg%+(00000).hl7"
-[item.adapter]
-FilePath = "{}"
-"#,
-            file_out.display()
-        ),
-    )
-    .unwrap();
-    config
+fn write_production(dir: &Path, in_port: u16, out_port: u16, file_out: &Path) -> PathBuf {
+    let file_operation = format!(
+        "\n[[item]]\nname = \"FileOut\"\nclass = \"EnsLib.HL7.Operation.FileOperation\"\n\
+         [item.host]\nFilename = \"msg%+(00000).hl7\"\n[item.adapter]\nFilePath = \"{}\"\n",
+        file_out.display()
+    );
+    let text = head("EndToEnd", 2)
+        + &tcp_service("In", in_port, "Router", &[])
+        + &router("Router", "Out,FileOut", &[])
+        + &tcp_operation("Out", out_port, &[], &[])
+        + &file_operation;
+    common::write_production(dir, &text)
 }
 
-fn sorted_files(dir: &Path) -> Vec<std::path::PathBuf> {
+fn sorted_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map(|d| d.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();
@@ -165,40 +127,11 @@ fn every_corpus_message_arrives_byte_identical_at_the_sink_and_in_the_output_dir
 }
 
 /// A production `In` (TCP service with `AckMode`) → `Out` (TCP operation to the sink).
-fn write_direct_production(
-    dir: &Path,
-    in_port: u16,
-    out_port: u16,
-    ack_mode: &str,
-) -> std::path::PathBuf {
-    let config = dir.join("direct.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[production]
-name = "Direct"
-
-[[item]]
-name = "In"
-class = "EnsLib.HL7.Service.TCPService"
-[item.host]
-TargetConfigNames = "Out"
-AckMode = "{ack_mode}"
-[item.adapter]
-Port = "{in_port}"
-
-[[item]]
-name = "Out"
-class = "EnsLib.HL7.Operation.TCPOperation"
-[item.adapter]
-IPAddress = "127.0.0.1"
-Port = "{out_port}"
-"#
-        ),
-    )
-    .unwrap();
-    config
+fn write_direct_production(dir: &Path, in_port: u16, out_port: u16, ack_mode: &str) -> PathBuf {
+    let text = head("Direct", 1)
+        + &tcp_service("In", in_port, "Out", &[("AckMode", ack_mode)])
+        + &tcp_operation("Out", out_port, &[], &[]);
+    common::write_production(dir, &text)
 }
 
 #[test]

@@ -280,8 +280,8 @@ pub fn write_production(dir: &Path, text: &str) -> std::path::PathBuf {
 
 /// Runs `hie ctl --data-dir DATA ARGS…`; its exit code and stdout.
 ///
-/// `hie run` prints `ready` just before it opens its control socket, so a command sent
-/// at once can find no engine (exit 2): that is retried for up to 5 s.
+/// A command that finds no engine (exit 2) is retried for up to 5 s, for an engine that
+/// is still starting or restarting.
 pub fn ctl(data_dir: &Path, args: &[&str]) -> (i32, String) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
