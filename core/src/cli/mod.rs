@@ -15,7 +15,12 @@ pub mod run;
 
 /// hie: an HL7 v2 integration engine.
 #[derive(Debug, Parser)]
-#[command(name = "hie", version, about, long_about = None)]
+#[command(
+    name = "hie",
+    version,
+    about = "hie: an HL7 v2 integration engine",
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
