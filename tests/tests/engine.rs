@@ -222,3 +222,49 @@ fn log_trace_events_traces_each_message_and_lifecycle_step_of_the_item() {
     );
     sink.finish();
 }
+
+/// A disabled operation on another shard whose queue fills up must not stall that shard:
+/// its dispatcher keeps taking commands, so `hie ctl enable` works and everything waiting
+/// is delivered, in order.
+#[test]
+fn a_full_queue_of_a_disabled_operation_on_another_shard_does_not_stop_its_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, out_port) = (free_port(), free_port());
+    let sink = common::TestSink::start(out_port, common::Answer::Code("AA"));
+    // Round-robin placement: In on shard 0, Out on shard 1.
+    let production = head("FullQueue", 2)
+        + &tcp_service("In", in_port, "Out", &[])
+        + &tcp_operation("Out", out_port, &[("QueueSize", "5")], &[]);
+    let (mut hie, data) = common::start_hie(dir.path(), &production);
+    let (code, _) = common::ctl(&data, &["disable", "Out"]);
+    assert_eq!(code, 0);
+    let mut conn = MllpConn::connect(&format!("127.0.0.1:{in_port}")).unwrap();
+    let ids: Vec<String> = (0..20).map(|n| format!("FULL{n:02}")).collect();
+    for id in &ids {
+        let ack = conn.exchange(&common::adt(id, "P1")).unwrap();
+        assert_eq!(field(&ack, "MSA", 1).as_deref(), Some("AA"));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sink.count(), 0, "a disabled operation sends nothing");
+    let (code, out) = common::ctl(&data, &["status"]);
+    assert_eq!(
+        code, 0,
+        "the shard with the full queue still answers: {out}"
+    );
+    let (code, _) = common::ctl(&data, &["enable", "Out"]);
+    assert_eq!(code, 0);
+    assert!(
+        wait_until(Duration::from_secs(20), || sink.count() >= ids.len()),
+        "{} of {} arrived; log:\n{}",
+        sink.count(),
+        ids.len(),
+        hie.log()
+    );
+    assert_eq!(sink.control_ids(), ids, "in order, once each");
+    assert!(
+        hie.process
+            .stop(Duration::from_secs(60))
+            .is_some_and(|s| s.success())
+    );
+    sink.stop();
+}

@@ -520,15 +520,45 @@ impl Shard {
         }
     }
 
-    /// Puts `env` on this shard's queue of its target, applying the overflow strategy.
+    /// Puts `env` on this shard's queue of its target, applying the overflow strategy
+    /// (waiting for room with `block`).
     pub async fn enqueue_local(&self, env: Envelope) {
-        let instance = self.plan.item(env.target).instance_for(env.partition);
-        let Some(queue) = self.queue(env.target, instance) else {
-            tracing::error!(id = %env.id, "no local queue for item {}", env.target);
+        let Some(queue) = self.local_queue_of(&env) else {
             return;
         };
-        match queue.push(env, Priority::Normal).await {
-            Offer::Accepted => {}
+        let offered = queue.push(env, Priority::Normal).await;
+        // `push` waits while a `block` queue is full, so nothing comes back to retry.
+        let _ = self.settle(&queue, offered);
+    }
+
+    /// [`Shard::enqueue_local`] without waiting: hands `env` back when its queue is full
+    /// and its strategy is `block` (the dispatcher keeps it and tries again).
+    pub fn offer_local(&self, env: Envelope) -> Result<(), Envelope> {
+        let Some(queue) = self.local_queue_of(&env) else {
+            return Ok(());
+        };
+        let offered = queue.offer(env, Priority::Normal);
+        self.settle(&queue, offered)
+    }
+
+    fn local_queue_of(&self, env: &Envelope) -> Option<Rc<LocalQueue<Envelope>>> {
+        let instance = self.plan.item(env.target).instance_for(env.partition);
+        let queue = self.queue(env.target, instance);
+        if queue.is_none() {
+            tracing::error!(id = %env.id, "no local queue for item {}", env.target);
+        }
+        queue
+    }
+
+    /// Records what a queue did not keep; `Err` gives back an entry a full `block` queue
+    /// refused.
+    fn settle(
+        &self,
+        queue: &LocalQueue<Envelope>,
+        offered: Offer<Envelope>,
+    ) -> Result<(), Envelope> {
+        match offered {
+            Offer::Accepted => Ok(()),
             Offer::Evicted(old) => {
                 let reason = "queue full: oldest message dropped (Overflow drop_oldest)";
                 tracing::warn!(id = %old.id, item = %self.plan.item(old.target).name, "{reason}");
@@ -538,11 +568,14 @@ impl Shard {
                         reason: reason.into(),
                     },
                 );
+                Ok(())
             }
             Offer::Refused(env) if queue.is_closed() => {
                 // Shutting down: the message stays open in its WAL and comes back at start.
                 tracing::debug!(id = %env.id, "queue closed; left for recovery");
+                Ok(())
             }
+            Offer::Refused(env) if queue.overflow() == Overflow::Block => Err(env),
             Offer::Refused(env) => {
                 let reason = "queue full: message refused (Overflow reject)";
                 tracing::warn!(id = %env.id, item = %self.plan.item(env.target).name, "{reason}");
@@ -552,6 +585,7 @@ impl Shard {
                         reason: reason.into(),
                     },
                 );
+                Ok(())
             }
         }
     }

@@ -4,6 +4,7 @@
 //! the WAL).
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -27,6 +28,9 @@ use crate::ring::ShardRings;
 /// How often a waiting shard looks at the other shards' progress (start-up barrier,
 /// shutdown barrier, idle reports).
 const POLL: Duration = Duration::from_millis(2);
+
+/// How often the dispatcher offers again an envelope whose `block` queue was full.
+const BLOCKED_RETRY: Duration = Duration::from_millis(1);
 
 /// Runs shard `index` until the production stops.
 pub async fn run(
@@ -423,8 +427,15 @@ async fn supervise_tcp_service(
 
 /// The dispatcher: moves envelopes from the rings into local queues, hands outcome
 /// records to the recorder, applies control commands and announces phase changes.
+///
+/// It never waits on a full queue: an envelope whose `block` queue is full is kept (with
+/// every envelope after it, in ring order) and offered again every [`BLOCKED_RETRY`],
+/// and the rings are not drained meanwhile, so backpressure reaches the sending shards
+/// while commands (`hie ctl enable` for a disabled operation whose queue filled up) and
+/// phase changes are still handled.
 async fn dispatch(shard: Rc<Shard>, control: Receiver<ShardControl>, done: Rc<Cell<bool>>) {
     let mut inbound: Vec<ShardMsg> = Vec::with_capacity(DRAIN_BATCH_MAX);
+    let mut blocked: VecDeque<Envelope> = VecDeque::new();
     let mut seen = shard.phase();
     loop {
         while let Ok(command) = control.try_recv() {
@@ -440,23 +451,40 @@ async fn dispatch(shard: Rc<Shard>, control: Receiver<ShardControl>, done: Rc<Ce
             seen = phase;
             shard.phase_changed.notify_all();
         }
-        shard
-            .rings
-            .drain(DRAIN_BATCH_MAX, |_, msg| inbound.push(msg));
-        let moved = !inbound.is_empty();
-        for msg in inbound.drain(..) {
-            match msg {
-                ShardMsg::Deliver(env) => shard.enqueue_local(env).await,
-                ShardMsg::Record { id, target, record } => {
-                    shard.record_at_origin(id, target, record)
-                }
-                ShardMsg::Reply { id, reply } => shard.take_reply(id, reply),
+        while let Some(env) = blocked.pop_front() {
+            if let Err(env) = shard.offer_local(env) {
+                blocked.push_front(env);
+                break;
             }
         }
-        if done.get() && !moved {
+        let mut moved = false;
+        if blocked.is_empty() {
+            shard
+                .rings
+                .drain(DRAIN_BATCH_MAX, |_, msg| inbound.push(msg));
+            moved = !inbound.is_empty();
+            for msg in inbound.drain(..) {
+                match msg {
+                    ShardMsg::Deliver(env) if !blocked.is_empty() => blocked.push_back(env),
+                    ShardMsg::Deliver(env) => {
+                        if let Err(env) = shard.offer_local(env) {
+                            blocked.push_back(env);
+                        }
+                    }
+                    ShardMsg::Record { id, target, record } => {
+                        shard.record_at_origin(id, target, record)
+                    }
+                    ShardMsg::Reply { id, reply } => shard.take_reply(id, reply),
+                }
+            }
+        }
+        if done.get() && !moved && blocked.is_empty() {
             return;
         }
-        if moved {
+        if !blocked.is_empty() {
+            // No notification says a queue has room: look again shortly.
+            glommio::timer::sleep(BLOCKED_RETRY).await;
+        } else if moved {
             glommio::yield_if_needed().await;
         } else {
             shard.rings.wait_inbound().await;
