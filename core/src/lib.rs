@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod item;
 pub mod items;
 pub mod notify;
+pub mod priority;
 pub mod queue;
 pub mod ring;
 pub mod shard;

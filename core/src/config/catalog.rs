@@ -268,6 +268,8 @@ pub enum ValueType {
     ReplyCodeActions,
     /// IRIS HL7 `Framing`: a named mode, or `Ascii<n>[/<n>]` / `MLLP<n>[/<n>]`.
     Framing,
+    /// A comma list of MSH-9 patterns (`ADT^A40`, `ORM^*`), see `crate::priority`.
+    MessageTypes,
 }
 
 impl ValueType {
@@ -283,6 +285,7 @@ impl ValueType {
             ValueType::OneOf(values) => format!("one of {}", values.join(", ")),
             ValueType::ReplyCodeActions => "reply code actions".to_owned(),
             ValueType::Framing => "HL7 framing".to_owned(),
+            ValueType::MessageTypes => "comma list of MSH-9 types".to_owned(),
         }
     }
 }
@@ -377,6 +380,8 @@ pub const HIE_EXTENSIONS: &[&str] = &[
     "RestartPolicy",
     "MaxRestarts",
     "RestartDelay",
+    "QueueOrder",
+    "PriorityMessageTypes",
     "TargetConfigNames (routers)",
 ];
 
@@ -385,6 +390,9 @@ pub const RESTART_POLICY_VALUES: &[&str] = &["never", "on_failure", "always"];
 
 /// Overflow strategies, as written in the `Overflow` setting.
 pub const OVERFLOW_VALUES: &[&str] = &["block", "drop_oldest", "reject"];
+
+/// Queue orders, as written in the `QueueOrder` setting.
+pub const QUEUE_ORDER_VALUES: &[&str] = &["fifo", "priority"];
 
 /// Every host (Ens.Host and hie extensions).
 pub const HOST_ALL: &[SettingSpec] = &[
@@ -514,6 +522,24 @@ pub const PROCESS_HOST: &[SettingSpec] = &[
         int(-1, DAY_S),
         "15",
         "seconds of retries before failing (-1 = never)",
+    ),
+];
+
+/// Items with a queue of their own: processes and operations (see `crate::priority`).
+pub const QUEUE_HOST: &[SettingSpec] = &[
+    s(
+        "QueueOrder",
+        H,
+        ValueType::OneOf(QUEUE_ORDER_VALUES),
+        "fifo",
+        "hie: fifo, or priority (messages of PriorityMessageTypes overtake the others)",
+    ),
+    s(
+        "PriorityMessageTypes",
+        H,
+        ValueType::MessageTypes,
+        "",
+        "hie: MSH-9 types that go first under QueueOrder priority (e.g. ADT^A40,ORM^*)",
     ),
 ];
 
@@ -1030,13 +1056,20 @@ pub fn groups(family: Family) -> &'static [&'static [SettingSpec]] {
             SERVICE_HOST,
             HOST_ALL,
         ],
-        Family::Hl7Router => &[HL7_ROUTER_HOST, ROUTER_HOST, PROCESS_HOST, HOST_ALL],
-        Family::Router => &[ROUTER_HOST, PROCESS_HOST, HOST_ALL],
+        Family::Hl7Router => &[
+            HL7_ROUTER_HOST,
+            ROUTER_HOST,
+            PROCESS_HOST,
+            QUEUE_HOST,
+            HOST_ALL,
+        ],
+        Family::Router => &[ROUTER_HOST, PROCESS_HOST, QUEUE_HOST, HOST_ALL],
         Family::Hl7TcpOperation => &[
             HL7_REPLY_OPERATION_HOST,
             HL7_OPERATION_HOST,
             TCP_OUTBOUND_ADAPTER,
             OPERATION_HOST,
+            QUEUE_HOST,
             HOST_ALL,
         ],
         Family::Hl7FileOperation => &[
@@ -1044,9 +1077,16 @@ pub fn groups(family: Family) -> &'static [&'static [SettingSpec]] {
             HL7_OPERATION_HOST,
             FILE_OUTBOUND_ADAPTER,
             OPERATION_HOST,
+            QUEUE_HOST,
             HOST_ALL,
         ],
-        Family::EmailAlertOperation => &[EMAIL_ALERT_HOST, SMTP_ADAPTER, OPERATION_HOST, HOST_ALL],
+        Family::EmailAlertOperation => &[
+            EMAIL_ALERT_HOST,
+            SMTP_ADAPTER,
+            OPERATION_HOST,
+            QUEUE_HOST,
+            HOST_ALL,
+        ],
     }
 }
 

@@ -17,8 +17,9 @@
 use std::path::Path;
 
 use super::Diagnostic;
-use super::catalog::{self, Family, OVERFLOW_VALUES, SettingSpec, ValueType};
+use super::catalog::{self, Family, OVERFLOW_VALUES, QUEUE_ORDER_VALUES, SettingSpec, ValueType};
 use super::model::{Item, SettingTarget};
+use crate::priority::{self, QueueOrder};
 
 /// Typed settings of one item, by family of class.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +112,9 @@ pub struct CommonSettings {
     pub queue_size: u32,
     /// hie `Overflow`.
     pub overflow: OverflowStrategy,
+    /// hie `QueueOrder` with its `PriorityMessageTypes` (items with a queue; services are
+    /// always FIFO).
+    pub queue_order: QueueOrder,
 }
 
 /// `AckMode` of an HL7 service.
@@ -390,6 +394,7 @@ pub fn check_value(spec: &SettingSpec, value: &str) -> Result<(), String> {
             .map(|_| ())
             .ok_or_else(|| format!("{value:?} is not an HL7 framing")),
         ValueType::ReplyCodeActions => parse_reply_code_actions(value).map(|_| ()),
+        ValueType::MessageTypes => priority::parse_patterns(value).map(|_| ()),
     }
 }
 
@@ -574,7 +579,56 @@ impl Reader<'_> {
             queue_wait_alert_s: self.u32(h, "QueueWaitAlert"),
             queue_size: self.u32(h, "QueueSize"),
             overflow,
+            queue_order: self.queue_order(),
         }
+    }
+
+    /// `QueueOrder` and `PriorityMessageTypes`, for families that have them: `priority`
+    /// needs at least one message type (an empty list would be FIFO in disguise).
+    fn queue_order(&mut self) -> QueueOrder {
+        let h = SettingTarget::Host;
+        if catalog::spec(self.family, h, "QueueOrder").is_none() {
+            return QueueOrder::Fifo;
+        }
+        let priority = self.parsed(
+            h,
+            "QueueOrder",
+            |v| match v {
+                "fifo" => Ok(false),
+                "priority" => Ok(true),
+                _ => Err(format!(
+                    "{v:?} is not one of {}",
+                    QUEUE_ORDER_VALUES.join(", ")
+                )),
+            },
+            false,
+        );
+        let patterns = self.parsed(
+            h,
+            "PriorityMessageTypes",
+            priority::parse_patterns,
+            Vec::new(),
+        );
+        if !priority {
+            return QueueOrder::Fifo;
+        }
+        if patterns.is_empty() && !self.has_bad_value(h, "PriorityMessageTypes") {
+            let (_, line) = self.text(h, "QueueOrder");
+            self.error(
+                line,
+                "setting QueueOrder: priority needs PriorityMessageTypes, the MSH-9 types \
+                 that go first (e.g. ADT^A40,ORM^*)"
+                    .to_owned(),
+            );
+        }
+        QueueOrder::Priority(patterns)
+    }
+
+    /// True when `name` has a value that does not parse (already reported).
+    fn has_bad_value(&mut self, target: SettingTarget, name: &str) -> bool {
+        let (value, _) = self.text(target, name);
+        catalog::spec(self.family, target, name)
+            .is_some_and(|spec| check_value(spec, &value).is_err())
     }
 
     fn ack_mode(&mut self) -> AckMode {
@@ -825,6 +879,71 @@ mod tests {
         assert!(errors.is_empty());
         assert_eq!(s.ack_mode, AckMode::Immediate);
         assert_eq!(s.local_facility_application, "");
+    }
+
+    fn operation_queue(host: &[(&str, &str)]) -> (CommonSettings, Vec<Diagnostic>) {
+        let mut settings = vec![
+            (SettingTarget::Adapter, "IPAddress", "h"),
+            (SettingTarget::Adapter, "Port", "6661"),
+        ];
+        settings.extend(host.iter().map(|(n, v)| (SettingTarget::Host, *n, *v)));
+        let item = item_with("EnsLib.HL7.Operation.TCPOperation", &settings);
+        let mut errors = Vec::new();
+        let resolved = resolve(&item, Family::Hl7TcpOperation, Path::new("p"), &mut errors);
+        (resolved.common().expect("resolved").clone(), errors)
+    }
+
+    #[test]
+    fn queue_order_is_fifo_by_default_and_priority_takes_its_message_types() {
+        let (common, errors) = operation_queue(&[]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(common.queue_order, QueueOrder::Fifo);
+        let (common, errors) = operation_queue(&[
+            ("QueueOrder", "priority"),
+            ("PriorityMessageTypes", "ADT^A40, ORM_*"),
+        ]);
+        assert!(errors.is_empty(), "{errors:?}");
+        let QueueOrder::Priority(patterns) = &common.queue_order else {
+            panic!("{:?}", common.queue_order);
+        };
+        let shown: Vec<String> = patterns.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["ADT^A40", "ORM^*"]);
+    }
+
+    #[test]
+    fn priority_without_message_types_or_with_a_bad_pattern_is_an_error_at_its_line() {
+        let (_, errors) = operation_queue(&[("QueueOrder", "priority")]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 12);
+        assert_eq!(errors[0].item.as_deref(), Some("X"));
+        assert!(
+            errors[0].message.contains("PriorityMessageTypes"),
+            "{}",
+            errors[0].message
+        );
+        let (_, errors) = operation_queue(&[
+            ("QueueOrder", "priority"),
+            ("PriorityMessageTypes", "ADT^A40,ADT^^"),
+        ]);
+        assert_eq!(errors.len(), 1, "one error, for the pattern: {errors:?}");
+        assert_eq!(errors[0].line, 13);
+        assert!(errors[0].message.contains("ADT^^"), "{}", errors[0].message);
+        let (_, errors) = operation_queue(&[("QueueOrder", "lifo")]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("fifo, priority"));
+    }
+
+    #[test]
+    fn services_have_no_queue_order() {
+        let item = item_with(
+            "EnsLib.HL7.Service.TCPService",
+            &[(SettingTarget::Adapter, "Port", "2575")],
+        );
+        let mut errors = Vec::new();
+        let resolved = resolve(&item, Family::Hl7TcpService, Path::new("p"), &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(resolved.common().unwrap().queue_order, QueueOrder::Fifo);
+        assert!(catalog::spec(Family::Hl7TcpService, SettingTarget::Host, "QueueOrder").is_none());
     }
 
     #[test]

@@ -122,6 +122,7 @@ pub fn validate(production: &mut Production, file: &Path, opts: &LoadOptions) ->
             });
         }
         item.settings = settings::resolve(item, family, file, &mut f.errors);
+        check_queue_order(item, file, &mut f);
         if item.enabled && item.pool_size == 0 && item.kind != ItemKind::Process {
             f.warn(
                 file,
@@ -222,6 +223,30 @@ fn check_raw_settings(item: &super::model::Item, family: Family, file: &Path, f:
                 ),
             );
         }
+    }
+}
+
+/// `PriorityMessageTypes` without `QueueOrder=priority` changes nothing: a warning (an
+/// operator may switch priority off this way and keep the list).
+fn check_queue_order(item: &super::model::Item, file: &Path, f: &mut Findings) {
+    let Some(raw) = item.host_settings.get("PriorityMessageTypes") else {
+        return;
+    };
+    // Services have no queue: the setting is listed as not used there.
+    let fifo = item.kind != ItemKind::Service
+        && item
+            .settings
+            .common()
+            .is_some_and(|c| c.queue_order == crate::priority::QueueOrder::Fifo);
+    if fifo && !raw.value.trim().is_empty() {
+        f.warn(
+            file,
+            raw.line,
+            Some(&item.name),
+            "PriorityMessageTypes has no effect while QueueOrder is fifo (the default); \
+             set QueueOrder to priority"
+                .into(),
+        );
     }
 }
 
@@ -495,6 +520,33 @@ mod tests {
                 .iter()
                 .any(|u| u.setting == "Schedule")
         );
+    }
+
+    #[test]
+    fn priority_message_types_under_fifo_are_a_warning_at_their_line() {
+        let out = |host: &[(SettingTarget, &str, &str)]| {
+            let mut settings = vec![
+                (SettingTarget::Adapter, "IPAddress", "127.0.0.1"),
+                (SettingTarget::Adapter, "Port", "6000"),
+            ];
+            settings.extend_from_slice(host);
+            with(
+                Item::new("Out", "EnsLib.HL7.Operation.TCPOperation"),
+                6,
+                &settings,
+            )
+        };
+        let types = (SettingTarget::Host, "PriorityMessageTypes", "ADT^A40");
+        let mut p = production(vec![out(&[types])]);
+        let f = validate(&mut p, Path::new("p.xml"), &LoadOptions::default());
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        assert_eq!(f.warnings.len(), 1, "{:?}", f.warnings);
+        assert_eq!(f.warnings[0].line, 7);
+        assert!(f.warnings[0].message.contains("QueueOrder"));
+        let priority = (SettingTarget::Host, "QueueOrder", "priority");
+        let mut p = production(vec![out(&[types, priority])]);
+        let f = validate(&mut p, Path::new("p.xml"), &LoadOptions::default());
+        assert!(f.errors.is_empty() && f.warnings.is_empty(), "{f:?}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::config::{
     Timeout,
 };
 use crate::envelope::ItemId;
+use crate::priority::QueueOrder;
 use crate::queue::Overflow;
 
 /// The queue bound used when an item's QueueSize is 0 (unset).
@@ -108,6 +109,8 @@ pub struct PlannedItem {
     pub targets: Vec<Target>,
     pub queue_size: usize,
     pub overflow: Overflow,
+    /// `QueueOrder`/`PriorityMessageTypes`: which lane of its queue a message takes.
+    pub queue_order: QueueOrder,
     pub alert_on_error: bool,
     /// IRIS `LogTraceEvents`: trace every message (see [`crate::item::TraceEvents`]).
     pub log_trace_events: bool,
@@ -234,6 +237,7 @@ impl Plan {
                     Some(OverflowStrategy::Reject) => Overflow::Reject,
                     _ => Overflow::Block,
                 },
+                queue_order: common.map(|c| c.queue_order.clone()).unwrap_or_default(),
                 alert_on_error: common.is_some_and(|c| c.alert_on_error),
                 log_trace_events: item.log_trace_events,
                 restart: restart_policy(item)?,

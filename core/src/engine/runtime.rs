@@ -526,7 +526,8 @@ impl Shard {
         let Some(queue) = self.local_queue_of(&env) else {
             return;
         };
-        let offered = queue.push(env, Priority::Normal).await;
+        let lane = self.lane_of(&env);
+        let offered = queue.push(env, lane).await;
         // `push` waits while a `block` queue is full, so nothing comes back to retry.
         let _ = self.settle(&queue, offered);
     }
@@ -537,8 +538,15 @@ impl Shard {
         let Some(queue) = self.local_queue_of(&env) else {
             return Ok(());
         };
-        let offered = queue.offer(env, Priority::Normal);
+        let lane = self.lane_of(&env);
+        let offered = queue.offer(env, lane);
         self.settle(&queue, offered)
+    }
+
+    /// The lane of its target's queue `env` takes (`QueueOrder`; see [`crate::priority`]):
+    /// the same on the live path, after a retry is interrupted and after recovery.
+    pub fn lane_of(&self, env: &Envelope) -> Priority {
+        self.plan.item(env.target).queue_order.lane_of(&env.bytes)
     }
 
     fn local_queue_of(&self, env: &Envelope) -> Option<Rc<LocalQueue<Envelope>>> {

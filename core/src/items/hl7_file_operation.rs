@@ -21,8 +21,8 @@ use crate::engine::plan::FileOperationPlan;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{Envelope, ItemId, OriginRecord};
 use crate::items::filename::{LocalTime, expand};
-use crate::items::{alert, next_entry};
-use crate::queue::{LocalQueue, Priority};
+use crate::items::{alert, next_entry, requeue};
+use crate::queue::LocalQueue;
 
 /// Most messages written per batch.
 pub const WRITE_BATCH_MAX: usize = 256;
@@ -154,7 +154,7 @@ pub async fn run(
                         // Back at the head of the queue, in order (at shutdown they stay
                         // open in the WAL for the next start).
                         for env in batch.drain(..).rev() {
-                            queue.push_front(env, Priority::Normal);
+                            requeue(&shard, &queue, env);
                         }
                         break;
                     }

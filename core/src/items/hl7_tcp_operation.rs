@@ -27,8 +27,8 @@ use crate::engine::control::ItemState;
 use crate::engine::plan::TcpOperationPlan;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{AppReply, Envelope, ItemId, OriginRecord};
-use crate::items::{alert, next_entry};
-use crate::queue::{LocalQueue, Priority};
+use crate::items::{alert, next_entry, requeue};
+use crate::queue::LocalQueue;
 
 /// The client settings of an operation, from its IRIS settings.
 pub fn client_config(plan: &TcpOperationPlan) -> ClientConfig {
@@ -144,7 +144,7 @@ async fn deliver_one(
                     retries.set(retries.get() + 1);
                     tracing::debug!(id = %env.id, attempt = env.attempts, "retry: {}", describe(&outcome));
                     if !wait_retry(shard, item, plan.retry_interval).await {
-                        queue.push_front(env, Priority::Normal);
+                        requeue(shard, queue, env);
                         return Done::Requeued;
                     }
                     continue;
@@ -180,7 +180,7 @@ async fn deliver_one(
             }
             Action::Disable => {
                 alert(shard, item, &env, &format!("item disabled: {what}"));
-                queue.push_front(env, Priority::Normal);
+                requeue(shard, queue, env);
                 shard.set_state(item, ItemState::Disabled);
                 Done::Requeued
             }

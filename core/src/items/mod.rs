@@ -12,7 +12,7 @@ pub mod routing_engine;
 use crate::engine::control::ItemState;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{Envelope, ItemId};
-use crate::queue::{LocalQueue, Priority};
+use crate::queue::LocalQueue;
 
 /// The next message for a router or operation instance to work on, taken only while its
 /// item is running: a paused or disabled item leaves its queue alone (an entry popped
@@ -44,8 +44,15 @@ pub async fn next_entry(
         if shard.states.get(item) == ItemState::Running {
             return Some(env);
         }
-        queue.push_front(env, Priority::Normal);
+        requeue(shard, queue, env);
     }
+}
+
+/// Puts `env`, which an item took from `queue` and did not finish, back at the head of
+/// the lane it came from (a high-priority message stays ahead of the normal ones).
+pub fn requeue(shard: &Shard, queue: &LocalQueue<Envelope>, env: Envelope) {
+    let lane = shard.lane_of(&env);
+    queue.push_front(env, lane);
 }
 
 /// Logs a problem with one message at one item: an `ALERT` line (target `hie::alert`)
