@@ -17,12 +17,15 @@ use hie_persist::{DeliveryState, Record, Recovery, Wal, WalConfig};
 
 use crate::config;
 use crate::engine::control::{ItemCommand, ItemState};
-use crate::engine::plan::{Role, TcpServicePlan};
+use crate::engine::plan::{RestartPolicy, RestartWhen, Role, TcpServicePlan};
 use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, Shared};
 use crate::engine::{ShardControl, ShardExit};
 use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg, partition_hash};
 use crate::items::hl7_tcp_service::TcpServiceHandler;
-use crate::items::{hl7_file_operation, hl7_file_service, hl7_tcp_operation, routing_engine};
+use crate::items::{
+    WorkerExit, hl7_file_operation, hl7_file_service, hl7_tcp_operation, routing_engine,
+};
+use crate::queue::LocalQueue;
 use crate::ring::ShardRings;
 
 /// How often a waiting shard looks at the other shards' progress (start-up barrier,
@@ -150,31 +153,126 @@ fn log_recovery(index: usize, recovery: &Recovery) {
     }
 }
 
-/// Spawns every router and operation instance of this shard, marked running.
+/// Spawns every router and operation instance of this shard, marked running, each under
+/// its restart policy ([`supervise_worker`]).
 fn start_workers(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
     let mut workers = Vec::new();
     for item in shard.plan.on_shard(shard.index) {
         let id = item.id;
+        if !matches!(
+            item.role,
+            Role::Router | Role::TcpOperation(_) | Role::FileOperation(_)
+        ) {
+            continue;
+        }
         for instance in item.instances_on(shard.index) {
             let Some(queue) = shard.queue(id, instance) else {
                 continue;
             };
             let shard = Rc::clone(shard);
-            let task = match &item.role {
-                Role::Router => glommio::spawn_local(routing_engine::run(shard, id, queue)),
-                Role::TcpOperation(plan) => {
-                    glommio::spawn_local(hl7_tcp_operation::run(shard, id, queue, plan.clone()))
-                }
-                Role::FileOperation(plan) => {
-                    glommio::spawn_local(hl7_file_operation::run(shard, id, queue, plan.clone()))
-                }
-                Role::TcpService(_) | Role::FileService(_) | Role::Inert(_) => continue,
-            };
-            workers.push(task);
+            workers.push(glommio::spawn_local(supervise_worker(shard, id, queue)));
         }
         shard.set_state(id, ItemState::Running);
     }
     workers
+}
+
+/// Runs one instance of router or operation `item` until it stops, starting it again
+/// after a failure as its restart policy says (the same rules and `restarts` counter as
+/// a service that cannot bind). A failed instance leaves its messages in its queue; once
+/// the policy gives up the item is `failed` until an operator enables or restarts it.
+async fn supervise_worker(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>) {
+    let planned = shard.plan.item(item);
+    let mut restarts = RestartBudget::new(planned.restart);
+    loop {
+        let shard2 = Rc::clone(&shard);
+        let queue2 = Rc::clone(&queue);
+        let exit = match &planned.role {
+            Role::Router => routing_engine::run(shard2, item, queue2).await,
+            Role::TcpOperation(plan) => {
+                hl7_tcp_operation::run(shard2, item, queue2, plan.clone()).await
+            }
+            Role::FileOperation(plan) => {
+                hl7_file_operation::run(shard2, item, queue2, plan.clone()).await
+            }
+            Role::TcpService(_) | Role::FileService(_) | Role::Inert(_) => return,
+        };
+        let WorkerExit::Failed { reason, worked } = exit else {
+            return;
+        };
+        if worked {
+            restarts.started();
+        }
+        let again = restarts.failed(&shard, item);
+        // A failed instance cannot drain its queue: from the drain on, it is not retried.
+        if again && shard.phase() < Phase::Drain {
+            tracing::warn!(item = %planned.name, shard = shard.index, "{reason}; restarting in {:?}", restarts.delay());
+            let stopping = futures_lite::future::or(
+                async {
+                    glommio::timer::sleep(restarts.delay()).await;
+                    false
+                },
+                async {
+                    shard.until_phase(Phase::Drain).await;
+                    true
+                },
+            )
+            .await;
+            if !stopping {
+                continue;
+            }
+        }
+        tracing::error!(item = %planned.name, shard = shard.index, "{reason}; item failed");
+        shard.set_state(item, ItemState::Failed);
+        // An operator's enable or restart starts it again, with one attempt.
+        futures_lite::future::or(
+            async {
+                shard
+                    .states
+                    .wait_until(item, |s| s == ItemState::Running)
+                    .await;
+            },
+            shard.until_phase(Phase::Stop),
+        )
+        .await;
+        if shard.phase() >= Phase::Stop {
+            return;
+        }
+    }
+}
+
+/// One instance's failures in a row, against its restart policy.
+#[derive(Debug)]
+struct RestartBudget {
+    policy: RestartPolicy,
+    failures: u32,
+}
+
+impl RestartBudget {
+    fn new(policy: RestartPolicy) -> Self {
+        RestartBudget {
+            policy,
+            failures: 0,
+        }
+    }
+
+    /// The instance got going (bound its port, did work): later failures count from 0.
+    fn started(&mut self) {
+        self.failures = 0;
+    }
+
+    /// Counts a failure in the item's `restarts` counter; true when the policy allows
+    /// another start (after [`RestartBudget::delay`]).
+    fn failed(&mut self, shard: &Shard, item: ItemId) -> bool {
+        self.failures += 1;
+        let c = &shard.counters(item).restarts;
+        c.set(c.get() + 1);
+        self.policy.when != RestartWhen::Never && self.failures <= self.policy.max_restarts
+    }
+
+    fn delay(&self) -> Duration {
+        self.policy.delay
+    }
 }
 
 /// Re-enqueues what this shard's WAL says was acknowledged and not completed.
@@ -349,9 +447,8 @@ async fn supervise_tcp_service(
     plan: TcpServicePlan,
     server: MllpServer<TcpServiceHandler>,
 ) {
-    let policy = shard.plan.item(item).restart;
+    let mut restarts = RestartBudget::new(shard.plan.item(item).restart);
     let mut server = Some(server);
-    let mut failures = 0u32;
     loop {
         if shard.phase() >= Phase::StopServices {
             return;
@@ -378,24 +475,19 @@ async fn supervise_tcp_service(
                 match bind(&shard, item, &plan) {
                     Ok(server) => server,
                     Err(e) => {
-                        failures += 1;
-                        let c = &shard.counters(item).restarts;
-                        c.set(c.get() + 1);
-                        if policy.when == crate::engine::plan::RestartWhen::Never
-                            || failures > policy.max_restarts
-                        {
+                        if restarts.failed(&shard, item) {
+                            tracing::warn!(item = %shard.plan.item(item).name, "{e}; retrying in {:?}", restarts.delay());
+                            glommio::timer::sleep(restarts.delay()).await;
+                        } else {
                             tracing::error!(item = %shard.plan.item(item).name, "{e}; item failed");
                             shard.set_state(item, ItemState::Failed);
-                        } else {
-                            tracing::warn!(item = %shard.plan.item(item).name, "{e}; retrying in {:?}", policy.delay);
-                            glommio::timer::sleep(policy.delay).await;
                         }
                         continue;
                     }
                 }
             }
         };
-        failures = 0;
+        restarts.started();
         let handle = current.handle();
         let restarts_at_bind = shard.states.restarts(item);
         let watcher = glommio::spawn_local({

@@ -9,6 +9,11 @@
 //! one sync per file per batch. File I/O runs on glommio's blocking thread pool, never on
 //! the shard. A write error is retried every `RetryInterval` until `FailureTimeout`, then
 //! the message is recorded `Failed`.
+//!
+//! At each start the instance makes sure `FilePath` exists (creating it) and is a
+//! directory. If not (a path through a regular file, a mount that is missing and cannot
+//! be created) it takes no message and ends with [`WorkerExit::Failed`]: its restart
+//! policy starts it again after `RestartDelay`, and the messages wait in its queue.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,7 +26,7 @@ use crate::engine::plan::FileOperationPlan;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{Envelope, ItemId, OriginRecord};
 use crate::items::filename::{LocalTime, expand};
-use crate::items::{alert, next_entry, requeue};
+use crate::items::{WorkerExit, alert, next_entry, requeue};
 use crate::queue::LocalQueue;
 
 /// Most messages written per batch.
@@ -65,14 +70,35 @@ fn plan_files(dir: &Path, spec: &str, batch: &[Envelope]) -> BTreeMap<String, Ve
     files
 }
 
-/// Runs one file operation instance until its queue is closed at shutdown.
+/// Creates `dir` if it is missing; `Err` when it cannot be made or is not a directory.
+fn prepare_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    if std::fs::metadata(dir)?.is_dir() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("not a directory"))
+    }
+}
+
+/// Runs one file operation instance until its queue is closed at shutdown, or fails at
+/// its start when `FilePath` is not a directory it can make.
 pub async fn run(
     shard: Rc<Shard>,
     item: ItemId,
     queue: Rc<LocalQueue<Envelope>>,
     plan: FileOperationPlan,
-) {
+) -> WorkerExit {
     let dir = PathBuf::from(&plan.settings.file_path);
+    let dir_for_io = dir.clone();
+    let prepared = glommio::executor()
+        .spawn_blocking(move || prepare_dir(&dir_for_io))
+        .await;
+    if let Err(e) = prepared {
+        return WorkerExit::Failed {
+            reason: format!("FilePath {} cannot be used: {e}", dir.display()),
+            worked: false,
+        };
+    }
     let spec = if plan.settings.filename.is_empty() {
         "%f_%Q".to_string()
     } else {
@@ -81,7 +107,7 @@ pub async fn run(
     let mut batch: Vec<Envelope> = Vec::with_capacity(WRITE_BATCH_MAX);
     loop {
         let Some(first) = next_entry(&shard, item, &queue).await else {
-            return;
+            return WorkerExit::Stopped;
         };
         batch.push(first);
         while batch.len() < WRITE_BATCH_MAX {
@@ -163,7 +189,7 @@ pub async fn run(
         }
         shard.busy.set(shard.busy.get() - taken);
         if shard.phase() >= Phase::Stop {
-            return;
+            return WorkerExit::Stopped;
         }
     }
 }

@@ -27,7 +27,7 @@ use crate::engine::control::ItemState;
 use crate::engine::plan::TcpOperationPlan;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{AppReply, Envelope, ItemId, OriginRecord};
-use crate::items::{alert, next_entry, requeue};
+use crate::items::{WorkerExit, alert, next_entry, requeue};
 use crate::queue::LocalQueue;
 
 /// The client settings of an operation, from its IRIS settings.
@@ -85,13 +85,15 @@ enum Done {
     Requeued,
 }
 
-/// Runs one operation instance until its queue is closed at shutdown.
+/// Runs one operation instance until its queue is closed at shutdown. It does not fail
+/// as an instance: a downstream system that is down is handled message by message
+/// (`ReconnectRetry`, `ReplyCodeActions`).
 pub async fn run(
     shard: Rc<Shard>,
     item: ItemId,
     queue: Rc<LocalQueue<Envelope>>,
     plan: TcpOperationPlan,
-) {
+) -> WorkerExit {
     let mut client = MllpClient::new(client_config(&plan));
     loop {
         if shard.states.get(item) != ItemState::Running {
@@ -99,7 +101,7 @@ pub async fn run(
         }
         let Some(env) = next_entry(&shard, item, &queue).await else {
             client.close().await;
-            return;
+            return WorkerExit::Stopped;
         };
         shard.busy.set(shard.busy.get() + 1);
         let processed = &shard.counters(item).processed;
@@ -110,7 +112,7 @@ pub async fn run(
             // Wait for the state change that made us stop before looking again.
             if shard.phase() >= Phase::Stop {
                 client.close().await;
-                return;
+                return WorkerExit::Stopped;
             }
         }
     }

@@ -14,6 +14,22 @@ use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{Envelope, ItemId};
 use crate::queue::LocalQueue;
 
+/// How a router or operation instance ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerExit {
+    /// Its queue closed, or the run reached `Stop`: nothing to restart.
+    Stopped,
+    /// It cannot go on (a file operation whose `FilePath` cannot be made, a router whose
+    /// WAL append failed): its restart policy decides what happens next. The messages it
+    /// held are back at the head of its queue.
+    Failed {
+        reason: String,
+        /// It did work (routed or wrote a message) since it started, so the failures
+        /// before this one were not in a row.
+        worked: bool,
+    },
+}
+
 /// The next message for a router or operation instance to work on, taken only while its
 /// item is running: a paused or disabled item leaves its queue alone (an entry popped
 /// just as the state changed goes back to the head, keeping FIFO order) until it runs

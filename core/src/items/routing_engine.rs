@@ -9,24 +9,27 @@
 //! makes the routing records of the whole batch durable in one WAL append (one group
 //! commit), then delivers. Routers run on every shard, on the shard that received the
 //! message (docs/adr/0001), so their records are local appends.
+//!
+//! A router whose WAL append fails puts the batch back at the head of its queue and ends
+//! with [`WorkerExit::Failed`]: its restart policy decides whether it starts again.
 
 use std::rc::Rc;
 
-use crate::engine::control::ItemState;
 use crate::engine::runtime::Shard;
 use crate::envelope::{Envelope, ItemId, OriginRecord};
-use crate::items::next_entry;
+use crate::items::{WorkerExit, next_entry, requeue};
 use crate::queue::LocalQueue;
 
 /// Most messages routed per WAL append.
 pub const ROUTE_BATCH_MAX: usize = 256;
 
-/// Runs one router instance until its queue is closed at shutdown.
-pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>) {
+/// Runs one router instance until its queue is closed at shutdown or a WAL append fails.
+pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>) -> WorkerExit {
     let mut batch: Vec<Envelope> = Vec::with_capacity(ROUTE_BATCH_MAX);
+    let mut worked = false;
     loop {
         let Some(first) = next_entry(&shard, item, &queue).await else {
-            return;
+            return WorkerExit::Stopped;
         };
         batch.push(first);
         while batch.len() < ROUTE_BATCH_MAX {
@@ -54,19 +57,18 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
                     }
                     shard.busy.set(shard.busy.get() - 1);
                 }
+                worked = true;
             }
             Err(e) => {
                 // The messages stay open in the WAL (Enqueued for this router, not
-                // completed) and are routed again at the next start.
-                tracing::error!(
-                    item = %shard.plan.item(item).name,
-                    "router stopped: cannot record routing of {} messages: {e}",
-                    batch.len()
-                );
+                // completed) and wait at the head of the queue for a restart (or for the
+                // next start, which routes them again from the WAL).
+                let reason = format!("cannot record routing of {} messages: {e}", batch.len());
                 shard.busy.set(shard.busy.get() - batch.len());
-                batch.clear();
-                shard.set_state(item, ItemState::Failed);
-                return;
+                for env in batch.drain(..).rev() {
+                    requeue(&shard, &queue, env);
+                }
+                return WorkerExit::Failed { reason, worked };
             }
         }
     }
