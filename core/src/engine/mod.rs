@@ -14,6 +14,7 @@
 //! 4. outcome records still travelling to their origin shard are appended, WALs close.
 
 pub mod control;
+mod hold;
 pub mod plan;
 pub mod runtime;
 mod shard_main;

@@ -3,8 +3,7 @@
 //! dispatcher (rings and control commands in) and the recorder (outcome records out to
 //! the WAL).
 
-use std::cell::Cell;
-use std::collections::VecDeque;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -17,8 +16,9 @@ use hie_persist::{DeliveryState, Record, Recovery, Wal, WalConfig};
 
 use crate::config;
 use crate::engine::control::{ItemCommand, ItemState};
+use crate::engine::hold::HoldLists;
 use crate::engine::plan::{RestartPolicy, RestartWhen, Role, TcpServicePlan};
-use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, Shared};
+use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, ShardStatus, Shared};
 use crate::engine::{ShardControl, ShardExit};
 use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg, partition_hash};
 use crate::items::hl7_tcp_service::TcpServiceHandler;
@@ -32,8 +32,14 @@ use crate::ring::ShardRings;
 /// shutdown barrier, idle reports).
 const POLL: Duration = Duration::from_millis(2);
 
-/// How often the dispatcher offers again an envelope whose `block` queue was full.
+/// How often the dispatcher offers again the envelopes held for full `block` queues.
 const BLOCKED_RETRY: Duration = Duration::from_millis(1);
+
+/// A target instance of the dispatcher's hold lists: item and instance.
+type HoldKey = (ItemId, usize);
+
+/// Envelopes from the rings waiting for room in their target's queue (see [`super::hold`]).
+type Holds = Rc<RefCell<HoldLists<HoldKey, Envelope>>>;
 
 /// Runs shard `index` until the production stops.
 pub async fn run(
@@ -64,7 +70,13 @@ pub async fn run(
     let shard = Rc::new(Shard::new(index, Arc::clone(&shared), Rc::new(wal), rings));
     shard.init_items();
     let done = Rc::new(Cell::new(false));
-    let dispatcher = glommio::spawn_local(dispatch(Rc::clone(&shard), control, Rc::clone(&done)));
+    let holds: Holds = Rc::default();
+    let dispatcher = glommio::spawn_local(dispatch(
+        Rc::clone(&shard),
+        control,
+        Rc::clone(&holds),
+        Rc::clone(&done),
+    ));
     let recorder = glommio::spawn_local(Rc::clone(&shard).run_recorder());
 
     let workers = start_workers(&shard);
@@ -88,7 +100,7 @@ pub async fn run(
 
     // Drain: report whether this shard is idle until the main thread says stop.
     while shard.phase() < Phase::Stop {
-        let idle = shard.is_idle() && !shard.rings.has_inbound();
+        let idle = shard.is_idle() && !shard.rings.has_inbound() && holds_idle(&shard, &holds);
         shared.idle[index].store(idle, Ordering::Release);
         futures_lite::future::or(glommio::timer::sleep(POLL), shard.phase_changed.notified()).await;
     }
@@ -118,6 +130,15 @@ pub async fn run(
             .push(format!("shard {index}: closing the WAL: {e}"));
     }
     exit
+}
+
+/// True when nothing held waits for a running item (a paused or disabled item's held
+/// envelopes stay open in the WAL, as its queue does, and shutdown does not wait for them).
+fn holds_idle(shard: &Shard, holds: &Holds) -> bool {
+    holds
+        .borrow()
+        .keys()
+        .all(|&(item, _)| shard.states.get(item) != ItemState::Running)
 }
 
 fn failed(shared: &Shared) -> bool {
@@ -520,20 +541,26 @@ async fn supervise_tcp_service(
 /// The dispatcher: moves envelopes from the rings into local queues, hands outcome
 /// records to the recorder, applies control commands and announces phase changes.
 ///
-/// It never waits on a full queue: an envelope whose `block` queue is full is kept (with
-/// every envelope after it, in ring order) and offered again every [`BLOCKED_RETRY`],
-/// and the rings are not drained meanwhile, so backpressure reaches the sending shards
-/// while commands (`hie ctl enable` for a disabled operation whose queue filled up) and
-/// phase changes are still handled.
-async fn dispatch(shard: Rc<Shard>, control: Receiver<ShardControl>, done: Rc<Cell<bool>>) {
+/// It never waits on a full queue: an envelope whose `block` queue is full goes to that
+/// target's hold list, with every later envelope for the same target, and the lists are
+/// offered again every [`BLOCKED_RETRY`]. Deliveries for other items, outcome records and
+/// replies go on meanwhile. Only while a hold list is at its bound (the target's
+/// `QueueSize`) are the rings left undrained, so that backpressure reaches the sending
+/// shards with bounded memory here; commands (`hie ctl enable` for a disabled operation
+/// whose queue filled up) and phase changes are handled throughout.
+async fn dispatch(
+    shard: Rc<Shard>,
+    control: Receiver<ShardControl>,
+    holds: Holds,
+    done: Rc<Cell<bool>>,
+) {
     let mut inbound: Vec<ShardMsg> = Vec::with_capacity(DRAIN_BATCH_MAX);
-    let mut blocked: VecDeque<Envelope> = VecDeque::new();
     let mut seen = shard.phase();
     loop {
         while let Ok(command) = control.try_recv() {
             match command {
                 ShardControl::Status(reply) => {
-                    let _ = reply.send(shard.status());
+                    let _ = reply.send(status_with_held(&shard, &holds.borrow()));
                 }
                 ShardControl::Item { item, command } => apply(&shard, item, command),
             }
@@ -543,44 +570,77 @@ async fn dispatch(shard: Rc<Shard>, control: Receiver<ShardControl>, done: Rc<Ce
             seen = phase;
             shard.phase_changed.notify_all();
         }
-        while let Some(env) = blocked.pop_front() {
-            if let Err(env) = shard.offer_local(env) {
-                blocked.push_front(env);
-                break;
-            }
-        }
-        let mut moved = false;
-        if blocked.is_empty() {
-            shard
-                .rings
-                .drain(DRAIN_BATCH_MAX, |_, msg| inbound.push(msg));
-            moved = !inbound.is_empty();
-            for msg in inbound.drain(..) {
-                match msg {
-                    ShardMsg::Deliver(env) if !blocked.is_empty() => blocked.push_back(env),
-                    ShardMsg::Deliver(env) => {
-                        if let Err(env) = shard.offer_local(env) {
-                            blocked.push_back(env);
-                        }
-                    }
-                    ShardMsg::Record { id, target, record } => {
-                        shard.record_at_origin(id, target, record)
-                    }
-                    ShardMsg::Reply { id, reply } => shard.take_reply(id, reply),
-                }
-            }
-        }
-        if done.get() && !moved && blocked.is_empty() {
+        let (moved, empty, at_bound) = {
+            let mut held = holds.borrow_mut();
+            let moved = move_inbound(&shard, &mut held, &mut inbound);
+            (moved, held.is_empty(), held.at_bound())
+        };
+        if done.get() && !moved && empty {
             return;
         }
-        if !blocked.is_empty() {
+        if at_bound {
             // No notification says a queue has room: look again shortly.
             glommio::timer::sleep(BLOCKED_RETRY).await;
         } else if moved {
             glommio::yield_if_needed().await;
+        } else if !empty {
+            futures_lite::future::or(
+                glommio::timer::sleep(BLOCKED_RETRY),
+                shard.rings.wait_inbound(),
+            )
+            .await;
         } else {
             shard.rings.wait_inbound().await;
         }
+    }
+}
+
+/// Offers the held envelopes again, then (unless a hold list is at its bound) moves one
+/// batch from the rings; true when the batch was not empty.
+fn move_inbound(
+    shard: &Shard,
+    held: &mut HoldLists<HoldKey, Envelope>,
+    inbound: &mut Vec<ShardMsg>,
+) -> bool {
+    held.release(|env| shard.offer_local(env));
+    if held.at_bound() {
+        return false;
+    }
+    shard
+        .rings
+        .drain(DRAIN_BATCH_MAX, |_, msg| inbound.push(msg));
+    let moved = !inbound.is_empty();
+    for msg in inbound.drain(..) {
+        match msg {
+            ShardMsg::Deliver(env) => offer_or_hold(shard, held, env),
+            ShardMsg::Record { id, target, record } => shard.record_at_origin(id, target, record),
+            ShardMsg::Reply { id, reply } => shard.take_reply(id, reply),
+        }
+    }
+    moved
+}
+
+/// The shard's status, with the envelopes held for an item counted in its `queued`: they
+/// wait for it as its queue's entries do.
+fn status_with_held(shard: &Shard, held: &HoldLists<HoldKey, Envelope>) -> ShardStatus {
+    let mut status = shard.status();
+    for entry in &mut status.items {
+        if let Some(item) = shard.plan.item_named(&entry.item) {
+            entry.queued += held.count(|&(id, _)| id == item.id);
+        }
+    }
+    status
+}
+
+/// Offers `env` to its queue, or holds it: behind the envelopes already held for the same
+/// target instance (FIFO), or because its `block` queue is full.
+fn offer_or_hold(shard: &Shard, held: &mut HoldLists<HoldKey, Envelope>, env: Envelope) {
+    let target = shard.plan.item(env.target);
+    let key = (env.target, target.instance_for(env.partition));
+    if held.holds(&key) {
+        held.push(key, target.queue_size, env);
+    } else if let Err(env) = shard.offer_local(env) {
+        held.push(key, target.queue_size, env);
     }
 }
 
