@@ -11,7 +11,7 @@
 //! Next to msg/s each case prints the server thread's CPU time per message (from
 //! `/proc/self/task/TID/schedstat`), a figure that holds when other work shares the
 //! machine and wall-clock rates do not. The load client busy-polls its reads
-//! (`hie_net::read_busy`) the same way for both servers, so it does not take a
+//! (`hie_net::BusyReader`) the same way for both servers, so it does not take a
 //! cross-core wake-up per ACK.
 
 use glommio::ExecutorJoinHandle as JoinHandle;
@@ -200,6 +200,7 @@ async fn tokio_connection(mut stream: tokio::net::TcpStream) {
 
 struct Conn {
     stream: TcpStream,
+    reader: hie_net::BusyReader,
     decoder: FrameDecoder,
     msg: Vec<u8>,
 }
@@ -213,13 +214,11 @@ impl Conn {
             if let Some(ack) = self.decoder.next_frame().expect("framing") {
                 return take(ack);
             }
-            let n = hie_net::read_busy(
-                &mut self.stream,
-                self.decoder.read_buf(),
-                hie_net::BUSY_POLL_DEFAULT,
-            )
-            .await
-            .expect("read");
+            let n = self
+                .reader
+                .read(&mut self.stream, self.decoder.read_buf())
+                .await
+                .expect("read");
             assert!(n > 0, "server closed the connection");
             self.decoder.commit(n);
         }
@@ -312,6 +311,7 @@ async fn connect_and_check(addr: SocketAddr, connections: usize) -> Vec<Conn> {
         let id = format!("BENCH{i:04}");
         let mut conn = Conn {
             stream,
+            reader: hie_net::BusyReader::new(hie_net::BUSY_POLL_DEFAULT),
             decoder: FrameDecoder::new(1 << 20),
             msg: adt(&id),
         };

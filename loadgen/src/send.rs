@@ -26,7 +26,7 @@ use futures_lite::io::AsyncWriteExt;
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use hie_net::mllp::frame::FrameDecoder;
-use hie_net::{TryRead, read_busy};
+use hie_net::{BusyReader, TryRead};
 
 use crate::ids::{CONTROL_ID_LEN, ControlId, PATIENT_ID_LEN, write_patient};
 use crate::runner::ThreadCtx;
@@ -253,13 +253,13 @@ impl<R: futures_lite::AsyncRead + Unpin> futures_lite::AsyncRead for Parked<R> {
     }
 }
 
-/// Reads until one whole frame is decoded, copying it into `ack`; busy-polls for up to
-/// `spin` before each wait on the reactor (see `hie_net::mllp::busy`).
+/// Reads until one whole frame is decoded, copying it into `ack`; busy-polls (`busy`'s
+/// budget) before each wait on the reactor (see `hie_net::mllp::busy`).
 async fn read_ack<R: futures_lite::AsyncRead + TryRead + Unpin>(
     stream: &mut R,
+    busy: &mut BusyReader,
     decoder: &mut FrameDecoder,
     ack: &mut Vec<u8>,
-    spin: Duration,
 ) -> AckWait {
     loop {
         match decoder.next_frame() {
@@ -271,7 +271,7 @@ async fn read_ack<R: futures_lite::AsyncRead + TryRead + Unpin>(
             Ok(None) => {}
             Err(_) => return AckWait::Closed,
         }
-        match read_busy(stream, decoder.read_buf(), spin).await {
+        match busy.read(stream, decoder.read_buf()).await {
             Ok(0) => return AckWait::Closed,
             Ok(n) => decoder.commit(n),
             Err(e)
@@ -325,6 +325,7 @@ async fn closed_loop(ctx: Rc<ThreadCtx>, plan: Arc<SendPlan>, mut conn: Conn) {
         };
         let _ = stream.set_read_timeout(Some(plan.timeout));
         let mut decoder = FrameDecoder::new(ACK_BYTES_MAX);
+        let mut busy = BusyReader::new(plan.busy_poll);
         loop {
             let t0 = ctx.now_ns();
             if !conn.more(&ctx, &plan, t0) {
@@ -338,7 +339,7 @@ async fn closed_loop(ctx: Rc<ThreadCtx>, plan: Arc<SendPlan>, mut conn: Conn) {
             ctx.stats.borrow_mut().counters.sent += 1;
             let seq = conn.seq;
             conn.seq += 1;
-            match read_ack(&mut stream, &mut decoder, &mut ack, plan.busy_poll).await {
+            match read_ack(&mut stream, &mut busy, &mut decoder, &mut ack).await {
                 AckWait::Frame => {
                     let latency_us = (ctx.now_ns() - t0) / 1000;
                     account_ack(
@@ -459,11 +460,12 @@ async fn read_acks<R: futures_lite::AsyncRead + Unpin>(
     let mut decoder = FrameDecoder::new(ACK_BYTES_MAX);
     let mut ack = Vec::with_capacity(512);
     let mut reader = Parked(reader);
+    let mut busy = BusyReader::new(Duration::ZERO);
     loop {
         if flight.writer_done.get() && flight.queue.borrow().is_empty() {
             return;
         }
-        match read_ack(&mut reader, &mut decoder, &mut ack, Duration::ZERO).await {
+        match read_ack(&mut reader, &mut busy, &mut decoder, &mut ack).await {
             AckWait::Frame => {
                 let Some((seq, due, id)) = flight.queue.borrow_mut().pop_front() else {
                     ctx.stats.borrow_mut().counters.mismatched_acks += 1;

@@ -25,8 +25,8 @@ use std::time::Duration;
 use futures_lite::io::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
 use hie_hl7::{AckBuilder, AckCode, Message, Path};
+use hie_net::BusyReader;
 use hie_net::mllp::frame::{FrameDecoder, encode_frame};
-use hie_net::read_busy;
 
 use crate::e2e::PatientOrder;
 use crate::error::LoadgenError;
@@ -203,9 +203,10 @@ async fn serve(ctx: Rc<ThreadCtx>, plan: Arc<SinkPlan>, mut stream: TcpStream, s
     let mut ack = Vec::with_capacity(256);
     let mut builder = AckBuilder::new().with_identity(b"HIE-LOADGEN", b"SINK");
     let mut out = Vec::with_capacity(4096);
+    let mut reader = BusyReader::new(plan.busy_poll);
     let b = &plan.behaviour;
     loop {
-        let n = match read_busy(&mut stream, decoder.read_buf(), plan.busy_poll).await {
+        let n = match reader.read(&mut stream, decoder.read_buf()).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };

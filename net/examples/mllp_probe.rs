@@ -103,15 +103,14 @@ fn main() {
                         );
                         hie_net::encode_frame(&mut msg, text.as_bytes());
                         let mut dec = FrameDecoder::new(1 << 20);
+                        let mut reader = hie_net::BusyReader::new(busy);
                         for _ in 0..per_conn {
                             s.write_all(&msg).await.unwrap();
                             loop {
                                 if dec.next_frame().unwrap().is_some() {
                                     break;
                                 }
-                                let n = hie_net::read_busy(&mut s, dec.read_buf(), busy)
-                                    .await
-                                    .unwrap();
+                                let n = reader.read(&mut s, dec.read_buf()).await.unwrap();
                                 assert!(n > 0);
                                 dec.commit(n);
                             }

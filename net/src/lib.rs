@@ -2,8 +2,9 @@
 //! sockets, and IRIS `ReplyCodeActions`.
 //!
 //! - [`mllp::frame`]: decoder over a reused buffer, encoder.
-//! - [`mllp::busy`]: non-blocking reads tried for a short budget before parking, which
-//!   spares a busy connection a cross-core wake-up per message.
+//! - [`mllp::busy`]: non-blocking reads, waited for a short budget in the shard's
+//!   readiness set ([`mllp::readiness`]) before parking, which spares a busy connection a
+//!   cross-core wake-up per message.
 //! - [`reply_code_actions`]: the IRIS setting parsed and evaluated to an [`Action`].
 //!
 //! This crate knows MLLP and sockets, not items: the engine (hie-core) plugs in through
@@ -15,7 +16,7 @@ pub mod reply_code_actions;
 
 pub use error::MllpError;
 pub use mllp::ack_only::AckOnlyHandler;
-pub use mllp::busy::{BUSY_POLL_DEFAULT, TryRead, read_busy};
+pub use mllp::busy::{BUSY_POLL_DEFAULT, BusyReader, TryRead};
 pub use mllp::client::{
     ClientConfig, ClientStats, Connector, MllpClient, NoReplyReason, ReplyOutcome, TcpConnector,
 };

@@ -1,7 +1,6 @@
 //! Busy-polling reads: take the bytes a socket already holds with a plain non-blocking
-//! `recv`, and keep trying for a short budget (yielding to the shard's other tasks between
-//! tries) before falling back to the reactor's read, which arms an io_uring poll and parks
-//! the task.
+//! `recv`, and wait for more for a short budget without arming an io_uring poll, before
+//! falling back to the reactor's read, which arms one and parks the task.
 //!
 //! Why: on a busy connection the reactor path costs a cross-core wake-up per message.
 //! glommio 0.9 sets up its rings without `IORING_SETUP_COOP_TASKRUN`, so every armed poll
@@ -11,25 +10,36 @@
 //! about 7 µs of system time per message and side with both ends on one CPU and 31–35 µs
 //! across two CPUs; the ACK-only server (`examples/mllp_probe.rs`, 8 connections) spent
 //! 20 µs of CPU per message parking on the reactor and 8 µs busy-polling. With no poll
-//! armed, the sender's `send` finds no waiter on the socket and nobody is interrupted; the
-//! receiver finds the bytes with its next `recv`. The budget bounds the spinning between
-//! messages, so an idle connection parks as before.
+//! armed, the sender's `send` finds no waiter on the socket and nobody is interrupted.
+//!
+//! How a connection waits ([`BusyReader`]): its socket joins the shard's readiness set
+//! ([`crate::mllp::readiness`], one edge-triggered epoll set swept by one task), so a
+//! shard of many waiting connections makes one `epoll_wait` per turn rather than one
+//! `recv` per connection per turn; and a read that returned less than its buffer proves
+//! the socket drained, so the next read waits for an edge instead of trying a `recv` that
+//! would fail. A connection parks on the reactor once the whole shard has been quiet for
+//! the budget, so an idle engine parks as before, while a busy shard keeps every
+//! connection in the set however long its own peer takes.
 //!
 //! Invariants and limits:
 //! - [`TryRead::try_read`] never blocks and never waits on the reactor; `None` means "would
 //!   block". Streams that cannot read without the reactor (a TLS stream with no plaintext
-//!   buffered) return `None` and lose nothing but the spin.
-//! - A spin never lasts longer than its budget past the last `None`; a budget of zero
-//!   reads through the reactor at once (the plain glommio behaviour).
-//! - While spinning, the task yields after each try, so the shard's other tasks run, and
-//!   at least every [`REACTOR_PASS_INTERVAL`] it waits for the executor to poll its
-//!   reactor ([`ReactorPass`]), so disk completions and timers are not held up.
+//!   buffered) return `None` and lose nothing but the spin; a stream with no socket of its
+//!   own to watch ([`TryRead::readiness_fd`] `None`) is tried on every turn instead.
+//! - A wait ends at the latest once the shard's readiness set has been quiet for the
+//!   budget (a stream without a socket to watch: once it has tried for the budget); a
+//!   budget of zero reads through the reactor at once (the plain glommio behaviour).
+//! - While waiting, the shard's other tasks run, and at least every
+//!   [`REACTOR_PASS_INTERVAL`] the executor polls its reactor ([`ReactorPass`]), so disk
+//!   completions and timers are not held up.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncReadExt as _};
+
+use crate::mllp::readiness::{Registration, Wait};
 
 /// The default busy-poll budget of servers and clients: long enough to cover a loopback
 /// or LAN round trip of the peer, short enough that an idle connection parks within it.
@@ -40,6 +50,13 @@ pub trait TryRead {
     /// `Some(Ok(n))` with `n` bytes read (0 at end of stream), `Some(Err(_))` on an error,
     /// `None` when nothing is there yet.
     fn try_read(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>>;
+
+    /// The socket under the stream, to watch in the shard's readiness set
+    /// ([`crate::mllp::readiness`]) while waiting. `None` (the default) makes a waiting
+    /// read try [`TryRead::try_read`] on every turn of the executor instead.
+    fn readiness_fd(&self) -> Option<RawFd> {
+        None
+    }
 }
 
 impl TryRead for glommio::net::TcpStream {
@@ -48,10 +65,14 @@ impl TryRead for glommio::net::TcpStream {
         // parameter, `NonBuffered`), so reading the socket directly skips nothing.
         recv_now(self.as_raw_fd(), buf)
     }
+
+    fn readiness_fd(&self) -> Option<RawFd> {
+        Some(self.as_raw_fd())
+    }
 }
 
 /// One non-blocking `recv` on `fd`.
-fn recv_now(fd: std::os::fd::RawFd, buf: &mut [u8]) -> Option<io::Result<usize>> {
+fn recv_now(fd: RawFd, buf: &mut [u8]) -> Option<io::Result<usize>> {
     if buf.is_empty() {
         return Some(Ok(0));
     }
@@ -77,30 +98,130 @@ fn recv_now(fd: std::os::fd::RawFd, buf: &mut [u8]) -> Option<io::Result<usize>>
     }
 }
 
-/// Reads into `buf`: bytes already there at once; otherwise tries again between yields
-/// ([`ReactorPass`]) for up to `spin`; then waits through the reactor like
-/// `AsyncReadExt::read`.
-pub async fn read_busy<S>(stream: &mut S, buf: &mut [u8], spin: Duration) -> io::Result<usize>
-where
-    S: TryRead + AsyncRead + Unpin,
-{
-    if let Some(result) = stream.try_read(buf) {
-        return result;
+/// The busy-polling reads of one connection: its budget, its place in the shard's
+/// readiness set, and whether its socket is known to be drained.
+///
+/// One per connection, made anew (or [`reset`](Self::reset)) when the connection is
+/// replaced: the registration belongs to one socket.
+#[derive(Debug)]
+pub struct BusyReader {
+    spin: Duration,
+    registration: Option<Registration>,
+    /// A readiness set could not take the socket: spin by trying reads.
+    unregistrable: bool,
+    /// The last read returned less than its buffer (or would block): the socket held no
+    /// more bytes then, so nothing is there until it raises a new edge.
+    drained: bool,
+}
+
+impl BusyReader {
+    /// A reader that waits up to `spin` for bytes before its caller parks on the reactor.
+    pub fn new(spin: Duration) -> Self {
+        Self {
+            spin,
+            registration: None,
+            unregistrable: false,
+            drained: false,
+        }
     }
-    if !spin.is_zero() {
+
+    /// Forgets the socket (its registration and what was known of it): call it when the
+    /// connection is replaced.
+    pub fn reset(&mut self) {
+        self.registration = None;
+        self.unregistrable = false;
+        self.drained = false;
+    }
+
+    /// The bytes of `stream` that arrive within the budget, without parking on the
+    /// reactor; `None` when the budget passed (the caller then reads through the reactor,
+    /// and should call [`after_reactor_read`](Self::after_reactor_read)).
+    pub async fn spin_read<F>(
+        &mut self,
+        fd: Option<RawFd>,
+        mut try_read: F,
+        buf: &mut [u8],
+    ) -> Option<io::Result<usize>>
+    where
+        F: FnMut(&mut [u8]) -> Option<io::Result<usize>>,
+    {
+        let edge = self
+            .registration
+            .as_ref()
+            .is_some_and(Registration::take_ready);
+        if edge || !self.drained || self.registration.is_none() {
+            if let Some(result) = try_read(buf) {
+                self.note(&result, buf.len());
+                return Some(result);
+            }
+            self.drained = true;
+        }
+        if self.spin.is_zero() {
+            return None;
+        }
+        if self.registration.is_none() && !self.unregistrable {
+            match fd.map(Registration::new) {
+                Some(Ok(r)) => self.registration = Some(r),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "socket not added to the readiness set; spinning on reads");
+                    self.unregistrable = true;
+                }
+                None => self.unregistrable = true,
+            }
+            // Bytes may have come between the read above and the registration: the
+            // registration reports them as an edge.
+        }
+        if let Some(registration) = &self.registration {
+            loop {
+                match registration.wait(self.spin).await {
+                    Wait::Expired => return None,
+                    Wait::Ready => {
+                        registration.take_ready();
+                        if let Some(result) = try_read(buf) {
+                            self.note(&result, buf.len());
+                            return Some(result);
+                        }
+                    }
+                }
+            }
+        }
+        let deadline = Instant::now() + self.spin;
         let mut pass = ReactorPass::new();
-        let deadline = Instant::now() + spin;
         loop {
             pass.yield_now().await;
-            if let Some(result) = stream.try_read(buf) {
-                return result;
+            if let Some(result) = try_read(buf) {
+                self.note(&result, buf.len());
+                return Some(result);
             }
             if Instant::now() >= deadline {
-                break;
+                return None;
             }
         }
     }
-    stream.read(buf).await
+
+    /// Reads into `buf`: within the budget without the reactor, then through the reactor
+    /// like `AsyncReadExt::read`.
+    pub async fn read<S>(&mut self, stream: &mut S, buf: &mut [u8]) -> io::Result<usize>
+    where
+        S: TryRead + AsyncRead + Unpin,
+    {
+        let fd = stream.readiness_fd();
+        if let Some(result) = self.spin_read(fd, |b| stream.try_read(b), buf).await {
+            return result;
+        }
+        let result = stream.read(buf).await;
+        self.after_reactor_read();
+        result
+    }
+
+    /// A read went through the reactor: what the reader knew of the socket is stale.
+    pub fn after_reactor_read(&mut self) {
+        self.drained = false;
+    }
+
+    fn note(&mut self, result: &io::Result<usize>, asked: usize) {
+        self.drained = matches!(result, Ok(n) if *n < asked);
+    }
 }
 
 /// Yields between the tries of a spinning read, making sure the executor still polls its
@@ -194,13 +315,15 @@ mod tests {
             let mut buf = [0u8; 16];
             assert!(server.try_read(&mut buf).is_none(), "nothing sent yet");
             client.write_all(b"hello").await.unwrap();
-            let n = read_busy(&mut server, &mut buf, Duration::from_millis(100))
+            let n = BusyReader::new(Duration::from_millis(100))
+                .read(&mut server, &mut buf)
                 .await
                 .unwrap();
             assert_eq!(&buf[..n], b"hello");
             client.close().await.unwrap();
             drop(client);
-            let n = read_busy(&mut server, &mut buf, Duration::ZERO)
+            let n = BusyReader::new(Duration::ZERO)
+                .read(&mut server, &mut buf)
                 .await
                 .unwrap();
             assert_eq!(n, 0, "end of stream");
@@ -218,7 +341,8 @@ mod tests {
             });
             let mut buf = [0u8; 16];
             let started = Instant::now();
-            let n = read_busy(&mut server, &mut buf, Duration::from_micros(100))
+            let n = BusyReader::new(Duration::from_micros(100))
+                .read(&mut server, &mut buf)
                 .await
                 .unwrap();
             assert_eq!(&buf[..n], b"late");
@@ -242,12 +366,12 @@ mod tests {
                 glommio::spawn_local(async move {
                     let mut buf = [0u8; 8];
                     let spin = Duration::from_millis(500);
-                    let _ =
-                        futures_lite::future::or(read_busy(&mut server, &mut buf, spin), async {
-                            glommio::timer::sleep(Duration::from_millis(600)).await;
-                            Ok(0)
-                        })
-                        .await;
+                    let mut reader = BusyReader::new(spin);
+                    let _ = futures_lite::future::or(reader.read(&mut server, &mut buf), async {
+                        glommio::timer::sleep(Duration::from_millis(600)).await;
+                        Ok(0)
+                    })
+                    .await;
                 })
                 .detach();
             }

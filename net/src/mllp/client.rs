@@ -31,7 +31,7 @@ use glommio::timer::Timer;
 use hie_hl7::{AckCode, Message, Path};
 
 use crate::error::MllpError;
-use crate::mllp::busy::{BUSY_POLL_DEFAULT, ReactorPass, TryRead};
+use crate::mllp::busy::{BUSY_POLL_DEFAULT, BusyReader, TryRead};
 use crate::mllp::frame::{FRAME_BYTES_MAX_DEFAULT, FrameDecoder, check_payload, encode_frame};
 use crate::mllp::server::StayConnected;
 use crate::reply_code_actions::{Action, Decision, ReplyCodeActions, ReplyFacts};
@@ -110,6 +110,13 @@ pub trait Connector: 'static {
         let _ = (stream, buf);
         None
     }
+
+    /// The socket under `stream`, to wait for a reply in the shard's readiness set (see
+    /// [`TryRead::readiness_fd`]). The default has none.
+    fn readiness_fd(stream: &Self::Stream) -> Option<std::os::fd::RawFd> {
+        let _ = stream;
+        None
+    }
 }
 
 /// Plain TCP on glommio's io_uring sockets, with TCP_NODELAY.
@@ -129,6 +136,10 @@ impl Connector for TcpConnector {
 
     fn try_read(stream: &mut Self::Stream, buf: &mut [u8]) -> Option<io::Result<usize>> {
         TryRead::try_read(stream, buf)
+    }
+
+    fn readiness_fd(stream: &Self::Stream) -> Option<std::os::fd::RawFd> {
+        TryRead::readiness_fd(stream)
     }
 }
 
@@ -236,30 +247,6 @@ impl ReplyOutcome {
     }
 }
 
-/// Tries non-blocking reads for up to `spin`, yielding between tries ([`ReactorPass`]); `None` when nothing
-/// came (the caller then waits on the reactor, with its ResponseTimeout).
-async fn busy_read<C: Connector>(
-    stream: &mut C::Stream,
-    buf: &mut [u8],
-    spin: Duration,
-) -> Option<io::Result<usize>> {
-    if let Some(result) = C::try_read(stream, buf) {
-        return Some(result);
-    }
-    if spin.is_zero() {
-        return None;
-    }
-    let deadline = Instant::now() + spin;
-    let mut pass = ReactorPass::new();
-    while Instant::now() < deadline {
-        pass.yield_now().await;
-        if let Some(result) = C::try_read(stream, buf) {
-            return Some(result);
-        }
-    }
-    None
-}
-
 /// Facts of a scannable reply (an unscannable one is a reply without MSA).
 fn reply_facts<'a>(bytes: &'a [u8], expected_reply_type: &[u8]) -> ReplyFacts<'a> {
     let Ok(msg) = Message::scan(bytes) else {
@@ -341,6 +328,8 @@ pub struct MllpClient<C: Connector = TcpConnector> {
     connector: C,
     stream: Option<C::Stream>,
     decoder: FrameDecoder,
+    /// Busy-polling reads of the open connection; reset with each new one.
+    reader: BusyReader,
     out: Vec<u8>,
     last_used: Instant,
     stats: ClientStats,
@@ -362,11 +351,13 @@ impl<C: Connector> MllpClient<C> {
     /// A client over any connector (TLS, tests).
     pub fn with_connector(config: ClientConfig, connector: C) -> Self {
         let decoder = FrameDecoder::new(config.frame_bytes_max);
+        let reader = BusyReader::new(config.busy_poll);
         Self {
             config,
             connector,
             stream: None,
             decoder,
+            reader,
             out: Vec::new(),
             last_used: Instant::now(),
             stats: ClientStats::default(),
@@ -429,6 +420,7 @@ impl<C: Connector> MllpClient<C> {
                 .map_err(|e| (NoReplyReason::ConnectFailed, e.to_string()))?;
             self.stream = Some(stream);
             self.decoder.clear();
+            self.reader.reset();
         }
         let stream = self.stream.as_mut().expect("connected above");
         if let Err(e) = stream.write_all(&self.out).await {
@@ -507,7 +499,12 @@ impl<C: Connector> MllpClient<C> {
                 );
             }
             let buf = self.decoder.read_buf();
-            if let Some(result) = busy_read::<C>(stream, buf, self.config.busy_poll).await {
+            let fd = C::readiness_fd(stream);
+            let spun = self
+                .reader
+                .spin_read(fd, |b| C::try_read(stream, b), buf)
+                .await;
+            if let Some(result) = spun {
                 match result {
                     Ok(0) => {
                         let text = match self.decoder.finish() {
@@ -539,7 +536,9 @@ impl<C: Connector> MllpClient<C> {
                     None => future::pending().await,
                 }
             };
-            match read.or(timer).await {
+            let read = read.or(timer).await;
+            self.reader.after_reactor_read();
+            match read {
                 None => {
                     return ReadResult::Failed(
                         NoReplyReason::ResponseTimeout,

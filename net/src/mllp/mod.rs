@@ -9,4 +9,5 @@ pub mod busy;
 pub mod client;
 pub mod frame;
 pub mod nak;
+pub mod readiness;
 pub mod server;

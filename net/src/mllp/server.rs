@@ -37,7 +37,7 @@ use glommio::net::TcpListener;
 use glommio::timer::Timer;
 
 use crate::error::MllpError;
-use crate::mllp::busy::{BUSY_POLL_DEFAULT, TryRead, read_busy};
+use crate::mllp::busy::{BUSY_POLL_DEFAULT, BusyReader, TryRead};
 use crate::mllp::frame::{FRAME_BYTES_MAX_DEFAULT, FrameDecoder, encode_frame};
 use crate::mllp::nak::write_oversize_nak;
 
@@ -412,6 +412,7 @@ async fn serve_connection<S, H>(
     H: FrameHandler,
 {
     let mut decoder = FrameDecoder::new(config.frame_bytes_max);
+    let mut reader = BusyReader::new(config.busy_poll);
     let mut response = Vec::new();
     let mut out = Vec::new();
     let closed = loop {
@@ -443,7 +444,7 @@ async fn serve_connection<S, H>(
         if answered && config.stay_connected == StayConnected::AfterEachMessage {
             break Closed::AfterEachMessage;
         }
-        match read_some(&mut stream, &mut decoder, config, stop).await {
+        match read_some(&mut stream, &mut reader, &mut decoder, config, stop).await {
             ReadEvent::Data(Ok(0)) => match decoder.finish() {
                 Ok(()) => break Closed::Peer,
                 Err(e) => break Closed::Error(e),
@@ -527,6 +528,7 @@ fn push_response(out: &mut Vec<u8>, response: &[u8], shared: &Shared) {
 /// between frames) and, between frames, a stop.
 async fn read_some<S: AsyncRead + TryRead + Unpin>(
     stream: &mut S,
+    reader: &mut BusyReader,
     decoder: &mut FrameDecoder,
     config: &ServerConfig,
     stop: &StopFlag,
@@ -541,7 +543,7 @@ async fn read_some<S: AsyncRead + TryRead + Unpin>(
         }
     };
     let buf = decoder.read_buf();
-    let read = async { ReadEvent::Data(read_busy(stream, buf, config.busy_poll).await) };
+    let read = async { ReadEvent::Data(reader.read(stream, buf).await) };
     let timer = async {
         match limit {
             Some(d) => {
