@@ -587,3 +587,54 @@ fn append_many_spanning_a_rotation_and_records_larger_than_a_batch_round_trip() 
         wal.close().await.unwrap();
     });
 }
+
+#[test]
+fn fsync_mode_with_commits_in_flight_resolves_an_append_only_once_it_is_counted_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run(move || async move {
+        // Small segments: the pipeline of writes and syncs is drained at every rotation.
+        let config = WalConfig::default().with_segment_bytes(MIB);
+        let (wal, _) = Wal::open(&path, config.clone()).await.unwrap();
+        let wal = Rc::new(wal);
+        let (tasks_n, per_task) = (64, 60);
+        let mut tasks = Vec::new();
+        for _ in 0..tasks_n {
+            let wal = wal.clone();
+            tasks.push(glommio::spawn_local(async move {
+                for _ in 0..per_task {
+                    let id = wal.next_message_id();
+                    let bytes = body(id, 900);
+                    let lsn = wal.append(&received(id, "f", &bytes)).await.unwrap();
+                    // The durable LSN covers this append the moment it resolves.
+                    assert!(
+                        wal.last_lsn() >= lsn,
+                        "{lsn} resolved before it was durable"
+                    );
+                }
+            }));
+        }
+        for t in tasks {
+            t.await;
+        }
+        let stats = wal.stats();
+        assert!(wal.segments().len() >= 3, "{stats:?}");
+        assert_eq!(
+            stats.records,
+            (tasks_n * per_task) as u64 + stats.segments_created
+        );
+        assert!(
+            stats.syncs >= 1 && stats.syncs <= stats.commits,
+            "{stats:?}"
+        );
+        wal.close().await.unwrap();
+        let (wal, recovery) = Wal::open(&path, config).await.unwrap();
+        assert_eq!(recovery.messages.len(), tasks_n * per_task);
+        assert_eq!(recovery.stats.lsn_gaps, 0);
+        assert!(recovery.stats.corrupt.is_empty());
+        for m in recovery.messages.values() {
+            assert_eq!(m.bytes, body(m.message_id, 900));
+        }
+        wal.close().await.unwrap();
+    });
+}

@@ -1,7 +1,8 @@
 //! The per-shard write-ahead log: configuration and the modules that implement it.
 //!
 //! `record` owns the byte format, `segment` the files and the scanner, `writer` the
-//! group commit and the [`Wal`] handle, `recovery` the scan on open, `retention` the
+//! group commit and the [`Wal`] handle, `sync` which written commits an `fdatasync`
+//! makes durable, `recovery` the scan on open, `retention` the
 //! open-message tracking and segment removal, `reader` the read API.
 
 pub mod reader;
@@ -9,6 +10,7 @@ pub mod record;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
+mod sync;
 pub mod writer;
 
 use std::path::PathBuf;

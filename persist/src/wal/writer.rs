@@ -4,10 +4,14 @@
 //! buffer and wait. One committer task per WAL, spawned on the shard by `Wal::open`,
 //! takes the pending records (up to `batch_bytes_max`, never past the end of the
 //! segment), assigns LSNs, seals them (CRC), copies them behind the valid prefix of the
-//! last partially written 4 KiB block into one aligned `DmaBuffer`, writes it with one
-//! O_DIRECT write at that block's offset, `fdatasync`s (per [`SyncMode`]), and resolves
-//! the waiting appends. While one commit is in flight the next batch accumulates, so the
-//! batch size follows the load.
+//! last partially written 4 KiB block into one aligned `DmaBuffer`, and writes it with
+//! one O_DIRECT write at that block's offset. In fsync mode it then starts an
+//! `fdatasync` in a task of its own and goes on to the next batch without waiting for
+//! it: batch k+1 is written while batch k syncs, with up to two syncs in flight (see
+//! `sync` for the bookkeeping). While a commit is in flight the next batch accumulates,
+//! so the batch size follows the load; in fsync mode a batch takes at most half of what
+//! is pending or waiting for a sync, so a steady load splits into two cohorts whose
+//! writes and syncs overlap.
 //!
 //! ```text
 //!  segment:  | ...records... | r r r r|0000 |       (last block partially valid)
@@ -15,16 +19,21 @@
 //!  commit:   write [block, align_up(end + batch)) = tail prefix + new records + zeros
 //! ```
 //!
-//! Invariants: exactly one write is in flight per WAL; LSNs are contiguous and assigned
-//! in the order appends were called; an append resolves only after its write (and sync,
-//! in fsync mode) succeeded; the bytes after `end_offset` on disk are zeros. If a write
+//! Invariants: exactly one write is in flight per WAL (a write rewrites the previous
+//! one's last block, so two must never race); LSNs are contiguous and assigned in the
+//! order appends were called; an append resolves only after its write succeeded and, in
+//! fsync mode, after an `fdatasync` that started after that write completed has
+//! finished; the bytes after `end_offset` on disk are zeros. Before switching to the
+//! next segment the committer waits for every sync of the full one, so a sync always
+//! covers the file its batches went to and the log on disk stays a prefix. If a write
 //! or sync fails, every waiting append gets the error and the WAL is poisoned: later
 //! appends fail with [`WalError::Poisoned`] until it is reopened, since the state of the
 //! tail on disk is then unknown (recovery decides it from what is actually there).
 //! Segment files are zero-filled before use (or preallocated, see
 //! `WalConfig::zero_fill_segments`), so disk full shows up when a segment is prepared,
 //! not in the middle of a commit. The next segment is zero-filled in the background as
-//! `spare.zero` once the active one is half full, and renamed into place on rotation.
+//! `spare.zero` once the active one is half full, and renamed into place on rotation
+//! (the rename and the directory sync run while the full segment's last syncs do).
 
 use std::{
     cell::{Cell, RefCell},
@@ -47,6 +56,7 @@ use crate::{
         recovery::{self, Recovery, SegmentMeta},
         retention::{self, OpenSet, SegmentAge},
         segment::{BLOCK_BYTES, segment_path},
+        sync::{SYNCS_IN_FLIGHT_MAX, SyncTracker},
     },
 };
 
@@ -121,7 +131,12 @@ pub(crate) struct State {
     closing: bool,
     pub(crate) segments: BTreeMap<u64, SegmentMeta>,
     open: OpenSet,
-    last_lsn: u64,
+    /// LSN of the last record sealed into a batch (written or about to be).
+    sealed_lsn: u64,
+    /// LSN of the last record made durable (per sync mode).
+    durable_lsn: u64,
+    /// Batches written and waiting for an `fdatasync` (fsync mode), and the syncs running.
+    sync: SyncTracker<Written>,
     stats: WalStats,
 }
 
@@ -196,7 +211,9 @@ impl Wal {
                 closing: false,
                 segments: resume.segments,
                 open: resume.open,
-                last_lsn: resume.last_lsn,
+                sealed_lsn: resume.last_lsn,
+                durable_lsn: resume.last_lsn,
+                sync: SyncTracker::default(),
                 stats: WalStats::default(),
             }),
             committer_waker: RefCell::new(None),
@@ -279,7 +296,7 @@ impl Wal {
         }
         let slot = Rc::new(Slot::default());
         if records.is_empty() {
-            slot.complete(Ok(state.last_lsn + 1));
+            slot.complete(Ok(state.sealed_lsn + 1));
             return Ok(slot);
         }
         state.waiters.push_back(Waiter {
@@ -317,7 +334,7 @@ impl Wal {
 
     /// LSN of the last record made durable (per sync mode).
     pub fn last_lsn(&self) -> u64 {
-        self.shared.state.borrow().last_lsn
+        self.shared.state.borrow().durable_lsn
     }
 
     /// Number of open messages (received, not closed).
@@ -378,14 +395,131 @@ impl Shared {
         for waiter in state.waiters.drain(..) {
             waiter.slot.complete(Err(poisoned.clone()));
         }
+        for written in state.sync.take_all() {
+            for (slot, _) in written.completed {
+                slot.complete(Err(poisoned.clone()));
+            }
+        }
     }
+
+    /// Makes a written batch's appends resolve: it is durable per the sync mode.
+    fn make_durable(&self, written: Written) {
+        let mut state = self.state.borrow_mut();
+        if let Some(meta) = state.segments.get_mut(&written.segment) {
+            meta.end_offset = meta.end_offset.max(written.new_end);
+            meta.ts_min_us = meta.ts_min_us.min(written.meta.ts_min_us);
+            meta.ts_max_us = meta.ts_max_us.max(written.meta.ts_max_us);
+            meta.id_min = meta.id_min.min(written.meta.id_min);
+            meta.id_max = meta.id_max.max(written.meta.id_max);
+        }
+        state.durable_lsn = state.durable_lsn.max(written.last_lsn);
+        state.stats.records += written.last_lsn + 1 - written.first_lsn;
+        state.stats.record_bytes += written.record_bytes;
+        drop(state);
+        for (slot, first_lsn) in written.completed {
+            slot.complete(Ok(first_lsn));
+        }
+    }
+
+    /// Starts an `fdatasync` of `file` if a written batch waits for one and fewer than
+    /// [`SYNCS_IN_FLIGHT_MAX`] run.
+    fn start_sync(self: &Rc<Self>, file: &Rc<DmaFile>, segment: u64, path: &Path) {
+        let Some(covers) = self.state.borrow_mut().sync.start(SYNCS_IN_FLIGHT_MAX) else {
+            return;
+        };
+        let sync = run_sync(self.clone(), file.clone(), segment, path.to_owned(), covers);
+        glommio::spawn_local(sync).detach();
+    }
+}
+
+/// A batch whose write completed, waiting to be made durable.
+#[derive(Debug)]
+struct Written {
+    segment: u64,
+    new_end: u64,
+    first_lsn: u64,
+    last_lsn: u64,
+    record_bytes: u64,
+    meta: SegmentMeta,
+    /// Appends whose last record is in this batch, with their first LSN.
+    completed: Vec<(Rc<Slot>, u64)>,
+}
+
+/// One `fdatasync` covering the batches written up to `covers` (see `sync`): resolves
+/// them, or fails them and poisons the WAL. Starts the next sync if more were written
+/// meanwhile, and wakes the committer (which may be draining the syncs).
+async fn run_sync(
+    shared: Rc<Shared>,
+    file: Rc<DmaFile>,
+    segment: u64,
+    path: PathBuf,
+    mut covers: u64,
+) {
+    loop {
+        let result = file.fdatasync().await;
+        let done = {
+            let mut state = shared.state.borrow_mut();
+            match result {
+                Ok(()) => {
+                    state.stats.syncs += 1;
+                    Ok(state.sync.synced(covers))
+                }
+                Err(e) => Err((
+                    WalError::io("syncing segment", &path, e),
+                    state.sync.failed(),
+                )),
+            }
+        };
+        match done {
+            Ok(durable) => {
+                for written in durable {
+                    // The writer drains every sync before it switches segments.
+                    assert_eq!(written.segment, segment, "a sync of another segment");
+                    shared.make_durable(written);
+                }
+            }
+            Err((error, failed)) => {
+                for written in failed {
+                    for (slot, _) in written.completed {
+                        slot.complete(Err(error.clone()));
+                    }
+                }
+                shared.poison(&error);
+                shared.wake_committer();
+                return;
+            }
+        }
+        let next = shared.state.borrow_mut().sync.start(SYNCS_IN_FLIGHT_MAX);
+        match next {
+            Some(next) => covers = next,
+            None => break,
+        }
+    }
+    shared.wake_committer();
+}
+
+/// Waits until no written batch waits for a sync and no sync runs (or the WAL is
+/// poisoned and none runs), so the active file can be switched or closed.
+async fn drain_syncs(shared: &Rc<Shared>, active: &Active) {
+    shared.start_sync(&active.file, active.first_lsn, &active.path);
+    futures_lite::future::poll_fn(|cx| {
+        let state = shared.state.borrow();
+        let poisoned_idle = state.poisoned.is_some() && state.sync.in_flight() == 0;
+        if state.sync.is_idle() || poisoned_idle {
+            return Poll::Ready(());
+        }
+        *shared.committer_waker.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    })
+    .await
 }
 
 /// The segment being written, owned by the committer.
 struct Active {
     first_lsn: u64,
     path: PathBuf,
-    file: DmaFile,
+    /// Shared with the sync tasks running on it.
+    file: Rc<DmaFile>,
     end_offset: u64,
     /// Valid bytes of the last partial block: `[align_down(end_offset), end_offset)`.
     tail: Vec<u8>,
@@ -413,11 +547,19 @@ fn align_down(v: u64) -> u64 {
 }
 
 impl Active {
+    /// Creates the next segment and writes its `SegmentStart` record.
+    async fn create(shared: &Rc<Shared>, spare: Option<PathBuf>) -> Result<Self, WalError> {
+        let mut active = Self::prepare(shared, spare).await?;
+        active.start(shared).await?;
+        Ok(active)
+    }
+
     /// Creates the next segment (named by the next LSN) from the zero-filled `spare` if
-    /// there is one, else zero-filled or preallocated now; makes its directory entry
-    /// durable, and writes its `SegmentStart` record.
-    async fn create(shared: &Shared, spare: Option<PathBuf>) -> Result<Self, WalError> {
-        let first_lsn = shared.state.borrow().last_lsn + 1;
+    /// there is one, else zero-filled or preallocated now, and makes its directory entry
+    /// durable. Writes nothing into it, so it may run while the previous segment's last
+    /// syncs do.
+    async fn prepare(shared: &Rc<Shared>, spare: Option<PathBuf>) -> Result<Self, WalError> {
+        let first_lsn = shared.state.borrow().sealed_lsn + 1;
         let path = segment_path(&shared.dir, first_lsn);
         let segment_bytes = shared.config.segment_bytes;
         let mut options = OpenOptions::new();
@@ -451,23 +593,26 @@ impl Active {
                 .insert(first_lsn, SegmentMeta::empty(shared.config.segment_bytes));
             state.stats.segments_created += 1;
         }
-        let mut active = Active {
+        Ok(Active {
             first_lsn,
             path,
-            file,
+            file: Rc::new(file),
             end_offset: 0,
             tail: Vec::new(),
             dirty: false,
             spare: None,
-        };
+        })
+    }
+
+    /// Writes the `SegmentStart` record, the first of a new segment.
+    async fn start(&mut self, shared: &Rc<Shared>) -> Result<(), WalError> {
         let next_message_id = shared.next_message_id.get();
         let mut start = Vec::new();
         Record::SegmentStart { next_message_id }.encode_unsealed(now_us(), &mut start)?;
         shared.state.borrow_mut().pending.splice(0..0, start);
         // The SegmentStart record has no waiter: commit it alone, before anything else.
-        let batch = active.take_batch(shared, true);
-        active.commit(shared, batch).await?;
-        Ok(active)
+        let batch = self.take_batch(shared, true);
+        self.commit(shared, batch).await
     }
 
     /// Opens the last segment for appending; zeroes a torn tail first if recovery saw one.
@@ -507,7 +652,7 @@ impl Active {
         let active = Active {
             first_lsn,
             path,
-            file,
+            file: Rc::new(file),
             end_offset,
             tail,
             dirty: false,
@@ -557,16 +702,7 @@ impl Active {
 
     /// Waits for the spare, if one is being prepared; `None` if there is none or it failed.
     async fn take_spare(&mut self) -> Option<PathBuf> {
-        match self.spare.take()? {
-            Spare::Ready(path) => Some(path),
-            Spare::Preparing(task) => match task.await? {
-                Ok(path) => Some(path),
-                Err(error) => {
-                    tracing::warn!(%error, "preparing a zero-filled spare segment failed");
-                    None
-                }
-            },
-        }
+        finish_spare(self.spare.take()).await
     }
 
     fn room(&self, shared: &Shared) -> usize {
@@ -583,16 +719,13 @@ impl Active {
             pending,
             waiters,
             open,
-            last_lsn,
+            sealed_lsn,
+            sync,
             ..
         } = &mut *guard;
         let records_max = if wal_own { 1 } else { usize::MAX };
-        let (len, count) = measure(
-            pending,
-            self.room(shared),
-            shared.config.batch_bytes_max,
-            records_max,
-        );
+        let limit = batch_limit(&shared.config, pending.len(), sync.waiting_bytes());
+        let (len, count) = measure(pending, self.room(shared), limit, records_max);
         if count == 0 {
             return None;
         }
@@ -605,7 +738,7 @@ impl Active {
         bytes[head..head + len].copy_from_slice(&pending[..len]);
         bytes[head + len..].fill(0);
         pending.drain(..len);
-        let first_lsn = *last_lsn + 1;
+        let first_lsn = *sealed_lsn + 1;
         let mut meta = SegmentMeta::empty(0);
         let sealing = Sealing {
             first_lsn,
@@ -613,7 +746,7 @@ impl Active {
             segment: self.first_lsn,
         };
         sealing.seal(&mut bytes[head..head + len], open, &mut meta);
-        *last_lsn = first_lsn + count as u64 - 1;
+        *sealed_lsn = first_lsn + count as u64 - 1;
         let mut completed = Vec::new();
         if !wal_own {
             assign_waiters(waiters, first_lsn, count, &mut completed);
@@ -623,15 +756,17 @@ impl Active {
             block,
             new_end: self.end_offset + len as u64,
             first_lsn,
-            last_lsn: *last_lsn,
+            last_lsn: *sealed_lsn,
             record_bytes: len as u64,
             meta,
             completed,
         })
     }
 
-    /// Writes a batch, syncs per mode, and resolves its appends.
-    async fn commit(&mut self, shared: &Shared, batch: Option<Batch>) -> Result<(), WalError> {
+    /// Writes a batch. In fsync mode it then waits for a sync (started here if fewer
+    /// than [`SYNCS_IN_FLIGHT_MAX`] run) and the committer goes on to the next batch;
+    /// otherwise its appends resolve now.
+    async fn commit(&mut self, shared: &Rc<Shared>, batch: Option<Batch>) -> Result<(), WalError> {
         let Some(mut batch) = batch else {
             return Ok(());
         };
@@ -645,8 +780,7 @@ impl Active {
         self.tail.clear();
         self.tail
             .extend_from_slice(&buf.as_bytes()[tail_at..tail_at + tail_len]);
-        let result = self.write_and_sync(shared, buf, batch.block).await;
-        if let Err(error) = result {
+        if let Err(error) = write_all(&self.file, buf, batch.block, &self.path).await {
             for slot in batch.completed.drain(..) {
                 slot.0.complete(Err(error.clone()));
             }
@@ -655,39 +789,29 @@ impl Active {
         }
         self.end_offset = batch.new_end;
         self.maybe_prepare_spare(shared);
-        let mut state = shared.state.borrow_mut();
-        if let Some(meta) = state.segments.get_mut(&self.first_lsn) {
-            meta.end_offset = batch.new_end;
-            meta.ts_min_us = meta.ts_min_us.min(batch.meta.ts_min_us);
-            meta.ts_max_us = meta.ts_max_us.max(batch.meta.ts_max_us);
-            meta.id_min = meta.id_min.min(batch.meta.id_min);
-            meta.id_max = meta.id_max.max(batch.meta.id_max);
-        }
-        state.stats.records += batch.last_lsn + 1 - batch.first_lsn;
-        state.stats.record_bytes += batch.record_bytes;
-        state.stats.commits += 1;
-        drop(state);
-        for (slot, first_lsn) in batch.completed.drain(..) {
-            slot.complete(Ok(first_lsn));
-        }
-        Ok(())
-    }
-
-    async fn write_and_sync(
-        &mut self,
-        shared: &Shared,
-        buf: DmaBuffer,
-        at: u64,
-    ) -> Result<(), WalError> {
-        write_all(&self.file, buf, at, &self.path).await?;
+        let written = Written {
+            segment: self.first_lsn,
+            new_end: batch.new_end,
+            first_lsn: batch.first_lsn,
+            last_lsn: batch.last_lsn,
+            record_bytes: batch.record_bytes,
+            meta: batch.meta,
+            completed: std::mem::take(&mut batch.completed),
+        };
+        shared.state.borrow_mut().stats.commits += 1;
         match shared.config.sync {
-            SyncMode::Fsync => self.sync(shared).await,
+            SyncMode::Fsync => {
+                let bytes = written.record_bytes as usize;
+                shared.state.borrow_mut().sync.written(written, bytes);
+                shared.start_sync(&self.file, self.first_lsn, &self.path);
+            }
             SyncMode::Interval { .. } => {
                 self.dirty = true;
-                Ok(())
+                shared.make_durable(written);
             }
-            SyncMode::None => Ok(()),
+            SyncMode::None => shared.make_durable(written),
         }
+        Ok(())
     }
 
     async fn sync(&mut self, shared: &Shared) -> Result<(), WalError> {
@@ -698,6 +822,20 @@ impl Active {
         self.dirty = false;
         shared.state.borrow_mut().stats.syncs += 1;
         Ok(())
+    }
+}
+
+/// Most record bytes the next batch takes: `batch_bytes_max`, and in fsync mode at most
+/// half of what is pending or waiting for a sync (at least one block), so that under a
+/// steady load the appenders form two cohorts and one cohort's batch is written while
+/// the other's `fdatasync` runs.
+fn batch_limit(config: &WalConfig, pending_bytes: usize, waiting_bytes: usize) -> usize {
+    match config.sync {
+        SyncMode::Fsync => {
+            let half = (pending_bytes + waiting_bytes) / 2;
+            config.batch_bytes_max.min(half.max(BLOCK_BYTES))
+        }
+        SyncMode::Interval { .. } | SyncMode::None => config.batch_bytes_max,
     }
 }
 
@@ -828,6 +966,20 @@ async fn prepare_spare(dir: PathBuf, segment_bytes: u64) -> Result<PathBuf, WalE
     Ok(path)
 }
 
+/// Waits for a spare being prepared; `None` if there is none or preparing it failed.
+async fn finish_spare(spare: Option<Spare>) -> Option<PathBuf> {
+    match spare? {
+        Spare::Ready(path) => Some(path),
+        Spare::Preparing(task) => match task.await? {
+            Ok(path) => Some(path),
+            Err(error) => {
+                tracing::warn!(%error, "preparing a zero-filled spare segment failed");
+                None
+            }
+        },
+    }
+}
+
 /// A complete spare left by an earlier run (a partial one is removed).
 fn adopt_spare(shared: &Shared) -> Option<Spare> {
     let _ = std::fs::remove_file(shared.dir.join(SPARE_TMP_FILE_NAME));
@@ -857,6 +1009,14 @@ async fn write_all(file: &DmaFile, buf: DmaBuffer, at: u64, path: &Path) -> Resu
         ));
     }
     Ok(())
+}
+
+/// Closes a segment file once no sync task holds it any more (a task still running after
+/// a failure keeps it; it is closed when that task drops it).
+async fn close_file(file: Rc<DmaFile>) {
+    if let Ok(file) = Rc::try_unwrap(file) {
+        let _ = file.close().await;
+    }
 }
 
 async fn sync_dir(dir: &Path) -> Result<(), WalError> {
@@ -908,12 +1068,13 @@ async fn run_committer(shared: Rc<Shared>, mut active: Active) {
         let work = next_work(&shared, &active).await;
         let result = match work {
             Work::Close => {
+                drain_syncs(&shared, &active).await;
                 if active.dirty && shared.state.borrow().poisoned.is_none() {
                     let _ = active.sync(&shared).await;
                 }
                 // Let a spare being zero-filled finish; the next open adopts it.
                 let _ = active.take_spare().await;
-                let _ = active.file.close().await;
+                close_file(active.file).await;
                 shared.lock.borrow_mut().take();
                 return;
             }
@@ -937,7 +1098,7 @@ async fn run_committer(shared: Rc<Shared>, mut active: Active) {
 
 /// Gathers a batch (waiting `batch_wait_us_max` or one yield), rotating if the segment is
 /// full, and commits it.
-async fn commit_pending(shared: &Shared, active: &mut Active) -> Result<(), WalError> {
+async fn commit_pending(shared: &Rc<Shared>, active: &mut Active) -> Result<(), WalError> {
     let wait_us = shared.config.batch_wait_us_max;
     if wait_us > 0 && shared.state.borrow().pending.len() < shared.config.batch_bytes_max {
         glommio::timer::sleep(Duration::from_micros(wait_us)).await;
@@ -954,15 +1115,27 @@ async fn commit_pending(shared: &Shared, active: &mut Active) -> Result<(), WalE
     rotate(shared, active).await
 }
 
-/// Seals the full segment and starts the next one, then applies retention.
-async fn rotate(shared: &Shared, active: &mut Active) -> Result<(), WalError> {
+/// Seals the full segment and starts the next one, then applies retention. The next
+/// file is renamed into place and its directory entry synced while the full segment's
+/// last syncs run; nothing is written into it before those are done, so the log on disk
+/// is always a prefix.
+async fn rotate(shared: &Rc<Shared>, active: &mut Active) -> Result<(), WalError> {
+    let spare = active.spare.take();
+    let prepare = async { Active::prepare(shared, finish_spare(spare).await).await };
+    let ((), next) = futures_lite::future::zip(drain_syncs(shared, active), prepare).await;
+    let mut next = next?;
+    if let Some(cause) = &shared.state.borrow().poisoned {
+        return Err(WalError::Poisoned {
+            dir: shared.dir.clone(),
+            cause: cause.clone(),
+        });
+    }
     if active.dirty {
         active.sync(shared).await?;
     }
-    let spare = active.take_spare().await;
-    let next = Active::create(shared, spare).await?;
+    next.start(shared).await?;
     let old = std::mem::replace(active, next);
-    let _ = old.file.close().await;
+    close_file(old.file).await;
     // A failed removal (e.g. an archive on another file system) must not stop appends.
     if let Err(error) = run_retention(shared).await {
         tracing::error!(%error, "WAL retention failed; segments are kept");
