@@ -40,18 +40,7 @@ impl OpenSet {
     pub fn on_record(&mut self, segment: u64, record: &Record<'_>) -> Option<u64> {
         match *record {
             Record::MessageReceived { message_id, .. } => {
-                let previous = self.open.insert(
-                    message_id,
-                    OpenMessage {
-                        segment,
-                        outstanding: Vec::new(),
-                        terminal_seen: false,
-                    },
-                );
-                if let Some(previous) = previous {
-                    self.release(previous.segment);
-                }
-                *self.open_per_segment.entry(segment).or_insert(0) += 1;
+                self.on_received(segment, message_id);
                 None
             }
             Record::Enqueued { message_id, target } => {
@@ -73,6 +62,22 @@ impl OpenSet {
                 None
             }
         }
+    }
+
+    /// Applies a `MessageReceived` of `message_id` written (or recovered) in `segment`.
+    pub fn on_received(&mut self, segment: u64, message_id: u64) {
+        let previous = self.open.insert(
+            message_id,
+            OpenMessage {
+                segment,
+                outstanding: Vec::new(),
+                terminal_seen: false,
+            },
+        );
+        if let Some(previous) = previous {
+            self.release(previous.segment);
+        }
+        *self.open_per_segment.entry(segment).or_insert(0) += 1;
     }
 
     fn on_terminal(&mut self, message_id: u64, target: &str) -> Option<u64> {

@@ -9,9 +9,9 @@
 //! `fdatasync` in a task of its own and goes on to the next batch without waiting for
 //! it: batch k+1 is written while batch k syncs, with up to two syncs in flight (see
 //! `sync` for the bookkeeping). While a commit is in flight the next batch accumulates,
-//! so the batch size follows the load; in fsync mode a batch takes at most half of what
-//! is pending or waiting for a sync, so a steady load splits into two cohorts whose
-//! writes and syncs overlap.
+//! so the batch size follows the load; in fsync mode, once there are at least 128 KiB
+//! pending or waiting for a sync, a batch takes at most half of them, so a heavy steady
+//! load splits into two cohorts whose writes and syncs overlap.
 //!
 //! ```text
 //!  segment:  | ...records... | r r r r|0000 |       (last block partially valid)
@@ -825,17 +825,20 @@ impl Active {
     }
 }
 
+/// A batch is split into two cohorts only if each half has at least this many bytes:
+/// below it the write is short next to the `fdatasync`, and a second sync costs more
+/// than the overlap gains.
+const COHORT_SPLIT_BYTES_MIN: usize = 64 << 10;
+
 /// Most record bytes the next batch takes: `batch_bytes_max`, and in fsync mode at most
-/// half of what is pending or waiting for a sync (at least one block), so that under a
-/// steady load the appenders form two cohorts and one cohort's batch is written while
-/// the other's `fdatasync` runs.
+/// half of what is pending or waiting for a sync when that half is at least
+/// [`COHORT_SPLIT_BYTES_MIN`], so that under a heavy steady load the appenders form two
+/// cohorts and one cohort's batch is written while the other's `fdatasync` runs.
 fn batch_limit(config: &WalConfig, pending_bytes: usize, waiting_bytes: usize) -> usize {
+    let half = (pending_bytes + waiting_bytes) / 2;
     match config.sync {
-        SyncMode::Fsync => {
-            let half = (pending_bytes + waiting_bytes) / 2;
-            config.batch_bytes_max.min(half.max(BLOCK_BYTES))
-        }
-        SyncMode::Interval { .. } | SyncMode::None => config.batch_bytes_max,
+        SyncMode::Fsync if half >= COHORT_SPLIT_BYTES_MIN => config.batch_bytes_max.min(half),
+        SyncMode::Fsync | SyncMode::Interval { .. } | SyncMode::None => config.batch_bytes_max,
     }
 }
 
@@ -885,14 +888,17 @@ impl Sealing {
             let header = record::header_of(&bytes[at..]);
             let total = record::record_bytes(header.payload_len as usize);
             record::seal(&mut bytes[at..at + total], lsn);
+            let payload = record::payload_of(&bytes[at..]);
             let kind = RecordKind::from_u16(header.kind);
-            let decoded = kind.and_then(|k| Record::decode(k, record::payload_of(&bytes[at..])));
             let mut received = None;
-            if let Some(record) = decoded {
+            if kind == Some(RecordKind::MessageReceived) {
+                // The hot case: only the id matters here, and it leads the payload (this
+                // record was encoded from a valid `Record` a moment ago).
+                let message_id = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
+                open.on_received(self.segment, message_id);
+                received = Some(message_id);
+            } else if let Some(record) = kind.and_then(|k| Record::decode(k, payload)) {
                 open.on_record(self.segment, &record);
-                if let Record::MessageReceived { message_id, .. } = record {
-                    received = Some(message_id);
-                }
             }
             at += total;
             meta.note(self.start_offset + at as u64, header.timestamp_us, received);
