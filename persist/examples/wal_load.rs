@@ -3,7 +3,8 @@
 //! Appends 1 KiB `MessageReceived` records from `appenders` tasks on one glommio executor
 //! (fsync mode) and prints appends/s, MB/s, p50/p99/max time to durable, and the number
 //! of commits and syncs. The WAL directory is a temporary one unless `dir` is given;
-//! `WAL_ZERO_FILL=0` turns off zero-filled segments.
+//! `WAL_ZERO_FILL=0` turns off zero-filled segments; `WAL_SPIN_US=N` lets the executor
+//! spin N µs before parking (glommio `spin_before_park`; the engine does not).
 
 use std::{cell::RefCell, rc::Rc, time::Instant};
 
@@ -14,7 +15,14 @@ fn main() {
     let appenders: usize = args.next().and_then(|v| v.parse().ok()).unwrap_or(256);
     let records: usize = args.next().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let dir_arg = args.next();
-    glommio::LocalExecutorBuilder::default()
+    let mut builder = glommio::LocalExecutorBuilder::default();
+    if let Some(spin_us) = std::env::var("WAL_SPIN_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        builder = builder.spin_before_park(std::time::Duration::from_micros(spin_us));
+    }
+    builder
         .spawn(move || async move {
             let tmp = tempfile::tempdir().expect("tempdir");
             let dir = dir_arg.map_or_else(|| tmp.path().to_owned(), Into::into);
