@@ -334,6 +334,11 @@ fn run_load(
     }
     let stop = Arc::new(AtomicBool::new(false));
     let senders_running = Arc::new(AtomicU64::new(thread_count as u64));
+    // ACKs counted by the sender threads that have finished, published before each
+    // decrements `senders_running`: the collector's totals come in periodic updates and
+    // lag behind (a run shorter than one update would see none at all and stop draining
+    // before the engine had delivered anything).
+    let acked_final = Arc::new(AtomicU64::new(0));
     let (tx, rx) = runner::channel_pair();
     let start = Instant::now();
     let hist_log = opts
@@ -342,18 +347,26 @@ fn run_load(
         .map(|p| HistLog::create(p, SystemTime::now()))
         .transpose()?;
     let work = {
-        let (plan, sink_plan, senders_running) = (
+        let (plan, sink_plan, senders_running, acked_final) = (
             plan.clone(),
             sink_plan.as_ref().map(|s| s.0.clone()),
             senders_running.clone(),
+            acked_final.clone(),
         );
         move |ctx: Rc<ThreadCtx>| {
-            let (plan, sink_plan, senders_running) =
-                (plan.clone(), sink_plan.clone(), senders_running.clone());
+            let (plan, sink_plan, senders_running, acked_final) = (
+                plan.clone(),
+                sink_plan.clone(),
+                senders_running.clone(),
+                acked_final.clone(),
+            );
             async move {
                 let sender = async {
                     send::run_thread(ctx.clone(), plan).await;
-                    senders_running.fetch_sub(1, Ordering::Relaxed);
+                    let acked = ctx.stats.borrow().counters.acked;
+                    acked_final.fetch_add(acked, Ordering::Relaxed);
+                    // Release: whoever sees this thread finished sees its ACK count.
+                    senders_running.fetch_sub(1, Ordering::Release);
                 };
                 match sink_plan {
                     Some(sp) => {
@@ -387,7 +400,7 @@ fn run_load(
             if external.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
                 stop.store(true, Ordering::Relaxed);
             }
-            if senders_running.load(Ordering::Relaxed) > 0 {
+            if senders_running.load(Ordering::Acquire) > 0 {
                 return;
             }
             let Some((sp, drain)) = &sink_plan else {
@@ -395,7 +408,8 @@ fn run_load(
             };
             let deadline = *drain_deadline.get_or_insert(elapsed + *drain);
             // Every ACKed message has arrived (or the drain time is over): the run is done.
-            if sp.received_total.load(Ordering::Relaxed) >= totals.acked || elapsed >= deadline {
+            let acked = acked_final.load(Ordering::Relaxed).max(totals.acked);
+            if sp.received_total.load(Ordering::Relaxed) >= acked || elapsed >= deadline {
                 stop.store(true, Ordering::Relaxed);
             }
         },

@@ -372,3 +372,58 @@ fn read_hist_log(path: &Path) -> Histogram<u64> {
     }
     total.expect("at least one interval")
 }
+
+#[path = "common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+#[test]
+fn e2e_drains_until_deliveries_that_come_long_after_the_last_ack() {
+    // The engine ACKs every message at once but delivers none until its operation is
+    // resumed, 1.5 s after a run of well under a second: the report must wait for them
+    // (within --drain), not stop with every message counted lost.
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, sink_port) = (hie_tests::free_port(), hie_tests::free_port());
+    let production = format!(
+        "{}{}{}{}",
+        common::head("Test.E2eDrain", 1),
+        common::tcp_service("In", in_port, "Router", &[]),
+        common::router("Router", "Out", &[]),
+        common::tcp_operation("Out", sink_port, &[], &[("ReconnectRetry", "0")]),
+    );
+    let (hie, data) = common::start_hie(dir.path(), &production);
+    let (code, out) = common::ctl(&data, &["pause", "Out"]);
+    assert_eq!(code, 0, "pause: {out}");
+    common::wait_status(&hie, &data, Duration::from_secs(10), "paused", |s| {
+        common::states(s, "Out") == ["paused"]
+    });
+    let resume = std::thread::spawn({
+        let data = data.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            common::ctl(&data, &["resume", "Out"])
+        }
+    });
+    let r = run_json(&[
+        "e2e",
+        "--to",
+        &format!("127.0.0.1:{in_port}"),
+        "--sink-listen",
+        &format!("127.0.0.1:{sink_port}"),
+        "-c",
+        "2",
+        "--messages",
+        "20",
+        "--drain",
+        "20s",
+    ]);
+    let (code, out) = resume.join().unwrap();
+    assert_eq!(code, 0, "resume: {out}");
+    assert_eq!(u(&r["acked"]), 20, "{r:#}");
+    assert_eq!(u(&r["lost"]), 0, "{r:#}\nlog:\n{}", hie.log());
+    assert_eq!(u(&r["duplicates"]), 0, "{r:#}");
+    assert!(
+        u(&r["latency_us"]["p50"]) >= 1_000_000,
+        "the deliveries came after the resume: {r:#}"
+    );
+}
