@@ -47,9 +47,10 @@ pub struct ThreadArgs {
     /// once). Worth it only when each executor has a core of its own.
     #[arg(long, default_value_t = 0)]
     pub spin_us: u64,
-    /// Busy-poll a connection this many microseconds for its next bytes before parking
-    /// it on the reactor (0: park at once).
-    #[arg(long, default_value_t = 50)]
+    /// Keep a waiting connection in its executor's readiness set until the executor has
+    /// seen no traffic for this many microseconds, then park it on the reactor (0: park
+    /// at once).
+    #[arg(long, default_value_t = crate::run::BUSY_POLL_DEFAULT.as_micros() as u64)]
     pub busy_poll_us: u64,
 }
 
