@@ -539,8 +539,11 @@ enum Spare {
 const SPARE_FILE_NAME: &str = "spare.zero";
 /// Name of the spare while it is being zero-filled.
 const SPARE_TMP_FILE_NAME: &str = "spare.zero.tmp";
-/// Size of the zero buffers written when filling a segment.
-const ZERO_FILL_CHUNK_BYTES: usize = 1 << 20;
+/// Size of the zero buffers written when filling a segment. The background fill of the
+/// spare shares the disk with the commits: a commit queued behind a zero write waits
+/// for it, so the writes are kept short (256 KiB is ~0.15 ms of this disk; with 1 MiB
+/// the p99 time to durable with 256 appenders was about 0.4 ms higher).
+const ZERO_FILL_CHUNK_BYTES: usize = 256 << 10;
 
 fn align_down(v: u64) -> u64 {
     v / BLOCK_BYTES as u64 * BLOCK_BYTES as u64
