@@ -39,8 +39,9 @@
 //! Contract:
 //! - `append`/`append_many` resolve when the records are durable per [`SyncMode`]
 //!   (default `Fsync`: written and `fdatasync`ed). Appends from all tasks of the shard are
-//!   group-committed: one write and one `fdatasync` per batch. The LSNs of one task's
-//!   appends increase in the order it called them.
+//!   group-committed: one write and one `fdatasync` per batch, the next batch written
+//!   while the previous one syncs. The LSNs of one task's appends increase in the order it
+//!   called them.
 //! - Message ids come from [`Wal::next_message_id`]: a shard-local counter, unique and
 //!   increasing across restarts and retention.
 //! - [`Recovery`] (returned by `open`) lists every message received and not closed, per

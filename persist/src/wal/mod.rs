@@ -60,7 +60,8 @@ pub struct WalConfig {
     /// with `false` segments are only preallocated (`fallocate`), and every sync of newly
     /// written blocks also commits the file-system journal (several ms on ext4). The
     /// next segment is zero-filled in the background once the active one is half full,
-    /// so filling costs disk bandwidth (each segment is written twice), not latency.
+    /// in short writes, so filling costs disk bandwidth (each segment is written twice)
+    /// and only a little latency (a commit may wait behind one 256 KiB zero write).
     pub zero_fill_segments: bool,
     /// Where removed segments are moved (renamed, so it must be on the same file system)
     /// instead of deleted. Default `None` (delete).

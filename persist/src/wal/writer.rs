@@ -29,6 +29,9 @@
 //! or sync fails, every waiting append gets the error and the WAL is poisoned: later
 //! appends fail with [`WalError::Poisoned`] until it is reopened, since the state of the
 //! tail on disk is then unknown (recovery decides it from what is actually there).
+//! After a power loss a batch written while the previous one synced may have reached the
+//! medium without it; neither was acknowledged, and recovery reports the hole as a
+//! corrupt span (docs/adr/0005-two-wal-commits-in-flight.md).
 //! Segment files are zero-filled before use (or preallocated, see
 //! `WalConfig::zero_fill_segments`), so disk full shows up when a segment is prepared,
 //! not in the middle of a commit. The next segment is zero-filled in the background as
