@@ -15,14 +15,17 @@
 //! retention age, or while the WAL's total bytes exceed the retention maximum; open
 //! segments stay whatever their size (never a silent loss).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::wal::record::Record;
 
 /// Open messages and how many of them each segment holds.
 #[derive(Debug, Default)]
 pub struct OpenSet {
-    open: HashMap<u64, OpenMessage>,
+    /// By message id. Ids are handed out in increasing order, so a B-tree inserts at
+    /// its right edge, in cache, where a hash map would miss the cache on every insert
+    /// once many messages are open.
+    open: BTreeMap<u64, OpenMessage>,
     /// Segment (first LSN) → open messages received in it; zero counts are removed.
     open_per_segment: BTreeMap<u64, u64>,
 }
