@@ -15,7 +15,10 @@
 //! the executor thread: it is meant for small runs that inspect what arrived, and it slows
 //! the sink down.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd as _, RawFd};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -141,6 +144,7 @@ pub async fn run_thread(ctx: Rc<ThreadCtx>, plan: Arc<SinkPlan>) {
         }
     };
     plan.listening.fetch_add(1, Ordering::Release);
+    let open = OpenConnections::default();
     let mut conn_index = 0u64;
     loop {
         match listener.accept().await {
@@ -148,9 +152,57 @@ pub async fn run_thread(ctx: Rc<ThreadCtx>, plan: Arc<SinkPlan>) {
                 ctx.stats.borrow_mut().counters.connections += 1;
                 conn_index += 1;
                 let seed = (ctx.thread as u64) << 48 ^ conn_index;
-                glommio::spawn_local(serve(ctx.clone(), plan.clone(), stream, seed)).detach();
+                let entry = open.add(conn_index, stream.as_raw_fd());
+                let (ctx, plan) = (ctx.clone(), plan.clone());
+                glommio::spawn_local(async move {
+                    serve(ctx, plan, stream, seed).await;
+                    drop(entry);
+                })
+                .detach();
             }
             Err(_) => glommio::timer::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// The connections a sink thread serves. When the thread stops (its future is dropped),
+/// every one still open is shut down, so the engine under test sees its connections
+/// close at once and reconnects to the next sink: the serving tasks are detached, and
+/// glommio need not drop them with an executor that ends, which left the engine's
+/// operations waiting out their ResponseTimeout on sockets nobody read.
+#[derive(Debug, Default)]
+struct OpenConnections(Rc<RefCell<HashMap<u64, RawFd>>>);
+
+/// One open connection's place in [`OpenConnections`]; dropped (removing it) before the
+/// stream, so a descriptor is never shut down after it was closed and reused.
+struct OpenEntry {
+    set: Rc<RefCell<HashMap<u64, RawFd>>>,
+    key: u64,
+}
+
+impl OpenConnections {
+    fn add(&self, key: u64, fd: RawFd) -> OpenEntry {
+        self.0.borrow_mut().insert(key, fd);
+        OpenEntry {
+            set: self.0.clone(),
+            key,
+        }
+    }
+}
+
+impl Drop for OpenEntry {
+    fn drop(&mut self) {
+        self.set.borrow_mut().remove(&self.key);
+    }
+}
+
+impl Drop for OpenConnections {
+    fn drop(&mut self) {
+        for (_, fd) in self.0.borrow_mut().drain() {
+            // SAFETY: `fd` is the descriptor of a stream whose serving task still holds it
+            // open (its entry is removed before the stream drops); shutdown only changes
+            // the socket's state and touches no memory.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
     }
 }
