@@ -1,10 +1,11 @@
 //! Interop with a third-party MLLP client: python-hl7's `mllp_send` (PyPI package `hl7`,
-//! installed in a venv at `target/pyenv`, or named by `HIE_MLLP_SEND`) sends every corpus
+//! in the workspace's venv `target/pyenv`, which the test creates when it is missing, or
+//! named by `HIE_MLLP_SEND`) sends every corpus
 //! message over one connection; each must get the ACK our scanner says it deserves: `AA`
 //! echoing MSH-10 for a message that scans, NAK `AR` for one that does not.
 //!
-//! Skipped, loudly, only when `python3` is missing. With python3 present and `mllp_send`
-//! missing the test fails and prints the install command.
+//! Skipped, loudly, only when `python3` is missing. With python3 present and python-hl7
+//! impossible to install (no package index) the test fails and prints the install command.
 
 mod common;
 
@@ -16,17 +17,13 @@ use std::time::{Duration, Instant};
 use common::*;
 use hie_net::{FrameDecoder, ServerConfig};
 
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
+/// python-hl7's `mllp_send`: `HIE_MLLP_SEND`, or the shared venv `target/pyenv` of the
+/// workspace, created (with python-hl7 installed) when it is missing.
 fn mllp_send() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("HIE_MLLP_SEND") {
         return Some(PathBuf::from(path));
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    let path = target.join("pyenv/bin/mllp_send");
+    let path = hie_tests::python_hl7()?.with_file_name("mllp_send");
     path.exists().then_some(path)
 }
 
@@ -55,7 +52,7 @@ fn python_hl7_mllp_send_gets_a_correct_ack_for_every_corpus_message() {
              python3 -m venv target/pyenv && target/pyenv/bin/pip install hl7==0.4.5"
         );
     };
-    let corpus = workspace_root().join("../shared/corpus/hl7");
+    let corpus = hie_tests::corpus_dir().join("hl7");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
         .expect("corpus at ../shared/corpus/hl7")
         .map(|e| e.unwrap().path())
