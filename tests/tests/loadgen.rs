@@ -2,6 +2,8 @@
 //! and against python-hl7's asyncio MLLP server. Every run is bounded by `--messages` or
 //! `--duration` and every child process is killed on drop.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -372,10 +374,6 @@ fn read_hist_log(path: &Path) -> Histogram<u64> {
     }
     total.expect("at least one interval")
 }
-
-#[path = "common/mod.rs"]
-#[allow(dead_code)]
-mod common;
 
 #[test]
 fn e2e_drains_until_deliveries_that_come_long_after_the_last_ack() {
