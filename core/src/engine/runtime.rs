@@ -374,6 +374,21 @@ impl Shard {
         }
     }
 
+    /// Waits until `item` runs again (an operator's enable, resume or restart) or the run
+    /// reaches `Stop`; true if it runs.
+    pub async fn until_running_or_stop(&self, item: ItemId) -> bool {
+        futures_lite::future::or(
+            async {
+                self.states
+                    .wait_until(item, |s| s == ItemState::Running)
+                    .await;
+            },
+            self.until_phase(Phase::Stop),
+        )
+        .await;
+        self.states.get(item) == ItemState::Running
+    }
+
     // ---- receiving -------------------------------------------------------------------
 
     /// Stores a message a service accepted: `MessageReceived` and one `Enqueued` per

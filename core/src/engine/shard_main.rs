@@ -246,16 +246,7 @@ async fn supervise_worker(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<E
         tracing::error!(item = %planned.name, shard = shard.index, "{reason}; item failed");
         shard.set_state(item, ItemState::Failed);
         // An operator's enable or restart starts it again, with one attempt.
-        futures_lite::future::or(
-            async {
-                shard
-                    .states
-                    .wait_until(item, |s| s == ItemState::Running)
-                    .await;
-            },
-            shard.until_phase(Phase::Stop),
-        )
-        .await;
+        shard.until_running_or_stop(item).await;
         if shard.phase() >= Phase::Stop {
             return;
         }

@@ -10,7 +10,7 @@ pub mod hl7_tcp_service;
 pub mod routing_engine;
 
 use crate::engine::control::ItemState;
-use crate::engine::runtime::{Phase, Shard};
+use crate::engine::runtime::Shard;
 use crate::envelope::{Envelope, ItemId};
 use crate::queue::LocalQueue;
 
@@ -41,20 +41,9 @@ pub async fn next_entry(
     queue: &LocalQueue<Envelope>,
 ) -> Option<Envelope> {
     loop {
-        if shard.states.get(item) != ItemState::Running {
-            futures_lite::future::or(
-                async {
-                    shard
-                        .states
-                        .wait_until(item, |s| s == ItemState::Running)
-                        .await;
-                },
-                shard.until_phase(Phase::Stop),
-            )
-            .await;
-            if shard.states.get(item) != ItemState::Running {
-                return None;
-            }
+        if shard.states.get(item) != ItemState::Running && !shard.until_running_or_stop(item).await
+        {
+            return None;
         }
         let env = queue.pop().await?;
         if shard.states.get(item) == ItemState::Running {
