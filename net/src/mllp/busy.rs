@@ -288,25 +288,8 @@ const REACTOR_PASS_TIMER: Duration = Duration::from_nanos(100);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mllp::test_support::{on_executor, pair};
     use futures_lite::AsyncWriteExt as _;
-    use glommio::LocalExecutorBuilder;
-    use glommio::net::{TcpListener, TcpStream};
-
-    fn on_executor<F: Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
-        LocalExecutorBuilder::default()
-            .spawn(move || async move { f().await })
-            .expect("executor")
-            .join()
-            .expect("test body");
-    }
-
-    async fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = TcpStream::connect(addr).await.unwrap();
-        let server = listener.accept().await.unwrap();
-        (client, server)
-    }
 
     #[test]
     fn try_read_reports_nothing_then_the_bytes_then_end_of_stream() {

@@ -11,3 +11,5 @@ pub mod frame;
 pub mod nak;
 pub mod readiness;
 pub mod server;
+#[cfg(test)]
+mod test_support;

@@ -399,26 +399,10 @@ impl Drop for Registration {
 mod tests {
     use super::*;
     use futures_lite::AsyncWriteExt as _;
-    use glommio::LocalExecutorBuilder;
     use glommio::net::{TcpListener, TcpStream};
 
     use crate::mllp::busy::{BusyReader, TryRead as _};
-
-    fn on_executor<F: Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
-        LocalExecutorBuilder::default()
-            .spawn(move || async move { f().await })
-            .expect("executor")
-            .join()
-            .expect("test body");
-    }
-
-    async fn pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
-        let client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let server = listener.accept().await.unwrap();
-        (client, server)
-    }
+    use crate::mllp::test_support::{on_executor, pair_on as pair};
 
     fn fd(s: &TcpStream) -> RawFd {
         s.readiness_fd().expect("a TCP stream has a socket")
