@@ -73,29 +73,22 @@ impl Drop for Server {
     }
 }
 
-fn hie_server() -> Server {
+/// Starts a server on an executor pinned to the server core: `run` binds, reports its
+/// address (with [`Bound::ready`]) and serves until the stop flag is set.
+fn pinned_server<F, Fut>(name: &str, run: F) -> Server
+where
+    F: FnOnce(Bound) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
-    let stop_seen = stop.clone();
+    let bound = Bound {
+        tx,
+        stop: stop.clone(),
+    };
     let join = LocalExecutorBuilder::new(Placement::Fixed(SERVER_CPU))
-        .name("hie-mllp")
-        .spawn(move || async move {
-            let config = ServerConfig {
-                local_address: "127.0.0.1".parse().unwrap(),
-                ..ServerConfig::default()
-            };
-            let server = MllpServer::bind(config, AckOnlyHandler::default()).expect("bind");
-            tx.send((server.local_addr(), thread_id())).unwrap();
-            let handle = server.handle();
-            glommio::spawn_local(async move {
-                while !stop_seen.load(Ordering::Acquire) {
-                    Timer::new(Duration::from_millis(10)).await;
-                }
-                handle.stop();
-            })
-            .detach();
-            server.run().await.expect("server run");
-        })
+        .name(name)
+        .spawn(move || run(bound))
         .expect("server executor");
     let (addr, tid) = rx.recv().unwrap();
     Server {
@@ -106,45 +99,68 @@ fn hie_server() -> Server {
     }
 }
 
+/// What a server thread gets: where to report its address, and its stop flag.
+struct Bound {
+    tx: mpsc::Sender<(SocketAddr, i32)>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Bound {
+    /// Reports the listening address and the server thread's id.
+    fn ready(&self, addr: SocketAddr) {
+        self.tx.send((addr, thread_id())).unwrap();
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+}
+
+fn hie_server() -> Server {
+    pinned_server("hie-mllp", |bound| async move {
+        let config = ServerConfig {
+            local_address: "127.0.0.1".parse().unwrap(),
+            ..ServerConfig::default()
+        };
+        let server = MllpServer::bind(config, AckOnlyHandler::default()).expect("bind");
+        bound.ready(server.local_addr());
+        let handle = server.handle();
+        glommio::spawn_local(async move {
+            while !bound.stopped() {
+                Timer::new(Duration::from_millis(10)).await;
+            }
+            handle.stop();
+        })
+        .detach();
+        server.run().await.expect("server run");
+    })
+}
+
 /// The peer: tokio's current-thread runtime with the `mllp` crate's decoder, parser and ACK
 /// builder. It runs inside a thread glommio pins to the server core (the glommio executor
 /// there only hosts this one blocking call), so both servers get the same core.
 fn tokio_mllp_server() -> Server {
-    let (tx, rx) = mpsc::channel();
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_seen = stop.clone();
-    let join = LocalExecutorBuilder::new(Placement::Fixed(SERVER_CPU))
-        .name("tokio-mllp")
-        .spawn(move || async move {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .enable_time()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send((listener.local_addr().unwrap(), thread_id()))
-                    .unwrap();
-                let accept = tokio::spawn(async move {
-                    while let Ok((stream, _)) = listener.accept().await {
-                        stream.set_nodelay(true).unwrap();
-                        tokio::spawn(tokio_connection(stream));
-                    }
-                });
-                while !stop_seen.load(Ordering::Acquire) {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+    pinned_server("tokio-mllp", |bound| async move {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            bound.ready(listener.local_addr().unwrap());
+            let accept = tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    stream.set_nodelay(true).unwrap();
+                    tokio::spawn(tokio_connection(stream));
                 }
-                accept.abort();
             });
-        })
-        .expect("tokio server thread");
-    let (addr, tid) = rx.recv().unwrap();
-    Server {
-        addr,
-        tid,
-        stop,
-        join: Some(join),
-    }
+            while !bound.stopped() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            accept.abort();
+        });
+    })
 }
 
 /// The floor: the same HL7 work as hie-net's ACK-only handler (frame decoder, scan, ACK
@@ -154,26 +170,12 @@ fn tokio_mllp_server() -> Server {
 /// load, so a target above it (for instance twice a peer that is already near it) can be
 /// seen to be out of reach in the same run.
 fn epoll_floor_server() -> Server {
-    let (tx, rx) = mpsc::channel();
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_seen = stop.clone();
-    let join = LocalExecutorBuilder::new(Placement::Fixed(SERVER_CPU))
-        .name("epoll-floor")
-        .spawn(move || async move {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.set_nonblocking(true).unwrap();
-            tx.send((listener.local_addr().unwrap(), thread_id()))
-                .unwrap();
-            epoll_floor_loop(&listener, &stop_seen);
-        })
-        .expect("epoll floor thread");
-    let (addr, tid) = rx.recv().unwrap();
-    Server {
-        addr,
-        tid,
-        stop,
-        join: Some(join),
-    }
+    pinned_server("epoll-floor", |bound| async move {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        bound.ready(listener.local_addr().unwrap());
+        epoll_floor_loop(&listener, &bound.stop);
+    })
 }
 
 fn epoll_floor_loop(listener: &std::net::TcpListener, stop: &AtomicBool) {
