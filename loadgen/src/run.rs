@@ -404,7 +404,7 @@ fn run_load(
             sink_progress: false,
             progress: opts.progress,
         },
-        |elapsed, totals| {
+        |elapsed, _totals| {
             if external.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
                 stop.store(true, Ordering::Relaxed);
             }
@@ -416,7 +416,7 @@ fn run_load(
             };
             let deadline = *drain_deadline.get_or_insert(elapsed + *drain);
             // Every ACKed message has arrived (or the drain time is over): the run is done.
-            let acked = acked_final.load(Ordering::Relaxed).max(totals.acked);
+            let acked = acked_final.load(Ordering::Relaxed);
             if sp.received_total.load(Ordering::Relaxed) >= acked || elapsed >= deadline {
                 stop.store(true, Ordering::Relaxed);
             }
