@@ -11,10 +11,18 @@
 //! - `o_direct_seq_write_1MiB_qd4`: the same with four writes in flight over a
 //!   zero-filled file, the most this disk gives sequential O_DIRECT writes; shown so the
 //!   reference is not mistaken for the disk's ceiling.
+//! - `o_direct_write_128KiB_fdatasync`: one O_DIRECT write of 128 KiB (the batch of one
+//!   of the two cohorts that 256 appenders of 1 KiB form) followed by one `fdatasync`,
+//!   over a zero-filled file, cycle after cycle. An append cannot be durable sooner than
+//!   the write of its batch plus a sync started after it, so with 256 closed-loop
+//!   appenders (each appends again only once its last record is durable) Little's law
+//!   bounds the WAL at 256 records per such cycle. The summary prints that ceiling next
+//!   to the target, so a run shows whether the target is reachable on the disk at hand.
 //!
-//! The WAL runs with its defaults (fsync mode, 64 MiB zero-filled segments: rotations
-//! and the background zero-fill of the next segment happen during the measurement at
-//! the rate they would in production). Criterion reports time per record (throughput in
+//! The WAL runs with its defaults (fsync mode, 64 MiB zero-filled segments). Each call of
+//! the 256-appender case appends 1.5 segments, so a rotation and the background
+//! zero-fill of the next segment happen during the measurement at the rate they would in
+//! steady state. Criterion reports time per record (throughput in
 //! bytes); the summary at the end prints appends/s, MB/s and p50/p99 time to durable
 //! (HdrHistogram, per append), each WAL case's share of both O_DIRECT figures, and
 //! whether the targets (256 appenders: ≥ 60 % of `o_direct_seq_write_1MiB`, p99 ≤ 1 ms)
@@ -45,6 +53,19 @@ const BATCH_RECORDS: u64 = 256;
 const DIRECT_WRITE_BYTES: usize = 1 << 20;
 /// Writes in flight in the second O_DIRECT baseline.
 const DIRECT_QUEUE_DEPTH: u64 = 4;
+/// The write of the sync-cycle baseline: the batch of one of 256 appenders' two cohorts.
+const CYCLE_WRITE_BYTES: usize = 128 << 10;
+/// Cycles of the sync-cycle baseline that fit one zero-filled file before it restarts.
+const CYCLE_FILE_WRITES: u64 = 512;
+/// Each call appends at least this many records per task. Opening a WAL (zero-filling
+/// its first segment) takes tens of milliseconds that criterion does not see, so it
+/// would otherwise settle on calls of one record per task: a burst of 256 appends from
+/// a standing start, not the steady state the targets are about.
+const RECORDS_PER_TASK_MIN: u64 = 64;
+/// Each call of the target case (256 appenders) appends at least 1.5 segments of
+/// records, so that every call includes one rotation and the background zero-fill of
+/// the next segment, at the rate they happen in steady state.
+const TARGET_CASE_RECORDS_MIN: u64 = 3 * (64 << 20) / 2 / RECORD_BYTES as u64;
 /// The target: share of `o_direct_seq_write_1MiB` with 256 appenders, and p99.
 const TARGET_SHARE_PCT: f64 = 60.0;
 const TARGET_P99_US: u64 = 1000;
@@ -111,10 +132,18 @@ fn wal_config() -> WalConfig {
     WalConfig::default()
 }
 
-/// Appends `iters` records from `appenders` tasks; returns the elapsed time scaled to
-/// `iters` records.
+/// Appends `iters` records from `appenders` tasks, at least [`RECORDS_PER_TASK_MIN`] per
+/// task (and [`TARGET_CASE_RECORDS_MIN`] in all with 256); returns the elapsed time scaled to `iters` records.
 fn run_wal(appenders: usize, iters: u64) -> Duration {
-    let per_task = iters.div_ceil(appenders as u64).max(1);
+    let records_min = if appenders >= 256 {
+        TARGET_CASE_RECORDS_MIN
+    } else {
+        0
+    };
+    let per_task = iters
+        .max(records_min)
+        .div_ceil(appenders as u64)
+        .max(RECORDS_PER_TASK_MIN);
     let total = per_task * appenders as u64;
     let (elapsed, latency) = LocalExecutorBuilder::default()
         .spawn(move || async move {
@@ -278,6 +307,55 @@ fn run_direct(iters: u64, depth: u64, prefill: bool) -> Duration {
     elapsed
 }
 
+/// `write 128 KiB + fdatasync`, `iters` cycles one after the other, over a zero-filled
+/// file (as the WAL's segments are); records each cycle's time.
+fn run_sync_cycle(iters: u64) -> Duration {
+    let (elapsed, latency) = LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let file = glommio::io::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .dma_open(dir.path().join("cycle"))
+                .await
+                .expect("open O_DIRECT");
+            let mut zeros = file.alloc_dma_buffer(CYCLE_WRITE_BYTES);
+            zeros.as_bytes_mut().fill(0);
+            let zeros = Rc::new(zeros);
+            let writes = iters.min(CYCLE_FILE_WRITES);
+            for i in 0..writes {
+                let at = i * CYCLE_WRITE_BYTES as u64;
+                file.write_rc_at(zeros.clone(), at).await.expect("fill");
+            }
+            file.fdatasync().await.expect("fdatasync");
+            let mut buf = file.alloc_dma_buffer(CYCLE_WRITE_BYTES);
+            buf.as_bytes_mut().fill(b'C');
+            let buf = Rc::new(buf);
+            let mut latency = histogram();
+            let start = Instant::now();
+            for i in 0..iters {
+                let t0 = Instant::now();
+                let at = (i % writes) * CYCLE_WRITE_BYTES as u64;
+                let written = file.write_rc_at(buf.clone(), at).await.expect("write");
+                assert_eq!(written, CYCLE_WRITE_BYTES, "a whole write");
+                file.fdatasync().await.expect("fdatasync");
+                latency.saturating_record((t0.elapsed().as_micros() as u64).max(1));
+            }
+            (start.elapsed(), latency)
+        })
+        .expect("executor")
+        .join()
+        .expect("executor thread");
+    record_totals(
+        "o_direct_write_128KiB_fdatasync",
+        iters,
+        elapsed,
+        CYCLE_WRITE_BYTES as u64,
+        &latency,
+    );
+    elapsed
+}
+
 fn bench_wal(c: &mut Criterion) {
     let mut group = c.benchmark_group("wal_fsync_1KiB");
     group
@@ -305,6 +383,10 @@ fn bench_wal(c: &mut Criterion) {
         format!("o_direct_seq_write_1MiB_qd{DIRECT_QUEUE_DEPTH}"),
         |b| b.iter_custom(|iters| run_direct(iters, DIRECT_QUEUE_DEPTH, true)),
     );
+    group.throughput(Throughput::Bytes(CYCLE_WRITE_BYTES as u64));
+    group.bench_function("o_direct_write_128KiB_fdatasync", |b| {
+        b.iter_custom(run_sync_cycle)
+    });
     group.finish();
 }
 
@@ -326,7 +408,14 @@ fn print_summary() {
             ),
             _ => String::new(),
         };
-        if t.latency_us.is_empty() {
+        if case == "o_direct_write_128KiB_fdatasync" {
+            println!(
+                "  {case:<34} {rate:>10.0} cycles/s  {:>8.1} MB/s  cycle p50 {} us p99 {} us",
+                mb_s(t),
+                t.latency_us.value_at_quantile(0.5),
+                t.latency_us.value_at_quantile(0.99),
+            );
+        } else if t.latency_us.is_empty() {
             println!("  {case:<34} {:>10.1} MB/s", mb_s(t));
         } else {
             println!(
@@ -347,6 +436,18 @@ fn print_summary() {
             verdict(share >= TARGET_SHARE_PCT),
             verdict(p99 <= TARGET_P99_US),
         );
+        if let Some(cycle) = totals.get("o_direct_write_128KiB_fdatasync") {
+            let cycle_us = cycle.latency_us.value_at_quantile(0.5).max(1) as f64;
+            let ceiling = 256.0 / (cycle_us / 1e6);
+            let ceiling_mb_s = ceiling * RECORD_BYTES as f64 / 1e6;
+            println!(
+                "  closed-loop ceiling, 256 appenders: 256 records per write 128 KiB + fdatasync \
+                 (p50 {cycle_us:.0} us) = {ceiling:.0} appends/s = {:.0} % of O_DIRECT QD1; \
+                 the WAL reached {:.0} % of that ceiling",
+                100.0 * ceiling_mb_s / d,
+                100.0 * mb_s(t) / ceiling_mb_s,
+            );
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use thiserror::Error;
 
 /// glommio's io memory per shard when the configuration does not say: glommio's own
@@ -137,9 +137,13 @@ where
             .name(format!("hie-shard-{shard}"))
             .spawn(move || {
                 let placement = cpu.map_or(Placement::Unbound, Placement::Fixed);
+                // The blocking pool runs the WAL's fdatasyncs and the file items' I/O. It
+                // is unbound: glommio would otherwise pin it to the shard's own CPU, where
+                // each sync's wake-up would preempt the shard.
                 let made = LocalExecutorBuilder::new(placement)
                     .name(&format!("hie-shard-{shard}"))
                     .io_memory(io_memory)
+                    .blocking_thread_pool_placement(PoolPlacement::Unbound(1))
                     .make();
                 let executor = match made {
                     Ok(executor) => {

@@ -8,7 +8,10 @@
 //! one O_DIRECT write at that block's offset. In fsync mode it then starts an
 //! `fdatasync` in a task of its own and goes on to the next batch without waiting for
 //! it: batch k+1 is written while batch k syncs, with up to two syncs in flight (see
-//! `sync` for the bookkeeping). While a commit is in flight the next batch accumulates,
+//! `sync` for the bookkeeping). The `fdatasync`s run on the executor's blocking thread
+//! pool, through a second descriptor of the segment: an io_uring fsync is always handed
+//! to an io-wq worker, which runs on the shard's own core and costs it a context switch
+//! per sync (docs/adr/0005-two-wal-commits-in-flight.md has the figures). While a commit is in flight the next batch accumulates,
 //! so the batch size follows the load; in fsync mode, once there are at least 128 KiB
 //! pending or waiting for a sync, a batch takes at most half of them, so a heavy steady
 //! load splits into two cohorts whose writes and syncs overlap.
@@ -424,13 +427,14 @@ impl Shared {
         }
     }
 
-    /// Starts an `fdatasync` of `file` if a written batch waits for one and fewer than
-    /// [`SYNCS_IN_FLIGHT_MAX`] run.
-    fn start_sync(self: &Rc<Self>, file: &Rc<DmaFile>, segment: u64, path: &Path) {
+    /// Starts an `fdatasync` of the active segment if a written batch waits for one and
+    /// fewer than [`SYNCS_IN_FLIGHT_MAX`] run.
+    fn start_sync(self: &Rc<Self>, active: &Active) {
         let Some(covers) = self.state.borrow_mut().sync.start(SYNCS_IN_FLIGHT_MAX) else {
             return;
         };
-        let sync = run_sync(self.clone(), file.clone(), segment, path.to_owned(), covers);
+        let (syncer, segment) = (active.syncer.clone(), active.first_lsn);
+        let sync = run_sync(self.clone(), syncer, segment, active.path.clone(), covers);
         glommio::spawn_local(sync).detach();
     }
 }
@@ -453,13 +457,13 @@ struct Written {
 /// meanwhile, and wakes the committer (which may be draining the syncs).
 async fn run_sync(
     shared: Rc<Shared>,
-    file: Rc<DmaFile>,
+    syncer: Syncer,
     segment: u64,
     path: PathBuf,
     mut covers: u64,
 ) {
     loop {
-        let result = file.fdatasync().await;
+        let result = sync_data(&syncer).await;
         let done = {
             let mut state = shared.state.borrow_mut();
             match result {
@@ -504,7 +508,7 @@ async fn run_sync(
 /// Waits until no written batch waits for a sync and no sync runs (or the WAL is
 /// poisoned and none runs), so the active file can be switched or closed.
 async fn drain_syncs(shared: &Rc<Shared>, active: &Active) {
-    shared.start_sync(&active.file, active.first_lsn, &active.path);
+    shared.start_sync(active);
     futures_lite::future::poll_fn(|cx| {
         let state = shared.state.borrow();
         let poisoned_idle = state.poisoned.is_some() && state.sync.in_flight() == 0;
@@ -521,8 +525,9 @@ async fn drain_syncs(shared: &Rc<Shared>, active: &Active) {
 struct Active {
     first_lsn: u64,
     path: PathBuf,
-    /// Shared with the sync tasks running on it.
     file: Rc<DmaFile>,
+    /// A second descriptor of the segment, for the `fdatasync`s on the blocking pool.
+    syncer: Syncer,
     end_offset: u64,
     /// Valid bytes of the last partial block: `[align_down(end_offset), end_offset)`.
     tail: Vec<u8>,
@@ -530,6 +535,26 @@ struct Active {
     dirty: bool,
     /// The zero-filled file the next segment will be renamed from.
     spare: Option<Spare>,
+}
+
+/// A descriptor of a segment shared with the blocking pool's `fdatasync` calls.
+type Syncer = std::sync::Arc<std::fs::File>;
+
+/// Opens the descriptor the syncs of the segment at `path` go through (read-only:
+/// `fdatasync` flushes the file, whatever descriptor it is called on).
+fn open_syncer(path: &Path) -> Result<Syncer, WalError> {
+    std::fs::File::open(path)
+        .map(std::sync::Arc::new)
+        .map_err(|e| WalError::io("opening segment", path, e))
+}
+
+/// `fdatasync` of a segment on the executor's blocking thread pool: the shard thread
+/// never blocks, and no io-wq worker competes with it for its core.
+async fn sync_data(syncer: &Syncer) -> std::io::Result<()> {
+    let file = syncer.clone();
+    glommio::executor()
+        .spawn_blocking(move || file.sync_data())
+        .await
 }
 
 /// A zero-filled file ready (or being prepared) to become the next segment.
@@ -592,6 +617,7 @@ impl Active {
                 .map_err(|e| WalError::io("preallocating segment", &path, e))?;
         }
         sync_dir(&shared.dir).await?;
+        let syncer = open_syncer(&path)?;
         {
             let mut state = shared.state.borrow_mut();
             state
@@ -603,6 +629,7 @@ impl Active {
             first_lsn,
             path,
             file: Rc::new(file),
+            syncer,
             end_offset: 0,
             tail: Vec::new(),
             dirty: false,
@@ -655,10 +682,12 @@ impl Active {
             tail.extend_from_slice(&read[..kept]);
             tail.resize(valid, 0);
         }
+        let syncer = open_syncer(&path)?;
         let active = Active {
             first_lsn,
             path,
             file: Rc::new(file),
+            syncer,
             end_offset,
             tail,
             dirty: false,
@@ -809,7 +838,7 @@ impl Active {
             SyncMode::Fsync => {
                 let bytes = written.record_bytes as usize;
                 shared.state.borrow_mut().sync.written(written, bytes);
-                shared.start_sync(&self.file, self.first_lsn, &self.path);
+                shared.start_sync(self);
             }
             SyncMode::Interval { .. } => {
                 self.dirty = true;
@@ -821,8 +850,7 @@ impl Active {
     }
 
     async fn sync(&mut self, shared: &Shared) -> Result<(), WalError> {
-        self.file
-            .fdatasync()
+        sync_data(&self.syncer)
             .await
             .map_err(|e| WalError::io("syncing segment", &self.path, e))?;
         self.dirty = false;
