@@ -59,9 +59,10 @@ pub struct WalConfig {
     /// zero-filled file has initialized extents, so each `fdatasync` is a device flush;
     /// with `false` segments are only preallocated (`fallocate`), and every sync of newly
     /// written blocks also commits the file-system journal (several ms on ext4). The
-    /// next segment is zero-filled in the background once the active one is half full,
-    /// in short writes, so filling costs disk bandwidth (each segment is written twice)
-    /// and only a little latency (a commit may wait behind one 256 KiB zero write).
+    /// next segment is zero-filled in the background once a sixteenth of the active one
+    /// is written, in short writes, so filling costs disk bandwidth (each segment is
+    /// written twice) and only a little latency (a commit may wait behind one 256 KiB
+    /// zero write).
     pub zero_fill_segments: bool,
     /// Where removed segments are moved (renamed, so it must be on the same file system)
     /// instead of deleted. Default `None` (delete).

@@ -38,8 +38,11 @@
 //! Segment files are zero-filled before use (or preallocated, see
 //! `WalConfig::zero_fill_segments`), so disk full shows up when a segment is prepared,
 //! not in the middle of a commit. The next segment is zero-filled in the background as
-//! `spare.zero` once the active one is half full, and renamed into place on rotation
-//! (the rename and the directory sync run while the full segment's last syncs do).
+//! `spare.zero` once a sixteenth of the active one is written, and renamed into place on
+//! rotation (the rename and the directory sync run while the full segment's last syncs
+//! do). Starting early matters: at 650 MB/s of appends a 64 MiB segment fills in about
+//! 100 ms, and a fill started at half of it was still running at rotation, which then
+//! waited 8–13 ms for it (every append waiting with it).
 
 use std::{
     cell::{Cell, RefCell},
@@ -721,11 +724,12 @@ impl Active {
             .map_err(|e| WalError::io("syncing segment", &self.path, e))
     }
 
-    /// Starts zero-filling the next segment's spare once this one is half full.
+    /// Starts zero-filling the next segment's spare once a sixteenth of this one is
+    /// written (not at once: a WAL that stays nearly empty never writes a spare).
     fn maybe_prepare_spare(&mut self, shared: &Shared) {
         if !shared.config.zero_fill_segments
             || self.spare.is_some()
-            || self.end_offset < shared.config.segment_bytes / 2
+            || self.end_offset < shared.config.segment_bytes / 16
         {
             return;
         }
