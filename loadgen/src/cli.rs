@@ -87,6 +87,11 @@ pub struct LoadArgs {
     /// Open loop: most messages awaiting an ACK on one connection.
     #[arg(long, default_value_t = 1024)]
     pub max_in_flight: usize,
+    /// Leave out of the latency figures every message whose intended send time falls in
+    /// this first part of the run (connections opening, the engine's first segments and
+    /// downstream connections). Those messages are still sent, counted and checked.
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub warmup: Duration,
     /// How long to wait for an ACK.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub timeout: Duration,

@@ -95,6 +95,7 @@ fn send_options(
         messages: load.messages,
         rate: load.rate,
         max_in_flight: load.max_in_flight,
+        warmup: load.warmup,
         timeout: load.timeout,
         source: source_of(load),
         patients: load.patients,

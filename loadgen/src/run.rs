@@ -124,6 +124,9 @@ pub struct SendOptions {
     pub rate: Option<f64>,
     /// Open loop: most messages awaiting an ACK on one connection. Default 1024.
     pub max_in_flight: usize,
+    /// Latency leaves out the messages whose intended send time falls in this first part
+    /// of the run; they are still counted and checked. Default zero.
+    pub warmup: Duration,
     /// How long to wait for an ACK. Default 5 s.
     pub timeout: Duration,
     /// The messages. Default: the ADT^A01 template, unpadded.
@@ -153,6 +156,7 @@ impl Default for SendOptions {
             messages: None,
             rate: None,
             max_in_flight: 1024,
+            warmup: Duration::ZERO,
             timeout: Duration::from_secs(5),
             source: Source::Template {
                 kind: TemplateKind::AdtA01,
@@ -260,6 +264,7 @@ pub fn run_e2e(opts: E2eOptions) -> Result<Report, LoadgenError> {
         patient_path: crate::hl7io::patient_path(),
         listening: Arc::default(),
         busy_poll: send.executors.busy_poll,
+        warmup_us: send.warmup.as_micros() as u64,
     };
     run_load(send, Some((Arc::new(sink), drain)))
 }
@@ -321,6 +326,7 @@ fn send_plan(opts: &SendOptions, threads: usize, e2e: bool) -> Result<SendPlan, 
         duration,
         rate: opts.rate,
         max_in_flight: opts.max_in_flight,
+        warmup_us: opts.warmup.as_micros() as u64,
         timeout: opts.timeout,
         corpus: corpus.messages,
         patients: opts.patients,
@@ -538,6 +544,7 @@ pub fn run_sink(opts: SinkOptions) -> Result<SinkHandle, LoadgenError> {
         patient_path: crate::hl7io::patient_path(),
         listening: Arc::default(),
         busy_poll: opts.executors.busy_poll,
+        warmup_us: 0,
     });
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = runner::channel_pair();

@@ -57,6 +57,8 @@ pub struct SendPlan {
     pub rate: Option<f64>,
     /// Open loop: most in flight per connection.
     pub max_in_flight: usize,
+    /// Latency leaves out messages meant to be sent before this (µs since the start).
+    pub warmup_us: u64,
     /// ACK timeout.
     pub timeout: Duration,
     /// The messages to send.
@@ -287,6 +289,13 @@ async fn read_ack<R: futures_lite::AsyncRead + TryRead + Unpin>(
     }
 }
 
+/// Whether a message meant to be sent at `sent_us` (µs since the run's start) counts in
+/// the latency figures: it was meant to be sent after the warm-up.
+#[inline]
+pub(crate) fn past_warmup(sent_us: u64, warmup_us: u64) -> bool {
+    sent_us >= warmup_us
+}
+
 /// Classifies an ACK for the message with control id `expected`; records it.
 fn account_ack(
     ctx: &ThreadCtx,
@@ -305,7 +314,10 @@ fn account_ack(
                 s.counters.ack_codes[i] += 1;
                 if plan.e2e {
                     s.tracks.ack(conn, seq);
-                } else {
+                } else if past_warmup(
+                    (ctx.now_ns() / 1000).saturating_sub(latency_us),
+                    plan.warmup_us,
+                ) {
                     record(&mut s.interval, latency_us);
                 }
             }
@@ -522,6 +534,7 @@ mod tests {
             duration: None,
             rate,
             max_in_flight: 8,
+            warmup_us: 0,
             timeout: Duration::from_secs(1),
             corpus: load(&Source::Template {
                 kind: TemplateKind::AdtA01,

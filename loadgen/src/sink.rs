@@ -117,6 +117,8 @@ pub struct SinkPlan {
     pub listening: Arc<AtomicUsize>,
     /// How long a connection busy-polls for the next message before parking.
     pub busy_poll: Duration,
+    /// e2e: latency leaves out messages meant to be sent before this (µs since the start).
+    pub warmup_us: u64,
 }
 
 /// The address the sink threads will listen on: `addr` itself, or with port 0 a free
@@ -328,8 +330,11 @@ fn receive(ctx: &ThreadCtx, plan: &SinkPlan, msg: &[u8], scanned: Option<&Messag
         s.counters.duplicates += 1;
         return;
     }
-    let now_us = (ctx.now_ns() / 1000) as u32;
-    record(&mut s.interval, u64::from(now_us.wrapping_sub(id.t_us)));
+    let now_us = ctx.now_ns() / 1000;
+    let latency_us = u64::from((now_us as u32).wrapping_sub(id.t_us));
+    if crate::send::past_warmup(now_us.saturating_sub(latency_us), plan.warmup_us) {
+        record(&mut s.interval, latency_us);
+    }
     let patient = scanned
         .and_then(|m| m.get(&plan.patient_path))
         .and_then(parse_patient);

@@ -425,3 +425,54 @@ fn e2e_drains_until_deliveries_that_come_long_after_the_last_ack() {
         "the deliveries came after the resume: {r:#}"
     );
 }
+
+#[test]
+fn warmup_leaves_the_first_messages_out_of_the_latency_figures_but_not_the_counts() {
+    // 300 messages at 200/s: those meant for the first 0.5 s (about 100) are sent, ACKed
+    // and checked, and only the later ones are in the histogram.
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    for mode in ["send", "e2e"] {
+        let hist = dir.path().join(format!("{mode}.hlog"));
+        let (sink, sink_addr) = if mode == "send" {
+            let (guard, sink_addr) = start_sink(&[]);
+            (Some(guard), sink_addr)
+        } else {
+            (None, addr.clone())
+        };
+        let mut args = vec![
+            mode,
+            "--to",
+            &sink_addr,
+            "-c",
+            "2",
+            "--rate",
+            "200",
+            "--messages",
+            "300",
+            "--warmup",
+            "500ms",
+            "--hist",
+            hist.to_str().unwrap(),
+        ];
+        if mode == "e2e" {
+            args.extend(["--sink-listen", &addr, "--drain", "5s"]);
+        }
+        let r = run_json(&args);
+        drop(sink);
+        assert_eq!(u(&r["acked"]), 300, "{mode}: every message counted");
+        let recorded = read_hist_log(&hist).len();
+        assert!(
+            (150..=250).contains(&recorded),
+            "{mode}: {recorded} of 300 latencies recorded, expected the ~200 after the warm-up"
+        );
+        if mode == "e2e" {
+            assert_eq!(u(&r["lost"]), 0);
+        }
+    }
+}
