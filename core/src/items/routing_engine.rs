@@ -6,12 +6,14 @@
 //! the WAL records and the status shows.
 //!
 //! A router works in batches: it takes what its queue holds (up to [`ROUTE_BATCH_MAX`]),
-//! makes the routing records of the whole batch durable in one WAL append (one group
-//! commit), then delivers. Routers run on every shard, on the shard that received the
-//! message (docs/adr/0001), so their records are local appends.
+//! queues the routing records of the whole batch for the WAL's next group commit, and
+//! delivers without waiting for that commit (`Shard::route_batch` says why no message
+//! can be lost). Routers run on every shard, on the shard that received the message
+//! (docs/adr/0001), so their records are local appends.
 //!
-//! A router whose WAL append fails puts the batch back at the head of its queue and ends
-//! with [`WorkerExit::Failed`]: its restart policy decides whether it starts again.
+//! A router whose WAL append fails (the WAL is poisoned or closed) puts the batch back at
+//! the head of its queue and ends with [`WorkerExit::Failed`]: its restart policy decides
+//! whether it starts again.
 
 use std::rc::Rc;
 
@@ -44,7 +46,7 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
         for env in &batch {
             shard.hook_before(item, env);
         }
-        match shard.route_batch(item, &batch).await {
+        match shard.route_batch(item, &batch) {
             Ok(targets) => {
                 for env in batch.drain(..) {
                     shard.hook_after(item, &env, &OriginRecord::Completed);

@@ -270,6 +270,17 @@ impl Wal {
         Durable { slot }.await
     }
 
+    /// Queues records for the next commits without waiting for them to be durable: they
+    /// get contiguous LSNs after every record appended before this call and before every
+    /// record appended after it, so a record that is durable proves these are too. For
+    /// records whose loss in a crash only makes the engine redo work from earlier durable
+    /// ones (a router's routing records: recovery routes the message again). Fails only
+    /// when the WAL is poisoned or closed, or a record is too large; a write or sync that
+    /// fails later poisons the WAL, and the next `append` reports it.
+    pub fn submit(&self, records: &[Record<'_>]) -> Result<(), WalError> {
+        self.enqueue(records).map(drop)
+    }
+
     fn enqueue(&self, records: &[Record<'_>]) -> Result<Rc<Slot>, WalError> {
         let shared = &self.shared;
         let mut state = shared.state.borrow_mut();
