@@ -230,12 +230,7 @@ fn a_sink_that_drops_connections_is_reported_as_unanswered() {
 fn e2e_through_a_direct_path_finds_nothing_lost_duplicated_or_reordered() {
     // With the engine left out (the sender targets the e2e sink itself), every ACKed
     // message arrives exactly once and in order: the accounting must say so.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", hie_tests::free_port());
     let r = run_json(&[
         "e2e",
         "--to",
@@ -431,12 +426,7 @@ fn warmup_leaves_the_first_messages_out_of_the_latency_figures_but_not_the_count
     // 300 messages at 200/s: those meant for the first 0.5 s (about 100) are sent, ACKed
     // and checked, and only the later ones are in the histogram.
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", hie_tests::free_port());
     for mode in ["send", "e2e"] {
         let hist = dir.path().join(format!("{mode}.hlog"));
         let (sink, sink_addr) = if mode == "send" {
