@@ -11,6 +11,11 @@ use std::thread::JoinHandle;
 use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use thiserror::Error;
 
+/// Threads of each shard's blocking pool: the WAL's two syncs in flight and two for the
+/// file items, so a sync waits behind file I/O only when more than two file reads or
+/// writes run at once.
+const BLOCKING_THREADS: usize = 4;
+
 /// glommio's io memory per shard when the configuration does not say: glommio's own
 /// default. Each shard registers this much locked memory with io_uring for DMA buffers.
 pub const IO_MEMORY_BYTES_DEFAULT: usize = 10 << 20;
@@ -137,13 +142,14 @@ where
             .name(format!("hie-shard-{shard}"))
             .spawn(move || {
                 let placement = cpu.map_or(Placement::Unbound, Placement::Fixed);
-                // The blocking pool runs the WAL's fdatasyncs and the file items' I/O. It
-                // is unbound: glommio would otherwise pin it to the shard's own CPU, where
-                // each sync's wake-up would preempt the shard.
+                // The blocking pool runs the WAL's fdatasyncs (two may be in flight) and
+                // the file items' I/O, so it has room for both. It is unbound: glommio
+                // would otherwise pin it to the shard's own CPU, where each sync's
+                // wake-up would preempt the shard.
                 let made = LocalExecutorBuilder::new(placement)
                     .name(&format!("hie-shard-{shard}"))
                     .io_memory(io_memory)
-                    .blocking_thread_pool_placement(PoolPlacement::Unbound(1))
+                    .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS))
                     .make();
                 let executor = match made {
                     Ok(executor) => {

@@ -11,10 +11,11 @@
 //! `sync` for the bookkeeping). The `fdatasync`s run on the executor's blocking thread
 //! pool, through a second descriptor of the segment: an io_uring fsync is always handed
 //! to an io-wq worker, which runs on the shard's own core and costs it a context switch
-//! per sync (docs/adr/0005-two-wal-commits-in-flight.md has the figures). While a commit is in flight the next batch accumulates,
-//! so the batch size follows the load; in fsync mode, once there are at least 128 KiB
-//! pending or waiting for a sync, a batch takes at most half of them, so a heavy steady
-//! load splits into two cohorts whose writes and syncs overlap.
+//! per sync (docs/adr/0005-two-wal-commits-in-flight.md has the figures); the pool needs
+//! two threads for the two syncs to overlap. While a commit is in flight the next batch
+//! accumulates, so the batch size follows the load; in fsync mode, once there are at
+//! least 128 KiB pending or waiting for a sync, a batch takes at most half of them, so a
+//! heavy steady load splits into two cohorts whose writes and syncs overlap.
 //!
 //! ```text
 //!  segment:  | ...records... | r r r r|0000 |       (last block partially valid)
@@ -554,10 +555,13 @@ struct Active {
 /// A descriptor of a segment shared with the blocking pool's `fdatasync` calls.
 type Syncer = std::sync::Arc<std::fs::File>;
 
-/// Opens the descriptor the syncs of the segment at `path` go through (read-only:
-/// `fdatasync` flushes the file, whatever descriptor it is called on).
-fn open_syncer(path: &Path) -> Result<Syncer, WalError> {
-    std::fs::File::open(path)
+/// Opens, on the blocking pool, the descriptor the syncs of the segment at `path` go
+/// through (read-only: `fdatasync` flushes the file, whatever descriptor it is called on).
+async fn open_syncer(path: &Path) -> Result<Syncer, WalError> {
+    let owned = path.to_owned();
+    glommio::executor()
+        .spawn_blocking(move || std::fs::File::open(owned))
+        .await
         .map(std::sync::Arc::new)
         .map_err(|e| WalError::io("opening segment", path, e))
 }
@@ -631,7 +635,7 @@ impl Active {
                 .map_err(|e| WalError::io("preallocating segment", &path, e))?;
         }
         sync_dir(&shared.dir).await?;
-        let syncer = open_syncer(&path)?;
+        let syncer = open_syncer(&path).await?;
         {
             let mut state = shared.state.borrow_mut();
             state
@@ -696,7 +700,7 @@ impl Active {
             tail.extend_from_slice(&read[..kept]);
             tail.resize(valid, 0);
         }
-        let syncer = open_syncer(&path)?;
+        let syncer = open_syncer(&path).await?;
         let active = Active {
             first_lsn,
             path,
