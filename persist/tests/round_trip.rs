@@ -638,3 +638,67 @@ fn fsync_mode_with_commits_in_flight_resolves_an_append_only_once_it_is_counted_
         wal.close().await.unwrap();
     });
 }
+
+#[test]
+fn submitted_records_are_durable_once_a_later_append_is_and_keep_their_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run(move || async move {
+        let (wal, _) = Wal::open(&path, WalConfig::default()).await.unwrap();
+        let id = wal.next_message_id();
+        // The service's way: received and enqueued for the router, durable.
+        wal.append_many(&[
+            received(id, "1", b"MSH|submit"),
+            Record::Enqueued {
+                message_id: id,
+                target: "Router",
+            },
+        ])
+        .await
+        .unwrap();
+        // The router's way: queue the routing records, do not wait for them.
+        wal.submit(&[
+            Record::Enqueued {
+                message_id: id,
+                target: "Out",
+            },
+            Record::Completed {
+                message_id: id,
+                target: "Router",
+            },
+        ])
+        .unwrap();
+        let submitted_last = wal.stats().records;
+        // A later record that is awaited makes the submitted ones durable before it.
+        let lsn = wal
+            .append(&Record::Checkpoint { data: b"after" })
+            .await
+            .unwrap();
+        assert!(wal.last_lsn() >= lsn);
+        assert!(
+            wal.stats().records >= submitted_last + 3,
+            "all three durable"
+        );
+        wal.close().await.unwrap();
+        assert!(
+            matches!(
+                wal.submit(&[Record::Checkpoint { data: b"late" }]),
+                Err(WalError::Closed { .. })
+            ),
+            "a submit after close is an error"
+        );
+
+        let (wal, recovery) = Wal::open(&path, WalConfig::default()).await.unwrap();
+        let out: Vec<u64> = recovery.targets["Out"]
+            .iter()
+            .map(|d| d.message_id)
+            .collect();
+        assert_eq!(out, vec![id], "the submitted Enqueued survived the reopen");
+        assert!(
+            !recovery.targets.contains_key("Router"),
+            "the submitted Completed closed the router's delivery"
+        );
+        assert!(recovery.unrouted.is_empty());
+        wal.close().await.unwrap();
+    });
+}
