@@ -454,7 +454,8 @@ impl Shared {
     }
 }
 
-/// A batch whose write completed, waiting to be made durable.
+/// A batch whose write completed (or, inside [`Batch`], is about to), waiting to be made
+/// durable.
 #[derive(Debug)]
 struct Written {
     segment: u64,
@@ -806,14 +807,17 @@ impl Active {
             assign_waiters(waiters, first_lsn, count, &mut completed);
         }
         Some(Batch {
-            buf: Some(buf),
+            buf,
             block,
-            new_end: self.end_offset + len as u64,
-            first_lsn,
-            last_lsn: *sealed_lsn,
-            record_bytes: len as u64,
-            meta,
-            completed,
+            written: Written {
+                segment: self.first_lsn,
+                new_end: self.end_offset + len as u64,
+                first_lsn,
+                last_lsn: *sealed_lsn,
+                record_bytes: len as u64,
+                meta,
+                completed,
+            },
         })
     }
 
@@ -821,37 +825,29 @@ impl Active {
     /// than [`SYNCS_IN_FLIGHT_MAX`] run) and the committer goes on to the next batch;
     /// otherwise its appends resolve now.
     async fn commit(&mut self, shared: &Rc<Shared>, batch: Option<Batch>) -> Result<(), WalError> {
-        let Some(mut batch) = batch else {
+        let Some(Batch {
+            buf,
+            block,
+            written,
+        }) = batch
+        else {
             return Ok(());
         };
-        let buf = batch
-            .buf
-            .take()
-            .unwrap_or_else(|| self.file.alloc_dma_buffer(0));
-        let tail_start = align_down(batch.new_end);
-        let tail_at = (tail_start - batch.block) as usize;
-        let tail_len = (batch.new_end - tail_start) as usize;
+        let tail_start = align_down(written.new_end);
+        let tail_at = (tail_start - block) as usize;
+        let tail_len = (written.new_end - tail_start) as usize;
         self.tail.clear();
         self.tail
             .extend_from_slice(&buf.as_bytes()[tail_at..tail_at + tail_len]);
-        if let Err(error) = write_all(&self.file, buf, batch.block, &self.path).await {
-            for slot in batch.completed.drain(..) {
-                slot.0.complete(Err(error.clone()));
+        if let Err(error) = write_all(&self.file, buf, block, &self.path).await {
+            for (slot, _) in written.completed {
+                slot.complete(Err(error.clone()));
             }
             shared.poison(&error);
             return Err(error);
         }
-        self.end_offset = batch.new_end;
+        self.end_offset = written.new_end;
         self.maybe_prepare_spare(shared);
-        let written = Written {
-            segment: self.first_lsn,
-            new_end: batch.new_end,
-            first_lsn: batch.first_lsn,
-            last_lsn: batch.last_lsn,
-            record_bytes: batch.record_bytes,
-            meta: batch.meta,
-            completed: std::mem::take(&mut batch.completed),
-        };
         shared.state.borrow_mut().stats.commits += 1;
         match shared.config.sync {
             SyncMode::Fsync => {
@@ -895,17 +891,12 @@ fn batch_limit(config: &WalConfig, pending_bytes: usize, waiting_bytes: usize) -
     }
 }
 
-/// One sealed group commit.
+/// One sealed group commit: the aligned buffer to write at `block`, and what the batch
+/// becomes once its write completes.
 struct Batch {
-    buf: Option<DmaBuffer>,
+    buf: DmaBuffer,
     block: u64,
-    new_end: u64,
-    first_lsn: u64,
-    last_lsn: u64,
-    record_bytes: u64,
-    meta: SegmentMeta,
-    /// Appends whose last record is in this batch, with their first LSN.
-    completed: Vec<(Rc<Slot>, u64)>,
+    written: Written,
 }
 
 /// Bytes and count of the leading pending records that fit `room` and `limit` (at least
