@@ -43,9 +43,9 @@ use std::{
 };
 
 use criterion::{Criterion, Throughput};
-use glommio::LocalExecutorBuilder;
+use glommio::{LocalExecutorBuilder, PoolPlacement};
 use hdrhistogram::Histogram;
-use hie_persist::{MessageMeta, Record, Wal, WalConfig};
+use hie_persist::{MessageMeta, Record, SYNC_THREADS, Wal, WalConfig};
 
 const RECORD_BYTES: usize = 1024;
 const APPENDERS: [usize; 3] = [1, 16, 256];
@@ -146,6 +146,8 @@ fn run_wal(appenders: usize, iters: u64) -> Duration {
         .max(RECORDS_PER_TASK_MIN);
     let total = per_task * appenders as u64;
     let (elapsed, latency) = LocalExecutorBuilder::default()
+        // The WAL's syncs overlap only with a thread each, as on the engine's shards.
+        .blocking_thread_pool_placement(PoolPlacement::Unbound(SYNC_THREADS))
         .spawn(move || async move {
             let dir = tempfile::tempdir().expect("tempdir");
             let (wal, _) = Wal::open(dir.path(), wal_config()).await.expect("open WAL");

@@ -11,10 +11,10 @@ use std::thread::JoinHandle;
 use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use thiserror::Error;
 
-/// Threads of each shard's blocking pool: the WAL's two syncs in flight and two for the
-/// file items, so a sync waits behind file I/O only when more than two file reads or
-/// writes run at once.
-const BLOCKING_THREADS: usize = 4;
+/// Threads of each shard's blocking pool: the WAL's syncs in flight and two for the file
+/// items, so a sync waits behind file I/O only when more than two file reads or writes
+/// run at once.
+const BLOCKING_THREADS: usize = hie_persist::SYNC_THREADS + 2;
 
 /// glommio's io memory per shard when the configuration does not say: glommio's own
 /// default. Each shard registers this much locked memory with io_uring for DMA buffers.

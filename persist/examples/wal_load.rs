@@ -8,14 +8,15 @@
 
 use std::{cell::RefCell, rc::Rc, time::Instant};
 
-use hie_persist::{MessageMeta, Record, Wal, WalConfig};
+use hie_persist::{MessageMeta, Record, SYNC_THREADS, Wal, WalConfig};
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let appenders: usize = args.next().and_then(|v| v.parse().ok()).unwrap_or(256);
     let records: usize = args.next().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let dir_arg = args.next();
-    let mut builder = glommio::LocalExecutorBuilder::default();
+    let mut builder = glommio::LocalExecutorBuilder::default()
+        .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(SYNC_THREADS));
     if let Some(spin_us) = std::env::var("WAL_SPIN_US")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -6,9 +6,10 @@
 //!
 //! ```no_run
 //! use std::rc::Rc;
-//! use hie_persist::{MessageMeta, Record, Wal, WalConfig};
+//! use hie_persist::{MessageMeta, Record, SYNC_THREADS, Wal, WalConfig};
 //!
 //! glommio::LocalExecutorBuilder::default()
+//!     .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(SYNC_THREADS))
 //!     .spawn(|| async {
 //!         let (wal, recovery) = Wal::open("/var/lib/hie/shard-0", WalConfig::default()).await?;
 //!         let wal = Rc::new(wal);
@@ -42,6 +43,10 @@
 //!   group-committed: one write and one `fdatasync` per batch, the next batch written
 //!   while the previous one syncs. The LSNs of one task's appends increase in the order it
 //!   called them.
+//! - The `fdatasync`s run on the executor's blocking thread pool, two at a time: give the
+//!   executor a pool of at least [`SYNC_THREADS`] threads
+//!   (`LocalExecutorBuilder::blocking_thread_pool_placement`), or the second sync waits
+//!   for the first (glommio's default pool has one thread).
 //! - Message ids come from [`Wal::next_message_id`]: a shard-local counter, unique and
 //!   increasing across restarts and retention.
 //! - [`Recovery`] (returned by `open`) lists every message received and not closed, per
@@ -67,7 +72,7 @@ pub mod wal;
 
 pub use error::WalError;
 pub use wal::{
-    SyncMode, Wal, WalConfig, WalStats,
+    SYNC_THREADS, SyncMode, Wal, WalConfig, WalStats,
     reader::{RangeReader, StoredRecord},
     record::{MessageMeta, Record, RecordKind},
     recovery::{

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use crate::error::WalError;
 
-pub use writer::{Wal, WalStats};
+pub use writer::{SYNC_THREADS, Wal, WalStats};
 
 /// When an append resolves, relative to the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

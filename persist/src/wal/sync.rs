@@ -22,6 +22,9 @@ use std::collections::VecDeque;
 
 /// Most `fdatasync`s in flight at once: with two, the sync of batch k+1 can start as soon
 /// as its write completes, while batch k's sync is still running.
+/// The syncs run on the executor's blocking thread pool, one per thread, so the pool of
+/// an executor that opens a WAL needs at least this many threads for them to overlap
+/// ([`crate::SYNC_THREADS`]).
 pub const SYNCS_IN_FLIGHT_MAX: usize = 2;
 
 /// Written batches waiting for a sync, and the syncs in flight. `T` is the batch.

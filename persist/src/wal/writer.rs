@@ -70,6 +70,12 @@ use crate::{
     },
 };
 
+/// Threads the blocking pool of an executor that opens a WAL needs (glommio's
+/// `LocalExecutorBuilder::blocking_thread_pool_placement`): the `fdatasync`s run there,
+/// one per thread, and with fewer threads than syncs in flight the second sync waits for
+/// the first instead of overlapping it. glommio's default pool has one thread.
+pub const SYNC_THREADS: usize = SYNCS_IN_FLIGHT_MAX;
+
 /// Counters of one WAL since open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WalStats {
