@@ -1,7 +1,8 @@
 //! Restart policies of operations, end to end: a file operation whose `FilePath` cannot
 //! be made fails at its start and is started again per `RestartPolicy`, `MaxRestarts` and
-//! `RestartDelay`, counted in `restarts` like a service that cannot bind. Its messages
-//! wait in its queue meanwhile and are written once it runs.
+//! `RestartDelay` (`always`: past `MaxRestarts`), counted in `restarts` like a service
+//! that cannot bind. Its messages wait in its queue meanwhile and are written once it
+//! runs.
 //!
 //! Production: `In` (TCP service) → `Router` → `FileOut` (file operation); one shard.
 //! `FilePath` runs through a regular file (`blocker`), which no user, root included, can
@@ -116,6 +117,35 @@ fn max_restarts_fails_a_file_operation_and_an_operators_enable_brings_it_back() 
         hie.log()
     );
     assert_eq!(states(&common::status(&data), "FileOut"), ["running"]);
+}
+
+#[test]
+fn restart_policy_always_goes_on_past_max_restarts() {
+    let (dir, blocker, out) = blocked_output();
+    let in_port = free_port();
+    let host = [
+        ("RestartPolicy", "always"),
+        ("MaxRestarts", "1"),
+        ("RestartDelay", "0.1"),
+    ];
+    let (hie, data) = start_hie(dir.path(), &production(in_port, &out, &host));
+    assert_eq!(send_one(in_port, &adt("RS-3", "P1")), "AA");
+    // `on_failure` with MaxRestarts 1 gives up at the second failure; `always` does not.
+    let status = common::wait_status(&hie, &data, Duration::from_secs(10), "restarting", |s| {
+        counter(s, "FileOut", "restarts") >= 5
+    });
+    assert_eq!(states(&status, "FileOut"), ["running"], "{status:#}");
+    assert!(
+        !hie.log().contains("item failed"),
+        "always never gives up:\n{}",
+        hie.log()
+    );
+    std::fs::remove_file(&blocker).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || written(&out).contains("RS-3")),
+        "the waiting message is written once the operation starts; log:\n{}",
+        hie.log()
+    );
 }
 
 #[test]

@@ -436,14 +436,14 @@ pub const HOST_ALL: &[SettingSpec] = &[
         H,
         ValueType::OneOf(RESTART_POLICY_VALUES),
         "on_failure",
-        "hie: when a failed item instance is started again",
+        "hie: when a failed item instance is started again (always: with no MaxRestarts limit)",
     ),
     s(
         "MaxRestarts",
         H,
         int(0, 1_000_000),
         "10",
-        "hie: restarts allowed before the item stays failed",
+        "hie: restarts in a row allowed before the item stays failed (on_failure)",
     ),
     s(
         "RestartDelay",

@@ -72,7 +72,7 @@ pub struct FileOperationPlan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RestartPolicy {
     pub when: RestartWhen,
-    /// Restarts allowed before the item stays failed. Default 10.
+    /// Restarts in a row allowed before the item stays failed (`OnFailure`). Default 10.
     pub max_restarts: u32,
     /// Wait before each restart. Default 5 s.
     pub delay: Duration,
@@ -80,8 +80,11 @@ pub struct RestartPolicy {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestartWhen {
+    /// A failed instance stays failed.
     Never,
+    /// Started again up to `max_restarts` failures in a row.
     OnFailure,
+    /// Started again after every failure; `max_restarts` does not apply.
     Always,
 }
 

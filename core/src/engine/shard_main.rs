@@ -274,12 +274,17 @@ impl RestartBudget {
     }
 
     /// Counts a failure in the item's `restarts` counter; true when the policy allows
-    /// another start (after [`RestartBudget::delay`]).
+    /// another start (after [`RestartBudget::delay`]): `on_failure` up to `MaxRestarts`
+    /// failures in a row, `always` without limit.
     fn failed(&mut self, shard: &Shard, item: ItemId) -> bool {
         self.failures += 1;
         let c = &shard.counters(item).restarts;
         c.set(c.get() + 1);
-        self.policy.when != RestartWhen::Never && self.failures <= self.policy.max_restarts
+        match self.policy.when {
+            RestartWhen::Never => false,
+            RestartWhen::OnFailure => self.failures <= self.policy.max_restarts,
+            RestartWhen::Always => true,
+        }
     }
 
     fn delay(&self) -> Duration {
