@@ -1,8 +1,16 @@
 //! The engine end to end, durable: a production (MLLP service → router → MLLP operation)
-//! running in this process on one pinned shard, driven by `hie-loadgen` (sender and
-//! downstream sink) pinned to the other core. Every message is fsynced to the WAL before
-//! its ACK, routed, delivered and acknowledged downstream; a sample is the time from the
-//! first send until every message of the sample has arrived at the sink.
+//! running in this process, driven by `hie-loadgen` (sender and downstream sink); every
+//! message is fsynced to the WAL before its ACK, routed, delivered and acknowledged
+//! downstream; a sample is the time from the first send until every message of the
+//! sample has arrived at the sink.
+//!
+//! - `engine_e2e_fsync`: one shard pinned to the first core, the load generator pinned to
+//!   the second (the setup).
+//! - `engine_e2e_fsync_2_shards`: two shards on the two cores, the service's port shared
+//!   by both (`PoolSize` 2), the operation's instances spread over both; the load
+//!   generator is unpinned and shares the cores with them (on a 2-core machine there is
+//!   no core left for it), so this shows what a second shard gives when the load
+//!   generator has to share, not the engine's scaling.
 //!
 //! Messages: a 300-byte ADT^A01 and a ~10 KB ORU^R01; 64 sender connections, closed loop.
 //! The loadgen end-to-end report of the last sample of each input (rate, latency from send
@@ -28,7 +36,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn production(dir: &std::path::Path, in_port: u16, sink_port: u16) -> std::path::PathBuf {
+fn production(
+    dir: &std::path::Path,
+    shards: usize,
+    in_port: u16,
+    sink_port: u16,
+) -> std::path::PathBuf {
     let path = dir.join("bench.toml");
     std::fs::write(
         &path,
@@ -37,11 +50,12 @@ fn production(dir: &std::path::Path, in_port: u16, sink_port: u16) -> std::path:
 [production]
 name = "Bench.EndToEnd"
 [engine]
-shards = 1
+shards = {shards}
 wal_sync = "fsync"
 [[item]]
 name = "In"
 class = "EnsLib.HL7.Service.TCPService"
+pool_size = {shards}
 [item.host]
 TargetConfigNames = "Router"
 [item.adapter]
@@ -67,22 +81,42 @@ Port = "{sink_port}"
 }
 
 fn engine_end_to_end(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (in_port, sink_port) = (free_port(), free_port());
-    let path = production(dir.path(), in_port, sink_port);
-    let production = load_production(&path, false).expect("bench production loads");
     let cpus = hie_core::shard::online_cpus();
     let pinned = cpus.len() >= 2;
-    let args = EngineArgs::single_shard(dir.path().join("wal"), pinned.then(|| cpus[0]));
+    // One shard on the first core, the load generator on the second.
+    let one = pinned.then(|| (vec![cpus[0]], Executors::pinned(&[cpus[1]])));
+    let (shard_cpus, load_executors) = one.unwrap_or_default();
+    run_group(c, "engine_e2e_fsync", shard_cpus, load_executors);
+    if pinned {
+        // Two shards on the two cores; the load generator shares them.
+        run_group(
+            c,
+            "engine_e2e_fsync_2_shards",
+            cpus[..2].to_vec(),
+            Executors::default(),
+        );
+    }
+}
+
+/// Runs the inputs through an engine with one shard per CPU of `shard_cpus` (one unpinned
+/// shard when empty), loaded from `load_executors`.
+fn run_group(c: &mut Criterion, name: &str, shard_cpus: Vec<usize>, load_executors: Executors) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (in_port, sink_port) = (free_port(), free_port());
+    let shards = shard_cpus.len().max(1);
+    let path = production(dir.path(), shards, in_port, sink_port);
+    let production = load_production(&path, false).expect("bench production loads");
+    let args = EngineArgs {
+        shards: Some(shards as u16),
+        no_pin: shard_cpus.is_empty(),
+        cpus: (!shard_cpus.is_empty()).then_some(shard_cpus),
+        ..EngineArgs::single_shard(dir.path().join("wal"), None)
+    };
     let options = engine_options(&production, &args).expect("engine options");
     let engine = RunningEngine::start(&production, options).expect("engine starts");
-    let load_executors = if pinned {
-        Executors::pinned(&[cpus[1]])
-    } else {
-        Executors::default()
-    };
 
-    let mut group = c.benchmark_group("engine_e2e_fsync");
+    let group_name = name;
+    let mut group = c.benchmark_group(group_name);
     group.sample_size(10);
     group.warm_up_time(Duration::from_millis(100));
     group.measurement_time(Duration::from_secs(5));
@@ -138,7 +172,7 @@ fn engine_end_to_end(c: &mut Criterion) {
         });
         if let Some(report) = last {
             eprintln!(
-                "engine {name}, last sample (latency: sent to arrived downstream):\n{}",
+                "{group_name} {name}, last sample (latency: sent to arrived downstream):\n{}",
                 report.to_table()
             );
         }
