@@ -48,6 +48,11 @@ pub struct Envelope {
     /// The receiving service waits for the downstream reply (`AckMode=App`): the item
     /// that finishes the message sends an [`AppReply`] back to the origin shard.
     pub wants_reply: bool,
+    /// The receiving service acknowledges only once the message is in the queue of every
+    /// operation it goes to (a service whose port is shared over shards; see
+    /// `Shard::expect_entered`): the operation that takes it, or the router that routes
+    /// it, tells the origin shard.
+    pub ordered: bool,
 }
 
 /// The answer an `AckMode=App` service returns upstream.
@@ -89,6 +94,9 @@ pub enum ShardMsg {
     /// The reply for the `AckMode=App` service waiting on message `id` (this shard is its
     /// origin).
     Reply { id: MessageId, reply: AppReply },
+    /// Message `id` (this shard is its origin) is in the queue of one of the operations
+    /// its service waits for (see [`Envelope::ordered`]).
+    Entered { id: MessageId },
 }
 
 /// A stable 64-bit hash of a partition key (FNV-1a): the same key picks the same

@@ -8,6 +8,10 @@
 //!   a message from another shard travel back as [`ShardMsg::Record`].
 //! - `Enqueued` for a target is durable before the envelope leaves for that target, so
 //!   in the WAL it precedes the target's `Completed`.
+//! - A service whose port is shared over shards acknowledges a message only once it is in
+//!   the queue of every operation it goes to ([`Shard::expect_entered`]): a later message
+//!   of the same patient, sent after that ACK on a connection another shard took, cannot
+//!   overtake it.
 //! - Nothing is dropped: a full queue blocks (`block`) or the entry it does not keep is
 //!   recorded as `Discarded` (`drop_oldest`, `reject`); a queue closed at shutdown refuses
 //!   without a record, and the message is redelivered from the WAL at the next start.
@@ -182,6 +186,51 @@ struct PendingRecord {
     record: OriginRecord,
 }
 
+/// A message whose service waits for it to enter its operations' queues.
+#[derive(Debug)]
+struct Entering {
+    /// Targets not yet reached (a router's hop counts until it routes the message).
+    hops_left: isize,
+    waker: Option<std::task::Waker>,
+}
+
+/// A service's wait for its message to enter its operations' queues
+/// ([`Shard::expect_entered`]); dropping it (the wait ended, or the connection's task
+/// did) forgets the message.
+#[derive(Debug)]
+pub struct EnteredWait<'s> {
+    shard: &'s Shard,
+    id: MessageId,
+}
+
+impl EnteredWait<'_> {
+    /// Waits up to `timeout` until the message has entered every queue it was delivered
+    /// to; false when the time ran out first.
+    pub async fn wait(self, timeout: std::time::Duration) -> bool {
+        let entered = std::future::poll_fn(|cx| {
+            let mut entering = self.shard.entering.borrow_mut();
+            match entering.get_mut(&self.id) {
+                Some(e) if e.hops_left > 0 => {
+                    e.waker = Some(cx.waker().clone());
+                    std::task::Poll::Pending
+                }
+                _ => std::task::Poll::Ready(true),
+            }
+        });
+        let timed_out = async {
+            glommio::timer::sleep(timeout).await;
+            false
+        };
+        futures_lite::future::or(entered, timed_out).await
+    }
+}
+
+impl Drop for EnteredWait<'_> {
+    fn drop(&mut self) {
+        self.shard.entering.borrow_mut().remove(&self.id);
+    }
+}
+
 /// One shard's engine state, shared by its tasks through `Rc`.
 #[derive(Debug)]
 pub struct Shard {
@@ -213,6 +262,8 @@ pub struct Shard {
     /// `AckMode=App` services waiting for a message's reply: `None` until it arrives.
     replies: RefCell<HashMap<MessageId, Option<AppReply>>>,
     replies_ready: Notify,
+    /// Services waiting for their messages to enter their operations' queues.
+    entering: RefCell<HashMap<MessageId, Entering>>,
     suspended: RefCell<Vec<SuspendedMessage>>,
 }
 
@@ -279,6 +330,7 @@ impl Shard {
             recorder_closing: Cell::new(false),
             replies: RefCell::new(HashMap::new()),
             replies_ready: Notify::new(),
+            entering: RefCell::new(HashMap::new()),
             suspended: RefCell::new(Vec::new()),
             plan,
         }
@@ -530,6 +582,7 @@ impl Shard {
                     _ => format!("target item {} has no instance", target.name),
                 };
                 tracing::error!(id = %env.id, "{reason}");
+                self.note_entered(&env);
                 self.record(&env, OriginRecord::Discarded { reason });
             }
             Some(shard) if shard == self.index => self.enqueue_local(env).await,
@@ -541,23 +594,36 @@ impl Shard {
     /// (waiting for room with `block`).
     pub async fn enqueue_local(&self, env: Envelope) {
         let Some(queue) = self.local_queue_of(&env) else {
+            self.note_entered(&env);
             return;
         };
         let lane = self.lane_of(&env);
+        let entering = self.entering_of(&env);
         let offered = queue.push(env, lane).await;
         // `push` waits while a `block` queue is full, so nothing comes back to retry.
         let _ = self.settle(&queue, offered);
+        if let Some(id) = entering {
+            self.entered(id);
+        }
     }
 
     /// [`Shard::enqueue_local`] without waiting: hands `env` back when its queue is full
     /// and its strategy is `block` (the dispatcher keeps it and tries again).
     pub fn offer_local(&self, env: Envelope) -> Result<(), Envelope> {
         let Some(queue) = self.local_queue_of(&env) else {
+            self.note_entered(&env);
             return Ok(());
         };
         let lane = self.lane_of(&env);
+        let entering = self.entering_of(&env);
         let offered = queue.offer(env, lane);
-        self.settle(&queue, offered)
+        let settled = self.settle(&queue, offered);
+        if settled.is_ok()
+            && let Some(id) = entering
+        {
+            self.entered(id);
+        }
+        settled
     }
 
     /// The lane of its target's queue `env` takes (`QueueOrder`; see [`crate::priority`]):
@@ -672,6 +738,75 @@ impl Shard {
         if let Some(slot @ None) = self.replies.borrow_mut().get_mut(&id) {
             *slot = Some(reply);
             self.replies_ready.notify_all();
+        }
+    }
+
+    // ---- ordered acknowledgments (a service on several shards) --------------------------
+
+    /// Registers that a service waits for message `id` (received here) to enter the
+    /// queues of its operations before it acknowledges: `hops` is the number of targets
+    /// it is delivered to. A router among them replaces its hop with one per target it
+    /// routes the message to ([`Shard::routed_ordered`]); an operation's queue taking the
+    /// message (or its discard: no instance, overflow `reject`, shutdown) ends one. The
+    /// registration ends when the returned guard is dropped.
+    pub fn expect_entered(&self, id: MessageId, hops: usize) -> EnteredWait<'_> {
+        self.entering.borrow_mut().insert(
+            id,
+            Entering {
+                hops_left: hops as isize,
+                waker: None,
+            },
+        );
+        EnteredWait { shard: self, id }
+    }
+
+    /// A router here routed the ordered message `id` to `targets` targets: its own hop
+    /// becomes one per target.
+    pub fn routed_ordered(&self, id: MessageId, targets: usize) {
+        self.add_hops(id, targets as isize - 1);
+    }
+
+    /// One hop of message `id` (received here) ended.
+    fn entered(&self, id: MessageId) {
+        let origin = id.origin_shard as usize;
+        if origin == self.index {
+            self.add_hops(id, -1);
+        } else {
+            let msg = ShardMsg::Entered { id };
+            if let Err(crate::ring::Full(msg)) = self.rings.try_push(origin, msg) {
+                self.deferred_records.borrow_mut().push((origin, msg));
+                self.records_ready.notify_all();
+            }
+        }
+    }
+
+    /// [`Shard::entered`] for an ordered envelope that ends here without entering a
+    /// queue (no instance, no local queue).
+    fn note_entered(&self, env: &Envelope) {
+        if env.ordered {
+            self.entered(env.id);
+        }
+    }
+
+    /// The id to report once `env` is in its target's queue: an ordered envelope for an
+    /// operation (a router's queue is not where order is decided; the router reports).
+    fn entering_of(&self, env: &Envelope) -> Option<MessageId> {
+        (env.ordered && !self.plan.item(env.target).is_router()).then_some(env.id)
+    }
+
+    /// Message `id` (received here) has `delta` more hops to wait for; wakes its service
+    /// when none is left.
+    pub fn add_hops(&self, id: MessageId, delta: isize) {
+        let mut entering = self.entering.borrow_mut();
+        let Some(e) = entering.get_mut(&id) else {
+            // The service stopped waiting (timed out, or its connection closed).
+            return;
+        };
+        e.hops_left += delta;
+        if e.hops_left <= 0
+            && let Some(waker) = e.waker.take()
+        {
+            waker.wake();
         }
     }
 
@@ -904,5 +1039,6 @@ pub fn envelope(
         received_at: Instant::now(),
         attempts: 0,
         wants_reply: false,
+        ordered: false,
     }
 }

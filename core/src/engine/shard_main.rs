@@ -388,6 +388,7 @@ fn recovered_envelope(
         attempts: 0,
         // The upstream connection that waited for it is gone.
         wants_reply: false,
+        ordered: false,
     }
 }
 
@@ -611,6 +612,7 @@ fn move_inbound(
             ShardMsg::Deliver(env) => offer_or_hold(shard, held, env),
             ShardMsg::Record { id, target, record } => shard.record_at_origin(id, target, record),
             ShardMsg::Reply { id, reply } => shard.take_reply(id, reply),
+            ShardMsg::Entered { id } => shard.add_hops(id, -1),
         }
     }
     moved

@@ -12,7 +12,12 @@
 //! 3. a first-hop queue with `Overflow = reject` that is full gets `AE` (code 207);
 //! 4. `MessageReceived` + `Enqueued` per target appended and durable (a WAL failure: `AE`
 //!    code 207, nothing acknowledged);
-//! 5. delivered to the targets (waiting while a `block` queue is full);
+//! 5. delivered to the targets (waiting while a `block` queue is full); a service whose
+//!    port is shared over several shards then waits, up to [`ORDERED_ACK_WAIT_MAX`],
+//!    until the message is in the queue of every operation it goes to (past its router),
+//!    so that a message the sender sends after this ACK, on a connection another shard
+//!    took, cannot overtake it (`Shard::expect_entered`; not when a router it goes to is
+//!    not running, whose queue holds messages for as long as it stays so);
 //! 6. acknowledged: `AckMode=App` waits for the downstream system's reply and returns it
 //!    (AA when delivered where no reply comes back, AE when not delivered or after
 //!    [`APPLICATION_ACK_TIMEOUT`]); `AckMode=Immed` sends AA (original mode) or CA (enhanced mode, when
@@ -31,6 +36,12 @@ use crate::engine::control::ItemState;
 use crate::engine::runtime::{Phase, Shard, envelope, partition_key};
 use crate::envelope::{AppReply, ItemId, MessageId};
 
+/// Longest a service on several shards waits for a message to reach its operations'
+/// queues before it acknowledges anyway (a router that failed meanwhile, a `block` queue
+/// full for that long): the message is durable and delivered later, only its order
+/// against the sender's next message is no longer certain, and the log says so.
+pub const ORDERED_ACK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// HL7 table 0357 codes used in our NAKs.
 const HL7_SEGMENT_SEQUENCE_ERROR: u16 = 100;
 const HL7_APPLICATION_INTERNAL_ERROR: u16 = 207;
@@ -47,16 +58,24 @@ pub struct TcpServiceHandler {
     shard: Rc<Shard>,
     item: ItemId,
     ack_mode: AckMode,
+    /// The item's instances are on more than one shard and the sender waits for ACKs:
+    /// acknowledge once the message is in its operations' queues.
+    ordered_acks: bool,
     /// Peer address text per connection id, so `%f` costs no allocation per message.
     origin_names: RefCell<Vec<(u64, Arc<str>)>>,
 }
 
 impl TcpServiceHandler {
     pub fn new(shard: Rc<Shard>, item: ItemId, ack_mode: AckMode) -> Self {
+        let shards = &shard.plan.item(item).shards;
+        let spread = shards.iter().any(|&s| s != shards[0]);
+        let ordered_acks =
+            spread && matches!(ack_mode, AckMode::Immediate | AckMode::Msh | AckMode::Byte);
         TcpServiceHandler {
             shard,
             item,
             ack_mode,
+            ordered_acks,
             origin_names: RefCell::new(Vec::new()),
         }
     }
@@ -216,6 +235,13 @@ impl FrameHandler for TcpServiceHandler {
         if application {
             shard.expect_reply(id);
         }
+        // A router that is not running keeps what it is sent, and the sender would wait.
+        let ordered = self.ordered_acks
+            && !targets.is_empty()
+            && targets.iter().all(|&t| {
+                !shard.plan.item(t).is_router() || shard.states.get(t) == ItemState::Running
+            });
+        let entered = ordered.then(|| shard.expect_entered(id, targets.len()));
         let mut first = true;
         for target in targets {
             let mut env = envelope(
@@ -227,11 +253,23 @@ impl FrameHandler for TcpServiceHandler {
                 key,
             );
             env.wants_reply = application;
+            env.ordered = ordered;
             if first {
                 shard.hook_before(self.item, &env);
                 first = false;
             }
             shard.deliver(env).await;
+        }
+        if let Some(entered) = entered
+            && !entered.wait(ORDERED_ACK_WAIT_MAX).await
+        {
+            tracing::warn!(
+                item = %plan_item.name,
+                id = %id,
+                "message not in its operations' queues after {ORDERED_ACK_WAIT_MAX:?}; \
+                 acknowledged anyway (it is stored and will be delivered; the sender's \
+                 next message may overtake it)"
+            );
         }
         if application {
             return self.application_ack(&msg, id, response).await;

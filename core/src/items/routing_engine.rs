@@ -50,6 +50,9 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
             Ok(targets) => {
                 for env in batch.drain(..) {
                     shard.hook_after(item, &env, &OriginRecord::Completed);
+                    if env.ordered {
+                        shard.routed_ordered(env.id, targets.len());
+                    }
                     for &target in &targets {
                         let mut next = env.clone();
                         next.source = item;
