@@ -724,11 +724,7 @@ impl Shard {
         if origin == self.index {
             self.take_reply(env.id, reply);
         } else {
-            let msg = ShardMsg::Reply { id: env.id, reply };
-            if let Err(crate::ring::Full(msg)) = self.rings.try_push(origin, msg) {
-                self.deferred_records.borrow_mut().push((origin, msg));
-                self.records_ready.notify_all();
-            }
+            self.send_to_origin(origin, ShardMsg::Reply { id: env.id, reply });
         }
     }
 
@@ -772,11 +768,7 @@ impl Shard {
         if origin == self.index {
             self.add_hops(id, -1);
         } else {
-            let msg = ShardMsg::Entered { id };
-            if let Err(crate::ring::Full(msg)) = self.rings.try_push(origin, msg) {
-                self.deferred_records.borrow_mut().push((origin, msg));
-                self.records_ready.notify_all();
-            }
+            self.send_to_origin(origin, ShardMsg::Entered { id });
         }
     }
 
@@ -852,13 +844,17 @@ impl Shard {
             });
             self.records_ready.notify_all();
         } else {
-            let msg = ShardMsg::Record { id, target, record };
-            if let Err(crate::ring::Full(msg)) = self.rings.try_push(origin, msg) {
-                // Rare: the ring back to the origin is full. The recorder task waits for
-                // room; the caller (an operation) goes on with its next message.
-                self.deferred_records.borrow_mut().push((origin, msg));
-                self.records_ready.notify_all();
-            }
+            self.send_to_origin(origin, ShardMsg::Record { id, target, record });
+        }
+    }
+
+    /// Sends `msg` to shard `origin` over the ring without waiting. Rare: when the ring
+    /// is full the recorder task sends it, in order with the others deferred, once there
+    /// is room; the caller (an operation, a router, a dispatcher) goes on meanwhile.
+    fn send_to_origin(&self, origin: usize, msg: ShardMsg) {
+        if let Err(crate::ring::Full(msg)) = self.rings.try_push(origin, msg) {
+            self.deferred_records.borrow_mut().push((origin, msg));
+            self.records_ready.notify_all();
         }
     }
 
