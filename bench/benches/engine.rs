@@ -100,7 +100,12 @@ fn engine_end_to_end(c: &mut Criterion) {
 
 /// Runs the inputs through an engine with one shard per CPU of `shard_cpus` (one unpinned
 /// shard when empty), loaded from `load_executors`.
-fn run_group(c: &mut Criterion, name: &str, shard_cpus: Vec<usize>, load_executors: Executors) {
+fn run_group(
+    c: &mut Criterion,
+    group_name: &str,
+    shard_cpus: Vec<usize>,
+    load_executors: Executors,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (in_port, sink_port) = (free_port(), free_port());
     let shards = shard_cpus.len().max(1);
@@ -115,7 +120,6 @@ fn run_group(c: &mut Criterion, name: &str, shard_cpus: Vec<usize>, load_executo
     let options = engine_options(&production, &args).expect("engine options");
     let engine = RunningEngine::start(&production, options).expect("engine starts");
 
-    let group_name = name;
     let mut group = c.benchmark_group(group_name);
     group.sample_size(10);
     group.warm_up_time(Duration::from_millis(100));
