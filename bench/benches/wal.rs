@@ -11,13 +11,16 @@
 //! - `o_direct_seq_write_1MiB_qd4`: the same with four writes in flight over a
 //!   zero-filled file, the most this disk gives sequential O_DIRECT writes; shown so the
 //!   reference is not mistaken for the disk's ceiling.
-//! - `o_direct_write_128KiB_fdatasync`: one O_DIRECT write of 128 KiB (the batch of one
-//!   of the two cohorts that 256 appenders of 1 KiB form) followed by one `fdatasync`,
-//!   over a zero-filled file, cycle after cycle. An append cannot be durable sooner than
-//!   the write of its batch plus a sync started after it, so with 256 closed-loop
-//!   appenders (each appends again only once its last record is durable) Little's law
-//!   bounds the WAL at 256 records per such cycle. The summary prints that ceiling next
-//!   to the target, so a run shows whether the target is reachable on the disk at hand.
+//! - `o_direct_256KiB_fdatasync` and `o_direct_2x128KiB_fdatasync_overlapped`: the
+//!   closed-loop ceiling. 256 appenders of 1 KiB that each append again only once their
+//!   last record is durable keep 256 KiB in flight, and can reach the disk in one of two
+//!   ways: one batch of 256 KiB written and then synced, cycle after cycle; or two
+//!   cohorts of 128 KiB, each written while the other one's `fdatasync` runs (what the
+//!   WAL does under this load). Both run here without the WAL, over a zero-filled file,
+//!   with the syncs on the blocking pool as in the WAL. The WAL's group commit takes one
+//!   of these two shapes, so it cannot beat the better of them; the summary prints that
+//!   one next to the target, so a run shows whether the target is within the disk's
+//!   reach, and how close the WAL came.
 //!
 //! The WAL runs with its defaults (fsync mode, 64 MiB zero-filled segments). Each call of
 //! the 256-appender case appends 1.5 segments, so a rotation and the background
@@ -53,10 +56,12 @@ const BATCH_RECORDS: u64 = 256;
 const DIRECT_WRITE_BYTES: usize = 1 << 20;
 /// Writes in flight in the second O_DIRECT baseline.
 const DIRECT_QUEUE_DEPTH: u64 = 4;
-/// The write of the sync-cycle baseline: the batch of one of 256 appenders' two cohorts.
-const CYCLE_WRITE_BYTES: usize = 128 << 10;
-/// Cycles of the sync-cycle baseline that fit one zero-filled file before it restarts.
-const CYCLE_FILE_WRITES: u64 = 512;
+/// The closed-loop sync patterns measured beside the WAL, as (cohorts, write bytes): the
+/// two ways 256 appenders of 1 KiB (256 KiB in flight) can reach the disk, one batch of
+/// 256 KiB or two overlapped cohorts of 128 KiB (what the WAL does).
+const SYNC_PATTERNS: [(u64, usize); 2] = [(1, 256 << 10), (2, 128 << 10)];
+/// Size of the zero-filled file the sync patterns write over and over.
+const PATTERN_FILE_BYTES: u64 = 64 << 20;
 /// Each call appends at least this many records per task. Opening a WAL (zero-filling
 /// its first segment) takes tens of milliseconds that criterion does not see, so it
 /// would otherwise settle on calls of one record per task: a burst of 256 appends from
@@ -309,53 +314,97 @@ fn run_direct(iters: u64, depth: u64, prefill: bool) -> Duration {
     elapsed
 }
 
-/// `write 128 KiB + fdatasync`, `iters` cycles one after the other, over a zero-filled
-/// file (as the WAL's segments are); records each cycle's time.
-fn run_sync_cycle(iters: u64) -> Duration {
+/// How 256 closed-loop appenders of 1 KiB can reach the disk: 256 KiB in flight, as
+/// `cohorts` batches of `write_bytes` each. A cohort writes its batch (one write in flight
+/// at a time, as in the WAL, since consecutive batches share a block), then `fdatasync`s
+/// on the blocking pool through a second descriptor, and writes its next batch only once
+/// that sync is done (its appenders append again only once durable); the other cohort's
+/// write goes out meanwhile. The WAL's I/O without the WAL's work, over a zero-filled
+/// file; records each cycle (write start to sync end). `iters` counts writes.
+fn run_sync_pattern(iters: u64, cohorts: u64, write_bytes: usize) -> Duration {
     let (elapsed, latency) = LocalExecutorBuilder::default()
+        .blocking_thread_pool_placement(PoolPlacement::Unbound(SYNC_THREADS))
         .spawn(move || async move {
             let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("pattern");
             let file = glommio::io::OpenOptions::new()
                 .write(true)
                 .create(true)
-                .dma_open(dir.path().join("cycle"))
+                .dma_open(&path)
                 .await
                 .expect("open O_DIRECT");
-            let mut zeros = file.alloc_dma_buffer(CYCLE_WRITE_BYTES);
+            let writes_in_file = PATTERN_FILE_BYTES / write_bytes as u64;
+            let mut zeros = file.alloc_dma_buffer(write_bytes);
             zeros.as_bytes_mut().fill(0);
             let zeros = Rc::new(zeros);
-            let writes = iters.min(CYCLE_FILE_WRITES);
-            for i in 0..writes {
-                let at = i * CYCLE_WRITE_BYTES as u64;
+            for i in 0..writes_in_file {
+                let at = i * write_bytes as u64;
                 file.write_rc_at(zeros.clone(), at).await.expect("fill");
             }
             file.fdatasync().await.expect("fdatasync");
-            let mut buf = file.alloc_dma_buffer(CYCLE_WRITE_BYTES);
+            let syncer = std::sync::Arc::new(std::fs::File::open(&path).expect("open syncer"));
+            let mut buf = file.alloc_dma_buffer(write_bytes);
             buf.as_bytes_mut().fill(b'C');
-            let buf = Rc::new(buf);
-            let mut latency = histogram();
+            let (file, buf) = (Rc::new(file), Rc::new(buf));
+            let one_write = Rc::new(glommio::sync::Semaphore::new(1));
+            let next = Rc::new(std::cell::Cell::new(0u64));
+            let latency = Rc::new(RefCell::new(histogram()));
             let start = Instant::now();
-            for i in 0..iters {
-                let t0 = Instant::now();
-                let at = (i % writes) * CYCLE_WRITE_BYTES as u64;
-                let written = file.write_rc_at(buf.clone(), at).await.expect("write");
-                assert_eq!(written, CYCLE_WRITE_BYTES, "a whole write");
-                file.fdatasync().await.expect("fdatasync");
-                latency.saturating_record((t0.elapsed().as_micros() as u64).max(1));
+            let tasks: Vec<_> = (0..cohorts)
+                .map(|_| {
+                    let (file, buf, syncer) = (file.clone(), buf.clone(), syncer.clone());
+                    let (one_write, next, latency) =
+                        (one_write.clone(), next.clone(), latency.clone());
+                    glommio::spawn_local(async move {
+                        loop {
+                            let i = next.get();
+                            if i >= iters {
+                                break;
+                            }
+                            next.set(i + 1);
+                            let t0 = Instant::now();
+                            let at = (i % writes_in_file) * write_bytes as u64;
+                            let permit = one_write.acquire_permit(1).await.expect("permit");
+                            let written = file.write_rc_at(buf.clone(), at).await.expect("write");
+                            drop(permit);
+                            assert_eq!(written, write_bytes, "a whole write");
+                            let syncer = syncer.clone();
+                            glommio::executor()
+                                .spawn_blocking(move || syncer.sync_data())
+                                .await
+                                .expect("fdatasync");
+                            let us = (t0.elapsed().as_micros() as u64).max(1);
+                            latency.borrow_mut().saturating_record(us);
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await;
             }
+            let latency = latency.borrow().clone();
             (start.elapsed(), latency)
         })
         .expect("executor")
         .join()
         .expect("executor thread");
     record_totals(
-        "o_direct_write_128KiB_fdatasync",
+        &pattern_case(cohorts, write_bytes),
         iters,
         elapsed,
-        CYCLE_WRITE_BYTES as u64,
+        write_bytes as u64,
         &latency,
     );
     elapsed
+}
+
+/// The case name of a closed-loop sync pattern.
+fn pattern_case(cohorts: u64, write_bytes: usize) -> String {
+    let kib = write_bytes >> 10;
+    match cohorts {
+        1 => format!("o_direct_{kib}KiB_fdatasync"),
+        n => format!("o_direct_{n}x{kib}KiB_fdatasync_overlapped"),
+    }
 }
 
 fn bench_wal(c: &mut Criterion) {
@@ -385,10 +434,12 @@ fn bench_wal(c: &mut Criterion) {
         format!("o_direct_seq_write_1MiB_qd{DIRECT_QUEUE_DEPTH}"),
         |b| b.iter_custom(|iters| run_direct(iters, DIRECT_QUEUE_DEPTH, true)),
     );
-    group.throughput(Throughput::Bytes(CYCLE_WRITE_BYTES as u64));
-    group.bench_function("o_direct_write_128KiB_fdatasync", |b| {
-        b.iter_custom(run_sync_cycle)
-    });
+    for (cohorts, write_bytes) in SYNC_PATTERNS {
+        group.throughput(Throughput::Bytes(write_bytes as u64));
+        group.bench_function(pattern_case(cohorts, write_bytes), |b| {
+            b.iter_custom(|iters| run_sync_pattern(iters, cohorts, write_bytes))
+        });
+    }
     group.finish();
 }
 
@@ -410,18 +461,18 @@ fn print_summary() {
             ),
             _ => String::new(),
         };
-        if case == "o_direct_write_128KiB_fdatasync" {
+        if case.ends_with("_fdatasync") || case.ends_with("_fdatasync_overlapped") {
             println!(
-                "  {case:<34} {rate:>10.0} cycles/s  {:>8.1} MB/s  cycle p50 {} us p99 {} us",
+                "  {case:<40} {rate:>10.0} cycles/s  {:>8.1} MB/s  cycle p50 {} us p99 {} us",
                 mb_s(t),
                 t.latency_us.value_at_quantile(0.5),
                 t.latency_us.value_at_quantile(0.99),
             );
         } else if t.latency_us.is_empty() {
-            println!("  {case:<34} {:>10.1} MB/s", mb_s(t));
+            println!("  {case:<40} {:>10.1} MB/s", mb_s(t));
         } else {
             println!(
-                "  {case:<34} {rate:>10.0} appends/s {:>8.1} MB/s  durable p50 {} us p99 {} us{share}",
+                "  {case:<40} {rate:>10.0} appends/s {:>8.1} MB/s  durable p50 {} us p99 {} us{share}",
                 mb_s(t),
                 t.latency_us.value_at_quantile(0.5),
                 t.latency_us.value_at_quantile(0.99),
@@ -438,15 +489,22 @@ fn print_summary() {
             verdict(share >= TARGET_SHARE_PCT),
             verdict(p99 <= TARGET_P99_US),
         );
-        if let Some(cycle) = totals.get("o_direct_write_128KiB_fdatasync") {
-            let cycle_us = cycle.latency_us.value_at_quantile(0.5).max(1) as f64;
-            let ceiling = 256.0 / (cycle_us / 1e6);
-            let ceiling_mb_s = ceiling * RECORD_BYTES as f64 / 1e6;
+        let patterns = SYNC_PATTERNS.map(|(cohorts, bytes)| pattern_case(cohorts, bytes));
+        let best = patterns
+            .iter()
+            .filter_map(|case| totals.get(case).map(|t| (case, mb_s(t))))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((case, ceiling_mb_s)) = best {
             println!(
-                "  closed-loop ceiling, 256 appenders: 256 records per write 128 KiB + fdatasync \
-                 (p50 {cycle_us:.0} us) = {ceiling:.0} appends/s = {:.0} % of O_DIRECT QD1; \
-                 the WAL reached {:.0} % of that ceiling",
+                "  closed-loop ceiling, 256 KiB in flight: {case} at {ceiling_mb_s:.1} MB/s = \
+                 {:.0} % of O_DIRECT QD1 (the {TARGET_SHARE_PCT:.0} % target is {} on this disk \
+                 in this run); the WAL reached {:.0} % of it",
                 100.0 * ceiling_mb_s / d,
+                if 100.0 * ceiling_mb_s / d >= TARGET_SHARE_PCT {
+                    "within reach"
+                } else {
+                    "out of reach of both shapes"
+                },
                 100.0 * mb_s(t) / ceiling_mb_s,
             );
         }
