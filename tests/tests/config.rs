@@ -376,6 +376,53 @@ fn bad_number_gives_the_line_of_the_setting_in_cls_and_toml() {
 }
 
 #[test]
+fn restart_settings_are_checked_at_their_line_and_take_fractional_delays() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = |delay: &str| {
+        format!(
+            "[production]\nname = \"T\"\n\n[[item]]\nname = \"Out\"\n\
+             class = \"EnsLib.HL7.Operation.TCPOperation\"\n[item.adapter]\nIPAddress = \"h\"\n\
+             Port = 6001\n[item.host]\nRestartPolicy = \"always\"\nRestartDelay = {delay}\n"
+        )
+    };
+    let path = write(dir.path(), "soon.toml", &toml("\"soon\""));
+    let error = single_error(&path);
+    assert_eq!(
+        (error["line"].as_u64(), error["item"].as_str()),
+        (Some(12), Some("Out"))
+    );
+    assert!(error["message"].as_str().unwrap().contains("RestartDelay"));
+    let path = write(dir.path(), "week.toml", &toml("604800"));
+    let error = single_error(&path);
+    assert!(
+        error["message"].as_str().unwrap().contains("0..=86400"),
+        "{error:#}"
+    );
+    for delay in ["0.5", "\"0.25\"", "2"] {
+        let path = write(dir.path(), "ok.toml", &toml(delay));
+        let (code, json) = check_json(&path, &[]);
+        assert_eq!(code, 0, "RestartDelay = {delay}: {json:#}");
+    }
+    let cls = TCP_PAIR.replace("PORT", "6000").replace(
+        "<Setting Target=\"Adapter\" Name=\"Port\">6001</Setting>",
+        "<Setting Target=\"Adapter\" Name=\"Port\">6001</Setting>\n    \
+         <Setting Target=\"Host\" Name=\"RestartPolicy\">sometimes</Setting>",
+    );
+    let path = write(dir.path(), "policy.xml", &cls);
+    let error = single_error(&path);
+    assert_eq!(
+        (error["line"].as_u64(), error["item"].as_str()),
+        (Some(9), Some("Out"))
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("never, on_failure, always")
+    );
+}
+
+#[test]
 fn port_clash_and_duplicate_names_are_all_reported_together() {
     let dir = tempfile::tempdir().unwrap();
     let text = TCP_PAIR.replace("PORT", "6000").replace(

@@ -254,6 +254,11 @@ pub enum ValueType {
         /// Largest value.
         max: i64,
     },
+    /// Seconds in `0..=max`, fractions allowed (`0.2`).
+    Seconds {
+        /// Largest value.
+        max: i64,
+    },
     /// A TCP port, 1..=65535.
     Port,
     /// Free text.
@@ -278,6 +283,7 @@ impl ValueType {
         match self {
             ValueType::Bool => "boolean 0/1".to_owned(),
             ValueType::Int { min, max } => format!("integer {min}..={max}"),
+            ValueType::Seconds { max } => format!("seconds 0..={max}, fractions allowed"),
             ValueType::Port => "port 1..=65535".to_owned(),
             ValueType::Text => "text".to_owned(),
             ValueType::Target => "item name".to_owned(),
@@ -448,7 +454,7 @@ pub const HOST_ALL: &[SettingSpec] = &[
     s(
         "RestartDelay",
         H,
-        int(0, DAY_S),
+        ValueType::Seconds { max: DAY_S },
         "5",
         "hie: seconds to wait before each restart",
     ),
@@ -1283,6 +1289,9 @@ mod tests {
                         .default
                         .parse::<i64>()
                         .is_ok_and(|n| (min..=max).contains(&n)),
+                    ValueType::Seconds { max } => {
+                        crate::config::settings::parse_seconds(spec.default, max).is_ok()
+                    }
                     ValueType::Bool => matches!(spec.default, "0" | "1"),
                     ValueType::Port => spec.default.parse::<u16>().is_ok_and(|p| p > 0),
                     ValueType::OneOf(values) => values.contains(&spec.default),

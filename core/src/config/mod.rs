@@ -33,7 +33,8 @@ pub use model::{
 pub use settings::{
     AckMode, CommonSettings, EmailAlertSettings, Framing, Hl7FileOperationSettings,
     Hl7FileServiceSettings, Hl7TcpOperationSettings, Hl7TcpServiceSettings, ItemSettings,
-    OverflowStrategy, ReplyCodeActions, RouterSettings, StayConnected, Timeout,
+    OverflowStrategy, ReplyCodeActions, RestartPolicy, RestartWhen, RouterSettings, StayConnected,
+    Timeout,
 };
 pub use validate::{Findings, Placement, placement};
 

@@ -15,9 +15,13 @@
 //!   operations evaluate replies with (its module documents the grammar).
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::Diagnostic;
-use super::catalog::{self, Family, OVERFLOW_VALUES, QUEUE_ORDER_VALUES, SettingSpec, ValueType};
+use super::catalog::{
+    self, Family, OVERFLOW_VALUES, QUEUE_ORDER_VALUES, RESTART_POLICY_VALUES, SettingSpec,
+    ValueType,
+};
 use super::model::{Item, SettingTarget};
 use crate::priority::{self, QueueOrder};
 
@@ -115,6 +119,40 @@ pub struct CommonSettings {
     /// hie `QueueOrder` with its `PriorityMessageTypes` (items with a queue; services are
     /// always FIFO).
     pub queue_order: QueueOrder,
+    /// hie `RestartPolicy`, `MaxRestarts`, `RestartDelay`.
+    pub restart: RestartPolicy,
+}
+
+/// When a failed item instance is started again (hie settings `RestartPolicy`,
+/// `MaxRestarts`, `RestartDelay`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub when: RestartWhen,
+    /// Restarts in a row allowed before the item stays failed (`OnFailure`). Default 10.
+    pub max_restarts: u32,
+    /// Wait before each restart. Default 5 s.
+    pub delay: Duration,
+}
+
+/// hie `RestartPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartWhen {
+    /// `never`: a failed instance stays failed.
+    Never,
+    /// `on_failure`: started again up to `max_restarts` failures in a row.
+    OnFailure,
+    /// `always`: started again after every failure; `max_restarts` does not apply.
+    Always,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            when: RestartWhen::OnFailure,
+            max_restarts: 10,
+            delay: Duration::from_secs(5),
+        }
+    }
 }
 
 /// `AckMode` of an HL7 service.
@@ -381,6 +419,7 @@ pub fn check_value(spec: &SettingSpec, value: &str) -> Result<(), String> {
     match spec.ty {
         ValueType::Bool => parse_bool(value).map(|_| ()),
         ValueType::Int { min, max } => parse_int(value, min, max).map(|_| ()),
+        ValueType::Seconds { max } => parse_seconds(value, max).map(|_| ()),
         ValueType::Port => parse_port(value).map(|_| ()),
         ValueType::Text | ValueType::Target | ValueType::Targets => Ok(()),
         ValueType::OneOf(values) => {
@@ -413,6 +452,15 @@ fn parse_int(value: &str, min: i64, max: i64) -> Result<i64, String> {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         Ok(n) => Err(format!("{n} is out of range {min}..={max}")),
         Err(_) => Err(format!("{value:?} is not an integer")),
+    }
+}
+
+/// Seconds in `0..=max`, fractions allowed.
+pub(crate) fn parse_seconds(value: &str, max: i64) -> Result<Duration, String> {
+    match value.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && (0.0..=max as f64).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        Ok(_) => Err(format!("{value:?} is out of range 0..={max} seconds")),
+        Err(_) => Err(format!("{value:?} is not a number of seconds")),
     }
 }
 
@@ -580,6 +628,35 @@ impl Reader<'_> {
             queue_size: self.u32(h, "QueueSize"),
             overflow,
             queue_order: self.queue_order(),
+            restart: self.restart_policy(),
+        }
+    }
+
+    fn restart_policy(&mut self) -> RestartPolicy {
+        let h = SettingTarget::Host;
+        let default = RestartPolicy::default();
+        let when = self.parsed(
+            h,
+            "RestartPolicy",
+            |v| match v.to_ascii_lowercase().as_str() {
+                "never" => Ok(RestartWhen::Never),
+                "on_failure" | "onfailure" => Ok(RestartWhen::OnFailure),
+                "always" => Ok(RestartWhen::Always),
+                _ => Err(format!(
+                    "{v:?} is not one of {}",
+                    RESTART_POLICY_VALUES.join(", ")
+                )),
+            },
+            default.when,
+        );
+        let max = match catalog::spec(self.family, h, "RestartDelay").map(|s| s.ty) {
+            Some(ValueType::Seconds { max }) => max,
+            _ => i64::MAX,
+        };
+        RestartPolicy {
+            when,
+            max_restarts: self.u32(h, "MaxRestarts"),
+            delay: self.parsed(h, "RestartDelay", |v| parse_seconds(v, max), default.delay),
         }
     }
 
@@ -908,6 +985,44 @@ mod tests {
         };
         let shown: Vec<String> = patterns.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["ADT^A40", "ORM^*"]);
+    }
+
+    #[test]
+    fn restart_settings_take_fractional_delays_and_report_bad_values_at_their_line() {
+        let (common, errors) = operation_queue(&[]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(common.restart, RestartPolicy::default());
+        let (common, errors) = operation_queue(&[
+            ("RestartPolicy", "always"),
+            ("MaxRestarts", "3"),
+            ("RestartDelay", "0.25"),
+        ]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            common.restart,
+            RestartPolicy {
+                when: RestartWhen::Always,
+                max_restarts: 3,
+                delay: Duration::from_millis(250),
+            }
+        );
+        let (_, errors) = operation_queue(&[
+            ("RestartPolicy", "sometimes"),
+            ("MaxRestarts", "2000000"),
+            ("RestartDelay", "-1"),
+        ]);
+        let found: Vec<(u32, &str)> = errors
+            .iter()
+            .map(|e| (e.line, e.message.as_str()))
+            .collect();
+        assert_eq!(errors.len(), 3, "{found:?}");
+        assert!(found[0].0 == 12 && found[0].1.contains("never, on_failure, always"));
+        assert!(found[1].0 == 13 && found[1].1.contains("out of range 0..=1000000"));
+        assert!(found[2].0 == 14 && found[2].1.contains("RestartDelay"));
+        assert!(errors.iter().all(|e| e.item.as_deref() == Some("X")));
+        let (_, errors) = operation_queue(&[("RestartDelay", "soon")]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("not a number of seconds"));
     }
 
     #[test]

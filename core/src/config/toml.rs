@@ -92,11 +92,13 @@ struct ItemForm {
     adapter: BTreeMap<String, Spanned<ValueForm>>,
 }
 
-/// A setting value: a string, an integer or a boolean (anything else is an error that says
+/// A setting value: a string, a number or a boolean (anything else is an error that says
 /// so, rather than serde's "did not match any variant").
 enum ValueForm {
     Text(String),
     Integer(i64),
+    /// A fraction, such as a `RestartDelay` of `0.5` (an integer setting rejects it).
+    Float(f64),
     Boolean(bool),
 }
 
@@ -106,7 +108,7 @@ impl<'de> Deserialize<'de> for ValueForm {
         impl serde::de::Visitor<'_> for Visitor {
             type Value = ValueForm;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a setting value: a string, an integer or a boolean")
+                f.write_str("a setting value: a string, a number or a boolean")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ValueForm, E> {
                 Ok(ValueForm::Text(v.to_owned()))
@@ -122,6 +124,9 @@ impl<'de> Deserialize<'de> for ValueForm {
                     .map(ValueForm::Integer)
                     .map_err(|_| E::custom(format!("integer {v} is too large")))
             }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ValueForm, E> {
+                Ok(ValueForm::Float(v))
+            }
             fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ValueForm, E> {
                 Ok(ValueForm::Boolean(v))
             }
@@ -135,6 +140,8 @@ impl ValueForm {
         match self {
             ValueForm::Text(s) => s,
             ValueForm::Integer(n) => n.to_string(),
+            // Display writes the shortest decimal that reads back as the same value.
+            ValueForm::Float(x) => x.to_string(),
             ValueForm::Boolean(b) => if b { "1" } else { "0" }.to_owned(),
         }
     }
@@ -500,7 +507,7 @@ BusinessRuleName = "T.Rule"
         assert!(
             errors[0]
                 .message
-                .contains("a string, an integer or a boolean"),
+                .contains("a string, a number or a boolean"),
             "{}",
             errors[0].message
         );

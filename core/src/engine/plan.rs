@@ -17,8 +17,8 @@ use hie_net::ReplyCodeActions;
 
 use crate::config::{
     self, AckMode, Hl7FileOperationSettings, Hl7FileServiceSettings, Hl7TcpOperationSettings,
-    Hl7TcpServiceSettings, ItemKind, ItemSettings, OverflowStrategy, Production, SettingTarget,
-    Timeout,
+    Hl7TcpServiceSettings, ItemKind, ItemSettings, OverflowStrategy, Production, RestartPolicy,
+    SettingTarget, Timeout,
 };
 use crate::envelope::ItemId;
 use crate::priority::QueueOrder;
@@ -65,37 +65,6 @@ pub struct FileOperationPlan {
     pub settings: Hl7FileOperationSettings,
     pub retry_interval: Duration,
     pub failure_timeout: Option<Duration>,
-}
-
-/// When a failed item instance is started again (hie settings `RestartPolicy`,
-/// `MaxRestarts`, `RestartDelay`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RestartPolicy {
-    pub when: RestartWhen,
-    /// Restarts in a row allowed before the item stays failed (`OnFailure`). Default 10.
-    pub max_restarts: u32,
-    /// Wait before each restart. Default 5 s.
-    pub delay: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestartWhen {
-    /// A failed instance stays failed.
-    Never,
-    /// Started again up to `max_restarts` failures in a row.
-    OnFailure,
-    /// Started again after every failure; `max_restarts` does not apply.
-    Always,
-}
-
-impl Default for RestartPolicy {
-    fn default() -> Self {
-        RestartPolicy {
-            when: RestartWhen::OnFailure,
-            max_restarts: 10,
-            delay: Duration::from_secs(5),
-        }
-    }
 }
 
 /// One item of the plan.
@@ -243,7 +212,7 @@ impl Plan {
                 queue_order: common.map(|c| c.queue_order.clone()).unwrap_or_default(),
                 alert_on_error: common.is_some_and(|c| c.alert_on_error),
                 log_trace_events: item.log_trace_events,
-                restart: restart_policy(item)?,
+                restart: common.map(|c| c.restart).unwrap_or_default(),
             });
         }
         Ok(Plan {
@@ -348,36 +317,4 @@ fn role_of(item: &config::Item) -> Result<Role, PlanError> {
             Role::Inert("EnsLib.EMail.AlertOperation is not run by hie yet".into())
         }
     })
-}
-
-fn restart_policy(item: &config::Item) -> Result<RestartPolicy, PlanError> {
-    let mut policy = RestartPolicy::default();
-    let raw = |name| item.raw_value(SettingTarget::Host, name).map(str::trim);
-    if let Some(v) = raw("RestartPolicy") {
-        policy.when = match v.to_ascii_lowercase().as_str() {
-            "never" => RestartWhen::Never,
-            "on_failure" | "onfailure" => RestartWhen::OnFailure,
-            "always" => RestartWhen::Always,
-            _ => {
-                return Err(err(
-                    item,
-                    "RestartPolicy must be never, on_failure or always",
-                ));
-            }
-        };
-    }
-    if let Some(v) = raw("MaxRestarts") {
-        policy.max_restarts = v
-            .parse()
-            .map_err(|_| err(item, "MaxRestarts must be a whole number"))?;
-    }
-    if let Some(v) = raw("RestartDelay") {
-        let seconds: f64 = v
-            .parse()
-            .ok()
-            .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
-            .ok_or_else(|| err(item, "RestartDelay must be seconds between 0 and 86400"))?;
-        policy.delay = Duration::from_secs_f64(seconds);
-    }
-    Ok(policy)
 }

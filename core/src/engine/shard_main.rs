@@ -15,9 +15,10 @@ use hie_net::{MllpServer, ServerConfig, StayConnected};
 use hie_persist::{DeliveryState, Record, Recovery, Wal, WalConfig};
 
 use crate::config;
+use crate::config::{RestartPolicy, RestartWhen};
 use crate::engine::control::{ItemCommand, ItemState};
 use crate::engine::hold::HoldLists;
-use crate::engine::plan::{RestartPolicy, RestartWhen, Role, TcpServicePlan};
+use crate::engine::plan::{Role, TcpServicePlan};
 use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, ShardStatus, Shared};
 use crate::engine::{ShardControl, ShardExit};
 use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg, partition_hash};
