@@ -29,13 +29,6 @@ use hie_loadgen::{E2eOptions, Executors, SendOptions, Source, TemplateKind, run_
 const CONNECTIONS: usize = 64;
 const MESSAGES_PER_SAMPLE: u64 = 20_000;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind")
-        .port()
-}
-
 fn production(
     dir: &std::path::Path,
     shards: usize,
@@ -107,7 +100,7 @@ fn run_group(
     load_executors: Executors,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (in_port, sink_port) = (free_port(), free_port());
+    let (in_port, sink_port) = (hie_tests::free_port(), hie_tests::free_port());
     let shards = shard_cpus.len().max(1);
     let path = production(dir.path(), shards, in_port, sink_port);
     let production = load_production(&path, false).expect("bench production loads");
