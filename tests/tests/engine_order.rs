@@ -26,36 +26,15 @@ const PATIENTS: usize = 4;
 const MESSAGES_PER_PATIENT: usize = 25;
 
 fn production(in_port: u16, sink_port: u16) -> String {
-    format!(
-        r#"{head}
-[[item]]
-name = "In"
-class = "EnsLib.HL7.Service.TCPService"
-pool_size = 2
-[item.host]
-TargetConfigNames = "Router"
-[item.adapter]
-Port = "{in_port}"
-
-[[item]]
-name = "Router"
-class = "EnsLib.HL7.MsgRouter.RoutingEngine"
-[item.host]
-BusinessRuleName = "Test.Rule"
-TargetConfigNames = "Out"
-
-[[item]]
-name = "Out"
-class = "EnsLib.HL7.Operation.TCPOperation"
-pool_size = 2
-[item.host]
-QueueSize = "2"
-[item.adapter]
-IPAddress = "127.0.0.1"
-Port = "{sink_port}"
-"#,
-        head = common::head("Order", 2)
-    )
+    let service = common::tcp_service("In", in_port, "Router", &[]);
+    let operation = common::tcp_operation("Out", sink_port, &[("QueueSize", "2")], &[]);
+    [
+        common::head("Order", 2),
+        common::pooled(&service, 2),
+        common::router("Router", "Out", &[]),
+        common::pooled(&operation, 2),
+    ]
+    .concat()
 }
 
 #[test]

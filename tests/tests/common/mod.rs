@@ -263,6 +263,15 @@ pub fn tcp_operation(
     s
 }
 
+/// `item` (one of the item helpers' output) with `PoolSize` `pool_size`.
+pub fn pooled(item: &str, pool_size: usize) -> String {
+    item.replacen(
+        "\n[item.host]\n",
+        &format!("\npool_size = {pool_size}\n[item.host]\n"),
+        1,
+    )
+}
+
 fn push_settings(s: &mut String, settings: &[(&str, &str)]) {
     for (key, value) in settings {
         s.push_str(&format!("{key} = \"{value}\"\n"));
