@@ -2,20 +2,39 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
 use hie_persist::{MessageMeta, Record};
 
-/// Runs `f` to completion on a fresh glommio executor on this thread.
+/// Longest a test's executor may run. The slowest test takes a few seconds; an append
+/// that never resolves (a lost batch, a committer that stopped) fails the test here
+/// instead of hanging the whole run.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Runs `f` to completion on a fresh glommio executor (its own thread), failing the test
+/// if it has not finished within [`RUN_DEADLINE`].
 pub fn run<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
 where
     F: Future<Output = T> + 'static,
     T: Send + 'static,
 {
-    glommio::LocalExecutorBuilder::default()
-        .spawn(f)
-        .expect("spawn executor")
-        .join()
-        .expect("executor thread")
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let executor = glommio::LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            let out = f().await;
+            let _ = done_tx.send(());
+            out
+        })
+        .expect("spawn executor");
+    // A panic inside the executor drops the sender: join reports it.
+    match done_rx.recv_timeout(RUN_DEADLINE) {
+        Ok(()) | Err(RecvTimeoutError::Disconnected) => executor.join().expect("executor thread"),
+        Err(RecvTimeoutError::Timeout) => panic!(
+            "the test's WAL executor did not finish within {RUN_DEADLINE:?}: an append or \
+             the committer hangs"
+        ),
+    }
 }
 
 /// Message bytes derived from the id, `len` bytes long.
