@@ -17,6 +17,8 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::task::{Poll, Waker};
 
+use crate::notify::WaitList;
+
 /// What a full queue does with one more entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overflow {
@@ -57,7 +59,6 @@ struct Inner<T> {
     overflow: Overflow,
     closed: bool,
     consumer: Option<Waker>,
-    producers: Vec<Waker>,
 }
 
 impl<T> Inner<T> {
@@ -77,18 +78,15 @@ impl<T> Inner<T> {
             waker.wake();
         }
     }
-
-    fn wake_producers(&mut self) {
-        for waker in self.producers.drain(..) {
-            waker.wake();
-        }
-    }
 }
 
 /// A bounded queue for one item instance on one shard.
 #[derive(Debug)]
 pub struct LocalQueue<T> {
     inner: RefCell<Inner<T>>,
+    /// Producers waiting for room (`block`); woken whenever an entry leaves or the queue
+    /// closes.
+    producers: WaitList<()>,
 }
 
 impl<T> LocalQueue<T> {
@@ -103,8 +101,8 @@ impl<T> LocalQueue<T> {
                 overflow,
                 closed: false,
                 consumer: None,
-                producers: Vec::new(),
             }),
+            producers: WaitList::new(),
         }
     }
 
@@ -172,13 +170,14 @@ impl<T> LocalQueue<T> {
     /// and returns the evicted or refused entry.
     pub async fn push(&self, value: T, priority: Priority) -> Offer<T> {
         let mut value = Some(value);
+        let mut parked = self.producers.parked();
         poll_fn(|cx| {
             let offered = self.offer(value.take().expect("polled after completion"), priority);
             match offered {
                 Offer::Refused(back) => {
-                    let mut inner = self.inner.borrow_mut();
+                    let inner = self.inner.borrow();
                     if inner.overflow == Overflow::Block && !inner.closed {
-                        inner.producers.push(cx.waker().clone());
+                        parked.park((), cx.waker());
                         value = Some(back);
                         Poll::Pending
                     } else {
@@ -196,7 +195,7 @@ impl<T> LocalQueue<T> {
         let mut inner = self.inner.borrow_mut();
         let value = inner.high.pop_front().or_else(|| inner.normal.pop_front());
         if value.is_some() {
-            inner.wake_producers();
+            self.producers.wake_all();
         }
         value
     }
@@ -223,7 +222,7 @@ impl<T> LocalQueue<T> {
         let mut inner = self.inner.borrow_mut();
         inner.closed = true;
         inner.wake_consumer();
-        inner.wake_producers();
+        self.producers.wake_all();
     }
 
     /// Re-opens a closed queue (an item restarted or re-enabled).
@@ -236,7 +235,7 @@ impl<T> LocalQueue<T> {
         let mut inner = self.inner.borrow_mut();
         let mut all: Vec<T> = inner.high.drain(..).collect();
         all.extend(inner.normal.drain(..));
-        inner.wake_producers();
+        self.producers.wake_all();
         all
     }
 }
@@ -324,6 +323,25 @@ mod tests {
             assert_eq!(producer.await, Offer::Refused(2));
             assert_eq!(q.pop().await, Some(1));
             assert_eq!(q.pop().await, None);
+        });
+    }
+
+    #[test]
+    fn a_blocked_push_that_loses_a_race_leaves_no_waker_behind() {
+        LocalExecutor::default().run(async {
+            let q = LocalQueue::new(1, Overflow::Block);
+            q.offer(1, Priority::Normal);
+            for i in 0..70_000 {
+                futures_lite::future::or(
+                    async {
+                        q.push(i, Priority::Normal).await;
+                    },
+                    futures_lite::future::yield_now(),
+                )
+                .await;
+            }
+            assert!(q.producers.is_empty());
+            assert_eq!(q.try_pop(), Some(1));
         });
     }
 }

@@ -7,13 +7,14 @@
 //! instances of the item. Nothing here locks on the data path: a worker reads its state
 //! from a `Cell` on its own shard.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::poll_fn;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 use serde::Serialize;
 
 use crate::envelope::ItemId;
+use crate::notify::WaitList;
 
 /// What an operator can ask of one item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -70,7 +71,7 @@ pub struct StateWatch {
     generations: Vec<Cell<u64>>,
     /// Restart requests per item: a worker that saw a different count restarts.
     restarts: Vec<Cell<u64>>,
-    waiters: RefCell<Vec<(ItemId, Waker)>>,
+    waiters: WaitList<ItemId>,
 }
 
 impl StateWatch {
@@ -80,7 +81,7 @@ impl StateWatch {
             states: (0..items).map(|_| Cell::new(ItemState::Stopped)).collect(),
             generations: (0..items).map(|_| Cell::new(0)).collect(),
             restarts: (0..items).map(|_| Cell::new(0)).collect(),
-            waiters: RefCell::new(Vec::new()),
+            waiters: WaitList::new(),
         }
     }
 
@@ -109,25 +110,18 @@ impl StateWatch {
         self.states[item as usize].set(state);
         let generation = &self.generations[item as usize];
         generation.set(generation.get() + 1);
-        let mut waiters = self.waiters.borrow_mut();
-        let mut i = 0;
-        while i < waiters.len() {
-            if waiters[i].0 == item {
-                waiters.swap_remove(i).1.wake();
-            } else {
-                i += 1;
-            }
-        }
+        self.waiters.wake_where(|waiting_on| waiting_on == item);
     }
 
     /// Waits until `item`'s state satisfies `done`; returns that state.
     pub async fn wait_until(&self, item: ItemId, done: impl Fn(ItemState) -> bool) -> ItemState {
+        let mut parked = self.waiters.parked();
         poll_fn(|cx| {
             let state = self.get(item);
             if done(state) {
                 Poll::Ready(state)
             } else {
-                self.waiters.borrow_mut().push((item, cx.waker().clone()));
+                parked.park(item, cx.waker());
                 Poll::Pending
             }
         })
@@ -137,11 +131,12 @@ impl StateWatch {
     /// Waits until `item`'s state changes from what it is now.
     pub async fn changed(&self, item: ItemId) {
         let start = self.generation(item);
+        let mut parked = self.waiters.parked();
         poll_fn(|cx| {
             if self.generation(item) != start {
                 Poll::Ready(())
             } else {
-                self.waiters.borrow_mut().push((item, cx.waker().clone()));
+                parked.park(item, cx.waker());
                 Poll::Pending
             }
         })
@@ -169,9 +164,9 @@ mod tests {
             watch.set(0, ItemState::Running);
             glommio::timer::sleep(Duration::from_millis(2)).await;
             assert_eq!(
-                watch.waiters.borrow().len(),
+                watch.waiters.len(),
                 1,
-                "another item's change does not wake it"
+                "another item's change does not end its wait"
             );
             watch.set(1, ItemState::Running);
             assert_eq!(waiter.await, ItemState::Running);
@@ -190,6 +185,24 @@ mod tests {
             glommio::timer::sleep(Duration::from_millis(2)).await;
             watch.set(0, ItemState::Running);
             waiter.await;
+        });
+    }
+
+    #[test]
+    fn a_state_wait_that_loses_a_race_leaves_no_waker_behind() {
+        LocalExecutor::default().run(async {
+            let watch = StateWatch::new(1);
+            for _ in 0..70_000 {
+                futures_lite::future::or(watch.changed(0), futures_lite::future::yield_now()).await;
+                futures_lite::future::or(
+                    async {
+                        watch.wait_until(0, |s| s == ItemState::Running).await;
+                    },
+                    futures_lite::future::yield_now(),
+                )
+                .await;
+            }
+            assert_eq!(watch.waiters.len(), 0);
         });
     }
 
