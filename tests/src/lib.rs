@@ -26,16 +26,33 @@ pub fn corpus_dir() -> PathBuf {
 /// stale binary (cargo does not rebuild other packages' binaries for a test). Panics with
 /// a clear message if it cannot be built: a test without its binary says nothing useful.
 pub fn bin(name: &str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     // current_exe is target/<profile>/deps/<test>-<hash>; binaries sit in target/<profile>.
     let exe = std::env::current_exe().expect("current_exe");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("test binary lives in target/<profile>/deps");
+    let release = profile_dir.file_name().is_some_and(|p| p == "release");
+    built_bin(profile_dir, name, release)
+}
+
+/// The path of binary `name` built in release mode, built on first use: for tests whose
+/// subject is the engine at a production rate (the soak test), which a debug build of
+/// the engine and the load generator on two cores does not reach.
+pub fn release_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let target_dir = exe
+        .ancestors()
+        .nth(3)
+        .expect("test binary lives in target/<profile>/deps");
+    built_bin(&target_dir.join("release"), name, true)
+}
+
+fn built_bin(profile_dir: &Path, name: &str, release: bool) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, bool)>> = std::sync::Mutex::new(Vec::new());
     let path = profile_dir.join(name);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !built.iter().any(|b| b == name) {
+    if !built.iter().any(|(b, r)| b == name && *r == release) {
         let package = match name {
             "hie" => "hie-core",
             other => other,
@@ -43,12 +60,12 @@ pub fn bin(name: &str) -> PathBuf {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(workspace_root())
             .args(["build", "--quiet", "-p", package, "--bin", name]);
-        if profile_dir.file_name().is_some_and(|p| p == "release") {
+        if release {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "building {name} failed");
-        built.push(name.to_string());
+        built.push((name.to_string(), release));
     }
     assert!(path.exists(), "{} not found after build", path.display());
     path
@@ -161,6 +178,11 @@ impl Hie {
     /// Starts `hie run CONFIG --data-dir DATA [ARGS…]` and waits (up to 60 s) for `ready`.
     /// Its stderr (the log) goes to `DATA/../hie-N.log`.
     pub fn start(config: &Path, data_dir: &Path, args: &[&str]) -> Hie {
+        Hie::start_binary(&bin("hie"), config, data_dir, args)
+    }
+
+    /// [`Hie::start`] with the `hie` binary at `hie` (e.g. [`release_bin`]'s).
+    pub fn start_binary(hie: &Path, config: &Path, data_dir: &Path, args: &[&str]) -> Hie {
         use std::io::BufRead;
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -169,7 +191,7 @@ impl Hie {
             .unwrap_or(data_dir)
             .join(format!("hie-{}-{n}.log", std::process::id()));
         let stderr = std::fs::File::create(&stderr_path).expect("create log file");
-        let child = Command::new(bin("hie"))
+        let child = Command::new(hie)
             .arg("run")
             .arg(config)
             .arg("--data-dir")
