@@ -1,6 +1,8 @@
 //! Property tests: scanning never panics (arbitrary bytes, mutated corpus messages); a
 //! writer with no edits is byte-identical; set-then-get returns the value and leaves every
-//! other segment alone; `decode(encode(x)) == x`.
+//! other segment alone; `decode(encode(x)) == x`; a lenient MSH-2 (3 characters, a doubled
+//! or repeated character) reads as its standard form and always yields distinct, usable
+//! delimiters; splitting a batch and re-joining it loses no message byte.
 
 use hie_hl7::{Delimiters, Message, MessageWriter, Path, decode, encode};
 use proptest::prelude::*;
@@ -186,5 +188,60 @@ proptest! {
         let mut back = Vec::new();
         decode(&raw, &d, &mut back);
         prop_assert_eq!(back, text);
+    }
+
+    #[test]
+    fn three_character_msh_2_reads_as_the_four_character_form(s in shape()) {
+        let mut s = s;
+        let d = &mut s.d;
+        prop_assume!(![d.field, d.component, d.repetition, d.escape].contains(&b'&'));
+        d.subcomponent = b'&';
+        d.truncation = None;
+        let four = render(&s);
+        let mut three = four.clone();
+        let msh2 = if s.bom { 3 } else { 0 } + 4;
+        three.remove(msh2 + 3);
+        let (a, b) = (Message::scan(&four).unwrap(), Message::scan(&three).unwrap());
+        prop_assert_eq!(a.delimiters(), b.delimiters());
+        prop_assert_eq!(a.segment_count(), b.segment_count());
+        for (x, y) in a.segments().zip(b.segments()).skip(1) {
+            prop_assert_eq!(x.as_bytes(), y.as_bytes());
+            let (fx, fy): ([&[u8]; 12], [&[u8]; 12]) = (x.fields_array(), y.fields_array());
+            prop_assert_eq!(fx, fy);
+        }
+    }
+
+    #[test]
+    fn a_doubled_msh_2_character_is_read_once(s in shape(), which in any::<prop::sample::Index>()) {
+        let bytes = render(&s);
+        let msh2 = if s.bom { 3 } else { 0 } + 4;
+        let len = if s.d.truncation.is_some() { 5 } else { 4 };
+        let at = msh2 + which.index(len);
+        let mut doubled = bytes.clone();
+        doubled.insert(at, bytes[at]);
+        let (a, b) = (Message::scan(&bytes).unwrap(), Message::scan(&doubled).unwrap());
+        prop_assert_eq!(a.delimiters(), b.delimiters());
+        for (x, y) in a.segments().zip(b.segments()).skip(1) {
+            prop_assert_eq!(x.as_bytes(), y.as_bytes());
+        }
+    }
+
+    #[test]
+    fn any_msh_2_that_scans_yields_distinct_usable_delimiters(
+        enc in prop::collection::vec(prop::sample::select(b"|^~\\&#$!a9 \r".to_vec()), 0..9),
+    ) {
+        let mut bytes = b"MSH|".to_vec();
+        bytes.extend_from_slice(&enc);
+        bytes.extend_from_slice(b"|A|B\rPID|1|x^y~z&w\r");
+        hie_hl7::fuzz::scan_lookup_decode(&bytes);
+        if let Ok(m) = Message::scan(&bytes) {
+            let d = m.delimiters();
+            let mut all = vec![d.field, d.component, d.repetition, d.escape, d.subcomponent];
+            all.extend(d.truncation);
+            for (i, b) in all.iter().enumerate() {
+                prop_assert!(!b.is_ascii_alphanumeric() && *b != b'\r' && *b != b'\n');
+                prop_assert!(!all[..i].contains(b), "{:?} repeats a delimiter", *b as char);
+            }
+        }
     }
 }
