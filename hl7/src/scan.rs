@@ -116,6 +116,12 @@ impl Delimiters {
             || Some(b) == self.truncation
     }
 
+    /// The delimiters a header segment (`MSH`, `FHS` or `BHS`, terminator excluded)
+    /// declares in its fields 1 and 2, read as the scanner reads an MSH.
+    pub fn of_header(segment: &[u8]) -> Result<Delimiters, ScanError> {
+        Delimiters::from_msh(segment, 0)
+    }
+
     /// Reads MSH-1/MSH-2 from a segment starting with `MSH` (or `FHS`/`BHS`); `base` is
     /// the segment's offset in the message, for error positions. MSH-2 is read leniently,
     /// as most HL7 libraries read it (see the module header).

@@ -4,7 +4,9 @@
 //! or repeated character) reads as its standard form and always yields distinct, usable
 //! delimiters; splitting a batch and re-joining it loses no message byte.
 
-use hie_hl7::{Delimiters, Message, MessageWriter, Path, decode, encode};
+use hie_hl7::{
+    AckBuilder, AckCode, Batch, Delimiters, Envelope, Message, MessageWriter, Path, decode, encode,
+};
 use proptest::prelude::*;
 use std::path::PathBuf;
 
@@ -243,5 +245,63 @@ proptest! {
                 prop_assert!(!all[..i].contains(b), "{:?} repeats a delimiter", *b as char);
             }
         }
+    }
+
+    #[test]
+    fn a_batch_splits_into_its_messages_and_is_answered_one_ack_each(
+        members in prop::collection::vec(shape(), 0..6),
+        fhs in any::<bool>(),
+        bhs in any::<bool>(),
+        term in 0..TERMS.len(),
+    ) {
+        let t = TERMS[term];
+        let mut batch = Vec::new();
+        if fhs {
+            batch.extend_from_slice(b"FHS|^~\\&|A|B|C|D|20260101||||F1");
+            batch.extend_from_slice(t);
+        }
+        if bhs {
+            batch.extend_from_slice(b"BHS|^~\\&|A|B|C|D|20260101||||B1");
+            batch.extend_from_slice(t);
+        }
+        let mut expected = Vec::new();
+        for m in &members {
+            let mut m = m.clone();
+            m.bom = false;
+            m.final_term = true;
+            let bytes = render(&m);
+            batch.extend_from_slice(&bytes);
+            expected.push(bytes);
+        }
+        if bhs {
+            batch.extend_from_slice(format!("BTS|{}", members.len()).as_bytes());
+            batch.extend_from_slice(t);
+        }
+        if fhs {
+            batch.extend_from_slice(b"FTS|1");
+        }
+        let split: Vec<&[u8]> = Batch::new(&batch).collect();
+        prop_assert_eq!(split.len(), expected.len());
+        for (got, want) in split.iter().zip(&expected) {
+            prop_assert_eq!(*got, &want[..]);
+        }
+        let env = Envelope::of(&batch);
+        prop_assert_eq!((env.fhs.is_some(), env.bhs.is_some()), (fhs, bhs));
+        prop_assert_eq!(Batch::has_envelope(&batch), fhs || bhs);
+
+        let mut acks = AckBuilder::new();
+        let mut reply = Vec::new();
+        acks.write_batch_open(&mut reply, &env);
+        for raw in &split {
+            acks.write_ack(&mut reply, &Message::scan(raw).unwrap(), AckCode::AA, None);
+        }
+        acks.write_batch_close(&mut reply, &env, split.len());
+        let answered: Vec<&[u8]> = Batch::new(&reply).collect();
+        prop_assert_eq!(answered.len(), split.len());
+        for a in answered {
+            prop_assert_eq!(Message::scan(a).unwrap().ack_code(), Some(AckCode::AA));
+        }
+        prop_assert_eq!(Envelope::of(&reply).fhs.is_some(), fhs);
+        prop_assert_eq!(Envelope::of(&reply).bhs.is_some(), bhs);
     }
 }
