@@ -8,7 +8,9 @@
 //! 1. a paused item stops here (the connection is not read: TCP flow control pushes back);
 //!    if it is disabled or the run stops meanwhile, the connection closes unanswered;
 //! 2. scan; bytes that are not HL7 get `AR` with an ERR segment (HL7 code 100) and are not
-//!    stored;
+//!    stored; nor are bytes that break the character set MSH-18 declares
+//!    (`CharsetValidation`): `AR`, ERR code 102 naming the segment, text naming the byte
+//!    offset;
 //! 3. a first-hop queue with `Overflow = reject` that is full gets `AE` (code 207);
 //! 4. `MessageReceived` + `Enqueued` per target appended and durable (a WAL failure: `AE`
 //!    code 207, nothing acknowledged);
@@ -23,15 +25,20 @@
 //!    [`APPLICATION_ACK_TIMEOUT`]); `AckMode=Immed` sends AA (original mode) or CA (enhanced mode, when
 //!    MSH-15 is present); `AckMode=Msh` (MSH-determined) does the same but honours MSH-15
 //!    `NE`/`ER`/`SU`; `AckMode=Never` sends nothing.
+//!
+//! A frame that begins with `FHS` or `BHS` is a batch (`BatchHandling`; hie runs
+//! `1Session`, `Batch` and `Indiv` alike, having no sessions): steps 2 to 6 run for each
+//! of its messages in order, each stored and routed on its own, and the reply is a batch
+//! holding each message's ACK (as IRIS replies with `NoBatchReply` off, its default).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use hie_hl7::{AckCode, ErrDetail, Message, Path};
+use hie_hl7::{AckCode, Batch, Envelope, ErrDetail, Message, Path, ScanError};
 use hie_net::{ConnInfo, FrameHandler, Reply};
 
-use crate::config::AckMode;
+use crate::config::{AckMode, CharsetValidation, Hl7TcpServiceSettings};
 use crate::engine::control::ItemState;
 use crate::engine::runtime::{Phase, Shard, envelope, partition_key};
 use crate::envelope::{AppReply, ItemId, MessageId};
@@ -44,6 +51,7 @@ pub const ORDERED_ACK_WAIT_MAX: std::time::Duration = std::time::Duration::from_
 
 /// HL7 table 0357 codes used in our NAKs.
 const HL7_SEGMENT_SEQUENCE_ERROR: u16 = 100;
+const HL7_DATA_TYPE_ERROR: u16 = 102;
 const HL7_APPLICATION_INTERNAL_ERROR: u16 = 207;
 
 /// How long an `AckMode=App` service waits for the downstream reply before it answers AE.
@@ -58,6 +66,7 @@ pub struct TcpServiceHandler {
     shard: Rc<Shard>,
     item: ItemId,
     ack_mode: AckMode,
+    charset_validation: CharsetValidation,
     /// The item's instances are on more than one shard and the sender waits for ACKs:
     /// acknowledge once the message is in its operations' queues.
     ordered_acks: bool,
@@ -66,7 +75,8 @@ pub struct TcpServiceHandler {
 }
 
 impl TcpServiceHandler {
-    pub fn new(shard: Rc<Shard>, item: ItemId, ack_mode: AckMode) -> Self {
+    pub fn new(shard: Rc<Shard>, item: ItemId, settings: &Hl7TcpServiceSettings) -> Self {
+        let ack_mode = settings.ack_mode;
         let shards = &shard.plan.item(item).shards;
         let spread = shards.iter().any(|&s| s != shards[0]);
         let ordered_acks =
@@ -75,6 +85,7 @@ impl TcpServiceHandler {
             shard,
             item,
             ack_mode,
+            charset_validation: settings.charset_validation,
             ordered_acks,
             origin_names: RefCell::new(Vec::new()),
         }
@@ -178,6 +189,47 @@ impl FrameHandler for TcpServiceHandler {
                 return Reply::Close;
             }
         }
+        if Batch::has_envelope(frame) {
+            return self.on_batch(conn, frame, response).await;
+        }
+        self.on_message(conn, frame, response).await
+    }
+}
+
+impl TcpServiceHandler {
+    /// A batch: each message handled as a frame of its own, the ACKs gathered in a batch.
+    async fn on_batch(&self, conn: &ConnInfo, frame: &[u8], response: &mut Vec<u8>) -> Reply {
+        let env = Envelope::of(frame);
+        let answer = self.ack_mode != AckMode::Never;
+        if answer {
+            self.shard.ack.borrow_mut().write_batch_open(response, &env);
+        }
+        let mut acks = 0;
+        for message in Batch::new(frame) {
+            let before = response.len();
+            self.on_message(conn, message, response).await;
+            if response.len() > before {
+                acks += 1;
+                if !response.ends_with(b"\r") && !response.ends_with(b"\n") {
+                    // A downstream reply relayed as it came may lack its last terminator.
+                    response.push(b'\r');
+                }
+            }
+        }
+        if !answer {
+            return Reply::Silent;
+        }
+        self.shard
+            .ack
+            .borrow()
+            .write_batch_close(response, &env, acks);
+        Reply::Respond
+    }
+
+    /// One message: steps 2 to 6 of the module header; its ACK (if any) is appended to
+    /// `response`.
+    async fn on_message(&self, conn: &ConnInfo, frame: &[u8], response: &mut Vec<u8>) -> Reply {
+        let shard = &self.shard;
         let msg = match Message::scan(frame) {
             Ok(msg) => msg,
             Err(e) => {
@@ -203,6 +255,16 @@ impl FrameHandler for TcpServiceHandler {
                 return Reply::Respond;
             }
         };
+        if let Err(e) = check_charset(&msg, self.charset_validation) {
+            let (location, text) = charset_error(&msg, &e);
+            let err = ErrDetail {
+                code: HL7_DATA_TYPE_ERROR,
+                severity: b'E',
+                location: Some(&location),
+                text: &text,
+            };
+            return self.nak(&msg, AckCode::AR, &err, response);
+        }
         let plan_item = shard.plan.item(self.item);
         let partition = crate::envelope::partition_hash(partition_key(&msg));
         let full = plan_item.targets.iter().find_map(|t| match t {
@@ -319,6 +381,37 @@ impl TcpServiceHandler {
             }
         }
     }
+}
+
+/// Checks `msg` against the character set its MSH-18 declares, as `mode` says.
+pub(crate) fn check_charset(msg: &Message<'_>, mode: CharsetValidation) -> Result<(), ScanError> {
+    match mode {
+        CharsetValidation::Declared => msg.validate_declared_text(),
+        CharsetValidation::Strict => msg.validate_text(),
+        CharsetValidation::Off => Ok(()),
+    }
+}
+
+/// ERR-2 (segment id and sequence) and the text for a message that failed
+/// [`check_charset`].
+pub(crate) fn charset_error(msg: &Message<'_>, e: &ScanError) -> (String, String) {
+    let at = match *e {
+        ScanError::InvalidUtf8 { segment, .. } | ScanError::NonAscii { segment, .. } => segment,
+        _ => 0,
+    };
+    let id = msg.segment(at).map(|s| s.id()).unwrap_or_default();
+    let sequence = msg.segments().take(at + 1).filter(|s| s.id() == id).count();
+    let id = String::from_utf8_lossy(id);
+    let declared = msg.character_set().unwrap_or_default();
+    let declared = if declared.is_empty() {
+        "nothing (read as UTF-8)".into()
+    } else {
+        String::from_utf8_lossy(declared)
+    };
+    (
+        format!("{id}^{sequence}"),
+        format!("{e}: the bytes do not hold the character set MSH-18 declares, {declared}"),
+    )
 }
 
 fn internal_error(text: &str) -> ErrDetail<'_> {
