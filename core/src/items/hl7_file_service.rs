@@ -206,7 +206,7 @@ async fn take_file(
             Err(e) => {
                 let c = &shard.counters(item).rejected;
                 c.set(c.get() + 1);
-                let what = format!("{} message {}: not HL7: {e}", file.display(), index + 1);
+                let what = format!("{} message {}: rejected: {e}", file.display(), index + 1);
                 if shard.plan.item(item).alert_on_error {
                     tracing::error!(target: "hie::alert", "ALERT {name}: {what}");
                 } else {
