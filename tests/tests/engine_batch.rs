@@ -295,3 +295,31 @@ fn batch_handling_whole_is_refused_by_check_and_by_run() {
         "hie run must refuse what hie check refuses: {status:?}"
     );
 }
+
+#[test]
+fn a_batch_over_the_message_limit_is_refused_whole_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, sink_port) = (free_port(), free_port());
+    let sink = TestSink::start(sink_port, Answer::Code("AA"));
+    let (hie, data) = start_hie(dir.path(), &production("Huge", port, sink_port, &[]));
+    // BATCH_MESSAGES_MAX (10 000) + 1 messages.
+    let mut batch = b"BHS|^~\\&|S|F|R|F|20260101||||HUGE1\r".to_vec();
+    for i in 0..10_001 {
+        batch.extend_from_slice(format!("MSH|^~\\&|S|F|R|F|1||ADT^A01|M{i}|P|2.5\r").as_bytes());
+    }
+    batch.extend_from_slice(b"BTS|10001\r");
+    let mut conn = MllpConn::connect(&format!("127.0.0.1:{port}")).unwrap();
+    let nak = conn.exchange(&batch).unwrap();
+    let m = Message::scan(&nak).expect("one NAK for the batch");
+    assert_eq!(m.ack_code(), Some(AckCode::AR));
+    assert_eq!(m.acked_control_id(), Some(&b"HUGE1"[..]));
+    assert!(String::from_utf8_lossy(&nak).contains("more than 10000 messages"));
+    // The connection still works, and nothing of the batch was stored.
+    let ack = conn.exchange(&adt("AFTER", "P1")).unwrap();
+    assert_eq!(Message::scan(&ack).unwrap().ack_code(), Some(AckCode::AA));
+    assert!(wait_until(Duration::from_secs(20), || sink.count() >= 1));
+    assert_eq!(sink.control_ids(), ["AFTER"], "{}", hie.log());
+    let status = common::status(&data);
+    assert_eq!(common::counter(&status, "In", "received"), 1);
+    assert_eq!(common::counter(&status, "In", "rejected"), 1);
+}

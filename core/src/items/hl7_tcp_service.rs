@@ -49,6 +49,10 @@ use crate::envelope::{AppReply, ItemId, MessageId};
 /// against the sender's next message is no longer certain, and the log says so.
 pub const ORDERED_ACK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Most messages one batch frame may hold: a larger batch is refused whole (`AR`, nothing
+/// stored), which bounds the reply (one ACK per message) and the time the sender waits.
+pub const BATCH_MESSAGES_MAX: usize = 10_000;
+
 /// HL7 table 0357 codes used in our NAKs.
 const HL7_SEGMENT_SEQUENCE_ERROR: u16 = 100;
 const HL7_DATA_TYPE_ERROR: u16 = 102;
@@ -200,6 +204,9 @@ impl TcpServiceHandler {
     /// A batch: each message handled as a frame of its own, the ACKs gathered in a batch.
     async fn on_batch(&self, conn: &ConnInfo, frame: &[u8], response: &mut Vec<u8>) -> Reply {
         let env = Envelope::of(frame);
+        if Batch::new(frame).nth(BATCH_MESSAGES_MAX).is_some() {
+            return self.refuse_batch(&env, response);
+        }
         let answer = self.ack_mode != AckMode::Never;
         if answer {
             self.shard.ack.borrow_mut().write_batch_open(response, &env);
@@ -223,6 +230,32 @@ impl TcpServiceHandler {
             .ack
             .borrow()
             .write_batch_close(response, &env, acks);
+        Reply::Respond
+    }
+
+    /// A batch of more than [`BATCH_MESSAGES_MAX`] messages: one NAK for the batch, whose
+    /// MSA-2 is the batch's control id (BHS-11, else FHS-11); nothing is stored.
+    fn refuse_batch(&self, env: &Envelope<'_>, response: &mut Vec<u8>) -> Reply {
+        bump_rejected(&self.shard, self.item);
+        let text = format!(
+            "batch of more than {BATCH_MESSAGES_MAX} messages refused; none of them was \
+             stored: send it in smaller batches"
+        );
+        tracing::warn!(item = %self.shard.plan.item(self.item).name, "NAK AR: {text}");
+        if self.ack_mode == AckMode::Never {
+            return Reply::Silent;
+        }
+        let err = ErrDetail {
+            code: HL7_SEGMENT_SEQUENCE_ERROR,
+            severity: b'E',
+            location: None,
+            text: &text,
+        };
+        let id = batch_control_id(env);
+        self.shard
+            .ack
+            .borrow_mut()
+            .write_nak_unscanned(response, id, AckCode::AR, Some(&err));
         Reply::Respond
     }
 
@@ -423,6 +456,16 @@ fn internal_error(text: &str) -> ErrDetail<'_> {
     }
 }
 
+/// BHS-11 (else FHS-11), the batch control id, read naively with the header's own field
+/// separator.
+fn batch_control_id<'a>(env: &Envelope<'a>) -> &'a [u8] {
+    let header = env.bhs.or(env.fhs).unwrap_or_default();
+    let Some(&sep) = header.get(3) else {
+        return b"";
+    };
+    header.split(move |&b| b == sep).nth(10).unwrap_or_default()
+}
+
 /// MSH-10 read naively (10th `|`-separated field of the first line) from bytes that did
 /// not scan, so a NAK can still name the message when possible.
 fn best_effort_control_id(frame: &[u8]) -> &[u8] {
@@ -468,6 +511,15 @@ mod tests {
         assert_eq!(enhanced(&original, AckCode::AA), AckCode::AA);
         assert_eq!(enhanced(&enhanced_msg, AckCode::AA), AckCode::CA);
         assert_eq!(enhanced(&enhanced_msg, AckCode::AE), AckCode::CE);
+    }
+
+    #[test]
+    fn batch_control_id_is_bhs_11_else_fhs_11() {
+        let both = Envelope::of(b"FHS|^~\\&|A||||||||F1\rBHS|^~\\&|A||||||||B1\rMSH|^~\\&|\r");
+        assert_eq!(batch_control_id(&both), b"B1");
+        let fhs = Envelope::of(b"FHS|^~\\&|A||||||||F1\rMSH|^~\\&|\r");
+        assert_eq!(batch_control_id(&fhs), b"F1");
+        assert_eq!(batch_control_id(&Envelope::of(b"BHS\r")), b"");
     }
 
     #[test]
