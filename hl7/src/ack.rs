@@ -7,6 +7,17 @@
 //! [ERR||<location>|<code>^<text>^HL70357|<severity> CR]
 //! ```
 //!
+//! A batch (`FHS`/`BHS` … `BTS`/`FTS`) is answered with a batch holding one ACK per
+//! message, as IRIS answers one by default (its `NoBatchReply` off):
+//!
+//! ```text
+//! [FHS|^~\&|<in FHS-5>|<in FHS-6>|<in FHS-3>|<in FHS-4>|<now>||||<fresh id>|<in FHS-11> CR]
+//! [BHS|… the same from the BHS …|<in BHS-11> CR]
+//! MSH … MSA … (one ACK per message, as above)
+//! [BTS|<number of ACKs> CR]
+//! [FTS|<number of batches: 1 with a BHS, else 0> CR]
+//! ```
+//!
 //! The field separator and encoding characters (4 or 5) are those of the inbound message,
 //! and so are the version, processing id and character set; sending and receiving
 //! application/facility are swapped. When the inbound MSH-5/MSH-6 are empty, the builder's
@@ -16,8 +27,9 @@
 //! error detail is escaped. No allocation per ACK: control ids come from a counter and the
 //! timestamp is formatted at most once a second.
 
+use crate::batch::Envelope;
 use crate::escape::encode;
-use crate::scan::{Delimiters, Message, narrow};
+use crate::scan::{Delimiters, Message, narrow, nth};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// An acknowledgment code (MSA-1).
@@ -223,6 +235,69 @@ impl AckBuilder {
         write_msa_err(out, &d, code, Msa2::Text(control_id), err);
     }
 
+    /// Appends the headers of a reply to a batch with headers `env`: an `FHS` when the
+    /// batch had one, a `BHS` when it had one (see the module header). Each message's ACK
+    /// follows, then [`AckBuilder::write_batch_close`].
+    pub fn write_batch_open(&mut self, out: &mut Vec<u8>, env: &Envelope<'_>) {
+        for (id, header) in [(b"FHS", env.fhs), (b"BHS", env.bhs)] {
+            if let Some(header) = header {
+                self.write_batch_header(out, id, header);
+            }
+        }
+    }
+
+    /// Appends the trailers of a batch reply opened with [`AckBuilder::write_batch_open`]:
+    /// `BTS` with the number of ACKs written, `FTS` with the number of batches (0 or 1).
+    pub fn write_batch_close(&self, out: &mut Vec<u8>, env: &Envelope<'_>, acks: usize) {
+        if env.bhs.is_some() {
+            out.extend_from_slice(b"BTS|");
+            push_decimal(out, acks as u64);
+            out.push(b'\r');
+        }
+        if env.fhs.is_some() {
+            out.extend_from_slice(if env.bhs.is_some() {
+                b"FTS|1\r"
+            } else {
+                b"FTS|0\r"
+            });
+        }
+    }
+
+    /// `FHS`/`BHS` answering `header` (its id, delimiters, swapped applications and
+    /// facilities, and its control id (field 11) as the reference in field 12).
+    fn write_batch_header(&mut self, out: &mut Vec<u8>, id: &[u8; 3], header: &[u8]) {
+        let d = Delimiters::of_header(header).unwrap_or(Delimiters::STANDARD);
+        let f = d.field;
+        let get = |n: u32| nth(header, d.field, n).unwrap_or_default();
+        out.extend_from_slice(id);
+        d.write_separators(out);
+        let application = if get(5).is_empty() {
+            &self.application[..]
+        } else {
+            get(5)
+        };
+        let facility = if get(6).is_empty() {
+            &self.facility[..]
+        } else {
+            get(6)
+        };
+        for value in [application, facility, get(3), get(4)] {
+            field(out, f, value);
+        }
+        let secs = now_secs();
+        if secs != self.ts_secs {
+            self.ts = format_utc(secs);
+            self.ts_secs = secs;
+        }
+        field(out, f, &self.ts);
+        out.extend_from_slice(&[f; 4]);
+        self.counter += 1;
+        out.extend_from_slice(&self.prefix);
+        push_decimal(out, self.counter);
+        field(out, f, get(11));
+        out.push(b'\r');
+    }
+
     /// `|MSH-7||MSH-9|MSH-10`
     fn write_time_and_id(&mut self, out: &mut Vec<u8>, f: u8, c: u8, trigger: Option<&[u8]>) {
         let secs = now_secs();
@@ -369,6 +444,43 @@ fn format_utc(secs: u64) -> [u8; 14] {
 mod tests {
     use super::*;
     use crate::Path;
+
+    #[test]
+    fn a_batch_reply_mirrors_the_headers_and_counts_its_acks() {
+        let batch =
+            b"FHS|^~\\&|LAB|HOSP|HIE|TRUST|20240101||||F7\rBHS|^~\\&|LAB|HOSP|||20240101||||B9\r\
+MSH|^~\\&|LAB|HOSP|HIE|TRUST|1||ADT^A01|M1|P|2.5\rBTS|1\rFTS|1\r";
+        let env = Envelope::of(batch);
+        let mut b = AckBuilder::new().with_identity(b"HIE", b"HERE");
+        let mut out = Vec::new();
+        b.write_batch_open(&mut out, &env);
+        let msg = Message::scan(crate::Batch::new(batch).next().unwrap()).unwrap();
+        b.write_ack(&mut out, &msg, AckCode::AA, None);
+        b.write_batch_close(&mut out, &env, 1);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.split('\r').collect();
+        assert!(
+            lines[0].starts_with("FHS|^~\\&|HIE|TRUST|LAB|HOSP|"),
+            "{text}"
+        );
+        assert!(lines[0].ends_with("|F7"), "{text}");
+        assert!(
+            lines[1].starts_with("BHS|^~\\&|HIE|HERE|LAB|HOSP|"),
+            "{text}"
+        );
+        assert!(lines[1].ends_with("|B9"), "{text}");
+        assert!(lines[2].starts_with("MSH|"));
+        assert_eq!(lines[3], "MSA|AA|M1");
+        assert_eq!(&lines[4..], ["BTS|1", "FTS|1", ""]);
+        let fields: Vec<&str> = lines[0].split('|').collect();
+        assert_eq!(fields.len(), 12, "FHS-12 is the last field: {text}");
+        let acks: Vec<&[u8]> = crate::Batch::new(text.as_bytes()).collect();
+        assert_eq!(acks.len(), 1);
+        assert_eq!(
+            Message::scan(acks[0]).unwrap().acked_control_id(),
+            Some(&b"M1"[..])
+        );
+    }
 
     const IN: &[u8] =
         b"MSH|^~\\&|LAB|HOSP|HIE|TRUST|20240101120000||ORU^R01^ORU_R01|MSG42|P|2.5.1\rPID|1||123\r";

@@ -12,7 +12,8 @@
 //! iterator never fails: each slice it yields begins with `MSH`, and [`crate::Message::scan`]
 //! says whether it is a well-formed message. One `memchr2` per line; no allocation.
 
-/// An iterator over the messages in a file, as slices of its bytes.
+/// An iterator over the messages in a file, as slices of its bytes. A batch's headers
+/// are [`Envelope::of`] the same bytes.
 #[derive(Debug, Clone)]
 pub struct Batch<'a> {
     bytes: &'a [u8],
@@ -40,6 +41,41 @@ impl<'a> Batch<'a> {
         start.is_some_and(|s| {
             starts_segment(&bytes[s..], b"FHS") || starts_segment(&bytes[s..], b"BHS")
         })
+    }
+}
+
+/// The headers of a batch, as a reply to it needs them: its first `FHS` and its first
+/// `BHS` line (terminator excluded), each found before the first message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    /// The file header, if the batch has one.
+    pub fhs: Option<&'a [u8]>,
+    /// The (first) batch header, if the batch has one.
+    pub bhs: Option<&'a [u8]>,
+}
+
+impl<'a> Envelope<'a> {
+    /// The headers of `bytes`, read line by line up to the first `MSH`.
+    pub fn of(bytes: &'a [u8]) -> Envelope<'a> {
+        let mut env = Envelope::default();
+        for line in bytes.split(|&b| b == b'\r' || b == b'\n') {
+            let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+            if starts_segment(line, b"MSH") {
+                break;
+            }
+            if env.fhs.is_none() && starts_segment(line, b"FHS") && line.len() > 3 {
+                env.fhs = Some(line);
+            }
+            if env.bhs.is_none() && starts_segment(line, b"BHS") && line.len() > 3 {
+                env.bhs = Some(line);
+            }
+        }
+        env
+    }
+
+    /// True when there is neither an `FHS` nor a `BHS`.
+    pub fn is_empty(&self) -> bool {
+        self.fhs.is_none() && self.bhs.is_none()
     }
 }
 
@@ -113,6 +149,18 @@ mod tests {
             [&b"MSH|^~\\&|1\r\nPID|1\r\n"[..], b"MSH|^~\\&|2\nPID|2"]
         );
         assert!(!Batch::has_envelope(file));
+    }
+
+    #[test]
+    fn the_envelope_is_the_first_fhs_and_bhs_before_the_first_message() {
+        let file =
+            b"\xEF\xBB\xBFFHS|^~\\&|F\r\nBHS|^~\\&|B1\rMSH|^~\\&|1\rBTS|1\rBHS|^~\\&|B2\rFTS|2\r";
+        let env = Envelope::of(file);
+        assert_eq!(env.fhs, Some(&b"FHS|^~\\&|F"[..]));
+        assert_eq!(env.bhs, Some(&b"BHS|^~\\&|B1"[..]));
+        assert!(Envelope::of(b"MSH|^~\\&|1\rBHS|^~\\&|x\r").is_empty());
+        let bhs_only = Envelope::of(b"BHS|^~\\&|B\rMSH|^~\\&|1\r");
+        assert_eq!((bhs_only.fhs, bhs_only.bhs.is_some()), (None, true));
     }
 
     #[test]

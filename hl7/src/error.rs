@@ -22,7 +22,7 @@ pub enum ScanError {
         /// Offset of the first byte of the first segment.
         offset: usize,
     },
-    /// MSH is shorter than `MSH` + field separator + 4 encoding characters.
+    /// MSH is shorter than `MSH` + field separator + 3 encoding characters.
     #[error("MSH segment too short for the delimiters (byte offset {offset})")]
     TruncatedMsh {
         /// Offset where the delimiters should be.
@@ -36,16 +36,37 @@ pub enum ScanError {
         /// Its offset.
         offset: usize,
     },
-    /// MSH-2 does not have 4 or 5 encoding characters.
-    #[error("MSH-2 has {len} encoding characters at byte offset {offset}; 4 or 5 expected")]
+    /// MSH-2 does not give 3 to 5 distinct encoding characters (or is longer than
+    /// [`crate::scan::ENCODING_CHARACTERS_WRITTEN_MAX`]).
+    #[error(
+        "MSH-2 at byte offset {offset} is {len} characters long; 3 to 5 distinct encoding \
+         characters expected"
+    )]
     BadEncodingCharacters {
         /// Offset of MSH-2.
         offset: usize,
         /// How many characters were found before the next field separator.
         len: usize,
     },
-    /// Two delimiters are the same byte, or a delimiter is a letter, digit, CR or LF.
-    #[error("delimiter {byte:#04x} at byte offset {offset} is repeated or unusable")]
+    /// MSH-2 leaves a delimiter out (3 characters, or a repeated one) and the default
+    /// for it is already one of the message's delimiters.
+    #[error(
+        "MSH-2 at byte offset {offset} does not give the {role}, and its default {:?} is \
+         already a delimiter of the message",
+        char::from(*byte)
+    )]
+    DefaultDelimiterTaken {
+        /// Which delimiter is missing, e.g. "sub-component separator".
+        role: &'static str,
+        /// The default that could not be used.
+        byte: u8,
+        /// Offset of MSH-2.
+        offset: usize,
+    },
+    /// A delimiter is a letter, digit, CR or LF.
+    #[error(
+        "delimiter {byte:#04x} at byte offset {offset} is unusable (a letter, digit, CR or LF)"
+    )]
     BadDelimiter {
         /// The offending byte.
         byte: u8,

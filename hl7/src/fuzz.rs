@@ -6,7 +6,7 @@
 //! input): a writer with no edits reproduces its input; a detached index re-attaches to
 //! its bytes; every ACK written for a scanned message scans back with the same MSA-2.
 
-use crate::{AckBuilder, AckCode, Batch, Message, MessageWriter, Path, decode};
+use crate::{AckBuilder, AckCode, Batch, Envelope, Message, MessageWriter, Path, decode};
 
 const PATHS: [&str; 10] = [
     "MSH-9",
@@ -31,6 +31,16 @@ pub fn scan_lookup_decode(data: &[u8]) {
         let Ok(m) = Message::scan(msg) else { continue };
         exercise(&m, &paths);
     }
+    let env = Envelope::of(data);
+    let mut reply = Vec::new();
+    let mut acks = AckBuilder::new();
+    acks.write_batch_open(&mut reply, &env);
+    acks.write_batch_close(&mut reply, &env, 0);
+    assert_eq!(
+        Batch::new(&reply).count(),
+        0,
+        "an empty batch reply holds no message"
+    );
 }
 
 fn exercise(m: &Message<'_>, paths: &[Path]) {
@@ -44,7 +54,7 @@ fn exercise(m: &Message<'_>, paths: &[Path]) {
     for seg in m.segments() {
         let _ = (seg.id(), seg.field_count(), seg.field(3));
     }
-    let _ = m.validate_text();
+    let _ = (m.validate_text(), m.validate_declared_text());
     let _ = (
         m.message_type(),
         m.trigger_event(),

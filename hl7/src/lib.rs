@@ -21,7 +21,7 @@ mod swar;
 pub mod writer;
 
 pub use ack::{AckBuilder, AckCode, ErrDetail};
-pub use batch::Batch;
+pub use batch::{Batch, Envelope};
 pub use error::{PathError, ScanError};
 pub use escape::{decode, encode};
 pub use path::Path;

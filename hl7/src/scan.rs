@@ -6,13 +6,24 @@
 //! What the scanner accepts:
 //!
 //! ```text
-//! [EF BB BF] [CR|LF]*  "MSH" F E1 E2 E3 E4 [E5] ( F ... )  term  SEG ... term  ...  [term]
+//! [EF BB BF] [CR|LF]*  "MSH" F E1 E2 E3 [E4] [E5] ( F ... )  term  SEG ... term  ...  [term]
 //!   BOM      blank     F  = field separator (MSH-1), any byte but a letter, digit, CR, LF
 //!            lines     E1..E4 = component, repetition, escape, sub-component (MSH-2)
 //!                      E5 = truncation character (HL7 2.7), optional
 //!                      term = CR, LF or CRLF; blank lines are skipped; the last
 //!                      segment may lack its terminator
 //! ```
+//!
+//! MSH-2 is read as most HL7 libraries read it, not only as the standard writes it:
+//! - a character doubled in place (`^~\\&`, a common escaping slip) is read once;
+//! - a character that repeats an earlier delimiter (`^~^&`) leaves its role not given;
+//! - a role not given, or past the end of a 3-character MSH-2 (`^~\`), takes its default
+//!   (`^`, `~`, `\`, `&`) unless that byte is already a delimiter of the message, which is
+//!   [`ScanError::DefaultDelimiterTaken`]; the truncation character has no default.
+//!
+//! So the delimiters of a scanned message are always distinct, usable bytes. MSH-2 is kept
+//! as written in the message ([`Message::encoding_characters`]); an ACK writes the
+//! delimiters read ([`Delimiters::write_separators`]).
 //!
 //! Invariants of a [`ScanIndex`] (checked again by [`Message::from_index`]):
 //! - segment spans are non-empty, in order, do not overlap, contain no CR or LF, and lie
@@ -105,8 +116,15 @@ impl Delimiters {
             || Some(b) == self.truncation
     }
 
-    /// Reads MSH-1/MSH-2 from a segment starting with `MSH`; `base` is the segment's
-    /// offset in the message, for error positions.
+    /// The delimiters a header segment (`MSH`, `FHS` or `BHS`, terminator excluded)
+    /// declares in its fields 1 and 2, read as the scanner reads an MSH.
+    pub fn of_header(segment: &[u8]) -> Result<Delimiters, ScanError> {
+        Delimiters::from_msh(segment, 0)
+    }
+
+    /// Reads MSH-1/MSH-2 from a segment starting with `MSH` (or `FHS`/`BHS`); `base` is
+    /// the segment's offset in the message, for error positions. MSH-2 is read leniently,
+    /// as most HL7 libraries read it (see the module header).
     fn from_msh(msh: &[u8], base: usize) -> Result<Delimiters, ScanError> {
         let field = *msh
             .get(3)
@@ -120,43 +138,93 @@ impl Delimiters {
         let enc = &msh[4..];
         let len = enc
             .iter()
-            .take(6)
+            .take(ENCODING_CHARACTERS_WRITTEN_MAX)
             .position(|&b| b == field)
-            .unwrap_or(enc.len().min(6));
-        if len < 4 {
-            return Err(if enc.len() < 4 {
-                ScanError::TruncatedMsh { offset: base + 4 }
-            } else {
-                ScanError::BadEncodingCharacters {
-                    offset: base + 4,
-                    len,
+            .unwrap_or(enc.len().min(ENCODING_CHARACTERS_WRITTEN_MAX));
+        if len < 3 && enc.len() < 3 {
+            return Err(ScanError::TruncatedMsh { offset: base + 4 });
+        }
+        let given = encoding_roles(field, &enc[..len], base + 4)?;
+        let mut roles = [0u8; 4];
+        for r in 0..4 {
+            roles[r] = match given[r] {
+                Some(b) => b,
+                None => {
+                    let default = DEFAULT_ENCODING[r];
+                    let taken = default == field
+                        || given.contains(&Some(default))
+                        || roles[..r].contains(&default);
+                    if taken {
+                        return Err(ScanError::DefaultDelimiterTaken {
+                            role: ROLE_NAMES[r],
+                            byte: default,
+                            offset: base + 4,
+                        });
+                    }
+                    default
                 }
-            });
-        }
-        if len > 5 {
-            return Err(ScanError::BadEncodingCharacters {
-                offset: base + 4,
-                len,
-            });
-        }
-        for (i, &b) in enc[..len].iter().enumerate() {
-            let repeated = enc[..i].contains(&b);
-            if !usable_delimiter(b) || repeated {
-                return Err(ScanError::BadDelimiter {
-                    byte: b,
-                    offset: base + 4 + i,
-                });
-            }
+            };
         }
         Ok(Delimiters {
             field,
-            component: enc[0],
-            repetition: enc[1],
-            escape: enc[2],
-            subcomponent: enc[3],
-            truncation: (len == 5).then(|| enc[4]),
+            component: roles[0],
+            repetition: roles[1],
+            escape: roles[2],
+            subcomponent: roles[3],
+            truncation: given[4],
         })
     }
+}
+
+/// Most characters MSH-2 may hold as written, a doubled character included (`^~\\&#`).
+pub const ENCODING_CHARACTERS_WRITTEN_MAX: usize = 6;
+
+/// The component, repetition, escape and sub-component separators a role not given in
+/// MSH-2 takes.
+const DEFAULT_ENCODING: [u8; 4] = [b'^', b'~', b'\\', b'&'];
+const ROLE_NAMES: [&str; 4] = [
+    "component separator",
+    "repetition separator",
+    "escape character",
+    "sub-component separator",
+];
+
+/// The byte MSH-2 gives each role (component, repetition, escape, sub-component,
+/// truncation), in order: a character doubled in place is read once; a character that
+/// repeats an earlier delimiter leaves its role not given (`None`), as does a role past
+/// the end of MSH-2. At least 3 and at most 5 roles must be written.
+fn encoding_roles(field: u8, enc: &[u8], offset: usize) -> Result<[Option<u8>; 5], ScanError> {
+    let mut given = [None; 5];
+    let mut roles = 0;
+    let mut prev = None;
+    for (i, &b) in enc.iter().enumerate() {
+        if !usable_delimiter(b) {
+            return Err(ScanError::BadDelimiter {
+                byte: b,
+                offset: offset + i,
+            });
+        }
+        if prev == Some(b) {
+            continue;
+        }
+        prev = Some(b);
+        if roles == given.len() {
+            return Err(ScanError::BadEncodingCharacters {
+                offset,
+                len: enc.len(),
+            });
+        }
+        let repeated = b == field || given[..roles].contains(&Some(b));
+        given[roles] = (!repeated).then_some(b);
+        roles += 1;
+    }
+    if roles < 3 {
+        return Err(ScanError::BadEncodingCharacters {
+            offset,
+            len: enc.len(),
+        });
+    }
+    Ok(given)
 }
 
 fn usable_delimiter(b: u8) -> bool {
@@ -479,6 +547,16 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// Checks the text only where MSH-18 declares it: as [`Message::validate_text`] when
+    /// MSH-18 names ASCII or UTF-8, and not at all when MSH-18 is empty (no declaration; a
+    /// Latin-1 feed without MSH-18 passes) or names another set.
+    pub fn validate_declared_text(&self) -> Result<(), ScanError> {
+        if self.charset() == Charset::Unspecified {
+            return Ok(());
+        }
+        self.validate_text()
+    }
+
     /// Checks the text against MSH-18: UTF-8 (with `simdutf8`) when MSH-18 says UTF-8 or
     /// is empty, 7-bit when it says ASCII; other character sets are not checked. The error
     /// carries the byte offset of the first bad byte and its segment.
@@ -796,15 +874,100 @@ EVN|A01|20240101\rPID|1||123^^^H^MR~456^^^S^SS||DOE^JOHN^Q\rPV1|1|I\r";
             Err(ScanError::BadEncodingCharacters { offset: 4, len: 2 })
         );
         assert_eq!(
-            Message::scan(b"MSH|^~^&|"),
+            Message::scan(b"MSH|^~&|"),
+            Err(ScanError::DefaultDelimiterTaken {
+                role: "sub-component separator",
+                byte: b'&',
+                offset: 4
+            })
+        );
+        assert_eq!(
+            Message::scan(b"MSH|^\\^|"),
+            Err(ScanError::DefaultDelimiterTaken {
+                role: "escape character",
+                byte: b'\\',
+                offset: 4
+            })
+        );
+        assert_eq!(
+            Message::scan(b"MSH|^^^^|"),
+            Err(ScanError::BadEncodingCharacters { offset: 4, len: 4 })
+        );
+        assert_eq!(
+            Message::scan(b"MSH|^~x&|"),
             Err(ScanError::BadDelimiter {
-                byte: b'^',
+                byte: b'x',
                 offset: 6
             })
         );
         assert_eq!(
             Message::scan(b"MSH|^~\\&#!|"),
             Err(ScanError::BadEncodingCharacters { offset: 4, len: 6 })
+        );
+    }
+
+    #[test]
+    fn three_encoding_characters_take_the_default_sub_component_separator() {
+        let m = Message::scan(
+            b"MSH|^~\\|A|B
+PID|1||12&34^X
+",
+        )
+        .unwrap();
+        assert_eq!(*m.delimiters(), Delimiters::STANDARD);
+        assert_eq!(m.encoding_characters(), b"^~\\");
+        assert_eq!(m.sending_application(), Some(&b"A"[..]));
+        assert_eq!(m.get(&Path::parse("PID-3.1.2").unwrap()), Some(&b"34"[..]));
+        let mut ack = Vec::new();
+        m.delimiters().write_separators(&mut ack);
+        assert_eq!(ack, b"|^~\\&");
+    }
+
+    #[test]
+    fn repeated_encoding_characters_are_read_as_libraries_read_them() {
+        // Doubled in place: read once.
+        let m = Message::scan(
+            b"MSH|^~\\\\&|A
+",
+        )
+        .unwrap();
+        assert_eq!(*m.delimiters(), Delimiters::STANDARD);
+        assert_eq!(m.sending_application(), Some(&b"A"[..]));
+        let m = Message::scan(
+            b"MSH|^~\\&&#|A
+",
+        )
+        .unwrap();
+        assert_eq!(m.delimiters().truncation, Some(b'#'));
+        // Repeating an earlier delimiter: that role takes its default.
+        let m = Message::scan(
+            b"MSH|^~^&|A
+",
+        )
+        .unwrap();
+        assert_eq!(*m.delimiters(), Delimiters::STANDARD);
+        let m = Message::scan(
+            b"MSH|^~\\&^|A
+",
+        )
+        .unwrap();
+        assert_eq!(m.delimiters().truncation, None);
+        assert_eq!(m.sending_application(), Some(&b"A"[..]));
+    }
+
+    #[test]
+    fn declared_text_is_checked_only_where_msh_18_declares_it() {
+        let m = Message::scan(b"MSH|^~\\&|A\rPID|1||J\xFFr\r").unwrap();
+        assert_eq!(m.validate_declared_text(), Ok(()));
+        assert!(m.validate_text().is_err());
+        let m =
+            Message::scan(b"MSH|^~\\&||||||||||||||||UNICODE UTF-8\rPID|\xC3\xA9\xFF\r").unwrap();
+        assert_eq!(
+            m.validate_declared_text(),
+            Err(ScanError::InvalidUtf8 {
+                offset: 44,
+                segment: 1
+            })
         );
     }
 

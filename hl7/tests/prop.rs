@@ -1,8 +1,12 @@
 //! Property tests: scanning never panics (arbitrary bytes, mutated corpus messages); a
 //! writer with no edits is byte-identical; set-then-get returns the value and leaves every
-//! other segment alone; `decode(encode(x)) == x`.
+//! other segment alone; `decode(encode(x)) == x`; a lenient MSH-2 (3 characters, a doubled
+//! or repeated character) reads as its standard form and always yields distinct, usable
+//! delimiters; splitting a batch and re-joining it loses no message byte.
 
-use hie_hl7::{Delimiters, Message, MessageWriter, Path, decode, encode};
+use hie_hl7::{
+    AckBuilder, AckCode, Batch, Delimiters, Envelope, Message, MessageWriter, Path, decode, encode,
+};
 use proptest::prelude::*;
 use std::path::PathBuf;
 
@@ -186,5 +190,118 @@ proptest! {
         let mut back = Vec::new();
         decode(&raw, &d, &mut back);
         prop_assert_eq!(back, text);
+    }
+
+    #[test]
+    fn three_character_msh_2_reads_as_the_four_character_form(s in shape()) {
+        let mut s = s;
+        let d = &mut s.d;
+        prop_assume!(![d.field, d.component, d.repetition, d.escape].contains(&b'&'));
+        d.subcomponent = b'&';
+        d.truncation = None;
+        let four = render(&s);
+        let mut three = four.clone();
+        let msh2 = if s.bom { 3 } else { 0 } + 4;
+        three.remove(msh2 + 3);
+        let (a, b) = (Message::scan(&four).unwrap(), Message::scan(&three).unwrap());
+        prop_assert_eq!(a.delimiters(), b.delimiters());
+        prop_assert_eq!(a.segment_count(), b.segment_count());
+        for (x, y) in a.segments().zip(b.segments()).skip(1) {
+            prop_assert_eq!(x.as_bytes(), y.as_bytes());
+            let (fx, fy): ([&[u8]; 12], [&[u8]; 12]) = (x.fields_array(), y.fields_array());
+            prop_assert_eq!(fx, fy);
+        }
+    }
+
+    #[test]
+    fn a_doubled_msh_2_character_is_read_once(s in shape(), which in any::<prop::sample::Index>()) {
+        let bytes = render(&s);
+        let msh2 = if s.bom { 3 } else { 0 } + 4;
+        let len = if s.d.truncation.is_some() { 5 } else { 4 };
+        let at = msh2 + which.index(len);
+        let mut doubled = bytes.clone();
+        doubled.insert(at, bytes[at]);
+        let (a, b) = (Message::scan(&bytes).unwrap(), Message::scan(&doubled).unwrap());
+        prop_assert_eq!(a.delimiters(), b.delimiters());
+        for (x, y) in a.segments().zip(b.segments()).skip(1) {
+            prop_assert_eq!(x.as_bytes(), y.as_bytes());
+        }
+    }
+
+    #[test]
+    fn any_msh_2_that_scans_yields_distinct_usable_delimiters(
+        enc in prop::collection::vec(prop::sample::select(b"|^~\\&#$!a9 \r".to_vec()), 0..9),
+    ) {
+        let mut bytes = b"MSH|".to_vec();
+        bytes.extend_from_slice(&enc);
+        bytes.extend_from_slice(b"|A|B\rPID|1|x^y~z&w\r");
+        hie_hl7::fuzz::scan_lookup_decode(&bytes);
+        if let Ok(m) = Message::scan(&bytes) {
+            let d = m.delimiters();
+            let mut all = vec![d.field, d.component, d.repetition, d.escape, d.subcomponent];
+            all.extend(d.truncation);
+            for (i, b) in all.iter().enumerate() {
+                prop_assert!(!b.is_ascii_alphanumeric() && *b != b'\r' && *b != b'\n');
+                prop_assert!(!all[..i].contains(b), "{:?} repeats a delimiter", *b as char);
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_splits_into_its_messages_and_is_answered_one_ack_each(
+        members in prop::collection::vec(shape(), 0..6),
+        fhs in any::<bool>(),
+        bhs in any::<bool>(),
+        term in 0..TERMS.len(),
+    ) {
+        let t = TERMS[term];
+        let mut batch = Vec::new();
+        if fhs {
+            batch.extend_from_slice(b"FHS|^~\\&|A|B|C|D|20260101||||F1");
+            batch.extend_from_slice(t);
+        }
+        if bhs {
+            batch.extend_from_slice(b"BHS|^~\\&|A|B|C|D|20260101||||B1");
+            batch.extend_from_slice(t);
+        }
+        let mut expected = Vec::new();
+        for m in &members {
+            let mut m = m.clone();
+            m.bom = false;
+            m.final_term = true;
+            let bytes = render(&m);
+            batch.extend_from_slice(&bytes);
+            expected.push(bytes);
+        }
+        if bhs {
+            batch.extend_from_slice(format!("BTS|{}", members.len()).as_bytes());
+            batch.extend_from_slice(t);
+        }
+        if fhs {
+            batch.extend_from_slice(b"FTS|1");
+        }
+        let split: Vec<&[u8]> = Batch::new(&batch).collect();
+        prop_assert_eq!(split.len(), expected.len());
+        for (got, want) in split.iter().zip(&expected) {
+            prop_assert_eq!(*got, &want[..]);
+        }
+        let env = Envelope::of(&batch);
+        prop_assert_eq!((env.fhs.is_some(), env.bhs.is_some()), (fhs, bhs));
+        prop_assert_eq!(Batch::has_envelope(&batch), fhs || bhs);
+
+        let mut acks = AckBuilder::new();
+        let mut reply = Vec::new();
+        acks.write_batch_open(&mut reply, &env);
+        for raw in &split {
+            acks.write_ack(&mut reply, &Message::scan(raw).unwrap(), AckCode::AA, None);
+        }
+        acks.write_batch_close(&mut reply, &env, split.len());
+        let answered: Vec<&[u8]> = Batch::new(&reply).collect();
+        prop_assert_eq!(answered.len(), split.len());
+        for a in answered {
+            prop_assert_eq!(Message::scan(a).unwrap().ack_code(), Some(AckCode::AA));
+        }
+        prop_assert_eq!(Envelope::of(&reply).fhs.is_some(), fhs);
+        prop_assert_eq!(Envelope::of(&reply).bhs.is_some(), bhs);
     }
 }

@@ -191,3 +191,38 @@ fn filename_tokens_name_the_output_files() {
     }
     assert!(all == msgs.concat(), "every message once, in time order");
 }
+
+#[test]
+fn a_file_message_that_breaks_its_declared_charset_is_rejected_and_the_rest_delivered() {
+    let d = dirs();
+    let production = head("FilesCharset", 1)
+        + &file_service("FilesIn", &d.input, "*.hl7", Some(&d.archive))
+        + &router("Router", "FileOut", &[])
+        + &file_operation("FileOut", &d.out, "%f_%+(0)");
+    let (hie, data) = common::start_hie(&d.root, &production);
+    let bad = b"MSH|^~\\&|S|F|R|F|20260101||ADT^A01|BAD1|P|2.5||||||UNICODE UTF-8\r\
+PID|1||P2||J\xC3\xA9r\xFFme\r";
+    let three = b"MSH|^~\\|S|F|R|F|20260101||ADT^A01|THREE|P|2.3\rPID|1||P3\r";
+    let mut file = b"FHS|^~\\&|S\rBHS|^~\\&|S\r".to_vec();
+    file.extend_from_slice(&adt("GOOD1", "P1"));
+    file.extend_from_slice(bad);
+    file.extend_from_slice(three);
+    file.extend_from_slice(b"BTS|3\rFTS|1\r");
+    drop_file(&d.input, "mixed.hl7", &file);
+    let status = wait_status(&hie, &data, Duration::from_secs(20), "two written", |s| {
+        counter(s, "FileOut", "completed") == 2 && names(&d.archive) == ["mixed.hl7"]
+    });
+    assert_eq!(counter(&status, "FilesIn", "rejected"), 1);
+    assert_eq!(counter(&status, "FilesIn", "received"), 2);
+    let written: Vec<Vec<u8>> = names(&d.out)
+        .iter()
+        .map(|n| std::fs::read(d.out.join(n)).unwrap())
+        .collect();
+    assert!(written.contains(&adt("GOOD1", "P1")), "{:?}", names(&d.out));
+    assert!(written.contains(&three.to_vec()), "{:?}", names(&d.out));
+    assert!(
+        hie.log().contains("invalid UTF-8 at byte offset"),
+        "the log names the offset: {}",
+        hie.log()
+    );
+}

@@ -389,6 +389,7 @@ pub const HIE_EXTENSIONS: &[&str] = &[
     "QueueOrder",
     "PriorityMessageTypes",
     "TargetConfigNames (routers)",
+    "CharsetValidation",
 ];
 
 /// Restart policies, as written in the `RestartPolicy` setting.
@@ -644,12 +645,21 @@ pub const HL7_SERVICE_HOST: &[SettingSpec] = &[
     ),
     no("AddNackERR", H, BOOL, "0", "add an ERR segment to NAKs"),
     no("NackErrorCode", H, TEXT, "207", "ERR code in NAKs"),
-    no(
+    s(
         "BatchHandling",
         H,
         ValueType::OneOf(&["1Session", "Whole", "Indiv", "Batch"]),
         "1Session",
-        "HL7 batch handling",
+        "FHS/BHS batches: 1Session, Batch and Indiv store and route each message alone \
+         (over TCP, answered by a batch of ACKs); Whole is refused",
+    ),
+    s(
+        "CharsetValidation",
+        H,
+        ValueType::OneOf(&["Declared", "Strict", "Off"]),
+        "Declared",
+        "hie: messages whose bytes break the MSH-18 character set get AR (Declared: when \
+         MSH-18 names ASCII or UTF-8; Strict: an empty MSH-18 means UTF-8; Off)",
     ),
     no(
         "DefCharEncoding",

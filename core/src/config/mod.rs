@@ -31,10 +31,10 @@ pub use model::{
     SourceLocation, WalSync,
 };
 pub use settings::{
-    AckMode, CommonSettings, EmailAlertSettings, Framing, Hl7FileOperationSettings,
-    Hl7FileServiceSettings, Hl7TcpOperationSettings, Hl7TcpServiceSettings, ItemSettings,
-    OverflowStrategy, ReplyCodeActions, RestartPolicy, RestartWhen, RouterSettings, StayConnected,
-    Timeout,
+    AckMode, BatchHandling, CharsetValidation, CommonSettings, EmailAlertSettings, Framing,
+    Hl7FileOperationSettings, Hl7FileServiceSettings, Hl7TcpOperationSettings,
+    Hl7TcpServiceSettings, ItemSettings, OverflowStrategy, ReplyCodeActions, RestartPolicy,
+    RestartWhen, RouterSettings, StayConnected, Timeout,
 };
 pub use validate::{Findings, Placement, placement};
 

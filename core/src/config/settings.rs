@@ -170,6 +170,33 @@ pub enum AckMode {
     Byte,
 }
 
+/// `BatchHandling` of an HL7 service: how the messages of a batch (`FHS`/`BHS` … `BTS`/`FTS`)
+/// are taken. hie has no sessions and no batch documents: every mode it runs stores and
+/// routes each message of the batch on its own, and answers the batch with a batch of one
+/// ACK per message. IRIS's `Whole` (the batch as one document) is refused as a config error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchHandling {
+    /// `1Session` (Single-Session Batch), IRIS's default.
+    SingleSession,
+    /// `Batch` (Multi-Session Batch).
+    MultiSession,
+    /// `Indiv` (Individual).
+    Individual,
+}
+
+/// hie `CharsetValidation`: which messages are checked against the character set MSH-18
+/// declares before they are stored (a message that fails gets `AR` and is not stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CharsetValidation {
+    /// `Declared` (default): when MSH-18 names ASCII or UTF-8; an empty MSH-18 is not
+    /// checked (IRIS reads it as `DefCharEncoding`, Latin-1 by default).
+    Declared,
+    /// `Strict`: as `Declared`, and an empty MSH-18 must be UTF-8.
+    Strict,
+    /// `Off`: no check.
+    Off,
+}
+
 /// A duration that may be "forever" (IRIS `-1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timeout {
@@ -291,6 +318,10 @@ pub struct Hl7TcpServiceSettings {
     pub local_facility_application: String,
     /// `MessageSchemaCategory`.
     pub message_schema_category: String,
+    /// `BatchHandling`, default `1Session`.
+    pub batch_handling: BatchHandling,
+    /// hie `CharsetValidation`, default `Declared`.
+    pub charset_validation: CharsetValidation,
 }
 
 /// `EnsLib.HL7.Service.FileService`.
@@ -314,6 +345,10 @@ pub struct Hl7FileServiceSettings {
     pub framing: Framing,
     /// `MessageSchemaCategory`.
     pub message_schema_category: String,
+    /// `BatchHandling`, default `1Session`.
+    pub batch_handling: BatchHandling,
+    /// hie `CharsetValidation`, default `Declared`.
+    pub charset_validation: CharsetValidation,
 }
 
 /// HL7 and generic routers.
@@ -725,6 +760,42 @@ impl Reader<'_> {
     }
 }
 
+impl Reader<'_> {
+    fn batch_handling(&mut self) -> BatchHandling {
+        self.parsed(
+            SettingTarget::Host,
+            "BatchHandling",
+            |v| match v {
+                "1Session" => Ok(BatchHandling::SingleSession),
+                "Batch" => Ok(BatchHandling::MultiSession),
+                "Indiv" => Ok(BatchHandling::Individual),
+                "Whole" => Err(
+                    "Whole (the batch as one document) is not supported by hie; \
+                     use Indiv, 1Session or Batch, which store and route each message of \
+                     the batch"
+                        .to_owned(),
+                ),
+                _ => Err(format!("{v:?} is not one of 1Session, Batch, Indiv, Whole")),
+            },
+            BatchHandling::SingleSession,
+        )
+    }
+
+    fn charset_validation(&mut self) -> CharsetValidation {
+        self.parsed(
+            SettingTarget::Host,
+            "CharsetValidation",
+            |v| match v {
+                "Declared" => Ok(CharsetValidation::Declared),
+                "Strict" => Ok(CharsetValidation::Strict),
+                "Off" => Ok(CharsetValidation::Off),
+                _ => Err(format!("{v:?} is not one of Declared, Strict, Off")),
+            },
+            CharsetValidation::Declared,
+        )
+    }
+}
+
 fn is_textual(ty: ValueType) -> bool {
     matches!(ty, ValueType::Text | ValueType::Target | ValueType::Targets)
 }
@@ -756,6 +827,8 @@ pub fn resolve(
             framing: r.framing(),
             local_facility_application: r.string(h, "LocalFacilityApplication"),
             message_schema_category: r.string(h, "MessageSchemaCategory"),
+            batch_handling: r.batch_handling(),
+            charset_validation: r.charset_validation(),
         }),
         Family::Hl7FileService => ItemSettings::Hl7FileService(Hl7FileServiceSettings {
             common: r.common(),
@@ -769,6 +842,8 @@ pub fn resolve(
             targets: r.list(h, "TargetConfigNames", false),
             framing: r.framing(),
             message_schema_category: r.string(h, "MessageSchemaCategory"),
+            batch_handling: r.batch_handling(),
+            charset_validation: r.charset_validation(),
         }),
         Family::Hl7Router | Family::Router => ItemSettings::Router(RouterSettings {
             common: r.common(),
@@ -956,6 +1031,64 @@ mod tests {
         assert!(errors.is_empty());
         assert_eq!(s.ack_mode, AckMode::Immediate);
         assert_eq!(s.local_facility_application, "");
+    }
+
+    #[test]
+    fn batch_handling_runs_every_mode_but_whole_and_charset_validation_defaults_to_declared() {
+        let resolved = |class: &str, family: Family, value: &str, extra: (&str, &str)| {
+            let mut settings = vec![
+                (SettingTarget::Adapter, "Port", "2575"),
+                (SettingTarget::Adapter, "FilePath", "/in"),
+                (SettingTarget::Host, "BatchHandling", value),
+            ];
+            if !extra.0.is_empty() {
+                settings.push((SettingTarget::Host, extra.0, extra.1));
+            }
+            let item = item_with(class, &settings);
+            let mut errors = Vec::new();
+            let out = resolve(&item, family, Path::new("p"), &mut errors);
+            (out, errors)
+        };
+        let tcp = "EnsLib.HL7.Service.TCPService";
+        for (value, mode) in [
+            ("", BatchHandling::SingleSession),
+            ("1Session", BatchHandling::SingleSession),
+            ("Batch", BatchHandling::MultiSession),
+            ("Indiv", BatchHandling::Individual),
+        ] {
+            let (ItemSettings::Hl7TcpService(s), errors) =
+                resolved(tcp, Family::Hl7TcpService, value, ("", ""))
+            else {
+                panic!("wrong family");
+            };
+            assert!(errors.is_empty(), "{value}: {errors:?}");
+            assert_eq!(s.batch_handling, mode);
+            assert_eq!(s.charset_validation, CharsetValidation::Declared);
+        }
+        let file = "EnsLib.HL7.Service.FileService";
+        let (_, errors) = resolved(file, Family::Hl7FileService, "Whole", ("", ""));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].message.contains("BatchHandling: Whole"),
+            "{errors:?}"
+        );
+        let (ItemSettings::Hl7FileService(s), errors) = resolved(
+            file,
+            Family::Hl7FileService,
+            "Indiv",
+            ("CharsetValidation", "Strict"),
+        ) else {
+            panic!("wrong family");
+        };
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(s.charset_validation, CharsetValidation::Strict);
+        let (_, errors) = resolved(tcp, Family::Hl7TcpService, "", ("CharsetValidation", "Yes"));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.message.contains("CharsetValidation")),
+            "{errors:?}"
+        );
     }
 
     fn operation_queue(host: &[(&str, &str)]) -> (CommonSettings, Vec<Diagnostic>) {

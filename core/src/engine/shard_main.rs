@@ -454,7 +454,7 @@ fn bind(
     item: ItemId,
     plan: &TcpServicePlan,
 ) -> Result<MllpServer<TcpServiceHandler>, hie_net::MllpError> {
-    let handler = TcpServiceHandler::new(Rc::clone(shard), item, plan.settings.ack_mode);
+    let handler = TcpServiceHandler::new(Rc::clone(shard), item, &plan.settings);
     MllpServer::bind(server_config(plan), handler)
 }
 

@@ -7,7 +7,11 @@
 //!   characters, `?` one character), matched case-sensitively against file names.
 //! - Files are taken oldest name first. A file modified less than [`FILE_SETTLE`] ago is
 //!   left for the next poll, so a file still being written is not read half-done.
-//! - A file may hold one message, several back to back, or an FHS/BHS batch.
+//! - A file may hold one message, several back to back, or an FHS/BHS batch; each message
+//!   is stored and routed on its own (`BatchHandling` `1Session`, `Batch` and `Indiv` alike,
+//!   as in the TCP service; `Whole` is refused when the production is read).
+//! - A message whose bytes break the character set its MSH-18 declares
+//!   (`CharsetValidation`) is handled as one that is not HL7.
 //! - A file is archived or deleted only once all its messages are durable in the WAL; a
 //!   crash in between means the file is read again at the next start (at-least-once).
 //!   A message that is not HL7 is logged (ALERT with `AlertOnError`) and counted as
@@ -21,11 +25,13 @@ use std::time::{Duration, SystemTime};
 
 use hie_hl7::{Batch, Message};
 
+use crate::config::CharsetValidation;
 use crate::engine::control::ItemState;
 use crate::engine::plan::FileServicePlan;
 use crate::engine::runtime::{Phase, Shard, envelope, partition_key};
 use crate::envelope::ItemId;
 use crate::items::filename::{LocalTime, expand};
+use crate::items::hl7_tcp_service::check_charset;
 
 /// How long a file must be left alone before it is read.
 pub const FILE_SETTLE: Duration = Duration::from_millis(250);
@@ -140,7 +146,14 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, plan: FileServicePlan) {
                         {
                             break;
                         }
-                        if !take_file(&shard, item, &file, archive.as_deref()).await {
+                        let taken = take_file(
+                            &shard,
+                            item,
+                            &file,
+                            archive.as_deref(),
+                            settings.charset_validation,
+                        );
+                        if !taken.await {
                             break;
                         }
                     }
@@ -159,7 +172,13 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, plan: FileServicePlan) {
 
 /// Reads, stores and routes one file, then archives it. False when the WAL failed (the
 /// file stays for the next poll).
-async fn take_file(shard: &Rc<Shard>, item: ItemId, file: &Path, archive: Option<&Path>) -> bool {
+async fn take_file(
+    shard: &Rc<Shard>,
+    item: ItemId,
+    file: &Path,
+    archive: Option<&Path>,
+    charset: CharsetValidation,
+) -> bool {
     let name = shard.plan.item(item).name.clone();
     let path = file.to_path_buf();
     let bytes = match glommio::executor()
@@ -178,12 +197,16 @@ async fn take_file(shard: &Rc<Shard>, item: ItemId, file: &Path, archive: Option
             .unwrap_or_default(),
     );
     for (index, raw) in Batch::new(&bytes).enumerate() {
-        let msg = match Message::scan(raw) {
+        let scanned = Message::scan(raw).and_then(|msg| {
+            check_charset(&msg, charset)?;
+            Ok(msg)
+        });
+        let msg = match scanned {
             Ok(msg) => msg,
             Err(e) => {
                 let c = &shard.counters(item).rejected;
                 c.set(c.get() + 1);
-                let what = format!("{} message {}: not HL7: {e}", file.display(), index + 1);
+                let what = format!("{} message {}: rejected: {e}", file.display(), index + 1);
                 if shard.plan.item(item).alert_on_error {
                     tracing::error!(target: "hie::alert", "ALERT {name}: {what}");
                 } else {

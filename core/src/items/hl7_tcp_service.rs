@@ -8,7 +8,9 @@
 //! 1. a paused item stops here (the connection is not read: TCP flow control pushes back);
 //!    if it is disabled or the run stops meanwhile, the connection closes unanswered;
 //! 2. scan; bytes that are not HL7 get `AR` with an ERR segment (HL7 code 100) and are not
-//!    stored;
+//!    stored; nor are bytes that break the character set MSH-18 declares
+//!    (`CharsetValidation`): `AR`, ERR code 102 naming the segment, text naming the byte
+//!    offset;
 //! 3. a first-hop queue with `Overflow = reject` that is full gets `AE` (code 207);
 //! 4. `MessageReceived` + `Enqueued` per target appended and durable (a WAL failure: `AE`
 //!    code 207, nothing acknowledged);
@@ -23,15 +25,20 @@
 //!    [`APPLICATION_ACK_TIMEOUT`]); `AckMode=Immed` sends AA (original mode) or CA (enhanced mode, when
 //!    MSH-15 is present); `AckMode=Msh` (MSH-determined) does the same but honours MSH-15
 //!    `NE`/`ER`/`SU`; `AckMode=Never` sends nothing.
+//!
+//! A frame that begins with `FHS` or `BHS` is a batch (`BatchHandling`; hie runs
+//! `1Session`, `Batch` and `Indiv` alike, having no sessions): steps 2 to 6 run for each
+//! of its messages in order, each stored and routed on its own, and the reply is a batch
+//! holding each message's ACK (as IRIS replies with `NoBatchReply` off, its default).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use hie_hl7::{AckCode, ErrDetail, Message, Path};
+use hie_hl7::{AckCode, Batch, Envelope, ErrDetail, Message, Path, ScanError};
 use hie_net::{ConnInfo, FrameHandler, Reply};
 
-use crate::config::AckMode;
+use crate::config::{AckMode, CharsetValidation, Hl7TcpServiceSettings};
 use crate::engine::control::ItemState;
 use crate::engine::runtime::{Phase, Shard, envelope, partition_key};
 use crate::envelope::{AppReply, ItemId, MessageId};
@@ -42,8 +49,13 @@ use crate::envelope::{AppReply, ItemId, MessageId};
 /// against the sender's next message is no longer certain, and the log says so.
 pub const ORDERED_ACK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Most messages one batch frame may hold: a larger batch is refused whole (`AR`, nothing
+/// stored), which bounds the reply (one ACK per message) and the time the sender waits.
+pub const BATCH_MESSAGES_MAX: usize = 10_000;
+
 /// HL7 table 0357 codes used in our NAKs.
 const HL7_SEGMENT_SEQUENCE_ERROR: u16 = 100;
+const HL7_DATA_TYPE_ERROR: u16 = 102;
 const HL7_APPLICATION_INTERNAL_ERROR: u16 = 207;
 
 /// How long an `AckMode=App` service waits for the downstream reply before it answers AE.
@@ -58,6 +70,7 @@ pub struct TcpServiceHandler {
     shard: Rc<Shard>,
     item: ItemId,
     ack_mode: AckMode,
+    charset_validation: CharsetValidation,
     /// The item's instances are on more than one shard and the sender waits for ACKs:
     /// acknowledge once the message is in its operations' queues.
     ordered_acks: bool,
@@ -66,7 +79,8 @@ pub struct TcpServiceHandler {
 }
 
 impl TcpServiceHandler {
-    pub fn new(shard: Rc<Shard>, item: ItemId, ack_mode: AckMode) -> Self {
+    pub fn new(shard: Rc<Shard>, item: ItemId, settings: &Hl7TcpServiceSettings) -> Self {
+        let ack_mode = settings.ack_mode;
         let shards = &shard.plan.item(item).shards;
         let spread = shards.iter().any(|&s| s != shards[0]);
         let ordered_acks =
@@ -75,6 +89,7 @@ impl TcpServiceHandler {
             shard,
             item,
             ack_mode,
+            charset_validation: settings.charset_validation,
             ordered_acks,
             origin_names: RefCell::new(Vec::new()),
         }
@@ -178,6 +193,76 @@ impl FrameHandler for TcpServiceHandler {
                 return Reply::Close;
             }
         }
+        if Batch::has_envelope(frame) {
+            return self.on_batch(conn, frame, response).await;
+        }
+        self.on_message(conn, frame, response).await
+    }
+}
+
+impl TcpServiceHandler {
+    /// A batch: each message handled as a frame of its own, the ACKs gathered in a batch.
+    async fn on_batch(&self, conn: &ConnInfo, frame: &[u8], response: &mut Vec<u8>) -> Reply {
+        let env = Envelope::of(frame);
+        if Batch::new(frame).nth(BATCH_MESSAGES_MAX).is_some() {
+            return self.refuse_batch(&env, response);
+        }
+        let answer = self.ack_mode != AckMode::Never;
+        if answer {
+            self.shard.ack.borrow_mut().write_batch_open(response, &env);
+        }
+        let mut acks = 0;
+        for message in Batch::new(frame) {
+            let before = response.len();
+            self.on_message(conn, message, response).await;
+            if response.len() > before {
+                acks += 1;
+                if !response.ends_with(b"\r") && !response.ends_with(b"\n") {
+                    // A downstream reply relayed as it came may lack its last terminator.
+                    response.push(b'\r');
+                }
+            }
+        }
+        if !answer {
+            return Reply::Silent;
+        }
+        self.shard
+            .ack
+            .borrow()
+            .write_batch_close(response, &env, acks);
+        Reply::Respond
+    }
+
+    /// A batch of more than [`BATCH_MESSAGES_MAX`] messages: one NAK for the batch, whose
+    /// MSA-2 is the batch's control id (BHS-11, else FHS-11); nothing is stored.
+    fn refuse_batch(&self, env: &Envelope<'_>, response: &mut Vec<u8>) -> Reply {
+        bump_rejected(&self.shard, self.item);
+        let text = format!(
+            "batch of more than {BATCH_MESSAGES_MAX} messages refused; none of them was \
+             stored: send it in smaller batches"
+        );
+        tracing::warn!(item = %self.shard.plan.item(self.item).name, "NAK AR: {text}");
+        if self.ack_mode == AckMode::Never {
+            return Reply::Silent;
+        }
+        let err = ErrDetail {
+            code: HL7_SEGMENT_SEQUENCE_ERROR,
+            severity: b'E',
+            location: None,
+            text: &text,
+        };
+        let id = batch_control_id(env);
+        self.shard
+            .ack
+            .borrow_mut()
+            .write_nak_unscanned(response, id, AckCode::AR, Some(&err));
+        Reply::Respond
+    }
+
+    /// One message: steps 2 to 6 of the module header; its ACK (if any) is appended to
+    /// `response`.
+    async fn on_message(&self, conn: &ConnInfo, frame: &[u8], response: &mut Vec<u8>) -> Reply {
+        let shard = &self.shard;
         let msg = match Message::scan(frame) {
             Ok(msg) => msg,
             Err(e) => {
@@ -203,6 +288,16 @@ impl FrameHandler for TcpServiceHandler {
                 return Reply::Respond;
             }
         };
+        if let Err(e) = check_charset(&msg, self.charset_validation) {
+            let (location, text) = charset_error(&msg, &e);
+            let err = ErrDetail {
+                code: HL7_DATA_TYPE_ERROR,
+                severity: b'E',
+                location: Some(&location),
+                text: &text,
+            };
+            return self.nak(&msg, AckCode::AR, &err, response);
+        }
         let plan_item = shard.plan.item(self.item);
         let partition = crate::envelope::partition_hash(partition_key(&msg));
         let full = plan_item.targets.iter().find_map(|t| match t {
@@ -321,6 +416,37 @@ impl TcpServiceHandler {
     }
 }
 
+/// Checks `msg` against the character set its MSH-18 declares, as `mode` says.
+pub(crate) fn check_charset(msg: &Message<'_>, mode: CharsetValidation) -> Result<(), ScanError> {
+    match mode {
+        CharsetValidation::Declared => msg.validate_declared_text(),
+        CharsetValidation::Strict => msg.validate_text(),
+        CharsetValidation::Off => Ok(()),
+    }
+}
+
+/// ERR-2 (segment id and sequence) and the text for a message that failed
+/// [`check_charset`].
+pub(crate) fn charset_error(msg: &Message<'_>, e: &ScanError) -> (String, String) {
+    let at = match *e {
+        ScanError::InvalidUtf8 { segment, .. } | ScanError::NonAscii { segment, .. } => segment,
+        _ => 0,
+    };
+    let id = msg.segment(at).map(|s| s.id()).unwrap_or_default();
+    let sequence = msg.segments().take(at + 1).filter(|s| s.id() == id).count();
+    let id = String::from_utf8_lossy(id);
+    let declared = msg.character_set().unwrap_or_default();
+    let declared = if declared.is_empty() {
+        "nothing (read as UTF-8)".into()
+    } else {
+        String::from_utf8_lossy(declared)
+    };
+    (
+        format!("{id}^{sequence}"),
+        format!("{e}: the bytes do not hold the character set MSH-18 declares, {declared}"),
+    )
+}
+
 fn internal_error(text: &str) -> ErrDetail<'_> {
     ErrDetail {
         code: HL7_APPLICATION_INTERNAL_ERROR,
@@ -328,6 +454,16 @@ fn internal_error(text: &str) -> ErrDetail<'_> {
         location: None,
         text,
     }
+}
+
+/// BHS-11 (else FHS-11), the batch control id, read naively with the header's own field
+/// separator.
+fn batch_control_id<'a>(env: &Envelope<'a>) -> &'a [u8] {
+    let header = env.bhs.or(env.fhs).unwrap_or_default();
+    let Some(&sep) = header.get(3) else {
+        return b"";
+    };
+    header.split(move |&b| b == sep).nth(10).unwrap_or_default()
 }
 
 /// MSH-10 read naively (10th `|`-separated field of the first line) from bytes that did
@@ -375,6 +511,15 @@ mod tests {
         assert_eq!(enhanced(&original, AckCode::AA), AckCode::AA);
         assert_eq!(enhanced(&enhanced_msg, AckCode::AA), AckCode::CA);
         assert_eq!(enhanced(&enhanced_msg, AckCode::AE), AckCode::CE);
+    }
+
+    #[test]
+    fn batch_control_id_is_bhs_11_else_fhs_11() {
+        let both = Envelope::of(b"FHS|^~\\&|A||||||||F1\rBHS|^~\\&|A||||||||B1\rMSH|^~\\&|\r");
+        assert_eq!(batch_control_id(&both), b"B1");
+        let fhs = Envelope::of(b"FHS|^~\\&|A||||||||F1\rMSH|^~\\&|\r");
+        assert_eq!(batch_control_id(&fhs), b"F1");
+        assert_eq!(batch_control_id(&Envelope::of(b"BHS\r")), b"");
     }
 
     #[test]
