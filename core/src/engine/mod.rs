@@ -2,7 +2,8 @@
 //! and shut down in order.
 //!
 //! Start-up, on every shard at once:
-//! 1. open the shard's WAL (`DATA_DIR/shard-N`) and recover it;
+//! 1. open the shard's WAL (`DATA_DIR/shard-N`) and recover it, adopting the WALs of
+//!    shards that ran before and do not now ([`adopt`]: fewer shards than last time);
 //! 2. start the operations, then the routers (their queues exist from here on);
 //! 3. re-enqueue every acknowledged, uncompleted message from the WAL, in WAL order;
 //! 4. wait until every shard has done so, then open the services.
@@ -13,6 +14,7 @@
 //! 3. routers and operations stop (what is still queued stays open in the WAL);
 //! 4. outcome records still travelling to their origin shard are appended, WALs close.
 
+mod adopt;
 pub mod control;
 mod hold;
 pub mod plan;
@@ -102,8 +104,9 @@ pub struct RunningEngine {
     shutdown_timeout: Duration,
 }
 
-/// The per-shard pieces handed to each shard thread once.
-type Parts = (ShardRings<ShardMsg>, Receiver<ShardControl>);
+/// The per-shard pieces handed to each shard thread once: its rings, its control
+/// channel, and the WAL directories of shards that do not run now, for it to adopt.
+type Parts = (ShardRings<ShardMsg>, Receiver<ShardControl>, Vec<PathBuf>);
 
 impl RunningEngine {
     /// Plans and starts `production`; returns once every service is open.
@@ -117,28 +120,29 @@ impl RunningEngine {
         // glommio opens directories by absolute path.
         let data_dir = std::path::absolute(&options.data_dir).map_err(data_dir_err)?;
         let shards = plan.shards;
+        let orphans = adopt::orphans(&data_dir, shards).map_err(data_dir_err)?;
         let shared = Arc::new(Shared::new(Arc::clone(&plan)));
         let rings = ring::mesh::<ShardMsg>(shards, RING_CAPACITY);
         let doorbells = Arc::clone(rings[0].doorbells());
         let mut control = Vec::with_capacity(shards);
         let mut parts: Vec<Option<Parts>> = Vec::with_capacity(shards);
-        for rings in rings {
+        for (rings, orphans) in rings.into_iter().zip(orphans) {
             let (tx, rx) = crossbeam::channel::unbounded();
             control.push(tx);
-            parts.push(Some((rings, rx)));
+            parts.push(Some((rings, rx, orphans)));
         }
         let parts = Arc::new(Mutex::new(parts));
         let main = {
             let shared = Arc::clone(&shared);
             let wal = options.wal.clone();
             move |index: usize| {
-                let (rings, control_rx) = parts.lock().expect("parts lock")[index]
+                let (rings, control_rx, orphans) = parts.lock().expect("parts lock")[index]
                     .take()
                     .expect("each shard takes its parts once");
                 let shared = Arc::clone(&shared);
                 let dir = data_dir.join(format!("shard-{index}"));
                 let wal = wal.clone();
-                shard_main::run(index, shared, rings, control_rx, dir, wal)
+                shard_main::run(index, shared, rings, control_rx, dir, orphans, wal)
             }
         };
         let handles = shard::start(&options.layout, main)?;

@@ -16,9 +16,10 @@ use hie_persist::{DeliveryState, Record, Recovery, Wal, WalConfig};
 
 use crate::config;
 use crate::config::{RestartPolicy, RestartWhen};
+use crate::engine::adopt;
 use crate::engine::control::{ItemCommand, ItemState};
 use crate::engine::hold::HoldLists;
-use crate::engine::plan::{Role, TcpServicePlan};
+use crate::engine::plan::{PlannedItem, Role, TcpServicePlan};
 use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, ShardStatus, Shared};
 use crate::engine::{ShardControl, ShardExit};
 use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg, partition_hash};
@@ -49,13 +50,14 @@ pub async fn run(
     rings: ShardRings<ShardMsg>,
     control: Receiver<ShardControl>,
     dir: PathBuf,
+    orphans: Vec<PathBuf>,
     wal_config: WalConfig,
 ) -> ShardExit {
     let mut exit = ShardExit {
         shard: index,
         ..ShardExit::default()
     };
-    let (wal, recovery) = match Wal::open(&dir, wal_config).await {
+    let (wal, mut recovery) = match Wal::open(&dir, wal_config.clone()).await {
         Ok(opened) => opened,
         Err(e) => {
             let message = format!(
@@ -68,6 +70,22 @@ pub async fn run(
         }
     };
     log_recovery(index, &recovery);
+    for orphan in orphans {
+        match adopt::adopt(&wal, &mut recovery, index, &orphan, wal_config.clone()).await {
+            Ok(moved) => tracing::warn!(
+                shard = index,
+                moved,
+                "re-placed the open messages of {}, a shard that does not run now",
+                orphan.display()
+            ),
+            Err(message) => {
+                shared.fail(message.clone());
+                exit.errors.push(message);
+                let _ = wal.close().await;
+                return exit;
+            }
+        }
+    }
     let shard = Rc::new(Shard::new(index, Arc::clone(&shared), Rc::new(wal), rings));
     shard.init_items();
     let done = Rc::new(Cell::new(false));
@@ -175,8 +193,9 @@ fn log_recovery(index: usize, recovery: &Recovery) {
     }
 }
 
-/// Spawns every router and operation instance of this shard, marked running, each under
-/// its restart policy ([`supervise_worker`]).
+/// Spawns every router and operation instance of this shard, marked running (disabled,
+/// for an item disabled in the production: its queue fills until it is enabled), each
+/// under its restart policy ([`supervise_worker`]).
 fn start_workers(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
     let mut workers = Vec::new();
     for item in shard.plan.on_shard(shard.index) {
@@ -194,7 +213,7 @@ fn start_workers(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
             let shard = Rc::clone(shard);
             workers.push(glommio::spawn_local(supervise_worker(shard, id, queue)));
         }
-        shard.set_state(id, ItemState::Running);
+        shard.set_state(id, initial_state(item));
     }
     workers
 }
@@ -387,30 +406,48 @@ fn recovered_envelope(
         partition: partition_hash(key),
         received_at: std::time::Instant::now(),
         attempts: 0,
+        router_hops: 0,
         // The upstream connection that waited for it is gone.
         wants_reply: false,
         ordered: false,
     }
 }
 
+/// The state an item instance starts in: running, or disabled when the production
+/// disables it.
+fn initial_state(item: &PlannedItem) -> ItemState {
+    if item.enabled {
+        ItemState::Running
+    } else {
+        ItemState::Disabled
+    }
+}
+
 /// Opens this shard's services; returns their supervisor tasks (they end when services
-/// stop). A TCP service that cannot bind its port at start-up fails the start.
+/// stop). A TCP service that cannot bind its port at start-up fails the start; one
+/// disabled in the production binds when it is enabled.
 async fn start_services(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
     let mut services = Vec::new();
     for item in shard.plan.on_shard(shard.index) {
         let id = item.id;
         match &item.role {
             Role::TcpService(plan) => {
-                shard.set_state(id, ItemState::Running);
-                let server = match bind(shard, id, plan) {
-                    Ok(server) => server,
-                    Err(e) => {
-                        shard.shared.fail(format!("item {}: {e}", item.name));
-                        shard.set_state(id, ItemState::Failed);
-                        continue;
+                shard.set_state(id, initial_state(item));
+                let server = if !item.enabled {
+                    None
+                } else {
+                    match bind(shard, id, plan) {
+                        Ok(server) => Some(server),
+                        Err(e) => {
+                            shard.shared.fail(format!("item {}: {e}", item.name));
+                            shard.set_state(id, ItemState::Failed);
+                            continue;
+                        }
                     }
                 };
-                tracing::info!(item = %item.name, shard = shard.index, address = %server.local_addr(), "listening");
+                if let Some(server) = &server {
+                    tracing::info!(item = %item.name, shard = shard.index, address = %server.local_addr(), "listening");
+                }
                 let task = glommio::spawn_local(supervise_tcp_service(
                     Rc::clone(shard),
                     id,
@@ -420,7 +457,7 @@ async fn start_services(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
                 services.push(task);
             }
             Role::FileService(plan) => {
-                shard.set_state(id, ItemState::Running);
+                shard.set_state(id, initial_state(item));
                 let task =
                     glommio::spawn_local(hl7_file_service::run(Rc::clone(shard), id, plan.clone()));
                 services.push(task);
@@ -458,16 +495,16 @@ fn bind(
     MllpServer::bind(server_config(plan), handler)
 }
 
-/// Runs a TCP service's server, stopping it for disable, restart and shutdown and binding
-/// it again (per the restart policy when binding fails) for enable and restart.
+/// Runs a TCP service's server (`None`: not bound yet), stopping it for disable, restart
+/// and shutdown and binding it again (per the restart policy when binding fails) for
+/// enable and restart.
 async fn supervise_tcp_service(
     shard: Rc<Shard>,
     item: ItemId,
     plan: TcpServicePlan,
-    server: MllpServer<TcpServiceHandler>,
+    mut server: Option<MllpServer<TcpServiceHandler>>,
 ) {
     let mut restarts = RestartBudget::new(shard.plan.item(item).restart);
-    let mut server = Some(server);
     loop {
         if shard.phase() >= Phase::StopServices {
             return;

@@ -272,6 +272,12 @@ pub fn pooled(item: &str, pool_size: usize) -> String {
     )
 }
 
+/// `item` (one of the item helpers' output) disabled in the production (`enabled = false`,
+/// IRIS `Enabled="false"`).
+pub fn disabled(item: &str) -> String {
+    item.replacen("\n[item.host]\n", "\nenabled = false\n[item.host]\n", 1)
+}
+
 fn push_settings(s: &mut String, settings: &[(&str, &str)]) {
     for (key, value) in settings {
         s.push_str(&format!("{key} = \"{value}\"\n"));

@@ -1,0 +1,222 @@
+//! Re-placing the open messages of shards that no longer run.
+//!
+//! A data directory keeps a `shard-N` WAL for every shard that ever ran. When the engine
+//! starts on fewer shards (`--shards`, `[engine] shards`, or a machine with fewer cores),
+//! shard `k` adopts the WAL of every missing shard `N` with `N % shards == k`: it copies
+//! each open message, in that WAL's order, into its own WAL under a new id
+//! (`MessageReceived`, then `Enqueued` for every delivery still owed, and `Suspended` for
+//! a suspended one), durably, and only then closes the message in the old WAL with
+//! `Discarded` records whose reason names the shard it moved to. The copies join this
+//! shard's recovery after its own messages, so they are delivered as if received here
+//! (the operation instance still follows the partition key, and the old WAL's order is
+//! kept).
+//!
+//! A crash between the two appends leaves a message open in both WALs: the next start
+//! adopts it again (delivered at least once, never lost). A WAL that cannot be opened or
+//! read stops the start with its directory named. The old directory stays (its closed
+//! records are history for `hie inspect`); starting again on more shards finds it with
+//! nothing open.
+//!
+//! Limits: at most [`ADOPT_BATCH_MAX`] messages per append.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use hie_persist::{
+    DeliveryState, MessageMeta, PendingDelivery, Record, RecoveredMessage, Recovery, Wal, WalConfig,
+};
+
+/// Most messages copied per append to the adopting WAL.
+pub const ADOPT_BATCH_MAX: usize = 256;
+
+/// The `shard-N` directories of `data_dir` with `N >= shards`, for each current shard
+/// the ones it adopts (`N % shards`), in increasing `N`.
+pub fn orphans(data_dir: &Path, shards: usize) -> std::io::Result<Vec<Vec<PathBuf>>> {
+    let mut found: Vec<(usize, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(data_dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(n) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("shard-"))
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if n >= shards && entry.file_type()?.is_dir() {
+            found.push((n, entry.path()));
+        }
+    }
+    found.sort();
+    let mut by_shard = vec![Vec::new(); shards];
+    for (n, path) in found {
+        by_shard[n % shards].push(path);
+    }
+    Ok(by_shard)
+}
+
+/// One open message of an old WAL and the deliveries it is owed, in enqueue order.
+struct Owed<'r> {
+    message: &'r RecoveredMessage,
+    deliveries: Vec<(&'r str, &'r DeliveryState)>,
+}
+
+/// Moves every open message of the WAL in `dir` into `wal` (shard `index`) and adds the
+/// copies to `recovery`; returns how many moved. `Err` names the directory.
+pub async fn adopt(
+    wal: &Wal,
+    recovery: &mut Recovery,
+    index: usize,
+    dir: &Path,
+    config: WalConfig,
+) -> Result<usize, String> {
+    let what = |e: &dyn std::fmt::Display| {
+        format!(
+            "shard {index}: cannot re-place the messages of {}, a shard that does not run \
+             now: {e} (start with as many shards as there are shard-N directories to \
+             deliver them from where they are)",
+            dir.display()
+        )
+    };
+    let (old, old_recovery) = Wal::open(dir, config).await.map_err(|e| what(&e))?;
+    let owed = owed_in_order(&old_recovery);
+    let reason = format!("moved to shard {index}: the engine runs on fewer shards now");
+    for chunk in owed.chunks(ADOPT_BATCH_MAX) {
+        copy(wal, recovery, chunk).await.map_err(|e| what(&e))?;
+        close(&old, chunk, &reason).await.map_err(|e| what(&e))?;
+    }
+    old.close().await.map_err(|e| what(&e))?;
+    Ok(owed.len())
+}
+
+/// The open messages of `recovery` in WAL order, each with its owed deliveries.
+fn owed_in_order(recovery: &Recovery) -> Vec<Owed<'_>> {
+    let mut deliveries: HashMap<u64, Vec<(u64, &str, &DeliveryState)>> = HashMap::new();
+    for (target, pending) in &recovery.targets {
+        for d in pending {
+            deliveries.entry(d.message_id).or_default().push((
+                d.enqueued_lsn,
+                target.as_str(),
+                &d.state,
+            ));
+        }
+    }
+    let mut owed: Vec<Owed<'_>> = recovery
+        .messages
+        .values()
+        .map(|message| {
+            let mut d = deliveries.remove(&message.message_id).unwrap_or_default();
+            d.sort_by_key(|&(lsn, _, _)| lsn);
+            Owed {
+                message,
+                deliveries: d.into_iter().map(|(_, t, s)| (t, s)).collect(),
+            }
+        })
+        .collect();
+    owed.sort_by_key(|o| o.message.lsn);
+    owed
+}
+
+/// Appends copies of `chunk` to `wal`, durably, and adds them to `recovery`.
+async fn copy(
+    wal: &Wal,
+    recovery: &mut Recovery,
+    chunk: &[Owed<'_>],
+) -> Result<(), hie_persist::WalError> {
+    let ids: Vec<u64> = chunk.iter().map(|_| wal.next_message_id()).collect();
+    let mut records = Vec::new();
+    for (owed, &message_id) in chunk.iter().zip(&ids) {
+        let m = owed.message;
+        records.push(Record::MessageReceived {
+            message_id,
+            source: &m.source,
+            meta: MessageMeta {
+                message_type: &m.message_type,
+                control_id: &m.control_id,
+                partition_key: &m.partition_key,
+            },
+            bytes: &m.bytes,
+        });
+        for &(target, _) in &owed.deliveries {
+            records.push(Record::Enqueued { message_id, target });
+        }
+        for &(target, state) in &owed.deliveries {
+            if let DeliveryState::Suspended { reason } = state {
+                records.push(Record::Suspended {
+                    message_id,
+                    target,
+                    reason,
+                });
+            }
+        }
+    }
+    wal.append_many(&records).await?;
+    for (owed, &message_id) in chunk.iter().zip(&ids) {
+        let mut message = owed.message.clone();
+        message.message_id = message_id;
+        recovery.messages.insert(message_id, message);
+        if owed.deliveries.is_empty() {
+            recovery.unrouted.push(message_id);
+        }
+        for &(target, state) in &owed.deliveries {
+            recovery
+                .targets
+                .entry(target.to_string())
+                .or_default()
+                .push(PendingDelivery {
+                    message_id,
+                    enqueued_lsn: 0,
+                    state: state.clone(),
+                });
+        }
+    }
+    Ok(())
+}
+
+/// Closes the messages of `chunk` in their old WAL: `Discarded` for every owed delivery
+/// (for the empty target of a message never routed), with `reason`.
+async fn close(old: &Wal, chunk: &[Owed<'_>], reason: &str) -> Result<(), hie_persist::WalError> {
+    let mut records = Vec::new();
+    for owed in chunk {
+        let message_id = owed.message.message_id;
+        if owed.deliveries.is_empty() {
+            records.push(Record::Discarded {
+                message_id,
+                target: "",
+                reason,
+            });
+        }
+        for &(target, _) in &owed.deliveries {
+            records.push(Record::Discarded {
+                message_id,
+                target,
+                reason,
+            });
+        }
+    }
+    old.append_many(&records).await.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orphans_go_to_the_shard_of_their_number_modulo_the_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in [0, 1, 2, 3, 4, 7] {
+            std::fs::create_dir(dir.path().join(format!("shard-{n}"))).unwrap();
+        }
+        std::fs::create_dir(dir.path().join("shard-x")).unwrap();
+        std::fs::write(dir.path().join("shard-9"), b"not a directory").unwrap();
+        let by_shard = orphans(dir.path(), 2).unwrap();
+        let names = |v: &Vec<PathBuf>| -> Vec<String> {
+            v.iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(names(&by_shard[0]), ["shard-2", "shard-4"]);
+        assert_eq!(names(&by_shard[1]), ["shard-3", "shard-7"]);
+        assert!(orphans(dir.path(), 8).unwrap().iter().all(Vec::is_empty));
+    }
+}
