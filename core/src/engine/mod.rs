@@ -280,3 +280,106 @@ impl RunningEngine {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Format, LoadOptions};
+    use crate::envelope::ROUTER_HOPS_MAX;
+    use std::path::Path;
+
+    /// A production whose routers send to each other. `hie check` (and the loading `hie
+    /// run` does) refuses such a cycle; routing rules can still form one at run time, so
+    /// the engine is started here from the production as written.
+    fn cycle_production(input: &Path) -> Production {
+        let text = format!(
+            "[production]\nname = \"Cycle\"\n\n\
+             [[item]]\nname = \"FilesIn\"\nclass = \"EnsLib.HL7.Service.FileService\"\n\
+             [item.host]\nTargetConfigNames = \"R1\"\n\
+             [item.adapter]\nFilePath = \"{}\"\nCallInterval = \"1\"\n\n\
+             [[item]]\nname = \"R1\"\nclass = \"EnsLib.HL7.MsgRouter.RoutingEngine\"\n\
+             [item.host]\nBusinessRuleName = \"Test.Rule\"\nTargetConfigNames = \"R2\"\n\n\
+             [[item]]\nname = \"R2\"\nclass = \"EnsLib.HL7.MsgRouter.RoutingEngine\"\n\
+             [item.host]\nBusinessRuleName = \"Test.Rule\"\nTargetConfigNames = \"R1\"\n",
+            input.display()
+        );
+        let path = input.join("cycle.toml");
+        let mut production = crate::config::parse_str(&text, &path, Format::Toml)
+            .expect("the production reads")
+            .production;
+        // Resolves the settings; the cycle it reports is what this test is about.
+        let _ = crate::config::validate::validate(&mut production, &path, &LoadOptions::default());
+        production
+    }
+
+    fn sum(
+        status: &EngineStatus,
+        item: &str,
+        counter: impl Fn(&runtime::ItemStatus) -> u64,
+    ) -> u64 {
+        status
+            .shards
+            .iter()
+            .flat_map(|s| &s.items)
+            .filter(|i| i.item == item)
+            .map(&counter)
+            .sum()
+    }
+
+    #[test]
+    fn a_routing_cycle_fails_the_message_at_the_hop_limit_and_closes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        std::fs::create_dir(&input).unwrap();
+        let options = EngineOptions {
+            data_dir: dir.path().join("data"),
+            layout: ShardLayout {
+                shards: 1,
+                cpus: None,
+                io_memory_bytes: shard::IO_MEMORY_BYTES_DEFAULT,
+            },
+            wal: WalConfig::default().with_segment_bytes(1 << 20),
+            shutdown_timeout: Duration::from_secs(5),
+            start_timeout: Duration::from_secs(30),
+        };
+        let engine = RunningEngine::start(&cycle_production(&input), options).expect("starts");
+        let msg = "MSH|^~\\&|A|B|C|D|20260101120000||ADT^A01|HOP-1|P|2.5\rPID|1||P1\r";
+        std::fs::write(input.join("m.hl7"), msg).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            let status = engine.status();
+            let failed = sum(&status, "R1", |i| i.failed) + sum(&status, "R2", |i| i.failed);
+            if failed > 0 && status.shards[0].wal_open_messages == 0 || Instant::now() > deadline {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let processed = sum(&status, "R1", |i| i.processed) + sum(&status, "R2", |i| i.processed);
+        let failed = sum(&status, "R1", |i| i.failed) + sum(&status, "R2", |i| i.failed);
+        assert_eq!(failed, 1, "{status:#?}");
+        assert_eq!(
+            processed,
+            u64::from(ROUTER_HOPS_MAX) + 1,
+            "passed on {ROUTER_HOPS_MAX} times, failed at the next router: {status:#?}"
+        );
+        assert_eq!(status.shards[0].wal_open_messages, 0, "closed in the WAL");
+        std::thread::sleep(Duration::from_millis(100));
+        let later = engine.status();
+        assert_eq!(
+            sum(&later, "R1", |i| i.processed) + sum(&later, "R2", |i| i.processed),
+            processed,
+            "it goes round no more"
+        );
+        let exits = engine.shutdown();
+        assert!(exits.iter().all(|e| e.errors.is_empty()), "{exits:?}");
+    }
+
+    #[test]
+    fn the_hop_limit_reason_names_the_limit() {
+        assert!(
+            runtime::HOP_LIMIT_REASON.contains(&ROUTER_HOPS_MAX.to_string()),
+            "{}",
+            runtime::HOP_LIMIT_REASON
+        );
+    }
+}
