@@ -783,7 +783,7 @@ pub const ROUTER_HOST: &[SettingSpec] = &[
         H,
         ValueType::Target,
         "",
-        "item that receives messages failing validation",
+        "item that receives the messages no target takes (not a copy target)",
     ),
     s(
         "AlertOnBadMessage",
