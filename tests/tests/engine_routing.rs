@@ -115,7 +115,11 @@ fn bad_message_handler_receives_only_what_no_target_takes() {
         + &tcp_service("GoodIn", good_port, "Routed", &[])
         + &tcp_service("BadIn", bad_port, "Unroutable", &[])
         + &router("Routed", "Out", &bad)
-        + &router("Unroutable", "", &bad)
+        + &router(
+            "Unroutable",
+            "",
+            &[("BadMessageHandler", "Bad"), ("AlertOnBadMessage", "1")],
+        )
         + &patient_operation("Out", out_port)
         + &patient_operation("Bad", handler_port);
     let (hie, data) = start_hie(dir.path(), &production);
@@ -142,6 +146,11 @@ fn bad_message_handler_receives_only_what_no_target_takes() {
         s["shards"][0]["wal_open_messages"] == 0
     });
     assert_eq!(counter(&status, "Unroutable", "discarded"), 0, "{status:#}");
+    let log = hie.log();
+    assert!(
+        log.contains("ALERT Unroutable") && !log.contains("ALERT Routed"),
+        "AlertOnBadMessage alerts for the bad message only:\n{log}"
+    );
 }
 
 #[test]

@@ -790,7 +790,7 @@ pub const ROUTER_HOST: &[SettingSpec] = &[
         H,
         BOOL,
         "0",
-        "alert when a message fails validation",
+        "alert when no target takes a message (it goes to the BadMessageHandler)",
     ),
     no(
         "ResponseFrom",

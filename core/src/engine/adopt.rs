@@ -39,7 +39,7 @@ pub fn orphans(data_dir: &Path, shards: usize) -> std::io::Result<Vec<Vec<PathBu
         let Some(n) = name
             .to_str()
             .and_then(|n| n.strip_prefix("shard-"))
-            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| n.parse::<usize>().ok().filter(|k| k.to_string() == n))
         else {
             continue;
         };
@@ -208,6 +208,7 @@ mod tests {
             std::fs::create_dir(dir.path().join(format!("shard-{n}"))).unwrap();
         }
         std::fs::create_dir(dir.path().join("shard-x")).unwrap();
+        std::fs::create_dir(dir.path().join("shard-05")).unwrap();
         std::fs::write(dir.path().join("shard-9"), b"not a directory").unwrap();
         let by_shard = orphans(dir.path(), 2).unwrap();
         let names = |v: &Vec<PathBuf>| -> Vec<String> {

@@ -89,6 +89,8 @@ pub struct PlannedItem {
     /// A router's resolved `BadMessageHandler`: where a message goes that no target
     /// takes (it is not one of [`PlannedItem::targets`]).
     pub bad_message_handler: Option<Target>,
+    /// A router's `AlertOnBadMessage`: alert when it has no target for a message.
+    pub alert_on_bad_message: bool,
     pub queue_size: usize,
     pub overflow: Overflow,
     /// `QueueOrder`/`PriorityMessageTypes`: which lane of its queue a message takes.
@@ -228,6 +230,10 @@ impl Plan {
                 enabled: item.enabled,
                 targets,
                 bad_message_handler,
+                alert_on_bad_message: matches!(
+                    &item.settings,
+                    ItemSettings::Router(s) if s.alert_on_bad_message
+                ),
                 queue_size: common
                     .map(|c| c.queue_size as usize)
                     .filter(|&n| n > 0)

@@ -29,7 +29,7 @@ use hie_persist::{MessageMeta, Record, Wal, WalError};
 use serde::Serialize;
 
 use crate::engine::control::{ItemState, StateWatch};
-use crate::engine::plan::{Plan, Role, Target};
+use crate::engine::plan::{Plan, PlannedItem, Role, Target};
 use crate::envelope::{
     AppReply, Envelope, ItemId, MessageId, OriginRecord, ROUTER_HOPS_MAX, ShardMsg, partition_hash,
 };
@@ -483,14 +483,15 @@ impl Shard {
     }
 
     /// Adds `Enqueued`/`Discarded` records for `targets` to `records`; returns the items
-    /// the message goes on to. A message no target takes goes to `bad_message_handler`
-    /// when there is one (a router's `BadMessageHandler`, as in IRIS), and is discarded as
-    /// "no route" otherwise.
+    /// the message goes on to. A message no target takes is a bad message for a router
+    /// (`router`): it goes to the router's `BadMessageHandler` when there is one, as in
+    /// IRIS, with an alert when `AlertOnBadMessage` is set; otherwise, and for a service,
+    /// it is discarded as "no route".
     fn routing_records<'r>(
         &'r self,
         wal_id: u64,
         targets: &'r [Target],
-        bad_message_handler: Option<&'r Target>,
+        router: Option<&'r PlannedItem>,
         records: &mut Vec<Record<'r>>,
     ) -> Vec<ItemId> {
         let mut to = Vec::with_capacity(targets.len());
@@ -500,8 +501,19 @@ impl Shard {
         if !to.is_empty() {
             return to;
         }
-        if let Some(handler) = bad_message_handler {
-            tracing::warn!("message {wal_id} has no route: sent to the BadMessageHandler");
+        let handler = router.and_then(|r| r.bad_message_handler.as_ref());
+        if let Some(router) = router {
+            let what = match handler {
+                Some(_) => "no target takes it: sent to the BadMessageHandler",
+                None => "no target takes it, and there is no BadMessageHandler",
+            };
+            if router.alert_on_bad_message {
+                tracing::error!(target: "hie::alert", "ALERT {}: message {wal_id}: {what}", router.name);
+            } else {
+                tracing::warn!(item = %router.name, "message {wal_id}: {what}");
+            }
+        }
+        if let Some(handler) = handler {
             self.route_to(wal_id, handler, records, &mut to);
         } else if targets.is_empty() {
             records.push(Record::Discarded {
@@ -576,12 +588,7 @@ impl Shard {
                 "routers run at the origin"
             );
             // The same for every message until routing rules land: TargetConfigNames.
-            targets = self.routing_records(
-                env.id.wal_id,
-                &item.targets,
-                item.bad_message_handler.as_ref(),
-                &mut records,
-            );
+            targets = self.routing_records(env.id.wal_id, &item.targets, Some(item), &mut records);
             records.push(Record::Completed {
                 message_id: env.id.wal_id,
                 target: &item.name,
