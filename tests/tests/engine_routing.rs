@@ -79,6 +79,51 @@ fn a_target_disabled_in_the_production_keeps_its_messages_until_enabled() {
 }
 
 #[test]
+fn a_restart_recovers_more_messages_for_a_disabled_target_than_its_queue_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, out_port) = (free_port(), free_port());
+    let sink = TestSink::start(out_port, Answer::Code("AA"));
+    // Out's queue (QueueSize 2) fills; the router records Enqueued for Out for the third
+    // message and waits for room with it; the last two wait in the router's queue.
+    let production = head("DisabledFull", 1)
+        + &tcp_service("In", in_port, "Router", &[])
+        + &router("Router", "Out", &[])
+        + &disabled(&tcp_operation(
+            "Out",
+            out_port,
+            &[("QueueSize", "2"), ("RetryInterval", "1")],
+            &[],
+        ));
+    let fast_stop = ["--shutdown-timeout", "1"];
+    let (hie, data) = start_hie_with(dir.path(), &production, &fast_stop);
+    let ids: Vec<String> = (0..5).map(|n| format!("Q-{n}")).collect();
+    for id in &ids {
+        assert_eq!(send_one(in_port, &adt(id, "P1")), "AA");
+    }
+    wait_status(&hie, &data, Duration::from_secs(5), "full", |s| {
+        queued(s, "Out") == 2 && counter(s, "Router", "processed") == 3
+    });
+    stop(hie);
+
+    // Three messages are owed to Out, one more than its queue holds: the start does not
+    // wait for room that only an enable would make.
+    let (hie, data) = start_hie_with(dir.path(), &production, &fast_stop);
+    let status = wait_status(&hie, &data, Duration::from_secs(5), "requeued", |s| {
+        queued(s, "Out") == 3
+    });
+    assert_eq!(states(&status, "Out"), ["disabled"], "{status:#}");
+    let (code, text) = ctl(&data, &["enable", "Out"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        wait_until(Duration::from_secs(10), || sink.count() >= 5),
+        "got {:?}; log:\n{}",
+        sink.control_ids(),
+        hie.log()
+    );
+    assert_eq!(sink.control_ids(), ids, "in order");
+}
+
+#[test]
 fn a_service_disabled_in_the_production_listens_only_once_enabled() {
     let dir = tempfile::tempdir().unwrap();
     let (in_port, out_port) = (free_port(), free_port());

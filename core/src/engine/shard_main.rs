@@ -25,7 +25,7 @@ use crate::engine::{ShardControl, ShardExit};
 use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg, partition_hash};
 use crate::items::hl7_tcp_service::TcpServiceHandler;
 use crate::items::{
-    WorkerExit, hl7_file_operation, hl7_file_service, hl7_tcp_operation, routing_engine,
+    WorkerExit, hl7_file_operation, hl7_file_service, hl7_tcp_operation, requeue, routing_engine,
 };
 use crate::queue::LocalQueue;
 use crate::ring::ShardRings;
@@ -313,7 +313,15 @@ impl RestartBudget {
 }
 
 /// Re-enqueues what this shard's WAL says was acknowledged and not completed.
+///
+/// Recovery never waits for room in a queue: what it delivers was acknowledged before
+/// and is in memory already, and a target that cannot take it (a disabled operation,
+/// one whose downstream is down) would stop the start for ever. Its deliveries to this
+/// shard's queues go in all at once at the end, past the `QueueSize` bound
+/// ([`Recovered`]); the other shards' dispatchers take theirs without bound while the
+/// production starts ([`held_at_bound`]).
 async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
+    let mut here = Recovered::default();
     let plan = Arc::clone(&shard.plan);
     let id_of = |wal_id| MessageId {
         origin_shard: shard.index as u16,
@@ -342,7 +350,7 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
         for target in targets {
             let mut next = env.clone();
             next.target = target;
-            shard.deliver(next).await;
+            here.deliver(shard, next).await;
         }
     }
     // Owed deliveries, per target in enqueue order.
@@ -370,19 +378,54 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
                 DeliveryState::Queued => {
                     let source = plan.item_named(&message.source).map_or(target.id, |s| s.id);
                     let env = recovered_envelope(id, message, source, target.id);
-                    shard.deliver(env).await;
+                    here.deliver(shard, env).await;
                     redelivered += 1;
                 }
                 DeliveryState::Suspended { reason } => shard.note_suspended(id, target.id, reason),
             }
         }
     }
+    here.enqueue(shard);
     if redelivered > 0 {
         tracing::info!(
             shard = shard.index,
             redelivered,
             "recovery re-enqueued messages"
         );
+    }
+}
+
+/// Recovered deliveries for this shard's queues, in recovery order, until
+/// [`Recovered::enqueue`].
+#[derive(Debug, Default)]
+struct Recovered {
+    local: Vec<Envelope>,
+}
+
+impl Recovered {
+    /// Keeps `env` for [`Recovered::enqueue`] when its target's instance is here, and
+    /// delivers it otherwise (over a ring, or recorded for an item that does not run).
+    async fn deliver(&mut self, shard: &Shard, env: Envelope) {
+        let target = shard.plan.item(env.target);
+        if target.shard_for(env.partition, shard.index) == Some(shard.index) {
+            self.local.push(env);
+        } else {
+            shard.deliver(env).await;
+        }
+    }
+
+    /// Puts the kept envelopes into their queues, in order after one another and ahead of
+    /// anything queued meanwhile, whatever the queues' bounds (see [`recover`]).
+    fn enqueue(self, shard: &Shard) {
+        for env in self.local.into_iter().rev() {
+            let instance = shard.plan.item(env.target).instance_for(env.partition);
+            match shard.queue(env.target, instance) {
+                Some(queue) => requeue(shard, &queue, env),
+                None => {
+                    tracing::error!(id = %env.id, "recovery: no local queue for item {}", env.target)
+                }
+            }
+        }
     }
 }
 
@@ -608,7 +651,7 @@ async fn dispatch(
         let (moved, empty, at_bound) = {
             let mut held = holds.borrow_mut();
             let moved = move_inbound(&shard, &mut held, &mut inbound);
-            (moved, held.is_empty(), held.at_bound())
+            (moved, held.is_empty(), held_at_bound(&shard, &held))
         };
         if done.get() && !moved && empty {
             return;
@@ -638,7 +681,7 @@ fn move_inbound(
     inbound: &mut Vec<ShardMsg>,
 ) -> bool {
     held.release(|env| shard.offer_local(env));
-    if held.at_bound() {
+    if held_at_bound(shard, held) {
         return false;
     }
     shard
@@ -654,6 +697,15 @@ fn move_inbound(
         }
     }
     moved
+}
+
+/// True when a hold list is at its bound and the rings must wait. Not during start-up:
+/// what arrives then is what the other shards recover, already in their memory and
+/// acknowledged long ago, and a shard that stopped draining could leave another's
+/// recovery waiting for ever on a target that cannot take it (a disabled operation whose
+/// queue is full).
+fn held_at_bound(shard: &Shard, held: &HoldLists<HoldKey, Envelope>) -> bool {
+    shard.phase() >= Phase::Running && held.at_bound()
 }
 
 /// The shard's status, with the envelopes held for an item counted in its `queued`: they
