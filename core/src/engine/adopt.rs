@@ -7,9 +7,11 @@
 //! (`MessageReceived`, then `Enqueued` for every delivery still owed, and `Suspended` for
 //! a suspended one), durably, and only then closes the message in the old WAL with
 //! `Discarded` records whose reason names the shard it moved to. The copies join this
-//! shard's recovery after its own messages, so they are delivered as if received here
-//! (the operation instance still follows the partition key, and the old WAL's order is
-//! kept).
+//! shard's recovery, so they are delivered as if received here (the operation instance
+//! still follows the partition key). Each target's deliveries keep the order of each WAL
+//! and are merged by the time their messages were received, so a patient's message that
+//! a shared port took on the missing shard before the next one on this shard stays ahead
+//! of it.
 //!
 //! A crash between the two appends leaves a message open in both WALs: the next start
 //! adopts it again (delivered at least once, never lost). A WAL that cannot be opened or
@@ -19,7 +21,7 @@
 //!
 //! Limits: at most [`ADOPT_BATCH_MAX`] messages per append.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use hie_persist::{
@@ -81,12 +83,49 @@ pub async fn adopt(
     let (old, old_recovery) = Wal::open(dir, config).await.map_err(|e| what(&e))?;
     let owed = owed_in_order(&old_recovery);
     let reason = format!("moved to shard {index}: the engine runs on fewer shards now");
+    let mut adopted = BTreeMap::new();
     for chunk in owed.chunks(ADOPT_BATCH_MAX) {
-        copy(wal, recovery, chunk).await.map_err(|e| what(&e))?;
+        copy(wal, recovery, &mut adopted, chunk)
+            .await
+            .map_err(|e| what(&e))?;
         close(&old, chunk, &reason).await.map_err(|e| what(&e))?;
     }
     old.close().await.map_err(|e| what(&e))?;
+    for (target, theirs) in adopted {
+        let ours = recovery.targets.remove(&target).unwrap_or_default();
+        let merged = merge_by_receipt(ours, theirs, |id| {
+            recovery.messages.get(&id).map_or(0, |m| m.timestamp_us)
+        });
+        recovery.targets.insert(target, merged);
+    }
     Ok(owed.len())
+}
+
+/// Merges two lists of deliveries, each in its WAL's order, taking at each step the
+/// one whose message was received first (`received_us` of its message id; ours on a
+/// tie).
+fn merge_by_receipt(
+    ours: Vec<PendingDelivery>,
+    theirs: Vec<PendingDelivery>,
+    received_us: impl Fn(u64) -> u64,
+) -> Vec<PendingDelivery> {
+    let mut merged = Vec::with_capacity(ours.len() + theirs.len());
+    let mut ours = ours.into_iter().peekable();
+    let mut theirs = theirs.into_iter().peekable();
+    loop {
+        let take_ours = match (ours.peek(), theirs.peek()) {
+            (Some(a), Some(b)) => received_us(a.message_id) <= received_us(b.message_id),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return merged,
+        };
+        let next = if take_ours {
+            ours.next()
+        } else {
+            theirs.next()
+        };
+        merged.extend(next);
+    }
 }
 
 /// The open messages of `recovery` in WAL order, each with its owed deliveries.
@@ -117,10 +156,12 @@ fn owed_in_order(recovery: &Recovery) -> Vec<Owed<'_>> {
     owed
 }
 
-/// Appends copies of `chunk` to `wal`, durably, and adds them to `recovery`.
+/// Appends copies of `chunk` to `wal`, durably, and adds them to `recovery` (their
+/// deliveries to `adopted`, per target, for [`merge_by_receipt`]).
 async fn copy(
     wal: &Wal,
     recovery: &mut Recovery,
+    adopted: &mut BTreeMap<String, Vec<PendingDelivery>>,
     chunk: &[Owed<'_>],
 ) -> Result<(), hie_persist::WalError> {
     let ids: Vec<u64> = chunk.iter().map(|_| wal.next_message_id()).collect();
@@ -159,8 +200,7 @@ async fn copy(
             recovery.unrouted.push(message_id);
         }
         for &(target, state) in &owed.deliveries {
-            recovery
-                .targets
+            adopted
                 .entry(target.to_string())
                 .or_default()
                 .push(PendingDelivery {
@@ -200,6 +240,38 @@ async fn close(old: &Wal, chunk: &[Owed<'_>], reason: &str) -> Result<(), hie_pe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pending(message_id: u64) -> PendingDelivery {
+        PendingDelivery {
+            message_id,
+            enqueued_lsn: 0,
+            state: DeliveryState::Queued,
+        }
+    }
+
+    #[test]
+    fn merging_keeps_each_wal_order_and_interleaves_by_receipt() {
+        // Ours: ids 1, 2, 3 received at 10, 30, 50; theirs: 101, 102 at 20, 60.
+        let received = |id: u64| match id {
+            1 => 10,
+            2 => 30,
+            3 => 50,
+            101 => 20,
+            102 => 60,
+            _ => unreachable!(),
+        };
+        let merged = merge_by_receipt(
+            vec![pending(1), pending(2), pending(3)],
+            vec![pending(101), pending(102)],
+            received,
+        );
+        let ids: Vec<u64> = merged.iter().map(|d| d.message_id).collect();
+        assert_eq!(ids, [1, 101, 2, 3, 102]);
+        // A WAL's own order wins over its times: 2 stays before 1 even if received later.
+        let merged = merge_by_receipt(vec![pending(2), pending(1)], Vec::new(), received);
+        let ids: Vec<u64> = merged.iter().map(|d| d.message_id).collect();
+        assert_eq!(ids, [2, 1]);
+    }
 
     #[test]
     fn orphans_go_to_the_shard_of_their_number_modulo_the_shards() {
