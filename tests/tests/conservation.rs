@@ -1,14 +1,15 @@
 //! Conservation, end to end: every message the production acknowledged is delivered
 //! downstream or listed (`hie ctl status`), exactly, through every item kind and the ways
 //! a message can wait: a TCP service and a file service feed a router that sends every
-//! message to a TCP operation whose downstream is down, a file operation, and a TCP
-//! operation the production disables; the engine restarts on fewer shards in between.
+//! message to a TCP operation whose downstream is down, a file operation, a TCP operation
+//! whose downstream refuses everything (AE: suspended), and a TCP operation the
+//! production disables; the engine restarts on fewer shards in between.
 //!
-//! Run 1, two shards: `TcpIn` and `TcpOut` and `Held` on shard 0, `FileIn` and `FileOut`
-//! on shard 1 (so what the file service reads is in shard 1's WAL). Run 2, one shard:
-//! shard 1's WAL is re-placed, more messages come in, the downstream comes up and `Held`
-//! is enabled; then every ACKed control id has arrived at each of the three targets once,
-//! and nothing else has, and nothing is left open.
+//! Run 1, two shards: `TcpIn`, `TcpOut` and `Refused` on shard 0, `FileIn`, `FileOut`
+//! and `Held` on shard 1 (so what the file service reads is in shard 1's WAL). Run 2, one
+//! shard: shard 1's WAL is re-placed, more messages come in, the downstream comes up and
+//! `Held` is enabled; then every ACKed control id has arrived at each target once, and
+//! nothing else has, and what is left open is exactly the suspended list.
 
 mod common;
 
@@ -67,6 +68,7 @@ struct Setup {
     out: PathBuf,
     in_port: u16,
     tcp_out_port: u16,
+    refused_port: u16,
     held_port: u16,
 }
 
@@ -81,6 +83,7 @@ fn setup() -> Setup {
         _root: root,
         in_port: free_port(),
         tcp_out_port: free_port(),
+        refused_port: free_port(),
         held_port: free_port(),
     };
     std::fs::create_dir_all(&s.input).unwrap();
@@ -101,9 +104,10 @@ fn production(s: &Setup) -> String {
     head("Conservation", 2)
         + &tcp_service("TcpIn", s.in_port, "Router", &[])
         + &file_service("FileIn", &s.input, &s.archive, "Router")
-        + &router("Router", "TcpOut,FileOut,Held", &[])
+        + &router("Router", "TcpOut,FileOut,Refused,Held", &[])
         + &patient_operation("TcpOut", s.tcp_out_port)
         + &file_operation("FileOut", &s.out, "all.hl7")
+        + &patient_operation("Refused", s.refused_port)
         + &disabled(&patient_operation("Held", s.held_port))
 }
 
@@ -180,6 +184,7 @@ fn assert_delivered(what: &str, hie: &Hie, acked: &[String], arrived: impl Fn() 
 fn every_acknowledged_message_is_delivered_or_listed_across_a_restart_on_fewer_shards() {
     let s = setup();
     let held_sink = TestSink::start(s.held_port, Answer::Code("AA"));
+    let refusing_sink = TestSink::start(s.refused_port, Answer::Code("AE"));
     let fast_stop = ["--shutdown-timeout", "1"];
     let (hie, data) = start_hie_with(&s.root, &production(&s), &fast_stop);
 
@@ -189,14 +194,16 @@ fn every_acknowledged_message_is_delivered_or_listed_across_a_restart_on_fewer_s
     assert_eq!(acked.len(), TCP_PER_RUN + FILES * PER_FILE, "all ACKed");
     let file_out = s.out.join("all.hl7");
     assert_delivered("FileOut, run 1", &hie, &acked, || control_ids_in(&file_out));
-    let status = wait_status(&hie, &data, Duration::from_secs(10), "listed", |st| {
-        listed(st).queued.get("Held") == Some(&(acked.len() as u64))
+    let all = Some(acked.len() as u64);
+    let status = wait_status(&hie, &data, Duration::from_secs(30), "listed", |st| {
+        let l = listed(st);
+        l.queued.get("Held").copied() == all && l.suspended.get("Refused").copied() == all
     });
     let run1 = listed(&status);
     assert_eq!(
         run1.wal_open,
         acked.len() as u64,
-        "each message stays open for TcpOut and Held: {run1:?}"
+        "each message stays open for TcpOut, Refused and Held: {run1:?}"
     );
     assert_eq!(held_sink.count(), 0);
     stop(hie);
@@ -215,15 +222,20 @@ fn every_acknowledged_message_is_delivered_or_listed_across_a_restart_on_fewer_s
     assert_delivered("TcpOut", &hie, &acked, || tcp_sink.control_ids());
     assert_delivered("Held", &hie, &acked, || held_sink.control_ids());
     assert_delivered("FileOut", &hie, &acked, || control_ids_in(&file_out));
-    let status = wait_status(&hie, &data, Duration::from_secs(10), "closed", |st| {
-        listed(st).wal_open == 0
+    // Refused got each message once and suspended it; suspended messages are not sent
+    // again after a restart, and stay listed and open.
+    assert_delivered("Refused", &hie, &acked, || refusing_sink.control_ids());
+    let all = acked.len() as u64;
+    let status = wait_status(&hie, &data, Duration::from_secs(10), "settled", |st| {
+        let l = listed(st);
+        l.wal_open == all && l.suspended.get("Refused") == Some(&all)
     });
     let end = listed(&status);
     assert!(
         end.queued.values().all(|&n| n == 0)
-            && end.suspended.is_empty()
+            && end.suspended.len() == 1
             && end.failed.values().all(|&n| n == 0),
-        "nothing left listed: {end:?}"
+        "only the suspended messages are left: {end:?}"
     );
     stop(hie);
     assert_files_kept(&s.archive);
