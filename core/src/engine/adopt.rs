@@ -273,6 +273,91 @@ mod tests {
         assert_eq!(ids, [2, 1]);
     }
 
+    fn received<'a>(message_id: u64, bytes: &'a [u8]) -> Record<'a> {
+        Record::MessageReceived {
+            message_id,
+            source: "In",
+            meta: MessageMeta {
+                message_type: "ADT^A01",
+                control_id: "C",
+                partition_key: "P1",
+            },
+            bytes,
+        }
+    }
+
+    #[test]
+    fn adoption_moves_open_messages_with_their_state_and_closes_them_in_the_old_wal() {
+        let root = tempfile::tempdir().unwrap();
+        let (old_dir, new_dir) = (root.path().join("shard-1"), root.path().join("shard-0"));
+        let config = WalConfig::default().with_segment_bytes(1 << 20);
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let (old, _) = Wal::open(&old_dir, config.clone()).await.unwrap();
+                let (never_routed, suspended, done) = (
+                    old.next_message_id(),
+                    old.next_message_id(),
+                    old.next_message_id(),
+                );
+                let enqueued = |message_id, target| Record::Enqueued { message_id, target };
+                old.append_many(&[
+                    received(never_routed, b"one"),
+                    received(suspended, b"two"),
+                    enqueued(suspended, "Out"),
+                    enqueued(suspended, "Held"),
+                    Record::Suspended {
+                        message_id: suspended,
+                        target: "Out",
+                        reason: "AE",
+                    },
+                    received(done, b"three"),
+                    enqueued(done, "Out"),
+                    Record::Completed {
+                        message_id: done,
+                        target: "Out",
+                    },
+                ])
+                .await
+                .unwrap();
+                old.close().await.unwrap();
+
+                let (wal, mut recovery) = Wal::open(&new_dir, config.clone()).await.unwrap();
+                let moved = adopt(&wal, &mut recovery, 0, &old_dir, config.clone())
+                    .await
+                    .unwrap();
+                assert_eq!(moved, 2, "the completed message stays where it is");
+                assert_eq!(wal.open_messages(), 2, "durable in the adopting WAL");
+                let bytes: Vec<&[u8]> = recovery
+                    .unrouted
+                    .iter()
+                    .map(|id| &recovery.messages[id].bytes[..])
+                    .collect();
+                assert_eq!(bytes, [b"one"]);
+                let out = &recovery.targets["Out"];
+                assert_eq!(out.len(), 1);
+                assert_eq!(recovery.messages[&out[0].message_id].bytes, b"two");
+                assert_eq!(
+                    out[0].state,
+                    DeliveryState::Suspended {
+                        reason: "AE".into()
+                    }
+                );
+                assert_eq!(recovery.targets["Held"][0].state, DeliveryState::Queued);
+                wal.close().await.unwrap();
+
+                let (old, again) = Wal::open(&old_dir, config.clone()).await.unwrap();
+                assert!(again.messages.is_empty(), "nothing open in the old WAL");
+                old.close().await.unwrap();
+                let (wal, recovered) = Wal::open(&new_dir, config).await.unwrap();
+                assert_eq!(recovered.messages.len(), 2, "the copies survive a restart");
+                assert_eq!(recovered.unrouted.len(), 1);
+                wal.close().await.unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
     #[test]
     fn orphans_go_to_the_shard_of_their_number_modulo_the_shards() {
         let dir = tempfile::tempdir().unwrap();

@@ -72,6 +72,11 @@ pub async fn run(
     log_recovery(index, &recovery);
     for orphan in orphans {
         match adopt::adopt(&wal, &mut recovery, index, &orphan, wal_config.clone()).await {
+            Ok(0) => tracing::info!(
+                shard = index,
+                "nothing open in {}, a shard that does not run now",
+                orphan.display()
+            ),
             Ok(moved) => tracing::warn!(
                 shard = index,
                 moved,
