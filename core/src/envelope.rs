@@ -9,6 +9,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Most routers one message may pass through on one run. A router that would pass a
+/// message on beyond this records it `Failed` (a routing cycle that `hie check` could not
+/// see, such as one rules form) instead of sending it round for ever; the limit is far
+/// above any chain of routers a production builds on purpose.
+pub const ROUTER_HOPS_MAX: u16 = 32;
+
 /// Index of an item in the running production's item table.
 pub type ItemId = u32;
 
@@ -45,6 +51,9 @@ pub struct Envelope {
     pub received_at: Instant,
     /// Delivery attempts so far (a retry after recovery starts again at 0).
     pub attempts: u32,
+    /// Routers it has passed through (see [`ROUTER_HOPS_MAX`]; recovery starts again
+    /// at 0, which still bounds a cycle).
+    pub router_hops: u16,
     /// The receiving service waits for the downstream reply (`AckMode=App`): the item
     /// that finishes the message sends an [`AppReply`] back to the origin shard.
     pub wants_reply: bool,

@@ -255,7 +255,10 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
 fn print_ready(engine: &RunningEngine) {
     let mut out = std::io::stdout().lock();
     for item in &engine.plan().items {
-        if let Role::TcpService(plan) = &item.role {
+        // A service disabled in the production does not listen until it is enabled.
+        if let Role::TcpService(plan) = &item.role
+            && item.enabled
+        {
             let _ = writeln!(out, "listening {} {}", item.name, plan.listen);
         }
     }

@@ -793,14 +793,14 @@ pub const ROUTER_HOST: &[SettingSpec] = &[
         H,
         ValueType::Target,
         "",
-        "item that receives messages failing validation",
+        "item that receives the messages no target takes (not a copy target)",
     ),
     s(
         "AlertOnBadMessage",
         H,
         BOOL,
         "0",
-        "alert when a message fails validation",
+        "alert when no target takes a message (it goes to the BadMessageHandler)",
     ),
     no(
         "ResponseFrom",

@@ -2,7 +2,8 @@
 //! and shut down in order.
 //!
 //! Start-up, on every shard at once:
-//! 1. open the shard's WAL (`DATA_DIR/shard-N`) and recover it;
+//! 1. open the shard's WAL (`DATA_DIR/shard-N`) and recover it, adopting the WALs of
+//!    shards that ran before and do not now ([`adopt`]: fewer shards than last time);
 //! 2. start the operations, then the routers (their queues exist from here on);
 //! 3. re-enqueue every acknowledged, uncompleted message from the WAL, in WAL order;
 //! 4. wait until every shard has done so, then open the services.
@@ -13,6 +14,7 @@
 //! 3. routers and operations stop (what is still queued stays open in the WAL);
 //! 4. outcome records still travelling to their origin shard are appended, WALs close.
 
+mod adopt;
 pub mod control;
 mod hold;
 pub mod plan;
@@ -102,8 +104,9 @@ pub struct RunningEngine {
     shutdown_timeout: Duration,
 }
 
-/// The per-shard pieces handed to each shard thread once.
-type Parts = (ShardRings<ShardMsg>, Receiver<ShardControl>);
+/// The per-shard pieces handed to each shard thread once: its rings, its control
+/// channel, and the WAL directories of shards that do not run now, for it to adopt.
+type Parts = (ShardRings<ShardMsg>, Receiver<ShardControl>, Vec<PathBuf>);
 
 impl RunningEngine {
     /// Plans and starts `production`; returns once every service is open.
@@ -117,28 +120,29 @@ impl RunningEngine {
         // glommio opens directories by absolute path.
         let data_dir = std::path::absolute(&options.data_dir).map_err(data_dir_err)?;
         let shards = plan.shards;
+        let orphans = adopt::orphans(&data_dir, shards).map_err(data_dir_err)?;
         let shared = Arc::new(Shared::new(Arc::clone(&plan)));
         let rings = ring::mesh::<ShardMsg>(shards, RING_CAPACITY);
         let doorbells = Arc::clone(rings[0].doorbells());
         let mut control = Vec::with_capacity(shards);
         let mut parts: Vec<Option<Parts>> = Vec::with_capacity(shards);
-        for rings in rings {
+        for (rings, orphans) in rings.into_iter().zip(orphans) {
             let (tx, rx) = crossbeam::channel::unbounded();
             control.push(tx);
-            parts.push(Some((rings, rx)));
+            parts.push(Some((rings, rx, orphans)));
         }
         let parts = Arc::new(Mutex::new(parts));
         let main = {
             let shared = Arc::clone(&shared);
             let wal = options.wal.clone();
             move |index: usize| {
-                let (rings, control_rx) = parts.lock().expect("parts lock")[index]
+                let (rings, control_rx, orphans) = parts.lock().expect("parts lock")[index]
                     .take()
                     .expect("each shard takes its parts once");
                 let shared = Arc::clone(&shared);
                 let dir = data_dir.join(format!("shard-{index}"));
                 let wal = wal.clone();
-                shard_main::run(index, shared, rings, control_rx, dir, wal)
+                shard_main::run(index, shared, rings, control_rx, dir, orphans, wal)
             }
         };
         let handles = shard::start(&options.layout, main)?;
@@ -274,5 +278,108 @@ impl RunningEngine {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Format, LoadOptions};
+    use crate::envelope::ROUTER_HOPS_MAX;
+    use std::path::Path;
+
+    /// A production whose routers send to each other. `hie check` (and the loading `hie
+    /// run` does) refuses such a cycle; routing rules can still form one at run time, so
+    /// the engine is started here from the production as written.
+    fn cycle_production(input: &Path) -> Production {
+        let text = format!(
+            "[production]\nname = \"Cycle\"\n\n\
+             [[item]]\nname = \"FilesIn\"\nclass = \"EnsLib.HL7.Service.FileService\"\n\
+             [item.host]\nTargetConfigNames = \"R1\"\n\
+             [item.adapter]\nFilePath = \"{}\"\nCallInterval = \"1\"\n\n\
+             [[item]]\nname = \"R1\"\nclass = \"EnsLib.HL7.MsgRouter.RoutingEngine\"\n\
+             [item.host]\nBusinessRuleName = \"Test.Rule\"\nTargetConfigNames = \"R2\"\n\n\
+             [[item]]\nname = \"R2\"\nclass = \"EnsLib.HL7.MsgRouter.RoutingEngine\"\n\
+             [item.host]\nBusinessRuleName = \"Test.Rule\"\nTargetConfigNames = \"R1\"\n",
+            input.display()
+        );
+        let path = input.join("cycle.toml");
+        let mut production = crate::config::parse_str(&text, &path, Format::Toml)
+            .expect("the production reads")
+            .production;
+        // Resolves the settings; the cycle it reports is what this test is about.
+        let _ = crate::config::validate::validate(&mut production, &path, &LoadOptions::default());
+        production
+    }
+
+    fn sum(
+        status: &EngineStatus,
+        item: &str,
+        counter: impl Fn(&runtime::ItemStatus) -> u64,
+    ) -> u64 {
+        status
+            .shards
+            .iter()
+            .flat_map(|s| &s.items)
+            .filter(|i| i.item == item)
+            .map(&counter)
+            .sum()
+    }
+
+    #[test]
+    fn a_routing_cycle_fails_the_message_at_the_hop_limit_and_closes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        std::fs::create_dir(&input).unwrap();
+        let options = EngineOptions {
+            data_dir: dir.path().join("data"),
+            layout: ShardLayout {
+                shards: 1,
+                cpus: None,
+                io_memory_bytes: shard::IO_MEMORY_BYTES_DEFAULT,
+            },
+            wal: WalConfig::default().with_segment_bytes(1 << 20),
+            shutdown_timeout: Duration::from_secs(5),
+            start_timeout: Duration::from_secs(30),
+        };
+        let engine = RunningEngine::start(&cycle_production(&input), options).expect("starts");
+        let msg = "MSH|^~\\&|A|B|C|D|20260101120000||ADT^A01|HOP-1|P|2.5\rPID|1||P1\r";
+        std::fs::write(input.join("m.hl7"), msg).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            let status = engine.status();
+            let failed = sum(&status, "R1", |i| i.failed) + sum(&status, "R2", |i| i.failed);
+            if failed > 0 && status.shards[0].wal_open_messages == 0 || Instant::now() > deadline {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let processed = sum(&status, "R1", |i| i.processed) + sum(&status, "R2", |i| i.processed);
+        let failed = sum(&status, "R1", |i| i.failed) + sum(&status, "R2", |i| i.failed);
+        assert_eq!(failed, 1, "{status:#?}");
+        assert_eq!(
+            processed,
+            u64::from(ROUTER_HOPS_MAX) + 1,
+            "passed on {ROUTER_HOPS_MAX} times, failed at the next router: {status:#?}"
+        );
+        assert_eq!(status.shards[0].wal_open_messages, 0, "closed in the WAL");
+        std::thread::sleep(Duration::from_millis(100));
+        let later = engine.status();
+        assert_eq!(
+            sum(&later, "R1", |i| i.processed) + sum(&later, "R2", |i| i.processed),
+            processed,
+            "it goes round no more"
+        );
+        let exits = engine.shutdown();
+        assert!(exits.iter().all(|e| e.errors.is_empty()), "{exits:?}");
+    }
+
+    #[test]
+    fn the_hop_limit_reason_names_the_limit() {
+        assert!(
+            runtime::HOP_LIMIT_REASON.contains(&ROUTER_HOPS_MAX.to_string()),
+            "{}",
+            runtime::HOP_LIMIT_REASON
+        );
     }
 }

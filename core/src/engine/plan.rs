@@ -5,9 +5,14 @@
 //! `config::placement` (round robin of item instances over the shards) for services and
 //! operations; routers run on every shard (docs/adr/0001).
 //!
-//! An item that cannot run (disabled in the production, class hie does not know, or a
-//! kind hie does not run yet, such as the e-mail alert operation) is [`Role::Inert`]: it
-//! keeps its id so that messages sent to it fail visibly instead of vanishing.
+//! An item disabled in the production (`Enabled="false"`) is planned as if it ran, after
+//! the enabled ones in the round robin, and starts `disabled`: its queue exists and
+//! keeps, bounded by its `QueueSize` and open in the WAL, what is sent to it until an
+//! operator enables it (`hie ctl enable`), as IRIS keeps it queued.
+//!
+//! An item that cannot run (class hie does not know, or a kind hie does not run yet,
+//! such as the e-mail alert operation) is [`Role::Inert`]: it keeps its id so that
+//! messages sent to it fail visibly instead of vanishing.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -77,8 +82,15 @@ pub struct PlannedItem {
     pub role: Role,
     /// Shard of each instance (routers: every shard).
     pub shards: Vec<usize>,
+    /// Enabled in the production; a disabled item starts `disabled` (see the module doc).
+    pub enabled: bool,
     /// Resolved TargetConfigNames.
     pub targets: Vec<Target>,
+    /// A router's resolved `BadMessageHandler`: where a message goes that no target
+    /// takes (it is not one of [`PlannedItem::targets`]).
+    pub bad_message_handler: Option<Target>,
+    /// A router's `AlertOnBadMessage`: alert when it has no target for a message.
+    pub alert_on_bad_message: bool,
     pub queue_size: usize,
     pub overflow: Overflow,
     /// `QueueOrder`/`PriorityMessageTypes`: which lane of its queue a message takes.
@@ -170,27 +182,43 @@ impl Plan {
             .map(|(i, item)| (item.name.clone(), i as ItemId))
             .collect();
         let mut items = Vec::with_capacity(production.items.len());
+        // Disabled items take their places after every enabled instance.
+        let mut next_disabled: usize = placed
+            .iter()
+            .filter(|(i, _)| production.items[**i].kind != ItemKind::Process)
+            .map(|(_, s)| s.len())
+            .sum();
+        let resolve = |name: &str| match by_name.get(name) {
+            Some(&id) => Target::Item(id),
+            None => Target::Missing(name.to_string()),
+        };
         for (index, item) in production.items.iter().enumerate() {
-            let role = role_of(item)?;
+            let role = planned_role(item)?;
             let shards_of = match (&role, placed.get(&index)) {
-                (Role::Inert(_), _) | (_, None) => Vec::new(),
-                (Role::Router, Some(_)) => (0..shards).collect(),
+                (Role::Inert(_), _) => Vec::new(),
+                (Role::Router, _) => (0..shards).collect(),
                 (_, Some(s)) => s.clone(),
+                (_, None) if !item.enabled => {
+                    let n = item.pool_size as usize;
+                    next_disabled += n;
+                    (next_disabled - n..next_disabled)
+                        .map(|k| k % shards)
+                        .collect()
+                }
+                (_, None) => Vec::new(),
             };
             let role = if shards_of.is_empty() && !matches!(role, Role::Inert(_)) {
                 Role::Inert("disabled".to_string())
             } else {
                 role
             };
-            let targets = item
-                .settings
-                .targets()
-                .into_iter()
-                .map(|name| match by_name.get(name) {
-                    Some(&id) => Target::Item(id),
-                    None => Target::Missing(name.to_string()),
-                })
-                .collect();
+            let (targets, bad_message_handler) = match &item.settings {
+                ItemSettings::Router(s) => (
+                    s.targets.iter().map(|t| resolve(t)).collect(),
+                    s.bad_message_handler.as_deref().map(resolve),
+                ),
+                settings => (settings.targets().into_iter().map(resolve).collect(), None),
+            };
             let common = item.settings.common();
             items.push(PlannedItem {
                 id: index as ItemId,
@@ -199,7 +227,13 @@ impl Plan {
                 kind: item.kind,
                 role,
                 shards: shards_of,
+                enabled: item.enabled,
                 targets,
+                bad_message_handler,
+                alert_on_bad_message: matches!(
+                    &item.settings,
+                    ItemSettings::Router(s) if s.alert_on_bad_message
+                ),
                 queue_size: common
                     .map(|c| c.queue_size as usize)
                     .filter(|&n| n > 0)
@@ -255,10 +289,19 @@ fn timeout(t: Timeout) -> Option<Duration> {
     }
 }
 
-fn role_of(item: &config::Item) -> Result<Role, PlanError> {
-    if !item.enabled {
-        return Ok(Role::Inert("disabled in the production".into()));
+/// The role of `item`; a disabled item whose settings the engine cannot use is inert
+/// (it could not be enabled), with the reason.
+fn planned_role(item: &config::Item) -> Result<Role, PlanError> {
+    match role_of(item) {
+        Err(e) if !item.enabled => Ok(Role::Inert(format!(
+            "disabled in the production, and {}",
+            e.message
+        ))),
+        role => role,
     }
+}
+
+fn role_of(item: &config::Item) -> Result<Role, PlanError> {
     Ok(match &item.settings {
         ItemSettings::Unresolved => Role::Inert(format!("class {} is not run by hie", item.class)),
         ItemSettings::Hl7TcpService(s) => {

@@ -29,9 +29,9 @@ use hie_persist::{MessageMeta, Record, Wal, WalError};
 use serde::Serialize;
 
 use crate::engine::control::{ItemState, StateWatch};
-use crate::engine::plan::{Plan, Role, Target};
+use crate::engine::plan::{Plan, PlannedItem, Role, Target};
 use crate::envelope::{
-    AppReply, Envelope, ItemId, MessageId, OriginRecord, ShardMsg, partition_hash,
+    AppReply, Envelope, ItemId, MessageId, OriginRecord, ROUTER_HOPS_MAX, ShardMsg, partition_hash,
 };
 use crate::item::{HookContext, ItemHooks, TraceEvents};
 use crate::notify::Notify;
@@ -467,7 +467,7 @@ impl Shard {
             },
             bytes: msg.as_bytes(),
         });
-        let targets = self.routing_records(wal_id, &item.targets, &mut records);
+        let targets = self.routing_records(wal_id, &item.targets, None, &mut records);
         self.wal.append_many(&records).await.inspect_err(|e| {
             self.wal_failed.set(true);
             tracing::error!(item = %item.name, "WAL append failed: {e}");
@@ -483,34 +483,39 @@ impl Shard {
     }
 
     /// Adds `Enqueued`/`Discarded` records for `targets` to `records`; returns the items
-    /// the message goes on to. A message with nowhere to go is discarded as "no route".
+    /// the message goes on to. A message no target takes is a bad message for a router
+    /// (`router`): it goes to the router's `BadMessageHandler` when there is one, as in
+    /// IRIS, with an alert when `AlertOnBadMessage` is set; otherwise, and for a service,
+    /// it is discarded as "no route".
     fn routing_records<'r>(
         &'r self,
         wal_id: u64,
         targets: &'r [Target],
+        router: Option<&'r PlannedItem>,
         records: &mut Vec<Record<'r>>,
     ) -> Vec<ItemId> {
         let mut to = Vec::with_capacity(targets.len());
         for target in targets {
-            match target {
-                Target::Item(id) => {
-                    records.push(Record::Enqueued {
-                        message_id: wal_id,
-                        target: &self.plan.item(*id).name,
-                    });
-                    to.push(*id);
-                }
-                Target::Missing(name) => {
-                    tracing::error!(target = %name, "message {wal_id} sent to an item that does not exist");
-                    records.push(Record::Discarded {
-                        message_id: wal_id,
-                        target: name,
-                        reason: "no item of that name in the production",
-                    });
-                }
+            self.route_to(wal_id, target, records, &mut to);
+        }
+        if !to.is_empty() {
+            return to;
+        }
+        let handler = router.and_then(|r| r.bad_message_handler.as_ref());
+        if let Some(router) = router {
+            let what = match handler {
+                Some(_) => "no target takes it: sent to the BadMessageHandler",
+                None => "no target takes it, and there is no BadMessageHandler",
+            };
+            if router.alert_on_bad_message {
+                tracing::error!(target: "hie::alert", "ALERT {}: message {wal_id}: {what}", router.name);
+            } else {
+                tracing::warn!(item = %router.name, "message {wal_id}: {what}");
             }
         }
-        if targets.is_empty() {
+        if let Some(handler) = handler {
+            self.route_to(wal_id, handler, records, &mut to);
+        } else if targets.is_empty() {
             records.push(Record::Discarded {
                 message_id: wal_id,
                 target: "",
@@ -518,6 +523,34 @@ impl Shard {
             });
         }
         to
+    }
+
+    /// Adds the record for one target (`Enqueued`, or `Discarded` for a name that names no
+    /// item) and, for an item, pushes it onto `to`.
+    fn route_to<'r>(
+        &'r self,
+        wal_id: u64,
+        target: &'r Target,
+        records: &mut Vec<Record<'r>>,
+        to: &mut Vec<ItemId>,
+    ) {
+        match target {
+            Target::Item(id) => {
+                records.push(Record::Enqueued {
+                    message_id: wal_id,
+                    target: &self.plan.item(*id).name,
+                });
+                to.push(*id);
+            }
+            Target::Missing(name) => {
+                tracing::error!(target = %name, "message {wal_id} sent to an item that does not exist");
+                records.push(Record::Discarded {
+                    message_id: wal_id,
+                    target: name,
+                    reason: "no item of that name in the production",
+                });
+            }
+        }
     }
 
     /// Records, durably, that message `wal_id` is enqueued for `targets` (recovery of a
@@ -528,7 +561,7 @@ impl Shard {
         targets: &[Target],
     ) -> Result<Vec<ItemId>, WalError> {
         let mut records = Vec::with_capacity(targets.len().max(1));
-        let to = self.routing_records(wal_id, targets, &mut records);
+        let to = self.routing_records(wal_id, targets, None, &mut records);
         self.wal
             .append_many(&records)
             .await
@@ -543,18 +576,19 @@ impl Shard {
     /// completion) gets a later LSN, so it can only be durable once these are. A crash
     /// that loses them makes recovery route the messages again (at least once, as for
     /// any delivery not yet recorded complete), and the router does not add a second
-    /// `fdatasync` to every message's way downstream.
+    /// `fdatasync` to every message's way downstream. A message at its hop limit
+    /// ([`hop_limit_reached`]) gets no record here: the router fails it.
     pub fn route_batch(&self, router: ItemId, batch: &[Envelope]) -> Result<Vec<ItemId>, WalError> {
         let item = self.plan.item(router);
         let mut records = Vec::with_capacity(batch.len() * (item.targets.len() + 1));
         let mut targets = Vec::new();
-        for env in batch {
+        for env in batch.iter().filter(|env| !hop_limit_reached(env)) {
             debug_assert_eq!(
                 env.id.origin_shard as usize, self.index,
                 "routers run at the origin"
             );
             // The same for every message until routing rules land: TargetConfigNames.
-            targets = self.routing_records(env.id.wal_id, &item.targets, &mut records);
+            targets = self.routing_records(env.id.wal_id, &item.targets, Some(item), &mut records);
             records.push(Record::Completed {
                 message_id: env.id.wal_id,
                 target: &item.name,
@@ -988,6 +1022,16 @@ fn to_wal_record<'p>(plan: &'p Plan, p: &'p PendingRecord) -> Record<'p> {
     }
 }
 
+/// Why a router fails a message at its hop limit.
+pub const HOP_LIMIT_REASON: &str =
+    "routing cycle: the message has passed through 32 routers (ROUTER_HOPS_MAX) on this run";
+
+/// True when `env` has passed through as many routers as one message may: the router
+/// that has it now records it `Failed` ([`HOP_LIMIT_REASON`]) instead of passing it on.
+pub fn hop_limit_reached(env: &Envelope) -> bool {
+    env.router_hops >= ROUTER_HOPS_MAX
+}
+
 /// Text for WAL metadata: UTF-8 as it is, Latin-1 otherwise (no byte lost).
 pub fn text_of(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
@@ -1034,6 +1078,7 @@ pub fn envelope(
         partition: partition_hash(key),
         received_at: Instant::now(),
         attempts: 0,
+        router_hops: 0,
         wants_reply: false,
         ordered: false,
     }

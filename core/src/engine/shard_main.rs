@@ -16,15 +16,16 @@ use hie_persist::{DeliveryState, Record, Recovery, Wal, WalConfig};
 
 use crate::config;
 use crate::config::{RestartPolicy, RestartWhen};
+use crate::engine::adopt;
 use crate::engine::control::{ItemCommand, ItemState};
 use crate::engine::hold::HoldLists;
-use crate::engine::plan::{Role, TcpServicePlan};
+use crate::engine::plan::{PlannedItem, Role, TcpServicePlan};
 use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, ShardStatus, Shared};
 use crate::engine::{ShardControl, ShardExit};
 use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg, partition_hash};
 use crate::items::hl7_tcp_service::TcpServiceHandler;
 use crate::items::{
-    WorkerExit, hl7_file_operation, hl7_file_service, hl7_tcp_operation, routing_engine,
+    WorkerExit, hl7_file_operation, hl7_file_service, hl7_tcp_operation, requeue, routing_engine,
 };
 use crate::queue::LocalQueue;
 use crate::ring::ShardRings;
@@ -49,13 +50,14 @@ pub async fn run(
     rings: ShardRings<ShardMsg>,
     control: Receiver<ShardControl>,
     dir: PathBuf,
+    orphans: Vec<PathBuf>,
     wal_config: WalConfig,
 ) -> ShardExit {
     let mut exit = ShardExit {
         shard: index,
         ..ShardExit::default()
     };
-    let (wal, recovery) = match Wal::open(&dir, wal_config).await {
+    let (wal, mut recovery) = match Wal::open(&dir, wal_config.clone()).await {
         Ok(opened) => opened,
         Err(e) => {
             let message = format!(
@@ -68,6 +70,27 @@ pub async fn run(
         }
     };
     log_recovery(index, &recovery);
+    for orphan in orphans {
+        match adopt::adopt(&wal, &mut recovery, index, &orphan, wal_config.clone()).await {
+            Ok(0) => tracing::info!(
+                shard = index,
+                "nothing open in {}, a shard that does not run now",
+                orphan.display()
+            ),
+            Ok(moved) => tracing::warn!(
+                shard = index,
+                moved,
+                "re-placed the open messages of {}, a shard that does not run now",
+                orphan.display()
+            ),
+            Err(message) => {
+                shared.fail(message.clone());
+                exit.errors.push(message);
+                let _ = wal.close().await;
+                return exit;
+            }
+        }
+    }
     let shard = Rc::new(Shard::new(index, Arc::clone(&shared), Rc::new(wal), rings));
     shard.init_items();
     let done = Rc::new(Cell::new(false));
@@ -175,8 +198,9 @@ fn log_recovery(index: usize, recovery: &Recovery) {
     }
 }
 
-/// Spawns every router and operation instance of this shard, marked running, each under
-/// its restart policy ([`supervise_worker`]).
+/// Spawns every router and operation instance of this shard, marked running (disabled,
+/// for an item disabled in the production: its queue fills until it is enabled), each
+/// under its restart policy ([`supervise_worker`]).
 fn start_workers(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
     let mut workers = Vec::new();
     for item in shard.plan.on_shard(shard.index) {
@@ -194,7 +218,7 @@ fn start_workers(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
             let shard = Rc::clone(shard);
             workers.push(glommio::spawn_local(supervise_worker(shard, id, queue)));
         }
-        shard.set_state(id, ItemState::Running);
+        shard.set_state(id, initial_state(item));
     }
     workers
 }
@@ -294,7 +318,15 @@ impl RestartBudget {
 }
 
 /// Re-enqueues what this shard's WAL says was acknowledged and not completed.
+///
+/// Recovery never waits for room in a queue: what it delivers was acknowledged before
+/// and is in memory already, and a target that cannot take it (a disabled operation,
+/// one whose downstream is down) would stop the start for ever. Its deliveries to this
+/// shard's queues go in all at once at the end, past the `QueueSize` bound
+/// ([`Recovered`]); the other shards' dispatchers take theirs without bound while the
+/// production starts ([`held_at_bound`]).
 async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
+    let mut here = Recovered::default();
     let plan = Arc::clone(&shard.plan);
     let id_of = |wal_id| MessageId {
         origin_shard: shard.index as u16,
@@ -323,7 +355,7 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
         for target in targets {
             let mut next = env.clone();
             next.target = target;
-            shard.deliver(next).await;
+            here.deliver(shard, next).await;
         }
     }
     // Owed deliveries, per target in enqueue order.
@@ -351,19 +383,54 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
                 DeliveryState::Queued => {
                     let source = plan.item_named(&message.source).map_or(target.id, |s| s.id);
                     let env = recovered_envelope(id, message, source, target.id);
-                    shard.deliver(env).await;
+                    here.deliver(shard, env).await;
                     redelivered += 1;
                 }
                 DeliveryState::Suspended { reason } => shard.note_suspended(id, target.id, reason),
             }
         }
     }
+    here.enqueue(shard);
     if redelivered > 0 {
         tracing::info!(
             shard = shard.index,
             redelivered,
             "recovery re-enqueued messages"
         );
+    }
+}
+
+/// Recovered deliveries for this shard's queues, in recovery order, until
+/// [`Recovered::enqueue`].
+#[derive(Debug, Default)]
+struct Recovered {
+    local: Vec<Envelope>,
+}
+
+impl Recovered {
+    /// Keeps `env` for [`Recovered::enqueue`] when its target's instance is here, and
+    /// delivers it otherwise (over a ring, or recorded for an item that does not run).
+    async fn deliver(&mut self, shard: &Shard, env: Envelope) {
+        let target = shard.plan.item(env.target);
+        if target.shard_for(env.partition, shard.index) == Some(shard.index) {
+            self.local.push(env);
+        } else {
+            shard.deliver(env).await;
+        }
+    }
+
+    /// Puts the kept envelopes into their queues, in order after one another and ahead of
+    /// anything queued meanwhile, whatever the queues' bounds (see [`recover`]).
+    fn enqueue(self, shard: &Shard) {
+        for env in self.local.into_iter().rev() {
+            let instance = shard.plan.item(env.target).instance_for(env.partition);
+            match shard.queue(env.target, instance) {
+                Some(queue) => requeue(shard, &queue, env),
+                None => {
+                    tracing::error!(id = %env.id, "recovery: no local queue for item {}", env.target)
+                }
+            }
+        }
     }
 }
 
@@ -387,30 +454,48 @@ fn recovered_envelope(
         partition: partition_hash(key),
         received_at: std::time::Instant::now(),
         attempts: 0,
+        router_hops: 0,
         // The upstream connection that waited for it is gone.
         wants_reply: false,
         ordered: false,
     }
 }
 
+/// The state an item instance starts in: running, or disabled when the production
+/// disables it.
+fn initial_state(item: &PlannedItem) -> ItemState {
+    if item.enabled {
+        ItemState::Running
+    } else {
+        ItemState::Disabled
+    }
+}
+
 /// Opens this shard's services; returns their supervisor tasks (they end when services
-/// stop). A TCP service that cannot bind its port at start-up fails the start.
+/// stop). A TCP service that cannot bind its port at start-up fails the start; one
+/// disabled in the production binds when it is enabled.
 async fn start_services(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
     let mut services = Vec::new();
     for item in shard.plan.on_shard(shard.index) {
         let id = item.id;
         match &item.role {
             Role::TcpService(plan) => {
-                shard.set_state(id, ItemState::Running);
-                let server = match bind(shard, id, plan) {
-                    Ok(server) => server,
-                    Err(e) => {
-                        shard.shared.fail(format!("item {}: {e}", item.name));
-                        shard.set_state(id, ItemState::Failed);
-                        continue;
+                shard.set_state(id, initial_state(item));
+                let server = if !item.enabled {
+                    None
+                } else {
+                    match bind(shard, id, plan) {
+                        Ok(server) => Some(server),
+                        Err(e) => {
+                            shard.shared.fail(format!("item {}: {e}", item.name));
+                            shard.set_state(id, ItemState::Failed);
+                            continue;
+                        }
                     }
                 };
-                tracing::info!(item = %item.name, shard = shard.index, address = %server.local_addr(), "listening");
+                if let Some(server) = &server {
+                    tracing::info!(item = %item.name, shard = shard.index, address = %server.local_addr(), "listening");
+                }
                 let task = glommio::spawn_local(supervise_tcp_service(
                     Rc::clone(shard),
                     id,
@@ -420,7 +505,7 @@ async fn start_services(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
                 services.push(task);
             }
             Role::FileService(plan) => {
-                shard.set_state(id, ItemState::Running);
+                shard.set_state(id, initial_state(item));
                 let task =
                     glommio::spawn_local(hl7_file_service::run(Rc::clone(shard), id, plan.clone()));
                 services.push(task);
@@ -458,16 +543,16 @@ fn bind(
     MllpServer::bind(server_config(plan), handler)
 }
 
-/// Runs a TCP service's server, stopping it for disable, restart and shutdown and binding
-/// it again (per the restart policy when binding fails) for enable and restart.
+/// Runs a TCP service's server (`None`: not bound yet), stopping it for disable, restart
+/// and shutdown and binding it again (per the restart policy when binding fails) for
+/// enable and restart.
 async fn supervise_tcp_service(
     shard: Rc<Shard>,
     item: ItemId,
     plan: TcpServicePlan,
-    server: MllpServer<TcpServiceHandler>,
+    mut server: Option<MllpServer<TcpServiceHandler>>,
 ) {
     let mut restarts = RestartBudget::new(shard.plan.item(item).restart);
-    let mut server = Some(server);
     loop {
         if shard.phase() >= Phase::StopServices {
             return;
@@ -571,7 +656,7 @@ async fn dispatch(
         let (moved, empty, at_bound) = {
             let mut held = holds.borrow_mut();
             let moved = move_inbound(&shard, &mut held, &mut inbound);
-            (moved, held.is_empty(), held.at_bound())
+            (moved, held.is_empty(), held_at_bound(&shard, &held))
         };
         if done.get() && !moved && empty {
             return;
@@ -601,7 +686,7 @@ fn move_inbound(
     inbound: &mut Vec<ShardMsg>,
 ) -> bool {
     held.release(|env| shard.offer_local(env));
-    if held.at_bound() {
+    if held_at_bound(shard, held) {
         return false;
     }
     shard
@@ -617,6 +702,15 @@ fn move_inbound(
         }
     }
     moved
+}
+
+/// True when a hold list is at its bound and the rings must wait. Not during start-up:
+/// what arrives then is what the other shards recover, already in their memory and
+/// acknowledged long ago, and a shard that stopped draining could leave another's
+/// recovery waiting for ever on a target that cannot take it (a disabled operation whose
+/// queue is full).
+fn held_at_bound(shard: &Shard, held: &HoldLists<HoldKey, Envelope>) -> bool {
+    shard.phase() >= Phase::Running && held.at_bound()
 }
 
 /// The shard's status, with the envelopes held for an item counted in its `queued`: they

@@ -11,15 +11,21 @@
 //! can be lost). Routers run on every shard, on the shard that received the message
 //! (docs/adr/0001), so their records are local appends.
 //!
+//! A message that has passed through [`ROUTER_HOPS_MAX`] routers (a routing cycle) is
+//! recorded `Failed` at the router that has it, logged and counted, instead of going
+//! round for ever.
+//!
 //! A router whose WAL append fails (the WAL is poisoned or closed) puts the batch back at
 //! the head of its queue and ends with [`WorkerExit::Failed`]: its restart policy decides
 //! whether it starts again.
 
 use std::rc::Rc;
 
-use crate::engine::runtime::Shard;
+use crate::engine::runtime::{HOP_LIMIT_REASON, Shard, hop_limit_reached};
+#[cfg(doc)]
+use crate::envelope::ROUTER_HOPS_MAX;
 use crate::envelope::{Envelope, ItemId, OriginRecord};
-use crate::items::{WorkerExit, next_entry, requeue};
+use crate::items::{WorkerExit, alert, next_entry, requeue};
 use crate::queue::LocalQueue;
 
 /// Most messages routed per WAL append.
@@ -49,6 +55,10 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
         match shard.route_batch(item, &batch) {
             Ok(targets) => {
                 for env in batch.drain(..) {
+                    if hop_limit_reached(&env) {
+                        fail_at_hop_limit(&shard, item, env);
+                        continue;
+                    }
                     shard.hook_after(item, &env, &OriginRecord::Completed);
                     if env.ordered {
                         shard.routed_ordered(env.id, targets.len());
@@ -58,6 +68,7 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
                         next.source = item;
                         next.target = target;
                         next.attempts = 0;
+                        next.router_hops = env.router_hops + 1;
                         shard.deliver(next).await;
                     }
                     shard.busy.set(shard.busy.get() - 1);
@@ -77,4 +88,21 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
             }
         }
     }
+}
+
+/// Records `env`, which has passed through as many routers as a message may, as failed
+/// at router `item`: logged (an alert with `AlertOnError`), counted, answered (an
+/// `AckMode=App` service gets the error) and closed in the WAL with the reason.
+fn fail_at_hop_limit(shard: &Shard, item: ItemId, env: Envelope) {
+    alert(shard, item, &env, HOP_LIMIT_REASON);
+    if env.ordered {
+        shard.routed_ordered(env.id, 0);
+    }
+    shard.record(
+        &env,
+        OriginRecord::Failed {
+            reason: HOP_LIMIT_REASON.into(),
+        },
+    );
+    shard.busy.set(shard.busy.get() - 1);
 }

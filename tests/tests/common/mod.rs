@@ -263,6 +263,39 @@ pub fn tcp_operation(
     s
 }
 
+/// An HL7 file service polling `dir` every second for `*.hl7`, sending to `targets`,
+/// moving what it read to `archive`.
+pub fn file_service(name: &str, dir: &Path, archive: &Path, targets: &str) -> String {
+    format!(
+        "\n[[item]]\nname = \"{name}\"\nclass = \"EnsLib.HL7.Service.FileService\"\n[item.host]\nTargetConfigNames = \"{targets}\"\n[item.adapter]\nFilePath = \"{}\"\nFileSpec = \"*.hl7\"\nCallInterval = \"1\"\nArchivePath = \"{}\"\n",
+        dir.display(),
+        archive.display()
+    )
+}
+
+/// An HL7 file operation writing to `dir/filename` (appending: `Overwrite` is off).
+pub fn file_operation(name: &str, dir: &Path, filename: &str) -> String {
+    format!(
+        "\n[[item]]\nname = \"{name}\"\nclass = \"EnsLib.HL7.Operation.FileOperation\"\n[item.host]\nFilename = \"{filename}\"\n[item.adapter]\nFilePath = \"{}\"\n",
+        dir.display()
+    )
+}
+
+/// The control ids (MSH-10) of the messages in a file of HL7 messages, in file order.
+pub fn control_ids_in(file: &Path) -> Vec<String> {
+    let text = std::fs::read(file).unwrap_or_default();
+    text.split(|&b| b == b'\r' || b == b'\n')
+        .filter(|segment| segment.starts_with(b"MSH|"))
+        .map(|msh| {
+            String::from_utf8_lossy(msh)
+                .split('|')
+                .nth(9)
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
 /// `item` (one of the item helpers' output) with `PoolSize` `pool_size`.
 pub fn pooled(item: &str, pool_size: usize) -> String {
     item.replacen(
@@ -270,6 +303,12 @@ pub fn pooled(item: &str, pool_size: usize) -> String {
         &format!("\npool_size = {pool_size}\n[item.host]\n"),
         1,
     )
+}
+
+/// `item` (one of the item helpers' output) disabled in the production (`enabled = false`,
+/// IRIS `Enabled="false"`).
+pub fn disabled(item: &str) -> String {
+    item.replacen("\n[item.host]\n", "\nenabled = false\n[item.host]\n", 1)
 }
 
 fn push_settings(s: &mut String, settings: &[(&str, &str)]) {
