@@ -17,7 +17,9 @@ use hie_persist::{DeliveryState, Record, Recovery, Wal, WalConfig};
 use crate::config;
 use crate::config::{RestartPolicy, RestartWhen};
 use crate::engine::control::{ItemCommand, ItemState};
+use crate::engine::held::{HeldEntry, HeldKind};
 use crate::engine::hold::HoldLists;
+use crate::engine::operator;
 use crate::engine::plan::{Role, TcpServicePlan};
 use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, ShardStatus, Shared};
 use crate::engine::{ShardControl, ShardExit};
@@ -194,7 +196,7 @@ fn start_workers(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
             let shard = Rc::clone(shard);
             workers.push(glommio::spawn_local(supervise_worker(shard, id, queue)));
         }
-        shard.set_state(id, ItemState::Running);
+        shard.set_state(id, shard.shared.start_state(id));
     }
     workers
 }
@@ -347,14 +349,27 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
                 }
                 continue;
             };
-            match delivery.state {
+            match &delivery.state {
                 DeliveryState::Queued => {
                     let source = plan.item_named(&message.source).map_or(target.id, |s| s.id);
                     let env = recovered_envelope(id, message, source, target.id);
                     shard.deliver(env).await;
                     redelivered += 1;
                 }
-                DeliveryState::Suspended { reason } => shard.note_suspended(id, target.id, reason),
+                DeliveryState::Suspended { reason } | DeliveryState::Failed { reason } => {
+                    let kind = match &delivery.state {
+                        DeliveryState::Failed { .. } => HeldKind::Failed,
+                        _ => HeldKind::Suspended,
+                    };
+                    let entry = HeldEntry {
+                        kind,
+                        reason: reason.clone(),
+                        at_us: delivery.state_us,
+                        message_type: message.message_type.clone(),
+                        control_id: message.control_id.clone(),
+                    };
+                    shard.hold(delivery.message_id, target.id, entry);
+                }
             }
         }
     }
@@ -401,16 +416,24 @@ async fn start_services(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
         let id = item.id;
         match &item.role {
             Role::TcpService(plan) => {
-                shard.set_state(id, ItemState::Running);
-                let server = match bind(shard, id, plan) {
-                    Ok(server) => server,
-                    Err(e) => {
-                        shard.shared.fail(format!("item {}: {e}", item.name));
-                        shard.set_state(id, ItemState::Failed);
-                        continue;
+                let state = shard.shared.start_state(id);
+                shard.set_state(id, state);
+                // A service an operator disabled binds when it is enabled.
+                let server = if state == ItemState::Disabled {
+                    None
+                } else {
+                    match bind(shard, id, plan) {
+                        Ok(server) => Some(server),
+                        Err(e) => {
+                            shard.shared.fail(format!("item {}: {e}", item.name));
+                            shard.set_state(id, ItemState::Failed);
+                            continue;
+                        }
                     }
                 };
-                tracing::info!(item = %item.name, shard = shard.index, address = %server.local_addr(), "listening");
+                if let Some(server) = &server {
+                    tracing::info!(item = %item.name, shard = shard.index, address = %server.local_addr(), "listening");
+                }
                 let task = glommio::spawn_local(supervise_tcp_service(
                     Rc::clone(shard),
                     id,
@@ -420,7 +443,7 @@ async fn start_services(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
                 services.push(task);
             }
             Role::FileService(plan) => {
-                shard.set_state(id, ItemState::Running);
+                shard.set_state(id, shard.shared.start_state(id));
                 let task =
                     glommio::spawn_local(hl7_file_service::run(Rc::clone(shard), id, plan.clone()));
                 services.push(task);
@@ -464,10 +487,9 @@ async fn supervise_tcp_service(
     shard: Rc<Shard>,
     item: ItemId,
     plan: TcpServicePlan,
-    server: MllpServer<TcpServiceHandler>,
+    mut server: Option<MllpServer<TcpServiceHandler>>,
 ) {
     let mut restarts = RestartBudget::new(shard.plan.item(item).restart);
-    let mut server = Some(server);
     loop {
         if shard.phase() >= Phase::StopServices {
             return;
@@ -561,6 +583,10 @@ async fn dispatch(
                     let _ = reply.send(status_with_held(&shard, &holds.borrow()));
                 }
                 ShardControl::Item { item, command } => apply(&shard, item, command),
+                ShardControl::Held { request, reply } => {
+                    glommio::spawn_local(operator::serve(Rc::clone(&shard), request, reply))
+                        .detach();
+                }
             }
         }
         let phase = shard.phase();
@@ -611,7 +637,12 @@ fn move_inbound(
     for msg in inbound.drain(..) {
         match msg {
             ShardMsg::Deliver(env) => offer_or_hold(shard, held, env),
-            ShardMsg::Record { id, target, record } => shard.record_at_origin(id, target, record),
+            ShardMsg::Record {
+                id,
+                target,
+                record,
+                facts,
+            } => shard.record_at_origin(id, target, record, facts),
             ShardMsg::Reply { id, reply } => shard.take_reply(id, reply),
             ShardMsg::Entered { id } => shard.add_hops(id, -1),
         }
