@@ -90,7 +90,7 @@ fn an_ae_reply_suspends_the_message_which_stays_listed_and_is_not_redelivered_af
     let stopped = hie.process.stop(Duration::from_secs(30));
     assert!(stopped.is_some_and(|s| s.success()), "log:\n{}", hie.log());
     let (hie, data) = start_hie(dir.path(), &text);
-    let status = common::status(&data);
+    common::status(&data);
     let listed_again = suspended(&data);
     assert_eq!(listed_again, listed, "still listed after a restart");
     std::thread::sleep(Duration::from_millis(1500));
