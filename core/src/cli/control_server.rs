@@ -97,17 +97,17 @@ pub fn serve(socket: &Path, requests: Sender<Request>) -> std::io::Result<()> {
 }
 
 /// Checks the peer and the connection limit, then serves `stream` on its own thread.
-fn accept(mut stream: UnixStream, requests: &Sender<Request>, active: &Arc<AtomicUsize>) {
+fn accept(stream: UnixStream, requests: &Sender<Request>, active: &Arc<AtomicUsize>) {
     let _ = stream.set_write_timeout(Some(CONTROL_WRITE_TIMEOUT));
     if let Err(refusal) = check_peer(&stream) {
         tracing::warn!("control connection refused: {refusal}");
-        let _ = writeln!(stream, "{}", error_line(&refusal));
+        refuse(stream, &refusal);
         return;
     }
     if active.fetch_add(1, Ordering::AcqRel) >= CONTROL_CONNECTIONS_MAX {
         active.fetch_sub(1, Ordering::AcqRel);
         let text = format!("too many control connections (at most {CONTROL_CONNECTIONS_MAX})");
-        let _ = writeln!(stream, "{}", error_line(&text));
+        refuse(stream, &text);
         return;
     }
     let requests = requests.clone();
@@ -121,6 +121,21 @@ fn accept(mut stream: UnixStream, requests: &Sender<Request>, active: &Arc<Atomi
     if spawned.is_err() {
         active.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// How long a refused connection is given to send its request line before the refusal is
+/// written (so that the client reads the refusal instead of failing its write).
+const REFUSAL_READ_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Reads (and drops) the request line, up to the request limit, then answers `text`.
+fn refuse(mut stream: UnixStream, text: &str) {
+    let _ = stream.set_read_timeout(Some(REFUSAL_READ_TIMEOUT));
+    let mut line = Vec::new();
+    let limit = CONTROL_REQUEST_BYTES_MAX as u64;
+    let _ = BufReader::new(&stream)
+        .take(limit)
+        .read_until(b'\n', &mut line);
+    let _ = writeln!(stream, "{}", error_line(text));
 }
 
 /// `{"ok": false, "error": text}`.

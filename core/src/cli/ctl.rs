@@ -103,7 +103,9 @@ pub fn run(args: CtlArgs) -> ExitCode {
     let request = serde_json::to_string(&args.command.request()).expect("requests serialize");
     let reply = UnixStream::connect(&socket).and_then(|mut stream| {
         stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
-        writeln!(stream, "{request}")?;
+        // A refused connection may be closed before the request is written: its
+        // refusal is still there to read.
+        let _ = writeln!(stream, "{request}");
         let mut line = String::new();
         BufReader::new(stream).read_line(&mut line)?;
         Ok(line)

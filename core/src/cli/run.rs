@@ -2,7 +2,8 @@
 //! SIGINT, then shuts it down in order.
 //!
 //! Once every service listens it prints one line per service to stdout
-//! (`listening ITEM ADDRESS`) and then `ready`, so scripts and tests know when to send.
+//! (`listening ITEM ADDRESS`; none for a service an operator disabled, see
+//! [`crate::engine::overrides`]) and then `ready`, so scripts and tests know when to send.
 //! Logs go to stderr (`RUST_LOG` or `--log` sets the filter; default `info`).
 //!
 //! While it runs, `DATA_DIR/hie.sock` takes control requests (see `hie ctl` and
@@ -257,7 +258,10 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
 fn print_ready(engine: &RunningEngine) {
     let mut out = std::io::stdout().lock();
     for item in &engine.plan().items {
-        if let Role::TcpService(plan) = &item.role {
+        // A service an operator disabled does not listen until it is enabled.
+        if let Role::TcpService(plan) = &item.role
+            && !engine.started_disabled(item.id)
+        {
             let _ = writeln!(out, "listening {} {}", item.name, plan.listen);
         }
     }

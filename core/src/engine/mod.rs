@@ -251,6 +251,11 @@ impl RunningEngine {
         &self.shared.plan
     }
 
+    /// True when `item` started disabled because an operator had disabled it.
+    pub fn started_disabled(&self, item: ItemId) -> bool {
+        self.shared.start_disabled.get(item as usize) == Some(&true)
+    }
+
     /// Sends `command` to every instance of the item called `item`. Enable, disable and
     /// restart are kept in the data directory first (see [`overrides`]).
     pub fn command(&self, item: &str, command: ItemCommand) -> Result<(), EngineError> {
