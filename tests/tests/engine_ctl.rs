@@ -19,7 +19,11 @@ use hie_tests::{free_port, wait_until};
 const OUT: &str = "Main ADT Out";
 
 fn production(in_port: u16, out_port: u16, host: &[(&str, &str)]) -> String {
-    head("Ctl", 1)
+    production_on(1, in_port, out_port, host)
+}
+
+fn production_on(shards: usize, in_port: u16, out_port: u16, host: &[(&str, &str)]) -> String {
+    head("Ctl", shards)
         + &tcp_service("Main ADT In", in_port, OUT, &[])
         + &tcp_operation(OUT, out_port, host, &[])
 }
@@ -103,9 +107,11 @@ fn status_prints_a_table_by_default_and_json_with_the_flag() {
 fn a_failed_message_is_listed_shown_resent_and_discarded_and_its_list_survives_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let (in_port, out_port) = (free_port(), free_port());
-    // Nothing listens at out_port: the downstream is down.
+    // Nothing listens at out_port: the downstream is down. Two shards: a message may be
+    // received on one and fail at the operation on the other (its held list is at the
+    // receiving shard).
     let host = [("RetryInterval", "1"), ("FailureTimeout", "2")];
-    let text = production(in_port, out_port, &host);
+    let text = production_on(2, in_port, out_port, &host);
     let (mut hie, data) = start_hie(dir.path(), &text);
     assert_eq!(send_one(in_port, &adt("F-1", "P1")), "AA");
     assert_eq!(send_one(in_port, &adt("F-2", "P2")), "AA");
@@ -178,7 +184,9 @@ fn a_failed_message_is_listed_shown_resent_and_discarded_and_its_list_survives_r
     let (code, _) = ctl(&data, &["resend", &id(1)]);
     assert_eq!(code, 1, "a discarded message is no longer held");
     wait_status(&hie, &data, Duration::from_secs(10), "WAL closed", |s| {
-        s["shards"][0]["wal_open_messages"] == 0
+        s["shards"]
+            .as_array()
+            .is_some_and(|shards| shards.iter().all(|sh| sh["wal_open_messages"] == 0))
     });
 
     let stopped = hie.process.stop(Duration::from_secs(30));
@@ -225,12 +233,27 @@ fn the_control_socket_is_private_checks_its_peer_and_bounds_its_connections() {
         "{answer}"
     );
 
-    // At most 16 connections at once: the 17th is told so.
-    let held_open: Vec<UnixStream> = (0..16)
-        .map(|_| UnixStream::connect(&socket).unwrap())
+    // At most 16 connections at once: the 17th is told so. (Each connection asks once
+    // and stays open; the ones above have closed, which their threads see at once.)
+    std::thread::sleep(Duration::from_millis(200));
+    let mut held_open = Vec::new();
+    let answers: Vec<String> = (0..17)
+        .map(|_| {
+            let mut stream = UnixStream::connect(&socket).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let _ = writeln!(stream, r#"{{"command":"status"}}"#);
+            let mut answer = String::new();
+            BufReader::new(&stream).read_line(&mut answer).unwrap();
+            held_open.push(stream);
+            answer
+        })
         .collect();
-    let answer = raw_request(&socket, r#"{"command":"status"}"#);
-    assert!(answer.contains("too many control connections"), "{answer}");
+    let refused: Vec<usize> = (0..17)
+        .filter(|&n| answers[n].contains("too many control connections"))
+        .collect();
+    assert_eq!(refused, [16], "{answers:?}");
     drop(held_open);
     assert!(
         wait_until(Duration::from_secs(5), || ctl(&data, &["status"]).0 == 0),
@@ -313,4 +336,36 @@ fn downstream_connection_failures_connects_and_losses_are_logged() {
         "every line names the address; log:\n{}",
         hie.log()
     );
+}
+
+#[test]
+fn a_service_disabled_before_a_restart_does_not_listen_until_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, out_port) = (free_port(), free_port());
+    let sink = TestSink::start(out_port, Answer::Code("AA"));
+    let text = production(in_port, out_port, &[]);
+    let (mut hie, data) = start_hie(dir.path(), &text);
+    let (code, out) = ctl(&data, &["disable", "Main ADT In"]);
+    assert_eq!(code, 0, "{out}");
+    let stopped = hie.process.stop(Duration::from_secs(30));
+    assert!(stopped.is_some_and(|s| s.success()), "log:\n{}", hie.log());
+
+    let (hie, data) = start_hie(dir.path(), &text);
+    assert!(
+        hie.listening.iter().all(|(item, _)| item != "Main ADT In"),
+        "{:?}",
+        hie.listening
+    );
+    assert_eq!(states(&status(&data), "Main ADT In"), ["disabled"]);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", in_port)).is_err(),
+        "a disabled service does not listen"
+    );
+    let (code, out) = ctl(&data, &["enable", "Main ADT In"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", in_port)).is_ok()
+    }));
+    assert_eq!(send_one(in_port, &adt("EN-1", "P1")), "AA");
+    assert!(wait_until(Duration::from_secs(10), || sink.count() == 1));
 }
