@@ -233,6 +233,11 @@ fn the_control_socket_is_private_checks_its_peer_and_bounds_its_connections() {
         "{answer}"
     );
 
+    // A request line is at most 64 KiB.
+    let long = format!(r#"{{"command":"pause","item":"{}"}}"#, "x".repeat(70_000));
+    let answer = raw_request(&socket, &long);
+    assert!(answer.contains("longer than 65536 bytes"), "{answer}");
+
     // At most 16 connections at once: the 17th is told so. (Each connection asks once
     // and stays open; the ones above have closed, which their threads see at once.)
     std::thread::sleep(Duration::from_millis(200));

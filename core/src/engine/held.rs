@@ -10,7 +10,9 @@
 //!
 //! Limits: at most [`HELD_LISTED_MAX`] entries per shard are kept in memory. A message
 //! held beyond that is counted (`unlisted`) but not listed; it stays in the WAL, and the
-//! next start lists it if there is room then (recovery lists the oldest first).
+//! next start lists it if there is room then (recovery lists item by item, each item's
+//! oldest first). The counts stay exact: a message that is not listed cannot be resent or
+//! discarded, so it stays counted until a restart counts it again from the WAL.
 
 use std::collections::BTreeMap;
 
