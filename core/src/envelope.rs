@@ -99,6 +99,8 @@ pub enum ShardMsg {
         id: MessageId,
         target: ItemId,
         record: OriginRecord,
+        /// For a failure or suspension: what the origin's held list shows of it.
+        facts: Option<Box<crate::engine::held::HeldFacts>>,
     },
     /// The reply for the `AckMode=App` service waiting on message `id` (this shard is its
     /// origin).

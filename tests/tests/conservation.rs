@@ -1,5 +1,5 @@
 //! Conservation, end to end: every message the production acknowledged is delivered
-//! downstream or listed (`hie ctl status`), exactly, through every item kind and the ways
+//! downstream or listed (`hie ctl status`, `hie ctl held`), exactly, through every item kind and the ways
 //! a message can wait: a TCP service and a file service feed a router that sends every
 //! message to a TCP operation whose downstream is down, a file operation, a TCP operation
 //! whose downstream refuses everything (AE: suspended), and a TCP operation the
@@ -29,35 +29,44 @@ const TCP_PER_RUN: usize = 40;
 const FILES: usize = 4;
 const PER_FILE: usize = 10;
 
-/// What `hie ctl status` lists of the messages not delivered (yet). The one place this
-/// test reads the status, so that it follows `hie ctl`'s lists as they grow.
+/// What `hie ctl status` and `hie ctl held` list of the messages not delivered (yet).
+/// The one place this test reads them, so that it follows `hie ctl`'s lists as they grow.
 #[derive(Debug, Default)]
 struct Listed {
     /// Per item: messages in its queues (for a disabled item, waiting for its enable).
     queued: HashMap<String, u64>,
-    /// Per item: messages it suspended, and those that failed there.
-    suspended: HashMap<String, u64>,
-    failed: HashMap<String, u64>,
+    /// Per item: the control ids of the messages it suspended, and of those that failed
+    /// there, as `hie ctl held` lists them.
+    suspended: HashMap<String, Vec<String>>,
+    failed: HashMap<String, Vec<String>>,
     /// Messages open in the WALs of every shard.
     wal_open: u64,
 }
 
-fn listed(status: &serde_json::Value) -> Listed {
+fn listed(data: &Path, status: &serde_json::Value) -> Listed {
     let mut listed = Listed::default();
     for shard in status["shards"].as_array().into_iter().flatten() {
         listed.wal_open += shard["wal_open_messages"].as_u64().unwrap_or(0);
         for item in shard["items"].as_array().into_iter().flatten() {
             let name = item["item"].as_str().unwrap_or("").to_string();
-            let n = |key: &str| item[key].as_u64().unwrap_or(0);
-            *listed.queued.entry(name.clone()).or_default() += n("queued");
-            *listed.failed.entry(name).or_default() += n("failed");
-        }
-        for s in shard["suspended"].as_array().into_iter().flatten() {
-            let name = s["item"].as_str().unwrap_or("").to_string();
-            *listed.suspended.entry(name).or_default() += 1;
+            *listed.queued.entry(name).or_default() += item["queued"].as_u64().unwrap_or(0);
         }
     }
+    for entry in common::held(data) {
+        let item = entry["item"].as_str().unwrap_or("").to_string();
+        let id = entry["control_id"].as_str().unwrap_or("").to_string();
+        let list = match entry["kind"].as_str() {
+            Some("failed") => &mut listed.failed,
+            _ => &mut listed.suspended,
+        };
+        list.entry(item).or_default().push(id);
+    }
     listed
+}
+
+/// The number of control ids `list` holds for `item`.
+fn count(list: &HashMap<String, Vec<String>>, item: &str) -> Option<u64> {
+    list.get(item).map(|ids| ids.len() as u64)
 }
 
 struct Setup {
@@ -196,10 +205,10 @@ fn every_acknowledged_message_is_delivered_or_listed_across_a_restart_on_fewer_s
     assert_delivered("FileOut, run 1", &hie, &acked, || control_ids_in(&file_out));
     let all = Some(acked.len() as u64);
     let status = wait_status(&hie, &data, Duration::from_secs(30), "listed", |st| {
-        let l = listed(st);
-        l.queued.get("Held").copied() == all && l.suspended.get("Refused").copied() == all
+        let l = listed(&data, st);
+        l.queued.get("Held").copied() == all && count(&l.suspended, "Refused") == all
     });
-    let run1 = listed(&status);
+    let run1 = listed(&data, &status);
     assert_eq!(
         run1.wal_open,
         acked.len() as u64,
@@ -227,15 +236,20 @@ fn every_acknowledged_message_is_delivered_or_listed_across_a_restart_on_fewer_s
     assert_delivered("Refused", &hie, &acked, || refusing_sink.control_ids());
     let all = acked.len() as u64;
     let status = wait_status(&hie, &data, Duration::from_secs(10), "settled", |st| {
-        let l = listed(st);
-        l.wal_open == all && l.suspended.get("Refused") == Some(&all)
+        let l = listed(&data, st);
+        l.wal_open == all && count(&l.suspended, "Refused") == Some(all)
     });
-    let end = listed(&status);
+    let end = listed(&data, &status);
     assert!(
-        end.queued.values().all(|&n| n == 0)
-            && end.suspended.len() == 1
-            && end.failed.values().all(|&n| n == 0),
+        end.queued.values().all(|&n| n == 0) && end.suspended.len() == 1 && end.failed.is_empty(),
         "only the suspended messages are left: {end:?}"
+    );
+    let mut suspended = end.suspended["Refused"].clone();
+    suspended.sort();
+    assert_eq!(
+        suspended,
+        sorted(acked.clone()),
+        "exactly the ACKed ids are listed"
     );
     stop(hie);
     assert_files_kept(&s.archive);

@@ -485,8 +485,17 @@ fn sigterm_stops_promptly_while_an_operation_is_disabled_and_its_message_is_deli
     );
     assert!(sink.control_ids().is_empty(), "nothing sent while disabled");
 
-    // Disabled was a runtime state: the next run starts the operation, which delivers.
-    let (hie, _data) = start_hie(dir.path(), &text);
+    // An operator's disable is kept: the next run starts the operation disabled, and
+    // it delivers the kept message once enabled.
+    let (hie, data) = start_hie(dir.path(), &text);
+    assert_eq!(states(&common::status(&data), "Out"), ["disabled"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        sink.control_ids().is_empty(),
+        "still disabled after the restart"
+    );
+    let (code, out) = ctl(&data, &["enable", "Out"]);
+    assert_eq!(code, 0, "{out}");
     assert!(
         wait_until(Duration::from_secs(10), || sink.control_ids() == ["DIS-1"]),
         "the kept message is delivered after the restart; log:\n{}",

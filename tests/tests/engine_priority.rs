@@ -130,8 +130,12 @@ fn recovered_messages_take_the_lane_they_took_before_the_restart() {
         "nothing sent before the stop"
     );
 
-    // The next run starts `Out` enabled; recovery refills its queue from the WAL.
-    let (hie, _data) = start_hie(dir.path(), &text);
+    // The next run starts `Out` still disabled (an operator's disable is kept) with its
+    // queue refilled from the WAL; enabling it sends them in their lanes' order.
+    let (hie, data) = start_hie(dir.path(), &text);
+    assert_eq!(states(&common::status(&data), "Out"), ["disabled"]);
+    let (code, out) = ctl(&data, &["enable", "Out"]);
+    assert_eq!(code, 0, "{out}");
     assert_eq!(
         wait_for_all(&sink, &hie),
         ["H-1", "H-2", "N-1", "N-2", "N-3", "N-4"]

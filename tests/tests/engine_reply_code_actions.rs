@@ -42,7 +42,7 @@ fn an_aa_reply_completes_the_message() {
     assert_eq!(sink.control_ids(), vec!["AA-1"]);
     assert_eq!(counter(&status, "Out", "failed"), 0);
     assert_eq!(counter(&status, "Out", "retries"), 0);
-    assert!(suspended(&status).is_empty());
+    assert!(suspended(&data).is_empty());
     // The completion record reaches the WAL: nothing stays open.
     wait_status(
         &hie,
@@ -69,7 +69,7 @@ fn an_ae_reply_suspends_the_message_which_stays_listed_and_is_not_redelivered_af
         "AE-1 suspended",
         |s| counter(s, "Out", "suspended") == 1,
     );
-    let listed = suspended(&status);
+    let listed = suspended(&data);
     assert_eq!(listed.len(), 1, "{status:#}");
     assert_eq!(listed[0].1, "Out");
     assert_eq!(
@@ -90,8 +90,8 @@ fn an_ae_reply_suspends_the_message_which_stays_listed_and_is_not_redelivered_af
     let stopped = hie.process.stop(Duration::from_secs(30));
     assert!(stopped.is_some_and(|s| s.success()), "log:\n{}", hie.log());
     let (hie, data) = start_hie(dir.path(), &text);
-    let status = common::status(&data);
-    let listed_again = suspended(&status);
+    common::status(&data);
+    let listed_again = suspended(&data);
     assert_eq!(listed_again, listed, "still listed after a restart");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
@@ -124,9 +124,15 @@ fn an_ar_reply_is_retried_every_retry_interval_until_failure_timeout_then_failed
     );
     assert!(took >= Duration::from_secs(3), "failed after {took:?}");
     assert!(counter(&status, "Out", "retries") >= 2, "{status:#}");
-    assert!(suspended(&status).is_empty(), "failed, not suspended");
+    assert!(suspended(&data).is_empty(), "failed, not suspended");
+    let held = common::held(&data);
+    assert_eq!(held.len(), 1, "listed as failed: {held:?}");
+    assert_eq!(
+        (held[0]["kind"].as_str(), held[0]["control_id"].as_str()),
+        (Some("failed"), Some("AR-1"))
+    );
     assert!(sink.control_ids().iter().all(|c| c == "AR-1"));
-    // A failed message is final: the next one goes through.
+    // A failed message waits for an operator; the next one goes through.
     sink.set_answer(Answer::Code("AA"));
     assert_eq!(send_one(in_port, &adt("AR-2", "P1")), "AA");
     wait_status(

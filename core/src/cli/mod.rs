@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+pub mod control_server;
 mod convert;
 mod ctl;
 mod demo;
@@ -38,7 +39,8 @@ enum Command {
     Run(run::RunArgs),
     /// Run an embedded production under load for a few seconds and print what it did.
     Demo(demo::DemoArgs),
-    /// Control a running production: status, or enable/disable/restart/pause/resume ITEM.
+    /// Control a running production: status, items (enable, disable, restart, pause,
+    /// resume) and held messages (held, show, resend, discard).
     Ctl(ctl::CtlArgs),
 }
 

@@ -2,28 +2,31 @@
 //! SIGINT, then shuts it down in order.
 //!
 //! Once every service listens it prints one line per service to stdout
-//! (`listening ITEM ADDRESS`) and then `ready`, so scripts and tests know when to send.
+//! (`listening ITEM ADDRESS`; none for a service an operator disabled, see
+//! [`crate::engine::overrides`]) and then `ready`, so scripts and tests know when to send.
 //! Logs go to stderr (`RUST_LOG` or `--log` sets the filter; default `info`).
 //!
-//! While it runs, `DATA_DIR/hie.sock` takes control requests (see `hie ctl`): one line in,
-//! one JSON line out. Exit status: 0 after a clean shutdown, 1 when the production is
+//! While it runs, `DATA_DIR/hie.sock` takes control requests (see `hie ctl` and
+//! [`control_server`]): one JSON line in, one JSON line out. Exit status: 0 after a clean shutdown, 1 when the production is
 //! invalid, fails to start or stops with errors, 2 when the file cannot be read.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use crossbeam::channel::{Receiver, Sender};
+use crossbeam::channel::Receiver;
 use hie_persist::{SyncMode, WalConfig};
 use serde_json::json;
 
+use crate::cli::control_server::{self, ControlRequest};
 use crate::config::{self, LoadOptions, Production, WalSync};
 use crate::engine::control::ItemCommand;
+use crate::engine::operator::HeldRequest;
 use crate::engine::plan::Role;
 use crate::engine::{EngineOptions, RunningEngine};
+use crate::envelope::ItemId;
 use crate::shard::{IO_MEMORY_BYTES_DEFAULT, ShardLayout, online_cpus};
 
 /// The control socket's name inside the data directory.
@@ -217,7 +220,7 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
     // The control socket is open before `ready`, so a `hie ctl` sent on `ready` answers.
     let (requests_tx, requests) = crossbeam::channel::unbounded();
     let socket = data_dir.join(CONTROL_SOCKET);
-    if let Err(e) = serve_control(&socket, requests_tx) {
+    if let Err(e) = control_server::serve(&socket, requests_tx) {
         tracing::warn!("no control socket at {}: {e}", socket.display());
     }
     print_ready(&engine);
@@ -255,9 +258,10 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
 fn print_ready(engine: &RunningEngine) {
     let mut out = std::io::stdout().lock();
     for item in &engine.plan().items {
-        // A service disabled in the production does not listen until it is enabled.
+        // A service disabled (in the production or by an operator) does not listen until
+        // it is enabled.
         if let Role::TcpService(plan) = &item.role
-            && item.enabled
+            && !engine.started_disabled(item.id)
         {
             let _ = writeln!(out, "listening {} {}", item.name, plan.listen);
         }
@@ -283,56 +287,76 @@ fn signal_channel() -> std::io::Result<Receiver<i32>> {
     Ok(rx)
 }
 
-type Request = (String, Sender<String>);
-
-/// Accepts control connections on `socket`; each request line goes to the main thread.
-fn serve_control(socket: &Path, requests: Sender<Request>) -> std::io::Result<()> {
-    let _ = std::fs::remove_file(socket);
-    let listener = UnixListener::bind(socket)?;
-    std::thread::Builder::new()
-        .name("hie-control".into())
-        .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let requests = requests.clone();
-                let _ = std::thread::Builder::new()
-                    .name("hie-control-conn".into())
-                    .spawn(move || serve_control_connection(stream, &requests));
-            }
-        })?;
-    Ok(())
+/// One control request line (see [`control_server`]); the answer is one JSON line.
+fn answer(engine: &RunningEngine, line: &str) -> String {
+    let request = match serde_json::from_str::<ControlRequest>(line) {
+        Ok(request) => request,
+        Err(e) => {
+            return control_server::error_line(&format!(
+                "expected one JSON request per line, e.g. {{\"command\":\"status\"}}: {e}"
+            ));
+        }
+    };
+    let reply = match request {
+        ControlRequest::Status => serde_json::to_value(engine.status()).unwrap_or_default(),
+        ControlRequest::Held => match engine.held_list() {
+            Ok(held) => json!({"ok": true, "held": held}),
+            Err(e) => json!({"ok": false, "error": e}),
+        },
+        ControlRequest::Enable { item } => item_command(engine, &item, ItemCommand::Enable),
+        ControlRequest::Disable { item } => item_command(engine, &item, ItemCommand::Disable),
+        ControlRequest::Restart { item } => item_command(engine, &item, ItemCommand::Restart),
+        ControlRequest::Pause { item } => item_command(engine, &item, ItemCommand::Pause),
+        ControlRequest::Resume { item } => item_command(engine, &item, ItemCommand::Resume),
+        ControlRequest::Show { id } => {
+            held_command(engine, &id, None, |wal_id, _| HeldRequest::Show { wal_id })
+        }
+        ControlRequest::Resend { id, item } => {
+            held_command(engine, &id, item.as_deref(), |wal_id, item| {
+                HeldRequest::Resend { wal_id, item }
+            })
+        }
+        ControlRequest::Discard { id, item } => {
+            held_command(engine, &id, item.as_deref(), |wal_id, item| {
+                HeldRequest::Discard { wal_id, item }
+            })
+        }
+    };
+    reply.to_string()
 }
 
-fn serve_control_connection(stream: UnixStream, requests: &Sender<Request>) {
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
-    };
-    for line in BufReader::new(stream).lines() {
-        let Ok(line) = line else { return };
-        let (reply_tx, reply_rx) = crossbeam::channel::bounded(1);
-        if requests.send((line, reply_tx)).is_err() {
-            return;
-        }
-        let Ok(reply) = reply_rx.recv() else { return };
-        if writeln!(writer, "{reply}").is_err() {
-            return;
-        }
+fn item_command(engine: &RunningEngine, item: &str, command: ItemCommand) -> serde_json::Value {
+    match engine.command(item, command) {
+        Ok(()) => json!({"ok": true, "item": item, "command": command}),
+        Err(e) => json!({"ok": false, "error": e.to_string()}),
     }
 }
 
-/// One control request: `status`, or `COMMAND ITEM` (enable, disable, restart, pause,
-/// resume). The answer is one JSON line.
-fn answer(engine: &RunningEngine, line: &str) -> String {
-    let mut words = line.split_whitespace();
-    let reply = match (words.next(), words.next()) {
-        (Some("status"), None) => serde_json::to_value(engine.status()).unwrap_or_default(),
-        (Some(word), Some(item)) => match ItemCommand::parse(word) {
-            Some(command) => match engine.command(item, command) {
-                Ok(()) => json!({"ok": true, "item": item, "command": word}),
-                Err(e) => json!({"ok": false, "error": e.to_string()}),
-            },
-            None => json!({"ok": false, "error": format!("unknown command {word:?}")}),
-        },
-        _ => json!({"ok": false, "error": "expected `status` or `COMMAND ITEM`"}),
+/// A request about held message `id` (`SHARD:WAL_ID`), optionally at `item`.
+fn held_command(
+    engine: &RunningEngine,
+    id: &str,
+    item: Option<&str>,
+    request: impl FnOnce(u64, Option<ItemId>) -> HeldRequest,
+) -> serde_json::Value {
+    let parsed = id
+        .split_once(':')
+        .and_then(|(shard, wal_id)| Some((shard.parse::<usize>().ok()?, wal_id.parse().ok()?)));
+    let Some((shard, wal_id)) = parsed else {
+        return json!({"ok": false, "error": format!("{id:?} is not a message id (SHARD:ID, as `hie ctl held` lists them)")});
     };
-    reply.to_string()
+    let item = match item.map(|name| engine.plan().item_named(name).ok_or(name)) {
+        None => None,
+        Some(Ok(planned)) => Some(planned.id),
+        Some(Err(name)) => return json!({"ok": false, "error": format!("no item named {name:?}")}),
+    };
+    match engine.held_request(shard, request(wal_id, item)) {
+        Ok(mut value) => {
+            if let Some(map) = value.as_object_mut() {
+                map.entry("ok").or_insert(json!(true));
+            }
+            value
+        }
+        Err(e) => json!({"ok": false, "error": e}),
+    }
 }

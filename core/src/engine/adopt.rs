@@ -60,7 +60,7 @@ pub fn orphans(data_dir: &Path, shards: usize) -> std::io::Result<Vec<Vec<PathBu
 /// One open message of an old WAL and the deliveries it is owed, in enqueue order.
 struct Owed<'r> {
     message: &'r RecoveredMessage,
-    deliveries: Vec<(&'r str, &'r DeliveryState)>,
+    deliveries: Vec<(&'r str, &'r PendingDelivery)>,
 }
 
 /// Moves every open message of the WAL in `dir` into `wal` (shard `index`) and adds the
@@ -130,25 +130,24 @@ fn merge_by_receipt(
 
 /// The open messages of `recovery` in WAL order, each with its owed deliveries.
 fn owed_in_order(recovery: &Recovery) -> Vec<Owed<'_>> {
-    let mut deliveries: HashMap<u64, Vec<(u64, &str, &DeliveryState)>> = HashMap::new();
+    let mut deliveries: HashMap<u64, Vec<(&str, &PendingDelivery)>> = HashMap::new();
     for (target, pending) in &recovery.targets {
         for d in pending {
-            deliveries.entry(d.message_id).or_default().push((
-                d.enqueued_lsn,
-                target.as_str(),
-                &d.state,
-            ));
+            deliveries
+                .entry(d.message_id)
+                .or_default()
+                .push((target.as_str(), d));
         }
     }
     let mut owed: Vec<Owed<'_>> = recovery
         .messages
         .values()
         .map(|message| {
-            let mut d = deliveries.remove(&message.message_id).unwrap_or_default();
-            d.sort_by_key(|&(lsn, _, _)| lsn);
+            let mut deliveries = deliveries.remove(&message.message_id).unwrap_or_default();
+            deliveries.sort_by_key(|&(_, d)| d.enqueued_lsn);
             Owed {
                 message,
-                deliveries: d.into_iter().map(|(_, t, s)| (t, s)).collect(),
+                deliveries,
             }
         })
         .collect();
@@ -181,13 +180,19 @@ async fn copy(
         for &(target, _) in &owed.deliveries {
             records.push(Record::Enqueued { message_id, target });
         }
-        for &(target, state) in &owed.deliveries {
-            if let DeliveryState::Suspended { reason } = state {
-                records.push(Record::Suspended {
+        for &(target, d) in &owed.deliveries {
+            match &d.state {
+                DeliveryState::Suspended { reason } => records.push(Record::Suspended {
                     message_id,
                     target,
                     reason,
-                });
+                }),
+                DeliveryState::Failed { reason } => records.push(Record::Failed {
+                    message_id,
+                    target,
+                    reason,
+                }),
+                DeliveryState::Queued => {}
             }
         }
     }
@@ -199,14 +204,15 @@ async fn copy(
         if owed.deliveries.is_empty() {
             recovery.unrouted.push(message_id);
         }
-        for &(target, state) in &owed.deliveries {
+        for &(target, d) in &owed.deliveries {
             adopted
                 .entry(target.to_string())
                 .or_default()
                 .push(PendingDelivery {
                     message_id,
                     enqueued_lsn: 0,
-                    state: state.clone(),
+                    state: d.state.clone(),
+                    state_us: d.state_us,
                 });
         }
     }
@@ -246,6 +252,7 @@ mod tests {
             message_id,
             enqueued_lsn: 0,
             state: DeliveryState::Queued,
+            state_us: 0,
         }
     }
 

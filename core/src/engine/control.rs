@@ -1,5 +1,5 @@
 //! Runtime control of items: the commands an operator sends (enable, disable, restart,
-//! pause, resume), the state each item instance is in, and the per-shard watch that wakes
+//! pause, resume; `hie ctl` sends them as JSON, see `cli::control_server`), the state each item instance is in, and the per-shard watch that wakes
 //! workers when their item's state changes.
 //!
 //! Commands reach every shard through a crossbeam channel per shard plus that shard's
@@ -31,20 +31,6 @@ pub enum ItemCommand {
     Pause,
     /// Undo `Pause`.
     Resume,
-}
-
-impl ItemCommand {
-    /// Parses the command words of `hie ctl`.
-    pub fn parse(word: &str) -> Option<ItemCommand> {
-        Some(match word {
-            "enable" => ItemCommand::Enable,
-            "disable" => ItemCommand::Disable,
-            "restart" => ItemCommand::Restart,
-            "pause" => ItemCommand::Pause,
-            "resume" => ItemCommand::Resume,
-            _ => return None,
-        })
-    }
 }
 
 /// The state of one item instance.
@@ -204,11 +190,5 @@ mod tests {
             }
             assert_eq!(watch.waiters.len(), 0);
         });
-    }
-
-    #[test]
-    fn command_words_parse() {
-        assert_eq!(ItemCommand::parse("pause"), Some(ItemCommand::Pause));
-        assert_eq!(ItemCommand::parse("explode"), None);
     }
 }

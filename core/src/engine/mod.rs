@@ -16,7 +16,10 @@
 
 mod adopt;
 pub mod control;
+pub mod held;
 mod hold;
+pub mod operator;
+pub mod overrides;
 pub mod plan;
 pub mod runtime;
 mod shard_main;
@@ -31,6 +34,8 @@ use serde::Serialize;
 
 use crate::config::Production;
 use crate::engine::control::ItemCommand;
+use crate::engine::operator::{HeldReply, HeldRequest};
+use crate::engine::overrides::Overrides;
 use crate::engine::plan::{Plan, PlanError};
 use crate::engine::runtime::{Phase, ShardStatus, Shared};
 use crate::envelope::{ItemId, ShardMsg};
@@ -69,13 +74,48 @@ pub enum EngineError {
     Start(Vec<String>),
     #[error("no item named {0:?}")]
     NoSuchItem(String),
+    #[error("item {item:?} is not run ({why}); change the production and restart")]
+    NotRun { item: String, why: String },
+    #[error("the item overrides: {0}")]
+    Overrides(String),
+}
+
+/// The operator's overrides in `data_dir`, keeping only items of `plan` (the others are
+/// reported and dropped at the next write).
+fn load_overrides(plan: &Plan, data_dir: &std::path::Path) -> Result<Overrides, EngineError> {
+    let mut overrides = Overrides::load(data_dir).map_err(EngineError::Overrides)?;
+    for name in overrides.disabled() {
+        match plan.item_named(name) {
+            None => {
+                tracing::warn!(item = %name, "disabled by hie ctl, but the production has no such item; forgotten")
+            }
+            Some(item) => match &item.role {
+                plan::Role::Inert(why) => {
+                    tracing::info!(item = %name, "disabled by hie ctl, and not run anyway: {why}");
+                }
+                _ => {
+                    tracing::info!(item = %name, "starts disabled (hie ctl disable; `hie ctl enable` starts it)")
+                }
+            },
+        }
+    }
+    overrides.retain(|name| plan.item_named(name).is_some());
+    Ok(overrides)
 }
 
 /// A command or question for one shard.
 #[derive(Debug)]
 pub enum ShardControl {
-    Item { item: ItemId, command: ItemCommand },
+    Item {
+        item: ItemId,
+        command: ItemCommand,
+    },
     Status(Sender<ShardStatus>),
+    /// A request about the held list of this shard (the messages' origin).
+    Held {
+        request: HeldRequest,
+        reply: Sender<HeldReply>,
+    },
 }
 
 /// What one shard hands back when it stops.
@@ -102,7 +142,12 @@ pub struct RunningEngine {
     doorbells: Arc<Doorbells>,
     handles: Vec<ShardHandle<ShardExit>>,
     shutdown_timeout: Duration,
+    /// Items an operator disabled (kept in the data directory).
+    overrides: Mutex<Overrides>,
 }
+
+/// How long a held-list request waits for its shard (a `show` or `resend` reads the WAL).
+pub const HELD_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The per-shard pieces handed to each shard thread once: its rings, its control
 /// channel, and the WAL directories of shards that do not run now, for it to adopt.
@@ -121,7 +166,16 @@ impl RunningEngine {
         let data_dir = std::path::absolute(&options.data_dir).map_err(data_dir_err)?;
         let shards = plan.shards;
         let orphans = adopt::orphans(&data_dir, shards).map_err(data_dir_err)?;
-        let shared = Arc::new(Shared::new(Arc::clone(&plan)));
+        let overrides = load_overrides(&plan, &data_dir)?;
+        let mut shared = Shared::new(Arc::clone(&plan));
+        // Disabled in the production (its messages wait for `hie ctl enable`) or kept
+        // disabled by an operator.
+        shared.start_disabled = plan
+            .items
+            .iter()
+            .map(|item| !item.enabled || overrides.disabled().contains(&item.name))
+            .collect();
+        let shared = Arc::new(shared);
         let rings = ring::mesh::<ShardMsg>(shards, RING_CAPACITY);
         let doorbells = Arc::clone(rings[0].doorbells());
         let mut control = Vec::with_capacity(shards);
@@ -152,6 +206,7 @@ impl RunningEngine {
             doorbells,
             handles,
             shutdown_timeout: options.shutdown_timeout,
+            overrides: Mutex::new(overrides),
         };
         engine.wait_started(options.start_timeout)?;
         Ok(engine)
@@ -202,13 +257,37 @@ impl RunningEngine {
         &self.shared.plan
     }
 
-    /// Sends `command` to every instance of the item called `item`.
+    /// True when `item` started disabled because an operator had disabled it.
+    pub fn started_disabled(&self, item: ItemId) -> bool {
+        self.shared.start_disabled.get(item as usize) == Some(&true)
+    }
+
+    /// Sends `command` to every instance of the item called `item`. Enable, disable and
+    /// restart are kept in the data directory first (see [`overrides`]).
     pub fn command(&self, item: &str, command: ItemCommand) -> Result<(), EngineError> {
-        let id = self
+        let planned = self
             .plan()
             .item_named(item)
-            .ok_or_else(|| EngineError::NoSuchItem(item.to_string()))?
-            .id;
+            .ok_or_else(|| EngineError::NoSuchItem(item.to_string()))?;
+        if let plan::Role::Inert(why) = &planned.role {
+            return Err(EngineError::NotRun {
+                item: item.to_string(),
+                why: why.clone(),
+            });
+        }
+        let id = planned.id;
+        let disabled = match command {
+            ItemCommand::Disable => Some(true),
+            ItemCommand::Enable | ItemCommand::Restart => Some(false),
+            ItemCommand::Pause | ItemCommand::Resume => None,
+        };
+        if let Some(disabled) = disabled {
+            self.overrides
+                .lock()
+                .expect("overrides lock")
+                .set_disabled(item, disabled)
+                .map_err(EngineError::Overrides)?;
+        }
         for (shard, tx) in self.control.iter().enumerate() {
             // A shard that has stopped has no instance left to command.
             let _ = tx.send(ShardControl::Item { item: id, command });
@@ -235,6 +314,36 @@ impl RunningEngine {
             production: self.plan().production.clone(),
             shards,
         }
+    }
+
+    /// Every held message listed on any shard.
+    pub fn held_list(&self) -> HeldReply {
+        let mut all = Vec::new();
+        for shard in 0..self.control.len() {
+            match self.held_request(shard, HeldRequest::List)? {
+                serde_json::Value::Array(entries) => all.extend(entries),
+                other => all.push(other),
+            }
+        }
+        Ok(serde_json::Value::Array(all))
+    }
+
+    /// Sends `request` to the held list of `shard` and waits for the answer.
+    pub fn held_request(&self, shard: usize, request: HeldRequest) -> HeldReply {
+        let tx = self
+            .control
+            .get(shard)
+            .ok_or_else(|| format!("no shard {shard}"))?;
+        let (reply_tx, reply_rx) = crossbeam::channel::bounded(1);
+        tx.send(ShardControl::Held {
+            request,
+            reply: reply_tx,
+        })
+        .map_err(|_| format!("shard {shard} has stopped"))?;
+        self.doorbells.inbox(shard).ring();
+        reply_rx
+            .recv_timeout(HELD_REQUEST_TIMEOUT)
+            .map_err(|_| format!("shard {shard} did not answer within {HELD_REQUEST_TIMEOUT:?}"))?
     }
 
     /// Stops the production in order (see the module doc) and waits for every shard.
@@ -327,7 +436,7 @@ mod tests {
     }
 
     #[test]
-    fn a_routing_cycle_fails_the_message_at_the_hop_limit_and_closes_it() {
+    fn a_routing_cycle_fails_the_message_at_the_hop_limit_and_lists_it_as_failed() {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in");
         std::fs::create_dir(&input).unwrap();
@@ -349,7 +458,7 @@ mod tests {
         let status = loop {
             let status = engine.status();
             let failed = sum(&status, "R1", |i| i.failed) + sum(&status, "R2", |i| i.failed);
-            if failed > 0 && status.shards[0].wal_open_messages == 0 || Instant::now() > deadline {
+            if failed > 0 && status.shards[0].held.failed > 0 || Instant::now() > deadline {
                 break status;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -362,7 +471,18 @@ mod tests {
             u64::from(ROUTER_HOPS_MAX) + 1,
             "passed on {ROUTER_HOPS_MAX} times, failed at the next router: {status:#?}"
         );
-        assert_eq!(status.shards[0].wal_open_messages, 0, "closed in the WAL");
+        // A failed message stays open in the WAL, on the failed list, for an operator to
+        // resend or discard.
+        assert_eq!(
+            status.shards[0].held.failed, 1,
+            "listed as failed: {status:#?}"
+        );
+        assert_eq!(status.shards[0].wal_open_messages, 1, "kept in the WAL");
+        let held = engine.held_list().expect("the held list");
+        assert!(
+            held.to_string().contains("routing cycle"),
+            "the reason is listed: {held}"
+        );
         std::thread::sleep(Duration::from_millis(100));
         let later = engine.status();
         assert_eq!(

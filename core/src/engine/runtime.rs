@@ -29,6 +29,7 @@ use hie_persist::{MessageMeta, Record, Wal, WalError};
 use serde::Serialize;
 
 use crate::engine::control::{ItemState, StateWatch};
+use crate::engine::held::{HeldCounts, HeldEntry, HeldFacts, HeldKind, HeldList, now_us};
 use crate::engine::plan::{Plan, PlannedItem, Role, Target};
 use crate::envelope::{
     AppReply, Envelope, ItemId, MessageId, OriginRecord, ROUTER_HOPS_MAX, ShardMsg, partition_hash,
@@ -86,11 +87,15 @@ pub struct Shared {
     /// Set when a shard could not start; the others give up waiting for it.
     pub failed: AtomicBool,
     pub errors: std::sync::Mutex<Vec<String>>,
+    /// By item id: the item starts disabled (an operator's `hie ctl disable`, kept in
+    /// the data directory; see [`crate::engine::overrides`]).
+    pub start_disabled: Vec<bool>,
 }
 
 impl Shared {
     pub fn new(plan: Arc<Plan>) -> Self {
         let shards = plan.shards;
+        let plan_items = plan.items.len();
         Shared {
             plan,
             phase: AtomicU8::new(Phase::Starting as u8),
@@ -101,6 +106,16 @@ impl Shared {
             idle: (0..shards).map(|_| AtomicBool::new(false)).collect(),
             failed: AtomicBool::new(false),
             errors: std::sync::Mutex::new(Vec::new()),
+            start_disabled: vec![false; plan_items],
+        }
+    }
+
+    /// The state `item` starts in: `Disabled` when an operator disabled it, else `Running`.
+    pub fn start_state(&self, item: ItemId) -> ItemState {
+        if self.start_disabled.get(item as usize) == Some(&true) {
+            ItemState::Disabled
+        } else {
+            ItemState::Running
         }
     }
 
@@ -160,20 +175,13 @@ pub struct ItemStatus {
     pub restarts: u64,
 }
 
-/// A message suspended on this shard (it stays in the WAL), for status.
-#[derive(Debug, Clone, Serialize)]
-pub struct SuspendedMessage {
-    pub message_id: String,
-    pub item: String,
-    pub reason: String,
-}
-
 /// Everything one shard reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct ShardStatus {
     pub shard: usize,
     pub items: Vec<ItemStatus>,
-    pub suspended: Vec<SuspendedMessage>,
+    /// Failed and suspended messages whose origin is this shard (`hie ctl held` lists them).
+    pub held: HeldCounts,
     pub wal_open_messages: usize,
     pub wal_last_lsn: u64,
 }
@@ -184,6 +192,8 @@ struct PendingRecord {
     wal_id: u64,
     target: ItemId,
     record: OriginRecord,
+    /// For a failure or suspension: what the held list shows of the message.
+    facts: Option<Box<HeldFacts>>,
 }
 
 /// A message whose service waits for it to enter its operations' queues.
@@ -264,7 +274,8 @@ pub struct Shard {
     replies_ready: Notify,
     /// Services waiting for their messages to enter their operations' queues.
     entering: RefCell<HashMap<MessageId, Entering>>,
-    suspended: RefCell<Vec<SuspendedMessage>>,
+    /// Failed and suspended messages whose origin is this shard.
+    pub held: RefCell<HeldList>,
 }
 
 impl Shard {
@@ -331,7 +342,7 @@ impl Shard {
             replies: RefCell::new(HashMap::new()),
             replies_ready: Notify::new(),
             entering: RefCell::new(HashMap::new()),
-            suspended: RefCell::new(Vec::new()),
+            held: RefCell::new(HeldList::default()),
             plan,
         }
     }
@@ -851,34 +862,49 @@ impl Shard {
         };
         self.send_reply(env, reply);
         let counters = self.counters(env.target);
+        let mut facts = None;
         match &record {
             OriginRecord::Completed => bump(&counters.completed),
-            OriginRecord::Failed { .. } => bump(&counters.failed),
-            OriginRecord::Suspended { reason } => {
+            OriginRecord::Failed { .. } => {
+                bump(&counters.failed);
+                facts = Some(Box::new(HeldFacts::of(&env.bytes)));
+            }
+            OriginRecord::Suspended { .. } => {
                 bump(&counters.suspended);
-                self.suspended.borrow_mut().push(SuspendedMessage {
-                    message_id: env.id.to_string(),
-                    item: self.plan.item(env.target).name.clone(),
-                    reason: reason.clone(),
-                });
+                facts = Some(Box::new(HeldFacts::of(&env.bytes)));
             }
             OriginRecord::Discarded { .. } => bump(&counters.discarded),
         }
-        self.record_at_origin(env.id, env.target, record);
+        self.record_at_origin(env.id, env.target, record, facts);
     }
 
-    /// Queues `record` for the WAL of `id`'s origin (this shard's, or over the ring).
-    pub fn record_at_origin(&self, id: MessageId, target: ItemId, record: OriginRecord) {
+    /// Queues `record` for the WAL of `id`'s origin (this shard's, or over the ring);
+    /// `facts` (for a failure or suspension) go on the origin's held list once the record
+    /// is durable.
+    pub fn record_at_origin(
+        &self,
+        id: MessageId,
+        target: ItemId,
+        record: OriginRecord,
+        facts: Option<Box<HeldFacts>>,
+    ) {
         let origin = id.origin_shard as usize;
         if origin == self.index {
             self.records.borrow_mut().push(PendingRecord {
                 wal_id: id.wal_id,
                 target,
                 record,
+                facts,
             });
             self.records_ready.notify_all();
         } else {
-            self.send_to_origin(origin, ShardMsg::Record { id, target, record });
+            let msg = ShardMsg::Record {
+                id,
+                target,
+                record,
+                facts,
+            };
+            self.send_to_origin(origin, msg);
         }
     }
 
@@ -915,16 +941,55 @@ impl Shard {
             }
             let records: Vec<Record<'_>> =
                 batch.iter().map(|p| to_wal_record(&self.plan, p)).collect();
-            if let Err(e) = self.wal.append_many(&records).await {
-                self.wal_failed.set(true);
-                tracing::error!(
-                    shard = self.index,
-                    "WAL append of {} outcome records failed: {e}",
-                    records.len()
-                );
-            }
+            let appended = self.wal.append_many(&records).await;
             drop(records);
+            match appended {
+                Ok(_) => self.hold_failures(&mut batch),
+                Err(e) => {
+                    self.wal_failed.set(true);
+                    tracing::error!(
+                        shard = self.index,
+                        "WAL append of {} outcome records failed: {e}",
+                        batch.len()
+                    );
+                }
+            }
             batch.clear();
+        }
+    }
+
+    /// Lists the failures and suspensions of `batch` (durable now) on the held list.
+    fn hold_failures(&self, batch: &mut [PendingRecord]) {
+        let at_us = now_us();
+        for p in batch {
+            let (kind, reason) = match &mut p.record {
+                OriginRecord::Failed { reason } => (HeldKind::Failed, reason),
+                OriginRecord::Suspended { reason } => (HeldKind::Suspended, reason),
+                _ => continue,
+            };
+            let facts = p.facts.take().map(|f| *f).unwrap_or_default();
+            let entry = HeldEntry {
+                kind,
+                reason: std::mem::take(reason),
+                at_us,
+                message_type: facts.message_type,
+                control_id: facts.control_id,
+            };
+            self.hold(p.wal_id, p.target, entry);
+        }
+    }
+
+    /// Puts message `wal_id` (received here) on the held list at `item`.
+    pub fn hold(&self, wal_id: u64, item: ItemId, entry: HeldEntry) {
+        if !self.held.borrow_mut().hold(wal_id, item, entry) {
+            tracing::warn!(
+                shard = self.index,
+                id = %MessageId { origin_shard: self.index as u16, wal_id },
+                item = %self.plan.item(item).name,
+                "held list full ({} listed): the message is counted and stays in the WAL, \
+                 listed again after a restart once there is room",
+                crate::engine::held::HELD_LISTED_MAX
+            );
         }
     }
 
@@ -950,15 +1015,6 @@ impl Shard {
     }
 
     // ---- reporting -------------------------------------------------------------------
-
-    /// Lists a suspended message in this shard's status (at recovery).
-    pub fn note_suspended(&self, id: MessageId, item: ItemId, reason: String) {
-        self.suspended.borrow_mut().push(SuspendedMessage {
-            message_id: id.to_string(),
-            item: self.plan.item(item).name.clone(),
-            reason,
-        });
-    }
 
     pub fn status(&self) -> ShardStatus {
         let items = self
@@ -992,7 +1048,7 @@ impl Shard {
         ShardStatus {
             shard: self.index,
             items,
-            suspended: self.suspended.borrow().clone(),
+            held: self.held.borrow().counts(),
             wal_open_messages: self.wal.open_messages(),
             wal_last_lsn: self.wal.last_lsn(),
         }

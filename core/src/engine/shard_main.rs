@@ -18,8 +18,10 @@ use crate::config;
 use crate::config::{RestartPolicy, RestartWhen};
 use crate::engine::adopt;
 use crate::engine::control::{ItemCommand, ItemState};
+use crate::engine::held::{HeldEntry, HeldKind};
 use crate::engine::hold::HoldLists;
-use crate::engine::plan::{PlannedItem, Role, TcpServicePlan};
+use crate::engine::operator;
+use crate::engine::plan::{Role, TcpServicePlan};
 use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, ShardStatus, Shared};
 use crate::engine::{ShardControl, ShardExit};
 use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg, partition_hash};
@@ -218,7 +220,7 @@ fn start_workers(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
             let shard = Rc::clone(shard);
             workers.push(glommio::spawn_local(supervise_worker(shard, id, queue)));
         }
-        shard.set_state(id, initial_state(item));
+        shard.set_state(id, shard.shared.start_state(id));
     }
     workers
 }
@@ -379,14 +381,27 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
                 }
                 continue;
             };
-            match delivery.state {
+            match &delivery.state {
                 DeliveryState::Queued => {
                     let source = plan.item_named(&message.source).map_or(target.id, |s| s.id);
                     let env = recovered_envelope(id, message, source, target.id);
                     here.deliver(shard, env).await;
                     redelivered += 1;
                 }
-                DeliveryState::Suspended { reason } => shard.note_suspended(id, target.id, reason),
+                DeliveryState::Suspended { reason } | DeliveryState::Failed { reason } => {
+                    let kind = match &delivery.state {
+                        DeliveryState::Failed { .. } => HeldKind::Failed,
+                        _ => HeldKind::Suspended,
+                    };
+                    let entry = HeldEntry {
+                        kind,
+                        reason: reason.clone(),
+                        at_us: delivery.state_us,
+                        message_type: message.message_type.clone(),
+                        control_id: message.control_id.clone(),
+                    };
+                    shard.hold(delivery.message_id, target.id, entry);
+                }
             }
         }
     }
@@ -461,16 +476,6 @@ fn recovered_envelope(
     }
 }
 
-/// The state an item instance starts in: running, or disabled when the production
-/// disables it.
-fn initial_state(item: &PlannedItem) -> ItemState {
-    if item.enabled {
-        ItemState::Running
-    } else {
-        ItemState::Disabled
-    }
-}
-
 /// Opens this shard's services; returns their supervisor tasks (they end when services
 /// stop). A TCP service that cannot bind its port at start-up fails the start; one
 /// disabled in the production binds when it is enabled.
@@ -480,8 +485,11 @@ async fn start_services(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
         let id = item.id;
         match &item.role {
             Role::TcpService(plan) => {
-                shard.set_state(id, initial_state(item));
-                let server = if !item.enabled {
+                let state = shard.shared.start_state(id);
+                shard.set_state(id, state);
+                // A service disabled (in the production or by an operator) binds when it
+                // is enabled.
+                let server = if state == ItemState::Disabled {
                     None
                 } else {
                     match bind(shard, id, plan) {
@@ -505,7 +513,7 @@ async fn start_services(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
                 services.push(task);
             }
             Role::FileService(plan) => {
-                shard.set_state(id, initial_state(item));
+                shard.set_state(id, shard.shared.start_state(id));
                 let task =
                     glommio::spawn_local(hl7_file_service::run(Rc::clone(shard), id, plan.clone()));
                 services.push(task);
@@ -646,6 +654,10 @@ async fn dispatch(
                     let _ = reply.send(status_with_held(&shard, &holds.borrow()));
                 }
                 ShardControl::Item { item, command } => apply(&shard, item, command),
+                ShardControl::Held { request, reply } => {
+                    glommio::spawn_local(operator::serve(Rc::clone(&shard), request, reply))
+                        .detach();
+                }
             }
         }
         let phase = shard.phase();
@@ -696,7 +708,12 @@ fn move_inbound(
     for msg in inbound.drain(..) {
         match msg {
             ShardMsg::Deliver(env) => offer_or_hold(shard, held, env),
-            ShardMsg::Record { id, target, record } => shard.record_at_origin(id, target, record),
+            ShardMsg::Record {
+                id,
+                target,
+                record,
+                facts,
+            } => shard.record_at_origin(id, target, record, facts),
             ShardMsg::Reply { id, reply } => shard.take_reply(id, reply),
             ShardMsg::Entered { id } => shard.add_hops(id, -1),
         }

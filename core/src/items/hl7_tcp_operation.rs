@@ -27,6 +27,7 @@ use crate::engine::control::ItemState;
 use crate::engine::plan::TcpOperationPlan;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{AppReply, Envelope, ItemId, OriginRecord};
+use crate::items::downstream_log::{Change, DownstreamLog};
 use crate::items::{WorkerExit, alert, next_entry, requeue};
 use crate::queue::LocalQueue;
 
@@ -78,6 +79,12 @@ fn describe(outcome: &ReplyOutcome) -> String {
     }
 }
 
+/// The operation's connection to its downstream system and that connection's log.
+struct Link<'a> {
+    client: &'a mut MllpClient,
+    log: &'a mut DownstreamLog,
+}
+
 /// How one message ended at this operation.
 enum Done {
     Recorded,
@@ -95,6 +102,8 @@ pub async fn run(
     plan: TcpOperationPlan,
 ) -> WorkerExit {
     let mut client = MllpClient::new(client_config(&plan));
+    let per_message = plan.settings.stay_connected == config::StayConnected::AfterEachMessage;
+    let mut log = DownstreamLog::new(&shard.plan.item(item).name, plan.address, per_message);
     loop {
         if shard.states.get(item) != ItemState::Running {
             client.close().await;
@@ -106,7 +115,11 @@ pub async fn run(
         shard.busy.set(shard.busy.get() + 1);
         let processed = &shard.counters(item).processed;
         processed.set(processed.get() + 1);
-        let done = deliver_one(&shard, item, &queue, &plan, &mut client, env).await;
+        let link = Link {
+            client: &mut client,
+            log: &mut log,
+        };
+        let done = deliver_one(&shard, item, &queue, &plan, link, env).await;
         shard.busy.set(shard.busy.get() - 1);
         if let Done::Requeued = done {
             // Wait for the state change that made us stop before looking again.
@@ -123,17 +136,21 @@ async fn deliver_one(
     item: ItemId,
     queue: &LocalQueue<Envelope>,
     plan: &TcpOperationPlan,
-    client: &mut MllpClient,
+    link: Link<'_>,
     mut env: Envelope,
 ) -> Done {
+    let Link { client, log } = link;
     let first_attempt = Instant::now();
     shard.hook_before(item, &env);
     loop {
         env.attempts += 1;
+        let before = client.stats();
         let outcome = match client.send(&env.bytes).await {
             Ok(outcome) => outcome,
             Err(e) => ReplyOutcome::NoReply(NoReplyReason::Io, e.to_string()),
         };
+        let change = Change::between(before, client.stats(), &outcome);
+        log.note(change, || describe(&outcome), Instant::now());
         let decision = outcome.decide(&plan.reply_code_actions, b"ACK");
         let action = match decision.action {
             Action::Retry { then } => {

@@ -2,6 +2,7 @@
 //! share. Each item runs as local tasks on the shards it is placed on and talks to the
 //! rest of the engine only through its [`Shard`](crate::engine::runtime::Shard).
 
+pub mod downstream_log;
 pub mod filename;
 pub mod hl7_file_operation;
 pub mod hl7_file_service;

@@ -92,7 +92,7 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
 
 /// Records `env`, which has passed through as many routers as a message may, as failed
 /// at router `item`: logged (an alert with `AlertOnError`), counted, answered (an
-/// `AckMode=App` service gets the error) and closed in the WAL with the reason.
+/// `AckMode=App` service gets the error) and kept in the WAL on the failed list, with the reason.
 fn fail_at_hop_limit(shard: &Shard, item: ItemId, env: Envelope) {
     alert(shard, item, &env, HOP_LIMIT_REASON);
     if env.ordered {

@@ -129,7 +129,8 @@ pub enum Record<'a> {
     Enqueued { message_id: u64, target: &'a str },
     /// `target` delivered the message (closes that delivery).
     Completed { message_id: u64, target: &'a str },
-    /// Delivery to `target` failed for good (IRIS `F`); closes that delivery.
+    /// Delivery to `target` failed (IRIS `F`, or `FailureTimeout` ran out); the delivery
+    /// stays open, listed as failed, until it is resent (`Enqueued`) or discarded.
     Failed {
         message_id: u64,
         target: &'a str,

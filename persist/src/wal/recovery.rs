@@ -46,9 +46,10 @@ pub struct RecoveredMessage {
 pub enum DeliveryState {
     /// Enqueued, no outcome yet.
     Queued,
-    /// The last outcome was a suspension (kept for an operator; a failure, by contrast,
-    /// closes the delivery).
+    /// The last outcome was a suspension (kept for an operator).
     Suspended { reason: String },
+    /// The last outcome was a failure (kept for an operator, who resends or discards it).
+    Failed { reason: String },
 }
 
 /// A delivery owed to a target.
@@ -58,6 +59,9 @@ pub struct PendingDelivery {
     /// LSN of the `Enqueued` record (deliveries are listed in this order).
     pub enqueued_lsn: u64,
     pub state: DeliveryState,
+    /// Timestamp (µs since the epoch) of the record that set `state` (the `Enqueued`
+    /// one while queued).
+    pub state_us: u64,
 }
 
 /// A span of bytes that was not a valid record and was skipped.
@@ -360,11 +364,10 @@ impl Builder {
                 self.recovery.messages.insert(message_id, message);
                 self.unrouted.insert(message_id, lsn);
             }
-            Record::Enqueued { message_id, target } => self.on_enqueued(lsn, message_id, target),
-            Record::Completed { message_id, target }
-            | Record::Failed {
-                message_id, target, ..
+            Record::Enqueued { message_id, target } => {
+                self.on_enqueued(lsn, header.timestamp_us, message_id, target);
             }
+            Record::Completed { message_id, target }
             | Record::Discarded {
                 message_id, target, ..
             } => self.on_terminal(message_id, target),
@@ -376,7 +379,17 @@ impl Builder {
                 let state = DeliveryState::Suspended {
                     reason: reason.to_owned(),
                 };
-                self.on_outcome(message_id, target, state);
+                self.on_outcome(message_id, target, state, header.timestamp_us);
+            }
+            Record::Failed {
+                message_id,
+                target,
+                reason,
+            } => {
+                let state = DeliveryState::Failed {
+                    reason: reason.to_owned(),
+                };
+                self.on_outcome(message_id, target, state, header.timestamp_us);
             }
             Record::Checkpoint { data } => {
                 self.recovery.last_checkpoint = Some((lsn, data.to_vec()));
@@ -388,7 +401,7 @@ impl Builder {
     }
 
     /// Queues a delivery for `target` (a repeated enqueue moves it to the back).
-    fn on_enqueued(&mut self, lsn: u64, message_id: u64, target: &str) {
+    fn on_enqueued(&mut self, lsn: u64, at_us: u64, message_id: u64, target: &str) {
         if !self.recovery.messages.contains_key(&message_id) {
             self.recovery.stats.orphan_records += 1;
             return;
@@ -403,6 +416,7 @@ impl Builder {
             message_id,
             enqueued_lsn: lsn,
             state: DeliveryState::Queued,
+            state_us: at_us,
         };
         self.queues
             .entry(target.to_owned())
@@ -424,11 +438,15 @@ impl Builder {
         }
     }
 
-    /// Records a failure or suspension of the delivery to `target`; it stays queued.
-    fn on_outcome(&mut self, message_id: u64, target: &str, state: DeliveryState) {
+    /// Records a failure or suspension of the delivery to `target` at `at_us`; it stays
+    /// owed (for an operator to resend or discard).
+    fn on_outcome(&mut self, message_id: u64, target: &str, state: DeliveryState, at_us: u64) {
         let lsn = self.enqueued.get(&(message_id, target.to_owned()));
         match lsn.and_then(|lsn| self.queues.get_mut(target)?.get_mut(lsn)) {
-            Some(delivery) => delivery.state = state,
+            Some(delivery) => {
+                delivery.state = state;
+                delivery.state_us = at_us;
+            }
             None => self.recovery.stats.orphan_records += 1,
         }
     }

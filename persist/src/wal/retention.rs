@@ -1,10 +1,11 @@
 //! Retention: which messages are still open, and which old segments may go.
 //!
 //! A message is *open* from its `MessageReceived` record until it has seen at least one
-//! terminal record (`Completed`, `Failed` or `Discarded`) and has no outstanding delivery
-//! (every `Enqueued` target completed, failed or discarded). `Suspended` leaves a delivery
-//! outstanding: a suspended message waits for an operator; a failed one is final (IRIS
-//! `F`), kept only as long as retention keeps its segment. The engine appends all `Enqueued` records of a message in one
+//! terminal record (`Completed` or `Discarded`) and has no outstanding delivery (every
+//! `Enqueued` target completed or discarded). `Suspended` and `Failed` leave a delivery
+//! outstanding: such a message waits in the engine's held lists for an operator, who
+//! resends it (a new `Enqueued`) or discards it (`Discarded`), so its segment is kept
+//! until then. The engine appends all `Enqueued` records of a message in one
 //! `append_many` before any completion, and records "routed nowhere" as a `Discarded`
 //! with an empty target.
 //!
@@ -55,15 +56,13 @@ impl OpenSet {
                 None
             }
             Record::Completed { message_id, target }
-            | Record::Failed {
-                message_id, target, ..
-            }
             | Record::Discarded {
                 message_id, target, ..
             } => self.on_terminal(message_id, target),
-            Record::Suspended { .. } | Record::Checkpoint { .. } | Record::SegmentStart { .. } => {
-                None
-            }
+            Record::Suspended { .. }
+            | Record::Failed { .. }
+            | Record::Checkpoint { .. }
+            | Record::SegmentStart { .. } => None,
         }
     }
 
@@ -202,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn a_suspended_delivery_keeps_its_message_open_and_a_failed_one_closes_it() {
+    fn a_suspended_or_failed_delivery_keeps_its_message_open_until_discarded() {
         let mut set = OpenSet::default();
         set.on_record(1, &received(7));
         set.on_record(
@@ -230,7 +229,14 @@ mod tests {
                 reason: "AE after FailureTimeout",
             },
         );
-        assert!(!set.is_open(7), "a failed delivery is final");
+        assert!(set.is_open(7), "a failed delivery waits for an operator");
+        assert_eq!(set.oldest_open_segment(), Some(1));
+        let discarded = Record::Discarded {
+            message_id: 7,
+            target: "a",
+            reason: "discarded by an operator",
+        };
+        assert_eq!(set.on_record(3, &discarded), Some(7));
         assert_eq!(set.oldest_open_segment(), None);
     }
 

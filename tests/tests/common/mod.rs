@@ -348,9 +348,9 @@ pub fn ctl(data_dir: &Path, args: &[&str]) -> (i32, String) {
     }
 }
 
-/// `hie ctl status` as JSON.
+/// `hie ctl status --json`.
 pub fn status(data_dir: &Path) -> serde_json::Value {
-    let (code, out) = ctl(data_dir, &["status"]);
+    let (code, out) = ctl(data_dir, &["status", "--json"]);
     assert_eq!(code, 0, "hie ctl status failed: {out}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("status is not JSON ({e}): {out}"))
 }
@@ -382,17 +382,25 @@ pub fn states(status: &serde_json::Value, item: &str) -> Vec<String> {
         .collect()
 }
 
+/// The held messages listed (`hie ctl held --json`), each a JSON object with
+/// `message_id`, `item`, `kind`, `at`, `reason`, `message_type` and `control_id`.
+pub fn held(data_dir: &Path) -> Vec<serde_json::Value> {
+    let (code, out) = ctl(data_dir, &["held", "--json"]);
+    assert_eq!(code, 0, "hie ctl held failed: {out}");
+    let value: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    value["held"].as_array().cloned().unwrap_or_default()
+}
+
 /// The suspended messages listed, as (message id, item).
-pub fn suspended(status: &serde_json::Value) -> Vec<(String, String)> {
-    status["shards"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|shard| shard["suspended"].as_array().into_iter().flatten())
-        .map(|s| {
+pub fn suspended(data_dir: &Path) -> Vec<(String, String)> {
+    held(data_dir)
+        .iter()
+        .filter(|h| h["kind"] == "suspended")
+        .map(|h| {
             (
-                s["message_id"].as_str().unwrap_or("").to_string(),
-                s["item"].as_str().unwrap_or("").to_string(),
+                h["message_id"].as_str().unwrap_or("").to_string(),
+                h["item"].as_str().unwrap_or("").to_string(),
             )
         })
         .collect()
