@@ -71,13 +71,37 @@ fn built_bin(profile_dir: &Path, name: &str, release: bool) -> PathBuf {
     path
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released: another process could take it in
-/// between, which on a test machine does not happen in practice).
+/// A free TCP port on 127.0.0.1 for a test's server, bound and released, taken below the
+/// kernel's ephemeral range (`ip_local_port_range`) so that no client connection, open or
+/// in TIME-WAIT, can hold it when the server binds it: a port the kernel handed out as
+/// ephemeral was often taken again by the thousands of client connections the load
+/// tests open, and the engine's bind then failed with "address in use". Ports are tried
+/// from a per-process starting point, so parallel test processes rarely meet.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    let high = ephemeral_low().clamp(LOW + 1_000, u32::from(u16::MAX));
+    let span = high - LOW;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = (LOW + offset) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {high}");
+}
+
+/// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+fn ephemeral_low() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// Polls `done` every 10 ms until it is true or `timeout` passes; returns the last answer.
