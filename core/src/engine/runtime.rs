@@ -176,6 +176,12 @@ pub struct ShardStatus {
     pub suspended: Vec<SuspendedMessage>,
     pub wal_open_messages: usize,
     pub wal_last_lsn: u64,
+    /// `writable`, or `unavailable: CAUSE` while the WAL refuses appends after a failed
+    /// write or sync (services NAK meanwhile; it resumes by itself).
+    pub wal_state: String,
+    /// Acknowledged records recovery found missing at start (a segment cut short,
+    /// emptied or removed), one line per segment; empty when none.
+    pub wal_recovery_errors: Vec<String>,
 }
 
 /// A record waiting for the recorder task.
@@ -251,8 +257,8 @@ pub struct Shard {
     pub busy: Cell<usize>,
     /// Rung by the dispatcher when the run's phase changes.
     pub phase_changed: Notify,
-    /// Set once a WAL write failed: services NAK from then on.
-    pub wal_failed: Cell<bool>,
+    /// What recovery found missing at start (for the status).
+    pub wal_recovery_errors: RefCell<Vec<String>>,
     records: RefCell<Vec<PendingRecord>>,
     /// Records for other shards whose ring was full, in order.
     deferred_records: RefCell<Vec<(usize, ShardMsg)>>,
@@ -323,7 +329,7 @@ impl Shard {
             ack: RefCell::new(AckBuilder::new()),
             busy: Cell::new(0),
             phase_changed: Notify::new(),
-            wal_failed: Cell::new(false),
+            wal_recovery_errors: RefCell::new(Vec::new()),
             records: RefCell::new(Vec::new()),
             deferred_records: RefCell::new(Vec::new()),
             records_ready: Notify::new(),
@@ -468,10 +474,10 @@ impl Shard {
             bytes: msg.as_bytes(),
         });
         let targets = self.routing_records(wal_id, &item.targets, &mut records);
-        self.wal.append_many(&records).await.inspect_err(|e| {
-            self.wal_failed.set(true);
-            tracing::error!(item = %item.name, "WAL append failed: {e}");
-        })?;
+        self.wal
+            .append_many(&records)
+            .await
+            .inspect_err(|e| log_append_error(&item.name, e))?;
         bump(&self.counters(source).received);
         Ok((
             MessageId {
@@ -529,10 +535,7 @@ impl Shard {
     ) -> Result<Vec<ItemId>, WalError> {
         let mut records = Vec::with_capacity(targets.len().max(1));
         let to = self.routing_records(wal_id, targets, &mut records);
-        self.wal
-            .append_many(&records)
-            .await
-            .inspect_err(|_| self.wal_failed.set(true))?;
+        self.wal.append_many(&records).await?;
         Ok(to)
     }
 
@@ -560,10 +563,9 @@ impl Shard {
                 target: &item.name,
             });
         }
-        self.wal.submit(&records).inspect_err(|e| {
-            self.wal_failed.set(true);
-            tracing::error!(item = %item.name, "WAL append failed: {e}");
-        })?;
+        self.wal
+            .submit(&records)
+            .inspect_err(|e| log_append_error(&item.name, e))?;
         Ok(targets)
     }
 
@@ -881,8 +883,9 @@ impl Shard {
             }
             let records: Vec<Record<'_>> =
                 batch.iter().map(|p| to_wal_record(&self.plan, p)).collect();
-            if let Err(e) = self.wal.append_many(&records).await {
-                self.wal_failed.set(true);
+            if let Err(e) = self.wal.append_many(&records).await
+                && !e.is_storage()
+            {
                 tracing::error!(
                     shard = self.index,
                     "WAL append of {} outcome records failed: {e}",
@@ -961,7 +964,20 @@ impl Shard {
             suspended: self.suspended.borrow().clone(),
             wal_open_messages: self.wal.open_messages(),
             wal_last_lsn: self.wal.last_lsn(),
+            wal_state: match self.wal.unavailable() {
+                None => "writable".to_string(),
+                Some(cause) => format!("unavailable: {cause}"),
+            },
+            wal_recovery_errors: self.wal_recovery_errors.borrow().clone(),
         }
+    }
+}
+
+/// Logs a failed append of `item`'s records, unless the storage failed: the WAL logs
+/// that once when it becomes unavailable and once when it resumes, not per append.
+fn log_append_error(item: &str, error: &WalError) {
+    if !error.is_storage() {
+        tracing::error!(item = %item, "WAL append failed: {error}");
     }
 }
 
