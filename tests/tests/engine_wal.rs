@@ -4,7 +4,8 @@
 //! - Disk full (needs root for a 6 MiB tmpfs; skipped with a message otherwise): once the
 //!   file system is full, the WAL cannot start its next segment; every message gets AE,
 //!   `hie ctl status` shows the WAL unavailable, the log says so once (not per NAK); once
-//!   space is freed the WAL resumes by itself and every message ACKed arrives.
+//!   space is freed the WAL resumes by itself and every message ACKed arrives. Again with
+//!   the log on the full disk as well.
 //! - Modes: under umask 000 the data directory, the shard directories and every file in
 //!   them are private (0700 / 0600).
 //! - A segment cut short after a clean stop: the restart logs an ERROR with the number of
@@ -97,18 +98,37 @@ fn fill(path: &Path) {
 
 #[test]
 fn a_full_disk_naks_until_space_returns_then_the_wal_resumes_by_itself() {
+    full_disk(false);
+}
+
+/// The log on the full disk too: lines are lost, the engine is not (a failed write of a
+/// log line used to panic the shard that logged it, and hie hung).
+#[test]
+fn a_full_disk_that_also_holds_the_log_naks_and_resumes() {
+    full_disk(true);
+}
+
+/// Fills a tmpfs holding the data directory (and the log, with `log_on_it`), sends until
+/// the WAL cannot start its next segment, checks the NAKs, status and log, frees space
+/// and checks the WAL resumes and every ACKed message arrives.
+fn full_disk(log_on_it: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(_tmpfs) = Tmpfs::mount(&dir.path().join("mnt"), "6m") else {
+    let mnt = dir.path().join("mnt");
+    let Some(_tmpfs) = Tmpfs::mount(&mnt, "6m") else {
         return;
     };
     let (in_port, out_port) = (free_port(), free_port());
     let sink = TestSink::start(out_port, Answer::Code("AA"));
     let config = common::write_production(dir.path(), &production(in_port, out_port));
-    // The data directory is the mount (the log goes next to it, off the full disk).
-    let data = dir.path().join("mnt");
+    // The log goes next to the data directory.
+    let data = if log_on_it {
+        mnt.join("data")
+    } else {
+        mnt.clone()
+    };
     let args = ["--no-pin", "--log", "warn"];
     let mut hie = hie_tests::Hie::start(&config, &data, &args);
-    let filler = data.join("filler");
+    let filler = mnt.join("filler");
     fill(&filler);
 
     // A 1 MiB segment holds about 120 messages of 8 KiB; the next one cannot be made.
@@ -142,13 +162,15 @@ fn a_full_disk_naks_until_space_returns_then_the_wal_resumes_by_itself() {
     }
     let state = wal_state(&data);
     assert!(state.starts_with("unavailable"), "{state}");
-    let log = hie.log();
-    assert_eq!(log.matches("WAL cannot write").count(), 1, "log:\n{log}");
-    assert_eq!(
-        log.matches("NAK AE").count(),
-        0,
-        "a line per NAK; log:\n{log}"
-    );
+    if !log_on_it {
+        let log = hie.log();
+        assert_eq!(log.matches("WAL cannot write").count(), 1, "log:\n{log}");
+        assert_eq!(
+            log.matches("NAK AE").count(),
+            0,
+            "a line per NAK; log:\n{log}"
+        );
+    }
 
     std::fs::remove_file(&filler).unwrap();
     assert!(

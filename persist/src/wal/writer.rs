@@ -302,8 +302,8 @@ impl Wal {
     /// record appended after it, so a record that is durable proves these are too. For
     /// records whose loss in a crash only makes the engine redo work from earlier durable
     /// ones (a router's routing records: recovery routes the message again). Fails only
-    /// when the WAL is poisoned or closed, or a record is too large; a write or sync that
-    /// fails later poisons the WAL, and the next `append` reports it.
+    /// when the WAL is unavailable or closed, or a record is too large; a write or sync that
+    /// fails later makes the WAL unavailable, and the next `append` reports it.
     pub fn submit(&self, records: &[Record<'_>]) -> Result<(), WalError> {
         self.enqueue(records).map(drop)
     }
