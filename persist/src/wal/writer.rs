@@ -127,6 +127,8 @@ pub(crate) struct Shared {
     next_message_id: Cell<u64>,
     /// Held (exclusive `flock`) for as long as the committer runs; released when it exits.
     lock: RefCell<Option<std::fs::File>>,
+    /// The synced-length marker being written after a rotation, if one is.
+    marker: RefCell<Option<glommio::task::JoinHandle<()>>>,
 }
 
 /// Name of the lock file that keeps two `Wal`s off one directory.
@@ -255,6 +257,7 @@ impl Wal {
             committer_waker: RefCell::new(None),
             next_message_id: Cell::new(recovery.next_message_id),
             lock: RefCell::new(Some(lock)),
+            marker: RefCell::new(None),
         });
         let torn_bytes = recovery.stats.torn_bytes_dropped;
         let mut active = match shared.last_segment() {
@@ -1230,20 +1233,53 @@ async fn close_committer(shared: &Rc<Shared>, mut active: Active) {
     let _ = active.take_spare().await;
     close_file(active.file).await;
     // What is durable is known even when the WAL is unavailable.
-    write_marker(shared).await;
+    write_marker(shared, true).await;
     shared.lock.borrow_mut().take();
 }
 
-/// Replaces the synced-length marker with the durable facts of every segment (nothing
-/// is durable with `SyncMode::None`). A failure is logged: the marker only adds checks.
-async fn write_marker(shared: &Shared) {
+/// Replaces the synced-length marker with the durable facts of every segment, the
+/// active one only with `with_active` (at close, once it is synced: in interval mode its
+/// facts run ahead of its syncs). Nothing is durable with `SyncMode::None`. A failure is
+/// logged: the marker only adds checks.
+async fn write_marker(shared: &Shared, with_active: bool) {
     if shared.config.sync == SyncMode::None {
         return;
     }
-    let text = synced::encode(&shared.state.borrow().segments);
+    let previous = shared.marker.borrow_mut().take();
+    if let Some(previous) = previous {
+        previous.await;
+    }
+    write_marker_now(shared, with_active).await;
+}
+
+/// [`write_marker`] without waiting for one in flight (the caller did).
+async fn write_marker_now(shared: &Shared, with_active: bool) {
+    let text = marker_text(shared, with_active);
     if let Err(error) = synced::write(&shared.dir, text).await {
         tracing::warn!(%error, "WAL synced-length marker not updated");
     }
+}
+
+/// Starts replacing the marker (without the active segment) in a task of its own, so a
+/// rotation does not wait for its `fsync`s; the next write waits for it.
+async fn start_marker(shared: &Rc<Shared>) {
+    let previous = shared.marker.borrow_mut().take();
+    if let Some(previous) = previous {
+        previous.await;
+    }
+    let shared_task = shared.clone();
+    let task = glommio::spawn_local(async move { write_marker_now(&shared_task, false).await });
+    *shared.marker.borrow_mut() = Some(task.detach());
+}
+
+fn marker_text(shared: &Shared, with_active: bool) -> String {
+    let state = shared.state.borrow();
+    let active = state.segments.keys().next_back().copied();
+    let mut segments = state.segments.clone();
+    if let (false, Some(active)) = (with_active, active) {
+        segments.remove(&active);
+    }
+    synced::encode(&segments)
 }
 
 /// The unavailable WAL's committer: waits for the syncs in flight, then tries to resume
@@ -1376,7 +1412,9 @@ async fn rotate(shared: &Rc<Shared>, active: &mut Active) -> Result<(), WalError
     let old = std::mem::replace(active, next);
     close_file(old.file).await;
     // The full segment's facts are final: record how far it is durable.
-    write_marker(shared).await;
+    if shared.config.sync != SyncMode::None {
+        start_marker(shared).await;
+    }
     // A failed removal (e.g. an archive on another file system) must not stop appends.
     if let Err(error) = run_retention(shared).await {
         tracing::error!(%error, "WAL retention failed; segments are kept");
