@@ -1225,15 +1225,17 @@ async fn run_committer(shared: Rc<Shared>, mut active: Active) {
 /// releases the directory lock.
 async fn close_committer(shared: &Rc<Shared>, mut active: Active) {
     drain_syncs(shared, &active).await;
-    let writable = shared.state.borrow().failed.is_none();
-    if active.dirty && writable {
-        let _ = active.sync(shared).await;
+    // In fsync mode the segments' facts are only ever what was synced; in interval mode
+    // the active segment's are once this last sync succeeded.
+    let mut synced = !active.dirty;
+    if active.dirty && shared.state.borrow().failed.is_none() {
+        synced = active.sync(shared).await.is_ok();
     }
     // Let a spare being zero-filled finish; the next open adopts it.
     let _ = active.take_spare().await;
     close_file(active.file).await;
     // What is durable is known even when the WAL is unavailable.
-    write_marker(shared, true).await;
+    write_marker(shared, synced).await;
     shared.lock.borrow_mut().take();
 }
 
