@@ -91,5 +91,5 @@ pub use wal::{
         SegmentLoss,
     },
     segment::Location,
-    writer::{RESUME_RETRY_INTERVAL_MS, SYNC_THREADS, Wal, WalStats},
+    writer::{MARKER_INTERVAL_S, RESUME_RETRY_INTERVAL_MS, SYNC_THREADS, Wal, WalStats},
 };

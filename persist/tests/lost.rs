@@ -4,10 +4,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 use common::{body, received, run};
-use hie_persist::{SegmentLoss, Wal, WalConfig};
+use hie_persist::{MARKER_INTERVAL_S, SegmentLoss, Wal, WalConfig};
+
+const CHILD_ENV: &str = "HIE_WAL_LOST_DIR";
 
 fn config() -> WalConfig {
     WalConfig::default().with_segment_bytes(1 << 20)
@@ -131,5 +138,76 @@ fn a_torn_tail_of_unacknowledged_bytes_is_no_loss() {
         let (ids, lost) = reopen(&path).await;
         assert_eq!(ids, (1..=20).collect::<Vec<_>>());
         assert!(lost.is_empty(), "{lost:?}");
+    });
+}
+
+/// Entry point of the child process of the crash test; does nothing in a normal run.
+/// Appends 50 messages, waits past the marker interval, appends one more (after which the
+/// marker is rewritten), says `ready` and waits to be killed.
+#[test]
+fn crashed_child_entry_point() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    run(move || async move {
+        let (wal, _) = Wal::open(&dir, config()).await.unwrap();
+        for _ in 0..50 {
+            let id = wal.next_message_id();
+            wal.append(&received(id, "c", &body(id, 900)))
+                .await
+                .unwrap();
+        }
+        glommio::timer::sleep(Duration::from_millis(MARKER_INTERVAL_S * 1000 + 300)).await;
+        let id = wal.next_message_id();
+        wal.append(&received(id, "c", &body(id, 900)))
+            .await
+            .unwrap();
+        glommio::timer::sleep(Duration::from_millis(500)).await;
+        println!("ready");
+        futures_lite::future::pending::<()>().await;
+    });
+}
+
+#[test]
+fn a_segment_cut_after_a_crash_reports_what_was_synced_before_the_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "crashed_child_entry_point",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let ready = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.ends_with("ready"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ready, "the child did not get ready");
+    let segment = dir.path().join(format!("{:020}.wal", 1));
+    let bytes = std::fs::read(&segment).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(end as u64 / 2)
+        .unwrap();
+    let path = dir.path().to_owned();
+    run(move || async move {
+        let (ids, lost) = reopen(&path).await;
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        let messages_lost = lost[0].messages_lost as usize;
+        assert!(messages_lost > 0, "{lost:?}");
+        // The marker is a lower bound: it may not know the last message yet.
+        let counted = ids.len() + messages_lost;
+        assert!((50..=51).contains(&counted), "{} + {lost:?}", ids.len());
     });
 }

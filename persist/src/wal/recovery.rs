@@ -375,7 +375,9 @@ fn check_synced(dir: &Path, segments: &BTreeMap<u64, SegmentMeta>) -> Vec<Segmen
     };
     let oldest = segments.keys().next().copied().unwrap_or(u64::MAX);
     let mut lost = Vec::new();
-    for synced in marker {
+    // A segment with nothing durable in it holds nothing to lose (one begun just before
+    // a failed write is removed when the WAL resumes).
+    for synced in marker.into_iter().filter(|s| s.last_lsn > 0) {
         let loss = match segments.get(&synced.first_lsn) {
             // Retention removes segments oldest first, never the newest.
             None if synced.first_lsn < oldest && !segments.is_empty() => None,

@@ -3,7 +3,8 @@
 //! written and never acknowledged) from a segment that lost acknowledged records (cut
 //! short, emptied, removed).
 //!
-//! The WAL writes the marker whole whenever a segment fills up and when it closes: into
+//! The WAL writes the marker whole whenever a segment fills up, when it closes, and in
+//! fsync mode after a commit once the marker is `MARKER_INTERVAL_S` (5 s) old: into
 //! `SYNCED.tmp` (mode 0600), synced, renamed over `SYNCED`, directory synced, on the
 //! blocking pool. Recovery reads it once. It is a lower bound: records appended after it
 //! was written are not in it, so after a crash a segment may hold more than it says,

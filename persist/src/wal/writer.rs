@@ -87,6 +87,11 @@ pub const SYNC_THREADS: usize = SYNCS_IN_FLIGHT_MAX;
 /// How often an unavailable WAL tries to resume (see the module header), in ms.
 pub const RESUME_RETRY_INTERVAL_MS: u64 = 1000;
 
+/// In fsync mode, the synced-length marker (`synced`) is rewritten, with the active
+/// segment, after a commit when it is at least this old (seconds): after a crash,
+/// recovery checks the segments against what was synced this long before at most.
+pub const MARKER_INTERVAL_S: u64 = 5;
+
 /// Counters of one WAL since open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WalStats {
@@ -127,7 +132,7 @@ pub(crate) struct Shared {
     next_message_id: Cell<u64>,
     /// Held (exclusive `flock`) for as long as the committer runs; released when it exits.
     lock: RefCell<Option<std::fs::File>>,
-    /// The synced-length marker being written after a rotation, if one is.
+    /// The synced-length marker being written in a task of its own, if one is.
     marker: RefCell<Option<glommio::task::JoinHandle<()>>>,
 }
 
@@ -1186,8 +1191,10 @@ async fn next_work(shared: &Shared, active: &Active) -> Work {
 
 async fn run_committer(shared: Rc<Shared>, mut active: Active) {
     let mut last_sync = Instant::now();
+    let mut last_marker = Instant::now();
     loop {
         let work = next_work(&shared, &active).await;
+        let committed = matches!(work, Work::Commit);
         let result = match work {
             Work::Close => {
                 close_committer(&shared, active).await;
@@ -1217,6 +1224,13 @@ async fn run_committer(shared: Rc<Shared>, mut active: Active) {
         }
         if let Err(error) = result {
             shared.poison(&error);
+        } else if committed
+            && shared.config.sync == SyncMode::Fsync
+            && last_marker.elapsed() >= Duration::from_secs(MARKER_INTERVAL_S)
+        {
+            // In fsync mode the facts are what was synced: the active segment too.
+            start_marker(&shared, true).await;
+            last_marker = Instant::now();
         }
     }
 }
@@ -1262,15 +1276,17 @@ async fn write_marker_now(shared: &Shared, with_active: bool) {
     }
 }
 
-/// Starts replacing the marker (without the active segment) in a task of its own, so a
-/// rotation does not wait for its `fsync`s; the next write waits for it.
-async fn start_marker(shared: &Rc<Shared>) {
+/// Starts replacing the marker (see [`write_marker`] for `with_active`) in a task of its
+/// own, so a rotation or a commit does not wait for its `fsync`s; the next write waits
+/// for it.
+async fn start_marker(shared: &Rc<Shared>, with_active: bool) {
     let previous = shared.marker.borrow_mut().take();
     if let Some(previous) = previous {
         previous.await;
     }
     let shared_task = shared.clone();
-    let task = glommio::spawn_local(async move { write_marker_now(&shared_task, false).await });
+    let task =
+        glommio::spawn_local(async move { write_marker_now(&shared_task, with_active).await });
     *shared.marker.borrow_mut() = Some(task.detach());
 }
 
@@ -1415,7 +1431,7 @@ async fn rotate(shared: &Rc<Shared>, active: &mut Active) -> Result<(), WalError
     close_file(old.file).await;
     // The full segment's facts are final: record how far it is durable.
     if shared.config.sync != SyncMode::None {
-        start_marker(shared).await;
+        start_marker(shared, false).await;
     }
     // A failed removal (e.g. an archive on another file system) must not stop appends.
     if let Err(error) = run_retention(shared).await {
