@@ -19,10 +19,12 @@ pub enum WalError {
         #[source]
         source: Arc<io::Error>,
     },
-    /// A previous write or sync failed; the on-disk tail is unknown, so the WAL refuses
-    /// further appends until it is reopened (recovery then decides what is durable).
-    #[error("WAL in {dir} is failed after an earlier I/O error ({cause}); reopen it")]
-    Poisoned { dir: PathBuf, cause: String },
+    /// A previous write or sync failed (disk full, I/O error): the WAL refuses appends
+    /// until it has resumed by itself (see the crate documentation).
+    #[error(
+        "WAL in {dir} cannot write since an I/O error ({cause}); appends are refused until it can again"
+    )]
+    Unavailable { dir: PathBuf, cause: String },
     /// Another `Wal` (in this or another process) has the directory open.
     #[error("WAL directory {dir} is already open (locked by another Wal)")]
     Locked { dir: PathBuf },
@@ -64,6 +66,13 @@ impl WalError {
             path: path.into(),
             source: Arc::new(source.into()),
         }
+    }
+
+    /// Whether this is the storage failing (an I/O error, or the WAL unavailable after
+    /// one) rather than something about the record: the WAL logs those once per change
+    /// of state, so callers need not log each failed append.
+    pub fn is_storage(&self) -> bool {
+        matches!(self, Self::Io { .. } | Self::Unavailable { .. })
     }
 
     /// The `io::ErrorKind` behind this error, if it is an I/O error (e.g. `StorageFull`).

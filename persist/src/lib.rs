@@ -55,8 +55,18 @@
 //!   record (`Completed`/`Failed`/`Discarded`) arrived for each target it was enqueued for; append
 //!   all of a message's `Enqueued` records in one `append_many`, and record "no route" as
 //!   `Discarded` with an empty target.
-//! - Errors (including disk full) come back as [`WalError`]; after a failed write or sync
-//!   the WAL is poisoned and must be reopened. Nothing panics on bad disk contents.
+//! - Errors (including disk full) come back as [`WalError`]. After a failed write or sync
+//!   the WAL is *unavailable*: appends fail at once with [`WalError::Unavailable`] while
+//!   the WAL retries, every [`RESUME_RETRY_INTERVAL_MS`], to resume: it drops what was
+//!   not durable (those appends failed), rescans the directory, and checks there is room
+//!   for a whole segment. Then appends succeed again; nothing that resolved `Ok` is lost.
+//!   [`Wal::unavailable`] says which state it is in; the WAL logs each change once.
+//!   Nothing panics on bad disk contents.
+//! - Files: the directory is created mode 0700 and every file in it 0600, whatever the
+//!   umask ([`private`]).
+//! - Recovery reports a segment holding less than was durable in it (cut short, emptied,
+//!   removed) as an ERROR with the acknowledged messages lost ([`RecoveryStats::lost`]),
+//!   using the synced-length marker (`wal::synced`).
 //! - Read API: [`Wal::records_between`] (records of a time range) and
 //!   [`Wal::find_message`] / [`Wal::read_at`] (a message by id, a record by location).
 //! - One `Wal` per directory: `open` takes an exclusive `flock` on `LOCK` and fails with
@@ -68,15 +78,18 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod error;
+pub mod private;
 pub mod wal;
 
 pub use error::WalError;
 pub use wal::{
-    SYNC_THREADS, SyncMode, Wal, WalConfig, WalStats,
+    SyncMode, WalConfig,
     reader::{RangeReader, StoredRecord},
     record::{MessageMeta, Record, RecordKind},
     recovery::{
         CorruptSpan, DeliveryState, PendingDelivery, RecoveredMessage, Recovery, RecoveryStats,
+        SegmentLoss,
     },
     segment::Location,
+    writer::{MARKER_INTERVAL_S, RESUME_RETRY_INTERVAL_MS, SYNC_THREADS, Wal, WalStats},
 };

@@ -94,7 +94,11 @@ pub fn init_logging(filter: Option<&str>) {
         .map(str::to_string)
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".to_string());
+    // A log line that cannot be written (stderr on a full disk) is lost, not a panic of
+    // the thread logging it: tracing-subscriber reports its write errors with
+    // `eprintln!`, which panics when stderr fails, and took a shard down with it.
     let _ = tracing_subscriber::fmt()
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

@@ -161,7 +161,8 @@ impl RunningEngine {
             path: options.data_dir.clone(),
             source,
         };
-        std::fs::create_dir_all(&options.data_dir).map_err(data_dir_err)?;
+        // Patient data: 0700 whatever the umask (the WAL keeps its files 0600).
+        hie_persist::private::create_private_dir(&options.data_dir).map_err(data_dir_err)?;
         // glommio opens directories by absolute path.
         let data_dir = std::path::absolute(&options.data_dir).map_err(data_dir_err)?;
         let shards = plan.shards;

@@ -184,6 +184,12 @@ pub struct ShardStatus {
     pub held: HeldCounts,
     pub wal_open_messages: usize,
     pub wal_last_lsn: u64,
+    /// `writable`, or `unavailable: CAUSE` while the WAL refuses appends after a failed
+    /// write or sync (services NAK meanwhile; it resumes by itself).
+    pub wal_state: String,
+    /// Acknowledged records recovery found missing at start (a segment cut short,
+    /// emptied or removed), one line per segment; empty when none.
+    pub wal_recovery_errors: Vec<String>,
 }
 
 /// A record waiting for the recorder task.
@@ -261,8 +267,8 @@ pub struct Shard {
     pub busy: Cell<usize>,
     /// Rung by the dispatcher when the run's phase changes.
     pub phase_changed: Notify,
-    /// Set once a WAL write failed: services NAK from then on.
-    pub wal_failed: Cell<bool>,
+    /// What recovery found missing at start (for the status).
+    pub wal_recovery_errors: RefCell<Vec<String>>,
     records: RefCell<Vec<PendingRecord>>,
     /// Records for other shards whose ring was full, in order.
     deferred_records: RefCell<Vec<(usize, ShardMsg)>>,
@@ -334,7 +340,7 @@ impl Shard {
             ack: RefCell::new(AckBuilder::new()),
             busy: Cell::new(0),
             phase_changed: Notify::new(),
-            wal_failed: Cell::new(false),
+            wal_recovery_errors: RefCell::new(Vec::new()),
             records: RefCell::new(Vec::new()),
             deferred_records: RefCell::new(Vec::new()),
             records_ready: Notify::new(),
@@ -479,10 +485,10 @@ impl Shard {
             bytes: msg.as_bytes(),
         });
         let targets = self.routing_records(wal_id, &item.targets, None, &mut records);
-        self.wal.append_many(&records).await.inspect_err(|e| {
-            self.wal_failed.set(true);
-            tracing::error!(item = %item.name, "WAL append failed: {e}");
-        })?;
+        self.wal
+            .append_many(&records)
+            .await
+            .inspect_err(|e| log_append_error(&item.name, e))?;
         bump(&self.counters(source).received);
         Ok((
             MessageId {
@@ -573,10 +579,7 @@ impl Shard {
     ) -> Result<Vec<ItemId>, WalError> {
         let mut records = Vec::with_capacity(targets.len().max(1));
         let to = self.routing_records(wal_id, targets, None, &mut records);
-        self.wal
-            .append_many(&records)
-            .await
-            .inspect_err(|_| self.wal_failed.set(true))?;
+        self.wal.append_many(&records).await?;
         Ok(to)
     }
 
@@ -605,10 +608,9 @@ impl Shard {
                 target: &item.name,
             });
         }
-        self.wal.submit(&records).inspect_err(|e| {
-            self.wal_failed.set(true);
-            tracing::error!(item = %item.name, "WAL append failed: {e}");
-        })?;
+        self.wal
+            .submit(&records)
+            .inspect_err(|e| log_append_error(&item.name, e))?;
         Ok(targets)
     }
 
@@ -945,14 +947,13 @@ impl Shard {
             drop(records);
             match appended {
                 Ok(_) => self.hold_failures(&mut batch),
-                Err(e) => {
-                    self.wal_failed.set(true);
-                    tracing::error!(
-                        shard = self.index,
-                        "WAL append of {} outcome records failed: {e}",
-                        batch.len()
-                    );
-                }
+                // A storage failure is logged once by the WAL, at its change of state.
+                Err(e) if e.is_storage() => {}
+                Err(e) => tracing::error!(
+                    shard = self.index,
+                    "WAL append of {} outcome records failed: {e}",
+                    batch.len()
+                ),
             }
             batch.clear();
         }
@@ -1051,7 +1052,20 @@ impl Shard {
             held: self.held.borrow().counts(),
             wal_open_messages: self.wal.open_messages(),
             wal_last_lsn: self.wal.last_lsn(),
+            wal_state: match self.wal.unavailable() {
+                None => "writable".to_string(),
+                Some(cause) => format!("unavailable: {cause}"),
+            },
+            wal_recovery_errors: self.wal_recovery_errors.borrow().clone(),
         }
+    }
+}
+
+/// Logs a failed append of `item`'s records, unless the storage failed: the WAL logs
+/// that once when it becomes unavailable and once when it resumes, not per append.
+fn log_append_error(item: &str, error: &WalError) {
+    if !error.is_storage() {
+        tracing::error!(item = %item, "WAL append failed: {error}");
     }
 }
 

@@ -94,6 +94,12 @@ pub async fn run(
         }
     }
     let shard = Rc::new(Shard::new(index, Arc::clone(&shared), Rc::new(wal), rings));
+    *shard.wal_recovery_errors.borrow_mut() = recovery
+        .stats
+        .lost
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     shard.init_items();
     let done = Rc::new(Cell::new(false));
     let holds: Holds = Rc::default();

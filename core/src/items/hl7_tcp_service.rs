@@ -125,8 +125,20 @@ impl TcpServiceHandler {
         err: &ErrDetail<'_>,
         out: &mut Vec<u8>,
     ) -> Reply {
-        bump_rejected(&self.shard, self.item);
         tracing::warn!(item = %self.shard.plan.item(self.item).name, "NAK {}: {}", code.as_str(), err.text);
+        self.nak_unlogged(msg, code, err, out)
+    }
+
+    /// [`Self::nak`] without its log line, for a refusal logged once elsewhere (the WAL
+    /// logs when it becomes unavailable and when it resumes, not each message refused).
+    fn nak_unlogged(
+        &self,
+        msg: &Message<'_>,
+        code: AckCode,
+        err: &ErrDetail<'_>,
+        out: &mut Vec<u8>,
+    ) -> Reply {
+        bump_rejected(&self.shard, self.item);
         if !self.acks(msg, false) {
             return Reply::Silent;
         }
@@ -312,15 +324,19 @@ impl TcpServiceHandler {
             let err = internal_error(&text);
             return self.nak(&msg, AckCode::AE, &err, response);
         }
-        if shard.wal_failed.get() {
+        if shard.wal.unavailable().is_some() {
             let err = internal_error("message store unavailable after a write failure");
-            return self.nak(&msg, AckCode::AE, &err, response);
+            return self.nak_unlogged(&msg, AckCode::AE, &err, response);
         }
         let (id, targets) = match shard.receive(self.item, &msg).await {
             Ok(stored) => stored,
             Err(e) => {
                 let text = format!("cannot store the message: {e}");
-                return self.nak(&msg, AckCode::AE, &internal_error(&text), response);
+                let err = internal_error(&text);
+                if e.is_storage() {
+                    return self.nak_unlogged(&msg, AckCode::AE, &err, response);
+                }
+                return self.nak(&msg, AckCode::AE, &err, response);
             }
         };
         let bytes: Arc<[u8]> = Arc::from(frame);

@@ -2,8 +2,14 @@
 //!
 //! `record` owns the byte format, `segment` the files and the scanner, `writer` the
 //! group commit and the [`Wal`] handle, `sync` which written commits an `fdatasync`
-//! makes durable, `recovery` the scan on open, `retention` the
-//! open-message tracking and segment removal, `reader` the read API.
+//! makes durable, `synced` the marker of how far each segment was durable, `recovery`
+//! the scan on open, `retention` the open-message tracking and segment removal,
+//! `reader` the read API.
+//!
+//! Files: the WAL directory is mode 0700 and every file in it 0600, whatever the umask
+//! (`crate::private`). It holds the segments (`{first_lsn:020}.wal`), `LOCK`, `SYNCED`
+//! (and `SYNCED.tmp` while it is replaced), and `spare.zero` (`spare.zero.tmp` while it
+//! is filled).
 
 pub mod reader;
 pub mod record;
@@ -11,6 +17,7 @@ pub mod recovery;
 pub mod retention;
 pub mod segment;
 mod sync;
+pub mod synced;
 pub mod writer;
 
 use std::path::PathBuf;

@@ -8,6 +8,12 @@
 //! after the last valid record of the last segment are the torn tail, counted and later
 //! zeroed by the writer. Unknown kinds (from a newer writer) are skipped with a warning.
 //!
+//! A torn tail is normal after a crash (written, never acknowledged); a segment that
+//! holds less than the synced-length marker (`synced`) says was durable is not: a
+//! segment cut short, emptied or removed is logged as an ERROR with the count of
+//! acknowledged messages it held beyond what is left, and listed in
+//! [`RecoveryStats::lost`]. What is intact is recovered all the same.
+//!
 //! Limits: the message bytes of every open message are held in memory, which is what
 //! the engine needs to redeliver them anyway; closed messages are dropped during the scan.
 
@@ -22,6 +28,7 @@ use crate::{
         record::{self, Record, RecordKind},
         retention::OpenSet,
         segment::{Location, Scanned, SegmentScanner, list_segments, segment_path},
+        synced,
     },
 };
 
@@ -71,6 +78,46 @@ pub struct CorruptSpan {
     pub span_bytes: u64,
 }
 
+/// A segment that holds less than was durable in it (see `synced`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentLoss {
+    /// The segment (its first LSN).
+    pub segment: u64,
+    /// End of its last durable record and that record's LSN, per the marker.
+    pub synced_end_offset: u64,
+    pub synced_last_lsn: u64,
+    /// What recovery found (zeros when the file is gone).
+    pub found_end_offset: u64,
+    pub found_last_lsn: u64,
+    /// Acknowledged messages (`MessageReceived` records) durable in it and not found.
+    pub messages_lost: u64,
+    /// Whether the segment file is gone altogether.
+    pub missing: bool,
+}
+
+impl std::fmt::Display for SegmentLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = crate::wal::segment::segment_file_name(self.segment);
+        if self.missing {
+            return write!(
+                f,
+                "segment {name} is missing: {} acknowledged messages lost (records up to LSN {})",
+                self.messages_lost, self.synced_last_lsn
+            );
+        }
+        write!(
+            f,
+            "segment {name} is shorter than was synced: {} acknowledged messages lost \
+             (records end at byte {} and LSN {}, were synced to byte {} and LSN {})",
+            self.messages_lost,
+            self.found_end_offset,
+            self.found_last_lsn,
+            self.synced_end_offset,
+            self.synced_last_lsn
+        )
+    }
+}
+
 /// Counters of one recovery.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryStats {
@@ -92,6 +139,8 @@ pub struct RecoveryStats {
     pub lsn_gaps: u64,
     /// LSN of the last valid record (0 for an empty WAL).
     pub last_lsn: u64,
+    /// Segments that hold less than the synced-length marker says was durable.
+    pub lost: Vec<SegmentLoss>,
 }
 
 /// What the engine needs after a restart.
@@ -121,6 +170,10 @@ pub struct SegmentMeta {
     /// Smallest and largest `MessageReceived` ids (`u64::MAX`/0 when none).
     pub id_min: u64,
     pub id_max: u64,
+    /// LSN of the last record (0 when none).
+    pub last_lsn: u64,
+    /// `MessageReceived` records in the segment.
+    pub received: u64,
 }
 
 impl SegmentMeta {
@@ -132,15 +185,19 @@ impl SegmentMeta {
             ts_max_us: 0,
             id_min: u64::MAX,
             id_max: 0,
+            last_lsn: 0,
+            received: 0,
         }
     }
 
-    /// Folds in a record written at `end` (its end offset).
-    pub fn note(&mut self, end: u64, timestamp_us: u64, received_id: Option<u64>) {
+    /// Folds in record `lsn`, written to end at `end` (its end offset).
+    pub fn note(&mut self, end: u64, lsn: u64, timestamp_us: u64, received_id: Option<u64>) {
         self.end_offset = end;
+        self.last_lsn = lsn;
         self.ts_min_us = self.ts_min_us.min(timestamp_us);
         self.ts_max_us = self.ts_max_us.max(timestamp_us);
         if let Some(id) = received_id {
+            self.received += 1;
             self.id_min = self.id_min.min(id);
             self.id_max = self.id_max.max(id);
         }
@@ -158,6 +215,10 @@ pub(crate) struct Resume {
 /// Tracks deliveries during the scan.
 #[derive(Default)]
 struct Builder {
+    /// Whether recovered messages keep their bytes.
+    keep_bytes: bool,
+    /// Records above this LSN are not accepted.
+    lsn_max: u64,
     recovery: Recovery,
     open: OpenSet,
     /// Per target, enqueued LSN → delivery.
@@ -168,9 +229,19 @@ struct Builder {
     unrouted: BTreeMap<u64, u64>,
 }
 
-/// Scans every segment in `dir`.
-pub(crate) async fn recover(dir: &Path) -> Result<(Recovery, Resume), WalError> {
-    let mut builder = Builder::default();
+/// Scans every segment in `dir`, accepting records up to `lsn_max`, and checks them
+/// against the synced-length marker. Without `keep_bytes` the messages' bytes are not
+/// kept (the writer rebuilding its state after a failed write needs only [`Resume`]).
+pub(crate) async fn recover(
+    dir: &Path,
+    lsn_max: u64,
+    keep_bytes: bool,
+) -> Result<(Recovery, Resume), WalError> {
+    let mut builder = Builder {
+        keep_bytes,
+        lsn_max,
+        ..Builder::default()
+    };
     let mut segments = BTreeMap::new();
     let mut last_lsn = 0;
     let firsts = list_segments(dir)?;
@@ -190,6 +261,7 @@ pub(crate) async fn recover(dir: &Path) -> Result<(Recovery, Resume), WalError> 
         segments.insert(first_lsn, meta);
     }
     builder.recovery.stats.segments = firsts.len() as u64;
+    builder.recovery.stats.lost = check_synced(dir, &segments);
     let Builder {
         mut recovery,
         open,
@@ -227,6 +299,7 @@ async fn scan_segment(
 ) -> Result<SegmentMeta, WalError> {
     let path = segment_path(dir, first_lsn);
     let mut scanner = SegmentScanner::open(&path, before).await?;
+    scanner.lsn_max(builder.lsn_max);
     let mut meta = SegmentMeta::empty(scanner.file_len());
     while let Some(found) = scanner.next().await? {
         match found {
@@ -241,7 +314,7 @@ async fn scan_segment(
                 };
                 let end = offset + record::record_bytes(header.payload_len as usize) as u64;
                 let received = builder.apply(location, &header, bytes);
-                meta.note(end, header.timestamp_us, received);
+                meta.note(end, header.lsn, header.timestamp_us, received);
             }
             Scanned::Corrupt { offset, span_bytes } => {
                 tracing::error!(
@@ -291,6 +364,61 @@ async fn scan_segment(
     }
     scanner.close().await;
     Ok(meta)
+}
+
+/// Compares what was recovered with the synced-length marker; logs and returns every
+/// segment that holds less than was durable in it.
+fn check_synced(dir: &Path, segments: &BTreeMap<u64, SegmentMeta>) -> Vec<SegmentLoss> {
+    let marker = match synced::read(dir) {
+        Ok(Some(marker)) => marker,
+        Ok(None) => return Vec::new(),
+        Err(reason) => {
+            tracing::error!(dir = %dir.display(), "WAL synced-length marker ignored: {reason}");
+            return Vec::new();
+        }
+    };
+    let oldest = segments.keys().next().copied().unwrap_or(u64::MAX);
+    let mut lost = Vec::new();
+    // A segment with nothing durable in it holds nothing to lose (one begun just before
+    // a failed write is removed when the WAL resumes).
+    for synced in marker.into_iter().filter(|s| s.last_lsn > 0) {
+        let loss = match segments.get(&synced.first_lsn) {
+            // Retention removes segments oldest first, never the newest.
+            None if synced.first_lsn < oldest && !segments.is_empty() => None,
+            None => Some(SegmentLoss {
+                segment: synced.first_lsn,
+                synced_end_offset: synced.end_offset,
+                synced_last_lsn: synced.last_lsn,
+                found_end_offset: 0,
+                found_last_lsn: 0,
+                messages_lost: synced.received,
+                missing: true,
+            }),
+            Some(found)
+                if found.end_offset < synced.end_offset || found.last_lsn < synced.last_lsn =>
+            {
+                Some(SegmentLoss {
+                    segment: synced.first_lsn,
+                    synced_end_offset: synced.end_offset,
+                    synced_last_lsn: synced.last_lsn,
+                    found_end_offset: found.end_offset,
+                    found_last_lsn: found.last_lsn,
+                    messages_lost: synced.received.saturating_sub(found.received),
+                    missing: false,
+                })
+            }
+            Some(_) => None,
+        };
+        if let Some(loss) = loss {
+            tracing::error!(
+                segment = loss.segment,
+                messages_lost = loss.messages_lost,
+                "WAL lost acknowledged records: {loss}"
+            );
+            lost.push(loss);
+        }
+    }
+    lost
 }
 
 impl Builder {
@@ -359,7 +487,11 @@ impl Builder {
                     message_type: meta.message_type.to_owned(),
                     control_id: meta.control_id.to_owned(),
                     partition_key: meta.partition_key.to_owned(),
-                    bytes: bytes.to_vec(),
+                    bytes: if self.keep_bytes {
+                        bytes.to_vec()
+                    } else {
+                        Vec::new()
+                    },
                 };
                 self.recovery.messages.insert(message_id, message);
                 self.unrouted.insert(message_id, lsn);

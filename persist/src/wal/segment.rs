@@ -101,6 +101,8 @@ pub struct SegmentScanner {
     buf_start: u64,
     offset: u64,
     last_lsn: u64,
+    /// Records above this LSN are not accepted (they end the segment like a torn tail).
+    lsn_max: u64,
     done: bool,
 }
 
@@ -122,6 +124,7 @@ impl SegmentScanner {
             buf_start: 0,
             offset: 0,
             last_lsn,
+            lsn_max: u64::MAX,
             done: false,
         })
     }
@@ -132,6 +135,12 @@ impl SegmentScanner {
         self.offset = offset;
         self.last_lsn = last_lsn;
         self.done = false;
+    }
+
+    /// Accepts no record above `lsn_max`: the WAL, resuming after a failed write, keeps
+    /// only what was durable and treats later records as a torn tail.
+    pub fn lsn_max(&mut self, lsn_max: u64) {
+        self.lsn_max = lsn_max;
     }
 
     /// Scans no further than `end` (the written end of an active segment).
@@ -209,7 +218,7 @@ impl SegmentScanner {
         }
         let offset = self.offset;
         if let Check::Valid { header, total } = self.check_at(offset).await?
-            && header.lsn > self.last_lsn
+            && self.wanted(header.lsn)
         {
             return Ok(Some(self.accept(offset, header, total)));
         }
@@ -230,6 +239,11 @@ impl SegmentScanner {
                 }))
             }
         }
+    }
+
+    /// Whether a valid record with `lsn` is the next one: above the last, within the max.
+    fn wanted(&self, lsn: u64) -> bool {
+        lsn > self.last_lsn && lsn <= self.lsn_max
     }
 
     fn accept(&mut self, offset: u64, header: RecordHeader, total: usize) -> Scanned<'_> {
@@ -260,7 +274,7 @@ impl SegmentScanner {
                 last_nonzero_end = last_nonzero_end.max(at + nonzero_end as u64);
                 let offset = at + i as u64;
                 if let Check::Valid { header, .. } = self.check_at(offset).await?
-                    && header.lsn > self.last_lsn
+                    && self.wanted(header.lsn)
                 {
                     return Ok(Resync::Found(offset));
                 }

@@ -101,7 +101,7 @@ impl<T> SyncTracker<T> {
         self.take_all()
     }
 
-    /// Every waiting batch, for failing them (the WAL was poisoned).
+    /// Every waiting batch, for failing them (the WAL became unavailable).
     pub fn take_all(&mut self) -> Vec<T> {
         self.waiting_bytes = 0;
         self.covered_seq = self.written_seq;

@@ -30,9 +30,15 @@
 //! finished; the bytes after `end_offset` on disk are zeros. Before switching to the
 //! next segment the committer waits for every sync of the full one, so a sync always
 //! covers the file its batches went to and the log on disk stays a prefix. If a write
-//! or sync fails, every waiting append gets the error and the WAL is poisoned: later
-//! appends fail with [`WalError::Poisoned`] until it is reopened, since the state of the
-//! tail on disk is then unknown (recovery decides it from what is actually there).
+//! or sync fails, every waiting append gets the error and the WAL becomes unavailable:
+//! later appends fail at once with [`WalError::Unavailable`], since the state of the
+//! tail on disk is unknown. The committer then resumes by itself: every
+//! [`RESUME_RETRY_INTERVAL_MS`] it removes segments begun after the last durable record,
+//! rescans the directory accepting nothing past that record (so records written and not
+//! acknowledged become a torn tail, zeroed on reopen, and the open-message set is what
+//! is durable), reopens the last segment and makes sure a spare segment exists (room
+//! for a whole segment). Only when all of that succeeds do appends resume; the change
+//! of state is logged once each way, not per append.
 //! After a power loss a batch written while the previous one synced may have reached the
 //! medium without it; neither was acknowledged, and recovery reports the hole as a
 //! corrupt span (docs/adr/0005-two-wal-commits-in-flight.md).
@@ -60,13 +66,15 @@ use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 
 use crate::{
     error::WalError,
+    private::{self, FILE_MODE},
     wal::{
         SyncMode, WalConfig,
         record::{self, HEADER_BYTES, RECORD_ALIGN, Record, RecordKind},
         recovery::{self, Recovery, SegmentMeta},
         retention::{self, OpenSet, SegmentAge},
-        segment::{BLOCK_BYTES, segment_path},
+        segment::{BLOCK_BYTES, list_segments, segment_path},
         sync::{SYNCS_IN_FLIGHT_MAX, SyncTracker},
+        synced,
     },
 };
 
@@ -75,6 +83,14 @@ use crate::{
 /// one per thread, and with fewer threads than syncs in flight the second sync waits for
 /// the first instead of overlapping it. glommio's default pool has one thread.
 pub const SYNC_THREADS: usize = SYNCS_IN_FLIGHT_MAX;
+
+/// How often an unavailable WAL tries to resume (see the module header), in ms.
+pub const RESUME_RETRY_INTERVAL_MS: u64 = 1000;
+
+/// In fsync mode, the synced-length marker (`synced`) is rewritten, with the active
+/// segment, after a commit when it is at least this old (seconds): after a crash,
+/// recovery checks the segments against what was synced this long before at most.
+pub const MARKER_INTERVAL_S: u64 = 5;
 
 /// Counters of one WAL since open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,6 +107,12 @@ pub struct WalStats {
     pub segments_created: u64,
     /// Segments removed or archived by retention.
     pub segments_removed: u64,
+    /// Times the WAL became unavailable after a failed write or sync.
+    pub failures: u64,
+    /// Times it resumed after one.
+    pub resumptions: u64,
+    /// Appends refused while it was unavailable.
+    pub refused: u64,
 }
 
 /// One shard's write-ahead log. Use it from tasks of the executor that opened it,
@@ -110,6 +132,8 @@ pub(crate) struct Shared {
     next_message_id: Cell<u64>,
     /// Held (exclusive `flock`) for as long as the committer runs; released when it exits.
     lock: RefCell<Option<std::fs::File>>,
+    /// The synced-length marker being written in a task of its own, if one is.
+    marker: RefCell<Option<glommio::task::JoinHandle<()>>>,
 }
 
 /// Name of the lock file that keeps two `Wal`s off one directory.
@@ -117,12 +141,13 @@ const LOCK_FILE_NAME: &str = "LOCK";
 
 /// Takes the directory's exclusive lock, or fails with [`WalError::Locked`].
 fn lock_dir(dir: &Path) -> Result<std::fs::File, WalError> {
-    use std::os::fd::AsRawFd;
+    use std::os::{fd::AsRawFd, unix::fs::OpenOptionsExt};
     let path = dir.join(LOCK_FILE_NAME);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(FILE_MODE)
         .open(&path)
         .map_err(|e| WalError::io("opening lock file", &path, e))?;
     // SAFETY: `flock` only reads the descriptor, which `file` keeps open for the call.
@@ -143,7 +168,8 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, WalError> {
 pub(crate) struct State {
     pending: Vec<u8>,
     waiters: VecDeque<Waiter>,
-    poisoned: Option<String>,
+    /// Why the WAL is unavailable (a write or sync failed), and since when.
+    failed: Option<(String, Instant)>,
     closing: bool,
     pub(crate) segments: BTreeMap<u64, SegmentMeta>,
     open: OpenSet,
@@ -209,21 +235,22 @@ impl Wal {
     ) -> Result<(Wal, Recovery), WalError> {
         config.validate()?;
         let dir = dir.as_ref().to_owned();
-        std::fs::create_dir_all(&dir)
+        private::create_private_dir(&dir)
             .map_err(|e| WalError::io("creating WAL directory", &dir, e))?;
         if let Some(archive) = &config.archive_dir {
-            std::fs::create_dir_all(archive)
+            private::create_private_dir(archive)
                 .map_err(|e| WalError::io("creating archive directory", archive, e))?;
         }
         let lock = lock_dir(&dir)?;
-        let (recovery, resume) = recovery::recover(&dir).await?;
+        private::tighten_files(&dir).map_err(|e| WalError::io("setting file modes in", &dir, e))?;
+        let (recovery, resume) = recovery::recover(&dir, u64::MAX, true).await?;
         let shared = Rc::new(Shared {
             dir: dir.clone(),
             config,
             state: RefCell::new(State {
                 pending: Vec::new(),
                 waiters: VecDeque::new(),
-                poisoned: None,
+                failed: None,
                 closing: false,
                 segments: resume.segments,
                 open: resume.open,
@@ -235,6 +262,7 @@ impl Wal {
             committer_waker: RefCell::new(None),
             next_message_id: Cell::new(recovery.next_message_id),
             lock: RefCell::new(Some(lock)),
+            marker: RefCell::new(None),
         });
         let torn_bytes = recovery.stats.torn_bytes_dropped;
         let mut active = match shared.last_segment() {
@@ -282,8 +310,8 @@ impl Wal {
     /// record appended after it, so a record that is durable proves these are too. For
     /// records whose loss in a crash only makes the engine redo work from earlier durable
     /// ones (a router's routing records: recovery routes the message again). Fails only
-    /// when the WAL is poisoned or closed, or a record is too large; a write or sync that
-    /// fails later poisons the WAL, and the next `append` reports it.
+    /// when the WAL is unavailable or closed, or a record is too large; a write or sync that
+    /// fails later makes the WAL unavailable, and the next `append` reports it.
     pub fn submit(&self, records: &[Record<'_>]) -> Result<(), WalError> {
         self.enqueue(records).map(drop)
     }
@@ -291,11 +319,13 @@ impl Wal {
     fn enqueue(&self, records: &[Record<'_>]) -> Result<Rc<Slot>, WalError> {
         let shared = &self.shared;
         let mut state = shared.state.borrow_mut();
-        if let Some(cause) = &state.poisoned {
-            return Err(WalError::Poisoned {
+        if let Some((cause, _)) = &state.failed {
+            let error = WalError::Unavailable {
                 dir: shared.dir.clone(),
                 cause: cause.clone(),
-            });
+            };
+            state.stats.refused += 1;
+            return Err(error);
         }
         if state.closing {
             return Err(WalError::Closed {
@@ -345,13 +375,20 @@ impl Wal {
         if let Some(committer) = committer {
             committer.await;
         }
-        match &self.shared.state.borrow().poisoned {
-            Some(cause) => Err(WalError::Poisoned {
+        match &self.shared.state.borrow().failed {
+            Some((cause, _)) => Err(WalError::Unavailable {
                 dir: self.shared.dir.clone(),
                 cause: cause.clone(),
             }),
             None => Ok(()),
         }
+    }
+
+    /// Why the WAL refuses appends now (a write or sync failed and it has not resumed
+    /// yet), `None` while it is writable.
+    pub fn unavailable(&self) -> Option<String> {
+        let state = self.shared.state.borrow();
+        state.failed.as_ref().map(|(cause, _)| cause.clone())
     }
 
     /// Counters since open.
@@ -410,12 +447,21 @@ impl Shared {
         self.state.borrow().segments.keys().next_back().copied()
     }
 
+    /// Makes the WAL unavailable after a failed write or sync (logged once, when it
+    /// changes), failing every append not yet durable.
     fn poison(&self, error: &WalError) {
         let mut state = self.state.borrow_mut();
-        tracing::error!(dir = %self.dir.display(), %error, "WAL poisoned");
-        state.poisoned.get_or_insert_with(|| error.to_string());
+        if state.failed.is_none() {
+            tracing::error!(
+                dir = %self.dir.display(),
+                %error,
+                "WAL cannot write; appends are refused (NAK) until it can, retried every {RESUME_RETRY_INTERVAL_MS} ms"
+            );
+            state.failed = Some((error.to_string(), Instant::now()));
+            state.stats.failures += 1;
+        }
         state.pending.clear();
-        let poisoned = WalError::Poisoned {
+        let poisoned = WalError::Unavailable {
             dir: self.dir.clone(),
             cause: error.to_string(),
         };
@@ -438,6 +484,8 @@ impl Shared {
             meta.ts_max_us = meta.ts_max_us.max(written.meta.ts_max_us);
             meta.id_min = meta.id_min.min(written.meta.id_min);
             meta.id_max = meta.id_max.max(written.meta.id_max);
+            meta.last_lsn = meta.last_lsn.max(written.meta.last_lsn);
+            meta.received += written.meta.received;
         }
         state.durable_lsn = state.durable_lsn.max(written.last_lsn);
         state.stats.records += written.last_lsn + 1 - written.first_lsn;
@@ -533,7 +581,7 @@ async fn drain_syncs(shared: &Rc<Shared>, active: &Active) {
     shared.start_sync(active);
     futures_lite::future::poll_fn(|cx| {
         let state = shared.state.borrow();
-        let poisoned_idle = state.poisoned.is_some() && state.sync.in_flight() == 0;
+        let poisoned_idle = state.failed.is_some() && state.sync.in_flight() == 0;
         if state.sync.is_idle() || poisoned_idle {
             return Poll::Ready(());
         }
@@ -619,7 +667,7 @@ impl Active {
         let path = segment_path(&shared.dir, first_lsn);
         let segment_bytes = shared.config.segment_bytes;
         let mut options = OpenOptions::new();
-        options.read(true).write(true);
+        options.read(true).write(true).mode(FILE_MODE);
         let file = match spare {
             Some(spare) => {
                 glommio::io::rename(&spare, &path)
@@ -756,8 +804,8 @@ impl Active {
             return;
         }
         let dir = shared.dir.clone();
-        let segment_bytes = shared.config.segment_bytes;
-        let task = glommio::spawn_local(prepare_spare(dir, segment_bytes)).detach();
+        let config = shared.config.clone();
+        let task = glommio::spawn_local(async move { prepare_spare(dir, &config).await }).detach();
         self.spare = Some(Spare::Preparing(task));
     }
 
@@ -951,7 +999,12 @@ impl Sealing {
                 open.on_record(self.segment, &record);
             }
             at += total;
-            meta.note(self.start_offset + at as u64, header.timestamp_us, received);
+            meta.note(
+                self.start_offset + at as u64,
+                lsn,
+                header.timestamp_us,
+                received,
+            );
             lsn += 1;
         }
     }
@@ -1002,20 +1055,33 @@ async fn zero_fill(file: &DmaFile, from: u64, to: u64, path: &Path) -> Result<()
         .map_err(|e| WalError::io("syncing zero-filled segment", path, e))
 }
 
-/// Zero-fills a spare segment under a temporary name, then renames it into place.
-async fn prepare_spare(dir: PathBuf, segment_bytes: u64) -> Result<PathBuf, WalError> {
+/// Zero-fills (or, without `zero_fill_segments`, preallocates) a spare segment under a
+/// temporary name, then renames it into place.
+async fn prepare_spare(dir: PathBuf, config: &WalConfig) -> Result<PathBuf, WalError> {
     let tmp = dir.join(SPARE_TMP_FILE_NAME);
     let path = dir.join(SPARE_FILE_NAME);
     let file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(FILE_MODE)
         .dma_open(&tmp)
         .await
         .map_err(|e| WalError::io("creating spare segment", &tmp, e))?;
-    let filled = zero_fill(&file, 0, segment_bytes, &tmp).await;
+    let segment_bytes = config.segment_bytes;
+    let filled = if config.zero_fill_segments {
+        zero_fill(&file, 0, segment_bytes, &tmp).await
+    } else {
+        file.pre_allocate(segment_bytes, false)
+            .await
+            .map_err(|e| WalError::io("preallocating spare segment", &tmp, e))
+    };
     let _ = file.close().await;
-    filled?;
+    if let Err(error) = filled {
+        // Do not keep the space it took on a disk that is full.
+        let _ = glommio::io::remove(&tmp).await;
+        return Err(error);
+    }
     glommio::io::rename(&tmp, &path)
         .await
         .map_err(|e| WalError::io("renaming spare segment", &tmp, e))?;
@@ -1091,6 +1157,8 @@ async fn sync_dir(dir: &Path) -> Result<(), WalError> {
 enum Work {
     Commit,
     Sync,
+    /// The WAL is unavailable: try to resume.
+    Resume,
     Close,
 }
 
@@ -1100,8 +1168,11 @@ async fn next_work(shared: &Shared, active: &Active) -> Work {
         if !state.pending.is_empty() {
             return Poll::Ready(Work::Commit);
         }
-        if state.closing || state.poisoned.is_some() {
+        if state.closing {
             return Poll::Ready(Work::Close);
+        }
+        if state.failed.is_some() {
+            return Poll::Ready(Work::Resume);
         }
         *shared.committer_waker.borrow_mut() = Some(cx.waker().clone());
         Poll::Pending
@@ -1120,20 +1191,25 @@ async fn next_work(shared: &Shared, active: &Active) -> Work {
 
 async fn run_committer(shared: Rc<Shared>, mut active: Active) {
     let mut last_sync = Instant::now();
+    let mut last_marker = Instant::now();
     loop {
         let work = next_work(&shared, &active).await;
+        let committed = matches!(work, Work::Commit);
         let result = match work {
             Work::Close => {
-                drain_syncs(&shared, &active).await;
-                if active.dirty && shared.state.borrow().poisoned.is_none() {
-                    let _ = active.sync(&shared).await;
-                }
-                // Let a spare being zero-filled finish; the next open adopts it.
-                let _ = active.take_spare().await;
-                close_file(active.file).await;
-                shared.lock.borrow_mut().take();
+                close_committer(&shared, active).await;
                 return;
             }
+            Work::Resume => match resume_when_possible(&shared, active).await {
+                Ok(resumed) => {
+                    active = resumed;
+                    continue;
+                }
+                Err(active) => {
+                    close_committer(&shared, active).await;
+                    return;
+                }
+            },
             Work::Sync => active.sync(&shared).await,
             Work::Commit => commit_pending(&shared, &mut active).await,
         };
@@ -1148,8 +1224,169 @@ async fn run_committer(shared: Rc<Shared>, mut active: Active) {
         }
         if let Err(error) = result {
             shared.poison(&error);
+        } else if committed
+            && shared.config.sync == SyncMode::Fsync
+            && last_marker.elapsed() >= Duration::from_secs(MARKER_INTERVAL_S)
+        {
+            // In fsync mode the facts are what was synced: the active segment too.
+            start_marker(&shared, true).await;
+            last_marker = Instant::now();
         }
     }
+}
+
+/// Flushes what is written, records how far the log is durable, closes the files and
+/// releases the directory lock.
+async fn close_committer(shared: &Rc<Shared>, mut active: Active) {
+    drain_syncs(shared, &active).await;
+    // In fsync mode the segments' facts are only ever what was synced; in interval mode
+    // the active segment's are once this last sync succeeded.
+    let mut synced = !active.dirty;
+    if active.dirty && shared.state.borrow().failed.is_none() {
+        synced = active.sync(shared).await.is_ok();
+    }
+    // Let a spare being zero-filled finish; the next open adopts it.
+    let _ = active.take_spare().await;
+    close_file(active.file).await;
+    // What is durable is known even when the WAL is unavailable.
+    write_marker(shared, synced).await;
+    shared.lock.borrow_mut().take();
+}
+
+/// Replaces the synced-length marker with the durable facts of every segment, the
+/// active one only with `with_active` (at close, once it is synced: in interval mode its
+/// facts run ahead of its syncs). Nothing is durable with `SyncMode::None`. A failure is
+/// logged: the marker only adds checks.
+async fn write_marker(shared: &Shared, with_active: bool) {
+    if shared.config.sync == SyncMode::None {
+        return;
+    }
+    let previous = shared.marker.borrow_mut().take();
+    if let Some(previous) = previous {
+        previous.await;
+    }
+    write_marker_now(shared, with_active).await;
+}
+
+/// [`write_marker`] without waiting for one in flight (the caller did).
+async fn write_marker_now(shared: &Shared, with_active: bool) {
+    let text = marker_text(shared, with_active);
+    if let Err(error) = synced::write(&shared.dir, text).await {
+        tracing::warn!(%error, "WAL synced-length marker not updated");
+    }
+}
+
+/// Starts replacing the marker (see [`write_marker`] for `with_active`) in a task of its
+/// own, so a rotation or a commit does not wait for its `fsync`s; the next write waits
+/// for it.
+async fn start_marker(shared: &Rc<Shared>, with_active: bool) {
+    let previous = shared.marker.borrow_mut().take();
+    if let Some(previous) = previous {
+        previous.await;
+    }
+    let shared_task = shared.clone();
+    let task =
+        glommio::spawn_local(async move { write_marker_now(&shared_task, with_active).await });
+    *shared.marker.borrow_mut() = Some(task.detach());
+}
+
+fn marker_text(shared: &Shared, with_active: bool) -> String {
+    let state = shared.state.borrow();
+    let active = state.segments.keys().next_back().copied();
+    let mut segments = state.segments.clone();
+    if let (false, Some(active)) = (with_active, active) {
+        segments.remove(&active);
+    }
+    synced::encode(&segments)
+}
+
+/// The unavailable WAL's committer: waits for the syncs in flight, then tries to resume
+/// every [`RESUME_RETRY_INTERVAL_MS`] until it does (the new active segment) or the WAL
+/// closes (the old one back, to close).
+async fn resume_when_possible(shared: &Rc<Shared>, mut active: Active) -> Result<Active, Active> {
+    drain_syncs(shared, &active).await;
+    let _ = active.take_spare().await;
+    loop {
+        let retry = Duration::from_millis(RESUME_RETRY_INTERVAL_MS);
+        if wait_unless_closing(shared, retry).await {
+            return Err(active);
+        }
+        match resume(shared).await {
+            Ok(resumed) => {
+                close_file(std::mem::replace(&mut active, resumed).file).await;
+                let mut state = shared.state.borrow_mut();
+                let (cause, since) = state.failed.take().expect("resuming an unavailable WAL");
+                state.stats.resumptions += 1;
+                tracing::warn!(
+                    dir = %shared.dir.display(),
+                    unavailable_s = since.elapsed().as_secs(),
+                    refused_appends = state.stats.refused,
+                    "WAL writable again; appends resume (it failed with: {cause})"
+                );
+                return Ok(active);
+            }
+            Err(error) => tracing::debug!(%error, "WAL still cannot resume"),
+        }
+    }
+}
+
+/// Sleeps `wait`; true if the WAL started closing meanwhile (or had).
+async fn wait_unless_closing(shared: &Shared, wait: Duration) -> bool {
+    let closing = futures_lite::future::poll_fn(|cx| {
+        if shared.state.borrow().closing {
+            return Poll::Ready(true);
+        }
+        *shared.committer_waker.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    });
+    let timer = async {
+        glommio::timer::sleep(wait).await;
+        false
+    };
+    futures_lite::future::or(closing, timer).await
+}
+
+/// One attempt to make an unavailable WAL writable again: keeps exactly what was durable
+/// (see the module header) and returns the segment to append to, with a spare ready.
+async fn resume(shared: &Rc<Shared>) -> Result<Active, WalError> {
+    // A sync an earlier attempt started must finish before the tracker is reset.
+    futures_lite::future::poll_fn(|cx| {
+        if shared.state.borrow().sync.in_flight() == 0 {
+            return Poll::Ready(());
+        }
+        *shared.committer_waker.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    })
+    .await;
+    // Room for a whole segment first (cheap to try while the disk is still full), or
+    // the next rotation would fail again at once.
+    let spare = match adopt_spare(shared) {
+        Some(spare) => spare,
+        None => Spare::Ready(prepare_spare(shared.dir.clone(), &shared.config).await?),
+    };
+    let durable_lsn = shared.state.borrow().durable_lsn;
+    // A segment begun after the last durable record holds nothing acknowledged.
+    for first_lsn in list_segments(&shared.dir)? {
+        if first_lsn > durable_lsn {
+            let path = segment_path(&shared.dir, first_lsn);
+            gone_or_err(glommio::io::remove(&path).await, "removing segment", &path)?;
+        }
+    }
+    let (recovery, resume) = recovery::recover(&shared.dir, durable_lsn, false).await?;
+    {
+        let mut state = shared.state.borrow_mut();
+        state.segments = resume.segments;
+        state.open = resume.open;
+        state.sealed_lsn = durable_lsn;
+        state.sync = SyncTracker::default();
+    }
+    let torn_bytes = recovery.stats.torn_bytes_dropped;
+    let mut active = match shared.last_segment() {
+        Some(first_lsn) => Active::reopen(shared, first_lsn, torn_bytes).await?,
+        None => Active::create(shared, None).await?,
+    };
+    active.spare = Some(spare);
+    Ok(active)
 }
 
 /// Gathers a batch (waiting `batch_wait_us_max` or one yield), rotating if the segment is
@@ -1180,8 +1417,8 @@ async fn rotate(shared: &Rc<Shared>, active: &mut Active) -> Result<(), WalError
     let prepare = async { Active::prepare(shared, finish_spare(spare).await).await };
     let ((), next) = futures_lite::future::zip(drain_syncs(shared, active), prepare).await;
     let mut next = next?;
-    if let Some(cause) = &shared.state.borrow().poisoned {
-        return Err(WalError::Poisoned {
+    if let Some((cause, _)) = &shared.state.borrow().failed {
+        return Err(WalError::Unavailable {
             dir: shared.dir.clone(),
             cause: cause.clone(),
         });
@@ -1192,6 +1429,10 @@ async fn rotate(shared: &Rc<Shared>, active: &mut Active) -> Result<(), WalError
     next.start(shared).await?;
     let old = std::mem::replace(active, next);
     close_file(old.file).await;
+    // The full segment's facts are final: record how far it is durable.
+    if shared.config.sync != SyncMode::None {
+        start_marker(shared, false).await;
+    }
     // A failed removal (e.g. an archive on another file system) must not stop appends.
     if let Err(error) = run_retention(shared).await {
         tracing::error!(%error, "WAL retention failed; segments are kept");
