@@ -7,11 +7,16 @@ use std::io::Write;
 use std::time::Duration;
 
 use common::*;
-use hie_net::{ServerConfig, StayConnected};
+use hie_net::{ConnectionTable, ServerConfig, StayConnected};
 
 #[test]
 fn hundreds_of_concurrent_connections_each_get_their_ack() {
-    let server = TestServer::start(ServerConfig::default());
+    // All from 127.0.0.1: past the default per-peer limit.
+    let config = ServerConfig {
+        connections: ConnectionTable::new(4096, 300),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config);
     let mut conns: Vec<_> = (0..300).map(|_| connect(server.addr)).collect();
     for (i, c) in conns.iter_mut().enumerate() {
         send_all(c, &framed(&adt(&format!("C{i}"))));
@@ -174,7 +179,7 @@ fn stay_connected_idle_seconds_close_an_idle_connection() {
 #[test]
 fn connections_over_the_maximum_are_closed_at_once() {
     let config = ServerConfig {
-        connections_max: 2,
+        connections: ConnectionTable::new(2, 64),
         ..ServerConfig::default()
     };
     let server = TestServer::start(config);

@@ -8,6 +8,7 @@ pub mod ack_only;
 pub mod busy;
 pub mod client;
 pub mod frame;
+pub mod limits;
 pub mod nak;
 pub mod readiness;
 pub mod server;

@@ -13,15 +13,27 @@
 //!   default a NAK `AR` with an ERR segment) and the connection is closed; nothing past the
 //!   limit is buffered.
 //!
-//! Settings (IRIS names): Port, local address (LocalInterface), ReadTimeout (seconds to
-//! wait for the rest of a frame once it has begun; on expiry the connection is closed),
-//! StayConnected (-1 never close an idle connection, 0 close after each message, N close
-//! after N idle seconds), maximum connections (further connections are accepted and closed
-//! at once, counted as rejected). JobPerConnection is accepted and has no effect: a
+//! Settings (IRIS names): Port, local address (LocalInterface), ReadTimeout (seconds a
+//! frame may take from its start block to its end block; on expiry the connection is
+//! closed), StayConnected (-1 never close an idle connection, 0 close after each message,
+//! N close after N idle seconds). JobPerConnection is accepted and has no effect: a
 //! connection here is a local task of a few kilobytes, there is no job to save.
 //!
-//! Limits: connections per server ≤ `connections_max`; read buffer per connection ≤
-//! `frame_bytes_max + 3` bytes; one frame in the handler per connection at a time.
+//! Limits (see [`crate::mllp::limits`]):
+//! - connections of the service (all shards) ≤ `connections.connections_max()`, from one
+//!   IP address ≤ `connections.connections_per_peer_max()`; a connection past either is
+//!   closed as soon as it is accepted, before any byte is read, and logged once per peer
+//!   per [`REFUSAL_LOG_INTERVAL`];
+//! - read buffer per connection ≤ `frame_bytes_max + 3` bytes, and every connection's
+//!   buffer of every service together ≤ the process's [`InboundBudget`]: a connection
+//!   whose buffer would pass the budget stops reading (TCP flow control holds the sender)
+//!   until there is room, while its ReadTimeout runs; a buffer grown for a large frame
+//!   shrinks back to [`READ_BUFFER_BYTES_INITIAL`] after it, and a connection idle for
+//!   `buffer_release_idle` frees its buffer altogether;
+//! - one frame in the handler per connection at a time;
+//! - a stop lets a connection finish the frame it is in for at most `stop_frame_grace`
+//!   after the stop, then cuts it: a stop never waits on a sender longer than that (plus
+//!   the handler's own work on frames already whole).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -29,7 +41,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::future::{self, FutureExt as _};
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
@@ -38,13 +50,26 @@ use glommio::timer::Timer;
 
 use crate::error::MllpError;
 use crate::mllp::busy::{BUSY_POLL_DEFAULT, BusyReader, TryRead};
-use crate::mllp::frame::{FRAME_BYTES_MAX_DEFAULT, FrameDecoder, encode_frame};
+use crate::mllp::frame::{
+    FRAME_BYTES_MAX_DEFAULT, FrameDecoder, READ_BUFFER_BYTES_INITIAL, encode_frame,
+};
+use crate::mllp::limits::{
+    ConnectionTable, InboundBudget, REFUSAL_LOG_INTERVAL, Refusal, RefusalLog,
+};
 use crate::mllp::nak::write_oversize_nak;
 
-/// The default maximum number of connections of one server (one shard).
-pub const CONNECTIONS_MAX_DEFAULT: usize = 4096;
 /// IRIS's default ReadTimeout for TCP services: 5 seconds.
 pub const READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// The default time a connection idle between frames keeps its read buffer: 1 second.
+pub const BUFFER_RELEASE_IDLE_DEFAULT: Duration = Duration::from_secs(1);
+/// The default time a stop waits for a connection in the middle of a frame: 5 seconds.
+pub const STOP_FRAME_GRACE_DEFAULT: Duration = Duration::from_secs(5);
+/// How often a connection waiting for the inbound budget looks again (the budget is
+/// shared by every shard: no wake-up comes from the others).
+const BUDGET_RETRY: Duration = Duration::from_millis(10);
+/// Bytes read into the connection's own small buffer when it has no read buffer (a new
+/// or idle connection): the read buffer is allocated once bytes are there.
+const FIRST_READ_BYTES: usize = 64;
 
 /// IRIS StayConnected: when to close a connection that is idle between messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,15 +106,25 @@ pub struct ServerConfig {
     pub local_address: IpAddr,
     /// TCP port (IRIS Port). `0` picks a free port (tests). Default `0`.
     pub port: u16,
-    /// IRIS ReadTimeout: how long to wait for more bytes of a frame that has begun. `None`
-    /// waits forever. Default 5 s.
+    /// IRIS ReadTimeout: how long a frame may take, from its start block to its end
+    /// block. `None` waits forever. Default 5 s.
     pub read_timeout: Option<Duration>,
     /// IRIS StayConnected. Default [`StayConnected::Forever`].
     pub stay_connected: StayConnected,
-    /// Connections open at once; more are closed on accept. Default 4096, at least 1.
-    pub connections_max: usize,
-    /// Largest payload accepted. Default 64 MiB.
+    /// The service's connection table (hie MaxConnections, MaxConnectionsPerPeer), shared
+    /// by its instances on every shard. Default: a table of its own with 4,096
+    /// connections, 256 per peer address.
+    pub connections: ConnectionTable,
+    /// Largest payload accepted (hie MaxMessageSize). Default 64 MiB.
     pub frame_bytes_max: usize,
+    /// The process's budget of inbound read-buffer bytes, shared by every server. Default:
+    /// a budget of its own of 1 GiB.
+    pub inbound_budget: InboundBudget,
+    /// How long a connection idle between frames keeps its read buffer. Default 1 s.
+    pub buffer_release_idle: Duration,
+    /// After a stop, how long a connection in the middle of a frame may take to finish it
+    /// before it is cut. Default 5 s.
+    pub stop_frame_grace: Duration,
     /// IRIS JobPerConnection: accepted for compatibility, no effect (see the module doc).
     pub job_per_connection: bool,
     /// How long a connection keeps trying non-blocking reads (yielding to the shard's
@@ -105,8 +140,11 @@ impl Default for ServerConfig {
             port: 0,
             read_timeout: Some(READ_TIMEOUT_DEFAULT),
             stay_connected: StayConnected::Forever,
-            connections_max: CONNECTIONS_MAX_DEFAULT,
+            connections: ConnectionTable::default(),
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+            inbound_budget: InboundBudget::default(),
+            buffer_release_idle: BUFFER_RELEASE_IDLE_DEFAULT,
+            stop_frame_grace: STOP_FRAME_GRACE_DEFAULT,
             job_per_connection: false,
             busy_poll: BUSY_POLL_DEFAULT,
         }
@@ -170,7 +208,8 @@ pub struct ServerStats {
     pub connections_accepted: u64,
     /// Connections open now.
     pub connections_active: usize,
-    /// Connections closed at once because `connections_max` were open.
+    /// Connections closed at once because the service or the peer address had its
+    /// maximum of connections open.
     pub connections_rejected: u64,
     /// Frames handed to the handler.
     pub frames_received: u64,
@@ -182,8 +221,14 @@ pub struct ServerStats {
     pub frames_oversize: u64,
     /// Connections closed by the peer in the middle of a frame.
     pub frames_truncated: u64,
-    /// Connections closed because ReadTimeout expired inside a frame.
+    /// Connections closed because a frame did not arrive whole within ReadTimeout.
     pub read_timeouts: u64,
+    /// Connections cut in the middle of a frame after a stop's grace.
+    pub stop_cuts: u64,
+    /// Times a connection found the inbound budget spent and waited for room.
+    pub budget_waits: u64,
+    /// Read buffers freed because their connection was idle.
+    pub buffers_released: u64,
     /// Connections closed because StayConnected's idle time expired.
     pub idle_closes: u64,
     /// Read or write errors.
@@ -195,12 +240,16 @@ pub struct ServerStats {
 #[derive(Debug, Default)]
 struct StopFlag {
     stopped: Cell<bool>,
+    stopped_at: Cell<Option<Instant>>,
     waker: RefCell<Option<Waker>>,
 }
 
 impl StopFlag {
     fn stop(&self) {
         self.stopped.set(true);
+        if self.stopped_at.get().is_none() {
+            self.stopped_at.set(Some(Instant::now()));
+        }
         if let Some(w) = self.waker.borrow_mut().take() {
             w.wake();
         }
@@ -221,13 +270,27 @@ impl StopFlag {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     stats: Cell<ServerStats>,
+    refusals: RefCell<RefusalLog>,
     accept_stop: StopFlag,
     conns: RefCell<HashMap<u64, Rc<StopFlag>>>,
     drained: StopFlag,
     stopping: Cell<bool>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            stats: Cell::default(),
+            refusals: RefCell::new(RefusalLog::new(REFUSAL_LOG_INTERVAL)),
+            accept_stop: StopFlag::default(),
+            conns: RefCell::default(),
+            drained: StopFlag::default(),
+            stopping: Cell::default(),
+        }
+    }
 }
 
 impl Shared {
@@ -246,8 +309,8 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// Stops accepting; connections finish the frame they are in and close when idle.
-    /// [`MllpServer::run`] returns once they are all closed.
+    /// Stops accepting; connections finish the frame they are in (within the stop grace)
+    /// and close. [`MllpServer::run`] returns once they are all closed.
     pub fn stop(&self) {
         self.shared.stopping.set(true);
         self.shared.accept_stop.stop();
@@ -288,8 +351,6 @@ impl<H: FrameHandler> MllpServer<H> {
             addr,
             source: e.into(),
         })?;
-        let mut config = config;
-        config.connections_max = config.connections_max.max(1);
         Ok(Self {
             listener,
             config: Rc::new(config),
@@ -345,18 +406,16 @@ impl<H: FrameHandler> MllpServer<H> {
 
     fn spawn_connection(&self, stream: glommio::net::TcpStream, id: u64) {
         let shared = self.handle.shared.clone();
-        if shared.stats.get().connections_active >= self.config.connections_max {
-            shared.count(|s| s.connections_rejected += 1);
-            tracing::warn!(
-                max = self.config.connections_max,
-                "MLLP connection refused: too many connections"
-            );
-            drop(stream);
-            return;
-        }
         let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
             shared.count(|s| s.io_errors += 1);
             return;
+        };
+        let admission = match self.config.connections.try_admit(peer.ip()) {
+            Ok(admission) => admission,
+            Err(refusal) => {
+                refuse(stream, peer, refusal, &shared);
+                return;
+            }
         };
         // Small ACKs must not wait for Nagle.
         let _ = stream.set_nodelay(true);
@@ -371,6 +430,7 @@ impl<H: FrameHandler> MllpServer<H> {
         let handler = self.handler.clone();
         glommio::spawn_local(async move {
             serve_connection(stream, &info, &config, &*handler, &shared, &stop).await;
+            drop(admission);
             shared.conns.borrow_mut().remove(&id);
             shared.count(|s| s.connections_active -= 1);
             if shared.stopping.get() && shared.conns.borrow().is_empty() {
@@ -381,10 +441,34 @@ impl<H: FrameHandler> MllpServer<H> {
     }
 }
 
+/// Closes a connection past a limit at once, unread, and logs it once per peer per
+/// [`REFUSAL_LOG_INTERVAL`].
+fn refuse(stream: glommio::net::TcpStream, peer: SocketAddr, refusal: Refusal, shared: &Shared) {
+    shared.count(|s| s.connections_rejected += 1);
+    drop(stream);
+    let Some(refused) = shared.refusals.borrow_mut().note(peer.ip(), Instant::now()) else {
+        return;
+    };
+    tracing::warn!(
+        peer = %peer.ip(),
+        refused,
+        "MLLP connection refused: {refusal} (closed at once; refusals of this address are \
+         logged at most once per {} s, `refused` counts them)",
+        REFUSAL_LOG_INTERVAL.as_secs()
+    );
+}
+
 enum ReadEvent {
+    /// A read into the decoder's buffer.
     Data(std::io::Result<usize>),
+    /// Bytes read into the connection's small buffer were copied into the decoder.
+    Pushed,
     TimedOut,
     Stopped,
+    /// Stopped, and the frame in progress did not end within the stop grace.
+    Cut,
+    /// Idle for `buffer_release_idle` with nothing buffered: free the buffer.
+    Release,
 }
 
 /// Why a connection loop ended (for the log and the counters).
@@ -396,6 +480,13 @@ enum Closed {
     Stopped,
     Idle,
     Error(MllpError),
+}
+
+/// What a connection reads into besides its decoder.
+struct ConnBuffers {
+    response: Vec<u8>,
+    out: Vec<u8>,
+    first: [u8; FIRST_READ_BYTES],
 }
 
 /// Serves one connection over any byte stream until it closes. Generic so that a TLS
@@ -411,32 +502,38 @@ async fn serve_connection<S, H>(
     S: AsyncRead + AsyncWrite + TryRead + Unpin,
     H: FrameHandler,
 {
-    let mut decoder = FrameDecoder::new(config.frame_bytes_max);
+    let mut decoder =
+        FrameDecoder::with_budget(config.frame_bytes_max, config.inbound_budget.clone());
     let mut reader = BusyReader::new(config.busy_poll);
-    let mut response = Vec::new();
-    let mut out = Vec::new();
+    let mut bufs = ConnBuffers {
+        response: Vec::new(),
+        out: Vec::new(),
+        first: [0; FIRST_READ_BYTES],
+    };
+    let mut frame_deadline = None;
     let closed = loop {
         let junk_before = decoder.junk_bytes();
+        let frames_before = decoder.frames();
         let (answered, close) = drain_frames(
             &mut decoder,
             info,
             config,
             handler,
             shared,
-            &mut response,
-            &mut out,
+            &mut bufs.response,
+            &mut bufs.out,
         )
         .await;
         shared.count(|s| s.junk_bytes += decoder.junk_bytes() - junk_before);
-        if !out.is_empty() {
-            if let Err(source) = stream.write_all(&out).await {
+        if !bufs.out.is_empty() {
+            if let Err(source) = stream.write_all(&bufs.out).await {
                 break Closed::Error(MllpError::Io {
                     peer: info.peer,
                     during: "writing",
                     source,
                 });
             }
-            out.clear();
+            bufs.out.clear();
         }
         if let Some(closed) = close {
             break closed;
@@ -444,12 +541,26 @@ async fn serve_connection<S, H>(
         if answered && config.stay_connected == StayConnected::AfterEachMessage {
             break Closed::AfterEachMessage;
         }
-        match read_some(&mut stream, &mut reader, &mut decoder, config, stop).await {
+        frame_deadline = next_frame_deadline(&decoder, frames_before, frame_deadline, config);
+        decoder.give_back(READ_BUFFER_BYTES_INITIAL);
+        let event = read_some(
+            &mut stream,
+            &mut reader,
+            &mut decoder,
+            &mut bufs.first,
+            config,
+            shared,
+            stop,
+            frame_deadline,
+        )
+        .await;
+        match event {
             ReadEvent::Data(Ok(0)) => match decoder.finish() {
                 Ok(()) => break Closed::Peer,
                 Err(e) => break Closed::Error(e),
             },
             ReadEvent::Data(Ok(n)) => decoder.commit(n),
+            ReadEvent::Pushed => {}
             ReadEvent::Data(Err(source)) => {
                 break Closed::Error(MllpError::Io {
                     peer: info.peer,
@@ -466,10 +577,42 @@ async fn serve_connection<S, H>(
             }
             ReadEvent::TimedOut => break Closed::Idle,
             ReadEvent::Stopped => break Closed::Stopped,
+            ReadEvent::Cut => {
+                break Closed::Error(MllpError::CutAtStop {
+                    peer: info.peer,
+                    grace_ms: config.stop_frame_grace.as_millis() as u64,
+                    buffered_bytes: decoder.buffered_bytes(),
+                });
+            }
+            ReadEvent::Release => {
+                decoder.give_back(0);
+                bufs.response = Vec::new();
+                bufs.out = Vec::new();
+                shared.count(|s| s.buffers_released += 1);
+            }
         }
     };
+    drop(decoder);
     record_close(&closed, info, shared);
     let _ = stream.close().await;
+}
+
+/// When the frame in progress must be whole (ReadTimeout from its start block): kept
+/// while the same frame goes on, started afresh for a frame begun since, none between
+/// frames.
+fn next_frame_deadline(
+    decoder: &FrameDecoder,
+    frames_before: u64,
+    deadline: Option<Instant>,
+    config: &ServerConfig,
+) -> Option<Instant> {
+    if !decoder.in_frame() {
+        return None;
+    }
+    if deadline.is_some() && decoder.frames() == frames_before {
+        return deadline;
+    }
+    config.read_timeout.map(|t| Instant::now() + t)
 }
 
 /// Handles every whole frame buffered, appending framed responses to `out`. Returns
@@ -523,44 +666,106 @@ fn push_response(out: &mut Vec<u8>, response: &[u8], shared: &Shared) {
     }
 }
 
-/// Reads once into the decoder's buffer (busy-polling first, see [`crate::mllp::busy`]),
-/// racing the timeout that applies (ReadTimeout inside a frame, StayConnected's idle time
-/// between frames) and, between frames, a stop.
+/// Reads once (busy-polling first, see [`crate::mllp::busy`]), racing the timeout that
+/// applies (the frame's ReadTimeout deadline inside a frame, StayConnected's idle time
+/// between frames), a stop (inside a frame: the stop grace) and, between frames with a
+/// buffer and nothing in it, the buffer's release. Reads into the decoder's buffer once
+/// the budget has room for it; a connection without a buffer first reads into `first`.
+#[allow(clippy::too_many_arguments)]
 async fn read_some<S: AsyncRead + TryRead + Unpin>(
     stream: &mut S,
     reader: &mut BusyReader,
     decoder: &mut FrameDecoder,
+    first: &mut [u8; FIRST_READ_BYTES],
     config: &ServerConfig,
+    shared: &Shared,
     stop: &StopFlag,
+    frame_deadline: Option<Instant>,
 ) -> ReadEvent {
     let in_frame = decoder.in_frame();
-    let limit = if in_frame {
-        config.read_timeout
-    } else {
-        match config.stay_connected {
-            StayConnected::Idle(d) => Some(d),
-            StayConnected::Forever | StayConnected::AfterEachMessage => None,
-        }
+    let idle_deadline = match config.stay_connected {
+        StayConnected::Idle(d) if !in_frame => Some(Instant::now() + d),
+        _ => None,
     };
-    let buf = decoder.read_buf();
-    let read = async { ReadEvent::Data(reader.read(stream, buf).await) };
+    let deadline = if in_frame {
+        frame_deadline
+    } else {
+        idle_deadline
+    };
+    let release = !in_frame && decoder.buffered_bytes() == 0 && decoder.buffer_bytes() > 0;
+    let unbuffered = decoder.buffer_bytes() == 0;
+    let read = async {
+        if unbuffered {
+            return read_first(stream, reader, decoder, first, shared).await;
+        }
+        wait_for_room(decoder, shared).await;
+        ReadEvent::Data(reader.read(stream, decoder.read_buf()).await)
+    };
     let timer = async {
-        match limit {
-            Some(d) => {
-                Timer::new(d).await;
+        match deadline {
+            Some(at) => {
+                Timer::new(at.saturating_duration_since(Instant::now())).await;
                 ReadEvent::TimedOut
             }
             None => future::pending().await,
         }
     };
-    let stopped = async {
-        if in_frame {
+    let released = async {
+        if !release {
             future::pending::<()>().await;
         }
-        stop.wait().await;
-        ReadEvent::Stopped
+        Timer::new(config.buffer_release_idle).await;
+        ReadEvent::Release
     };
-    read.or(timer).or(stopped).await
+    let stopped = async {
+        stop.wait().await;
+        if !in_frame {
+            return ReadEvent::Stopped;
+        }
+        let cut_at = stop.stopped_at.get().unwrap_or_else(Instant::now) + config.stop_frame_grace;
+        Timer::new(cut_at.saturating_duration_since(Instant::now())).await;
+        ReadEvent::Cut
+    };
+    read.or(timer).or(stopped).or(released).await
+}
+
+/// Waits until the decoder has room to read into (the inbound budget allows it).
+async fn wait_for_room(decoder: &mut FrameDecoder, shared: &Shared) {
+    if decoder.make_room() {
+        return;
+    }
+    shared.count(|s| s.budget_waits += 1);
+    let mut retry = Timer::new(BUDGET_RETRY);
+    loop {
+        (&mut retry).await;
+        if decoder.make_room() {
+            return;
+        }
+        retry.reset(BUDGET_RETRY);
+    }
+}
+
+/// Reads into `first` (a connection without a read buffer: new, or idle), then copies
+/// what came into the decoder once the budget has room for its buffer.
+async fn read_first<S: AsyncRead + TryRead + Unpin>(
+    stream: &mut S,
+    reader: &mut BusyReader,
+    decoder: &mut FrameDecoder,
+    first: &mut [u8; FIRST_READ_BYTES],
+    shared: &Shared,
+) -> ReadEvent {
+    // Never more than a fresh buffer of the smallest frame limit holds.
+    let limit = FIRST_READ_BYTES.min(decoder.frame_bytes_max().saturating_add(3));
+    let n = match reader.read(stream, &mut first[..limit]).await {
+        Ok(0) => return ReadEvent::Data(Ok(0)),
+        Ok(n) => n,
+        Err(e) => return ReadEvent::Data(Err(e)),
+    };
+    wait_for_room(decoder, shared).await;
+    let copied = decoder.push(&first[..n]);
+    // A fresh buffer holds min(64 KiB, frame_bytes_max + 3) bytes, at least `limit`.
+    assert_eq!(copied, n, "first bytes did not fit a fresh read buffer");
+    ReadEvent::Pushed
 }
 
 fn record_close(closed: &Closed, info: &ConnInfo, shared: &Shared) {
@@ -577,6 +782,7 @@ fn record_close(closed: &Closed, info: &ConnInfo, shared: &Shared) {
                 MllpError::FrameTooLarge { .. } => s.frames_oversize += 1,
                 MllpError::TruncatedFrame { .. } => s.frames_truncated += 1,
                 MllpError::ReadTimeout { .. } => s.read_timeouts += 1,
+                MllpError::CutAtStop { .. } => s.stop_cuts += 1,
                 _ => s.io_errors += 1,
             });
             tracing::warn!(peer = %info.peer, conn = info.id, error = %e, "MLLP connection closed");
