@@ -43,6 +43,10 @@ pub enum Role {
 pub struct TcpServicePlan {
     pub settings: Hl7TcpServiceSettings,
     pub listen: SocketAddr,
+    /// The service's connection table, shared by its instances on every shard.
+    pub connections: hie_net::ConnectionTable,
+    /// The process's inbound buffer budget, shared by every service.
+    pub inbound_budget: hie_net::InboundBudget,
 }
 
 #[derive(Debug, Clone)]
@@ -170,8 +174,10 @@ impl Plan {
             .map(|(i, item)| (item.name.clone(), i as ItemId))
             .collect();
         let mut items = Vec::with_capacity(production.items.len());
+        let budget = production.engine.inbound_buffer_bytes_max;
+        let budget = hie_net::InboundBudget::new(usize::try_from(budget).unwrap_or(usize::MAX));
         for (index, item) in production.items.iter().enumerate() {
-            let role = role_of(item)?;
+            let role = role_of(item, &budget)?;
             let shards_of = match (&role, placed.get(&index)) {
                 (Role::Inert(_), _) | (_, None) => Vec::new(),
                 (Role::Router, Some(_)) => (0..shards).collect(),
@@ -255,7 +261,7 @@ fn timeout(t: Timeout) -> Option<Duration> {
     }
 }
 
-fn role_of(item: &config::Item) -> Result<Role, PlanError> {
+fn role_of(item: &config::Item, budget: &hie_net::InboundBudget) -> Result<Role, PlanError> {
     if !item.enabled {
         return Ok(Role::Inert("disabled in the production".into()));
     }
@@ -277,6 +283,11 @@ fn role_of(item: &config::Item) -> Result<Role, PlanError> {
             Role::TcpService(TcpServicePlan {
                 settings: s.clone(),
                 listen: SocketAddr::new(ip, s.port),
+                connections: hie_net::ConnectionTable::new(
+                    s.max_connections as usize,
+                    s.max_connections_per_peer as usize,
+                ),
+                inbound_budget: budget.clone(),
             })
         }
         ItemSettings::Hl7FileService(s) => Role::FileService(FileServicePlan {
