@@ -196,6 +196,48 @@ fn stalled_frames_stay_within_the_inbound_budget_and_an_oversize_message_gets_a_
 }
 
 #[test]
+fn memory_of_large_frames_is_given_back_once_their_connections_close() {
+    let (in_port, out_port) = (free_port(), free_port());
+    let _sink = TestSink::start(out_port, Answer::Code("AA"));
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = [("ReadTimeout", "60")];
+    let (hie, _data) = start_hie(dir.path(), &production(in_port, out_port, "", &adapter));
+    let pid = hie.process.pid();
+    let before = rss_bytes(pid);
+    // Eight senders each hold 20 MiB of a frame that does not end (within the budget).
+    let chunk = vec![b'A'; 1 << 20];
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        let mut c = connect_from([127, 0, 0, 1], in_port);
+        c.write_all(b"\x0bMSH|^~\\&|").unwrap();
+        for _ in 0..20 {
+            c.write_all(&chunk).unwrap();
+        }
+        stalled.push(c);
+    }
+    let held = hie_tests::wait_until(Duration::from_secs(10), || {
+        rss_bytes(pid) > before + (100 << 20)
+    });
+    assert!(
+        held,
+        "the stalled frames were not buffered (RSS {})",
+        rss_bytes(pid)
+    );
+    drop(stalled);
+    let given_back = hie_tests::wait_until(Duration::from_secs(10), || {
+        rss_bytes(pid) < before + (40 << 20)
+    });
+    assert!(
+        given_back,
+        "RSS {} bytes 10 s after the connections closed, {before} before they opened",
+        rss_bytes(pid)
+    );
+    // Still serving.
+    let c = connect_from([127, 0, 0, 1], in_port);
+    assert_eq!(exchange(c, &adt("AFTER-1", "P1")), "AA");
+}
+
+#[test]
 fn sigterm_does_not_wait_on_a_client_stuck_mid_frame() {
     let (in_port, out_port) = (free_port(), free_port());
     let _sink = TestSink::start(out_port, Answer::Code("AA"));
