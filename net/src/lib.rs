@@ -25,7 +25,7 @@ pub use mllp::client::{
 pub use mllp::frame::{FrameDecoder, encode_frame};
 pub use mllp::limits::{
     CONNECTIONS_MAX_DEFAULT, CONNECTIONS_PER_PEER_MAX_DEFAULT, ConnectionTable,
-    INBOUND_BUFFER_BYTES_MAX_DEFAULT, InboundBudget,
+    INBOUND_BUFFER_BYTES_MAX_DEFAULT, InboundBudget, PEER_SHARE_DIVISOR, SERVICE_SHARE_DIVISOR,
 };
 pub use mllp::server::{
     ConnInfo, FrameHandler, MllpServer, Reply, ServerConfig, ServerHandle, ServerStats,

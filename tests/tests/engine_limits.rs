@@ -135,7 +135,8 @@ fn stalled_frames_stay_within_the_inbound_budget_and_an_oversize_message_gets_a_
     let (in_port, out_port) = (free_port(), free_port());
     let sink = TestSink::start(out_port, Answer::Code("AA"));
     let dir = tempfile::tempdir().unwrap();
-    let engine = "inbound_buffer_bytes_max = 16777216\n";
+    // One address may hold 128 MiB / 8 = 16 MiB.
+    let engine = "inbound_buffer_bytes_max = 134217728\n";
     let adapter = [
         ("MaxMessageSize", "8388608"),
         ("ReadTimeout", "30"),
@@ -145,7 +146,8 @@ fn stalled_frames_stay_within_the_inbound_budget_and_an_oversize_message_gets_a_
     let pid = hie.process.pid();
     let before = rss_bytes(pid);
 
-    // Twelve senders each start a 7 MiB frame and stall: 84 MiB asked for, 16 MiB allowed.
+    // Twelve senders from one address each start a 7 MiB frame and stall: 84 MiB asked
+    // for, 16 MiB allowed.
     let chunk = vec![b'A'; 1 << 20];
     let mut stalled = Vec::new();
     for _ in 0..12 {
@@ -167,6 +169,10 @@ fn stalled_frames_stay_within_the_inbound_budget_and_an_oversize_message_gets_a_
         during < before + (48 << 20),
         "RSS grew from {before} to {during} bytes with 84 MiB of frames stalled"
     );
+
+    // Another address is not held up by them.
+    let other = connect_from([127, 0, 0, 2], in_port);
+    assert_eq!(exchange(other, &adt("OTHER-1", "P1")), "AA");
 
     // A message past MaxMessageSize gets AR with an ERR segment. It is sent 1 KiB past
     // the limit and no further, so that the server has read all of it when it answers
@@ -192,7 +198,7 @@ fn stalled_frames_stay_within_the_inbound_budget_and_an_oversize_message_gets_a_
     assert_eq!(exchange(normal, &adt("SMALL-1", "P2")), "AA");
     drop(hie);
     let ids: Vec<String> = sink.stop().iter().map(|m| common::control_id(m)).collect();
-    assert_eq!(ids, ["SMALL-1"]);
+    assert_eq!(ids, ["OTHER-1", "SMALL-1"]);
 }
 
 #[test]
@@ -204,11 +210,12 @@ fn memory_of_large_frames_is_given_back_once_their_connections_close() {
     let (hie, _data) = start_hie(dir.path(), &production(in_port, out_port, "", &adapter));
     let pid = hie.process.pid();
     let before = rss_bytes(pid);
-    // Eight senders each hold 20 MiB of a frame that does not end (within the budget).
+    // Eight senders (eight addresses: each within its share) each hold 20 MiB of a frame
+    // that does not end.
     let chunk = vec![b'A'; 1 << 20];
     let mut stalled = Vec::new();
-    for _ in 0..8 {
-        let mut c = connect_from([127, 0, 0, 1], in_port);
+    for n in 1..=8 {
+        let mut c = connect_from([127, 0, 0, n], in_port);
         c.write_all(b"\x0bMSH|^~\\&|").unwrap();
         for _ in 0..20 {
             c.write_all(&chunk).unwrap();

@@ -308,15 +308,17 @@ fn check_ports(production: &Production, file: &Path, f: &mut Findings) {
     }
 }
 
-/// A message a service accepts must fit the process's inbound buffer budget.
+/// A message a service accepts must fit one sender's share of the process's inbound
+/// buffer budget (see `hie_net::mllp::limits`).
 fn check_inbound_budget(production: &Production, file: &Path, f: &mut Findings) {
     let budget = production.engine.inbound_buffer_bytes_max;
+    let share = budget / hie_net::PEER_SHARE_DIVISOR as u64;
     for item in production.items.iter().filter(|i| i.enabled) {
         let ItemSettings::Hl7TcpService(s) = &item.settings else {
             continue;
         };
         // The read buffer holds the frame's three block bytes too.
-        if u64::from(s.max_message_size) + 3 > budget {
+        if u64::from(s.max_message_size) + 3 > share {
             let line = item
                 .adapter_settings
                 .get("MaxMessageSize")
@@ -326,8 +328,10 @@ fn check_inbound_budget(production: &Production, file: &Path, f: &mut Findings) 
                 line,
                 Some(&item.name),
                 format!(
-                    "MaxMessageSize {} does not fit [engine] inbound_buffer_bytes_max {budget}",
-                    s.max_message_size
+                    "MaxMessageSize {} (+ 3 framing bytes) does not fit one sender's share \
+                     ({share} bytes, 1/{}) of [engine] inbound_buffer_bytes_max {budget}",
+                    s.max_message_size,
+                    hie_net::PEER_SHARE_DIVISOR
                 ),
             );
         }
@@ -461,12 +465,12 @@ mod tests {
             &[(SettingTarget::Adapter, "MaxMessageSize", "2097152")],
         );
         let mut p = production(vec![item]);
-        p.engine.inbound_buffer_bytes_max = 2 << 20;
+        p.engine.inbound_buffer_bytes_max = 16 << 20;
         let f = validate(&mut p.clone(), Path::new("p.xml"), &LoadOptions::default());
         assert_eq!(f.errors.len(), 1, "{:?}", f.errors);
         assert_eq!(f.errors[0].line, 8);
         assert!(f.errors[0].message.contains("inbound_buffer_bytes_max"));
-        p.engine.inbound_buffer_bytes_max = 4 << 20;
+        p.engine.inbound_buffer_bytes_max = 32 << 20;
         let f = validate(&mut p, Path::new("p.xml"), &LoadOptions::default());
         assert!(f.errors.is_empty(), "{:?}", f.errors);
     }

@@ -22,15 +22,15 @@
 //!   and the frame restarts there.
 //! - A 0x1C not followed by 0x0D is payload.
 //! - After an error the decoder must not be used again: the connection is closed.
-//! - A decoder made [`with_budget`](FrameDecoder::with_budget) reserves every byte of its
-//!   buffer from that [`InboundBudget`] before allocating it and gives it back when the
+//! - A decoder made [`with_account`](FrameDecoder::with_account) reserves every byte of
+//!   its buffer from that [`BufferAccount`] before allocating it and gives it back when the
 //!   buffer shrinks ([`give_back`](FrameDecoder::give_back)) or the decoder is dropped; it
 //!   allocates nothing until the first read.
 
 use memchr::{memchr, memchr2, memmem};
 
 use crate::error::MllpError;
-use crate::mllp::limits::InboundBudget;
+use crate::mllp::limits::{BufferAccount, InboundBudget};
 
 /// Start of a frame (VT).
 pub const START_BLOCK: u8 = 0x0B;
@@ -67,7 +67,7 @@ pub struct FrameDecoder {
     junk_bytes: u64,
     frames: u64,
     /// Where the buffer's bytes are reserved (`None`: not accounted).
-    budget: Option<InboundBudget>,
+    budget: Option<BufferAccount>,
 }
 
 impl FrameDecoder {
@@ -90,13 +90,18 @@ impl FrameDecoder {
         }
     }
 
-    /// A decoder whose buffer is reserved from `budget` (see the module doc); it holds no
-    /// buffer until [`make_room`](Self::make_room) first succeeds.
-    pub fn with_budget(frame_bytes_max: usize, budget: InboundBudget) -> Self {
+    /// A decoder whose buffer is reserved through `account` (see the module doc); it
+    /// holds no buffer until [`make_room`](Self::make_room) first succeeds.
+    pub fn with_account(frame_bytes_max: usize, account: BufferAccount) -> Self {
         let mut decoder = Self::new(frame_bytes_max);
         decoder.buf = Vec::new();
-        decoder.budget = Some(budget);
+        decoder.budget = Some(account);
         decoder
+    }
+
+    /// [`with_account`](Self::with_account) charging `budget` alone.
+    pub fn with_budget(frame_bytes_max: usize, budget: InboundBudget) -> Self {
+        Self::with_account(frame_bytes_max, BufferAccount::new(budget, None))
     }
 
     /// Bytes of buffer held now (what the budget counts for this decoder).

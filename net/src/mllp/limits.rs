@@ -10,7 +10,13 @@
 //!   connection, never per message of a busy one.
 //! - [`ConnectionTable`]: open connections of one service, in total and per peer IP
 //!   address, shared by the service's instances on every shard. A connection that would
-//!   pass either limit is refused: closed at once, never read.
+//!   pass either limit is refused: closed at once, never read. The table also counts the
+//!   read-buffer bytes of the service and of each peer: a service holds at most
+//!   1/[`SERVICE_SHARE_DIVISOR`] of the budget and a peer address at most
+//!   1/[`PEER_SHARE_DIVISOR`], so that a flood from one address, or on one service, always
+//!   leaves room for the other senders and the other services.
+//! - [`BufferAccount`]: one connection's way to reserve: its peer's and its service's
+//!   shares, then the process budget.
 //! - [`RefusalLog`]: one WARN per peer per [`REFUSAL_LOG_INTERVAL`], with the number of
 //!   refusals it stands for, about at most [`REFUSAL_LOG_PEERS_MAX`] peers at a time.
 //!
@@ -31,6 +37,12 @@ pub const CONNECTIONS_MAX_DEFAULT: usize = 4096;
 pub const CONNECTIONS_PER_PEER_MAX_DEFAULT: usize = 256;
 /// A peer's refused connections are logged at most once per this interval.
 pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// A service's read buffers hold at most this fraction (1/N) of the process budget.
+pub const SERVICE_SHARE_DIVISOR: usize = 2;
+/// One peer address's read buffers (on one service) hold at most this fraction (1/N) of
+/// the process budget.
+pub const PEER_SHARE_DIVISOR: usize = 8;
+
 /// Peers the refusal log remembers at once (per server); past it, entries older than
 /// the interval are forgotten, then all of them.
 pub const REFUSAL_LOG_PEERS_MAX: usize = 1024;
@@ -142,7 +154,15 @@ struct TableInner {
 #[derive(Debug, Default)]
 struct TableCounts {
     total: usize,
-    per_peer: HashMap<IpAddr, usize>,
+    /// Read-buffer bytes reserved by the service's connections.
+    bytes: usize,
+    per_peer: HashMap<IpAddr, PeerCounts>,
+}
+
+#[derive(Debug, Default)]
+struct PeerCounts {
+    connections: usize,
+    bytes: usize,
 }
 
 impl ConnectionTable {
@@ -191,13 +211,13 @@ impl ConnectionTable {
                 connections_max: self.inner.connections_max,
             });
         }
-        let from_peer = open.per_peer.entry(peer).or_insert(0);
-        if *from_peer >= self.inner.connections_per_peer_max {
+        let from_peer = open.per_peer.entry(peer).or_default();
+        if from_peer.connections >= self.inner.connections_per_peer_max {
             return Err(Refusal::PeerFull {
                 connections_per_peer_max: self.inner.connections_per_peer_max,
             });
         }
-        *from_peer += 1;
+        from_peer.connections += 1;
         open.total += 1;
         Ok(Admission {
             table: self.clone(),
@@ -219,16 +239,91 @@ pub struct Admission {
     peer: IpAddr,
 }
 
+impl Admission {
+    /// Reserves `bytes` within the service's and the peer's shares of `budget_max`.
+    fn try_reserve(&self, bytes: usize, budget_max: usize) -> bool {
+        let mut guard = self.table.lock();
+        let open = &mut *guard;
+        let Some(peer) = open.per_peer.get_mut(&self.peer) else {
+            return false;
+        };
+        let service_fits = open.bytes.saturating_add(bytes) <= budget_max / SERVICE_SHARE_DIVISOR;
+        let peer_fits = peer.bytes.saturating_add(bytes) <= budget_max / PEER_SHARE_DIVISOR;
+        if !(service_fits && peer_fits) {
+            return false;
+        }
+        open.bytes += bytes;
+        peer.bytes += bytes;
+        true
+    }
+
+    fn release(&self, bytes: usize) {
+        let mut guard = self.table.lock();
+        let open = &mut *guard;
+        let peer = open.per_peer.get_mut(&self.peer);
+        assert!(
+            open.bytes >= bytes && peer.as_ref().is_some_and(|p| p.bytes >= bytes),
+            "released more service bytes than reserved"
+        );
+        open.bytes -= bytes;
+        if let Some(peer) = peer {
+            peer.bytes -= bytes;
+        }
+    }
+}
+
 impl Drop for Admission {
     fn drop(&mut self) {
         let mut open = self.table.lock();
         open.total -= 1;
-        if let Some(n) = open.per_peer.get_mut(&self.peer) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(counts) = open.per_peer.get_mut(&self.peer) {
+            counts.connections -= 1;
+            if counts.connections == 0 {
+                debug_assert_eq!(counts.bytes, 0, "a closed peer still holds bytes");
                 open.per_peer.remove(&self.peer);
             }
         }
+    }
+}
+
+/// Where one connection's read buffer is reserved: its service's and its peer's shares
+/// (when it has an [`Admission`]), then the process budget. Dropping it drops the
+/// admission; the bytes must have been released before.
+#[derive(Debug)]
+pub struct BufferAccount {
+    budget: InboundBudget,
+    admission: Option<Admission>,
+}
+
+impl BufferAccount {
+    /// An account charging `budget`, and the shares of `admission`'s service and peer.
+    pub fn new(budget: InboundBudget, admission: Option<Admission>) -> Self {
+        Self { budget, admission }
+    }
+
+    /// Reserves `bytes` everywhere, or nowhere (false).
+    pub fn try_reserve(&self, bytes: usize) -> bool {
+        let budget_max = self.budget.bytes_max();
+        if let Some(admission) = &self.admission
+            && !admission.try_reserve(bytes, budget_max)
+        {
+            return false;
+        }
+        if self.budget.try_reserve(bytes) {
+            return true;
+        }
+        if let Some(admission) = &self.admission {
+            admission.release(bytes);
+        }
+        false
+    }
+
+    /// Gives back `bytes` reserved before.
+    pub fn release(&self, bytes: usize) {
+        if let Some(admission) = &self.admission {
+            admission.release(bytes);
+        }
+        self.budget.release(bytes);
     }
 }
 
@@ -327,6 +422,43 @@ mod tests {
             table.lock().per_peer.is_empty(),
             "no entry kept per closed peer"
         );
+    }
+
+    #[test]
+    fn one_peer_takes_at_most_its_share_and_leaves_room_for_another() {
+        let budget = InboundBudget::new(800);
+        let table = ConnectionTable::new(10, 10);
+        let a1 = BufferAccount::new(budget.clone(), Some(table.try_admit(ip(1)).unwrap()));
+        let a2 = BufferAccount::new(budget.clone(), Some(table.try_admit(ip(1)).unwrap()));
+        let b = BufferAccount::new(budget.clone(), Some(table.try_admit(ip(2)).unwrap()));
+        assert!(a1.try_reserve(100), "the peer's share is 800 / 8");
+        assert!(!a2.try_reserve(1), "the peer's share is spent");
+        assert!(b.try_reserve(100), "another peer has its own share");
+        assert_eq!(budget.held(), 200);
+        a1.release(100);
+        assert!(a2.try_reserve(100), "a released share is reused");
+        a2.release(100);
+        b.release(100);
+        assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
+    fn one_service_takes_at_most_half_of_the_budget() {
+        let budget = InboundBudget::new(800);
+        let flooded = ConnectionTable::new(100, 100);
+        let accounts: Vec<_> = (1..=5)
+            .map(|i| BufferAccount::new(budget.clone(), Some(flooded.try_admit(ip(i)).unwrap())))
+            .collect();
+        let granted = accounts.iter().filter(|a| a.try_reserve(100)).count();
+        assert_eq!(granted, 4, "400 bytes: half of the budget");
+        let other = ConnectionTable::new(100, 100);
+        let quiet = BufferAccount::new(budget.clone(), Some(other.try_admit(ip(1)).unwrap()));
+        assert!(quiet.try_reserve(100), "the other service still has room");
+        for a in accounts.iter().take(granted) {
+            a.release(100);
+        }
+        quiet.release(100);
+        assert_eq!(budget.held(), 0);
     }
 
     #[test]

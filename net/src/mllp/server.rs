@@ -25,8 +25,10 @@
 //!   closed as soon as it is accepted, before any byte is read, and logged once per peer
 //!   per [`REFUSAL_LOG_INTERVAL`];
 //! - read buffer per connection ≤ `frame_bytes_max + 3` bytes, and every connection's
-//!   buffer of every service together ≤ the process's [`InboundBudget`]: a connection
-//!   whose buffer would pass the budget stops reading (TCP flow control holds the sender)
+//!   buffer of every service together ≤ the process's [`InboundBudget`], of which one
+//!   service holds at most half and one peer address an eighth (see
+//!   [`crate::mllp::limits`]): a connection whose buffer would pass its share or the
+//!   budget stops reading (TCP flow control holds the sender)
 //!   until there is room, while its ReadTimeout runs; a buffer grown for a large frame
 //!   shrinks back to [`READ_BUFFER_BYTES_INITIAL`] after it, and a connection idle for
 //!   `buffer_release_idle` frees its buffer altogether;
@@ -54,7 +56,7 @@ use crate::mllp::frame::{
     FRAME_BYTES_MAX_DEFAULT, FrameDecoder, READ_BUFFER_BYTES_INITIAL, encode_frame,
 };
 use crate::mllp::limits::{
-    ConnectionTable, InboundBudget, REFUSAL_LOG_INTERVAL, Refusal, RefusalLog,
+    BufferAccount, ConnectionTable, InboundBudget, REFUSAL_LOG_INTERVAL, Refusal, RefusalLog,
 };
 use crate::mllp::nak::write_oversize_nak;
 
@@ -429,8 +431,8 @@ impl<H: FrameHandler> MllpServer<H> {
         let config = self.config.clone();
         let handler = self.handler.clone();
         glommio::spawn_local(async move {
-            serve_connection(stream, &info, &config, &*handler, &shared, &stop).await;
-            drop(admission);
+            let account = BufferAccount::new(config.inbound_budget.clone(), Some(admission));
+            serve_connection(stream, &info, &config, account, &*handler, &shared, &stop).await;
             shared.conns.borrow_mut().remove(&id);
             shared.count(|s| s.connections_active -= 1);
             if shared.stopping.get() && shared.conns.borrow().is_empty() {
@@ -495,6 +497,7 @@ async fn serve_connection<S, H>(
     mut stream: S,
     info: &ConnInfo,
     config: &ServerConfig,
+    account: BufferAccount,
     handler: &H,
     shared: &Shared,
     stop: &StopFlag,
@@ -502,8 +505,7 @@ async fn serve_connection<S, H>(
     S: AsyncRead + AsyncWrite + TryRead + Unpin,
     H: FrameHandler,
 {
-    let mut decoder =
-        FrameDecoder::with_budget(config.frame_bytes_max, config.inbound_budget.clone());
+    let mut decoder = FrameDecoder::with_account(config.frame_bytes_max, account);
     let mut reader = BusyReader::new(config.busy_poll);
     let mut bufs = ConnBuffers {
         response: Vec::new(),
@@ -525,6 +527,8 @@ async fn serve_connection<S, H>(
         )
         .await;
         shared.count(|s| s.junk_bytes += decoder.junk_bytes() - junk_before);
+        // Before the answers leave: a sender that has its ACK finds the memory given back.
+        decoder.give_back(READ_BUFFER_BYTES_INITIAL);
         if !bufs.out.is_empty() {
             if let Err(source) = stream.write_all(&bufs.out).await {
                 break Closed::Error(MllpError::Io {
@@ -542,7 +546,6 @@ async fn serve_connection<S, H>(
             break Closed::AfterEachMessage;
         }
         frame_deadline = next_frame_deadline(&decoder, frames_before, frame_deadline, config);
-        decoder.give_back(READ_BUFFER_BYTES_INITIAL);
         let event = read_some(
             &mut stream,
             &mut reader,
