@@ -100,6 +100,11 @@ fn a_slow_loris_flood_from_one_address_does_not_lock_out_another_sender() {
         "a connection past MaxConnectionsPerPeer was kept open; log:\n{}",
         hie.log()
     );
+    // Twenty more: each refused, one log line for all of them.
+    for _ in 0..20 {
+        let mut more = connect_from([127, 0, 0, 1], in_port);
+        assert!(closed_within(&mut more, Duration::from_secs(1)));
+    }
     // Another address is served meanwhile.
     let other = connect_from([127, 0, 0, 2], in_port);
     assert_eq!(exchange(other, &adt("OTHER-1", "P1")), "AA");
