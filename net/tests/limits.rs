@@ -111,6 +111,37 @@ fn a_peer_at_its_connection_limit_does_not_lock_out_another_address() {
 }
 
 #[test]
+fn a_service_full_of_one_addresss_connections_makes_room_for_a_new_address() {
+    let config = ServerConfig {
+        connections: ConnectionTable::new(8, 8),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config);
+    let mut idle: Vec<TcpStream> = (0..8).map(|_| connect(server.addr)).collect();
+    // Every one of them is served (so all eight are open on the server).
+    for (i, c) in idle.iter_mut().enumerate() {
+        assert_eq!(ack_code(c, &format!("IDLE-{i}")), "AA");
+    }
+    // Full: another connection from the same address is refused...
+    let mut same = connect(server.addr);
+    assert!(closed_within(&mut same, Duration::from_secs(5)));
+    // ...but a new address takes the place of the newest of them.
+    let mut other = connect_from([127, 0, 0, 2], server.addr);
+    assert_eq!(ack_code(&mut other, "NEW-ADDRESS"), "AA");
+    assert!(
+        closed_within(&mut idle[7], Duration::from_secs(5)),
+        "the newest connection of the heaviest address was not the one displaced"
+    );
+    for c in &mut idle[..7] {
+        assert_eq!(ack_code(c, "STILL-OPEN"), "AA");
+    }
+    drop((idle, other));
+    let stats = server.stop();
+    assert_eq!(stats.connections_displaced, 1);
+    assert_eq!(stats.connections_rejected, 1);
+}
+
+#[test]
 fn stalled_frames_from_one_address_take_at_most_its_share_and_another_sender_gets_its_ack() {
     // One address may hold 2 MiB / 8 = 256 KiB: two of the four 100 KiB buffers asked for.
     let budget = InboundBudget::new(2 << 20);

@@ -205,8 +205,19 @@ impl ConnectionTable {
     /// Counts a new connection from `peer`, or says why it must be refused. The
     /// connection counts until the returned admission is dropped.
     pub fn try_admit(&self, peer: IpAddr) -> Result<Admission, Refusal> {
+        self.admit(peer, false)
+    }
+
+    /// [`try_admit`](Self::try_admit) in the place of a connection being displaced for it
+    /// (see `crate::mllp::conns`): past `connections_max` while that one closes, never
+    /// past the per-peer limit.
+    pub fn try_admit_displacing(&self, peer: IpAddr) -> Result<Admission, Refusal> {
+        self.admit(peer, true)
+    }
+
+    fn admit(&self, peer: IpAddr, displacing: bool) -> Result<Admission, Refusal> {
         let mut open = self.lock();
-        if open.total >= self.inner.connections_max {
+        if !displacing && open.total >= self.inner.connections_max {
             return Err(Refusal::ServiceFull {
                 connections_max: self.inner.connections_max,
             });

@@ -23,7 +23,8 @@
 //! - connections of the service (all shards) ≤ `connections.connections_max()`, from one
 //!   IP address ≤ `connections.connections_per_peer_max()`; a connection past either is
 //!   closed as soon as it is accepted, before any byte is read, and logged once per peer
-//!   per [`REFUSAL_LOG_INTERVAL`];
+//!   per [`REFUSAL_LOG_INTERVAL`] — except that a full service makes room for a new
+//!   address by displacing a connection of its heaviest one (see `crate::mllp::conns`);
 //! - read buffer per connection ≤ `frame_bytes_max + 3` bytes, and every connection's
 //!   buffer of every service together ≤ the process's [`InboundBudget`], of which one
 //!   service holds at most half and one peer address an eighth (see
@@ -38,11 +39,9 @@
 //!   the handler's own work on frames already whole).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_lite::future::{self, FutureExt as _};
@@ -52,6 +51,7 @@ use glommio::timer::Timer;
 
 use crate::error::MllpError;
 use crate::mllp::busy::{BUSY_POLL_DEFAULT, BusyReader, TryRead};
+use crate::mllp::conns::{LocalConns, StopFlag};
 use crate::mllp::frame::{
     FRAME_BYTES_MAX_DEFAULT, FrameDecoder, READ_BUFFER_BYTES_INITIAL, encode_frame,
 };
@@ -227,6 +227,9 @@ pub struct ServerStats {
     pub read_timeouts: u64,
     /// Connections cut in the middle of a frame after a stop's grace.
     pub stop_cuts: u64,
+    /// Connections cut to make room for a sender from a new address while the service
+    /// was full (see `crate::mllp::conns`).
+    pub connections_displaced: u64,
     /// Times a connection found the inbound budget spent and waited for room.
     pub budget_waits: u64,
     /// Read buffers freed because their connection was idle.
@@ -237,47 +240,12 @@ pub struct ServerStats {
     pub io_errors: u64,
 }
 
-/// A stop request one task can wait for, with one waker slot (no growth however often it
-/// is polled).
-#[derive(Debug, Default)]
-struct StopFlag {
-    stopped: Cell<bool>,
-    stopped_at: Cell<Option<Instant>>,
-    waker: RefCell<Option<Waker>>,
-}
-
-impl StopFlag {
-    fn stop(&self) {
-        self.stopped.set(true);
-        if self.stopped_at.get().is_none() {
-            self.stopped_at.set(Some(Instant::now()));
-        }
-        if let Some(w) = self.waker.borrow_mut().take() {
-            w.wake();
-        }
-    }
-
-    async fn wait(&self) {
-        future::poll_fn(|cx| {
-            if self.stopped.get() {
-                return Poll::Ready(());
-            }
-            let mut slot = self.waker.borrow_mut();
-            if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *slot = Some(cx.waker().clone());
-            }
-            Poll::Pending
-        })
-        .await
-    }
-}
-
 #[derive(Debug)]
 struct Shared {
     stats: Cell<ServerStats>,
     refusals: RefCell<RefusalLog>,
     accept_stop: StopFlag,
-    conns: RefCell<HashMap<u64, Rc<StopFlag>>>,
+    conns: RefCell<LocalConns>,
     drained: StopFlag,
     stopping: Cell<bool>,
 }
@@ -316,9 +284,7 @@ impl ServerHandle {
     pub fn stop(&self) {
         self.shared.stopping.set(true);
         self.shared.accept_stop.stop();
-        for conn in self.shared.conns.borrow().values() {
-            conn.stop();
-        }
+        self.shared.conns.borrow().stop_all();
     }
 
     /// The counters now.
@@ -414,6 +380,18 @@ impl<H: FrameHandler> MllpServer<H> {
         };
         let admission = match self.config.connections.try_admit(peer.ip()) {
             Ok(admission) => admission,
+            Err(Refusal::ServiceFull { .. })
+                if shared.conns.borrow_mut().displace_for(peer.ip()) =>
+            {
+                shared.count(|s| s.connections_displaced += 1);
+                match self.config.connections.try_admit_displacing(peer.ip()) {
+                    Ok(admission) => admission,
+                    Err(refusal) => {
+                        refuse(stream, peer, refusal, &shared);
+                        return;
+                    }
+                }
+            }
             Err(refusal) => {
                 refuse(stream, peer, refusal, &shared);
                 return;
@@ -423,7 +401,10 @@ impl<H: FrameHandler> MllpServer<H> {
         let _ = stream.set_nodelay(true);
         let info = ConnInfo { id, peer, local };
         let stop = Rc::new(StopFlag::default());
-        shared.conns.borrow_mut().insert(id, stop.clone());
+        shared
+            .conns
+            .borrow_mut()
+            .insert(id, peer.ip(), stop.clone());
         shared.count(|s| {
             s.connections_accepted += 1;
             s.connections_active += 1;
@@ -433,7 +414,7 @@ impl<H: FrameHandler> MllpServer<H> {
         glommio::spawn_local(async move {
             let account = BufferAccount::new(config.inbound_budget.clone(), Some(admission));
             serve_connection(stream, &info, &config, account, &*handler, &shared, &stop).await;
-            shared.conns.borrow_mut().remove(&id);
+            shared.conns.borrow_mut().remove(id);
             shared.count(|s| s.connections_active -= 1);
             if shared.stopping.get() && shared.conns.borrow().is_empty() {
                 shared.drained.stop();
@@ -722,10 +703,10 @@ async fn read_some<S: AsyncRead + TryRead + Unpin>(
     };
     let stopped = async {
         stop.wait().await;
-        if !in_frame {
+        if !in_frame || stop.displaced() {
             return ReadEvent::Stopped;
         }
-        let cut_at = stop.stopped_at.get().unwrap_or_else(Instant::now) + config.stop_frame_grace;
+        let cut_at = stop.stopped_at().unwrap_or_else(Instant::now) + config.stop_frame_grace;
         Timer::new(cut_at.saturating_duration_since(Instant::now())).await;
         ReadEvent::Cut
     };
