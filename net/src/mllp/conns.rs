@@ -2,11 +2,11 @@
 //! and the choice of a connection to displace when the service is full.
 //!
 //! Displacing: when the service has `MaxConnections` open and a connection comes from an
-//! address that has none on this shard, the newest connection of the address with the
-//! most connections here (at least two, and more than the newcomer would have) is cut and
-//! the newcomer takes its place. So connections held by a few addresses (a flood, idle
-//! or slow-loris) cannot lock a new sender out; only as many addresses as
-//! `MaxConnections` could. While a displaced connection closes, the service holds one
+//! address with fewer connections on this shard than the address with the most here has
+//! minus one, the newest connection of that address is cut and the newcomer takes its
+//! place (the counts level out; the heaviest address itself never displaces). So
+//! connections held by a few addresses (a flood, idle or slow-loris) cannot lock a new
+//! sender out; only as many addresses as `MaxConnections` could. While a displaced connection closes, the service holds one
 //! more connection than its maximum (bounded by the displacements in flight).
 //!
 //! Limits: entries ≤ the connections open on this shard; one entry per peer address with a
@@ -123,13 +123,11 @@ impl LocalConns {
     /// Cuts a connection to make room for one from `newcomer` (see the module doc); false
     /// when no address qualifies.
     pub(crate) fn displace_for(&mut self, newcomer: IpAddr) -> bool {
-        if self.per_peer.contains_key(&newcomer) {
-            return false;
-        }
         let Some((&heaviest, &count)) = self.per_peer.iter().max_by_key(|(_, n)| **n) else {
             return false;
         };
-        if count < 2 {
+        let newcomer_count = self.per_peer.get(&newcomer).copied().unwrap_or(0);
+        if heaviest == newcomer || count <= newcomer_count + 1 {
             return false;
         }
         let newest = self
@@ -171,11 +169,15 @@ mod tests {
     }
 
     #[test]
-    fn no_displacement_for_an_address_already_here_or_when_every_address_has_one() {
+    fn no_displacement_for_the_heaviest_address_nor_when_the_counts_are_level() {
         let mut conns = LocalConns::default();
         conns.insert(1, ip(1), Rc::default());
         conns.insert(2, ip(1), Rc::default());
+        conns.insert(3, ip(1), Rc::default());
+        conns.insert(4, ip(2), Rc::default());
         assert!(!conns.displace_for(ip(1)), "the heaviest address itself");
+        assert!(conns.displace_for(ip(2)), "3 > 1 + 1");
+        assert!(!conns.displace_for(ip(2)), "now 2 and 1: level enough");
         let mut spread = LocalConns::default();
         spread.insert(1, ip(1), Rc::default());
         spread.insert(2, ip(2), Rc::default());
