@@ -66,9 +66,13 @@ pub const READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 pub const BUFFER_RELEASE_IDLE_DEFAULT: Duration = Duration::from_secs(1);
 /// The default time a stop waits for a connection in the middle of a frame: 5 seconds.
 pub const STOP_FRAME_GRACE_DEFAULT: Duration = Duration::from_secs(5);
-/// How often a connection waiting for the inbound budget looks again (the budget is
-/// shared by every shard: no wake-up comes from the others).
+/// How soon a connection waiting for the inbound budget first looks again (the budget is
+/// shared by every shard: no wake-up comes from the others); each further look waits
+/// twice as long, up to [`BUDGET_RETRY_MAX`], so that many waiting connections cost
+/// little.
 const BUDGET_RETRY: Duration = Duration::from_millis(10);
+/// The longest wait between two looks at the inbound budget.
+const BUDGET_RETRY_MAX: Duration = Duration::from_millis(320);
 /// Bytes read into the connection's own small buffer when it has no read buffer (a new
 /// or idle connection): the read buffer is allocated once bytes are there.
 const FIRST_READ_BYTES: usize = 64;
@@ -494,6 +498,8 @@ async fn serve_connection<S, H>(
         first: [0; FIRST_READ_BYTES],
     };
     let mut frame_deadline = None;
+    // When bytes last came (StayConnected counts idle time from it).
+    let mut last_bytes_at = Instant::now();
     let closed = loop {
         let junk_before = decoder.junk_bytes();
         let frames_before = decoder.frames();
@@ -536,8 +542,12 @@ async fn serve_connection<S, H>(
             shared,
             stop,
             frame_deadline,
+            last_bytes_at,
         )
         .await;
+        if matches!(event, ReadEvent::Data(Ok(1..)) | ReadEvent::Pushed) {
+            last_bytes_at = Instant::now();
+        }
         match event {
             ReadEvent::Data(Ok(0)) => match decoder.finish() {
                 Ok(()) => break Closed::Peer,
@@ -665,10 +675,11 @@ async fn read_some<S: AsyncRead + TryRead + Unpin>(
     shared: &Shared,
     stop: &StopFlag,
     frame_deadline: Option<Instant>,
+    last_bytes_at: Instant,
 ) -> ReadEvent {
     let in_frame = decoder.in_frame();
     let idle_deadline = match config.stay_connected {
-        StayConnected::Idle(d) if !in_frame => Some(Instant::now() + d),
+        StayConnected::Idle(d) if !in_frame => Some(last_bytes_at + d),
         _ => None,
     };
     let deadline = if in_frame {
@@ -719,13 +730,15 @@ async fn wait_for_room(decoder: &mut FrameDecoder, shared: &Shared) {
         return;
     }
     shared.count(|s| s.budget_waits += 1);
-    let mut retry = Timer::new(BUDGET_RETRY);
+    let mut wait = BUDGET_RETRY;
+    let mut retry = Timer::new(wait);
     loop {
         (&mut retry).await;
         if decoder.make_room() {
             return;
         }
-        retry.reset(BUDGET_RETRY);
+        wait = (wait * 2).min(BUDGET_RETRY_MAX);
+        retry.reset(wait);
     }
 }
 
