@@ -193,7 +193,10 @@ fn stalled_frames_from_one_address_take_at_most_its_share_and_another_sender_get
         stats.budget_waits >= 1,
         "no stalled frame waited: {stats:?}"
     );
-    assert_eq!(stats.frames_received, 1, "only the other sender's: {stats:?}");
+    assert_eq!(
+        stats.frames_received, 1,
+        "only the other sender's: {stats:?}"
+    );
 }
 
 #[test]

@@ -23,7 +23,7 @@
 //! - connections of the service (all shards) ≤ `connections.connections_max()`, from one
 //!   IP address ≤ `connections.connections_per_peer_max()`; a connection past either is
 //!   closed as soon as it is accepted, before any byte is read, and logged once per peer
-//!   per [`REFUSAL_LOG_INTERVAL`] — except that a full service makes room for a new
+//!   per [`REFUSAL_LOG_INTERVAL`] (as are connections closed on an error) — except that a full service makes room for a new
 //!   address by displacing a connection of its heaviest one (see `crate::mllp::conns`);
 //! - read buffer per connection ≤ `frame_bytes_max + 3` bytes, and every connection's
 //!   buffer of every service together ≤ the process's [`InboundBudget`], of which one
@@ -248,6 +248,9 @@ pub struct ServerStats {
 struct Shared {
     stats: Cell<ServerStats>,
     refusals: RefCell<RefusalLog>,
+    /// The same rate limit for connections closed on an error (a slow-loris flood cut by
+    /// ReadTimeout would otherwise write one WARN per connection).
+    error_closes: RefCell<RefusalLog>,
     accept_stop: StopFlag,
     conns: RefCell<LocalConns>,
     drained: StopFlag,
@@ -259,6 +262,7 @@ impl Default for Shared {
         Self {
             stats: Cell::default(),
             refusals: RefCell::new(RefusalLog::new(REFUSAL_LOG_INTERVAL)),
+            error_closes: RefCell::new(RefusalLog::new(REFUSAL_LOG_INTERVAL)),
             accept_stop: StopFlag::default(),
             conns: RefCell::default(),
             drained: StopFlag::default(),
@@ -315,10 +319,7 @@ impl<H: FrameHandler> MllpServer<H> {
     /// Binds the listening socket (SO_REUSEPORT) on the current glommio executor.
     pub fn bind(config: ServerConfig, handler: H) -> Result<Self, MllpError> {
         let addr = SocketAddr::new(config.local_address, config.port);
-        let listener = TcpListener::bind(addr).map_err(|e| MllpError::Bind {
-            addr,
-            source: e.into(),
-        })?;
+        let listener = listen(addr).map_err(|source| MllpError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|e| MllpError::Bind {
             addr,
             source: e.into(),
@@ -443,6 +444,27 @@ fn refuse(stream: glommio::net::TcpStream, peer: SocketAddr, refusal: Refusal, s
          logged at most once per {} s, `refused` counts them)",
         REFUSAL_LOG_INTERVAL.as_secs()
     );
+}
+
+/// Listen backlog of a server's socket (glommio's own choice for its listeners).
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// A listening socket on `addr` with SO_REUSEPORT (every shard's server on the same port
+/// gets its share of connections) and SO_REUSEADDR (the port can be bound while closed
+/// connections of it, or any socket's closed connections from that port, wait out
+/// TIME_WAIT: a service restarted after cutting a flood binds at once). glommio's own
+/// `TcpListener::bind` sets only the first.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use std::os::fd::{FromRawFd as _, IntoRawFd as _};
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    // SAFETY: the descriptor is a bound, listening TCP socket that nothing else owns
+    // (into_raw_fd gave up ownership); the listener takes it over and closes it.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
 enum ReadEvent {
@@ -782,7 +804,20 @@ fn record_close(closed: &Closed, info: &ConnInfo, shared: &Shared) {
                 MllpError::CutAtStop { .. } => s.stop_cuts += 1,
                 _ => s.io_errors += 1,
             });
-            tracing::warn!(peer = %info.peer, conn = info.id, error = %e, "MLLP connection closed");
+            let now = Instant::now();
+            let Some(closed) = shared.error_closes.borrow_mut().note(info.peer.ip(), now) else {
+                tracing::debug!(peer = %info.peer, conn = info.id, error = %e, "MLLP connection closed");
+                return;
+            };
+            tracing::warn!(
+                peer = %info.peer,
+                conn = info.id,
+                closed,
+                error = %e,
+                "MLLP connection closed (such closes of this address are logged at most once \
+                 per {} s, `closed` counts them)",
+                REFUSAL_LOG_INTERVAL.as_secs()
+            );
         }
     }
 }
