@@ -20,6 +20,9 @@ use hie_tests::{MllpConn, field, free_port};
 fn production(in_port: u16, out_port: u16, engine: &str, adapter: &[(&str, &str)]) -> String {
     let mut text = head("Limits", 1) + engine;
     text += &tcp_service("In", in_port, "Out", &[]);
+    // 127.0.0.1 only: a port in use as a client port on another loopback address (these
+    // tests' own senders on 127.0.0.2, or anything else running) does not clash with it.
+    text += "LocalInterface = \"127.0.0.1\"\n";
     for (key, value) in adapter {
         // tcp_service ends with its [item.adapter] table.
         text += &format!("{key} = \"{value}\"\n");
