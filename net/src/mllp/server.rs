@@ -450,10 +450,9 @@ fn refuse(stream: glommio::net::TcpStream, peer: SocketAddr, refusal: Refusal, s
 const LISTEN_BACKLOG: i32 = 1024;
 
 /// A listening socket on `addr` with SO_REUSEPORT (every shard's server on the same port
-/// gets its share of connections) and SO_REUSEADDR (the port can be bound while closed
-/// connections of it, or any socket's closed connections from that port, wait out
-/// TIME_WAIT: a service restarted after cutting a flood binds at once). glommio's own
-/// `TcpListener::bind` sets only the first.
+/// gets its share of connections) and SO_REUSEADDR (the port can be bound while
+/// connections it accepted before wait out TIME_WAIT: a service restarted after cutting a
+/// flood binds at once). glommio's own `TcpListener::bind` sets only the first.
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     use std::os::fd::{FromRawFd as _, IntoRawFd as _};
     let domain = socket2::Domain::for_address(addr);
