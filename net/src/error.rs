@@ -38,9 +38,9 @@ pub enum MllpError {
         stream_offset: u64,
     },
 
-    /// No byte arrived within ReadTimeout while a frame was incomplete.
+    /// A frame did not arrive whole within ReadTimeout of its start block.
     #[error(
-        "ReadTimeout of {timeout_ms} ms expired with {buffered_bytes} bytes of an incomplete frame from {peer}"
+        "ReadTimeout of {timeout_ms} ms for a whole frame expired with {buffered_bytes} bytes of an incomplete frame from {peer}"
     )]
     ReadTimeout {
         /// The peer that stalled.
@@ -48,6 +48,21 @@ pub enum MllpError {
         /// The configured ReadTimeout.
         timeout_ms: u64,
         /// Bytes of the incomplete frame held when it expired.
+        buffered_bytes: usize,
+    },
+
+    /// The server was stopped while the peer was in the middle of a frame, and the frame
+    /// did not end within the stop grace: the connection was cut, the frame not taken.
+    #[error(
+        "stopped while {peer} was in the middle of a frame ({buffered_bytes} bytes buffered); \
+         cut after the stop grace of {grace_ms} ms"
+    )]
+    CutAtStop {
+        /// The peer that was cut.
+        peer: SocketAddr,
+        /// The grace given after the stop.
+        grace_ms: u64,
+        /// Bytes of the incomplete frame held when it was cut.
         buffered_bytes: usize,
     },
 

@@ -2,6 +2,8 @@
 //! sockets, and IRIS `ReplyCodeActions`.
 //!
 //! - [`mllp::frame`]: decoder over a reused buffer, encoder.
+//! - [`mllp::limits`]: the inbound byte budget, a service's connection table, the
+//!   refused-connection log's rate limit.
 //! - [`mllp::busy`]: non-blocking reads, waited for a short budget in the shard's
 //!   readiness set ([`mllp::readiness`]) before parking, which spares a busy connection a
 //!   cross-core wake-up per message.
@@ -21,6 +23,10 @@ pub use mllp::client::{
     ClientConfig, ClientStats, Connector, MllpClient, NoReplyReason, ReplyOutcome, TcpConnector,
 };
 pub use mllp::frame::{FrameDecoder, encode_frame};
+pub use mllp::limits::{
+    CONNECTIONS_MAX_DEFAULT, CONNECTIONS_PER_PEER_MAX_DEFAULT, ConnectionTable,
+    INBOUND_BUFFER_BYTES_MAX_DEFAULT, InboundBudget, PEER_SHARE_DIVISOR, SERVICE_SHARE_DIVISOR,
+};
 pub use mllp::server::{
     ConnInfo, FrameHandler, MllpServer, Reply, ServerConfig, ServerHandle, ServerStats,
     StayConnected,

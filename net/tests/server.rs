@@ -4,14 +4,20 @@
 mod common;
 
 use std::io::Write;
+use std::net::TcpStream;
 use std::time::Duration;
 
 use common::*;
-use hie_net::{ServerConfig, StayConnected};
+use hie_net::{ConnectionTable, ServerConfig, StayConnected};
 
 #[test]
 fn hundreds_of_concurrent_connections_each_get_their_ack() {
-    let server = TestServer::start(ServerConfig::default());
+    // All from 127.0.0.1: past the default per-peer limit.
+    let config = ServerConfig {
+        connections: ConnectionTable::new(4096, 300),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config);
     let mut conns: Vec<_> = (0..300).map(|_| connect(server.addr)).collect();
     for (i, c) in conns.iter_mut().enumerate() {
         send_all(c, &framed(&adt(&format!("C{i}"))));
@@ -174,7 +180,7 @@ fn stay_connected_idle_seconds_close_an_idle_connection() {
 #[test]
 fn connections_over_the_maximum_are_closed_at_once() {
     let config = ServerConfig {
-        connections_max: 2,
+        connections: ConnectionTable::new(2, 64),
         ..ServerConfig::default()
     };
     let server = TestServer::start(config);
@@ -199,4 +205,27 @@ fn stop_closes_idle_connections_and_run_returns() {
     let stats = server.stop();
     assert_eq!(stats.connections_active, 0);
     assert!(closed_within(&mut c, Duration::from_secs(5)));
+}
+
+#[test]
+fn a_port_whose_closed_connections_wait_in_time_wait_can_be_bound_again() {
+    use std::net::TcpListener;
+    // A connection the listening side closes first leaves its end in TIME_WAIT, holding
+    // the port (on Linux, for 60 s).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = TcpStream::connect(addr).unwrap();
+    let (served, _) = listener.accept().unwrap();
+    drop(served);
+    std::thread::sleep(Duration::from_millis(50));
+    drop((client, listener));
+    let config = ServerConfig {
+        port: addr.port(),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config);
+    assert_eq!(server.addr.port(), addr.port());
+    let mut c = connect(server.addr);
+    send_all(&mut c, &framed(&adt("REBOUND")));
+    assert_eq!(msa(&read_frames(&mut c, 1)[0]).0, "AA");
 }

@@ -326,6 +326,14 @@ impl MllpConn {
         })
     }
 
+    /// Wraps a stream already connected (from a chosen source address, say).
+    pub fn from_stream(stream: std::net::TcpStream) -> MllpConn {
+        MllpConn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     /// Sends one framed message.
     pub fn send(&mut self, msg: &[u8]) -> std::io::Result<()> {
         use std::io::Write;

@@ -686,7 +686,7 @@ pub const TCP_INBOUND_ADAPTER: &[SettingSpec] = &[
         A,
         int(0, 3600),
         "5",
-        "seconds to wait for the rest of a message once started",
+        "seconds a message may take to arrive whole once started (0 = no limit)",
     ),
     s(
         "StayConnected",
@@ -694,6 +694,27 @@ pub const TCP_INBOUND_ADAPTER: &[SettingSpec] = &[
         int(-1, DAY_S),
         "-1",
         "idle seconds before closing (-1 = never, 0 = after each message)",
+    ),
+    s(
+        "MaxConnections",
+        A,
+        int(1, 1_000_000),
+        "4096",
+        "hie: connections open at once to the service (all shards); more are refused",
+    ),
+    s(
+        "MaxConnectionsPerPeer",
+        A,
+        int(1, 1_000_000),
+        "256",
+        "hie: connections open at once from one IP address; more are refused",
+    ),
+    s(
+        "MaxMessageSize",
+        A,
+        int(1024, 1 << 30),
+        "67108864",
+        "hie: largest message in bytes; a larger one gets a NAK and its connection closes",
     ),
     no(
         "AllowedIPAddresses",

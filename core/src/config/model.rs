@@ -25,6 +25,10 @@ use super::settings::ItemSettings;
 pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 /// Smallest WAL segment accepted: 1 MiB.
 pub const WAL_SEGMENT_BYTES_MIN: u64 = 1024 * 1024;
+/// Smallest `[engine] inbound_buffer_bytes_max`: 1 MiB.
+pub const INBOUND_BUFFER_BYTES_MIN: u64 = 1 << 20;
+/// Largest `[engine] inbound_buffer_bytes_max`: 1 TiB.
+pub const INBOUND_BUFFER_BYTES_MAX: u64 = 1 << 40;
 /// Largest WAL segment accepted: 4 GiB.
 pub const WAL_SEGMENT_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 /// WAL segments are written with O_DIRECT, so their size is a multiple of this.
@@ -97,6 +101,9 @@ pub struct EngineSettings {
     pub wal_segment_bytes: u64,
     /// Address of the admin HTTP endpoint. `None`: no admin endpoint.
     pub admin_address: Option<SocketAddr>,
+    /// Budget of the read buffers of every inbound connection together, in bytes (frames
+    /// in progress). Default 1 GiB; 1 MiB..=1 TiB.
+    pub inbound_buffer_bytes_max: u64,
 }
 
 impl Default for EngineSettings {
@@ -107,6 +114,7 @@ impl Default for EngineSettings {
             wal_sync: WalSync::Fsync,
             wal_segment_bytes: WAL_SEGMENT_BYTES_DEFAULT,
             admin_address: None,
+            inbound_buffer_bytes_max: hie_net::INBOUND_BUFFER_BYTES_MAX_DEFAULT as u64,
         }
     }
 }

@@ -312,6 +312,12 @@ pub struct Hl7TcpServiceSettings {
     pub read_timeout_s: u32,
     /// `StayConnected`, default forever.
     pub stay_connected: StayConnected,
+    /// hie `MaxConnections`, default 4096.
+    pub max_connections: u32,
+    /// hie `MaxConnectionsPerPeer`, default 256.
+    pub max_connections_per_peer: u32,
+    /// hie `MaxMessageSize` in bytes, default 64 MiB.
+    pub max_message_size: u32,
     /// `Framing`, default `Flexible`.
     pub framing: Framing,
     /// `LocalFacilityApplication`, default `ISC:EnsembleHL7`.
@@ -824,6 +830,9 @@ pub fn resolve(
             ack_mode: r.ack_mode(),
             read_timeout_s: r.u32(a, "ReadTimeout"),
             stay_connected: r.stay_connected(a),
+            max_connections: r.u32(a, "MaxConnections"),
+            max_connections_per_peer: r.u32(a, "MaxConnectionsPerPeer"),
+            max_message_size: r.u32(a, "MaxMessageSize"),
             framing: r.framing(),
             local_facility_application: r.string(h, "LocalFacilityApplication"),
             message_schema_category: r.string(h, "MessageSchemaCategory"),

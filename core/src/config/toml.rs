@@ -8,7 +8,8 @@
 //!
 //! [engine]                          all optional: shards (1..=1024; absent = online cores),
 //! wal_sync = "fsync"                data_dir, wal_sync ("fsync" | "none" | "interval:<ms>ms"),
-//!                                   wal_segment_bytes, admin_address ("ip:port")
+//!                                   wal_segment_bytes, admin_address ("ip:port"),
+//!                                   inbound_buffer_bytes_max
 //! [[item]]                          one per item, in production order: name, class
 //! name = "ADT_In"                   (required), category, comment, pool_size (default 1),
 //! class = "EnsLib.HL7.Service.TCPService"   enabled (default true), foreground,
@@ -34,8 +35,9 @@ use toml::Spanned;
 use super::Diagnostic;
 use super::iris::{Parsed, line_of};
 use super::model::{
-    EngineSettings, Item, POOL_SIZE_MAX, Production, RawSettings, SHARDS_MAX, SettingValue,
-    SourceLocation, WAL_SEGMENT_ALIGN_BYTES, WAL_SEGMENT_BYTES_MAX, WAL_SEGMENT_BYTES_MIN, WalSync,
+    EngineSettings, INBOUND_BUFFER_BYTES_MAX, INBOUND_BUFFER_BYTES_MIN, Item, POOL_SIZE_MAX,
+    Production, RawSettings, SHARDS_MAX, SettingValue, SourceLocation, WAL_SEGMENT_ALIGN_BYTES,
+    WAL_SEGMENT_BYTES_MAX, WAL_SEGMENT_BYTES_MIN, WalSync,
 };
 
 #[derive(Deserialize)]
@@ -67,6 +69,7 @@ struct EngineForm {
     wal_sync: Option<Spanned<String>>,
     wal_segment_bytes: Option<Spanned<u64>>,
     admin_address: Option<Spanned<String>>,
+    inbound_buffer_bytes_max: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -251,6 +254,21 @@ fn engine(
         }
         engine.wal_segment_bytes = n;
     }
+    if let Some(bytes) = form.inbound_buffer_bytes_max {
+        let n = *bytes.get_ref();
+        if (INBOUND_BUFFER_BYTES_MIN..=INBOUND_BUFFER_BYTES_MAX).contains(&n) {
+            engine.inbound_buffer_bytes_max = n;
+        } else {
+            error(
+                bytes.span(),
+                None,
+                format!(
+                    "inbound_buffer_bytes_max {n} is not in \
+                     {INBOUND_BUFFER_BYTES_MIN}..={INBOUND_BUFFER_BYTES_MAX}"
+                ),
+            );
+        }
+    }
     if let Some(address) = form.admin_address {
         match address.get_ref().parse::<SocketAddr>() {
             Ok(addr) => engine.admin_address = Some(addr),
@@ -359,6 +377,11 @@ fn write_engine(out: &mut String, engine: &EngineSettings) {
         Some(addr) => kv(out, "admin_address", &string(&addr.to_string())),
         None => out.push_str("# admin_address = \"127.0.0.1:9180\"\n"),
     }
+    kv(
+        out,
+        "inbound_buffer_bytes_max",
+        &engine.inbound_buffer_bytes_max.to_string(),
+    );
 }
 
 fn write_item(out: &mut String, item: &Item) {
@@ -497,6 +520,23 @@ BusinessRuleName = "T.Rule"
         let errors = read_toml(bad, Path::new("b.toml")).unwrap().errors;
         let lines: Vec<u32> = errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![4, 5, 6, 7], "{errors:?}");
+    }
+
+    #[test]
+    fn inbound_buffer_bytes_max_is_read_range_checked_and_written_back() {
+        let good = "[production]\nname = \"P\"\n[engine]\ninbound_buffer_bytes_max = 2097152\n";
+        let p = read_toml(good, Path::new("g.toml")).unwrap().production;
+        assert_eq!(p.engine.inbound_buffer_bytes_max, 2 << 20);
+        let text = to_toml(&p);
+        assert!(
+            text.contains("inbound_buffer_bytes_max = 2097152"),
+            "{text}"
+        );
+        let bad = "[production]\nname = \"P\"\n[engine]\ninbound_buffer_bytes_max = 1000\n";
+        let errors = read_toml(bad, Path::new("b.toml")).unwrap().errors;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 4);
+        assert!(errors[0].message.contains("inbound_buffer_bytes_max"));
     }
 
     #[test]

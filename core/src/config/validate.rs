@@ -134,6 +134,7 @@ pub fn validate(production: &mut Production, file: &Path, opts: &LoadOptions) ->
     }
     check_targets(production, file, &mut f);
     check_ports(production, file, &mut f);
+    check_inbound_budget(production, file, &mut f);
     if opts.strict {
         let warnings = std::mem::take(&mut f.warnings);
         f.errors.extend(warnings);
@@ -307,6 +308,36 @@ fn check_ports(production: &Production, file: &Path, f: &mut Findings) {
     }
 }
 
+/// A message a service accepts must fit one sender's share of the process's inbound
+/// buffer budget (see `hie_net::mllp::limits`).
+fn check_inbound_budget(production: &Production, file: &Path, f: &mut Findings) {
+    let budget = production.engine.inbound_buffer_bytes_max;
+    let share = budget / hie_net::PEER_SHARE_DIVISOR as u64;
+    for item in production.items.iter().filter(|i| i.enabled) {
+        let ItemSettings::Hl7TcpService(s) = &item.settings else {
+            continue;
+        };
+        // The read buffer holds the frame's three block bytes too.
+        if u64::from(s.max_message_size) + 3 > share {
+            let line = item
+                .adapter_settings
+                .get("MaxMessageSize")
+                .map_or(item.source.line, |v| v.line);
+            f.error(
+                file,
+                line,
+                Some(&item.name),
+                format!(
+                    "MaxMessageSize {} (+ 3 framing bytes) does not fit one sender's share \
+                     ({share} bytes, 1/{}) of [engine] inbound_buffer_bytes_max {budget}",
+                    s.max_message_size,
+                    hie_net::PEER_SHARE_DIVISOR
+                ),
+            );
+        }
+    }
+}
+
 /// Where one item's instances run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
@@ -424,6 +455,24 @@ mod tests {
                 .any(|(l, m)| *l == 10 && m.contains("port 5000")),
             "{messages:?}"
         );
+    }
+
+    #[test]
+    fn a_max_message_size_past_the_inbound_budget_is_an_error_at_its_line() {
+        let item = with(
+            tcp_in("In", 3, "5000", ""),
+            7,
+            &[(SettingTarget::Adapter, "MaxMessageSize", "2097152")],
+        );
+        let mut p = production(vec![item]);
+        p.engine.inbound_buffer_bytes_max = 16 << 20;
+        let f = validate(&mut p.clone(), Path::new("p.xml"), &LoadOptions::default());
+        assert_eq!(f.errors.len(), 1, "{:?}", f.errors);
+        assert_eq!(f.errors[0].line, 8);
+        assert!(f.errors[0].message.contains("inbound_buffer_bytes_max"));
+        p.engine.inbound_buffer_bytes_max = 32 << 20;
+        let f = validate(&mut p, Path::new("p.xml"), &LoadOptions::default());
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
     }
 
     #[test]

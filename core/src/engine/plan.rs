@@ -48,6 +48,10 @@ pub enum Role {
 pub struct TcpServicePlan {
     pub settings: Hl7TcpServiceSettings,
     pub listen: SocketAddr,
+    /// The service's connection table, shared by its instances on every shard.
+    pub connections: hie_net::ConnectionTable,
+    /// The process's inbound buffer budget, shared by every service.
+    pub inbound_budget: hie_net::InboundBudget,
 }
 
 #[derive(Debug, Clone)]
@@ -192,8 +196,10 @@ impl Plan {
             Some(&id) => Target::Item(id),
             None => Target::Missing(name.to_string()),
         };
+        let budget = production.engine.inbound_buffer_bytes_max;
+        let budget = hie_net::InboundBudget::new(usize::try_from(budget).unwrap_or(usize::MAX));
         for (index, item) in production.items.iter().enumerate() {
-            let role = planned_role(item)?;
+            let role = planned_role(item, &budget)?;
             let shards_of = match (&role, placed.get(&index)) {
                 (Role::Inert(_), _) => Vec::new(),
                 (Role::Router, _) => (0..shards).collect(),
@@ -291,8 +297,8 @@ fn timeout(t: Timeout) -> Option<Duration> {
 
 /// The role of `item`; a disabled item whose settings the engine cannot use is inert
 /// (it could not be enabled), with the reason.
-fn planned_role(item: &config::Item) -> Result<Role, PlanError> {
-    match role_of(item) {
+fn planned_role(item: &config::Item, budget: &hie_net::InboundBudget) -> Result<Role, PlanError> {
+    match role_of(item, budget) {
         Err(e) if !item.enabled => Ok(Role::Inert(format!(
             "disabled in the production, and {}",
             e.message
@@ -301,7 +307,7 @@ fn planned_role(item: &config::Item) -> Result<Role, PlanError> {
     }
 }
 
-fn role_of(item: &config::Item) -> Result<Role, PlanError> {
+fn role_of(item: &config::Item, budget: &hie_net::InboundBudget) -> Result<Role, PlanError> {
     Ok(match &item.settings {
         ItemSettings::Unresolved => Role::Inert(format!("class {} is not run by hie", item.class)),
         ItemSettings::Hl7TcpService(s) => {
@@ -320,6 +326,11 @@ fn role_of(item: &config::Item) -> Result<Role, PlanError> {
             Role::TcpService(TcpServicePlan {
                 settings: s.clone(),
                 listen: SocketAddr::new(ip, s.port),
+                connections: hie_net::ConnectionTable::new(
+                    s.max_connections as usize,
+                    s.max_connections_per_peer as usize,
+                ),
+                inbound_budget: budget.clone(),
             })
         }
         ItemSettings::Hl7FileService(s) => Role::FileService(FileServicePlan {

@@ -544,6 +544,9 @@ fn server_config(plan: &TcpServicePlan) -> ServerConfig {
                 StayConnected::Idle(Duration::from_secs(u64::from(n)))
             }
         },
+        connections: plan.connections.clone(),
+        frame_bytes_max: s.max_message_size as usize,
+        inbound_budget: plan.inbound_budget.clone(),
         ..ServerConfig::default()
     }
 }

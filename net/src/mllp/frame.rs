@@ -22,10 +22,15 @@
 //!   and the frame restarts there.
 //! - A 0x1C not followed by 0x0D is payload.
 //! - After an error the decoder must not be used again: the connection is closed.
+//! - A decoder made [`with_account`](FrameDecoder::with_account) reserves every byte of
+//!   its buffer from that [`BufferAccount`] before allocating it and gives it back when the
+//!   buffer shrinks ([`give_back`](FrameDecoder::give_back)) or the decoder is dropped; it
+//!   allocates nothing until the first read.
 
 use memchr::{memchr, memchr2, memmem};
 
 use crate::error::MllpError;
+use crate::mllp::limits::{BufferAccount, InboundBudget};
 
 /// Start of a frame (VT).
 pub const START_BLOCK: u8 = 0x0B;
@@ -61,6 +66,8 @@ pub struct FrameDecoder {
     stream_base: u64,
     junk_bytes: u64,
     frames: u64,
+    /// Where the buffer's bytes are reserved (`None`: not accounted).
+    budget: Option<BufferAccount>,
 }
 
 impl FrameDecoder {
@@ -79,7 +86,27 @@ impl FrameDecoder {
             stream_base: 0,
             junk_bytes: 0,
             frames: 0,
+            budget: None,
         }
+    }
+
+    /// A decoder whose buffer is reserved through `account` (see the module doc); it
+    /// holds no buffer until [`make_room`](Self::make_room) first succeeds.
+    pub fn with_account(frame_bytes_max: usize, account: BufferAccount) -> Self {
+        let mut decoder = Self::new(frame_bytes_max);
+        decoder.buf = Vec::new();
+        decoder.budget = Some(account);
+        decoder
+    }
+
+    /// [`with_account`](Self::with_account) charging `budget` alone.
+    pub fn with_budget(frame_bytes_max: usize, budget: InboundBudget) -> Self {
+        Self::with_account(frame_bytes_max, BufferAccount::new(budget, None))
+    }
+
+    /// Bytes of buffer held now (what the budget counts for this decoder).
+    pub fn buffer_bytes(&self) -> usize {
+        self.buf.len()
     }
 
     fn buffer_bytes_cap(frame_bytes_max: usize) -> usize {
@@ -190,23 +217,62 @@ impl FrameDecoder {
         Ok(())
     }
 
-    /// Spare room to read into (never empty): consumed bytes are reclaimed first, and the
-    /// buffer grows (doubling, up to the frame limit) only when a frame needs it.
-    pub fn read_buf(&mut self) -> &mut [u8] {
+    /// Makes spare room to read into: consumed bytes are reclaimed first, and the buffer
+    /// is allocated or grows (doubling, up to the frame limit) only when a frame needs it.
+    /// False when the budget cannot cover the growth (nothing changed; try again later).
+    pub fn make_room(&mut self) -> bool {
         if self.head == self.tail {
             self.reset_empty();
         } else if self.head > 0 && self.buf.len() - self.tail < READ_BYTES_MIN {
             self.compact();
         }
-        if self.tail == self.buf.len() {
-            let cap = Self::buffer_bytes_cap(self.frame_bytes_max);
-            let grown = self.buf.len().saturating_mul(2).min(cap);
-            self.buf.resize(grown, 0);
+        if self.tail < self.buf.len() {
+            return true;
         }
+        let cap = Self::buffer_bytes_cap(self.frame_bytes_max);
+        let grown = match self.buf.len() {
+            0 => READ_BUFFER_BYTES_INITIAL.min(cap),
+            len => len.saturating_mul(2).min(cap),
+        };
+        let added = grown - self.buf.len();
+        if let Some(budget) = &self.budget
+            && !budget.try_reserve(added)
+        {
+            return false;
+        }
+        self.buf.reserve_exact(added);
+        self.buf.resize(grown, 0);
+        true
+    }
+
+    /// Spare room to read into (never empty). On a decoder with a budget, call only after
+    /// [`make_room`](Self::make_room) returned true.
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        let room = self.make_room();
+        assert!(
+            room,
+            "read_buf without room: make_room was refused by the budget"
+        );
         // next_frame fails a frame whose payload passes the limit, and the cap leaves room
         // for the largest allowed frame, so a full buffer at the cap cannot be waiting here.
         assert!(self.tail < self.buf.len(), "read buffer full at its cap");
         &mut self.buf[self.tail..]
+    }
+
+    /// Between frames with nothing buffered, shrinks the buffer to `keep_bytes` (0 frees
+    /// it), giving the difference back to the budget; otherwise does nothing. For a buffer
+    /// that grew for a large frame, and for a connection gone idle.
+    pub fn give_back(&mut self, keep_bytes: usize) {
+        if self.in_frame || self.head != self.tail || self.buf.len() <= keep_bytes {
+            return;
+        }
+        self.reset_empty();
+        let freed = self.buf.len() - keep_bytes;
+        self.buf.truncate(keep_bytes);
+        self.buf.shrink_to_fit();
+        if let Some(budget) = &self.budget {
+            budget.release(freed);
+        }
     }
 
     /// Records that `bytes_read` bytes were written at the start of [`read_buf`](Self::read_buf).
@@ -267,6 +333,14 @@ impl FrameDecoder {
         self.tail -= head;
         self.scan = self.scan.saturating_sub(head);
         self.head = 0;
+    }
+}
+
+impl Drop for FrameDecoder {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.release(self.buf.len());
+        }
     }
 }
 
@@ -498,6 +572,41 @@ mod tests {
             "{err}"
         );
         assert!(dec.partial_payload().starts_with(b"MSH|^~\\&|"));
+    }
+
+    #[test]
+    fn a_budgeted_decoder_reserves_its_buffer_and_gives_it_back() {
+        let budget = InboundBudget::new(READ_BUFFER_BYTES_INITIAL * 2);
+        let mut dec = FrameDecoder::with_budget(FRAME_BYTES_MAX_DEFAULT, budget.clone());
+        assert_eq!(
+            (dec.buffer_bytes(), budget.held()),
+            (0, 0),
+            "nothing before a read"
+        );
+        assert!(dec.make_room());
+        assert_eq!(budget.held(), READ_BUFFER_BYTES_INITIAL);
+        // A frame that needs the buffer to double past the budget: refused, unchanged.
+        let mut partial = vec![START_BLOCK];
+        partial.resize(READ_BUFFER_BYTES_INITIAL, b'A');
+        assert_eq!(dec.push(&partial), partial.len());
+        assert_eq!(dec.next_frame().unwrap(), None);
+        assert!(dec.make_room(), "doubling to twice the initial size fits");
+        let spare = dec.read_buf().len();
+        dec.commit(spare);
+        assert_eq!(dec.next_frame().unwrap(), None);
+        assert!(!dec.make_room(), "four times the initial size does not fit");
+        assert_eq!(budget.held(), READ_BUFFER_BYTES_INITIAL * 2);
+        dec.give_back(0);
+        assert_eq!(
+            budget.held(),
+            READ_BUFFER_BYTES_INITIAL * 2,
+            "not while in a frame"
+        );
+        dec.clear();
+        dec.give_back(READ_BUFFER_BYTES_INITIAL);
+        assert_eq!(budget.held(), READ_BUFFER_BYTES_INITIAL);
+        drop(dec);
+        assert_eq!(budget.held(), 0, "dropping the decoder gives the rest back");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 pub mod ack_only;
 pub mod busy;
 pub mod client;
+mod conns;
 pub mod frame;
+pub mod limits;
 pub mod nak;
 pub mod readiness;
 pub mod server;

@@ -13,23 +13,36 @@
 //!   default a NAK `AR` with an ERR segment) and the connection is closed; nothing past the
 //!   limit is buffered.
 //!
-//! Settings (IRIS names): Port, local address (LocalInterface), ReadTimeout (seconds to
-//! wait for the rest of a frame once it has begun; on expiry the connection is closed),
-//! StayConnected (-1 never close an idle connection, 0 close after each message, N close
-//! after N idle seconds), maximum connections (further connections are accepted and closed
-//! at once, counted as rejected). JobPerConnection is accepted and has no effect: a
+//! Settings (IRIS names): Port, local address (LocalInterface), ReadTimeout (seconds a
+//! frame may take from its start block to its end block; on expiry the connection is
+//! closed), StayConnected (-1 never close an idle connection, 0 close after each message,
+//! N close after N idle seconds). JobPerConnection is accepted and has no effect: a
 //! connection here is a local task of a few kilobytes, there is no job to save.
 //!
-//! Limits: connections per server ≤ `connections_max`; read buffer per connection ≤
-//! `frame_bytes_max + 3` bytes; one frame in the handler per connection at a time.
+//! Limits (see [`crate::mllp::limits`]):
+//! - connections of the service (all shards) ≤ `connections.connections_max()`, from one
+//!   IP address ≤ `connections.connections_per_peer_max()`; a connection past either is
+//!   closed as soon as it is accepted, before any byte is read, and logged once per peer
+//!   per [`REFUSAL_LOG_INTERVAL`] (as are connections closed on an error) — except that a full service makes room for a new
+//!   address by displacing a connection of its heaviest one (see `crate::mllp::conns`);
+//! - read buffer per connection ≤ `frame_bytes_max + 3` bytes, and every connection's
+//!   buffer of every service together ≤ the process's [`InboundBudget`], of which one
+//!   service holds at most half and one peer address an eighth (see
+//!   [`crate::mllp::limits`]): a connection whose buffer would pass its share or the
+//!   budget stops reading (TCP flow control holds the sender)
+//!   until there is room, while its ReadTimeout runs; a buffer grown for a large frame
+//!   shrinks back to [`READ_BUFFER_BYTES_INITIAL`] after it, and a connection idle for
+//!   `buffer_release_idle` frees its buffer altogether;
+//! - one frame in the handler per connection at a time;
+//! - a stop lets a connection finish the frame it is in for at most `stop_frame_grace`
+//!   after the stop, then cuts it: a stop never waits on a sender longer than that (plus
+//!   the handler's own work on frames already whole).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::future::{self, FutureExt as _};
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
@@ -38,13 +51,31 @@ use glommio::timer::Timer;
 
 use crate::error::MllpError;
 use crate::mllp::busy::{BUSY_POLL_DEFAULT, BusyReader, TryRead};
-use crate::mllp::frame::{FRAME_BYTES_MAX_DEFAULT, FrameDecoder, encode_frame};
+use crate::mllp::conns::{LocalConns, StopFlag};
+use crate::mllp::frame::{
+    FRAME_BYTES_MAX_DEFAULT, FrameDecoder, READ_BUFFER_BYTES_INITIAL, encode_frame,
+};
+use crate::mllp::limits::{
+    BufferAccount, ConnectionTable, InboundBudget, REFUSAL_LOG_INTERVAL, Refusal, RefusalLog,
+};
 use crate::mllp::nak::write_oversize_nak;
 
-/// The default maximum number of connections of one server (one shard).
-pub const CONNECTIONS_MAX_DEFAULT: usize = 4096;
 /// IRIS's default ReadTimeout for TCP services: 5 seconds.
 pub const READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// The default time a connection idle between frames keeps its read buffer: 1 second.
+pub const BUFFER_RELEASE_IDLE_DEFAULT: Duration = Duration::from_secs(1);
+/// The default time a stop waits for a connection in the middle of a frame: 5 seconds.
+pub const STOP_FRAME_GRACE_DEFAULT: Duration = Duration::from_secs(5);
+/// How soon a connection waiting for the inbound budget first looks again (the budget is
+/// shared by every shard: no wake-up comes from the others); each further look waits
+/// twice as long, up to [`BUDGET_RETRY_MAX`], so that many waiting connections cost
+/// little.
+const BUDGET_RETRY: Duration = Duration::from_millis(10);
+/// The longest wait between two looks at the inbound budget.
+const BUDGET_RETRY_MAX: Duration = Duration::from_millis(320);
+/// Bytes read into the connection's own small buffer when it has no read buffer (a new
+/// or idle connection): the read buffer is allocated once bytes are there.
+const FIRST_READ_BYTES: usize = 64;
 
 /// IRIS StayConnected: when to close a connection that is idle between messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,15 +112,25 @@ pub struct ServerConfig {
     pub local_address: IpAddr,
     /// TCP port (IRIS Port). `0` picks a free port (tests). Default `0`.
     pub port: u16,
-    /// IRIS ReadTimeout: how long to wait for more bytes of a frame that has begun. `None`
-    /// waits forever. Default 5 s.
+    /// IRIS ReadTimeout: how long a frame may take, from its start block to its end
+    /// block. `None` waits forever. Default 5 s.
     pub read_timeout: Option<Duration>,
     /// IRIS StayConnected. Default [`StayConnected::Forever`].
     pub stay_connected: StayConnected,
-    /// Connections open at once; more are closed on accept. Default 4096, at least 1.
-    pub connections_max: usize,
-    /// Largest payload accepted. Default 64 MiB.
+    /// The service's connection table (hie MaxConnections, MaxConnectionsPerPeer), shared
+    /// by its instances on every shard. Default: a table of its own with 4,096
+    /// connections, 256 per peer address.
+    pub connections: ConnectionTable,
+    /// Largest payload accepted (hie MaxMessageSize). Default 64 MiB.
     pub frame_bytes_max: usize,
+    /// The process's budget of inbound read-buffer bytes, shared by every server. Default:
+    /// a budget of its own of 1 GiB.
+    pub inbound_budget: InboundBudget,
+    /// How long a connection idle between frames keeps its read buffer. Default 1 s.
+    pub buffer_release_idle: Duration,
+    /// After a stop, how long a connection in the middle of a frame may take to finish it
+    /// before it is cut. Default 5 s.
+    pub stop_frame_grace: Duration,
     /// IRIS JobPerConnection: accepted for compatibility, no effect (see the module doc).
     pub job_per_connection: bool,
     /// How long a connection keeps trying non-blocking reads (yielding to the shard's
@@ -105,8 +146,11 @@ impl Default for ServerConfig {
             port: 0,
             read_timeout: Some(READ_TIMEOUT_DEFAULT),
             stay_connected: StayConnected::Forever,
-            connections_max: CONNECTIONS_MAX_DEFAULT,
+            connections: ConnectionTable::default(),
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+            inbound_budget: InboundBudget::default(),
+            buffer_release_idle: BUFFER_RELEASE_IDLE_DEFAULT,
+            stop_frame_grace: STOP_FRAME_GRACE_DEFAULT,
             job_per_connection: false,
             busy_poll: BUSY_POLL_DEFAULT,
         }
@@ -170,7 +214,8 @@ pub struct ServerStats {
     pub connections_accepted: u64,
     /// Connections open now.
     pub connections_active: usize,
-    /// Connections closed at once because `connections_max` were open.
+    /// Connections closed at once because the service or the peer address had its
+    /// maximum of connections open.
     pub connections_rejected: u64,
     /// Frames handed to the handler.
     pub frames_received: u64,
@@ -182,52 +227,48 @@ pub struct ServerStats {
     pub frames_oversize: u64,
     /// Connections closed by the peer in the middle of a frame.
     pub frames_truncated: u64,
-    /// Connections closed because ReadTimeout expired inside a frame.
+    /// Connections closed because a frame did not arrive whole within ReadTimeout.
     pub read_timeouts: u64,
+    /// Connections cut in the middle of a frame after a stop's grace.
+    pub stop_cuts: u64,
+    /// Connections cut to make room for a sender from a new address while the service
+    /// was full (see `crate::mllp::conns`).
+    pub connections_displaced: u64,
+    /// Times a connection found the inbound budget spent and waited for room.
+    pub budget_waits: u64,
+    /// Read buffers freed because their connection was idle.
+    pub buffers_released: u64,
     /// Connections closed because StayConnected's idle time expired.
     pub idle_closes: u64,
     /// Read or write errors.
     pub io_errors: u64,
 }
 
-/// A stop request one task can wait for, with one waker slot (no growth however often it
-/// is polled).
-#[derive(Debug, Default)]
-struct StopFlag {
-    stopped: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-}
-
-impl StopFlag {
-    fn stop(&self) {
-        self.stopped.set(true);
-        if let Some(w) = self.waker.borrow_mut().take() {
-            w.wake();
-        }
-    }
-
-    async fn wait(&self) {
-        future::poll_fn(|cx| {
-            if self.stopped.get() {
-                return Poll::Ready(());
-            }
-            let mut slot = self.waker.borrow_mut();
-            if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *slot = Some(cx.waker().clone());
-            }
-            Poll::Pending
-        })
-        .await
-    }
-}
-
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     stats: Cell<ServerStats>,
+    refusals: RefCell<RefusalLog>,
+    /// The same rate limit for connections closed on an error (a slow-loris flood cut by
+    /// ReadTimeout would otherwise write one WARN per connection).
+    error_closes: RefCell<RefusalLog>,
     accept_stop: StopFlag,
-    conns: RefCell<HashMap<u64, Rc<StopFlag>>>,
+    conns: RefCell<LocalConns>,
     drained: StopFlag,
     stopping: Cell<bool>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            stats: Cell::default(),
+            refusals: RefCell::new(RefusalLog::new(REFUSAL_LOG_INTERVAL)),
+            error_closes: RefCell::new(RefusalLog::new(REFUSAL_LOG_INTERVAL)),
+            accept_stop: StopFlag::default(),
+            conns: RefCell::default(),
+            drained: StopFlag::default(),
+            stopping: Cell::default(),
+        }
+    }
 }
 
 impl Shared {
@@ -246,14 +287,12 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// Stops accepting; connections finish the frame they are in and close when idle.
-    /// [`MllpServer::run`] returns once they are all closed.
+    /// Stops accepting; connections finish the frame they are in (within the stop grace)
+    /// and close. [`MllpServer::run`] returns once they are all closed.
     pub fn stop(&self) {
         self.shared.stopping.set(true);
         self.shared.accept_stop.stop();
-        for conn in self.shared.conns.borrow().values() {
-            conn.stop();
-        }
+        self.shared.conns.borrow().stop_all();
     }
 
     /// The counters now.
@@ -280,16 +319,11 @@ impl<H: FrameHandler> MllpServer<H> {
     /// Binds the listening socket (SO_REUSEPORT) on the current glommio executor.
     pub fn bind(config: ServerConfig, handler: H) -> Result<Self, MllpError> {
         let addr = SocketAddr::new(config.local_address, config.port);
-        let listener = TcpListener::bind(addr).map_err(|e| MllpError::Bind {
-            addr,
-            source: e.into(),
-        })?;
+        let listener = listen(addr).map_err(|source| MllpError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|e| MllpError::Bind {
             addr,
             source: e.into(),
         })?;
-        let mut config = config;
-        config.connections_max = config.connections_max.max(1);
         Ok(Self {
             listener,
             config: Rc::new(config),
@@ -345,24 +379,37 @@ impl<H: FrameHandler> MllpServer<H> {
 
     fn spawn_connection(&self, stream: glommio::net::TcpStream, id: u64) {
         let shared = self.handle.shared.clone();
-        if shared.stats.get().connections_active >= self.config.connections_max {
-            shared.count(|s| s.connections_rejected += 1);
-            tracing::warn!(
-                max = self.config.connections_max,
-                "MLLP connection refused: too many connections"
-            );
-            drop(stream);
-            return;
-        }
         let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
             shared.count(|s| s.io_errors += 1);
             return;
+        };
+        let admission = match self.config.connections.try_admit(peer.ip()) {
+            Ok(admission) => admission,
+            Err(Refusal::ServiceFull { .. })
+                if shared.conns.borrow_mut().displace_for(peer.ip()) =>
+            {
+                shared.count(|s| s.connections_displaced += 1);
+                match self.config.connections.try_admit_displacing(peer.ip()) {
+                    Ok(admission) => admission,
+                    Err(refusal) => {
+                        refuse(stream, peer, refusal, &shared);
+                        return;
+                    }
+                }
+            }
+            Err(refusal) => {
+                refuse(stream, peer, refusal, &shared);
+                return;
+            }
         };
         // Small ACKs must not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let info = ConnInfo { id, peer, local };
         let stop = Rc::new(StopFlag::default());
-        shared.conns.borrow_mut().insert(id, stop.clone());
+        shared
+            .conns
+            .borrow_mut()
+            .insert(id, peer.ip(), stop.clone());
         shared.count(|s| {
             s.connections_accepted += 1;
             s.connections_active += 1;
@@ -370,8 +417,9 @@ impl<H: FrameHandler> MllpServer<H> {
         let config = self.config.clone();
         let handler = self.handler.clone();
         glommio::spawn_local(async move {
-            serve_connection(stream, &info, &config, &*handler, &shared, &stop).await;
-            shared.conns.borrow_mut().remove(&id);
+            let account = BufferAccount::new(config.inbound_budget.clone(), Some(admission));
+            serve_connection(stream, &info, &config, account, &*handler, &shared, &stop).await;
+            shared.conns.borrow_mut().remove(id);
             shared.count(|s| s.connections_active -= 1);
             if shared.stopping.get() && shared.conns.borrow().is_empty() {
                 shared.drained.stop();
@@ -381,10 +429,54 @@ impl<H: FrameHandler> MllpServer<H> {
     }
 }
 
+/// Closes a connection past a limit at once, unread, and logs it once per peer per
+/// [`REFUSAL_LOG_INTERVAL`].
+fn refuse(stream: glommio::net::TcpStream, peer: SocketAddr, refusal: Refusal, shared: &Shared) {
+    shared.count(|s| s.connections_rejected += 1);
+    drop(stream);
+    let Some(refused) = shared.refusals.borrow_mut().note(peer.ip(), Instant::now()) else {
+        return;
+    };
+    tracing::warn!(
+        peer = %peer.ip(),
+        refused,
+        "MLLP connection refused: {refusal} (closed at once; refusals of this address are \
+         logged at most once per {} s, `refused` counts them)",
+        REFUSAL_LOG_INTERVAL.as_secs()
+    );
+}
+
+/// Listen backlog of a server's socket (glommio's own choice for its listeners).
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// A listening socket on `addr` with SO_REUSEPORT (every shard's server on the same port
+/// gets its share of connections) and SO_REUSEADDR (the port can be bound while
+/// connections it accepted before wait out TIME_WAIT: a service restarted after cutting a
+/// flood binds at once). glommio's own `TcpListener::bind` sets only the first.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use std::os::fd::{FromRawFd as _, IntoRawFd as _};
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    // SAFETY: the descriptor is a bound, listening TCP socket that nothing else owns
+    // (into_raw_fd gave up ownership); the listener takes it over and closes it.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}
+
 enum ReadEvent {
+    /// A read into the decoder's buffer.
     Data(std::io::Result<usize>),
+    /// Bytes read into the connection's small buffer were copied into the decoder.
+    Pushed,
     TimedOut,
     Stopped,
+    /// Stopped, and the frame in progress did not end within the stop grace.
+    Cut,
+    /// Idle for `buffer_release_idle` with nothing buffered: free the buffer.
+    Release,
 }
 
 /// Why a connection loop ended (for the log and the counters).
@@ -398,12 +490,20 @@ enum Closed {
     Error(MllpError),
 }
 
+/// What a connection reads into besides its decoder.
+struct ConnBuffers {
+    response: Vec<u8>,
+    out: Vec<u8>,
+    first: [u8; FIRST_READ_BYTES],
+}
+
 /// Serves one connection over any byte stream until it closes. Generic so that a TLS
 /// stream is served by the same code.
 async fn serve_connection<S, H>(
     mut stream: S,
     info: &ConnInfo,
     config: &ServerConfig,
+    account: BufferAccount,
     handler: &H,
     shared: &Shared,
     stop: &StopFlag,
@@ -411,32 +511,41 @@ async fn serve_connection<S, H>(
     S: AsyncRead + AsyncWrite + TryRead + Unpin,
     H: FrameHandler,
 {
-    let mut decoder = FrameDecoder::new(config.frame_bytes_max);
+    let mut decoder = FrameDecoder::with_account(config.frame_bytes_max, account);
     let mut reader = BusyReader::new(config.busy_poll);
-    let mut response = Vec::new();
-    let mut out = Vec::new();
+    let mut bufs = ConnBuffers {
+        response: Vec::new(),
+        out: Vec::new(),
+        first: [0; FIRST_READ_BYTES],
+    };
+    let mut frame_deadline = None;
+    // When bytes last came (StayConnected counts idle time from it).
+    let mut last_bytes_at = Instant::now();
     let closed = loop {
         let junk_before = decoder.junk_bytes();
+        let frames_before = decoder.frames();
         let (answered, close) = drain_frames(
             &mut decoder,
             info,
             config,
             handler,
             shared,
-            &mut response,
-            &mut out,
+            &mut bufs.response,
+            &mut bufs.out,
         )
         .await;
         shared.count(|s| s.junk_bytes += decoder.junk_bytes() - junk_before);
-        if !out.is_empty() {
-            if let Err(source) = stream.write_all(&out).await {
+        // Before the answers leave: a sender that has its ACK finds the memory given back.
+        decoder.give_back(READ_BUFFER_BYTES_INITIAL);
+        if !bufs.out.is_empty() {
+            if let Err(source) = stream.write_all(&bufs.out).await {
                 break Closed::Error(MllpError::Io {
                     peer: info.peer,
                     during: "writing",
                     source,
                 });
             }
-            out.clear();
+            bufs.out.clear();
         }
         if let Some(closed) = close {
             break closed;
@@ -444,12 +553,29 @@ async fn serve_connection<S, H>(
         if answered && config.stay_connected == StayConnected::AfterEachMessage {
             break Closed::AfterEachMessage;
         }
-        match read_some(&mut stream, &mut reader, &mut decoder, config, stop).await {
+        frame_deadline = next_frame_deadline(&decoder, frames_before, frame_deadline, config);
+        let event = read_some(
+            &mut stream,
+            &mut reader,
+            &mut decoder,
+            &mut bufs.first,
+            config,
+            shared,
+            stop,
+            frame_deadline,
+            last_bytes_at,
+        )
+        .await;
+        if matches!(event, ReadEvent::Data(Ok(1..)) | ReadEvent::Pushed) {
+            last_bytes_at = Instant::now();
+        }
+        match event {
             ReadEvent::Data(Ok(0)) => match decoder.finish() {
                 Ok(()) => break Closed::Peer,
                 Err(e) => break Closed::Error(e),
             },
             ReadEvent::Data(Ok(n)) => decoder.commit(n),
+            ReadEvent::Pushed => {}
             ReadEvent::Data(Err(source)) => {
                 break Closed::Error(MllpError::Io {
                     peer: info.peer,
@@ -466,10 +592,42 @@ async fn serve_connection<S, H>(
             }
             ReadEvent::TimedOut => break Closed::Idle,
             ReadEvent::Stopped => break Closed::Stopped,
+            ReadEvent::Cut => {
+                break Closed::Error(MllpError::CutAtStop {
+                    peer: info.peer,
+                    grace_ms: config.stop_frame_grace.as_millis() as u64,
+                    buffered_bytes: decoder.buffered_bytes(),
+                });
+            }
+            ReadEvent::Release => {
+                decoder.give_back(0);
+                bufs.response = Vec::new();
+                bufs.out = Vec::new();
+                shared.count(|s| s.buffers_released += 1);
+            }
         }
     };
+    drop(decoder);
     record_close(&closed, info, shared);
     let _ = stream.close().await;
+}
+
+/// When the frame in progress must be whole (ReadTimeout from its start block): kept
+/// while the same frame goes on, started afresh for a frame begun since, none between
+/// frames.
+fn next_frame_deadline(
+    decoder: &FrameDecoder,
+    frames_before: u64,
+    deadline: Option<Instant>,
+    config: &ServerConfig,
+) -> Option<Instant> {
+    if !decoder.in_frame() {
+        return None;
+    }
+    if deadline.is_some() && decoder.frames() == frames_before {
+        return deadline;
+    }
+    config.read_timeout.map(|t| Instant::now() + t)
 }
 
 /// Handles every whole frame buffered, appending framed responses to `out`. Returns
@@ -523,44 +681,109 @@ fn push_response(out: &mut Vec<u8>, response: &[u8], shared: &Shared) {
     }
 }
 
-/// Reads once into the decoder's buffer (busy-polling first, see [`crate::mllp::busy`]),
-/// racing the timeout that applies (ReadTimeout inside a frame, StayConnected's idle time
-/// between frames) and, between frames, a stop.
+/// Reads once (busy-polling first, see [`crate::mllp::busy`]), racing the timeout that
+/// applies (the frame's ReadTimeout deadline inside a frame, StayConnected's idle time
+/// between frames), a stop (inside a frame: the stop grace) and, between frames with a
+/// buffer and nothing in it, the buffer's release. Reads into the decoder's buffer once
+/// the budget has room for it; a connection without a buffer first reads into `first`.
+#[allow(clippy::too_many_arguments)]
 async fn read_some<S: AsyncRead + TryRead + Unpin>(
     stream: &mut S,
     reader: &mut BusyReader,
     decoder: &mut FrameDecoder,
+    first: &mut [u8; FIRST_READ_BYTES],
     config: &ServerConfig,
+    shared: &Shared,
     stop: &StopFlag,
+    frame_deadline: Option<Instant>,
+    last_bytes_at: Instant,
 ) -> ReadEvent {
     let in_frame = decoder.in_frame();
-    let limit = if in_frame {
-        config.read_timeout
-    } else {
-        match config.stay_connected {
-            StayConnected::Idle(d) => Some(d),
-            StayConnected::Forever | StayConnected::AfterEachMessage => None,
-        }
+    let idle_deadline = match config.stay_connected {
+        StayConnected::Idle(d) if !in_frame => Some(last_bytes_at + d),
+        _ => None,
     };
-    let buf = decoder.read_buf();
-    let read = async { ReadEvent::Data(reader.read(stream, buf).await) };
+    let deadline = if in_frame {
+        frame_deadline
+    } else {
+        idle_deadline
+    };
+    let release = !in_frame && decoder.buffered_bytes() == 0 && decoder.buffer_bytes() > 0;
+    let unbuffered = decoder.buffer_bytes() == 0;
+    let read = async {
+        if unbuffered {
+            return read_first(stream, reader, decoder, first, shared).await;
+        }
+        wait_for_room(decoder, shared).await;
+        ReadEvent::Data(reader.read(stream, decoder.read_buf()).await)
+    };
     let timer = async {
-        match limit {
-            Some(d) => {
-                Timer::new(d).await;
+        match deadline {
+            Some(at) => {
+                Timer::new(at.saturating_duration_since(Instant::now())).await;
                 ReadEvent::TimedOut
             }
             None => future::pending().await,
         }
     };
-    let stopped = async {
-        if in_frame {
+    let released = async {
+        if !release {
             future::pending::<()>().await;
         }
-        stop.wait().await;
-        ReadEvent::Stopped
+        Timer::new(config.buffer_release_idle).await;
+        ReadEvent::Release
     };
-    read.or(timer).or(stopped).await
+    let stopped = async {
+        stop.wait().await;
+        if !in_frame || stop.displaced() {
+            return ReadEvent::Stopped;
+        }
+        let cut_at = stop.stopped_at().unwrap_or_else(Instant::now) + config.stop_frame_grace;
+        Timer::new(cut_at.saturating_duration_since(Instant::now())).await;
+        ReadEvent::Cut
+    };
+    read.or(timer).or(stopped).or(released).await
+}
+
+/// Waits until the decoder has room to read into (the inbound budget allows it).
+async fn wait_for_room(decoder: &mut FrameDecoder, shared: &Shared) {
+    if decoder.make_room() {
+        return;
+    }
+    shared.count(|s| s.budget_waits += 1);
+    let mut wait = BUDGET_RETRY;
+    let mut retry = Timer::new(wait);
+    loop {
+        (&mut retry).await;
+        if decoder.make_room() {
+            return;
+        }
+        wait = (wait * 2).min(BUDGET_RETRY_MAX);
+        retry.reset(wait);
+    }
+}
+
+/// Reads into `first` (a connection without a read buffer: new, or idle), then copies
+/// what came into the decoder once the budget has room for its buffer.
+async fn read_first<S: AsyncRead + TryRead + Unpin>(
+    stream: &mut S,
+    reader: &mut BusyReader,
+    decoder: &mut FrameDecoder,
+    first: &mut [u8; FIRST_READ_BYTES],
+    shared: &Shared,
+) -> ReadEvent {
+    // Never more than a fresh buffer of the smallest frame limit holds.
+    let limit = FIRST_READ_BYTES.min(decoder.frame_bytes_max().saturating_add(3));
+    let n = match reader.read(stream, &mut first[..limit]).await {
+        Ok(0) => return ReadEvent::Data(Ok(0)),
+        Ok(n) => n,
+        Err(e) => return ReadEvent::Data(Err(e)),
+    };
+    wait_for_room(decoder, shared).await;
+    let copied = decoder.push(&first[..n]);
+    // A fresh buffer holds min(64 KiB, frame_bytes_max + 3) bytes, at least `limit`.
+    assert_eq!(copied, n, "first bytes did not fit a fresh read buffer");
+    ReadEvent::Pushed
 }
 
 fn record_close(closed: &Closed, info: &ConnInfo, shared: &Shared) {
@@ -577,9 +800,23 @@ fn record_close(closed: &Closed, info: &ConnInfo, shared: &Shared) {
                 MllpError::FrameTooLarge { .. } => s.frames_oversize += 1,
                 MllpError::TruncatedFrame { .. } => s.frames_truncated += 1,
                 MllpError::ReadTimeout { .. } => s.read_timeouts += 1,
+                MllpError::CutAtStop { .. } => s.stop_cuts += 1,
                 _ => s.io_errors += 1,
             });
-            tracing::warn!(peer = %info.peer, conn = info.id, error = %e, "MLLP connection closed");
+            let now = Instant::now();
+            let Some(closed) = shared.error_closes.borrow_mut().note(info.peer.ip(), now) else {
+                tracing::debug!(peer = %info.peer, conn = info.id, error = %e, "MLLP connection closed");
+                return;
+            };
+            tracing::warn!(
+                peer = %info.peer,
+                conn = info.id,
+                closed,
+                error = %e,
+                "MLLP connection closed (such closes of this address are logged at most once \
+                 per {} s, `closed` counts them)",
+                REFUSAL_LOG_INTERVAL.as_secs()
+            );
         }
     }
 }
