@@ -62,20 +62,25 @@ pub struct Parsed {
 pub type ReadResult = Result<Parsed, Vec<Diagnostic>>;
 
 /// 1-based line numbers of byte positions in a text, offset by the line the text starts on.
-struct Lines {
+/// Built once per text (one pass), then each look-up is a binary search: reading a file of
+/// n items stays linear-logarithmic, not quadratic.
+#[derive(Debug)]
+pub struct Lines {
     newlines: Vec<usize>,
     first_line: u32,
 }
 
 impl Lines {
-    fn new(text: &str, first_line: u32) -> Lines {
+    /// The newline index of `text`, whose first line is `first_line`.
+    pub fn new(text: &str, first_line: u32) -> Lines {
         Lines {
             newlines: memchr_newlines(text),
             first_line,
         }
     }
 
-    fn line(&self, pos: u64) -> u32 {
+    /// The line of byte `pos`.
+    pub fn line(&self, pos: u64) -> u32 {
         let pos = usize::try_from(pos).unwrap_or(usize::MAX);
         let before = self.newlines.partition_point(|&nl| nl < pos);
         self.first_line + u32::try_from(before).unwrap_or(u32::MAX - self.first_line)
@@ -90,7 +95,7 @@ fn memchr_newlines(text: &str) -> Vec<usize> {
         .collect()
 }
 
-/// 1-based line of byte `pos` in `text`.
+/// 1-based line of byte `pos` in `text` (one look-up; build [`Lines`] for many).
 pub fn line_of(text: &str, pos: usize) -> u32 {
     Lines::new(text, 1).line(pos as u64)
 }

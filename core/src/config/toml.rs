@@ -32,7 +32,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Diagnostic;
-use super::iris::{Parsed, line_of};
+use super::iris::{Lines, Parsed, line_of};
 use super::model::{
     EngineSettings, Item, POOL_SIZE_MAX, Production, RawSettings, SHARDS_MAX, SettingValue,
     SourceLocation, WAL_SEGMENT_ALIGN_BYTES, WAL_SEGMENT_BYTES_MAX, WAL_SEGMENT_BYTES_MIN, WalSync,
@@ -140,8 +140,10 @@ impl ValueForm {
         match self {
             ValueForm::Text(s) => s,
             ValueForm::Integer(n) => n.to_string(),
-            // Display writes the shortest decimal that reads back as the same value.
-            ValueForm::Float(x) => x.to_string(),
+            // Debug writes the shortest decimal that reads back as the same value, and
+            // keeps a fraction point (`1.5e3` is `1500.0`), so a float never passes for an
+            // integer: `Port = 1.5e3` is an error, `RestartDelay = 1.5e3` is 1500 s.
+            ValueForm::Float(x) => format!("{x:?}"),
             ValueForm::Boolean(b) => if b { "1" } else { "0" }.to_owned(),
         }
     }
@@ -158,15 +160,15 @@ pub fn read_toml(text: &str, file: &Path) -> super::iris::ReadResult {
             message: format!("TOML: {}", e.message().trim_end()),
         }]
     })?;
-    Ok(from_form(form, text, file))
+    Ok(from_form(form, &Lines::new(text, 1), file))
 }
 
-fn from_form(form: FileForm, text: &str, file: &Path) -> Parsed {
+fn from_form(form: FileForm, lines: &Lines, file: &Path) -> Parsed {
     let mut errors = Vec::new();
     let mut error = |span: std::ops::Range<usize>, item: Option<&str>, message: String| {
         errors.push(Diagnostic {
             file: file.to_path_buf(),
-            line: line_of(text, span.start),
+            line: lines.line(span.start as u64),
             item: item.map(str::to_owned),
             message,
         });
@@ -192,7 +194,7 @@ fn from_form(form: FileForm, text: &str, file: &Path) -> Parsed {
     let items = form
         .items
         .into_iter()
-        .map(|form| item(form, text, file, &mut error))
+        .map(|form| item(form, lines, file, &mut error))
         .collect();
     let production = Production {
         name: form.production.name.into_inner(),
@@ -269,11 +271,11 @@ fn engine(
 
 fn item(
     form: ItemForm,
-    text: &str,
+    lines: &Lines,
     file: &Path,
     error: &mut impl FnMut(std::ops::Range<usize>, Option<&str>, String),
 ) -> Item {
-    let line = line_of(text, form.name.span().start);
+    let line = lines.line(form.name.span().start as u64);
     let name = form.name.into_inner();
     let mut item = Item::new(name.clone(), form.class);
     item.category = form.category;
@@ -292,8 +294,8 @@ fn item(
     item.enabled = form.enabled.unwrap_or(true);
     item.foreground = form.foreground;
     item.log_trace_events = form.log_trace_events;
-    item.host_settings = settings(form.host, text);
-    item.adapter_settings = settings(form.adapter, text);
+    item.host_settings = settings(form.host, lines);
+    item.adapter_settings = settings(form.adapter, lines);
     item.source = SourceLocation {
         file: file.to_path_buf(),
         line,
@@ -301,10 +303,10 @@ fn item(
     item
 }
 
-fn settings(form: BTreeMap<String, Spanned<ValueForm>>, text: &str) -> RawSettings {
+fn settings(form: BTreeMap<String, Spanned<ValueForm>>, lines: &Lines) -> RawSettings {
     form.into_iter()
         .map(|(name, value)| {
-            let line = line_of(text, value.span().start);
+            let line = lines.line(value.span().start as u64);
             (
                 name,
                 SettingValue {

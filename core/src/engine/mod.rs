@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::config::Production;
 use crate::engine::control::ItemCommand;
-use crate::engine::plan::{Plan, PlanError};
+use crate::engine::plan::Plan;
 use crate::engine::runtime::{Phase, ShardStatus, Shared};
 use crate::envelope::{ItemId, ShardMsg};
 use crate::ring::{self, Doorbells, ShardRings};
@@ -54,8 +54,6 @@ pub struct EngineOptions {
 /// Why a production could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error(transparent)]
-    Plan(#[from] PlanError),
     #[error(transparent)]
     Shards(#[from] ShardError),
     #[error("cannot create the data directory {}: {source}", path.display())]
@@ -108,7 +106,7 @@ type Parts = (ShardRings<ShardMsg>, Receiver<ShardControl>);
 impl RunningEngine {
     /// Plans and starts `production`; returns once every service is open.
     pub fn start(production: &Production, options: EngineOptions) -> Result<Self, EngineError> {
-        let plan = Arc::new(Plan::new(production, options.layout.shards)?);
+        let plan = Arc::new(Plan::new(production, options.layout.shards));
         let data_dir_err = |source| EngineError::DataDir {
             path: options.data_dir.clone(),
             source,

@@ -5,20 +5,25 @@
 //! `config::placement` (round robin of item instances over the shards) for services and
 //! operations; routers run on every shard (docs/adr/0001).
 //!
-//! An item that cannot run (disabled in the production, class hie does not know, or a
-//! kind hie does not run yet, such as the e-mail alert operation) is [`Role::Inert`]: it
-//! keeps its id so that messages sent to it fail visibly instead of vanishing.
+//! An item that cannot run (disabled in the production, or of a class hie does not run)
+//! is [`Role::Inert`]: it keeps its id so that messages sent to it fail visibly instead of
+//! vanishing.
+//!
+//! Planning cannot fail: whatever would stop a production from starting is found by
+//! validation (`config::validate`), which `hie check` runs too, so the two agree. Nothing
+//! here does blocking work: a TCP operation's host name is resolved when it connects
+//! (`items::hl7_tcp_operation`), not here.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hie_net::ReplyCodeActions;
 
 use crate::config::{
-    self, AckMode, Hl7FileOperationSettings, Hl7FileServiceSettings, Hl7TcpOperationSettings,
+    self, Hl7FileOperationSettings, Hl7FileServiceSettings, Hl7TcpOperationSettings,
     Hl7TcpServiceSettings, ItemKind, ItemSettings, OverflowStrategy, Production, RestartPolicy,
-    SettingTarget, Timeout,
+    Timeout,
 };
 use crate::envelope::ItemId;
 use crate::priority::QueueOrder;
@@ -52,8 +57,8 @@ pub struct FileServicePlan {
 
 #[derive(Debug, Clone)]
 pub struct TcpOperationPlan {
+    /// Its settings; `ip_address` and `port` say where it connects (resolved at connect).
     pub settings: Hl7TcpOperationSettings,
-    pub address: SocketAddr,
     pub reply_code_actions: ReplyCodeActions,
     pub retry_interval: Duration,
     /// `None`: retry forever (FailureTimeout -1).
@@ -147,17 +152,9 @@ pub struct Plan {
     by_name: HashMap<String, ItemId>,
 }
 
-/// A production that loads but cannot be planned (settings the engine needs are unusable).
-#[derive(Debug, thiserror::Error)]
-#[error("item {item}: {message}")]
-pub struct PlanError {
-    pub item: String,
-    pub message: String,
-}
-
 impl Plan {
     /// Plans `production` over `shards` shards.
-    pub fn new(production: &Production, shards: usize) -> Result<Plan, PlanError> {
+    pub fn new(production: &Production, shards: usize) -> Plan {
         let shards = shards.max(1);
         let placed: HashMap<usize, Vec<usize>> = config::placement(production, shards)
             .into_iter()
@@ -171,7 +168,7 @@ impl Plan {
             .collect();
         let mut items = Vec::with_capacity(production.items.len());
         for (index, item) in production.items.iter().enumerate() {
-            let role = role_of(item)?;
+            let role = role_of(item);
             let shards_of = match (&role, placed.get(&index)) {
                 (Role::Inert(_), _) | (_, None) => Vec::new(),
                 (Role::Router, Some(_)) => (0..shards).collect(),
@@ -215,12 +212,12 @@ impl Plan {
                 restart: common.map(|c| c.restart).unwrap_or_default(),
             });
         }
-        Ok(Plan {
+        Plan {
             production: production.name.clone(),
             shards,
             items,
             by_name,
-        })
+        }
     }
 
     /// The item called `name`.
@@ -241,13 +238,6 @@ impl Plan {
     }
 }
 
-fn err(item: &config::Item, message: impl Into<String>) -> PlanError {
-    PlanError {
-        item: item.name.clone(),
-        message: message.into(),
-    }
-}
-
 fn timeout(t: Timeout) -> Option<Duration> {
     match t {
         Timeout::Forever => None,
@@ -255,66 +245,30 @@ fn timeout(t: Timeout) -> Option<Duration> {
     }
 }
 
-fn role_of(item: &config::Item) -> Result<Role, PlanError> {
+fn role_of(item: &config::Item) -> Role {
     if !item.enabled {
-        return Ok(Role::Inert("disabled in the production".into()));
+        return Role::Inert("disabled in the production".into());
     }
-    Ok(match &item.settings {
+    match &item.settings {
         ItemSettings::Unresolved => Role::Inert(format!("class {} is not run by hie", item.class)),
-        ItemSettings::Hl7TcpService(s) => {
-            if s.ack_mode == AckMode::Byte {
-                return Err(err(
-                    item,
-                    "AckMode Byte is not supported yet; use Immed, App, Msh or Never",
-                ));
-            }
-            let ip: IpAddr = item
-                .raw_value(SettingTarget::Adapter, "LocalInterface")
-                .and_then(|v| v.split_whitespace().next())
-                .filter(|v| !v.is_empty())
-                .map_or(Ok(IpAddr::from([0, 0, 0, 0])), |v| v.parse())
-                .map_err(|_| err(item, "LocalInterface is not an IP address"))?;
-            Role::TcpService(TcpServicePlan {
-                settings: s.clone(),
-                listen: SocketAddr::new(ip, s.port),
-            })
-        }
+        ItemSettings::Hl7TcpService(s) => Role::TcpService(TcpServicePlan {
+            settings: s.clone(),
+            listen: SocketAddr::new(s.local_interface, s.port),
+        }),
         ItemSettings::Hl7FileService(s) => Role::FileService(FileServicePlan {
             settings: s.clone(),
         }),
         ItemSettings::Router(_) => Role::Router,
-        ItemSettings::Hl7TcpOperation(s) => {
-            if s.ip_address.starts_with('!') {
-                return Err(err(
-                    item,
-                    "IPAddress with a leading '!' (wait for the peer to connect) is not supported yet",
-                ));
-            }
-            let address = (s.ip_address.as_str(), s.port)
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut a| a.next())
-                .ok_or_else(|| {
-                    err(
-                        item,
-                        format!("cannot resolve IPAddress {}:{}", s.ip_address, s.port),
-                    )
-                })?;
-            Role::TcpOperation(TcpOperationPlan {
-                settings: s.clone(),
-                address,
-                reply_code_actions: s.reply_code_actions.clone(),
-                retry_interval: Duration::from_secs(u64::from(s.retry_interval_s)),
-                failure_timeout: timeout(s.failure_timeout),
-            })
-        }
+        ItemSettings::Hl7TcpOperation(s) => Role::TcpOperation(TcpOperationPlan {
+            settings: s.clone(),
+            reply_code_actions: s.reply_code_actions.clone(),
+            retry_interval: Duration::from_secs(u64::from(s.retry_interval_s)),
+            failure_timeout: timeout(s.failure_timeout),
+        }),
         ItemSettings::Hl7FileOperation(s) => Role::FileOperation(FileOperationPlan {
             settings: s.clone(),
             retry_interval: Duration::from_secs(u64::from(s.retry_interval_s)),
             failure_timeout: timeout(s.failure_timeout),
         }),
-        ItemSettings::EmailAlertOperation(_) => {
-            Role::Inert("EnsLib.EMail.AlertOperation is not run by hie yet".into())
-        }
-    })
+    }
 }
