@@ -248,10 +248,13 @@ fn ignored_because(family: Family, target: SettingTarget, name: &str, known: boo
         SettingTarget::Adapter => SettingTarget::Host,
     };
     if catalog::spec(family, other, name).is_some() {
+        let article = match other {
+            SettingTarget::Host => "a",
+            SettingTarget::Adapter => "an",
+        };
+        let other = other.as_str();
         return format!(
-            "{what} is ignored: {name} is an {} setting (Target=\"{}\")",
-            other.as_str(),
-            other.as_str()
+            "{what} is ignored: {name} is {article} {other} setting (Target=\"{other}\")"
         );
     }
     let specs = catalog::specs(family);
