@@ -157,10 +157,27 @@ pub fn read_toml(text: &str, file: &Path) -> super::iris::ReadResult {
             file: file.to_path_buf(),
             line,
             item: None,
-            message: format!("TOML: {}", e.message().trim_end()),
+            message: format!(
+                "TOML: {}{}",
+                e.message().trim_end(),
+                unknown_key_hint(e.message())
+            ),
         }]
     })?;
     Ok(from_form(form, &Lines::new(text, 1), file))
+}
+
+/// `" (did you mean X?)"` for serde's "unknown field `k`, expected one of `a`, `b`, …" when
+/// one of the expected keys is close to `k`; empty otherwise.
+fn unknown_key_hint(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return String::new();
+    };
+    let Some((key, expected)) = rest.split_once('`') else {
+        return String::new();
+    };
+    let known = expected.split('`').skip(1).step_by(2);
+    super::suggest::did_you_mean(key, known)
 }
 
 fn from_form(form: FileForm, lines: &Lines, file: &Path) -> Parsed {
@@ -419,6 +436,18 @@ fn key(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelt_key_is_an_error_at_its_line_with_the_key_meant() {
+        let text =
+            "[production]\nname = \"P\"\n\n[[item]]\nname = \"A\"\nclass = \"X\"\nenabld = false\n";
+        let errors = read_toml(text, Path::new("p.toml")).unwrap_err();
+        assert_eq!(errors[0].line, 7, "{errors:?}");
+        assert!(
+            errors[0].message.contains("did you mean enabled?"),
+            "{errors:?}"
+        );
+    }
     use crate::config::model::SettingTarget;
 
     const SAMPLE: &str = r#"
