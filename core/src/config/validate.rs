@@ -25,6 +25,7 @@
 //! says so. The engine follows this plan exactly.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
 
 use super::catalog::{self, Family};
@@ -287,17 +288,27 @@ fn check_queue_order(item: &super::model::Item, file: &Path, f: &mut Findings) {
     }
 }
 
+/// Two enabled services may share a port only on two different specific interfaces
+/// (`LocalInterface`); every interface (0.0.0.0) clashes with any other on that port.
 fn check_ports(production: &Production, file: &Path, f: &mut Findings) {
-    let mut listeners: HashMap<u16, (&str, u32)> = HashMap::new();
+    let mut listeners: HashMap<u16, Vec<(IpAddr, &str, u32)>> = HashMap::new();
     for item in production.items.iter().filter(|i| i.enabled) {
-        let Some(port) = item.settings.listen_port().filter(|&p| p != 0) else {
+        let ItemSettings::Hl7TcpService(s) = &item.settings else {
             continue;
         };
+        let (port, ip) = (s.port, s.local_interface);
+        if port == 0 {
+            continue;
+        }
         let line = item
             .adapter_settings
             .get("Port")
             .map_or(item.source.line, |v| v.line);
-        if let Some(&(other, other_line)) = listeners.get(&port) {
+        let on_port = listeners.entry(port).or_default();
+        let clash = on_port
+            .iter()
+            .find(|(other, _, _)| *other == ip || other.is_unspecified() || ip.is_unspecified());
+        if let Some(&(_, other, other_line)) = clash {
             f.error(
                 file,
                 line,
@@ -305,7 +316,7 @@ fn check_ports(production: &Production, file: &Path, f: &mut Findings) {
                 format!("port {port} is also listened on by {other:?} (line {other_line})"),
             );
         } else {
-            listeners.insert(port, (&item.name, line));
+            on_port.push((ip, &item.name, line));
         }
         if production
             .engine
@@ -439,6 +450,33 @@ mod tests {
                 .any(|(l, m)| *l == 10 && m.contains("port 5000")),
             "{messages:?}"
         );
+    }
+
+    #[test]
+    fn one_port_on_two_local_interfaces_is_no_clash_but_every_interface_clashes() {
+        let on = |name: &str, line: u32, interface: &str| {
+            let mut item = tcp_in(name, line, "5000", "Out");
+            let v = SettingValue {
+                value: interface.into(),
+                line: line + 1,
+            };
+            item.adapter_settings.insert("LocalInterface".into(), v);
+            item
+        };
+        let errors = |items: Vec<Item>| {
+            let mut items = items;
+            items.push(with(
+                Item::new("Out", "EnsLib.HL7.Operation.FileOperation"),
+                40,
+                &[(SettingTarget::Adapter, "FilePath", "/tmp/x")],
+            ));
+            let mut p = production(items);
+            validate(&mut p, Path::new("p.xml"), &LoadOptions::default()).errors
+        };
+        assert!(errors(vec![on("A", 1, "127.0.0.1"), on("B", 5, "127.0.0.2")]).is_empty());
+        let clash = errors(vec![on("A", 1, "127.0.0.1"), on("B", 5, "")]);
+        assert_eq!(clash.len(), 1, "{clash:?}");
+        assert!(clash[0].message.contains("port 5000"));
     }
 
     #[test]
