@@ -346,6 +346,8 @@ fn misspelt_and_ignored_settings_are_warnings_and_errors_with_strict() {
                 ("TargetConfigName", "Out"),
                 ("QueueCountAlert", "100"),
                 ("ArchiveIO", "0"),
+                // A service has no queue of its own.
+                ("QueueSize", "5"),
             ],
         )
         .replace(
@@ -361,6 +363,7 @@ fn misspelt_and_ignored_settings_are_warnings_and_errors_with_strict() {
     let expected = [
         (at("TargetConfigName ="), "did you mean TargetConfigNames?"),
         (at("QueueCountAlert"), "hie does not use it"),
+        (at("QueueSize"), "not a setting hie knows for this class"),
         (at("[item.adapter]") + 1, "is a Host setting"),
     ];
     assert_eq!(warnings.len(), expected.len(), "{warnings:?}");

@@ -421,20 +421,6 @@ pub const HOST_ALL: &[SettingSpec] = &[
         "alert when a message waits this many seconds (0 = off)",
     ),
     s(
-        "QueueSize",
-        H,
-        int(1, 1_000_000),
-        "10000",
-        "hie: bound of the item's queue, in messages",
-    ),
-    s(
-        "Overflow",
-        H,
-        ValueType::OneOf(OVERFLOW_VALUES),
-        "block",
-        "hie: what a full queue does",
-    ),
-    s(
         "RestartPolicy",
         H,
         ValueType::OneOf(RESTART_POLICY_VALUES),
@@ -530,6 +516,20 @@ pub const PROCESS_HOST: &[SettingSpec] = &[
 
 /// Items with a queue of their own: processes and operations (see `crate::priority`).
 pub const QUEUE_HOST: &[SettingSpec] = &[
+    s(
+        "QueueSize",
+        H,
+        int(1, 1_000_000),
+        "10000",
+        "hie: bound of the item's queue, in messages",
+    ),
+    s(
+        "Overflow",
+        H,
+        ValueType::OneOf(OVERFLOW_VALUES),
+        "block",
+        "hie: what a full queue does",
+    ),
     s(
         "QueueOrder",
         H,

@@ -608,6 +608,23 @@ impl Reader<'_> {
 
     fn common(&mut self) -> CommonSettings {
         let h = SettingTarget::Host;
+        let (queue_size, overflow) = self.queue_bound();
+        CommonSettings {
+            alert_on_error: self.bool(h, "AlertOnError"),
+            queue_size,
+            overflow,
+            queue_order: self.queue_order(),
+            restart: self.restart_policy(),
+        }
+    }
+
+    /// `QueueSize` and `Overflow`, for families with a queue (services have none: the
+    /// catalog does not list them there, and the defaults stand in).
+    fn queue_bound(&mut self) -> (u32, OverflowStrategy) {
+        let h = SettingTarget::Host;
+        if catalog::spec(self.family, h, "QueueSize").is_none() {
+            return (10_000, OverflowStrategy::Block);
+        }
         let overflow = self.parsed(
             h,
             "Overflow",
@@ -622,13 +639,7 @@ impl Reader<'_> {
             },
             OverflowStrategy::Block,
         );
-        CommonSettings {
-            alert_on_error: self.bool(h, "AlertOnError"),
-            queue_size: self.u32(h, "QueueSize"),
-            overflow,
-            queue_order: self.queue_order(),
-            restart: self.restart_policy(),
-        }
+        (self.u32(h, "QueueSize"), overflow)
     }
 
     fn restart_policy(&mut self) -> RestartPolicy {
