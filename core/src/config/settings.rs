@@ -57,7 +57,7 @@ impl ItemSettings {
     }
 
     /// Items this one sends to by configuration (TargetConfigNames, BadMessageHandler).
-    /// Rule targets are not included: rules are loaded separately.
+    /// (hie runs no business rules: a router with `BusinessRuleName` does not validate.)
     pub fn targets(&self) -> Vec<&str> {
         match self {
             ItemSettings::Hl7TcpService(s) => s.targets.iter().map(String::as_str).collect(),
@@ -69,14 +69,6 @@ impl ItemSettings {
                 .chain(s.bad_message_handler.as_deref())
                 .collect(),
             _ => Vec::new(),
-        }
-    }
-
-    /// The TCP port this item listens on, if it is a listening service.
-    pub fn listen_port(&self) -> Option<u16> {
-        match self {
-            ItemSettings::Hl7TcpService(s) => Some(s.port),
-            _ => None,
         }
     }
 
