@@ -57,7 +57,6 @@ Port = "{in_port}"
 name = "Router"
 class = "EnsLib.HL7.MsgRouter.RoutingEngine"
 [item.host]
-BusinessRuleName = "Bench.Rule"
 TargetConfigNames = "Out"
 [[item]]
 name = "Out"

@@ -1,7 +1,7 @@
 //! HL7 file service → router → HL7 file operation, end to end: files dropped in
 //! `FilePath` that match `FileSpec` are read (a batch file split into its messages),
 //! archived to `ArchivePath` or deleted, and every message lands in the output directory
-//! byte-identical; `Filename` tokens (`%f`, `%#f`, `%Q`, `%+(nnn)`, `%!+(_a)`) name the
+//! byte-identical, ended by the default `Framing` (`AsciiLF`); `Filename` tokens (`%f`, `%#f`, `%Q`, `%+(nnn)`, `%!+(_a)`) name the
 //! output files.
 
 mod common;
@@ -28,6 +28,17 @@ fn file_operation(name: &str, dir: &Path, filename: &str) -> String {
         "\n[[item]]\nname = \"{name}\"\nclass = \"EnsLib.HL7.Operation.FileOperation\"\n[item.host]\nFilename = \"{filename}\"\n[item.adapter]\nFilePath = \"{}\"\n",
         dir.display()
     )
+}
+
+/// `msg` as the file operation writes it with the default `Framing` (`AsciiLF`): its last
+/// segment ended with CR, then LF.
+fn framed(msg: &[u8]) -> Vec<u8> {
+    let mut out = msg.to_vec();
+    if !out.ends_with(b"\r") {
+        out.push(b'\r');
+    }
+    out.push(b'\n');
+    out
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -99,7 +110,7 @@ fn dropped_files_are_split_archived_and_every_message_lands_byte_identical() {
     assert_eq!(written, wanted);
     for (name, msg) in written.iter().zip(&expected) {
         let got = std::fs::read(d.out.join(name)).unwrap();
-        assert!(got == *msg, "{name} is not byte-identical");
+        assert!(got == framed(msg), "{name} is not byte-identical");
     }
     assert_eq!(
         names(&d.archive),
@@ -134,7 +145,7 @@ fn without_an_archive_path_read_files_are_deleted() {
         names(&d.out),
         hie.log()
     );
-    assert_eq!(std::fs::read(d.out.join("x.hl7")).unwrap(), msg);
+    assert_eq!(std::fs::read(d.out.join("x.hl7")).unwrap(), framed(&msg));
     assert!(!d.archive.exists());
 }
 
@@ -166,12 +177,16 @@ fn filename_tokens_name_the_output_files() {
     assert_eq!(names(&append), ["feed.hl7.out"]);
     assert_eq!(
         std::fs::read(append.join("feed.hl7.out")).unwrap(),
-        msgs.concat()
+        msgs.iter().map(|m| framed(m)).collect::<Vec<_>>().concat()
     );
     // %!+(_a): a counter only once the plain name is taken.
     assert_eq!(names(&unique), ["feed.hl7", "feed.hl7_a", "feed.hl7_b"]);
     for (name, msg) in names(&unique).iter().zip(&msgs) {
-        assert_eq!(&std::fs::read(unique.join(name)).unwrap(), msg, "{name}");
+        assert_eq!(
+            std::fs::read(unique.join(name)).unwrap(),
+            framed(msg),
+            "{name}"
+        );
     }
     // %#f without its extension, %Q the ODBC time as IRIS writes it in file names.
     let timed_names = names(&timed);
@@ -189,7 +204,8 @@ fn filename_tokens_name_the_output_files() {
         assert_eq!(shape, "9999-99-99_99.99.99.999", "{name}");
         all.extend(std::fs::read(timed.join(name)).unwrap());
     }
-    assert!(all == msgs.concat(), "every message once, in time order");
+    let want: Vec<u8> = msgs.iter().flat_map(|m| framed(m)).collect();
+    assert!(all == want, "every message once, in time order");
 }
 
 #[test]
@@ -218,8 +234,12 @@ PID|1||P2||J\xC3\xA9r\xFFme\r";
         .iter()
         .map(|n| std::fs::read(d.out.join(n)).unwrap())
         .collect();
-    assert!(written.contains(&adt("GOOD1", "P1")), "{:?}", names(&d.out));
-    assert!(written.contains(&three.to_vec()), "{:?}", names(&d.out));
+    assert!(
+        written.contains(&framed(&adt("GOOD1", "P1"))),
+        "{:?}",
+        names(&d.out)
+    );
+    assert!(written.contains(&framed(three)), "{:?}", names(&d.out));
     assert!(
         hie.log().contains("invalid UTF-8 at byte offset"),
         "the log names the offset: {}",

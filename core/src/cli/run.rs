@@ -193,8 +193,9 @@ pub fn load_production(path: &Path, allow_unknown: bool) -> Result<Production, E
             for unknown in &loaded.unknown_classes {
                 tracing::warn!(item = %unknown.item, "class {} is not run by hie; item disabled", unknown.class);
             }
-            for unsupported in &loaded.unsupported_settings {
-                tracing::warn!(item = %unsupported.item, "setting {} is not supported and has no effect", unsupported.setting);
+            // Those set to other than their IRIS default are among the warnings above.
+            for unsupported in loaded.unsupported_settings.iter().filter(|u| u.at_default) {
+                tracing::debug!(item = %unsupported.item, "setting {} is not supported; at its IRIS default, ignoring it changes nothing", unsupported.setting);
             }
             Ok(loaded.production)
         }

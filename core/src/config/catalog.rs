@@ -33,8 +33,6 @@ pub enum Family {
     Hl7TcpOperation,
     /// `EnsLib.HL7.Operation.FileOperation`: HL7 files outbound.
     Hl7FileOperation,
-    /// `EnsLib.EMail.AlertOperation`: alerts by SMTP.
-    EmailAlertOperation,
 }
 
 /// One known IRIS class.
@@ -119,11 +117,10 @@ pub const CLASSES: &[ClassInfo] = &[
         Family::Hl7FileOperation,
         "HL7 files to a directory",
     ),
-    runs(
+    known(
         "EnsLib.EMail.AlertOperation",
         Operation,
-        Family::EmailAlertOperation,
-        "alerts by e-mail (SMTP)",
+        "alerts by e-mail (not yet in hie; AlertOnError writes ALERT lines to the log)",
     ),
     known(
         "EnsLib.HL7.Service.HTTPService",
@@ -410,33 +407,19 @@ pub const HOST_ALL: &[SettingSpec] = &[
         "0",
         "send an alert to Ens.Alert when the item logs an error",
     ),
-    s(
+    no(
         "QueueCountAlert",
         H,
         int(0, 10_000_000),
         "0",
         "alert when the queue holds this many messages (0 = off)",
     ),
-    s(
+    no(
         "QueueWaitAlert",
         H,
         int(0, DAY_S),
         "0",
         "alert when a message waits this many seconds (0 = off)",
-    ),
-    s(
-        "QueueSize",
-        H,
-        int(1, 1_000_000),
-        "10000",
-        "hie: bound of the item's queue, in messages",
-    ),
-    s(
-        "Overflow",
-        H,
-        ValueType::OneOf(OVERFLOW_VALUES),
-        "block",
-        "hie: what a full queue does",
     ),
     s(
         "RestartPolicy",
@@ -535,6 +518,20 @@ pub const PROCESS_HOST: &[SettingSpec] = &[
 /// Items with a queue of their own: processes and operations (see `crate::priority`).
 pub const QUEUE_HOST: &[SettingSpec] = &[
     s(
+        "QueueSize",
+        H,
+        int(1, 1_000_000),
+        "10000",
+        "hie: bound of the item's queue, in messages",
+    ),
+    s(
+        "Overflow",
+        H,
+        ValueType::OneOf(OVERFLOW_VALUES),
+        "block",
+        "hie: what a full queue does",
+    ),
+    s(
         "QueueOrder",
         H,
         ValueType::OneOf(QUEUE_ORDER_VALUES),
@@ -557,7 +554,7 @@ pub const OPERATION_HOST: &[SettingSpec] = &[
         H,
         int(0, DAY_S),
         "5",
-        "seconds between delivery attempts",
+        "seconds between delivery attempts (below 1, hie waits 1: no busy retry loop)",
     ),
     s(
         "FailureTimeout",
@@ -583,7 +580,7 @@ pub const OPERATION_HOST: &[SettingSpec] = &[
 ];
 
 /// HL7 schema category: recorded for the rules and ACKs, not validated against schemas yet.
-const SCHEMA: SettingSpec = s(
+const SCHEMA: SettingSpec = no(
     "MessageSchemaCategory",
     H,
     TEXT,
@@ -601,19 +598,19 @@ pub const HL7_SERVICE_HOST: &[SettingSpec] = &[
         "Immed",
         "when and how to ACK the sender",
     ),
-    s(
+    no(
         "LocalFacilityApplication",
         H,
         TEXT,
         "ISC:EnsembleHL7",
-        "MSH-3/MSH-4 of generated ACKs",
+        "MSH-3/MSH-4 of generated ACKs (hie's ACKs swap the message's MSH-5/MSH-6)",
     ),
-    s(
+    no(
         "Framing",
         H,
         ValueType::Framing,
         "Flexible",
-        "message framing on the wire or in the file",
+        "message framing on the wire or in the file (hie detects MLLP or plain text)",
     ),
     no(
         "AckTargetConfigNames",
@@ -732,7 +729,13 @@ pub const TCP_INBOUND_ADAPTER: &[SettingSpec] = &[
     ),
     no("QSize", A, int(0, 10_000), "100", "listen backlog"),
     no("SSLConfig", A, TEXT, "", "TLS configuration name"),
-    no("LocalInterface", A, TEXT, "", "interface to bind"),
+    s(
+        "LocalInterface",
+        A,
+        TEXT,
+        "",
+        "IP address to listen on (its first word; empty = every interface, 0.0.0.0)",
+    ),
     no("JobPerConnection", A, BOOL, "0", "one job per connection"),
 ];
 
@@ -753,7 +756,7 @@ pub const FILE_INBOUND_ADAPTER: &[SettingSpec] = &[
         "",
         "directory to move processed files to (empty = delete)",
     ),
-    s(
+    no(
         "WorkPath",
         A,
         TEXT,
@@ -794,15 +797,21 @@ pub const FILE_INBOUND_ADAPTER: &[SettingSpec] = &[
 
 /// Every router (`EnsLib.MsgRouter.RoutingEngine`).
 pub const ROUTER_HOST: &[SettingSpec] = &[
-    req("BusinessRuleName", H, TEXT, "routing rule class"),
+    s(
+        "BusinessRuleName",
+        H,
+        TEXT,
+        "",
+        "routing rule class: hie does not run rules yet, so a router with one is an error",
+    ),
     s(
         "TargetConfigNames",
         H,
         ValueType::Targets,
         "",
-        "hie: items the router forwards every message to until business rules are loaded",
+        "hie: items a router without BusinessRuleName forwards every message to",
     ),
-    s(
+    no(
         "Validation",
         H,
         TEXT,
@@ -931,12 +940,12 @@ pub const HL7_REPLY_OPERATION_HOST: &[SettingSpec] = &[
         ":?R=RF,:?E=S,:~=S,:?A=C,:*=S,:I?=W,:T?=C",
         "what each ACK code leads to",
     ),
-    s(
+    no(
         "Framing",
         H,
         ValueType::Framing,
         "MLLP",
-        "message framing on the wire",
+        "message framing on the wire (hie always sends MLLP)",
     ),
     no(
         "NoFailWhileDisconnected",
@@ -985,12 +994,12 @@ pub const TCP_OUTBOUND_ADAPTER: &[SettingSpec] = &[
         "30",
         "seconds to wait for the ACK (-1 = forever)",
     ),
-    s(
+    no(
         "ReadTimeout",
         A,
         int(0, DAY_S),
         "5",
-        "seconds to wait for the rest of an ACK once started",
+        "seconds to wait for the rest of an ACK once started (hie: ResponseTimeout covers it)",
     ),
     s("GetReply", A, BOOL, "1", "wait for an ACK"),
     no("SSLConfig", A, TEXT, "", "TLS configuration name"),
@@ -1011,7 +1020,7 @@ pub const HL7_BATCH_OPERATION_HOST: &[SettingSpec] = &[
         H,
         ValueType::Framing,
         "AsciiLF",
-        "separator between messages in the file",
+        "what ends each message in the file (None, AsciiLF, AsciiCR, AsciiCRLF, Ascii<n>[/<n>], MLLP, MLLP<n>/<n>)",
     ),
     no(
         "AutoBatchParentSegs",
@@ -1040,42 +1049,6 @@ pub const FILE_OUTBOUND_ADAPTER: &[SettingSpec] = &[
         "5",
         "seconds to wait to open the file",
     ),
-];
-
-/// `EnsLib.EMail.AlertOperation`.
-pub const EMAIL_ALERT_HOST: &[SettingSpec] = &[
-    no("IncludeDetails", H, BOOL, "0", "include alert details"),
-    no(
-        "IncludeNodeinSubject",
-        H,
-        BOOL,
-        "0",
-        "include the node name in the subject",
-    ),
-    no("SubjectPrefix", H, TEXT, "", "subject prefix"),
-];
-
-/// `EnsLib.EMail.OutboundAdapter`.
-pub const SMTP_ADAPTER: &[SettingSpec] = &[
-    req("SMTPServer", A, TEXT, "SMTP server host"),
-    s("SMTPPort", A, ValueType::Port, "25", "SMTP server port"),
-    s(
-        "Recipient",
-        A,
-        TEXT,
-        "",
-        "recipients, comma or semicolon list",
-    ),
-    s(
-        "Cc",
-        A,
-        TEXT,
-        "",
-        "copy recipients, comma or semicolon list",
-    ),
-    s("From", A, TEXT, "", "sender address"),
-    no("Credentials", A, TEXT, "", "IRIS credentials name"),
-    no("SSLConfig", A, TEXT, "", "TLS configuration name"),
 ];
 
 /// The setting groups of `family`, most specific first.
@@ -1113,13 +1086,6 @@ pub fn groups(family: Family) -> &'static [&'static [SettingSpec]] {
             HL7_BATCH_OPERATION_HOST,
             HL7_OPERATION_HOST,
             FILE_OUTBOUND_ADAPTER,
-            OPERATION_HOST,
-            QUEUE_HOST,
-            HOST_ALL,
-        ],
-        Family::EmailAlertOperation => &[
-            EMAIL_ALERT_HOST,
-            SMTP_ADAPTER,
             OPERATION_HOST,
             QUEUE_HOST,
             HOST_ALL,

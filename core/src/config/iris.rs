@@ -29,6 +29,8 @@
 //!   the `<Data>` element for Export; CDATA split markers hold no newlines, so the mapping
 //!   stays exact when a value is split across CDATA sections).
 //! - Only the XML predefined entities and character references are decoded.
+//! - An attribute hie does not read (on `<Production>`, `<Item>` or `<Setting>`) is a
+//!   warning at its line, with the closest known name when it looks like a slip.
 //! - The writer emits every item attribute, then Host settings, then Adapter settings, each
 //!   sorted by name; newlines in attributes are written as `&#10;` so they survive XML
 //!   attribute normalisation. Engine settings have no IRIS form and are not written.
@@ -62,20 +64,25 @@ pub struct Parsed {
 pub type ReadResult = Result<Parsed, Vec<Diagnostic>>;
 
 /// 1-based line numbers of byte positions in a text, offset by the line the text starts on.
-struct Lines {
+/// Built once per text (one pass), then each look-up is a binary search: reading a file of
+/// n items stays linear-logarithmic, not quadratic.
+#[derive(Debug)]
+pub struct Lines {
     newlines: Vec<usize>,
     first_line: u32,
 }
 
 impl Lines {
-    fn new(text: &str, first_line: u32) -> Lines {
+    /// The newline index of `text`, whose first line is `first_line`.
+    pub fn new(text: &str, first_line: u32) -> Lines {
         Lines {
             newlines: memchr_newlines(text),
             first_line,
         }
     }
 
-    fn line(&self, pos: u64) -> u32 {
+    /// The line of byte `pos`.
+    pub fn line(&self, pos: u64) -> u32 {
         let pos = usize::try_from(pos).unwrap_or(usize::MAX);
         let before = self.newlines.partition_point(|&nl| nl < pos);
         self.first_line + u32::try_from(before).unwrap_or(u32::MAX - self.first_line)
@@ -90,7 +97,7 @@ fn memchr_newlines(text: &str) -> Vec<usize> {
         .collect()
 }
 
-/// 1-based line of byte `pos` in `text`.
+/// 1-based line of byte `pos` in `text` (one look-up; build [`Lines`] for many).
 pub fn line_of(text: &str, pos: usize) -> u32 {
     Lines::new(text, 1).line(pos as u64)
 }
@@ -328,6 +335,30 @@ impl Payload<'_> {
         }
     }
 
+    /// Warns about each attribute of `e` (element `<element>`) not in `known`: hie does not
+    /// read it, so a misspelt one (`Enabld="false"`) must not pass silently.
+    fn unknown_attrs(
+        &mut self,
+        e: &BytesStart<'_>,
+        element: &str,
+        known: &[&str],
+        line: u32,
+        item: Option<&str>,
+    ) {
+        for attr in e.attributes().flatten() {
+            let name = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
+            if known.contains(&name.as_str()) || name.starts_with("xmlns") {
+                continue;
+            }
+            let hint = super::suggest::did_you_mean(&name, known.iter().copied());
+            self.warn(
+                line,
+                item,
+                format!("attribute {name} of <{element}> is ignored: hie does not read it{hint}"),
+            );
+        }
+    }
+
     fn bool_attr(
         &mut self,
         e: &BytesStart<'_>,
@@ -417,11 +448,28 @@ fn read_payload(text: &str, first_line: u32, file: &Path) -> ReadResult {
     })
 }
 
+/// Attributes of `<Production>` that hie reads.
+const PRODUCTION_ATTRIBUTES: &[&str] = &["Name", "TestingEnabled", "LogGeneralTraceEvents"];
+
+/// Attributes of `<Item>` that hie reads.
+const ITEM_ATTRIBUTES: &[&str] = &[
+    "Name",
+    "Category",
+    "ClassName",
+    "PoolSize",
+    "Enabled",
+    "Foreground",
+    "Comment",
+    "LogTraceEvents",
+    "Schedule",
+];
+
 fn production_attrs(p: &mut Payload<'_>, e: &BytesStart<'_>, line: u32) -> Production {
     let name = p.attr(e, "Name", line, None).unwrap_or_default();
     if name.trim().is_empty() {
         p.error(line, None, "<Production> has no Name".into());
     }
+    p.unknown_attrs(e, "Production", PRODUCTION_ATTRIBUTES, line, None);
     let testing_enabled = p
         .attr(e, "TestingEnabled", line, None)
         .map(|_| p.bool_attr(e, "TestingEnabled", false, line, None));
@@ -508,6 +556,7 @@ fn item_attrs(p: &mut Payload<'_>, e: &BytesStart<'_>, line: u32) -> Item {
     item.enabled = p.bool_attr(e, "Enabled", true, line, item_name);
     item.foreground = p.bool_attr(e, "Foreground", false, line, item_name);
     item.log_trace_events = p.bool_attr(e, "LogTraceEvents", false, line, item_name);
+    p.unknown_attrs(e, "Item", ITEM_ATTRIBUTES, line, item_name);
     item.source = SourceLocation {
         file: p.file.to_path_buf(),
         line,
@@ -567,6 +616,7 @@ fn read_item_children(
 
 fn setting(p: &mut Payload<'_>, e: &BytesStart<'_>, item: &mut Item, value: String, line: u32) {
     let item_name = item.name.clone();
+    p.unknown_attrs(e, "Setting", &["Target", "Name"], line, Some(&item_name));
     let target = match p.attr(e, "Target", line, Some(&item_name)).as_deref() {
         Some("Host") => SettingTarget::Host,
         Some("Adapter") => SettingTarget::Adapter,
@@ -785,6 +835,22 @@ lines</Description>
         assert!(errors[0].message.contains("Enabled"));
         assert_eq!((errors[1].line, errors[1].item.as_deref()), (4, Some("B")));
         assert!(errors[1].message.contains("PoolSize"));
+    }
+
+    #[test]
+    fn unread_attributes_are_warnings_at_their_line_with_the_name_meant() {
+        let text = "<Production Name=\"P\" Testing=\"1\">\n<Item Name=\"A\" ClassName=\"X\" Enabld=\"false\">\n<Setting Target=\"Host\" Name=\"N\" Tagret=\"Host\">v</Setting>\n</Item>\n</Production>";
+        let parsed = read_xml(text, Path::new("p.xml")).unwrap();
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let found: Vec<(u32, &str)> = parsed
+            .warnings
+            .iter()
+            .map(|w| (w.line, w.message.as_str()))
+            .collect();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].0 == 1 && found[0].1.contains("Testing of <Production>"));
+        assert!(found[1].0 == 2 && found[1].1.contains("(did you mean Enabled?)"));
+        assert!(found[2].0 == 3 && found[2].1.contains("(did you mean Target?)"));
     }
 
     #[test]

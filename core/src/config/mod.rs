@@ -19,7 +19,10 @@
 pub mod catalog;
 pub mod iris;
 pub mod model;
+pub mod routes;
 pub mod settings;
+pub mod startup;
+pub mod suggest;
 pub mod toml;
 pub mod validate;
 
@@ -31,10 +34,10 @@ pub use model::{
     SourceLocation, WalSync,
 };
 pub use settings::{
-    AckMode, BatchHandling, CharsetValidation, CommonSettings, EmailAlertSettings, Framing,
-    Hl7FileOperationSettings, Hl7FileServiceSettings, Hl7TcpOperationSettings,
-    Hl7TcpServiceSettings, ItemSettings, OverflowStrategy, ReplyCodeActions, RestartPolicy,
-    RestartWhen, RouterSettings, StayConnected, Timeout,
+    AckMode, BatchHandling, CharsetValidation, CommonSettings, Framing, Hl7FileOperationSettings,
+    Hl7FileServiceSettings, Hl7TcpOperationSettings, Hl7TcpServiceSettings, ItemSettings,
+    OverflowStrategy, RETRY_INTERVAL_MIN_S, ReplyCodeActions, RestartPolicy, RestartWhen,
+    RouterSettings, StayConnected, Timeout,
 };
 pub use validate::{Findings, Placement, placement};
 

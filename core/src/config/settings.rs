@@ -14,6 +14,7 @@
 //! - `ReplyCodeActions` is parsed by `hie_net::ReplyCodeActions`, the same parser the
 //!   operations evaluate replies with (its module documents the grammar).
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -40,8 +41,6 @@ pub enum ItemSettings {
     Hl7TcpOperation(Hl7TcpOperationSettings),
     /// `EnsLib.HL7.Operation.FileOperation`.
     Hl7FileOperation(Hl7FileOperationSettings),
-    /// `EnsLib.EMail.AlertOperation`.
-    EmailAlertOperation(EmailAlertSettings),
 }
 
 impl ItemSettings {
@@ -54,12 +53,11 @@ impl ItemSettings {
             ItemSettings::Router(s) => Some(&s.common),
             ItemSettings::Hl7TcpOperation(s) => Some(&s.common),
             ItemSettings::Hl7FileOperation(s) => Some(&s.common),
-            ItemSettings::EmailAlertOperation(s) => Some(&s.common),
         }
     }
 
     /// Items this one sends to by configuration (TargetConfigNames, BadMessageHandler).
-    /// Rule targets are not included: rules are loaded separately.
+    /// (hie runs no business rules: a router with `BusinessRuleName` does not validate.)
     pub fn targets(&self) -> Vec<&str> {
         match self {
             ItemSettings::Hl7TcpService(s) => s.targets.iter().map(String::as_str).collect(),
@@ -74,19 +72,10 @@ impl ItemSettings {
         }
     }
 
-    /// The TCP port this item listens on, if it is a listening service.
-    pub fn listen_port(&self) -> Option<u16> {
-        match self {
-            ItemSettings::Hl7TcpService(s) => Some(s.port),
-            _ => None,
-        }
-    }
-
     /// The host and port this item connects to, if it is a TCP client.
     pub fn connect_to(&self) -> Option<(&str, u16)> {
         match self {
             ItemSettings::Hl7TcpOperation(s) => Some((s.ip_address.as_str(), s.port)),
-            ItemSettings::EmailAlertOperation(s) => Some((s.smtp_server.as_str(), s.smtp_port)),
             _ => None,
         }
     }
@@ -108,10 +97,6 @@ pub enum OverflowStrategy {
 pub struct CommonSettings {
     /// `AlertOnError`.
     pub alert_on_error: bool,
-    /// `QueueCountAlert`: 0 = off.
-    pub queue_count_alert: u32,
-    /// `QueueWaitAlert` in seconds: 0 = off.
-    pub queue_wait_alert_s: u32,
     /// hie `QueueSize`: bound of the item's queue.
     pub queue_size: u32,
     /// hie `Overflow`.
@@ -255,6 +240,16 @@ pub enum Framing {
 }
 
 impl Framing {
+    /// True for the framings hie can write after each message (file operations): a
+    /// terminator or an MLLP block. `Flexible` only reads; `LLP` and the envelopes are
+    /// not written by hie.
+    pub fn terminates_output(self) -> bool {
+        !matches!(
+            self,
+            Framing::Flexible | Framing::Llp | Framing::MsgEnvelope | Framing::MllpMsgEnvelope
+        )
+    }
+
     /// Parses a value accepted by [`catalog::is_framing`] (empty is not a framing).
     pub fn parse(value: &str) -> Option<Framing> {
         if !catalog::is_framing(value) {
@@ -318,16 +313,12 @@ pub struct Hl7TcpServiceSettings {
     pub max_connections_per_peer: u32,
     /// hie `MaxMessageSize` in bytes, default 64 MiB.
     pub max_message_size: u32,
-    /// `Framing`, default `Flexible`.
-    pub framing: Framing,
-    /// `LocalFacilityApplication`, default `ISC:EnsembleHL7`.
-    pub local_facility_application: String,
-    /// `MessageSchemaCategory`.
-    pub message_schema_category: String,
     /// `BatchHandling`, default `1Session`.
     pub batch_handling: BatchHandling,
     /// hie `CharsetValidation`, default `Declared`.
     pub charset_validation: CharsetValidation,
+    /// `LocalInterface`: the address to listen on, default every interface (0.0.0.0).
+    pub local_interface: IpAddr,
 }
 
 /// `EnsLib.HL7.Service.FileService`.
@@ -341,16 +332,10 @@ pub struct Hl7FileServiceSettings {
     pub file_spec: String,
     /// `ArchivePath`: `None` deletes processed files.
     pub archive_path: Option<String>,
-    /// `WorkPath`.
-    pub work_path: Option<String>,
     /// `CallInterval` seconds between polls, default 5.
     pub call_interval_s: u32,
     /// `TargetConfigNames`.
     pub targets: Vec<String>,
-    /// `Framing`, default `Flexible`.
-    pub framing: Framing,
-    /// `MessageSchemaCategory`.
-    pub message_schema_category: String,
     /// `BatchHandling`, default `1Session`.
     pub batch_handling: BatchHandling,
     /// hie `CharsetValidation`, default `Declared`.
@@ -362,16 +347,15 @@ pub struct Hl7FileServiceSettings {
 pub struct RouterSettings {
     /// Every host's settings.
     pub common: CommonSettings,
-    /// `BusinessRuleName` (required): the rule class, loaded by the rules module.
+    /// `BusinessRuleName`: the rule class. hie does not run rules yet, so validation
+    /// refuses an enabled router that has one.
     pub business_rule_name: String,
-    /// `Validation` flags, verbatim (empty: none).
-    pub validation: String,
     /// `BadMessageHandler`.
     pub bad_message_handler: Option<String>,
-    /// hie `TargetConfigNames`: where the router forwards every message until business
-    /// rules are loaded.
+    /// hie `TargetConfigNames`: where a router without `BusinessRuleName` forwards every
+    /// message.
     pub targets: Vec<String>,
-    /// `AlertOnBadMessage`.
+    /// `AlertOnBadMessage`: alert when no target takes a message.
     pub alert_on_bad_message: bool,
 }
 
@@ -392,18 +376,14 @@ pub struct Hl7TcpOperationSettings {
     pub stay_connected: StayConnected,
     /// `ResponseTimeout`, default 30 s.
     pub response_timeout: Timeout,
-    /// `ReadTimeout` seconds, default 5.
-    pub read_timeout_s: u32,
     /// `GetReply`, default true.
     pub get_reply: bool,
-    /// `RetryInterval` seconds, default 5.
+    /// `RetryInterval` seconds, default 5, at least [`RETRY_INTERVAL_MIN_S`].
     pub retry_interval_s: u32,
     /// `FailureTimeout`, default 15 s.
     pub failure_timeout: Timeout,
     /// `ReplyCodeActions`, default `:?R=RF,:?E=S,:~=S,:?A=C,:*=S,:I?=W,:T?=C`.
     pub reply_code_actions: ReplyCodeActions,
-    /// `Framing`, default `MLLP`.
-    pub framing: Framing,
 }
 
 /// `EnsLib.HL7.Operation.FileOperation`.
@@ -417,36 +397,19 @@ pub struct Hl7FileOperationSettings {
     pub filename: String,
     /// `Overwrite`, default false (append).
     pub overwrite: bool,
-    /// `RetryInterval` seconds, default 5.
+    /// `RetryInterval` seconds, default 5, at least [`RETRY_INTERVAL_MIN_S`].
     pub retry_interval_s: u32,
     /// `FailureTimeout`, default 15 s.
     pub failure_timeout: Timeout,
-    /// `Framing`, default `AsciiLF`.
+    /// `Framing`: what ends each message in the file, default `AsciiLF`.
     pub framing: Framing,
 }
 
-/// `EnsLib.EMail.AlertOperation`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EmailAlertSettings {
-    /// Every host's settings.
-    pub common: CommonSettings,
-    /// `SMTPServer` (required).
-    pub smtp_server: String,
-    /// `SMTPPort`, default 25.
-    pub smtp_port: u16,
-    /// `Recipient`.
-    pub recipients: Vec<String>,
-    /// `Cc`.
-    pub cc: Vec<String>,
-    /// `From`.
-    pub from: String,
-    /// `RetryInterval` seconds, default 5.
-    pub retry_interval_s: u32,
-    /// `FailureTimeout`, default 15 s.
-    pub failure_timeout: Timeout,
-}
-
 pub use hie_net::ReplyCodeActions;
+
+/// Smallest `RetryInterval` hie waits between attempts, in seconds: IRIS accepts 0, which
+/// would retry in a busy loop (tens of thousands of attempts a second); hie waits 1 s.
+pub const RETRY_INTERVAL_MIN_S: u32 = 1;
 
 fn parse_reply_code_actions(value: &str) -> Result<ReplyCodeActions, String> {
     ReplyCodeActions::parse(value).map_err(|e| e.to_string())
@@ -628,12 +591,44 @@ impl Reader<'_> {
         split_list(&self.string(target, name), semicolons)
     }
 
-    fn framing(&mut self) -> Framing {
+    /// `Framing` of an item that writes messages: one hie can write (see
+    /// [`Framing::terminates_output`]).
+    fn output_framing(&mut self) -> Framing {
         self.parsed(
             SettingTarget::Host,
             "Framing",
-            |v| Framing::parse(v).ok_or_else(|| format!("{v:?} is not an HL7 framing")),
-            Framing::Flexible,
+            |v| match Framing::parse(v) {
+                Some(f) if f.terminates_output() => Ok(f),
+                Some(_) => Err(format!(
+                    "{v:?} is not a framing hie writes; use None, AsciiLF, AsciiCR, \
+                     AsciiCRLF, Ascii<n>[/<n>], MLLP or MLLP<n>/<n>"
+                )),
+                None => Err(format!("{v:?} is not an HL7 framing")),
+            },
+            Framing::AsciiLf,
+        )
+    }
+
+    /// `RetryInterval`, raised to [`RETRY_INTERVAL_MIN_S`] (validation warns when it is).
+    fn retry_interval(&mut self) -> u32 {
+        self.u32(SettingTarget::Host, "RetryInterval")
+            .max(RETRY_INTERVAL_MIN_S)
+    }
+
+    /// `LocalInterface` of a listening adapter: its first word is the IP address (IRIS
+    /// writes the interface name after it); empty means every interface.
+    fn local_interface(&mut self) -> IpAddr {
+        let any = IpAddr::from([0, 0, 0, 0]);
+        self.parsed(
+            SettingTarget::Adapter,
+            "LocalInterface",
+            |v| match v.split_whitespace().next() {
+                None => Ok(any),
+                Some(ip) => ip.parse().map_err(|_| {
+                    format!("{v:?} is not an IP address (of an interface to listen on)")
+                }),
+            },
+            any,
         )
     }
 
@@ -648,6 +643,23 @@ impl Reader<'_> {
 
     fn common(&mut self) -> CommonSettings {
         let h = SettingTarget::Host;
+        let (queue_size, overflow) = self.queue_bound();
+        CommonSettings {
+            alert_on_error: self.bool(h, "AlertOnError"),
+            queue_size,
+            overflow,
+            queue_order: self.queue_order(),
+            restart: self.restart_policy(),
+        }
+    }
+
+    /// `QueueSize` and `Overflow`, for families with a queue (services have none: the
+    /// catalog does not list them there, and the defaults stand in).
+    fn queue_bound(&mut self) -> (u32, OverflowStrategy) {
+        let h = SettingTarget::Host;
+        if catalog::spec(self.family, h, "QueueSize").is_none() {
+            return (10_000, OverflowStrategy::Block);
+        }
         let overflow = self.parsed(
             h,
             "Overflow",
@@ -662,15 +674,7 @@ impl Reader<'_> {
             },
             OverflowStrategy::Block,
         );
-        CommonSettings {
-            alert_on_error: self.bool(h, "AlertOnError"),
-            queue_count_alert: self.u32(h, "QueueCountAlert"),
-            queue_wait_alert_s: self.u32(h, "QueueWaitAlert"),
-            queue_size: self.u32(h, "QueueSize"),
-            overflow,
-            queue_order: self.queue_order(),
-            restart: self.restart_policy(),
-        }
+        (self.u32(h, "QueueSize"), overflow)
     }
 
     fn restart_policy(&mut self) -> RestartPolicy {
@@ -833,11 +837,9 @@ pub fn resolve(
             max_connections: r.u32(a, "MaxConnections"),
             max_connections_per_peer: r.u32(a, "MaxConnectionsPerPeer"),
             max_message_size: r.u32(a, "MaxMessageSize"),
-            framing: r.framing(),
-            local_facility_application: r.string(h, "LocalFacilityApplication"),
-            message_schema_category: r.string(h, "MessageSchemaCategory"),
             batch_handling: r.batch_handling(),
             charset_validation: r.charset_validation(),
+            local_interface: r.local_interface(),
         }),
         Family::Hl7FileService => ItemSettings::Hl7FileService(Hl7FileServiceSettings {
             common: r.common(),
@@ -846,18 +848,14 @@ pub fn resolve(
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "*".to_owned()),
             archive_path: r.optional(a, "ArchivePath"),
-            work_path: r.optional(a, "WorkPath"),
             call_interval_s: r.u32(a, "CallInterval"),
             targets: r.list(h, "TargetConfigNames", false),
-            framing: r.framing(),
-            message_schema_category: r.string(h, "MessageSchemaCategory"),
             batch_handling: r.batch_handling(),
             charset_validation: r.charset_validation(),
         }),
         Family::Hl7Router | Family::Router => ItemSettings::Router(RouterSettings {
             common: r.common(),
             business_rule_name: r.string(h, "BusinessRuleName"),
-            validation: r.string(h, "Validation"),
             bad_message_handler: r.optional(h, "BadMessageHandler"),
             targets: r.list(h, "TargetConfigNames", false),
             alert_on_bad_message: r.bool(h, "AlertOnBadMessage"),
@@ -870,31 +868,19 @@ pub fn resolve(
             reconnect_retry: r.u32(a, "ReconnectRetry"),
             stay_connected: r.stay_connected(a),
             response_timeout: r.timeout(a, "ResponseTimeout"),
-            read_timeout_s: r.u32(a, "ReadTimeout"),
             get_reply: r.bool(a, "GetReply"),
-            retry_interval_s: r.u32(h, "RetryInterval"),
+            retry_interval_s: r.retry_interval(),
             failure_timeout: r.timeout(h, "FailureTimeout"),
             reply_code_actions: r.reply_code_actions(),
-            framing: r.framing(),
         }),
         Family::Hl7FileOperation => ItemSettings::Hl7FileOperation(Hl7FileOperationSettings {
             common: r.common(),
             file_path: r.string(a, "FilePath"),
             filename: r.string(h, "Filename"),
             overwrite: r.bool(a, "Overwrite"),
-            retry_interval_s: r.u32(h, "RetryInterval"),
+            retry_interval_s: r.retry_interval(),
             failure_timeout: r.timeout(h, "FailureTimeout"),
-            framing: r.framing(),
-        }),
-        Family::EmailAlertOperation => ItemSettings::EmailAlertOperation(EmailAlertSettings {
-            common: r.common(),
-            smtp_server: r.string(a, "SMTPServer"),
-            smtp_port: r.port(a, "SMTPPort"),
-            recipients: r.list(a, "Recipient", true),
-            cc: r.list(a, "Cc", true),
-            from: r.string(a, "From"),
-            retry_interval_s: r.u32(h, "RetryInterval"),
-            failure_timeout: r.timeout(h, "FailureTimeout"),
+            framing: r.output_framing(),
         }),
     }
 }
@@ -945,7 +931,7 @@ mod tests {
         assert_eq!(s.stay_connected, StayConnected::Forever);
         assert_eq!(s.response_timeout, Timeout::Seconds(30));
         assert_eq!(s.failure_timeout, Timeout::Seconds(15));
-        assert_eq!(s.framing, Framing::Mllp);
+        assert_eq!(s.retry_interval_s, 5);
         assert_eq!(s.reply_code_actions, ReplyCodeActions::default());
         assert_eq!(s.common.overflow, OverflowStrategy::Block);
         assert_eq!(s.common.queue_size, 10_000);
@@ -1028,7 +1014,7 @@ mod tests {
             &[
                 (SettingTarget::Adapter, "Port", "2575"),
                 (SettingTarget::Host, "AckMode", ""),
-                (SettingTarget::Host, "LocalFacilityApplication", ""),
+                (SettingTarget::Adapter, "LocalInterface", ""),
             ],
         );
         let mut errors = Vec::new();
@@ -1039,7 +1025,78 @@ mod tests {
         };
         assert!(errors.is_empty());
         assert_eq!(s.ack_mode, AckMode::Immediate);
-        assert_eq!(s.local_facility_application, "");
+        assert_eq!(s.local_interface, IpAddr::from([0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn local_interface_is_the_first_word_and_anything_else_is_an_error_at_its_line() {
+        let service = |value: &str| {
+            let item = item_with(
+                "EnsLib.HL7.Service.TCPService",
+                &[
+                    (SettingTarget::Adapter, "Port", "2575"),
+                    (SettingTarget::Adapter, "LocalInterface", value),
+                ],
+            );
+            let mut errors = Vec::new();
+            let ItemSettings::Hl7TcpService(s) =
+                resolve(&item, Family::Hl7TcpService, Path::new("p"), &mut errors)
+            else {
+                panic!("wrong family");
+            };
+            (s.local_interface, errors)
+        };
+        let (ip, errors) = service("127.0.0.1 (lo)");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(ip, IpAddr::from([127, 0, 0, 1]));
+        let (_, errors) = service("eth0");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 11);
+        assert!(errors[0].message.contains("LocalInterface"));
+    }
+
+    #[test]
+    fn retry_interval_below_the_minimum_is_raised_to_it() {
+        let item = item_with(
+            "EnsLib.HL7.Operation.FileOperation",
+            &[
+                (SettingTarget::Adapter, "FilePath", "/tmp/x"),
+                (SettingTarget::Host, "RetryInterval", "0"),
+            ],
+        );
+        let mut errors = Vec::new();
+        let ItemSettings::Hl7FileOperation(s) =
+            resolve(&item, Family::Hl7FileOperation, Path::new("p"), &mut errors)
+        else {
+            panic!("wrong family");
+        };
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(s.retry_interval_s, RETRY_INTERVAL_MIN_S);
+        assert_eq!(s.framing, Framing::AsciiLf);
+    }
+
+    #[test]
+    fn a_file_operation_takes_only_framings_it_can_write() {
+        for (value, ok) in [
+            ("None", true),
+            ("AsciiCRLF", true),
+            ("Ascii28/13", true),
+            ("MLLP", true),
+            ("Flexible", false),
+            ("MsgEnvelope", false),
+            ("LLP", false),
+        ] {
+            let item = item_with(
+                "EnsLib.HL7.Operation.FileOperation",
+                &[
+                    (SettingTarget::Adapter, "FilePath", "/tmp/x"),
+                    (SettingTarget::Host, "Framing", value),
+                ],
+            );
+            let mut errors = Vec::new();
+            resolve(&item, Family::Hl7FileOperation, Path::new("p"), &mut errors);
+            assert_eq!(errors.is_empty(), ok, "{value}: {errors:?}");
+        }
     }
 
     #[test]
@@ -1204,7 +1261,7 @@ mod tests {
     }
 
     #[test]
-    fn email_recipients_split_on_commas_and_semicolons() {
+    fn lists_split_on_commas_and_on_semicolons_when_asked() {
         assert_eq!(
             split_list("a@x; b@y, ,c@z", true),
             vec!["a@x", "b@y", "c@z"]

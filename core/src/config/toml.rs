@@ -33,7 +33,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Diagnostic;
-use super::iris::{Parsed, line_of};
+use super::iris::{Lines, Parsed, line_of};
 use super::model::{
     EngineSettings, INBOUND_BUFFER_BYTES_MAX, INBOUND_BUFFER_BYTES_MIN, Item, POOL_SIZE_MAX,
     Production, RawSettings, SHARDS_MAX, SettingValue, SourceLocation, WAL_SEGMENT_ALIGN_BYTES,
@@ -143,8 +143,10 @@ impl ValueForm {
         match self {
             ValueForm::Text(s) => s,
             ValueForm::Integer(n) => n.to_string(),
-            // Display writes the shortest decimal that reads back as the same value.
-            ValueForm::Float(x) => x.to_string(),
+            // Debug writes the shortest decimal that reads back as the same value, and
+            // keeps a fraction point (`1.5e3` is `1500.0`), so a float never passes for an
+            // integer: `Port = 1.5e3` is an error, `RestartDelay = 1.5e3` is 1500 s.
+            ValueForm::Float(x) => format!("{x:?}"),
             ValueForm::Boolean(b) => if b { "1" } else { "0" }.to_owned(),
         }
     }
@@ -158,18 +160,35 @@ pub fn read_toml(text: &str, file: &Path) -> super::iris::ReadResult {
             file: file.to_path_buf(),
             line,
             item: None,
-            message: format!("TOML: {}", e.message().trim_end()),
+            message: format!(
+                "TOML: {}{}",
+                e.message().trim_end(),
+                unknown_key_hint(e.message())
+            ),
         }]
     })?;
-    Ok(from_form(form, text, file))
+    Ok(from_form(form, &Lines::new(text, 1), file))
 }
 
-fn from_form(form: FileForm, text: &str, file: &Path) -> Parsed {
+/// `" (did you mean X?)"` for serde's "unknown field `k`, expected one of `a`, `b`, …" when
+/// one of the expected keys is close to `k`; empty otherwise.
+fn unknown_key_hint(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return String::new();
+    };
+    let Some((key, expected)) = rest.split_once('`') else {
+        return String::new();
+    };
+    let known = expected.split('`').skip(1).step_by(2);
+    super::suggest::did_you_mean(key, known)
+}
+
+fn from_form(form: FileForm, lines: &Lines, file: &Path) -> Parsed {
     let mut errors = Vec::new();
     let mut error = |span: std::ops::Range<usize>, item: Option<&str>, message: String| {
         errors.push(Diagnostic {
             file: file.to_path_buf(),
-            line: line_of(text, span.start),
+            line: lines.line(span.start as u64),
             item: item.map(str::to_owned),
             message,
         });
@@ -195,7 +214,7 @@ fn from_form(form: FileForm, text: &str, file: &Path) -> Parsed {
     let items = form
         .items
         .into_iter()
-        .map(|form| item(form, text, file, &mut error))
+        .map(|form| item(form, lines, file, &mut error))
         .collect();
     let production = Production {
         name: form.production.name.into_inner(),
@@ -287,11 +306,11 @@ fn engine(
 
 fn item(
     form: ItemForm,
-    text: &str,
+    lines: &Lines,
     file: &Path,
     error: &mut impl FnMut(std::ops::Range<usize>, Option<&str>, String),
 ) -> Item {
-    let line = line_of(text, form.name.span().start);
+    let line = lines.line(form.name.span().start as u64);
     let name = form.name.into_inner();
     let mut item = Item::new(name.clone(), form.class);
     item.category = form.category;
@@ -310,8 +329,8 @@ fn item(
     item.enabled = form.enabled.unwrap_or(true);
     item.foreground = form.foreground;
     item.log_trace_events = form.log_trace_events;
-    item.host_settings = settings(form.host, text);
-    item.adapter_settings = settings(form.adapter, text);
+    item.host_settings = settings(form.host, lines);
+    item.adapter_settings = settings(form.adapter, lines);
     item.source = SourceLocation {
         file: file.to_path_buf(),
         line,
@@ -319,10 +338,10 @@ fn item(
     item
 }
 
-fn settings(form: BTreeMap<String, Spanned<ValueForm>>, text: &str) -> RawSettings {
+fn settings(form: BTreeMap<String, Spanned<ValueForm>>, lines: &Lines) -> RawSettings {
     form.into_iter()
         .map(|(name, value)| {
-            let line = line_of(text, value.span().start);
+            let line = lines.line(value.span().start as u64);
             (
                 name,
                 SettingValue {
@@ -440,6 +459,18 @@ fn key(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelt_key_is_an_error_at_its_line_with_the_key_meant() {
+        let text =
+            "[production]\nname = \"P\"\n\n[[item]]\nname = \"A\"\nclass = \"X\"\nenabld = false\n";
+        let errors = read_toml(text, Path::new("p.toml")).unwrap_err();
+        assert_eq!(errors[0].line, 7, "{errors:?}");
+        assert!(
+            errors[0].message.contains("did you mean enabled?"),
+            "{errors:?}"
+        );
+    }
     use crate::config::model::SettingTarget;
 
     const SAMPLE: &str = r#"

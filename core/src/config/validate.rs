@@ -6,11 +6,16 @@
 //! - classes: a class hie does not run is an error naming item and class, unless
 //!   `allow_unknown`, in which case the item is disabled and listed;
 //! - settings: bad values and missing required settings of enabled items are errors at the
-//!   setting's (or item's) line; settings hie does not honour are listed as unsupported;
-//! - targets (`TargetConfigNames`, `BadMessageHandler`, `AckTargetConfigNames`,
-//!   `ResponseTargetConfigNames`) naming no item are warnings (IRIS loads such productions);
+//!   setting's (or item's) line; settings hie does not honour are listed as unsupported, and
+//!   one set to other than its IRIS default (or a name hie does not know for the class, with
+//!   a "did you mean") is also a warning at its line, since ignoring it changes behaviour;
+//! - where messages go: targets, routing cycles, routers ([`super::routes`]);
+//! - what would stop `hie run` from starting or leave an item unable to work
+//!   ([`super::startup`]): `hie check` and `hie run` share this validation, so they agree;
 //! - two enabled services listening on one port, or on the admin port, are errors;
 //! - `strict` turns every warning into an error.
+//!
+//! Cost: linear in the number of items and settings (names are looked up in maps).
 //!
 //! Placement (ADR 0001): services and operations are dealt round-robin over the shards, in
 //! item order, one counter for the whole production: the k-th such instance (counting from
@@ -20,23 +25,16 @@
 //! says so. The engine follows this plan exactly.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
 
 use super::catalog::{self, Family};
 use super::model::{ItemKind, Production, SettingTarget};
 use super::settings::{self, ItemSettings};
-use super::{Diagnostic, LoadOptions, UnknownClass, UnsupportedSetting};
+use super::{Diagnostic, LoadOptions, UnknownClass, UnsupportedSetting, routes, startup, suggest};
 
 /// Characters IRIS does not allow in a config item name.
 pub const NAME_FORBIDDEN: &[char] = &['|', ';', ',', ':', '[', '<', '>', '\\', '/', '&', '"'];
-
-/// Settings whose value names other items.
-const TARGET_SETTINGS: &[&str] = &[
-    "TargetConfigNames",
-    "BadMessageHandler",
-    "AckTargetConfigNames",
-    "ResponseTargetConfigNames",
-];
 
 /// What validation found.
 #[derive(Debug, Default)]
@@ -52,11 +50,11 @@ pub struct Findings {
 }
 
 impl Findings {
-    fn error(&mut self, file: &Path, line: u32, item: Option<&str>, message: String) {
+    pub(super) fn error(&mut self, file: &Path, line: u32, item: Option<&str>, message: String) {
         self.errors.push(diag(file, line, item, message));
     }
 
-    fn warn(&mut self, file: &Path, line: u32, item: Option<&str>, message: String) {
+    pub(super) fn warn(&mut self, file: &Path, line: u32, item: Option<&str>, message: String) {
         self.warnings.push(diag(file, line, item, message));
     }
 }
@@ -120,6 +118,12 @@ pub fn validate(production: &mut Production, file: &Path, opts: &LoadOptions) ->
                 line: item.source.line,
                 at_default: false,
             });
+            f.warn(
+                file,
+                item.source.line,
+                Some(&item.name),
+                "Schedule is ignored: hie runs an enabled item all the time".into(),
+            );
         }
         item.settings = settings::resolve(item, family, file, &mut f.errors);
         check_queue_order(item, file, &mut f);
@@ -132,7 +136,8 @@ pub fn validate(production: &mut Production, file: &Path, opts: &LoadOptions) ->
             );
         }
     }
-    check_targets(production, file, &mut f);
+    routes::check(production, file, &mut f);
+    startup::check(production, file, &mut f);
     check_ports(production, file, &mut f);
     check_inbound_budget(production, file, &mut f);
     if opts.strict {
@@ -182,13 +187,18 @@ fn check_raw_settings(item: &super::model::Item, family: Family, file: &Path, f:
             let spec = catalog::spec(family, target, name);
             let supported = spec.is_some_and(|s| s.supported);
             if !supported {
+                let at_default = spec.is_some_and(|s| s.default == raw.value);
                 f.unsupported_settings.push(UnsupportedSetting {
                     item: item.name.clone(),
                     setting: name.clone(),
                     target,
                     line: raw.line,
-                    at_default: spec.is_some_and(|s| s.default == raw.value),
+                    at_default,
                 });
+                if !at_default {
+                    let why = ignored_because(family, target, name, spec.is_some());
+                    f.warn(file, raw.line, Some(&item.name), why);
+                }
             }
             // Supported values are checked (and reported as errors) when resolved; a bad
             // value of a setting hie ignores is worth a warning only.
@@ -227,6 +237,34 @@ fn check_raw_settings(item: &super::model::Item, family: Family, file: &Path, f:
     }
 }
 
+/// Why setting `name` of `target` is ignored, for a warning: hie does not use it, or does
+/// not know it for this family of classes (with the closest name it knows, or the target
+/// it belongs to).
+fn ignored_because(family: Family, target: SettingTarget, name: &str, known: bool) -> String {
+    let what = format!("setting {} {name}", target.as_str());
+    if known {
+        return format!("{what} is ignored: hie does not use it (see docs/configuration.md)");
+    }
+    let other = match target {
+        SettingTarget::Host => SettingTarget::Adapter,
+        SettingTarget::Adapter => SettingTarget::Host,
+    };
+    if catalog::spec(family, other, name).is_some() {
+        let article = match other {
+            SettingTarget::Host => "a",
+            SettingTarget::Adapter => "an",
+        };
+        let other = other.as_str();
+        return format!(
+            "{what} is ignored: {name} is {article} {other} setting (Target=\"{other}\")"
+        );
+    }
+    let specs = catalog::specs(family);
+    let names = specs.iter().filter(|s| s.target == target).map(|s| s.name);
+    let hint = suggest::did_you_mean(name, names);
+    format!("{what} is ignored: it is not a setting hie knows for this class{hint}")
+}
+
 /// `PriorityMessageTypes` without `QueueOrder=priority` changes nothing: a warning (an
 /// operator may switch priority off this way and keep the list).
 fn check_queue_order(item: &super::model::Item, file: &Path, f: &mut Findings) {
@@ -251,39 +289,27 @@ fn check_queue_order(item: &super::model::Item, file: &Path, f: &mut Findings) {
     }
 }
 
-fn check_targets(production: &Production, file: &Path, f: &mut Findings) {
-    for item in &production.items {
-        for setting in TARGET_SETTINGS {
-            let Some(raw) = item.host_settings.get(*setting) else {
-                continue;
-            };
-            for target in settings::split_list(&raw.value, false) {
-                let message = match production.item(&target) {
-                    None => {
-                        format!("{setting} names {target:?}, which is no item of this production")
-                    }
-                    Some(t) if item.enabled && !t.enabled => {
-                        format!("{setting} names {target:?}, which is disabled")
-                    }
-                    Some(_) => continue,
-                };
-                f.warn(file, raw.line, Some(&item.name), message);
-            }
-        }
-    }
-}
-
+/// Two enabled services may share a port only on two different specific interfaces
+/// (`LocalInterface`); every interface (0.0.0.0) clashes with any other on that port.
 fn check_ports(production: &Production, file: &Path, f: &mut Findings) {
-    let mut listeners: HashMap<u16, (&str, u32)> = HashMap::new();
+    let mut listeners: HashMap<u16, Vec<(IpAddr, &str, u32)>> = HashMap::new();
     for item in production.items.iter().filter(|i| i.enabled) {
-        let Some(port) = item.settings.listen_port().filter(|&p| p != 0) else {
+        let ItemSettings::Hl7TcpService(s) = &item.settings else {
             continue;
         };
+        let (port, ip) = (s.port, s.local_interface);
+        if port == 0 {
+            continue;
+        }
         let line = item
             .adapter_settings
             .get("Port")
             .map_or(item.source.line, |v| v.line);
-        if let Some(&(other, other_line)) = listeners.get(&port) {
+        let on_port = listeners.entry(port).or_default();
+        let clash = on_port
+            .iter()
+            .find(|(other, _, _)| *other == ip || other.is_unspecified() || ip.is_unspecified());
+        if let Some(&(_, other, other_line)) = clash {
             f.error(
                 file,
                 line,
@@ -291,7 +317,7 @@ fn check_ports(production: &Production, file: &Path, f: &mut Findings) {
                 format!("port {port} is also listened on by {other:?} (line {other_line})"),
             );
         } else {
-            listeners.insert(port, (&item.name, line));
+            on_port.push((ip, &item.name, line));
         }
         if production
             .engine
@@ -476,6 +502,33 @@ mod tests {
     }
 
     #[test]
+    fn one_port_on_two_local_interfaces_is_no_clash_but_every_interface_clashes() {
+        let on = |name: &str, line: u32, interface: &str| {
+            let mut item = tcp_in(name, line, "5000", "Out");
+            let v = SettingValue {
+                value: interface.into(),
+                line: line + 1,
+            };
+            item.adapter_settings.insert("LocalInterface".into(), v);
+            item
+        };
+        let errors = |items: Vec<Item>| {
+            let mut items = items;
+            items.push(with(
+                Item::new("Out", "EnsLib.HL7.Operation.FileOperation"),
+                40,
+                &[(SettingTarget::Adapter, "FilePath", "/tmp/x")],
+            ));
+            let mut p = production(items);
+            validate(&mut p, Path::new("p.xml"), &LoadOptions::default()).errors
+        };
+        assert!(errors(vec![on("A", 1, "127.0.0.1"), on("B", 5, "127.0.0.2")]).is_empty());
+        let clash = errors(vec![on("A", 1, "127.0.0.1"), on("B", 5, "")]);
+        assert_eq!(clash.len(), 1, "{clash:?}");
+        assert!(clash[0].message.contains("port 5000"));
+    }
+
+    #[test]
     fn dangling_target_is_a_warning_and_an_error_when_strict() {
         let mut p = production(vec![tcp_in("A", 3, "5000", "Nowhere")]);
         let f = validate(&mut p.clone(), Path::new("p.xml"), &LoadOptions::default());
@@ -522,8 +575,118 @@ mod tests {
         off.enabled = false;
         let mut p = production(vec![tcp_in("In", 3, "5000", "Off"), off]);
         let f = validate(&mut p, Path::new("p.xml"), &LoadOptions::default());
-        assert_eq!(f.warnings.len(), 1, "{:?}", f.warnings);
-        assert!(f.warnings[0].message.contains("disabled"));
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        // The disabled router's BusinessRuleName is a warning, not an error.
+        let lines: Vec<(u32, bool)> = f
+            .warnings
+            .iter()
+            .map(|w| (w.line, w.message.contains("which is disabled")))
+            .collect();
+        assert_eq!(lines, vec![(4, true), (9, false)], "{:?}", f.warnings);
+    }
+
+    fn router(name: &str, line: u32, targets: &str) -> Item {
+        with(
+            Item::new(name, "EnsLib.HL7.MsgRouter.RoutingEngine"),
+            line,
+            &[(SettingTarget::Host, "TargetConfigNames", targets)],
+        )
+    }
+
+    fn out(name: &str, line: u32) -> Item {
+        with(
+            Item::new(name, "EnsLib.HL7.Operation.TCPOperation"),
+            line,
+            &[
+                (SettingTarget::Adapter, "IPAddress", "127.0.0.1"),
+                (SettingTarget::Adapter, "Port", "6000"),
+            ],
+        )
+    }
+
+    fn errors_of(items: Vec<Item>) -> Vec<(u32, String)> {
+        let mut p = production(items);
+        let f = validate(&mut p, Path::new("p.xml"), &LoadOptions::default());
+        f.errors.into_iter().map(|d| (d.line, d.message)).collect()
+    }
+
+    #[test]
+    fn a_router_targeting_itself_is_a_cycle_error_at_its_target_line() {
+        let errors = errors_of(vec![tcp_in("In", 1, "5000", "R"), router("R", 5, "R")]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].0, 6);
+        assert!(errors[0].1.contains("routing cycle"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_loop_of_routers_is_one_cycle_error_naming_its_items_in_order() {
+        let errors = errors_of(vec![
+            router("A", 1, "B,Out"),
+            router("B", 3, "C"),
+            router("C", 5, "A"),
+            out("Out", 7),
+        ]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].0, 6);
+        assert!(errors[0].1.contains("A -> B -> C -> A"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_diamond_is_not_a_cycle() {
+        let errors = errors_of(vec![
+            router("A", 1, "B,C"),
+            router("B", 3, "D"),
+            router("C", 5, "D"),
+            router("D", 7, "Out"),
+            out("Out", 9),
+        ]);
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn a_long_chain_is_checked_without_recursion() {
+        let mut items: Vec<Item> = (0..50_000)
+            .map(|i| router(&format!("R{i}"), 1 + 2 * i, &format!("R{}", i + 1)))
+            .collect();
+        items.push(router("R50000", 100_001, "R0"));
+        let errors = errors_of(items);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].1.contains("routing cycle: R0 -> R1 -> "));
+    }
+
+    #[test]
+    fn a_router_or_service_targeting_a_service_is_an_error() {
+        let errors = errors_of(vec![
+            tcp_in("In", 1, "5000", "R"),
+            router("R", 3, "In2"),
+            tcp_in("In2", 5, "5001", "In"),
+        ]);
+        let lines: Vec<u32> = errors.iter().map(|e| e.0).collect();
+        assert_eq!(lines, vec![4, 6], "{errors:?}");
+        assert!(errors.iter().all(|e| e.1.contains("business service")));
+    }
+
+    #[test]
+    fn a_router_with_a_rule_or_with_no_route_at_all_is_an_error() {
+        let ruled = with(
+            Item::new("Ruled", "EnsLib.HL7.MsgRouter.RoutingEngine"),
+            3,
+            &[
+                (SettingTarget::Host, "BusinessRuleName", "X.Rule"),
+                (SettingTarget::Host, "TargetConfigNames", "Out"),
+            ],
+        );
+        let bare = Item::new("Bare", "EnsLib.MsgRouter.RoutingEngine");
+        let errors = errors_of(vec![ruled, bare, out("Out", 9)]);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].0, 4);
+        assert!(errors[0].1.contains("BusinessRuleName \"X.Rule\""));
+        assert!(
+            errors[1]
+                .1
+                .contains("neither BusinessRuleName nor TargetConfigNames")
+        );
+        assert!(errors_of(vec![router("R", 1, "Out"), out("Out", 3)]).is_empty());
     }
 
     #[test]
@@ -603,7 +766,7 @@ mod tests {
         let mut router = with(
             Item::new("R", "EnsLib.HL7.MsgRouter.RoutingEngine"),
             4,
-            &[(SettingTarget::Host, "BusinessRuleName", "X.Rule")],
+            &[(SettingTarget::Host, "TargetConfigNames", "Out")],
         );
         router.pool_size = 0;
         let mut input = tcp_in("In", 1, "5000", "R");

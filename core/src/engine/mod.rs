@@ -36,7 +36,7 @@ use crate::config::Production;
 use crate::engine::control::ItemCommand;
 use crate::engine::operator::{HeldReply, HeldRequest};
 use crate::engine::overrides::Overrides;
-use crate::engine::plan::{Plan, PlanError};
+use crate::engine::plan::Plan;
 use crate::engine::runtime::{Phase, ShardStatus, Shared};
 use crate::envelope::{ItemId, ShardMsg};
 use crate::ring::{self, Doorbells, ShardRings};
@@ -61,8 +61,6 @@ pub struct EngineOptions {
 /// Why a production could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error(transparent)]
-    Plan(#[from] PlanError),
     #[error(transparent)]
     Shards(#[from] ShardError),
     #[error("cannot create the data directory {}: {source}", path.display())]
@@ -156,7 +154,7 @@ type Parts = (ShardRings<ShardMsg>, Receiver<ShardControl>, Vec<PathBuf>);
 impl RunningEngine {
     /// Plans and starts `production`; returns once every service is open.
     pub fn start(production: &Production, options: EngineOptions) -> Result<Self, EngineError> {
-        let plan = Arc::new(Plan::new(production, options.layout.shards)?);
+        let plan = Arc::new(Plan::new(production, options.layout.shards));
         let data_dir_err = |source| EngineError::DataDir {
             path: options.data_dir.clone(),
             source,

@@ -10,20 +10,24 @@
 //! keeps, bounded by its `QueueSize` and open in the WAL, what is sent to it until an
 //! operator enables it (`hie ctl enable`), as IRIS keeps it queued.
 //!
-//! An item that cannot run (class hie does not know, or a kind hie does not run yet,
-//! such as the e-mail alert operation) is [`Role::Inert`]: it keeps its id so that
-//! messages sent to it fail visibly instead of vanishing.
+//! An item that cannot run (a class hie does not run) is [`Role::Inert`]: it keeps its
+//! id so that messages sent to it fail visibly instead of vanishing.
+//!
+//! Planning cannot fail: whatever would stop a production from starting is found by
+//! validation (`config::validate`), which `hie check` runs too, so the two agree. Nothing
+//! here does blocking work: a TCP operation's host name is resolved when it connects
+//! (`items::hl7_tcp_operation`), not here.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hie_net::ReplyCodeActions;
 
 use crate::config::{
-    self, AckMode, Hl7FileOperationSettings, Hl7FileServiceSettings, Hl7TcpOperationSettings,
+    self, Hl7FileOperationSettings, Hl7FileServiceSettings, Hl7TcpOperationSettings,
     Hl7TcpServiceSettings, ItemKind, ItemSettings, OverflowStrategy, Production, RestartPolicy,
-    SettingTarget, Timeout,
+    Timeout,
 };
 use crate::envelope::ItemId;
 use crate::priority::QueueOrder;
@@ -61,8 +65,8 @@ pub struct FileServicePlan {
 
 #[derive(Debug, Clone)]
 pub struct TcpOperationPlan {
+    /// Its settings; `ip_address` and `port` say where it connects (resolved at connect).
     pub settings: Hl7TcpOperationSettings,
-    pub address: SocketAddr,
     pub reply_code_actions: ReplyCodeActions,
     pub retry_interval: Duration,
     /// `None`: retry forever (FailureTimeout -1).
@@ -163,17 +167,9 @@ pub struct Plan {
     by_name: HashMap<String, ItemId>,
 }
 
-/// A production that loads but cannot be planned (settings the engine needs are unusable).
-#[derive(Debug, thiserror::Error)]
-#[error("item {item}: {message}")]
-pub struct PlanError {
-    pub item: String,
-    pub message: String,
-}
-
 impl Plan {
     /// Plans `production` over `shards` shards.
-    pub fn new(production: &Production, shards: usize) -> Result<Plan, PlanError> {
+    pub fn new(production: &Production, shards: usize) -> Plan {
         let shards = shards.max(1);
         let placed: HashMap<usize, Vec<usize>> = config::placement(production, shards)
             .into_iter()
@@ -199,7 +195,7 @@ impl Plan {
         let budget = production.engine.inbound_buffer_bytes_max;
         let budget = hie_net::InboundBudget::new(usize::try_from(budget).unwrap_or(usize::MAX));
         for (index, item) in production.items.iter().enumerate() {
-            let role = planned_role(item, &budget)?;
+            let role = role_of(item, &budget);
             let shards_of = match (&role, placed.get(&index)) {
                 (Role::Inert(_), _) => Vec::new(),
                 (Role::Router, _) => (0..shards).collect(),
@@ -255,12 +251,12 @@ impl Plan {
                 restart: common.map(|c| c.restart).unwrap_or_default(),
             });
         }
-        Ok(Plan {
+        Plan {
             production: production.name.clone(),
             shards,
             items,
             by_name,
-        })
+        }
     }
 
     /// The item called `name`.
@@ -281,13 +277,6 @@ impl Plan {
     }
 }
 
-fn err(item: &config::Item, message: impl Into<String>) -> PlanError {
-    PlanError {
-        item: item.name.clone(),
-        message: message.into(),
-    }
-}
-
 fn timeout(t: Timeout) -> Option<Duration> {
     match t {
         Timeout::Forever => None,
@@ -295,80 +284,32 @@ fn timeout(t: Timeout) -> Option<Duration> {
     }
 }
 
-/// The role of `item`; a disabled item whose settings the engine cannot use is inert
-/// (it could not be enabled), with the reason.
-fn planned_role(item: &config::Item, budget: &hie_net::InboundBudget) -> Result<Role, PlanError> {
-    match role_of(item, budget) {
-        Err(e) if !item.enabled => Ok(Role::Inert(format!(
-            "disabled in the production, and {}",
-            e.message
-        ))),
-        role => role,
-    }
-}
-
-fn role_of(item: &config::Item, budget: &hie_net::InboundBudget) -> Result<Role, PlanError> {
-    Ok(match &item.settings {
+fn role_of(item: &config::Item, budget: &hie_net::InboundBudget) -> Role {
+    match &item.settings {
         ItemSettings::Unresolved => Role::Inert(format!("class {} is not run by hie", item.class)),
-        ItemSettings::Hl7TcpService(s) => {
-            if s.ack_mode == AckMode::Byte {
-                return Err(err(
-                    item,
-                    "AckMode Byte is not supported yet; use Immed, App, Msh or Never",
-                ));
-            }
-            let ip: IpAddr = item
-                .raw_value(SettingTarget::Adapter, "LocalInterface")
-                .and_then(|v| v.split_whitespace().next())
-                .filter(|v| !v.is_empty())
-                .map_or(Ok(IpAddr::from([0, 0, 0, 0])), |v| v.parse())
-                .map_err(|_| err(item, "LocalInterface is not an IP address"))?;
-            Role::TcpService(TcpServicePlan {
-                settings: s.clone(),
-                listen: SocketAddr::new(ip, s.port),
-                connections: hie_net::ConnectionTable::new(
-                    s.max_connections as usize,
-                    s.max_connections_per_peer as usize,
-                ),
-                inbound_budget: budget.clone(),
-            })
-        }
+        ItemSettings::Hl7TcpService(s) => Role::TcpService(TcpServicePlan {
+            settings: s.clone(),
+            listen: SocketAddr::new(s.local_interface, s.port),
+            connections: hie_net::ConnectionTable::new(
+                s.max_connections as usize,
+                s.max_connections_per_peer as usize,
+            ),
+            inbound_budget: budget.clone(),
+        }),
         ItemSettings::Hl7FileService(s) => Role::FileService(FileServicePlan {
             settings: s.clone(),
         }),
         ItemSettings::Router(_) => Role::Router,
-        ItemSettings::Hl7TcpOperation(s) => {
-            if s.ip_address.starts_with('!') {
-                return Err(err(
-                    item,
-                    "IPAddress with a leading '!' (wait for the peer to connect) is not supported yet",
-                ));
-            }
-            let address = (s.ip_address.as_str(), s.port)
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut a| a.next())
-                .ok_or_else(|| {
-                    err(
-                        item,
-                        format!("cannot resolve IPAddress {}:{}", s.ip_address, s.port),
-                    )
-                })?;
-            Role::TcpOperation(TcpOperationPlan {
-                settings: s.clone(),
-                address,
-                reply_code_actions: s.reply_code_actions.clone(),
-                retry_interval: Duration::from_secs(u64::from(s.retry_interval_s)),
-                failure_timeout: timeout(s.failure_timeout),
-            })
-        }
+        ItemSettings::Hl7TcpOperation(s) => Role::TcpOperation(TcpOperationPlan {
+            settings: s.clone(),
+            reply_code_actions: s.reply_code_actions.clone(),
+            retry_interval: Duration::from_secs(u64::from(s.retry_interval_s)),
+            failure_timeout: timeout(s.failure_timeout),
+        }),
         ItemSettings::Hl7FileOperation(s) => Role::FileOperation(FileOperationPlan {
             settings: s.clone(),
             retry_interval: Duration::from_secs(u64::from(s.retry_interval_s)),
             failure_timeout: timeout(s.failure_timeout),
         }),
-        ItemSettings::EmailAlertOperation(_) => {
-            Role::Inert("EnsLib.EMail.AlertOperation is not run by hie yet".into())
-        }
-    })
+    }
 }

@@ -9,7 +9,6 @@
 //! With `StayConnected=0` a connection per message is expected, so routine connects are
 //! not logged (failures and losses still are).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hie_net::{ClientStats, NoReplyReason, ReplyOutcome};
@@ -69,7 +68,9 @@ impl Change {
 #[derive(Debug)]
 pub struct DownstreamLog {
     item: String,
-    address: SocketAddr,
+    /// The downstream as configured, `IPAddress:Port` (a host name is resolved at each
+    /// connect).
+    address: String,
     /// A connection per message is expected (`StayConnected=0`).
     connect_per_message: bool,
     connected_once: bool,
@@ -83,7 +84,7 @@ pub struct DownstreamLog {
 }
 
 impl DownstreamLog {
-    pub fn new(item: &str, address: SocketAddr, connect_per_message: bool) -> Self {
+    pub fn new(item: &str, address: String, connect_per_message: bool) -> Self {
         DownstreamLog {
             item: item.to_string(),
             address,
@@ -100,7 +101,7 @@ impl DownstreamLog {
     /// Logs what `change` says happened; `what` describes the send's outcome (called only
     /// when a line is written).
     pub fn note(&mut self, change: Change, what: impl Fn() -> String, now: Instant) {
-        let (item, address) = (&self.item, self.address);
+        let (item, address) = (&self.item, &self.address);
         if change.connect_failures > 0 {
             self.failures += change.connect_failures;
             if let Some(more) = self.failing.allow(now) {

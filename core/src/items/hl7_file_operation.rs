@@ -1,8 +1,13 @@
 //! `EnsLib.HL7.Operation.FileOperation`: writes each message of its queue to a file in
 //! `FilePath`, named by `Filename` (IRIS tokens, see [`super::filename`]).
 //!
-//! The message bytes are written exactly as received (segments end in CR), so a message
-//! arrives byte-identical. `Overwrite` false (the IRIS default) appends to an existing file
+//! Each message is written as received (segments end in CR), then ended as `Framing`
+//! says (IRIS's default `AsciiLF`: a line feed after the last segment's CR), so messages
+//! written back to back in one file stay apart. A message whose sender left off the last
+//! segment's CR gets one first, so no message is glued onto the next. Framings written:
+//! `None` (nothing added), `AsciiLF`, `AsciiCR`, `AsciiCRLF`, `Ascii<n>[/<n>]` (those
+//! bytes), `MLLP` and `MLLP<n>/<n>` (a start byte before, an end byte and CR after).
+//! `Overwrite` false (the IRIS default) appends to an existing file
 //! of the same name, true replaces it. A message is recorded `Completed` only after its
 //! file is synced to disk (`fdatasync`): an acknowledged message is never lost between the
 //! WAL and the output file. Messages are written in batches (up to [`WRITE_BATCH_MAX`]),
@@ -22,6 +27,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::config::Framing;
 use crate::engine::plan::FileOperationPlan;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{Envelope, ItemId, OriginRecord};
@@ -32,24 +38,61 @@ use crate::queue::LocalQueue;
 /// Most messages written per batch.
 pub const WRITE_BATCH_MAX: usize = 256;
 
-/// Writes `files` (name → message bytes in order) under `dir`, syncing each file once.
+/// The bytes written before and after a message (after its last segment's CR).
+fn frame_bytes(framing: Framing) -> (Option<u8>, Vec<u8>) {
+    match framing {
+        Framing::AsciiLf => (None, vec![b'\n']),
+        Framing::AsciiCr => (None, vec![b'\r']),
+        Framing::AsciiCrLf => (None, vec![b'\r', b'\n']),
+        Framing::AsciiBytes { first, second } => {
+            (None, [Some(first), second].into_iter().flatten().collect())
+        }
+        Framing::Mllp => (Some(0x0b), vec![0x1c, b'\r']),
+        Framing::MllpBytes { start, end } => (Some(start), vec![end, b'\r']),
+        // Validation admits only the framings above and `None` for a file operation.
+        _ => (None, Vec::new()),
+    }
+}
+
+/// Writes one message to `out` between `start` and `end` (see [`frame_bytes`]).
+fn write_framed(
+    out: &mut impl Write,
+    (start, end): (Option<u8>, &[u8]),
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    if let Some(start) = start {
+        out.write_all(&[start])?;
+    }
+    out.write_all(bytes)?;
+    if !bytes.ends_with(b"\r") {
+        out.write_all(b"\r")?;
+    }
+    out.write_all(end)
+}
+
+/// Writes `files` (name → message bytes in order) under `dir`, each message framed,
+/// syncing each file once.
 fn write_files(
     dir: &Path,
     files: &BTreeMap<String, Vec<Arc<[u8]>>>,
     overwrite: bool,
+    framing: Framing,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
+    let (start, end) = frame_bytes(framing);
     for (name, messages) in files {
         let path = dir.join(name);
-        let mut file = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
             .append(!overwrite)
             .truncate(overwrite)
             .open(&path)?;
+        let mut out = std::io::BufWriter::new(file);
         for bytes in messages {
-            file.write_all(bytes)?;
+            write_framed(&mut out, (start, &end), bytes)?;
         }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_data()?;
     }
     // A new file's name is durable only once its directory is synced.
@@ -127,9 +170,9 @@ pub async fn run(
         loop {
             let files = plan_files(&dir, &spec, &batch);
             let dir_for_io = dir.clone();
-            let overwrite = plan.settings.overwrite;
+            let (overwrite, framing) = (plan.settings.overwrite, plan.settings.framing);
             let written = glommio::executor()
-                .spawn_blocking(move || write_files(&dir_for_io, &files, overwrite))
+                .spawn_blocking(move || write_files(&dir_for_io, &files, overwrite, framing))
                 .await;
             match written {
                 Ok(()) => {
@@ -191,5 +234,34 @@ pub async fn run(
         if shard.phase() >= Phase::Stop {
             return WorkerExit::Stopped;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(framing: Framing, bytes: &[u8]) -> Vec<u8> {
+        let (start, end) = frame_bytes(framing);
+        let mut out = Vec::new();
+        write_framed(&mut out, (start, &end), bytes).unwrap();
+        out
+    }
+
+    #[test]
+    fn every_message_ends_with_its_segment_cr_and_the_framing() {
+        assert_eq!(
+            framed(Framing::AsciiLf, b"MSH|a\rPID|b"),
+            b"MSH|a\rPID|b\r\n"
+        );
+        assert_eq!(framed(Framing::AsciiLf, b"MSH|a\r"), b"MSH|a\r\n");
+        assert_eq!(framed(Framing::None, b"MSH|a"), b"MSH|a\r");
+        assert_eq!(framed(Framing::AsciiCrLf, b"MSH|a\r"), b"MSH|a\r\r\n");
+        let bytes = Framing::AsciiBytes {
+            first: 28,
+            second: Some(13),
+        };
+        assert_eq!(framed(bytes, b"MSH|a\r"), b"MSH|a\r\x1c\r");
+        assert_eq!(framed(Framing::Mllp, b"MSH|a"), b"\x0bMSH|a\r\x1c\r");
     }
 }

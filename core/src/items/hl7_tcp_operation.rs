@@ -11,10 +11,17 @@
 //! - `F`: `Failed` recorded.
 //! - `D`: the item is disabled and the message goes back to the head of its queue.
 //!
+//! Where it connects: `IPAddress` and `Port`. An IP address is used as written; a host
+//! name is looked up each time the operation opens a connection (as IRIS does), on
+//! glommio's blocking pool, never on the shard. A name that does not resolve is a failed
+//! connection for that message (retried per `ReplyCodeActions`, like a refused one), so it
+//! never stops the production or the other items from starting.
+//!
 //! `AlertOnError` writes an `ALERT` line to the log for every failure, suspension and
 //! disablement. A message interrupted by a pause, a disable or shutdown goes back to the
 //! head of its queue (or, at shutdown, stays open in the WAL for the next start).
 
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -31,10 +38,10 @@ use crate::items::downstream_log::{Change, DownstreamLog};
 use crate::items::{WorkerExit, alert, next_entry, requeue};
 use crate::queue::LocalQueue;
 
-/// The client settings of an operation, from its IRIS settings.
-pub fn client_config(plan: &TcpOperationPlan) -> ClientConfig {
+/// The client settings of an operation connecting to `address`, from its IRIS settings.
+pub fn client_config(plan: &TcpOperationPlan, address: SocketAddr) -> ClientConfig {
     let s = &plan.settings;
-    let mut config = ClientConfig::new(plan.address);
+    let mut config = ClientConfig::new(address);
     config.connect_timeout = Duration::from_secs(u64::from(s.connect_timeout_s.max(1)));
     config.reconnect_retry = s.reconnect_retry;
     config.stay_connected = match s.stay_connected {
@@ -50,6 +57,38 @@ pub fn client_config(plan: &TcpOperationPlan) -> ClientConfig {
     };
     config.get_reply = s.get_reply;
     config
+}
+
+/// The address to connect to: `IPAddress` itself when it is one, else its first address
+/// from the resolver (looked up on the blocking pool).
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let name = host.to_owned();
+    glommio::executor()
+        .spawn_blocking(move || {
+            (name.as_str(), port)
+                .to_socket_addrs()
+                .map_err(|e| e.to_string())
+                .and_then(|mut a| a.next().ok_or_else(|| "no address".to_owned()))
+        })
+        .await
+        .map_err(|why| format!("cannot resolve IPAddress {host}: {why}"))
+}
+
+/// Makes `client` connect to where `IPAddress` resolves now, when it is about to open a
+/// connection (none open). `Err` says why the name did not resolve.
+async fn aim(client: &mut MllpClient, plan: &TcpOperationPlan) -> Result<(), String> {
+    client.close_if_idle().await;
+    if client.is_connected() {
+        return Ok(());
+    }
+    let address = resolve(plan.settings.ip_address.trim(), plan.settings.port).await?;
+    if client.config().address != address {
+        *client = MllpClient::new(client_config(plan, address));
+    }
+    Ok(())
 }
 
 /// What happened, in words, for records and logs.
@@ -101,9 +140,12 @@ pub async fn run(
     queue: Rc<LocalQueue<Envelope>>,
     plan: TcpOperationPlan,
 ) -> WorkerExit {
-    let mut client = MllpClient::new(client_config(&plan));
+    // Aimed at the real address before each new connection (see `aim`).
+    let unspecified = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), plan.settings.port);
+    let mut client = MllpClient::new(client_config(&plan, unspecified));
     let per_message = plan.settings.stay_connected == config::StayConnected::AfterEachMessage;
-    let mut log = DownstreamLog::new(&shard.plan.item(item).name, plan.address, per_message);
+    let downstream = format!("{}:{}", plan.settings.ip_address.trim(), plan.settings.port);
+    let mut log = DownstreamLog::new(&shard.plan.item(item).name, downstream, per_message);
     loop {
         if shard.states.get(item) != ItemState::Running {
             client.close().await;
@@ -144,12 +186,29 @@ async fn deliver_one(
     shard.hook_before(item, &env);
     loop {
         env.attempts += 1;
-        let before = client.stats();
-        let outcome = match client.send(&env.bytes).await {
-            Ok(outcome) => outcome,
-            Err(e) => ReplyOutcome::NoReply(NoReplyReason::Io, e.to_string()),
+        // `aim` may replace the client (a new address): its counters are read after it.
+        let (outcome, change) = match aim(client, plan).await {
+            Err(why) => {
+                let failed = Change {
+                    connects: 0,
+                    connect_failures: 1,
+                    lost: false,
+                };
+                (
+                    ReplyOutcome::NoReply(NoReplyReason::ConnectFailed, why),
+                    failed,
+                )
+            }
+            Ok(()) => {
+                let before = client.stats();
+                let outcome = match client.send(&env.bytes).await {
+                    Ok(outcome) => outcome,
+                    Err(e) => ReplyOutcome::NoReply(NoReplyReason::Io, e.to_string()),
+                };
+                let change = Change::between(before, client.stats(), &outcome);
+                (outcome, change)
+            }
         };
-        let change = Change::between(before, client.stats(), &outcome);
         log.note(change, || describe(&outcome), Instant::now());
         let decision = outcome.decide(&plan.reply_code_actions, b"ACK");
         let action = match decision.action {

@@ -236,10 +236,10 @@ pub fn tcp_service(name: &str, port: u16, targets: &str, host: &[(&str, &str)]) 
     s
 }
 
-/// An HL7 router forwarding to `targets`.
+/// An HL7 router forwarding to `targets` (no `BusinessRuleName`: hie does not run rules).
 pub fn router(name: &str, targets: &str, host: &[(&str, &str)]) -> String {
     let mut s = format!(
-        "\n[[item]]\nname = \"{name}\"\nclass = \"EnsLib.HL7.MsgRouter.RoutingEngine\"\n[item.host]\nBusinessRuleName = \"Test.Rule\"\nTargetConfigNames = \"{targets}\"\n"
+        "\n[[item]]\nname = \"{name}\"\nclass = \"EnsLib.HL7.MsgRouter.RoutingEngine\"\n[item.host]\nTargetConfigNames = \"{targets}\"\n"
     );
     push_settings(&mut s, host);
     s

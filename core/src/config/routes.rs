@@ -1,0 +1,268 @@
+//! Checks of where messages go, before anything starts: the routing graph of a production.
+//!
+//! - A target (`TargetConfigNames`, `BadMessageHandler`, `AckTargetConfigNames`,
+//!   `ResponseTargetConfigNames`) naming no item, or an enabled item naming a disabled one,
+//!   is a warning (IRIS loads such productions; a message sent there waits or fails
+//!   visibly at run time).
+//! - A target that cannot take messages (a business service, which has no queue) is an
+//!   error on an enabled item: its messages would be stranded.
+//! - A routing cycle (a router that targets itself, or any loop of items) is an error when
+//!   every item on it is enabled (one message would go round for ever), a warning otherwise.
+//! - A router routes by its `BusinessRuleName` in IRIS; hie does not run rules yet, so an
+//!   enabled router with one is an error (it would route nothing), and so is a router with
+//!   neither `BusinessRuleName` nor hie's `TargetConfigNames`. On a disabled router both
+//!   are warnings.
+//!
+//! Cost: linear in items and targets. Names are looked up in one map built here, and the
+//! cycle search visits each item and each target once (an iterative depth-first search,
+//! so a long chain cannot overflow the stack).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::model::{Item, ItemKind, Production};
+use super::settings::{self, ItemSettings};
+use super::validate::Findings;
+
+/// Settings whose value names other items.
+pub const TARGET_SETTINGS: &[&str] = &[
+    "TargetConfigNames",
+    "BadMessageHandler",
+    "AckTargetConfigNames",
+    "ResponseTargetConfigNames",
+];
+
+/// Items shown in a cycle message before it is cut short.
+const CYCLE_NAMES_SHOWN_MAX: usize = 12;
+
+/// Cycles reported one by one; past this, one more finding says there are more (each
+/// report walks its cycle, so this keeps a pathological production's check linear).
+const CYCLES_REPORTED_MAX: usize = 100;
+
+/// Runs every check of this module.
+pub fn check(production: &Production, file: &Path, f: &mut Findings) {
+    let index = name_index(production);
+    check_targets(production, &index, file, f);
+    check_routers(production, file, f);
+    check_cycles(production, &index, file, f);
+}
+
+/// Item index by name (the first item of a duplicated name, which is an error already).
+fn name_index(production: &Production) -> HashMap<&str, usize> {
+    let mut index = HashMap::with_capacity(production.items.len());
+    for (i, item) in production.items.iter().enumerate() {
+        index.entry(item.name.as_str()).or_insert(i);
+    }
+    index
+}
+
+/// Settings of `item` that the engine routes messages by (the others are recorded only).
+fn routed_by(item: &Item) -> &'static [&'static str] {
+    match item.settings {
+        ItemSettings::Hl7TcpService(_) | ItemSettings::Hl7FileService(_) => &["TargetConfigNames"],
+        ItemSettings::Router(_) => &["TargetConfigNames", "BadMessageHandler"],
+        _ => &[],
+    }
+}
+
+fn check_targets(
+    production: &Production,
+    index: &HashMap<&str, usize>,
+    file: &Path,
+    f: &mut Findings,
+) {
+    for item in &production.items {
+        for setting in TARGET_SETTINGS {
+            let Some(raw) = item.host_settings.get(*setting) else {
+                continue;
+            };
+            let routed = routed_by(item).contains(setting);
+            for target in settings::split_list(&raw.value, false) {
+                let Some(&t) = index.get(target.as_str()) else {
+                    let message =
+                        format!("{setting} names {target:?}, which is no item of this production");
+                    f.warn(file, raw.line, Some(&item.name), message);
+                    continue;
+                };
+                let t = &production.items[t];
+                if routed && t.kind == ItemKind::Service {
+                    let message = format!(
+                        "{setting} names {target:?}, a business service, which cannot take \
+                         messages; name a router or an operation"
+                    );
+                    if item.enabled {
+                        f.error(file, raw.line, Some(&item.name), message);
+                    } else {
+                        f.warn(file, raw.line, Some(&item.name), message);
+                    }
+                } else if item.enabled && !t.enabled {
+                    let message = format!("{setting} names {target:?}, which is disabled");
+                    f.warn(file, raw.line, Some(&item.name), message);
+                }
+            }
+        }
+    }
+}
+
+fn check_routers(production: &Production, file: &Path, f: &mut Findings) {
+    for item in &production.items {
+        let ItemSettings::Router(router) = &item.settings else {
+            continue;
+        };
+        let message = if !router.business_rule_name.trim().is_empty() {
+            let line = item
+                .host_settings
+                .get("BusinessRuleName")
+                .map_or(item.source.line, |v| v.line);
+            let m = format!(
+                "BusinessRuleName {:?}: hie does not run business rules yet, so this router \
+                 would route nothing; remove BusinessRuleName and list where every message \
+                 goes in TargetConfigNames",
+                router.business_rule_name
+            );
+            (line, m)
+        } else if router.targets.is_empty() && router.bad_message_handler.is_none() {
+            // With a BadMessageHandler every message goes there (no target takes it):
+            // routed somewhere an operator sees, so not an error.
+            let m = "router has neither BusinessRuleName nor TargetConfigNames (nor a \
+                     BadMessageHandler): it would complete every message with no target"
+                .to_owned();
+            (item.source.line, m)
+        } else {
+            continue;
+        };
+        let (line, message) = message;
+        if item.enabled {
+            f.error(file, line, Some(&item.name), message);
+        } else {
+            f.warn(file, line, Some(&item.name), message);
+        }
+    }
+}
+
+/// One routing edge: the target's index and the line of the setting naming it.
+type Edge = (usize, u32);
+
+/// The routing edges of every item, by index (edges into services left out).
+fn edges(production: &Production, index: &HashMap<&str, usize>) -> Vec<Vec<Edge>> {
+    production
+        .items
+        .iter()
+        .map(|item| {
+            routed_by(item)
+                .iter()
+                .filter_map(|setting| item.host_settings.get(*setting))
+                .flat_map(|raw| {
+                    settings::split_list(&raw.value, false)
+                        .into_iter()
+                        .filter_map(|name| index.get(name.as_str()).copied())
+                        // A service takes no messages: an error of its own, not a hop.
+                        .filter(|&t| production.items[t].kind != ItemKind::Service)
+                        .map(move |t| (t, raw.line))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    New,
+    /// On the current path: an edge back to it closes a cycle.
+    OnPath,
+    Done,
+}
+
+fn check_cycles(
+    production: &Production,
+    index: &HashMap<&str, usize>,
+    file: &Path,
+    f: &mut Findings,
+) {
+    let edges = edges(production, index);
+    let mut mark = vec![Mark::New; edges.len()];
+    // Position of each item on the path, valid while it is marked OnPath.
+    let mut depth = vec![0usize; edges.len()];
+    // The path: (item, index of its next edge to follow).
+    let mut path: Vec<(usize, usize)> = Vec::new();
+    let mut reported = 0usize;
+    for start in 0..edges.len() {
+        if mark[start] != Mark::New {
+            continue;
+        }
+        mark[start] = Mark::OnPath;
+        path.push((start, 0));
+        while let Some(top) = path.last_mut() {
+            let (node, next) = (top.0, top.1);
+            let Some(&(target, line)) = edges[node].get(next) else {
+                mark[node] = Mark::Done;
+                path.pop();
+                continue;
+            };
+            top.1 += 1;
+            match mark[target] {
+                Mark::New => {
+                    mark[target] = Mark::OnPath;
+                    depth[target] = path.len();
+                    path.push((target, 0));
+                }
+                Mark::OnPath if reported < CYCLES_REPORTED_MAX => {
+                    reported += 1;
+                    let cycle: Vec<usize> = path[depth[target]..].iter().map(|&(n, _)| n).collect();
+                    report_cycle(production, &cycle, line, file, f);
+                }
+                Mark::OnPath => {
+                    if reported == CYCLES_REPORTED_MAX {
+                        reported += 1;
+                        let message =
+                            format!("more routing cycles than the {CYCLES_REPORTED_MAX} reported");
+                        f.error(file, line, None, message);
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+    }
+}
+
+/// Reports the cycle `members` (in routing order) closed by an edge at `line` from its
+/// last member back to its first.
+fn report_cycle(
+    production: &Production,
+    members: &[usize],
+    line: u32,
+    file: &Path,
+    f: &mut Findings,
+) {
+    let mut names: Vec<&str> = members
+        .iter()
+        .take(CYCLE_NAMES_SHOWN_MAX)
+        .map(|&n| production.items[n].name.as_str())
+        .collect();
+    if members.len() > CYCLE_NAMES_SHOWN_MAX {
+        names.push("…");
+    }
+    names.push(&production.items[members[0]].name);
+    let last = &production.items[members[members.len() - 1]];
+    let message = if members.len() == 1 {
+        "routing cycle: the item sends messages to itself, so a message would go round \
+         for ever"
+            .to_owned()
+    } else {
+        format!(
+            "routing cycle: {}; a message would go round for ever",
+            names.join(" -> ")
+        )
+    };
+    if members.iter().all(|&n| production.items[n].enabled) {
+        f.error(file, line, Some(&last.name), message);
+    } else {
+        f.warn(
+            file,
+            line,
+            Some(&last.name),
+            format!("{message} (once its disabled items are enabled)"),
+        );
+    }
+}

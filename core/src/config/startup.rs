@@ -1,0 +1,138 @@
+//! What would stop `hie run` from starting, or leave an item unable to do its work, found
+//! before anything starts. `hie check` and `hie run` share this validation, so what the
+//! engine would refuse, `hie check` refuses first, with file, line and item.
+//!
+//! - `AckMode=Byte` (IRIS's single ACK byte) is not written by hie: an error on an enabled
+//!   TCP service.
+//! - `IPAddress` with IRIS's leading `!` makes an outbound adapter wait for the downstream
+//!   system to connect in, instead of connecting out; hie only connects out: an error on an
+//!   enabled TCP operation.
+//! - `RetryInterval` below [`RETRY_INTERVAL_MIN_S`] would retry in a busy loop; hie waits
+//!   the minimum and warns.
+//! - A downstream host name is not resolved here: the operation resolves it each time it
+//!   connects (as IRIS does), so a name that does not resolve now never stops the other
+//!   items. `hie check` alone looks the names up ([`unresolved_hosts`]) and warns.
+//!
+//! On a disabled item these problems are warnings: it does not run until enabled.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, ToSocketAddrs};
+use std::path::Path;
+
+use super::Diagnostic;
+use super::model::{Item, Production, SettingTarget};
+use super::settings::{AckMode, ItemSettings, RETRY_INTERVAL_MIN_S};
+use super::validate::Findings;
+
+/// Runs every check of this module.
+pub fn check(production: &Production, file: &Path, f: &mut Findings) {
+    for item in &production.items {
+        match &item.settings {
+            ItemSettings::Hl7TcpService(s) if s.ack_mode == AckMode::Byte => {
+                let message = "AckMode Byte (a single ACK byte) is not supported by hie; use \
+                               Immed, App, Msh or Never"
+                    .to_owned();
+                report(item, SettingTarget::Host, "AckMode", message, file, f);
+            }
+            ItemSettings::Hl7TcpOperation(s) if s.ip_address.trim_start().starts_with('!') => {
+                let message = format!(
+                    "IPAddress {:?}: a leading '!' makes IRIS wait for the downstream system to \
+                     connect in; hie only connects out, so give the host to connect to",
+                    s.ip_address
+                );
+                report(item, SettingTarget::Adapter, "IPAddress", message, file, f);
+            }
+            _ => {}
+        }
+        check_retry_interval(item, file, f);
+    }
+}
+
+/// An error at `setting`'s line on an enabled item, a warning on a disabled one.
+fn report(
+    item: &Item,
+    target: SettingTarget,
+    setting: &str,
+    message: String,
+    file: &Path,
+    f: &mut Findings,
+) {
+    let line = item
+        .raw(target)
+        .get(setting)
+        .map_or(item.source.line, |v| v.line);
+    if item.enabled {
+        f.error(file, line, Some(&item.name), message);
+    } else {
+        f.warn(file, line, Some(&item.name), message);
+    }
+}
+
+fn check_retry_interval(item: &Item, file: &Path, f: &mut Findings) {
+    let has_retries = matches!(
+        item.settings,
+        ItemSettings::Hl7TcpOperation(_) | ItemSettings::Hl7FileOperation(_)
+    );
+    let Some(raw) = item
+        .host_settings
+        .get("RetryInterval")
+        .filter(|_| has_retries)
+    else {
+        return;
+    };
+    if raw
+        .value
+        .trim()
+        .parse::<i64>()
+        .is_ok_and(|n| (0..i64::from(RETRY_INTERVAL_MIN_S)).contains(&n))
+    {
+        f.warn(
+            file,
+            raw.line,
+            Some(&item.name),
+            format!(
+                "RetryInterval {} would retry without pause; hie waits {RETRY_INTERVAL_MIN_S} s \
+                 between attempts",
+                raw.value.trim()
+            ),
+        );
+    }
+}
+
+/// Warnings for the host names of enabled TCP operations that do not resolve now (each
+/// name looked up once, blocking: for `hie check`, never for a shard). The operation
+/// resolves its host each time it connects, so these are not errors.
+pub fn unresolved_hosts(production: &Production, file: &Path) -> Vec<Diagnostic> {
+    let mut resolved: HashMap<(&str, u16), bool> = HashMap::new();
+    let mut warnings = Vec::new();
+    for item in production.items.iter().filter(|i| i.enabled) {
+        let ItemSettings::Hl7TcpOperation(s) = &item.settings else {
+            continue;
+        };
+        let host = s.ip_address.trim();
+        if host.is_empty() || host.starts_with('!') || host.parse::<IpAddr>().is_ok() {
+            continue;
+        }
+        let ok = *resolved.entry((host, s.port)).or_insert_with(|| {
+            (host, s.port)
+                .to_socket_addrs()
+                .is_ok_and(|mut a| a.next().is_some())
+        });
+        if !ok {
+            let line = item
+                .adapter_settings
+                .get("IPAddress")
+                .map_or(item.source.line, |v| v.line);
+            warnings.push(Diagnostic {
+                file: file.to_path_buf(),
+                line,
+                item: Some(item.name.clone()),
+                message: format!(
+                    "IPAddress {host:?} does not resolve now; the operation looks it up each \
+                     time it connects and retries per ReconnectRetry and ReplyCodeActions"
+                ),
+            });
+        }
+    }
+    warnings
+}
