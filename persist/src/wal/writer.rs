@@ -1328,7 +1328,13 @@ async fn resume_when_possible(shared: &Rc<Shared>, mut active: Active) -> Result
                 );
                 return Ok(active);
             }
-            Err(error) => tracing::debug!(%error, "WAL still cannot resume"),
+            Err(error) => {
+                // The status shows why it still cannot (the log said it once already).
+                tracing::debug!(%error, "WAL still cannot resume");
+                if let Some((cause, _)) = shared.state.borrow_mut().failed.as_mut() {
+                    *cause = error.to_string();
+                }
+            }
         }
     }
 }
