@@ -15,18 +15,20 @@ use common::{body, received, run};
 use hie_persist::{MARKER_INTERVAL_S, SegmentLoss, Wal, WalConfig};
 
 const CHILD_ENV: &str = "HIE_WAL_LOST_DIR";
+/// Bytes of each message: about 250 fill a 1 MiB segment.
+const BODY_BYTES: usize = 4000;
 
 fn config() -> WalConfig {
     WalConfig::default().with_segment_bytes(1 << 20)
 }
 
-/// Writes `n` messages of 900 bytes, closes the WAL; returns its segments' paths and
+/// Writes `n` messages of [`BODY_BYTES`], closes the WAL; returns its segments' paths and
 /// each message's segment and offset.
 async fn write_and_close(dir: &Path, n: u64) -> (Vec<PathBuf>, Vec<(u64, u64)>) {
     let (wal, _) = Wal::open(dir, config()).await.unwrap();
     for _ in 0..n {
         let id = wal.next_message_id();
-        wal.append(&received(id, "c", &body(id, 900)))
+        wal.append(&received(id, "c", &body(id, BODY_BYTES)))
             .await
             .unwrap();
     }
@@ -50,7 +52,7 @@ async fn reopen(dir: &Path) -> (Vec<u64>, Vec<SegmentLoss>) {
     let mut ids: Vec<u64> = recovery.messages.keys().copied().collect();
     ids.sort_unstable();
     for id in &ids {
-        assert_eq!(recovery.messages[id].bytes, body(*id, 900));
+        assert_eq!(recovery.messages[id].bytes, body(*id, BODY_BYTES));
     }
     wal.close().await.unwrap();
     (ids, recovery.stats.lost)
@@ -104,8 +106,7 @@ fn a_removed_sealed_segment_is_reported_and_the_others_recovered() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();
     run(move || async move {
-        // About 1,050 messages of 900 bytes fill a 1 MiB segment.
-        let (segments, places) = write_and_close(&path, 2500).await;
+        let (segments, places) = write_and_close(&path, 700).await;
         assert!(segments.len() >= 3, "{segments:?}");
         std::fs::remove_file(&segments[1]).unwrap();
         let second = places.iter().filter(|(s, _)| {
@@ -117,7 +118,7 @@ fn a_removed_sealed_segment_is_reported_and_the_others_recovered() {
         });
         let in_second = second.count() as u64;
         let (ids, lost) = reopen(&path).await;
-        assert_eq!(ids.len() as u64, 2500 - in_second);
+        assert_eq!(ids.len() as u64, 700 - in_second);
         assert_eq!(lost.len(), 1, "{lost:?}");
         assert!(lost[0].missing);
         assert_eq!(lost[0].messages_lost, in_second);
@@ -131,7 +132,7 @@ fn a_torn_tail_of_unacknowledged_bytes_is_no_loss() {
     run(move || async move {
         let (segments, places) = write_and_close(&path, 20).await;
         // Garbage after the last record, as a write that was never acknowledged leaves.
-        let end = places[19].1 + 1024;
+        let end = places[19].1 + BODY_BYTES as u64 + 1024;
         let mut bytes = std::fs::read(&segments[0]).unwrap();
         bytes[end as usize..end as usize + 300].fill(0xA5);
         std::fs::write(&segments[0], &bytes).unwrap();
@@ -153,13 +154,13 @@ fn crashed_child_entry_point() {
         let (wal, _) = Wal::open(&dir, config()).await.unwrap();
         for _ in 0..50 {
             let id = wal.next_message_id();
-            wal.append(&received(id, "c", &body(id, 900)))
+            wal.append(&received(id, "c", &body(id, BODY_BYTES)))
                 .await
                 .unwrap();
         }
         glommio::timer::sleep(Duration::from_millis(MARKER_INTERVAL_S * 1000 + 300)).await;
         let id = wal.next_message_id();
-        wal.append(&received(id, "c", &body(id, 900)))
+        wal.append(&received(id, "c", &body(id, BODY_BYTES)))
             .await
             .unwrap();
         glommio::timer::sleep(Duration::from_millis(500)).await;

@@ -242,7 +242,10 @@ impl Wal {
                 .map_err(|e| WalError::io("creating archive directory", archive, e))?;
         }
         let lock = lock_dir(&dir)?;
-        private::tighten_files(&dir).map_err(|e| WalError::io("setting file modes in", &dir, e))?;
+        // A file hie cannot narrow (another owner's) is reported, not a reason to stop.
+        if let Err(error) = private::tighten_files(&dir) {
+            tracing::warn!(dir = %dir.display(), %error, "WAL files left readable by others");
+        }
         let (recovery, resume) = recovery::recover(&dir, u64::MAX, true).await?;
         let shared = Rc::new(Shared {
             dir: dir.clone(),
@@ -1325,7 +1328,13 @@ async fn resume_when_possible(shared: &Rc<Shared>, mut active: Active) -> Result
                 );
                 return Ok(active);
             }
-            Err(error) => tracing::debug!(%error, "WAL still cannot resume"),
+            Err(error) => {
+                // The status shows why it still cannot (the log said it once already).
+                tracing::debug!(%error, "WAL still cannot resume");
+                if let Some((cause, _)) = shared.state.borrow_mut().failed.as_mut() {
+                    *cause = error.to_string();
+                }
+            }
         }
     }
 }
