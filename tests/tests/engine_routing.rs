@@ -76,6 +76,28 @@ fn a_target_disabled_in_the_production_keeps_its_messages_until_enabled() {
     wait_status(&hie, &data, Duration::from_secs(5), "completed", |s| {
         counter(s, "Out", "completed") == 3 && s["shards"][0]["wal_open_messages"] == 0
     });
+    stop(hie);
+
+    // The operator's enable is kept, as enabling it in IRIS changes the production: after
+    // a restart it runs, until `hie ctl disable`.
+    let (hie, data) = start_hie(dir.path(), &production);
+    let status = wait_status(&hie, &data, Duration::from_secs(5), "running", |s| {
+        states(s, "Out") == ["running"]
+    });
+    assert_eq!(counter(&status, "Out", "completed"), 0);
+    assert_eq!(send_one(in_port, &adt("D-3", "P1")), "AA");
+    assert!(
+        wait_until(Duration::from_secs(10), || sink.count() == 4),
+        "the kept enable sends at once; log:\n{}",
+        hie.log()
+    );
+    let (code, text) = ctl(&data, &["disable", "Out"]);
+    assert_eq!(code, 0, "{text}");
+    stop(hie);
+    let (hie, data) = start_hie(dir.path(), &production);
+    wait_status(&hie, &data, Duration::from_secs(5), "disabled again", |s| {
+        states(s, "Out") == ["disabled"]
+    });
 }
 
 #[test]

@@ -167,12 +167,12 @@ impl RunningEngine {
         let orphans = adopt::orphans(&data_dir, shards).map_err(data_dir_err)?;
         let overrides = load_overrides(&plan, &data_dir)?;
         let mut shared = Shared::new(Arc::clone(&plan));
-        // Disabled in the production (its messages wait for `hie ctl enable`) or kept
-        // disabled by an operator.
+        // Disabled in the production (its messages wait for `hie ctl enable`) unless an
+        // operator enabled it, or kept disabled by an operator.
         shared.start_disabled = plan
             .items
             .iter()
-            .map(|item| !item.enabled || overrides.disabled().contains(&item.name))
+            .map(|item| overrides.starts_disabled(&item.name, item.enabled))
             .collect();
         let shared = Arc::new(shared);
         let rings = ring::mesh::<ShardMsg>(shards, RING_CAPACITY);

@@ -1,11 +1,13 @@
 //! An operator's enable and disable of items, kept across restarts in
-//! `DATA_DIR/items-disabled.json` (`{"disabled": ["Main ADT Router", …]}`).
+//! `DATA_DIR/items-disabled.json` (`{"disabled": ["Main ADT Router", …], "enabled": […]}`).
 //!
-//! Precedence: an item with `Enabled="false"` in the production is not run at all
-//! (`hie ctl enable` is refused for it; change the production). An item the production
-//! enables starts disabled when this file names it (`hie ctl disable`), until
-//! `hie ctl enable` or `hie ctl restart` takes it off. A name the production no longer has
-//! is reported at start and dropped at the next write.
+//! Precedence: the operator's last word wins over the production's `Enabled`. An item
+//! starts disabled when this file lists it as disabled (`hie ctl disable`), until
+//! `hie ctl enable` or `hie ctl restart` takes it off; an item the production disables
+//! (`Enabled="false"`: its messages wait in its queue) starts enabled once an operator
+//! enabled it, until `hie ctl disable` (as enabling it in IRIS's portal changes the
+//! production). A name the production no longer has is reported at start and dropped at
+//! the next write.
 //!
 //! The file is written atomically: a temporary file created with mode 0600, written,
 //! `fsync`ed, renamed over the old one, and the directory `fsync`ed. Only the main
@@ -24,13 +26,17 @@ pub const OVERRIDES_FILE: &str = "items-disabled.json";
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct OnDisk {
     disabled: BTreeSet<String>,
+    /// Absent in files written before enables were kept.
+    #[serde(default)]
+    enabled: BTreeSet<String>,
 }
 
-/// The items an operator disabled, and where they are kept.
+/// The items an operator disabled or enabled, and where they are kept.
 #[derive(Debug)]
 pub struct Overrides {
     path: PathBuf,
     disabled: BTreeSet<String>,
+    enabled: BTreeSet<String>,
 }
 
 impl Overrides {
@@ -38,16 +44,25 @@ impl Overrides {
     /// file and what is wrong with it.
     pub fn load(data_dir: &Path) -> Result<Overrides, String> {
         let path = data_dir.join(OVERRIDES_FILE);
-        let disabled = match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice::<OnDisk>(&bytes)
-                    .map_err(|e| format!("{}: {e}", path.display()))?
-                    .disabled
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
+        let on_disk = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<OnDisk>(&bytes)
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => OnDisk::default(),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        Ok(Overrides { path, disabled })
+        Ok(Overrides {
+            path,
+            disabled: on_disk.disabled,
+            enabled: on_disk.enabled,
+        })
+    }
+
+    /// Whether `item` starts disabled, given the production's `Enabled`.
+    pub fn starts_disabled(&self, item: &str, enabled_in_production: bool) -> bool {
+        if self.disabled.contains(item) {
+            return true;
+        }
+        !enabled_in_production && !self.enabled.contains(item)
     }
 
     /// The items kept disabled.
@@ -58,25 +73,24 @@ impl Overrides {
     /// Keeps only the names `keep` accepts (items of the running production).
     pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
         self.disabled.retain(|name| keep(name));
+        self.enabled.retain(|name| keep(name));
     }
 
-    /// Marks `item` disabled (or not) and writes the file if that changed anything.
+    /// Keeps `item` disabled, or enabled, and writes the file if that changed anything.
     pub fn set_disabled(&mut self, item: &str, disabled: bool) -> Result<(), String> {
-        let changed = if disabled {
-            self.disabled.insert(item.to_string())
+        let before = (self.disabled.clone(), self.enabled.clone());
+        let (into, out_of) = if disabled {
+            (&mut self.disabled, &mut self.enabled)
         } else {
-            self.disabled.remove(item)
+            (&mut self.enabled, &mut self.disabled)
         };
+        let changed = into.insert(item.to_string()) | out_of.remove(item);
         if !changed {
             return Ok(());
         }
         self.write().map_err(|e| {
             // Memory follows the file: what is not kept is not pretended.
-            if disabled {
-                self.disabled.remove(item);
-            } else {
-                self.disabled.insert(item.to_string());
-            }
+            (self.disabled, self.enabled) = before;
             format!("cannot write {}: {e}", self.path.display())
         })
     }
@@ -84,6 +98,7 @@ impl Overrides {
     fn write(&self) -> std::io::Result<()> {
         let on_disk = OnDisk {
             disabled: self.disabled.clone(),
+            enabled: self.enabled.clone(),
         };
         let mut text = serde_json::to_vec_pretty(&on_disk).map_err(std::io::Error::other)?;
         text.push(b'\n');
@@ -121,6 +136,16 @@ mod tests {
         let again = Overrides::load(dir.path()).unwrap();
         let names: Vec<&str> = again.disabled().iter().map(String::as_str).collect();
         assert_eq!(names, ["Main ADT Router"]);
+        assert!(again.starts_disabled("Main ADT Router", true));
+        assert!(!again.starts_disabled("Out", true));
+        assert!(
+            !again.starts_disabled("Out", false),
+            "enabled by the operator"
+        );
+        assert!(
+            again.starts_disabled("Other", false),
+            "disabled in the production"
+        );
         let mode = std::fs::metadata(dir.path().join(OVERRIDES_FILE))
             .unwrap()
             .permissions()
