@@ -31,8 +31,12 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-IN_PORT="$(free_port)" OUT_PORT="$(free_port)"
+# Two distinct free ports (the engine listens on every address).
+read -r IN_PORT OUT_PORT < <(python3 -c '
+import socket
+a, b = socket.socket(), socket.socket()
+a.bind(("", 0)); b.bind(("", 0))
+print(a.getsockname()[1], b.getsockname()[1])')
 
 cat >"$WORK/production.toml" <<EOF
 [production]
@@ -95,5 +99,5 @@ run slowloris --flood "$FLOOD" --flood-kind slowloris --flood-interval 1s --floo
 echo
 echo "== summary (legitimate: $RATE msg/s, 4 connections, ${SECONDS_EACH} s; flood: $FLOOD connections)"
 for name in baseline idle slowloris; do
-    jq -r --arg n "$name" '"\($n): sent \(.sent) acked \(.acked) p50 \(.latency_us.p50) p99 \(.latency_us.p99) max \(.latency_us.max) µs; errors \(.errors | to_entries | map(select(.value > 0) | "\(.key) \(.value)") | join(", ") | if . == "" then "none" else . end)" + (if .flood then "; flood: connected \(.flood.connected) connect_failed \(.flood.connect_failed) refused_at_once \(.flood.refused_at_once) cut \(.flood.cut) held \(.flood.held)" else "" end)' "$WORK/$name.json"
+    jq -r --arg n "$name" '"\($n): sent \(.sent) acked \(.acked) " + (if .acked > 0 then "p50 \(.latency_us.p50) p99 \(.latency_us.p99) max \(.latency_us.max) µs" else "no ACK at all" end) + "; errors \(.errors | to_entries | map(select(.value > 0) | "\(.key) \(.value)") | join(", ") | if . == "" then "none" else . end)" + (if .flood then "; flood: connected \(.flood.connected) connect_failed \(.flood.connect_failed) refused_at_once \(.flood.refused_at_once) cut \(.flood.cut) held \(.flood.held)" else "" end)' "$WORK/$name.json"
 done

@@ -147,6 +147,10 @@ pub struct FloodArgs {
     /// Partial: bytes of the unfinished frame.
     #[arg(long, default_value_t = 65_536)]
     pub flood_bytes: usize,
+    /// Start this many flood connects a second (0: all at once; a burst overflows the
+    /// target's accept queue).
+    #[arg(long, default_value_t = crate::flood::OPEN_RATE_DEFAULT)]
+    pub flood_open_rate: u32,
 }
 
 impl FloodArgs {
@@ -158,6 +162,7 @@ impl FloodArgs {
             sources: self.flood_sources,
             interval: self.flood_interval,
             frame_bytes: self.flood_bytes,
+            open_rate: self.flood_open_rate,
         })
     }
 }

@@ -9,6 +9,13 @@
 //! an IPv4 loopback address, so that a per-peer limit does not refuse the whole flood at
 //! once and the legitimate senders (from 127.0.0.1) are a peer of their own.
 //!
+//! Connects are paced at `open_rate` a second: a burst overflows the target's accept queue,
+//! and a handshake the client saw complete (a SYN cookie) may then never exist on the
+//! target. Every flood socket sends TCP keepalive probes after [`KEEPALIVE_IDLE`] of
+//! silence, which such a phantom answers with a reset: it is counted, as `resets` among the
+//! refused or cut, rather than reported held. Probes carry no data: an idle connection
+//! stays idle for the target's application.
+//!
 //! Each flood connection ends in exactly one of: `connect_failed` (connect error, or no
 //! handshake within the run's `--timeout`), `refused_at_once` (closed or reset by the
 //! target within [`REFUSED_WITHIN`] of its handshake), `cut` (closed or reset later) or
@@ -28,7 +35,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
 use crate::error::LoadgenError;
 
@@ -46,6 +53,11 @@ pub const FLOOD_POLL: Duration = Duration::from_millis(20);
 /// File descriptors kept free beside the flood and the legitimate connections (executors'
 /// rings and event fds, the report files, the standard streams).
 pub const DESCRIPTORS_SPARE: u64 = 256;
+/// Silence after which a flood socket sends TCP keepalive probes (then one a second, two
+/// unanswered ones close it): a connection the target does not know is reset by it.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(1);
+/// Connects a second when the options give none.
+pub const OPEN_RATE_DEFAULT: u32 = 1000;
 /// Bytes read at once from a flood connection the target answers.
 const READ_CHUNK: usize = 4096;
 
@@ -86,6 +98,8 @@ pub struct FloodOptions {
     pub interval: Duration,
     /// Partial: bytes of the unfinished frame, start block included. Default 64 KiB.
     pub frame_bytes: usize,
+    /// Connects started a second; 0: all at once. Default [`OPEN_RATE_DEFAULT`].
+    pub open_rate: u32,
 }
 
 impl Default for FloodOptions {
@@ -96,6 +110,7 @@ impl Default for FloodOptions {
             sources: 1,
             interval: Duration::from_secs(1),
             frame_bytes: 64 << 10,
+            open_rate: OPEN_RATE_DEFAULT,
         }
     }
 }
@@ -144,6 +159,9 @@ pub struct FloodReport {
     pub cut: u64,
     /// Still open when the run ended.
     pub held: u64,
+    /// Of the refused and cut, those ended by a reset rather than an orderly close (a
+    /// phantom handshake answering a keepalive probe among them).
+    pub resets: u64,
     /// Flood connections on which the target sent something (a NAK, an error).
     pub answered: u64,
     /// Bytes the flood wrote.
@@ -174,12 +192,13 @@ impl FloodReport {
             (
                 "flood outcome",
                 format!(
-                    "connected {} connect-failed {} refused-at-once {} cut {} held {} answered {}",
+                    "connected {} connect-failed {} refused-at-once {} cut {} held {} resets {} answered {}",
                     self.connected,
                     self.connect_failed,
                     self.refused_at_once,
                     self.cut,
                     self.held,
+                    self.resets,
                     self.answered
                 ),
             ),
@@ -365,6 +384,8 @@ struct Conn {
     written: usize,
     /// The target sent something on it.
     answered: bool,
+    /// It ended with a reset.
+    reset: bool,
 }
 
 /// The flood thread's state.
@@ -375,6 +396,7 @@ struct Flood {
     sources: Vec<IpAddr>,
     connect_timeout: Duration,
     interval: Duration,
+    open_rate: u32,
     /// Partial: the whole unfinished frame. Slow-loris: the start block, then the bytes
     /// sent one at a time, round and round (never an end block).
     script: Vec<u8>,
@@ -406,6 +428,7 @@ impl Flood {
             to,
             connect_timeout: timeout,
             interval: opts.interval,
+            open_rate: opts.open_rate,
             script: script(opts.kind, opts.frame_bytes),
             conns: Vec::with_capacity(opts.connections),
             fds: Vec::with_capacity(opts.connections),
@@ -418,6 +441,7 @@ impl Flood {
                 refused_at_once: 0,
                 cut: 0,
                 held: 0,
+                resets: 0,
                 answered: 0,
                 bytes_sent: 0,
                 setup_s: 0.0,
@@ -433,17 +457,23 @@ impl Flood {
     fn run(mut self, stops: &[Option<Arc<AtomicBool>>], ready: mpsc::Sender<()>) -> FloodReport {
         let stopping = || stops.iter().flatten().any(|s| s.load(Ordering::Relaxed));
         let setup_start = Instant::now();
-        for i in 0..self.requested {
-            if stopping() {
-                break;
-            }
-            self.open(i);
-        }
+        let mut opened = 0;
         let mut ready = Some(ready);
         let mut next_drip = Instant::now() + self.interval;
         while !stopping() {
+            let due = match self.open_rate {
+                0 => self.requested,
+                rate => (setup_start.elapsed().as_secs_f64() * f64::from(rate)) as usize + 1,
+            };
+            while opened < due.min(self.requested) {
+                self.open(opened);
+                opened += 1;
+            }
             let connecting = self.conns.iter().any(|c| c.state == State::Connecting);
-            if !connecting && let Some(tx) = ready.take() {
+            if opened == self.requested
+                && !connecting
+                && let Some(tx) = ready.take()
+            {
                 self.report.setup_s = setup_start.elapsed().as_secs_f64();
                 let _ = tx.send(());
             }
@@ -477,6 +507,7 @@ impl Flood {
                     since: Instant::now(),
                     written: 0,
                     answered: false,
+                    reset: false,
                 });
                 if done {
                     let last = self.conns.len() - 1;
@@ -618,7 +649,13 @@ impl Flood {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
+                Err(e) => {
+                    c.reset = matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                    );
+                    return false;
+                }
             }
         }
         true
@@ -633,7 +670,10 @@ impl Flood {
                 Ok(_) => self.conns[i].answered = true,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
+                Err(e) => {
+                    self.conns[i].reset = e.kind() == std::io::ErrorKind::ConnectionReset;
+                    return false;
+                }
             }
         }
     }
@@ -643,6 +683,7 @@ impl Flood {
         let c = self.conns.swap_remove(i);
         let held = c.since.elapsed();
         self.report.answered += u64::from(c.answered);
+        self.report.resets += u64::from(c.reset);
         if held < REFUSED_WITHIN {
             self.report.refused_at_once += 1;
         } else {
@@ -672,6 +713,12 @@ fn connect(to: SocketAddr, source: Option<IpAddr>) -> std::io::Result<(Socket, b
     let socket = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
     socket.set_tcp_nodelay(true)?;
+    socket.set_tcp_keepalive(
+        &TcpKeepalive::new()
+            .with_time(KEEPALIVE_IDLE)
+            .with_interval(Duration::from_secs(1))
+            .with_retries(2),
+    )?;
     if let Some(ip) = source {
         socket.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?;
     }
