@@ -664,3 +664,45 @@ fn a_partial_flood_writes_its_whole_unfinished_frame_and_a_bad_flood_is_refused(
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--flood-sources"), "{err}");
 }
+
+#[test]
+fn flood_connections_the_target_resets_later_are_counted_as_cut_by_a_reset() {
+    // The target holds each connection 1.5 s, then aborts it (SO_LINGER 0: a reset).
+    let (addr, _) = flood_target(|s| {
+        std::thread::sleep(Duration::from_millis(1500));
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: the descriptor is `s`'s, open for the call; `linger` is a valid
+        // `struct linger` of the size given, read by the call only.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&raw const linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "SO_LINGER");
+    });
+    let r = run_json(&[
+        "send",
+        "--to",
+        &addr,
+        "-c",
+        "1",
+        "--rate",
+        "1",
+        "--duration",
+        "3s",
+        "--flood",
+        "10",
+    ]);
+    let f = &r["flood"];
+    assert_eq!(u(&f["connected"]), 10);
+    assert_eq!(u(&f["cut"]), 10, "{f}");
+    assert_eq!(u(&f["resets"]), 10, "{f}");
+    assert!(u(&f["cut_after_ms"]["min"]) >= 1400, "{f}");
+}
