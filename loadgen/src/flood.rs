@@ -9,17 +9,19 @@
 //! an IPv4 loopback address, so that a per-peer limit does not refuse the whole flood at
 //! once and the legitimate senders (from 127.0.0.1) are a peer of their own.
 //!
-//! Connects are paced at `open_rate` a second: a burst overflows the target's accept queue,
-//! and a handshake the client saw complete (a SYN cookie) may then never exist on the
-//! target. Every flood socket sends TCP keepalive probes after [`KEEPALIVE_IDLE`] of
-//! silence, which such a phantom answers with a reset: it is counted, as `resets` among the
-//! refused or cut, rather than reported held. Probes carry no data: an idle connection
-//! stays idle for the target's application.
+//! Connects are paced at `open_rate` a second: a burst overflows the target's accept
+//! queue, and a handshake the client saw complete may then not exist on the target yet
+//! (its last ACK dropped) or ever (a SYN cookie): reported held, it would hold nothing.
+//! Every flood socket sends TCP keepalive probes after [`KEEPALIVE_IDLE`] of silence, so
+//! the target soon either completes such a connection (and its own limits then apply) or
+//! resets it (counted among the refused or cut, and in `resets`). Probes carry no data:
+//! an idle connection stays idle for the target's application.
 //!
-//! Each flood connection ends in exactly one of: `connect_failed` (connect error, or no
-//! handshake within the run's `--timeout`), `refused_at_once` (closed or reset by the
-//! target within [`REFUSED_WITHIN`] of its handshake), `cut` (closed or reset later) or
-//! `held` (still open at the end, when every flood socket is closed). So
+//! Each flood connection ends in exactly one of: `connect_failed` (connect error, no
+//! handshake within the run's `--timeout`, or never started: the run was stopped first),
+//! `refused_at_once` (closed or reset by the target within [`REFUSED_WITHIN`] of its
+//! handshake), `cut` (closed or reset later) or `held` (still open at the end, when every
+//! flood socket is closed). So
 //! `requested == connect_failed + refused_at_once + cut + held`.
 //!
 //! Limits: at most [`FLOOD_CONNECTIONS_MAX`] connections and [`FLOOD_SOURCES_MAX`] source
@@ -151,7 +153,8 @@ pub struct FloodReport {
     pub sources: u64,
     /// Handshakes completed.
     pub connected: u64,
-    /// Connect errors and connects that did not complete within `--timeout`.
+    /// Connect errors, connects that did not complete within `--timeout`, and connects
+    /// never started because the run was stopped first.
     pub connect_failed: u64,
     /// Closed or reset by the target within [`REFUSED_WITHIN`] of the handshake.
     pub refused_at_once: u64,
@@ -493,6 +496,8 @@ impl Flood {
         if ready.is_some() {
             self.report.setup_s = setup_start.elapsed().as_secs_f64();
         }
+        // Stopped before every connect was started: those never started failed too.
+        self.report.connect_failed += (self.requested - opened) as u64;
         self.finish()
     }
 
