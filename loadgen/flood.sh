@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The flood figures: a legitimate sender's ACK latency and errors through a real engine,
 # with no flood, then while FLOOD connections (default 4,096) hold slots idle, then while
-# they drip a frame one byte a second (slow-loris), each from 16 source addresses.
+# they drip a frame one byte a second (slow-loris), then while each holds 16 KiB of a frame
+# it never ends (partial), each flood from 16 source addresses.
 #
 #   loadgen/flood.sh [FLOOD [SECONDS [RATE]]]   # default: 4096 connections, 20 s, 200 msg/s
 #
@@ -95,9 +96,10 @@ run() {
 run baseline
 run idle --flood "$FLOOD" --flood-kind idle --flood-sources 16
 run slowloris --flood "$FLOOD" --flood-kind slowloris --flood-interval 1s --flood-sources 16
+run partial --flood "$FLOOD" --flood-kind partial --flood-bytes 16384 --flood-sources 16
 
 echo
 echo "== summary (legitimate: $RATE msg/s, 4 connections, ${SECONDS_EACH} s; flood: $FLOOD connections)"
-for name in baseline idle slowloris; do
-    jq -r --arg n "$name" '"\($n): sent \(.sent) acked \(.acked) " + (if .acked > 0 then "p50 \(.latency_us.p50) p99 \(.latency_us.p99) max \(.latency_us.max) µs" else "no ACK at all" end) + "; errors \(.errors | to_entries | map(select(.value > 0) | "\(.key) \(.value)") | join(", ") | if . == "" then "none" else . end)" + (if .flood then "; flood: connected \(.flood.connected) connect_failed \(.flood.connect_failed) refused_at_once \(.flood.refused_at_once) cut \(.flood.cut) held \(.flood.held) resets \(.flood.resets) (set up in \(.flood.setup_s * 10 | round / 10) s)" else "" end)' "$WORK/$name.json"
+for name in baseline idle slowloris partial; do
+    jq -r --arg n "$name" '"\($n): sent \(.sent) acked \(.acked) " + (if .acked > 0 then "p50 \(.latency_us.p50) p99 \(.latency_us.p99) max \(.latency_us.max) µs" else "no ACK at all" end) + "; errors \(.errors | to_entries | map(select(.value > 0) | "\(.key) \(.value)") | join(", ") | if . == "" then "none" else . end)" + (if .flood then "; flood: connected \(.flood.connected) connect_failed \(.flood.connect_failed) refused_at_once \(.flood.refused_at_once) cut \(.flood.cut) held \(.flood.held) resets \(.flood.resets) cut-after-ms p50 \(.flood.cut_after_ms.p50) (set up in \(.flood.setup_s * 10 | round / 10) s)" else "" end)' "$WORK/$name.json"
 done

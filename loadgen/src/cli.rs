@@ -151,6 +151,10 @@ pub struct FloodArgs {
     /// target's accept queue).
     #[arg(long, default_value_t = crate::flood::OPEN_RATE_DEFAULT)]
     pub flood_open_rate: u32,
+    /// Wait this long after the flood's last handshake before the load starts (the target
+    /// takes or resets the handshakes it had left in its accept queue).
+    #[arg(long, value_parser = parse_duration, default_value = "3s")]
+    pub flood_settle: Duration,
 }
 
 impl FloodArgs {
@@ -163,6 +167,7 @@ impl FloodArgs {
             interval: self.flood_interval,
             frame_bytes: self.flood_bytes,
             open_rate: self.flood_open_rate,
+            settle: self.flood_settle,
         })
     }
 }

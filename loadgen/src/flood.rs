@@ -14,7 +14,8 @@
 //! (its last ACK dropped) or ever (a SYN cookie): reported held, it would hold nothing.
 //! Every flood socket sends TCP keepalive probes after [`KEEPALIVE_IDLE`] of silence, so
 //! the target soon either completes such a connection (and its own limits then apply) or
-//! resets it (counted among the refused or cut, and in `resets`). Probes carry no data:
+//! resets it (counted among the refused or cut, and in `resets`); the load starts `settle`
+//! after the last handshake, once the target has had time to do so. Probes carry no data:
 //! an idle connection stays idle for the target's application.
 //!
 //! Each flood connection ends in exactly one of: `connect_failed` (connect error, no
@@ -60,6 +61,10 @@ pub const DESCRIPTORS_SPARE: u64 = 256;
 pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(1);
 /// Connects a second when the options give none.
 pub const OPEN_RATE_DEFAULT: u32 = 1000;
+/// Time the flood waits, once every handshake is done, before the load starts: past the
+/// first keepalive probes and the target's first SYN-ACK retransmission (1 s), and long
+/// enough for a loaded target to take its accept queue.
+pub const SETTLE_DEFAULT: Duration = Duration::from_secs(3);
 /// Bytes read at once from a flood connection the target answers.
 const READ_CHUNK: usize = 4096;
 
@@ -102,6 +107,9 @@ pub struct FloodOptions {
     pub frame_bytes: usize,
     /// Connects started a second; 0: all at once. Default [`OPEN_RATE_DEFAULT`].
     pub open_rate: u32,
+    /// Time between the last handshake and the load's start, for the target to complete or
+    /// reset the handshakes it had not taken yet. Default [`SETTLE_DEFAULT`].
+    pub settle: Duration,
 }
 
 impl Default for FloodOptions {
@@ -113,6 +121,7 @@ impl Default for FloodOptions {
             interval: Duration::from_secs(1),
             frame_bytes: 64 << 10,
             open_rate: OPEN_RATE_DEFAULT,
+            settle: SETTLE_DEFAULT,
         }
     }
 }
@@ -255,7 +264,8 @@ fn flood_thread_error(what: &str) -> LoadgenError {
 
 /// Checks `opts` against the target, raises the descriptor limit for the flood and
 /// `legitimate` other connections, opens the flood and returns once every connect has
-/// completed or failed (within `connect_timeout`), or `external` is set.
+/// completed or failed (within `connect_timeout`) and `opts.settle` has passed, or
+/// `external` is set.
 pub fn start(
     opts: &FloodOptions,
     to: SocketAddr,
@@ -400,6 +410,7 @@ struct Flood {
     connect_timeout: Duration,
     interval: Duration,
     open_rate: u32,
+    settle: Duration,
     /// Partial: the whole unfinished frame. Slow-loris: the start block, then the bytes
     /// sent one at a time, round and round (never an end block).
     script: Vec<u8>,
@@ -432,6 +443,7 @@ impl Flood {
             connect_timeout: timeout,
             interval: opts.interval,
             open_rate: opts.open_rate,
+            settle: opts.settle,
             script: script(opts.kind, opts.frame_bytes),
             conns: Vec::with_capacity(opts.connections),
             fds: Vec::with_capacity(opts.connections),
@@ -461,6 +473,7 @@ impl Flood {
         let stopping = || stops.iter().flatten().any(|s| s.load(Ordering::Relaxed));
         let setup_start = Instant::now();
         let mut opened = 0;
+        let mut set_up: Option<Instant> = None;
         let mut ready = Some(ready);
         let mut next_drip = Instant::now() + self.interval;
         while !stopping() {
@@ -473,11 +486,13 @@ impl Flood {
                 opened += 1;
             }
             let connecting = self.conns.iter().any(|c| c.state == State::Connecting);
-            if opened == self.requested
-                && !connecting
+            if opened == self.requested && !connecting && set_up.is_none() {
+                self.report.setup_s = setup_start.elapsed().as_secs_f64();
+                set_up = Some(Instant::now());
+            }
+            if set_up.is_some_and(|at| at.elapsed() >= self.settle)
                 && let Some(tx) = ready.take()
             {
-                self.report.setup_s = setup_start.elapsed().as_secs_f64();
                 let _ = tx.send(());
             }
             let now = Instant::now();
@@ -493,7 +508,7 @@ impl Flood {
                 next_drip += self.interval;
             }
         }
-        if ready.is_some() {
+        if set_up.is_none() {
             self.report.setup_s = setup_start.elapsed().as_secs_f64();
         }
         // Stopped before every connect was started: those never started failed too.
