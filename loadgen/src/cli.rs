@@ -1,5 +1,6 @@
-//! The command line: `send`, `sink` and `e2e`, parsed with clap, then checked and turned
-//! into plans ([`crate::send::SendPlan`], [`crate::sink::SinkPlan`]).
+//! The command line: `send`, `sink` and `e2e` (the first and last with an optional
+//! `--flood`), parsed with clap, then checked and turned into plans
+//! ([`crate::send::SendPlan`], [`crate::sink::SinkPlan`]).
 //!
 //! Durations are written `250ms`, `10s`, `2m`, `1h` or a bare number of seconds. CPU
 //! lists are `0,2,4-7`. Addresses are `HOST:PORT`; a non-loopback address is refused
@@ -12,6 +13,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::LoadgenError;
+use crate::flood::{FloodKind, FloodOptions};
 use crate::template::TemplateKind;
 
 /// Capacity testing for MLLP (HL7 v2) engines.
@@ -119,6 +121,55 @@ pub struct LoadArgs {
     /// Draw the latency percentile curve here (SVG).
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// The flood held while the load runs.
+    #[command(flatten)]
+    pub flood: FloodArgs,
+}
+
+/// A flood of connections that never finish a message, opened on `--to` before the load
+/// and held until it ends (see `hie_loadgen::flood`).
+#[derive(Debug, Clone, Args)]
+pub struct FloodArgs {
+    /// Open this many flood connections first and hold them while the load runs (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub flood: usize,
+    /// What each flood connection does: say nothing, send one byte of a frame every
+    /// --flood-interval, or send --flood-bytes of a frame at once, never ending it.
+    #[arg(long, value_enum, default_value_t = FloodKind::Idle)]
+    pub flood_kind: FloodKind,
+    /// Spread the flood over this many source addresses, 127.0.0.2 upward (the
+    /// legitimate connections come from 127.0.0.1).
+    #[arg(long, default_value_t = 1)]
+    pub flood_sources: usize,
+    /// Slow-loris: time between two bytes.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub flood_interval: Duration,
+    /// Partial: bytes of the unfinished frame.
+    #[arg(long, default_value_t = 65_536)]
+    pub flood_bytes: usize,
+    /// Start this many flood connects a second (0: all at once; a burst overflows the
+    /// target's accept queue).
+    #[arg(long, default_value_t = crate::flood::OPEN_RATE_DEFAULT)]
+    pub flood_open_rate: u32,
+    /// Wait this long after the flood's last handshake before the load starts (the target
+    /// takes or resets the handshakes it had left in its accept queue).
+    #[arg(long, value_parser = parse_duration, default_value = "3s")]
+    pub flood_settle: Duration,
+}
+
+impl FloodArgs {
+    /// The flood asked for, if any.
+    pub fn options(&self) -> Option<FloodOptions> {
+        (self.flood > 0).then_some(FloodOptions {
+            connections: self.flood,
+            kind: self.flood_kind,
+            sources: self.flood_sources,
+            interval: self.flood_interval,
+            frame_bytes: self.flood_bytes,
+            open_rate: self.flood_open_rate,
+            settle: self.flood_settle,
+        })
+    }
 }
 
 /// `send`.

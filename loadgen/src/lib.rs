@@ -25,11 +25,14 @@
 //!   into them (HL7 read and written through `hie-hl7`).
 //! - [`stats`], [`runner`], [`histlog`], [`plot`]: counting, executors and the collector,
 //!   reports.
+//! - [`flood`]: connections that hold a slot on the target and never finish a message,
+//!   held while a load runs.
 //! - [`cli`]: the command line of the binary.
 
 pub mod cli;
 pub mod e2e;
 pub mod error;
+pub mod flood;
 pub mod histlog;
 pub mod hl7io;
 pub mod ids;
@@ -43,6 +46,7 @@ pub mod stats;
 pub mod template;
 
 pub use error::LoadgenError;
+pub use flood::{FloodKind, FloodOptions, FloodReport};
 pub use run::{
     E2eOptions, Executors, SendOptions, SinkHandle, SinkOptions, run_e2e, run_send, run_sink,
 };

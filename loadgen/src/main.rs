@@ -5,6 +5,7 @@
 //! hie-loadgen sink --listen 127.0.0.1:2576 --cpus 1
 //! hie-loadgen send --to 127.0.0.1:2575 -c 8 --duration 10s --template adt-a01 --size 300
 //! hie-loadgen e2e  --to 127.0.0.1:2575 --sink-listen 127.0.0.1:2576 --rate 5000 --duration 30s
+//! hie-loadgen send --to 127.0.0.1:2575 -c 4 --rate 500 --duration 20s --flood 4096 --flood-kind slowloris --flood-sources 16
 //! ```
 //!
 //! Thread per core on glommio: `--cpus 0,1` pins one executor per CPU, `--threads N` runs
@@ -105,6 +106,7 @@ fn send_options(
         progress: std::io::stdout().is_terminal(),
         allow_remote: output.allow_remote,
         stop: Some(signal_flag()?),
+        flood: load.flood.options(),
     })
 }
 

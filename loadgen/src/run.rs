@@ -14,6 +14,9 @@
 //! to end a run passes an external stop flag ([`SendOptions::stop`]), checked every
 //! [`crate::runner::STOP_POLL`].
 //!
+//! A send or e2e run may also flood its target ([`SendOptions::flood`]): the flood opens
+//! before the load and closes after it, and the report says what became of it.
+//!
 //! Limits: connections 1..=[`CONNECTIONS_MAX`], patients 1..=[`PATIENTS_MAX`]; a remote
 //! (non-loopback) address needs `allow_remote`.
 
@@ -29,6 +32,7 @@ use glommio::Placement;
 
 use crate::e2e::{self, PatientOrder};
 use crate::error::LoadgenError;
+use crate::flood::{self, FloodOptions};
 use crate::histlog::HistLog;
 use crate::ids::{CONNECTIONS_MAX, PATIENTS_MAX};
 use crate::runner::{self, CollectOpts, Collected, ThreadCtx};
@@ -145,6 +149,9 @@ pub struct SendOptions {
     pub allow_remote: bool,
     /// Ends the run early when set (e.g. by a SIGINT handler). Default `None`.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Open this flood on `to` before the load starts and hold it until the load ends
+    /// ([`crate::flood`]); the report's `flood` says what became of it. Default `None`.
+    pub flood: Option<FloodOptions>,
 }
 
 impl Default for SendOptions {
@@ -170,6 +177,7 @@ impl Default for SendOptions {
             progress: false,
             allow_remote: false,
             stop: None,
+            flood: None,
         }
     }
 }
@@ -346,6 +354,21 @@ fn run_load(
     if let Some((sp, _)) = &sink_plan {
         eprintln!("hie-loadgen: sink listening on {}", sp.listen);
     }
+    // The flood is in place (or has failed to connect) before the first legitimate
+    // connect, and is closed only after the last legitimate ACK.
+    let flood = opts
+        .flood
+        .as_ref()
+        .map(|f| {
+            flood::start(
+                f,
+                opts.to,
+                opts.timeout,
+                opts.connections,
+                opts.stop.clone(),
+            )
+        })
+        .transpose()?;
     let stop = Arc::new(AtomicBool::new(false));
     let senders_running = Arc::new(AtomicU64::new(thread_count as u64));
     // ACKs counted by the sender threads that have finished, published before each
@@ -429,7 +452,9 @@ fn run_load(
         },
     )?;
     join(handles)?;
-    finish_report(&collected, &opts, sink_plan.is_some())
+    let mut report = finish_report(&collected, &opts, sink_plan.is_some())?;
+    report.flood = flood.map(flood::FloodHandle::finish).transpose()?;
+    Ok(report)
 }
 
 fn join(handles: Vec<glommio::ExecutorJoinHandle<()>>) -> Result<(), LoadgenError> {

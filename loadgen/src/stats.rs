@@ -15,6 +15,8 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::flood::FloodReport;
+
 /// Largest latency a histogram holds, in microseconds (one hour).
 pub const LATENCY_US_MAX: u64 = 3_600_000_000;
 
@@ -220,6 +222,10 @@ pub struct Report {
     /// Whether `latency_us` is end-to-end latency (an `e2e` run) rather than ACK latency.
     #[serde(skip)]
     pub end_to_end: bool,
+    /// A run with `--flood`: what became of the flood held while the load ran (the key is
+    /// absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flood: Option<FloodReport>,
 }
 
 impl Report {
@@ -244,6 +250,7 @@ impl Report {
             duplicates: c.duplicates,
             order_violations: c.order_violations,
             end_to_end,
+            flood: None,
         }
     }
 
@@ -308,6 +315,9 @@ impl Report {
             "order violations",
             &self.order_violations.to_string(),
         );
+        for (name, value) in self.flood.iter().flat_map(FloodReport::table_rows) {
+            row(&mut t, name, &value);
+        }
         t
     }
 }

@@ -466,3 +466,243 @@ fn warmup_leaves_the_first_messages_out_of_the_latency_figures_but_not_the_count
         }
     }
 }
+
+/// A listener on a free loopback port whose every accepted connection is handed to
+/// `serve` on a thread of its own; returns the address and the peers it accepted.
+fn flood_target(
+    serve: impl Fn(std::net::TcpStream) + Send + Sync + 'static,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<std::net::IpAddr>>>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let peers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (seen, serve) = (peers.clone(), std::sync::Arc::new(serve));
+    // The thread ends with the test process; each connection's thread ends when its
+    // peer (a hie-loadgen run, bounded by --duration) closes.
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            seen.lock().unwrap().push(stream.peer_addr().unwrap().ip());
+            let serve = serve.clone();
+            std::thread::spawn(move || serve(stream));
+        }
+    });
+    (addr, peers)
+}
+
+#[test]
+fn an_idle_flood_is_held_and_counted_exactly_while_the_load_is_measured() {
+    let (sink, addr) = start_sink(&[]);
+    let started = Instant::now();
+    let r = run_json(&[
+        "send",
+        "--to",
+        &addr,
+        "-c",
+        "2",
+        "--duration",
+        "2s",
+        "--flood",
+        "300",
+        "--flood-sources",
+        "4",
+    ]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the run is bounded by its duration"
+    );
+    let f = &r["flood"];
+    assert_eq!(f["kind"], "idle");
+    assert_eq!(u(&f["requested"]), 300);
+    assert_eq!(u(&f["connected"]), 300);
+    assert_eq!(u(&f["held"]), 300);
+    for key in [
+        "connect_failed",
+        "refused_at_once",
+        "cut",
+        "answered",
+        "bytes_sent",
+    ] {
+        assert_eq!(u(&f[key]), 0, "{key}");
+    }
+    assert!(
+        u(&r["acked"]) > 0,
+        "the legitimate load ran during the flood"
+    );
+    assert_eq!(u(&r["acked"]), u(&r["sent"]));
+    assert!(u(&r["latency_us"]["p99"]) > 0);
+    let s = stop_sink(sink);
+    assert_eq!(
+        u(&s["connections"]),
+        302,
+        "the sink accepted the flood and the two legitimate connections"
+    );
+}
+
+#[test]
+fn a_flood_the_target_closes_at_once_is_counted_as_refused_from_every_source() {
+    let (addr, peers) = flood_target(drop);
+    let r = run_json(&[
+        "send",
+        "--to",
+        &addr,
+        "-c",
+        "1",
+        "--rate",
+        "5",
+        "--duration",
+        "1s",
+        "--flood",
+        "40",
+        "--flood-sources",
+        "5",
+    ]);
+    let f = &r["flood"];
+    assert_eq!(u(&f["connected"]), 40);
+    assert_eq!(u(&f["refused_at_once"]), 40);
+    assert_eq!(u(&f["held"]) + u(&f["cut"]) + u(&f["connect_failed"]), 0);
+    assert!(
+        u(&r["errors"]["unanswered"]) + u(&r["errors"]["connection_errors"]) > 0,
+        "the legitimate sender was turned away too, and said so"
+    );
+    let peers = peers.lock().unwrap();
+    for k in 2..=6u8 {
+        let from_k = peers
+            .iter()
+            .filter(|ip| **ip == std::net::IpAddr::from([127, 0, 0, k]))
+            .count();
+        assert_eq!(from_k, 8, "flood connections from 127.0.0.{k}");
+    }
+}
+
+#[test]
+fn a_slowloris_flood_drips_one_frame_and_is_counted_as_cut_when_closed_later() {
+    // The target reads five bytes of each connection, keeps them, then closes it.
+    let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = bytes.clone();
+    let (addr, _) = flood_target(move |mut s| {
+        let mut got = [0u8; 5];
+        if s.read_exact(&mut got).is_ok() {
+            kept.lock()
+                .unwrap()
+                .push((s.peer_addr().unwrap().ip(), got));
+        }
+    });
+    let r = run_json(&[
+        "send",
+        "--to",
+        &addr,
+        "-c",
+        "1",
+        "--rate",
+        "2",
+        "--duration",
+        "3s",
+        "--flood",
+        "10",
+        "--flood-kind",
+        "slowloris",
+        "--flood-interval",
+        "300ms",
+    ]);
+    let f = &r["flood"];
+    assert_eq!(u(&f["connected"]), 10);
+    assert_eq!(u(&f["cut"]), 10, "{f}");
+    assert!(u(&f["cut_after_ms"]["min"]) >= 1000, "{f}");
+    assert_eq!(u(&f["bytes_sent"]), 50);
+    let bytes = bytes.lock().unwrap();
+    let flooded = std::net::IpAddr::from([127, 0, 0, 2]);
+    let flood: Vec<_> = bytes.iter().filter(|(ip, _)| *ip == flooded).collect();
+    assert_eq!(flood.len(), 10, "{bytes:?}");
+    assert!(
+        flood.iter().all(|(_, b)| b == b"\x0bMSH|"),
+        "one byte at a time, an MLLP frame: {bytes:?}"
+    );
+}
+
+#[test]
+fn a_partial_flood_writes_its_whole_unfinished_frame_and_a_bad_flood_is_refused() {
+    let (sink, addr) = start_sink(&[]);
+    let r = run_json(&[
+        "send",
+        "--to",
+        &addr,
+        "-c",
+        "1",
+        "--rate",
+        "20",
+        "--duration",
+        "1s",
+        "--flood",
+        "20",
+        "--flood-kind",
+        "partial",
+        "--flood-bytes",
+        "50000",
+    ]);
+    let f = &r["flood"];
+    assert_eq!(u(&f["held"]), 20);
+    assert_eq!(u(&f["bytes_sent"]), 20 * 50_000);
+    let acked = u(&r["acked"]);
+    assert!(acked > 0 && acked == u(&r["sent"]), "{r}");
+    let s = stop_sink(sink);
+    assert_eq!(u(&s["received"]), acked, "no flood frame was ever finished");
+    let out = Command::new(hie_tests::bin("hie-loadgen"))
+        .args([
+            "send",
+            "--to",
+            &addr,
+            "--flood",
+            "10",
+            "--flood-sources",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--flood-sources"), "{err}");
+}
+
+#[test]
+fn flood_connections_the_target_resets_later_are_counted_as_cut_by_a_reset() {
+    // The target holds each connection 1.5 s, then aborts it (SO_LINGER 0: a reset).
+    let (addr, _) = flood_target(|s| {
+        std::thread::sleep(Duration::from_millis(1500));
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: the descriptor is `s`'s, open for the call; `linger` is a valid
+        // `struct linger` of the size given, read by the call only.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&raw const linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "SO_LINGER");
+    });
+    let r = run_json(&[
+        "send",
+        "--to",
+        &addr,
+        "-c",
+        "1",
+        "--rate",
+        "1",
+        "--duration",
+        "3s",
+        "--flood",
+        "10",
+    ]);
+    let f = &r["flood"];
+    assert_eq!(u(&f["connected"]), 10);
+    assert_eq!(u(&f["cut"]), 10, "{f}");
+    assert_eq!(u(&f["resets"]), 10, "{f}");
+    assert!(u(&f["cut_after_ms"]["min"]) >= 1400, "{f}");
+}
