@@ -13,3 +13,4 @@ pub mod readiness;
 pub mod server;
 #[cfg(test)]
 mod test_support;
+pub mod wake_gate;
