@@ -28,8 +28,8 @@ use std::time::Duration;
 use futures_lite::io::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
 use hie_hl7::{AckBuilder, AckCode, Message, Path};
-use hie_net::BusyReader;
 use hie_net::mllp::frame::{FrameDecoder, encode_frame};
+use hie_net::{BusyReader, WakeGate};
 
 use crate::e2e::PatientOrder;
 use crate::error::LoadgenError;
@@ -149,7 +149,9 @@ pub async fn run_thread(ctx: Rc<ThreadCtx>, plan: Arc<SinkPlan>) {
     let open = OpenConnections::default();
     let mut conn_index = 0u64;
     loop {
-        match listener.accept().await {
+        // Gated: this task is woken by the monitor and the sender too, and glommio keeps
+        // a clone of the task's waker per poll of a pending accept (see WakeGate).
+        match WakeGate::new(Box::pin(listener.accept())).await {
             Ok(stream) => {
                 ctx.stats.borrow_mut().counters.connections += 1;
                 conn_index += 1;
@@ -359,6 +361,49 @@ mod tests {
             no_ack: false,
             save_dir: None,
         }
+    }
+
+    #[test]
+    fn a_listening_sink_polled_over_and_over_by_its_task_keeps_the_tasks_waker_count_bounded() {
+        // A sink thread's root task also runs the monitor (woken every STOP_POLL) and, in
+        // e2e, the sender: every wake polls the pending accept again. glommio kept a
+        // clone of the task's waker per poll and aborted past 32,767 of them ("Waker
+        // invariant broken"), after about 22 minutes of a real run; 40,000 yields on the
+        // same task do it in a moment.
+        let plan = Arc::new(SinkPlan {
+            listen: pick_port("127.0.0.1:0".parse().unwrap()).unwrap(),
+            behaviour: behaviour(),
+            received_total: Arc::default(),
+            order: None,
+            patient_path: hl7io::patient_path(),
+            listening: Arc::default(),
+            busy_poll: Duration::ZERO,
+            warmup_us: 0,
+        });
+        let listening = plan.listening.clone();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let ctx = Rc::new(ThreadCtx {
+                    thread: 0,
+                    start: std::time::Instant::now(),
+                    stop: Arc::default(),
+                    stats: RefCell::new(crate::runner::ThreadStats {
+                        counters: crate::stats::Counters::default(),
+                        interval: crate::stats::new_histogram(),
+                        tracks: crate::e2e::Tracks::default(),
+                    }),
+                });
+                let other_work = async {
+                    for _ in 0..40_000 {
+                        futures_lite::future::yield_now().await;
+                    }
+                };
+                futures_lite::future::or(run_thread(ctx, plan), other_work).await;
+            })
+            .expect("executor")
+            .join()
+            .expect("the sink thread ran without glommio's waker assertion");
+        assert_eq!(listening.load(Ordering::Acquire), 1, "the sink listened");
     }
 
     #[test]

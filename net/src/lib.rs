@@ -8,6 +8,8 @@
 //!   readiness set ([`mllp::readiness`]) before parking, which spares a busy connection a
 //!   cross-core wake-up per message.
 //! - [`reply_code_actions`]: the IRIS setting parsed and evaluated to an [`Action`].
+//! - [`mllp::wake_gate`]: polls a glommio operation only after it was woken, so a long wait
+//!   (an `accept`) in a task woken by other futures does not pile up the task's wakers.
 //!
 //! This crate knows MLLP and sockets, not items: the engine (hie-core) plugs in through
 //! the server's frame handler and acts on the client's classified outcomes.
@@ -31,4 +33,5 @@ pub use mllp::server::{
     ConnInfo, FrameHandler, MllpServer, Reply, ServerConfig, ServerHandle, ServerStats,
     StayConnected,
 };
+pub use mllp::wake_gate::WakeGate;
 pub use reply_code_actions::{Action, Decision, GiveUp, ReplyCodeActions, ReplyFacts};

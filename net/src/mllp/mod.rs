@@ -15,3 +15,4 @@ pub mod readiness;
 pub mod server;
 #[cfg(test)]
 mod test_support;
+pub mod wake_gate;
