@@ -59,7 +59,6 @@ Port = "$IN_PORT"
 name = "Router"
 class = "EnsLib.HL7.MsgRouter.RoutingEngine"
 [item.host]
-BusinessRuleName = "Flood.Rule"
 TargetConfigNames = "Out"
 
 [[item]]
