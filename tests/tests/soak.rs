@@ -38,10 +38,6 @@ const WARMUP_SECONDS: u64 = 15;
 const SHUTDOWN_TIMEOUT_SECONDS: u64 = 100;
 /// Messages sent while the downstream is down, left in the WAL by the shutdown.
 const HELD_MESSAGES: usize = 50;
-/// A long run sends in segments of at most this long, each a fresh `hie-loadgen e2e`
-/// against the same engine (the downstream reconnects between them): the load generator
-/// itself must not be the thing that cannot run for an hour.
-const SEGMENT_SECONDS_MAX: u64 = 300;
 /// RSS at the end of the load may exceed RSS after warm-up by this share plus
 /// `RSS_SLACK_KB` (allocator arenas, a WAL segment's buffers), and no more.
 const RSS_GROWTH_MAX: f64 = 0.25;
@@ -118,23 +114,6 @@ fn e2e(in_port: u16, sink_port: u16, seconds: u64, rate: u64) -> serde_json::Val
         .unwrap_or_else(|e| panic!("e2e report {:?}: {e}", String::from_utf8_lossy(&out.stdout)))
 }
 
-/// Adds the counts of `more` to `total` (the first report is taken whole).
-fn add_reports(total: &mut serde_json::Value, more: serde_json::Value) {
-    if total.is_null() {
-        *total = more;
-        return;
-    }
-    for key in ["sent", "acked", "lost", "duplicates", "order_violations"] {
-        total[key] = (n(&total[key]) + n(&more[key])).into();
-    }
-    for (code, count) in more["ack_codes"].as_object().into_iter().flatten() {
-        total["ack_codes"][code] = (n(&total["ack_codes"][code]) + n(count)).into();
-    }
-    total["latency_us"]["max"] = n(&total["latency_us"]["max"])
-        .max(n(&more["latency_us"]["max"]))
-        .into();
-}
-
 fn n(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("{v} is not a count"))
 }
@@ -179,13 +158,7 @@ fn steady_load_for_a_minute_then_a_long_drain_keeps_the_engine_up_flat_and_lossl
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let samples = sampler(hie.process.pid(), start, Arc::clone(&stop));
-    let mut report = serde_json::Value::Null;
-    let mut left = seconds;
-    while left > 0 {
-        let segment = left.min(SEGMENT_SECONDS_MAX);
-        add_reports(&mut report, e2e(in_port, sink_port, segment, rate));
-        left -= segment;
-    }
+    let report = e2e(in_port, sink_port, seconds, rate);
     stop.store(true, Ordering::Release);
     let samples = samples.join().unwrap();
     eprintln!("soak: e2e report {report}");
