@@ -159,16 +159,6 @@ fn drop_files(s: &Setup, hie: &Hie) -> Vec<String> {
     ids
 }
 
-fn stop(mut hie: Hie) {
-    hie.process.signal(libc::SIGTERM);
-    let exit = hie.process.wait_timeout(Duration::from_secs(30));
-    assert!(
-        exit.is_some_and(|e| e.success()),
-        "hie run did not stop cleanly ({exit:?}); log:\n{}",
-        hie.log()
-    );
-}
-
 fn sorted(mut ids: Vec<String>) -> Vec<String> {
     ids.sort();
     ids
@@ -215,7 +205,7 @@ fn every_acknowledged_message_is_delivered_or_listed_across_a_restart_on_fewer_s
         "each message stays open for TcpOut, Refused and Held: {run1:?}"
     );
     assert_eq!(held_sink.count(), 0);
-    stop(hie);
+    common::stop(hie);
 
     // Run 2, on one shard: more messages, then the downstream comes up and Held is
     // enabled.
@@ -251,7 +241,7 @@ fn every_acknowledged_message_is_delivered_or_listed_across_a_restart_on_fewer_s
         sorted(acked.clone()),
         "exactly the ACKed ids are listed"
     );
-    stop(hie);
+    common::stop(hie);
     assert_files_kept(&s.archive);
 }
 

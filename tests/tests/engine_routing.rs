@@ -11,7 +11,7 @@ use common::{
     Answer, TestSink, adt, counter, ctl, disabled, head, item_entries, router, send_one, start_hie,
     start_hie_with, states, tcp_operation, tcp_service, wait_status,
 };
-use hie_tests::{Hie, free_port, wait_until};
+use hie_tests::{free_port, wait_until};
 
 /// A TCP operation to `port` that retries every second for ever.
 fn patient_operation(name: &str, port: u16) -> String {
@@ -21,17 +21,6 @@ fn patient_operation(name: &str, port: u16) -> String {
         &[("RetryInterval", "1"), ("FailureTimeout", "-1")],
         &[("ConnectTimeout", "1")],
     )
-}
-
-/// SIGTERM, and a clean exit within 30 s.
-fn stop(mut hie: Hie) {
-    hie.process.signal(libc::SIGTERM);
-    let exit = hie.process.wait_timeout(Duration::from_secs(30));
-    assert!(
-        exit.is_some_and(|e| e.success()),
-        "hie run did not stop cleanly ({exit:?}); log:\n{}",
-        hie.log()
-    );
 }
 
 fn queued(status: &serde_json::Value, item: &str) -> u64 {
@@ -57,7 +46,7 @@ fn a_target_disabled_in_the_production_keeps_its_messages_until_enabled() {
     assert_eq!(counter(&status, "Out", "discarded"), 0, "{status:#}");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(sink.count(), 0, "a disabled operation sends nothing");
-    stop(hie);
+    common::stop(hie);
 
     // Durable: after a restart the messages wait again, and an enable sends them.
     let (hie, data) = start_hie(dir.path(), &production);
@@ -76,7 +65,7 @@ fn a_target_disabled_in_the_production_keeps_its_messages_until_enabled() {
     wait_status(&hie, &data, Duration::from_secs(5), "completed", |s| {
         counter(s, "Out", "completed") == 3 && s["shards"][0]["wal_open_messages"] == 0
     });
-    stop(hie);
+    common::stop(hie);
 
     // The operator's enable is kept, as enabling it in IRIS changes the production: after
     // a restart it runs, until `hie ctl disable`.
@@ -93,7 +82,7 @@ fn a_target_disabled_in_the_production_keeps_its_messages_until_enabled() {
     );
     let (code, text) = ctl(&data, &["disable", "Out"]);
     assert_eq!(code, 0, "{text}");
-    stop(hie);
+    common::stop(hie);
     let (hie, data) = start_hie(dir.path(), &production);
     wait_status(&hie, &data, Duration::from_secs(5), "disabled again", |s| {
         states(s, "Out") == ["disabled"]
@@ -125,7 +114,7 @@ fn a_restart_recovers_more_messages_for_a_disabled_target_than_its_queue_size() 
     wait_status(&hie, &data, Duration::from_secs(5), "full", |s| {
         queued(s, "Out") == 2 && counter(s, "Router", "processed") == 3
     });
-    stop(hie);
+    common::stop(hie);
 
     // Three messages are owed to Out, one more than its queue holds: the start does not
     // wait for room that only an enable would make.
@@ -241,7 +230,7 @@ fn a_restart_on_fewer_shards_delivers_what_the_missing_shards_held() {
     });
     let open_before = common::status(&data)["shards"][1]["wal_open_messages"].clone();
     assert_eq!(open_before, 20, "shard 1's WAL holds them");
-    stop(hie);
+    common::stop(hie);
 
     // One shard now: shard-1's WAL is re-placed, and everything arrives once the
     // downstream is up.
@@ -267,7 +256,7 @@ fn a_restart_on_fewer_shards_delivers_what_the_missing_shards_held() {
     wait_status(&hie, &data, Duration::from_secs(5), "closed", |s| {
         s["shards"][0]["wal_open_messages"] == 0
     });
-    stop(hie);
+    common::stop(hie);
 
     // Back on two shards: nothing is open in shard 1's WAL any more, nothing is resent.
     let (hie, data) = start_hie_with(dir.path(), &production, &fast_stop);

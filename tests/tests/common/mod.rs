@@ -460,3 +460,14 @@ pub fn wait_status(
     );
     last
 }
+
+/// SIGTERM, and a clean exit within 30 s (panics with the log otherwise).
+pub fn stop(mut hie: hie_tests::Hie) {
+    hie.process.signal(libc::SIGTERM);
+    let exit = hie.process.wait_timeout(Duration::from_secs(30));
+    assert!(
+        exit.is_some_and(|e| e.success()),
+        "hie run did not stop cleanly ({exit:?}); log:\n{}",
+        hie.log()
+    );
+}
