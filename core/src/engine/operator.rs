@@ -167,12 +167,7 @@ async fn show(shard: &Shard, wal_id: u64) -> HeldReply {
 }
 
 async fn resend(shard: &Rc<Shard>, wal_id: u64, item: Option<ItemId>) -> HeldReply {
-    let item = held_item(shard, wal_id, item)?;
-    let entry = shard
-        .held
-        .borrow_mut()
-        .release(wal_id, item)
-        .ok_or("the message left the list meanwhile")?;
+    let (item, entry) = take_held(shard, wal_id, item)?;
     let name = shard.plan.item(item).name.clone();
     let stored = match read_message(shard, wal_id).await {
         Ok(stored) => stored,
@@ -203,13 +198,24 @@ async fn resend(shard: &Rc<Shard>, wal_id: u64, item: Option<ItemId>) -> HeldRep
     Ok(json!({"ok": true, "message_id": id.to_string(), "item": name, "command": "resend"}))
 }
 
-async fn discard(shard: &Shard, wal_id: u64, item: Option<ItemId>) -> HeldReply {
+/// Takes the held entry of `wal_id` (at `item`, or its only one) off the list; the caller
+/// puts it back if what it records does not become durable.
+fn take_held(
+    shard: &Shard,
+    wal_id: u64,
+    item: Option<ItemId>,
+) -> Result<(ItemId, HeldEntry), String> {
     let item = held_item(shard, wal_id, item)?;
     let entry = shard
         .held
         .borrow_mut()
         .release(wal_id, item)
         .ok_or("the message left the list meanwhile")?;
+    Ok((item, entry))
+}
+
+async fn discard(shard: &Shard, wal_id: u64, item: Option<ItemId>) -> HeldReply {
+    let (item, entry) = take_held(shard, wal_id, item)?;
     let name = shard.plan.item(item).name.clone();
     let discarded = Record::Discarded {
         message_id: wal_id,
