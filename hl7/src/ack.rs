@@ -408,11 +408,9 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// `YYYYMMDDHHMMSS` for a Unix time in seconds (UTC), by the civil-from-days algorithm
-/// (H. Hinnant), valid for years 0..=9999.
-fn format_utc(secs: u64) -> [u8; 14] {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
+/// `(year, month, day)` of the proleptic Gregorian calendar for `days` since 1970-01-01,
+/// by the civil-from-days algorithm (H. Hinnant).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -421,7 +419,13 @@ fn format_utc(secs: u64) -> [u8; 14] {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// `YYYYMMDDHHMMSS` for a Unix time in seconds (UTC), valid for years 0..=9999.
+fn format_utc(secs: u64) -> [u8; 14] {
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
     let mut ts = [b'0'; 14];
     let parts = [
         (year.clamp(0, 9999) as u64, 0, 4),
