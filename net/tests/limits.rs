@@ -141,6 +141,85 @@ fn a_service_full_of_one_addresss_connections_makes_room_for_a_new_address() {
     assert_eq!(stats.connections_rejected, 1);
 }
 
+/// Idle connections from `n` loopback addresses (127.0.0.10 onwards), one each, open
+/// on the server once this returns.
+fn idle_flood(n: u8, table: &ConnectionTable, addr: SocketAddr) -> Vec<TcpStream> {
+    let flood: Vec<TcpStream> = (0..n)
+        .map(|i| connect_from([127, 0, 0, 10 + i], addr))
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(5), || table.open() == usize::from(n)),
+        "the flood's connections were not all admitted"
+    );
+    flood
+}
+
+#[test]
+fn a_service_full_of_idle_connections_from_many_addresses_makes_room_for_a_new_sender() {
+    let table = ConnectionTable::new(8, 8);
+    let config = ServerConfig {
+        connections: table.clone(),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config);
+    // One idle connection from each of 8 addresses: no address has more than another.
+    let mut flood = idle_flood(8, &table, server.addr);
+    // Past the idle-longest rule's minimum idle time (1 s).
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut sender = connect_from([127, 0, 0, 100], server.addr);
+    assert_eq!(
+        ack_code(&mut sender, "NEW-SENDER"),
+        "AA",
+        "a flood of idle connections from many addresses locked a new sender out"
+    );
+    assert_eq!(ack_code(&mut sender, "NEW-SENDER-2"), "AA");
+    assert!(
+        closed_within(&mut flood[0], Duration::from_secs(5)),
+        "the connection idle longest was not the one displaced"
+    );
+    for c in &mut flood[1..] {
+        assert_eq!(ack_code(c, "STILL-OPEN"), "AA");
+    }
+    drop((flood, sender));
+    let stats = server.stop();
+    assert_eq!(stats.connections_displaced_idle, 1, "{stats:?}");
+    assert_eq!(stats.connections_displaced, 0, "{stats:?}");
+}
+
+#[test]
+fn a_connection_in_the_middle_of_a_frame_is_never_displaced_for_a_new_sender() {
+    let table = ConnectionTable::new(8, 8);
+    let config = ServerConfig {
+        connections: table.clone(),
+        read_timeout: None,
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config);
+    let mut flood = idle_flood(8, &table, server.addr);
+    // Each holds the start of a message, then waits.
+    for c in &mut flood {
+        send_all(c, b"\x0bMSH|^~\\&|");
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut refused = connect_from([127, 0, 0, 100], server.addr);
+    assert!(
+        closed_within(&mut refused, Duration::from_secs(5)),
+        "a connection was displaced in the middle of a frame"
+    );
+    // Every message in progress is still whole once its sender finishes it.
+    for (i, c) in flood.iter_mut().enumerate() {
+        let mut rest = adt(&format!("REST-{i}"));
+        rest.drain(..b"MSH|^~\\&|".len());
+        rest.extend_from_slice(b"\x1c\r");
+        send_all(c, &rest);
+        assert_eq!(msa(&read_frames(c, 1)[0]).0, "AA");
+    }
+    drop(flood);
+    let stats = server.stop();
+    assert_eq!(stats.connections_displaced_idle, 0, "{stats:?}");
+    assert_eq!(stats.connections_rejected, 1, "{stats:?}");
+}
+
 #[test]
 fn stalled_frames_from_one_address_take_at_most_its_share_and_another_sender_gets_its_ack() {
     // One address may hold 2 MiB / 8 = 256 KiB: two of the four 100 KiB buffers asked for.

@@ -142,6 +142,50 @@ fn a_slow_loris_flood_from_one_address_does_not_lock_out_another_sender() {
 }
 
 #[test]
+fn an_idle_flood_from_as_many_addresses_as_max_connections_does_not_lock_out_a_sender() {
+    let (in_port, out_port) = (free_port(), free_port());
+    let sink = TestSink::start(out_port, Answer::Code("AA"));
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = [("MaxConnections", "8")];
+    let (hie, _data) = start_hie(dir.path(), &production(in_port, out_port, "", &adapter));
+
+    // One idle connection from each of eight addresses: the service is full and no
+    // address has more connections than another.
+    let mut flood: Vec<TcpStream> = (0..8)
+        .map(|i| connect_from([127, 0, 0, 10 + i], in_port))
+        .collect();
+    // Accepted, and idle for longer than the displacement idle time (1 s).
+    std::thread::sleep(Duration::from_millis(1500));
+    // Kept open: the next sender finds the service full again.
+    let mut sender = MllpConn::from_stream(connect_from([127, 0, 0, 100], in_port));
+    let ack = sender.exchange(&adt("NEW-1", "P1")).expect("an ACK");
+    assert_eq!(
+        field(&ack, "MSA", 1).unwrap_or_default(),
+        "AA",
+        "an idle flood from many addresses locked a new sender out; log:\n{}",
+        hie.log()
+    );
+    assert!(
+        closed_within(&mut flood[0], Duration::from_secs(5)),
+        "the connection idle longest was not the one displaced; log:\n{}",
+        hie.log()
+    );
+    let another = connect_from([127, 0, 0, 101], in_port);
+    assert_eq!(exchange(another, &adt("NEW-2", "P2")), "AA");
+    assert!(
+        closed_within(&mut flood[1], Duration::from_secs(5)),
+        "the next connection idle longest was not displaced; log:\n{}",
+        hie.log()
+    );
+    // Two displacements, one WARN line for both.
+    let lines = hie.log().matches("MLLP service full").count();
+    assert_eq!(lines, 1, "log:\n{}", hie.log());
+    drop((hie, flood, sender));
+    let ids = sink.stop();
+    assert_eq!(ids.len(), 2);
+}
+
+#[test]
 fn stalled_frames_stay_within_the_inbound_budget_and_an_oversize_message_gets_a_nak() {
     let (in_port, out_port) = (free_port(), free_port());
     let sink = TestSink::start(out_port, Answer::Code("AA"));

@@ -697,14 +697,14 @@ pub const TCP_INBOUND_ADAPTER: &[SettingSpec] = &[
         A,
         int(1, 1_000_000),
         "4096",
-        "hie: connections open at once to the service (all shards); more are refused",
+        "hie: connections open at once to the service (all shards together); more are refused, or one is displaced to make room (see Inbound limits of a TCP service)",
     ),
     s(
         "MaxConnectionsPerPeer",
         A,
         int(1, 1_000_000),
         "256",
-        "hie: connections open at once from one IP address; more are refused",
+        "hie: connections open at once to the service from one IP address (all shards together); more are refused",
     ),
     s(
         "MaxMessageSize",

@@ -23,8 +23,10 @@
 //! - connections of the service (all shards) ≤ `connections.connections_max()`, from one
 //!   IP address ≤ `connections.connections_per_peer_max()`; a connection past either is
 //!   closed as soon as it is accepted, before any byte is read, and logged once per peer
-//!   per [`REFUSAL_LOG_INTERVAL`] (as are connections closed on an error) — except that a full service makes room for a new
-//!   address by displacing a connection of its heaviest one (see `crate::mllp::conns`);
+//!   per [`REFUSAL_LOG_INTERVAL`] (as are connections closed on an error and
+//!   displacements) — except that a full service makes room for a new sender by
+//!   displacing a connection of its heaviest address or, failing that, the one idle
+//!   longest between messages (see `crate::mllp::conns`);
 //! - read buffer per connection ≤ `frame_bytes_max + 3` bytes, and every connection's
 //!   buffer of every service together ≤ the process's [`InboundBudget`], of which one
 //!   service holds at most half and one peer address an eighth (see
@@ -51,7 +53,7 @@ use glommio::timer::Timer;
 
 use crate::error::MllpError;
 use crate::mllp::busy::{BUSY_POLL_DEFAULT, BusyReader, TryRead};
-use crate::mllp::conns::{LocalConns, StopFlag};
+use crate::mllp::conns::{Displaced, LocalConns, StopFlag};
 use crate::mllp::frame::{
     FRAME_BYTES_MAX_DEFAULT, FrameDecoder, READ_BUFFER_BYTES_INITIAL, encode_frame,
 };
@@ -231,9 +233,14 @@ pub struct ServerStats {
     pub read_timeouts: u64,
     /// Connections cut in the middle of a frame after a stop's grace.
     pub stop_cuts: u64,
-    /// Connections cut to make room for a sender from a new address while the service
-    /// was full (see `crate::mllp::conns`).
+    /// Connections cut (at once, even mid-frame) to make room for a sender from a new
+    /// address while the service was full and one address held more connections than
+    /// the others (see `crate::mllp::conns`).
     pub connections_displaced: u64,
+    /// Connections closed between messages, idle for at least 1 s and longest of this
+    /// shard's, to make room for a new sender while the service was full and no address
+    /// held more connections than the others (see `crate::mllp::conns`).
+    pub connections_displaced_idle: u64,
     /// Times a connection found the inbound budget spent and waited for room.
     pub budget_waits: u64,
     /// Read buffers freed because their connection was idle.
@@ -251,6 +258,9 @@ struct Shared {
     /// The same rate limit for connections closed on an error (a slow-loris flood cut by
     /// ReadTimeout would otherwise write one WARN per connection).
     error_closes: RefCell<RefusalLog>,
+    /// The same rate limit for displacements (per displaced address; one key for the
+    /// idle-longest rule, whose victims are spread over many addresses).
+    displacements: RefCell<RefusalLog>,
     accept_stop: StopFlag,
     conns: RefCell<LocalConns>,
     drained: StopFlag,
@@ -263,6 +273,7 @@ impl Default for Shared {
             stats: Cell::default(),
             refusals: RefCell::new(RefusalLog::new(REFUSAL_LOG_INTERVAL)),
             error_closes: RefCell::new(RefusalLog::new(REFUSAL_LOG_INTERVAL)),
+            displacements: RefCell::new(RefusalLog::new(REFUSAL_LOG_INTERVAL)),
             accept_stop: StopFlag::default(),
             conns: RefCell::default(),
             drained: StopFlag::default(),
@@ -385,10 +396,21 @@ impl<H: FrameHandler> MllpServer<H> {
         };
         let admission = match self.config.connections.try_admit(peer.ip()) {
             Ok(admission) => admission,
-            Err(Refusal::ServiceFull { .. })
-                if shared.conns.borrow_mut().displace_for(peer.ip()) =>
-            {
-                shared.count(|s| s.connections_displaced += 1);
+            Err(Refusal::ServiceFull { connections_max }) => {
+                let displaced = shared
+                    .conns
+                    .borrow_mut()
+                    .displace_for(peer.ip(), Instant::now());
+                let Some(displaced) = displaced else {
+                    refuse(
+                        stream,
+                        peer,
+                        Refusal::ServiceFull { connections_max },
+                        &shared,
+                    );
+                    return;
+                };
+                note_displacement(displaced, peer, connections_max, &shared);
                 match self.config.connections.try_admit_displacing(peer.ip()) {
                     Ok(admission) => admission,
                     Err(refusal) => {
@@ -427,6 +449,47 @@ impl<H: FrameHandler> MllpServer<H> {
         })
         .detach();
     }
+}
+
+/// Counts a displacement and logs it once per displaced address per
+/// [`REFUSAL_LOG_INTERVAL`] (a flood from many addresses: once per interval in all).
+fn note_displacement(
+    displaced: Displaced,
+    newcomer: SocketAddr,
+    connections_max: usize,
+    shared: &Shared,
+) {
+    let (key, rule) = match displaced {
+        Displaced::Heaviest(victim) => {
+            shared.count(|s| s.connections_displaced += 1);
+            (
+                victim,
+                "the newest connection of the address with the most was cut",
+            )
+        }
+        Displaced::IdleLongest(_) => {
+            shared.count(|s| s.connections_displaced_idle += 1);
+            (
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                "the connection idle longest (between messages) was closed",
+            )
+        }
+    };
+    let Some(displaced_n) = shared.displacements.borrow_mut().note(key, Instant::now()) else {
+        return;
+    };
+    let victim = match displaced {
+        Displaced::Heaviest(ip) | Displaced::IdleLongest(ip) => ip,
+    };
+    tracing::warn!(
+        peer = %newcomer.ip(),
+        displaced_peer = %victim,
+        displaced = displaced_n,
+        "MLLP service full (MaxConnections = {connections_max}): {rule} to make room for a \
+         new connection (such displacements are logged at most once per {} s, `displaced` \
+         counts them)",
+        REFUSAL_LOG_INTERVAL.as_secs()
+    );
 }
 
 /// Closes a connection past a limit at once, unread, and logs it once per peer per
@@ -554,6 +617,10 @@ async fn serve_connection<S, H>(
             break Closed::AfterEachMessage;
         }
         frame_deadline = next_frame_deadline(&decoder, frames_before, frame_deadline, config);
+        // Between frames, nothing buffered, every answer written: a connection the
+        // idle-longest rule may displace (see `crate::mllp::conns`).
+        let idle = !decoder.in_frame() && decoder.buffered_bytes() == 0;
+        stop.set_idle_since(idle.then_some(last_bytes_at));
         let event = read_some(
             &mut stream,
             &mut reader,
@@ -568,6 +635,7 @@ async fn serve_connection<S, H>(
         .await;
         if matches!(event, ReadEvent::Data(Ok(1..)) | ReadEvent::Pushed) {
             last_bytes_at = Instant::now();
+            stop.set_idle_since(None);
         }
         match event {
             ReadEvent::Data(Ok(0)) => match decoder.finish() {
@@ -735,7 +803,7 @@ async fn read_some<S: AsyncRead + TryRead + Unpin>(
     };
     let stopped = async {
         stop.wait().await;
-        if !in_frame || stop.displaced() {
+        if !in_frame || stop.cut_at_once() {
             return ReadEvent::Stopped;
         }
         let cut_at = stop.stopped_at().unwrap_or_else(Instant::now) + config.stop_frame_grace;
