@@ -5,9 +5,11 @@
 //!
 //! One plain thread owns every flood socket (non-blocking, watched with one `poll(2)` per
 //! [`FLOOD_POLL`]), apart from the load's executors. Connection `i` is bound, before its
-//! connect, to the source address 127.0.0.(2 + i mod K) for `K` sources when the target is
-//! an IPv4 loopback address, so that a per-peer limit does not refuse the whole flood at
-//! once and the legitimate senders (from 127.0.0.1) are a peer of their own.
+//! connect, to source address number `i mod K` of `K` sources (127.0.0.2 ..= 127.0.0.254,
+//! then 127.0.1.1 ..= 127.0.1.254 and so on through 127.0.0.0/8, see [`source_ip`]) when
+//! the target is an IPv4 loopback address, so that a per-peer limit does not refuse the
+//! whole flood at once, a flood can come from as many addresses as the target's
+//! MaxConnections, and the legitimate senders (from 127.0.0.1) are a peer of their own.
 //!
 //! Connects are paced at `open_rate` a second: a burst overflows the target's accept
 //! queue, and a handshake the client saw complete may then not exist on the target yet
@@ -44,8 +46,11 @@ use crate::error::LoadgenError;
 
 /// Most flood connections one run opens.
 pub const FLOOD_CONNECTIONS_MAX: usize = 60_000;
-/// Most source addresses (127.0.0.2 ..= 127.0.0.254).
-pub const FLOOD_SOURCES_MAX: usize = 253;
+/// Most source addresses (see [`source_ip`]): 65,536, 127.0.0.2 ..= 127.1.2.5.
+pub const FLOOD_SOURCES_MAX: usize = 1 << 16;
+/// Usable host numbers in each 127.x.y.0/24 of a flood's sources: .1 ..= .254 (no .0 nor
+/// .255, which look like network and broadcast addresses to a reader of the target's log).
+const SOURCE_HOSTS_PER_BLOCK: usize = 254;
 /// Largest unfinished frame of a `partial` flood (16 MiB).
 pub const FLOOD_FRAME_BYTES_MAX: usize = 16 << 20;
 /// A flood connection closed by the target within this long of its handshake was refused
@@ -98,7 +103,7 @@ pub struct FloodOptions {
     pub connections: usize,
     /// What they do.
     pub kind: FloodKind,
-    /// Source addresses 127.0.0.2 .. 127.0.0.(1 + sources), 1..=[`FLOOD_SOURCES_MAX`];
+    /// Source addresses [`source_ip`]`(0 .. sources)`, 1..=[`FLOOD_SOURCES_MAX`];
     /// must be 1 when the target is not an IPv4 loopback address (no binding then).
     pub sources: usize,
     /// Slow-loris: time between two bytes. Default 1 s.
@@ -324,7 +329,7 @@ fn check(opts: &FloodOptions, to: SocketAddr) -> Result<Vec<IpAddr>, LoadgenErro
     }
     match to.ip() {
         IpAddr::V4(ip) if ip.is_loopback() => Ok((0..opts.sources)
-            .map(|k| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + k as u8)))
+            .map(|k| IpAddr::V4(source_ip(k)))
             .collect()),
         _ if opts.sources == 1 => Ok(Vec::new()),
         _ => bad(
@@ -332,6 +337,17 @@ fn check(opts: &FloodOptions, to: SocketAddr) -> Result<Vec<IpAddr>, LoadgenErro
             format!("{to} is not an IPv4 loopback address: the flood cannot spread its sources"),
         ),
     }
+}
+
+/// Source address number `k` of a flood: the loopback addresses whose last byte is 1 ..=
+/// 254, in order, from 127.0.0.2 (127.0.0.1 is the legitimate senders'). Every one of
+/// 127.0.0.0/8 is local on Linux without configuration.
+pub fn source_ip(k: usize) -> Ipv4Addr {
+    // Host number j counts from 127.0.0.1 (j = 0), which the flood leaves out.
+    let j = k + 1;
+    let block = j / SOURCE_HOSTS_PER_BLOCK;
+    let host = (j % SOURCE_HOSTS_PER_BLOCK + 1) as u8;
+    Ipv4Addr::new(127, (block >> 8) as u8, block as u8, host)
 }
 
 /// Raises the RLIMIT_NOFILE soft limit to at least `needed` (up to the hard limit).
@@ -779,6 +795,21 @@ mod tests {
             .map(|i| i.to_string())
             .collect();
         assert_eq!(ips, ["127.0.0.2", "127.0.0.3", "127.0.0.4"]);
+        let many = FloodOptions {
+            sources: 4096,
+            ..opts(FloodKind::Idle)
+        };
+        let ips = check(&many, to).unwrap();
+        let distinct: std::collections::HashSet<_> = ips.iter().collect();
+        assert_eq!(distinct.len(), 4096, "as many distinct addresses as asked");
+        assert!(
+            ips.iter()
+                .all(|ip| ip.is_loopback() && ip.to_string() != "127.0.0.1")
+        );
+        assert_eq!(source_ip(252).to_string(), "127.0.0.254");
+        assert_eq!(source_ip(253).to_string(), "127.0.1.1");
+        assert_eq!(source_ip(4095).to_string(), "127.0.16.33");
+        assert_eq!(source_ip(FLOOD_SOURCES_MAX - 1).to_string(), "127.1.2.5");
         let v6: SocketAddr = "[::1]:2575".parse().unwrap();
         assert!(check(&o, v6).is_err());
         assert!(check(&opts(FloodKind::Idle), v6).unwrap().is_empty());

@@ -131,3 +131,41 @@ fn parking_at_once_without_busy_polling_counts_the_same() {
     assert_eq!((report.sent, report.ack_codes.AA), (600, 600));
     assert_eq!(sink.stop_and_join().expect("sink report").received, 600);
 }
+
+#[test]
+fn open_loop_sends_at_most_max_in_flight_unanswered_messages_per_connection() {
+    use std::io::Read;
+    // A server that reads its first connection and never answers: every message on it
+    // stays in flight until the sender's timeout gives the connection up.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let silent = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut frames = 0u64;
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = s.read(&mut buf) {
+            frames += buf[..n].iter().filter(|&&b| b == 0x1c).count() as u64;
+        }
+        frames
+    });
+    let report = run_send(SendOptions {
+        to: addr,
+        connections: 1,
+        rate: Some(1_000.0),
+        max_in_flight: 4,
+        duration: Some(Duration::from_millis(300)),
+        timeout: Duration::from_secs(1),
+        ..SendOptions::default()
+    })
+    .expect("send runs");
+    // 300 messages were due within the run; the connection took 4 and waited. (After
+    // the timeout the sender connects again: that connection is not read.)
+    assert_eq!(
+        silent.join().unwrap(),
+        4,
+        "frames on the silent connection: {report:?}"
+    );
+    assert_eq!(report.acked, 0);
+    assert!(report.errors.timeouts >= 4, "{report:?}");
+}
