@@ -137,8 +137,9 @@ pub struct FloodArgs {
     /// --flood-interval, or send --flood-bytes of a frame at once, never ending it.
     #[arg(long, value_enum, default_value_t = FloodKind::Idle)]
     pub flood_kind: FloodKind,
-    /// Spread the flood over this many source addresses, 127.0.0.2 upward (the
-    /// legitimate connections come from 127.0.0.1).
+    /// Spread the flood over this many distinct source addresses (at most 65536),
+    /// 127.0.0.2 upward through 127.0.0.0/8 (127.0.0.254 is followed by 127.0.1.1); the
+    /// legitimate connections come from 127.0.0.1.
     #[arg(long, default_value_t = 1)]
     pub flood_sources: usize,
     /// Slow-loris: time between two bytes.
