@@ -379,6 +379,32 @@ fn a_whole_batch_is_one_document_stored_routed_held_resent_and_delivered_as_one_
 }
 
 #[test]
+fn a_whole_batch_under_ackmode_app_gets_the_downstream_batch_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, sink_port) = (free_port(), free_port());
+    let sink = TestSink::start(sink_port, Answer::Code("AA"));
+    let host = [("BatchHandling", "Whole"), ("AckMode", "App")];
+    let (hie, _data) = start_hie(dir.path(), &production("WholeApp", port, sink_port, &host));
+    let batch = whole_batch("WA");
+    let mut conn = MllpConn::connect(&format!("127.0.0.1:{port}")).unwrap();
+    let reply = conn.exchange(&batch).unwrap();
+    assert!(
+        reply.starts_with(b"BHS|^~\\&|SINK|"),
+        "the downstream's own reply: {}\n{}",
+        String::from_utf8_lossy(&reply),
+        hie.log()
+    );
+    assert_eq!(
+        acks_in(&reply),
+        [
+            (AckCode::AA, "WA-1".to_string()),
+            (AckCode::AA, "WA-2".to_string())
+        ]
+    );
+    assert!(sink.arrivals() == [batch], "one frame, byte-identical");
+}
+
+#[test]
 fn a_whole_batch_with_a_bad_message_is_refused_whole_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let (port, sink_port) = (free_port(), free_port());
