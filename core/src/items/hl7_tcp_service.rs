@@ -487,22 +487,26 @@ impl TcpServiceHandler {
             control_id: &control_id,
             partition_key: &control_id,
         };
+        // A storage failure is logged once by the WAL, not per batch refused.
         let stored = match shard.wal.unavailable() {
-            Some(_) => None,
+            Some(_) => Err("message store unavailable after a write failure".to_owned()),
             None => shard
                 .receive_document(self.item, frame, meta)
                 .await
-                .inspect_err(|e| {
+                .map_err(|e| {
+                    let text = format!("cannot store the batch: {e}");
                     if !e.is_storage() {
-                        tracing::warn!(item = %name, "NAK AE: cannot store the batch: {e}");
+                        tracing::warn!(item = %name, "NAK AE: {text}");
                     }
-                })
-                .ok(),
+                    text
+                }),
         };
-        let Some((id, targets)) = stored else {
-            bump_rejected(shard, self.item);
-            let text = "cannot store the batch: message store unavailable";
-            return self.whole_reply(frame, AckCode::AE, response, |_| internal_error(text));
+        let (id, targets) = match stored {
+            Ok(stored) => stored,
+            Err(text) => {
+                bump_rejected(shard, self.item);
+                return self.whole_reply(frame, AckCode::AE, response, |_| internal_error(&text));
+            }
         };
         self.deliver(conn, id, targets, frame, key).await;
         if self.ack_mode != AckMode::Application {
