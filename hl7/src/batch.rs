@@ -77,6 +77,41 @@ impl<'a> Envelope<'a> {
     pub fn is_empty(&self) -> bool {
         self.fhs.is_none() && self.bhs.is_none()
     }
+
+    /// The batch's control id: BHS-11, else FHS-11 (empty when neither has one). Read
+    /// with the header's own field separator (its fourth byte).
+    pub fn control_id(&self) -> &'a [u8] {
+        header_field(self.bhs, 11)
+            .filter(|v| !v.is_empty())
+            .or_else(|| header_field(self.fhs, 11))
+            .unwrap_or_default()
+    }
+
+    /// The control id of the batch this one answers: BHS-12, else FHS-12 (empty when
+    /// neither has one), as a reply batch carries it.
+    pub fn reference_id(&self) -> &'a [u8] {
+        header_field(self.bhs, 12)
+            .filter(|v| !v.is_empty())
+            .or_else(|| header_field(self.fhs, 12))
+            .unwrap_or_default()
+    }
+
+    /// The outermost header's segment id, `FHS` or `BHS` (empty when there is none): what
+    /// a batch taken whole is listed as, where a message shows its MSH-9.
+    pub fn header_id(&self) -> &'static str {
+        match (self.fhs, self.bhs) {
+            (Some(_), _) => "FHS",
+            (None, Some(_)) => "BHS",
+            (None, None) => "",
+        }
+    }
+}
+
+/// Field `n` (counted as HL7 counts them, field 1 the separator) of a header line.
+fn header_field(line: Option<&[u8]>, n: usize) -> Option<&[u8]> {
+    let line = line?;
+    let sep = *line.get(3)?;
+    line.split(move |&b| b == sep).nth(n - 1)
 }
 
 /// True if `line` is segment `id`: the id then a non-alphanumeric byte (or nothing).
@@ -161,6 +196,29 @@ mod tests {
         assert!(Envelope::of(b"MSH|^~\\&|1\rBHS|^~\\&|x\r").is_empty());
         let bhs_only = Envelope::of(b"BHS|^~\\&|B\rMSH|^~\\&|1\r");
         assert_eq!((bhs_only.fhs, bhs_only.bhs.is_some()), (None, true));
+    }
+
+    #[test]
+    fn control_ids_are_read_from_bhs_else_fhs() {
+        let both =
+            Envelope::of(b"FHS|^~\\&|A||||||||F1|R0\rBHS|^~\\&|A||||||||B1|R1\rMSH|^~\\&|\r");
+        assert_eq!(
+            (both.control_id(), both.reference_id()),
+            (&b"B1"[..], &b"R1"[..])
+        );
+        assert_eq!(both.header_id(), "FHS");
+        let fhs = Envelope::of(b"FHS#^~\\&#A########F1\rMSH|^~\\&|\r");
+        assert_eq!(
+            (fhs.control_id(), fhs.reference_id()),
+            (&b"F1"[..], &b""[..])
+        );
+        let empty_bhs = Envelope::of(b"FHS|^~\\&|A||||||||F1\rBHS|^~\\&\rMSH|\r");
+        assert_eq!(
+            (empty_bhs.control_id(), empty_bhs.header_id()),
+            (&b"F1"[..], "FHS")
+        );
+        assert_eq!(Envelope::of(b"BHS\r").control_id(), b"");
+        assert_eq!(Envelope::of(b"BHS|\r").header_id(), "BHS");
     }
 
     #[test]

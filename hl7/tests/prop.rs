@@ -303,5 +303,16 @@ proptest! {
         }
         prop_assert_eq!(Envelope::of(&reply).fhs.is_some(), fhs);
         prop_assert_eq!(Envelope::of(&reply).bhs.is_some(), bhs);
+
+        // Taken whole: the batch is listed by its outermost header and its control id
+        // (BHS-11, else FHS-11), and the reply batch refers back to that id.
+        let (id, header): (&[u8], &str) = match (fhs, bhs) {
+            (_, true) => (b"B1", if fhs { "FHS" } else { "BHS" }),
+            (true, false) => (b"F1", "FHS"),
+            (false, false) => (b"", ""),
+        };
+        prop_assert_eq!(env.control_id(), id);
+        prop_assert_eq!(env.header_id(), header);
+        prop_assert_eq!(Envelope::of(&reply).reference_id(), id);
     }
 }

@@ -2,15 +2,19 @@
 //! MLLP (each message stored, routed and delivered on its own; the reply a batch of one
 //! ACK per message) under every `BatchHandling` hie runs; MSH-2 with 3 encoding characters
 //! or a doubled one (AA, delivered as sent); bytes that break the character set MSH-18
-//! declares (AR with an ERR naming the offset, not delivered); and `BatchHandling=Whole`,
-//! which `hie check` and `hie run` both refuse.
+//! declares (AR with an ERR naming the offset, not delivered); and `BatchHandling=Whole`:
+//! the batch one document, stored as one record, routed (through a router's targets or its
+//! `BadMessageHandler`), held, resent and delivered as one frame, byte-identical, the
+//! reply still a batch of one ACK per message; refused whole when one message is bad.
 
 mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Answer, TestSink, adt, head, start_hie, tcp_operation, tcp_service, wait_status};
+use common::{
+    Answer, TestSink, adt, head, router, start_hie, tcp_operation, tcp_service, wait_status,
+};
 use hie_hl7::{AckCode, Batch, Envelope, Message};
 use hie_tests::{MllpConn, bin, corpus_dir, free_port, wait_until};
 
@@ -251,49 +255,193 @@ fn msh_2_with_three_or_a_doubled_encoding_character_gets_aa_and_arrives_as_sent(
     );
 }
 
-#[test]
-fn batch_handling_whole_is_refused_by_check_and_by_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = production(
-        "Whole",
-        free_port(),
-        free_port(),
-        &[("BatchHandling", "Whole")],
+/// A batch with file and batch headers, control ids `F-<tag>` and `B-<tag>`, holding two
+/// ADTs `<tag>-1` and `<tag>-2`.
+fn whole_batch(tag: &str) -> Vec<u8> {
+    let mut batch =
+        format!("FHS|^~\\&|S|F|R|F|20260101||||F-{tag}\rBHS|^~\\&|S|F|R|F|20260101||||B-{tag}\r")
+            .into_bytes();
+    batch.extend_from_slice(&adt(&format!("{tag}-1"), "P1"));
+    batch.extend_from_slice(&adt(&format!("{tag}-2"), "P2"));
+    batch.extend_from_slice(b"BTS|2\rFTS|1\r");
+    batch
+}
+
+/// The reply IRIS gives a batch: FHS and BHS answering the batch's (BHS-12 its control
+/// id), one ACK per message with `code`, BTS with their count, FTS.
+fn assert_batch_reply(reply: &[u8], tag: &str, code: AckCode) {
+    let lines = lines(reply);
+    assert!(lines[0].starts_with("FHS|"), "{lines:?}");
+    assert!(lines[1].starts_with("BHS|"), "{lines:?}");
+    assert_eq!(
+        Envelope::of(reply).reference_id(),
+        format!("B-{tag}").as_bytes()
     );
+    let n = lines.len();
+    assert_eq!(lines[n - 2..], ["BTS|2", "FTS|1"], "{lines:?}");
+    assert_eq!(
+        acks_in(reply),
+        [(code, format!("{tag}-1")), (code, format!("{tag}-2"))]
+    );
+}
+
+#[test]
+fn a_whole_batch_is_one_document_stored_routed_held_resent_and_delivered_as_one_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, bad_port, sink_port) = (free_port(), free_port(), free_port());
+    let whole = [("BatchHandling", "Whole")];
+    let text = head("Whole", 1)
+        + &tcp_service("In", port, "Route", &whole)
+        + &router("Route", "Out", &[])
+        + &tcp_service("InBad", bad_port, "NoRoute", &whole)
+        + &router("NoRoute", "", &[("BadMessageHandler", "Out")])
+        + &tcp_operation(
+            "Out",
+            sink_port,
+            &[("RetryInterval", "1"), ("FailureTimeout", "2")],
+            &[],
+        );
     let config = common::write_production(dir.path(), &text);
     let check = Command::new(bin("hie"))
-        .args(["check", "--json"])
+        .arg("check")
         .arg(&config)
         .output()
         .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
-    assert_eq!(check.status.code(), Some(1), "{json:#}");
-    let errors = json["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 1, "{json:#}");
-    assert_eq!(errors[0]["item"], "In");
     assert!(
-        errors[0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("BatchHandling: Whole"),
-        "{json:#}"
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
     );
-    let mut run = hie_tests::ChildGuard::new(
-        Command::new(bin("hie"))
-            .arg("run")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
+
+    // The downstream is down: the batch is stored (one record), answered as IRIS answers
+    // a batch, and survives a restart.
+    let (mut hie, data) = start_hie(dir.path(), &text);
+    let w1 = whole_batch("W1");
+    let mut conn = MllpConn::connect(&format!("127.0.0.1:{port}")).unwrap();
+    assert_batch_reply(&conn.exchange(&w1).unwrap(), "W1", AckCode::AA);
+    drop(conn);
+    let status = common::status(&data);
+    assert_eq!(
+        common::counter(&status, "In", "received"),
+        1,
+        "one document"
     );
-    let status = run.wait_timeout(Duration::from_secs(30));
+    let stopped = hie.process.stop(Duration::from_secs(30));
+    assert!(stopped.is_some_and(|s| s.success()), "log:\n{}", hie.log());
+    let (hie, data) = start_hie(dir.path(), &text);
     assert!(
-        status.is_some_and(|s| !s.success()),
-        "hie run must refuse what hie check refuses: {status:?}"
+        wait_until(Duration::from_secs(30), || common::held(&data).len() == 1),
+        "the batch fails at Out after FailureTimeout; log:\n{}",
+        hie.log()
     );
+    let held = common::held(&data);
+    assert_eq!(held[0]["item"], "Out");
+    assert_eq!(
+        held[0]["message_type"], "FHS",
+        "a batch is listed by its header"
+    );
+    assert_eq!(held[0]["control_id"], "B-W1", "and by BHS-11");
+
+    // Resent once the downstream is up: one frame, byte for byte what was sent; the
+    // downstream's batch of ACKs completes it.
+    let sink = TestSink::start(sink_port, Answer::Code("AA"));
+    let id = held[0]["message_id"].as_str().unwrap().to_string();
+    let (code, out) = common::ctl(&data, &["resend", &id]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        wait_until(Duration::from_secs(15), || sink.count() == 1),
+        "log:\n{}",
+        hie.log()
+    );
+    assert!(
+        sink.arrivals()[0] == w1,
+        "delivered byte-identical, as one frame"
+    );
+
+    // Through a router's BadMessageHandler too.
+    let w2 = whole_batch("W2");
+    let mut conn = MllpConn::connect(&format!("127.0.0.1:{bad_port}")).unwrap();
+    assert_batch_reply(&conn.exchange(&w2).unwrap(), "W2", AckCode::AA);
+    assert!(
+        wait_until(Duration::from_secs(15), || sink.count() == 2),
+        "log:\n{}",
+        hie.log()
+    );
+    assert!(
+        sink.arrivals()[1] == w2,
+        "delivered byte-identical, as one frame"
+    );
+    let status = wait_status(&hie, &data, Duration::from_secs(10), "completed", |s| {
+        common::counter(s, "Out", "completed") == 2
+    });
+    assert_eq!(common::counter(&status, "InBad", "received"), 1);
+    assert!(common::held(&data).is_empty());
+}
+
+#[test]
+fn a_whole_batch_under_ackmode_app_gets_the_downstream_batch_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, sink_port) = (free_port(), free_port());
+    let sink = TestSink::start(sink_port, Answer::Code("AA"));
+    let host = [("BatchHandling", "Whole"), ("AckMode", "App")];
+    let (hie, _data) = start_hie(dir.path(), &production("WholeApp", port, sink_port, &host));
+    let batch = whole_batch("WA");
+    let mut conn = MllpConn::connect(&format!("127.0.0.1:{port}")).unwrap();
+    let reply = conn.exchange(&batch).unwrap();
+    assert!(
+        reply.starts_with(b"BHS|^~\\&|SINK|"),
+        "the downstream's own reply: {}\n{}",
+        String::from_utf8_lossy(&reply),
+        hie.log()
+    );
+    assert_eq!(
+        acks_in(&reply),
+        [
+            (AckCode::AA, "WA-1".to_string()),
+            (AckCode::AA, "WA-2".to_string())
+        ]
+    );
+    assert!(sink.arrivals() == [batch], "one frame, byte-identical");
+}
+
+#[test]
+fn a_whole_batch_with_a_bad_message_is_refused_whole_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, sink_port) = (free_port(), free_port());
+    let sink = TestSink::start(sink_port, Answer::Code("AA"));
+    let text = production("WholeBad", port, sink_port, &[("BatchHandling", "Whole")]);
+    let (hie, data) = start_hie(dir.path(), &text);
+    let bad = b"MSH|^~\\&|S|F|R|F|20260101||ADT^A01|WB-2|P|2.5||||||UNICODE UTF-8\r\
+PID|1||P2||J\xC3\xA9r\xFFme\r";
+    let mut batch = b"BHS|^~\\&|S|F|R|F|20260101||||B-WB\r".to_vec();
+    batch.extend_from_slice(&adt("WB-1", "P1"));
+    batch.extend_from_slice(bad);
+    batch.extend_from_slice(b"BTS|2\r");
+    let mut conn = MllpConn::connect(&format!("127.0.0.1:{port}")).unwrap();
+    let reply = conn.exchange(&batch).unwrap();
+    assert_eq!(
+        acks_in(&reply),
+        [
+            (AckCode::AR, "WB-1".to_string()),
+            (AckCode::AR, "WB-2".to_string())
+        ],
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        text.contains("PID^1") && text.contains("byte offset"),
+        "{text}"
+    );
+    assert!(text.contains("its message 2 was refused"), "{text}");
+    // Nothing of it was stored; the connection still works.
+    let ack = conn.exchange(&adt("AFTER", "P1")).unwrap();
+    assert_eq!(Message::scan(&ack).unwrap().ack_code(), Some(AckCode::AA));
+    assert!(wait_until(Duration::from_secs(20), || sink.count() >= 1));
+    assert_eq!(sink.control_ids(), ["AFTER"], "{}", hie.log());
+    let status = common::status(&data);
+    assert_eq!(common::counter(&status, "In", "received"), 1);
+    assert_eq!(common::counter(&status, "In", "rejected"), 1);
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! `FilePath` that match `FileSpec` are read (a batch file split into its messages),
 //! archived to `ArchivePath` or deleted, and every message lands in the output directory
 //! byte-identical, ended by the default `Framing` (`AsciiLF`); `Filename` tokens (`%f`, `%#f`, `%Q`, `%+(nnn)`, `%!+(_a)`) name the
-//! output files.
+//! output files. A file holding a refused message is kept as `<name>.rejected` and not read
+//! again; with `BatchHandling=Whole` a batch file is one document, written as one entry.
 
 mod common;
 
@@ -226,10 +227,14 @@ PID|1||P2||J\xC3\xA9r\xFFme\r";
     file.extend_from_slice(b"BTS|3\rFTS|1\r");
     drop_file(&d.input, "mixed.hl7", &file);
     let status = wait_status(&hie, &data, Duration::from_secs(20), "two written", |s| {
-        counter(s, "FileOut", "completed") == 2 && names(&d.archive) == ["mixed.hl7"]
+        counter(s, "FileOut", "completed") == 2 && names(&d.input) == ["mixed.hl7.rejected"]
     });
     assert_eq!(counter(&status, "FilesIn", "rejected"), 1);
     assert_eq!(counter(&status, "FilesIn", "received"), 2);
+    // The file holding the refused message is kept, whole, where an operator sees it; it
+    // is neither archived nor read again.
+    assert!(names(&d.archive).is_empty(), "{:?}", names(&d.archive));
+    assert!(std::fs::read(d.input.join("mixed.hl7.rejected")).unwrap() == file);
     let written: Vec<Vec<u8>> = names(&d.out)
         .iter()
         .map(|n| std::fs::read(d.out.join(n)).unwrap())
@@ -243,6 +248,76 @@ PID|1||P2||J\xC3\xA9r\xFFme\r";
     assert!(
         hie.log().contains("invalid UTF-8 at byte offset"),
         "the log names the offset: {}",
+        hie.log()
+    );
+    assert!(
+        hie.log().contains("mixed.hl7.rejected"),
+        "the log names the kept file: {}",
+        hie.log()
+    );
+    // A second file of the same name is kept beside it; the service reads neither again.
+    drop_file(&d.input, "mixed.hl7", &file);
+    let status = wait_status(&hie, &data, Duration::from_secs(20), "kept again", |s| {
+        counter(s, "FilesIn", "rejected") == 2
+            && names(&d.input) == ["mixed.hl7.1.rejected", "mixed.hl7.rejected"]
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    let again = common::status(&data);
+    assert_eq!(counter(&again, "FilesIn", "received"), 4);
+    assert_eq!(counter(&again, "FilesIn", "rejected"), 2, "{status:#}");
+}
+
+#[test]
+fn a_whole_batch_file_is_written_as_one_entry_and_one_with_a_bad_message_is_kept() {
+    let d = dirs();
+    let whole = |item: String| {
+        item.replacen(
+            "[item.host]\n",
+            "[item.host]\nBatchHandling = \"Whole\"\n",
+            1,
+        )
+    };
+    let production = head("FilesWhole", 1)
+        + &whole(file_service("FilesIn", &d.input, "*.hl7", Some(&d.archive)))
+        + &router("Router", "FileOut", &[])
+        + &file_operation("FileOut", &d.out, "%f");
+    let (hie, data) = common::start_hie(&d.root, &production);
+    let mut batch =
+        b"FHS|^~\\&|S|F|R|F|20260101||||F-FW\rBHS|^~\\&|S|F|R|F|20260101||||B-FW\r".to_vec();
+    batch.extend_from_slice(&adt("FW-1", "P1"));
+    batch.extend_from_slice(&adt("FW-2", "P2"));
+    batch.extend_from_slice(b"BTS|2\rFTS|1\r");
+    drop_file(&d.input, "whole.hl7", &batch);
+    let status = wait_status(&hie, &data, Duration::from_secs(20), "written", |s| {
+        counter(s, "FileOut", "completed") == 1 && names(&d.archive) == ["whole.hl7"]
+    });
+    assert_eq!(counter(&status, "FilesIn", "received"), 1, "one document");
+    assert_eq!(names(&d.out), ["whole.hl7"]);
+    assert!(
+        std::fs::read(d.out.join("whole.hl7")).unwrap() == framed(&batch),
+        "the batch written as one entry, byte-identical, with the framing"
+    );
+
+    // One bad message refuses the whole file: nothing stored, the file kept.
+    let bad = b"MSH|^~\\&|S|F|R|F|20260101||ADT^A01|BAD1|P|2.5||||||UNICODE UTF-8\r\
+PID|1||P2||J\xC3\xA9r\xFFme\r";
+    let mut refused = b"BHS|^~\\&|S|F|R|F|20260101||||B-FX\r".to_vec();
+    refused.extend_from_slice(&adt("FX-1", "P1"));
+    refused.extend_from_slice(bad);
+    refused.extend_from_slice(b"BTS|2\r");
+    drop_file(&d.input, "refused.hl7", &refused);
+    let status = wait_status(&hie, &data, Duration::from_secs(20), "kept", |s| {
+        counter(s, "FilesIn", "rejected") == 1 && names(&d.input) == ["refused.hl7.rejected"]
+    });
+    assert_eq!(
+        counter(&status, "FilesIn", "received"),
+        1,
+        "nothing more stored"
+    );
+    assert_eq!(names(&d.out), ["whole.hl7"]);
+    assert!(
+        hie.log().contains("refused.hl7 message 2: rejected"),
+        "{}",
         hie.log()
     );
 }

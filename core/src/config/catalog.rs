@@ -647,8 +647,9 @@ pub const HL7_SERVICE_HOST: &[SettingSpec] = &[
         H,
         ValueType::OneOf(&["1Session", "Whole", "Indiv", "Batch"]),
         "1Session",
-        "FHS/BHS batches: 1Session, Batch and Indiv store and route each message alone \
-         (over TCP, answered by a batch of ACKs); Whole is refused",
+        "FHS/BHS batches: 1Session, Batch and Indiv store and route each message alone; \
+         Whole stores and routes the batch as one document (over TCP, either way answered \
+         by a batch of ACKs)",
     ),
     s(
         "CharsetValidation",

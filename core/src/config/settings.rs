@@ -156,11 +156,13 @@ pub enum AckMode {
 }
 
 /// `BatchHandling` of an HL7 service: how the messages of a batch (`FHS`/`BHS` … `BTS`/`FTS`)
-/// are taken. hie has no sessions and no batch documents: every mode it runs stores and
-/// routes each message of the batch on its own, and answers the batch with a batch of one
-/// ACK per message. IRIS's `Whole` (the batch as one document) is refused as a config error.
+/// are taken. hie has no sessions: `1Session`, `Batch` and `Indiv` store and route each
+/// message of the batch on its own; `Whole` stores and routes the batch as one document.
+/// Every mode answers the batch with a batch of one ACK per message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchHandling {
+    /// `Whole` (Whole Batch): the batch, headers and trailers included, is one document.
+    Whole,
     /// `1Session` (Single-Session Batch), IRIS's default.
     SingleSession,
     /// `Batch` (Multi-Session Batch).
@@ -779,12 +781,7 @@ impl Reader<'_> {
                 "1Session" => Ok(BatchHandling::SingleSession),
                 "Batch" => Ok(BatchHandling::MultiSession),
                 "Indiv" => Ok(BatchHandling::Individual),
-                "Whole" => Err(
-                    "Whole (the batch as one document) is not supported by hie; \
-                     use Indiv, 1Session or Batch, which store and route each message of \
-                     the batch"
-                        .to_owned(),
-                ),
+                "Whole" => Ok(BatchHandling::Whole),
                 _ => Err(format!("{v:?} is not one of 1Session, Batch, Indiv, Whole")),
             },
             BatchHandling::SingleSession,
@@ -1100,7 +1097,7 @@ mod tests {
     }
 
     #[test]
-    fn batch_handling_runs_every_mode_but_whole_and_charset_validation_defaults_to_declared() {
+    fn batch_handling_runs_every_mode_and_charset_validation_defaults_to_declared() {
         let resolved = |class: &str, family: Family, value: &str, extra: (&str, &str)| {
             let mut settings = vec![
                 (SettingTarget::Adapter, "Port", "2575"),
@@ -1132,12 +1129,15 @@ mod tests {
             assert_eq!(s.charset_validation, CharsetValidation::Declared);
         }
         let file = "EnsLib.HL7.Service.FileService";
-        let (_, errors) = resolved(file, Family::Hl7FileService, "Whole", ("", ""));
+        let (ItemSettings::Hl7FileService(s), errors) =
+            resolved(file, Family::Hl7FileService, "Whole", ("", ""))
+        else {
+            panic!("wrong family");
+        };
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(s.batch_handling, BatchHandling::Whole);
+        let (_, errors) = resolved(file, Family::Hl7FileService, "whole", ("", ""));
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(
-            errors[0].message.contains("BatchHandling: Whole"),
-            "{errors:?}"
-        );
         let (ItemSettings::Hl7FileService(s), errors) = resolved(
             file,
             Family::Hl7FileService,

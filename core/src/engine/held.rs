@@ -47,7 +47,8 @@ pub struct HeldEntry {
 }
 
 /// What a listing shows of a message, taken from its bytes where it failed (MSH-9 and
-/// MSH-10; empty when the bytes are not an HL7 message).
+/// MSH-10; for a batch taken whole, `BatchHandling=Whole`, its outermost header `FHS` or
+/// `BHS` and its control id, BHS-11 else FHS-11; empty when the bytes are neither).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeldFacts {
     pub message_type: String,
@@ -56,6 +57,13 @@ pub struct HeldFacts {
 
 impl HeldFacts {
     pub fn of(bytes: &[u8]) -> HeldFacts {
+        if hie_hl7::Batch::has_envelope(bytes) {
+            let env = hie_hl7::Envelope::of(bytes);
+            return HeldFacts {
+                message_type: env.header_id().to_owned(),
+                control_id: crate::engine::runtime::text_of(env.control_id()).into_owned(),
+            };
+        }
         match hie_hl7::Message::scan(bytes) {
             Ok(msg) => HeldFacts {
                 message_type: crate::engine::runtime::message_type_of(&msg),
@@ -193,6 +201,22 @@ mod tests {
             message_type: "ADT^A01".into(),
             control_id: "C1".into(),
         }
+    }
+
+    #[test]
+    fn a_batch_taken_whole_is_listed_by_its_header_and_control_id() {
+        let batch = b"FHS|^~\\&|S|F|R|F|1||||F7\rBHS|^~\\&|S|F|R|F|1||||B7\r\
+MSH|^~\\&|S|F|R|F|1||ADT^A01|M1|P|2.5\rBTS|1\rFTS|1\r";
+        let facts = HeldFacts::of(batch);
+        assert_eq!(
+            (&facts.message_type[..], &facts.control_id[..]),
+            ("FHS", "B7")
+        );
+        let msg = HeldFacts::of(b"MSH|^~\\&|S|F|R|F|1||ADT^A01|M1|P|2.5\r");
+        assert_eq!(
+            (&msg.message_type[..], &msg.control_id[..]),
+            ("ADT^A01", "M1")
+        );
     }
 
     #[test]

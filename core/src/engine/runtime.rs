@@ -468,21 +468,33 @@ impl Shard {
         source: ItemId,
         msg: &Message<'_>,
     ) -> Result<(MessageId, Vec<ItemId>), WalError> {
-        let item = self.plan.item(source);
-        let wal_id = self.wal.next_message_id();
         let message_type = message_type_of(msg);
         let control_id = text_of(msg.control_id().unwrap_or_default());
         let partition_key = text_of(partition_key(msg));
+        let meta = MessageMeta {
+            message_type: &message_type,
+            control_id: &control_id,
+            partition_key: &partition_key,
+        };
+        self.receive_document(source, msg.as_bytes(), meta).await
+    }
+
+    /// [`Shard::receive`] for a document that is not one message (a batch taken whole,
+    /// `BatchHandling=Whole`), with the facts the WAL and the held list show of it.
+    pub async fn receive_document(
+        &self,
+        source: ItemId,
+        bytes: &[u8],
+        meta: MessageMeta<'_>,
+    ) -> Result<(MessageId, Vec<ItemId>), WalError> {
+        let item = self.plan.item(source);
+        let wal_id = self.wal.next_message_id();
         let mut records = Vec::with_capacity(1 + item.targets.len());
         records.push(Record::MessageReceived {
             message_id: wal_id,
             source: &item.name,
-            meta: MessageMeta {
-                message_type: &message_type,
-                control_id: &control_id,
-                partition_key: &partition_key,
-            },
-            bytes: msg.as_bytes(),
+            meta,
+            bytes,
         });
         let targets = self.routing_records(wal_id, &item.targets, None, &mut records);
         self.wal

@@ -9,13 +9,22 @@
 //!   left for the next poll, so a file still being written is not read half-done.
 //! - A file may hold one message, several back to back, or an FHS/BHS batch; each message
 //!   is stored and routed on its own (`BatchHandling` `1Session`, `Batch` and `Indiv` alike,
-//!   as in the TCP service; `Whole` is refused when the production is read).
+//!   as in the TCP service). With `Whole`, a file that begins with `FHS`/`BHS` is one
+//!   document: stored as one WAL record and routed as it is, headers and trailers included
+//!   (IRIS: "accumulate and send the whole batch as one composite document"); one message
+//!   of it that is refused refuses the whole file.
 //! - A message whose bytes break the character set its MSH-18 declares
 //!   (`CharsetValidation`) is handled as one that is not HL7.
 //! - A file is archived or deleted only once all its messages are durable in the WAL; a
 //!   crash in between means the file is read again at the next start (at-least-once).
-//!   A message that is not HL7 is logged (ALERT with `AlertOnError`) and counted as
-//!   rejected; the rest of the file is processed.
+//! - A message that is not HL7 is logged (ALERT with `AlertOnError`) and counted as
+//!   rejected; the rest of the file is processed, and then the file is neither archived
+//!   nor deleted but kept in `FilePath` renamed `<name>.rejected` (`<name>.<n>.rejected`
+//!   if that name is taken), which this service never reads again: the operator's list
+//!   of what was refused is that directory, and the log names each refused message by
+//!   its place in the file and its error (with the byte offset where the scanner gives
+//!   one). (IRIS sends such a message to the service's `BadMessageHandler`; hie's HL7
+//!   services have no `BadMessageHandler`, and the held list holds only stored messages.)
 //! - Directory listing and file reads run on glommio's blocking thread pool.
 
 use std::path::{Path, PathBuf};
@@ -23,13 +32,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use hie_hl7::{Batch, Message};
+use hie_hl7::{Batch, Envelope, Message};
 
-use crate::config::CharsetValidation;
+use crate::config::{BatchHandling, CharsetValidation};
 use crate::engine::control::ItemState;
 use crate::engine::plan::FileServicePlan;
 use crate::engine::runtime::{Phase, Shard, envelope, partition_key};
-use crate::envelope::ItemId;
+use crate::envelope::{ItemId, MessageId};
 use crate::items::filename::{LocalTime, expand};
 use crate::items::hl7_tcp_service::check_charset;
 
@@ -72,7 +81,10 @@ pub fn file_spec_matches(spec: &str, name: &str) -> bool {
     patterns.any(|p| wildcard_match(p.as_bytes(), name.as_bytes()))
 }
 
-/// Files of `dir` matching `spec` and settled, by name.
+/// The suffix of a file kept because a message of it was refused.
+pub const REJECTED_SUFFIX: &str = ".rejected";
+
+/// Files of `dir` matching `spec` and settled, by name (a kept `.rejected` file never).
 fn list_ready(dir: &Path, spec: &str) -> std::io::Result<Vec<PathBuf>> {
     let now = SystemTime::now();
     let mut files = Vec::new();
@@ -84,7 +96,7 @@ fn list_ready(dir: &Path, spec: &str) -> std::io::Result<Vec<PathBuf>> {
         }
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if !file_spec_matches(spec, name) {
+        if name.ends_with(REJECTED_SUFFIX) || !file_spec_matches(spec, name) {
             continue;
         }
         let settled = meta
@@ -115,6 +127,23 @@ fn archive_or_delete(file: &Path, archive: Option<&Path>) -> std::io::Result<()>
         archive.join(candidate).exists()
     });
     std::fs::rename(file, archive.join(target))
+}
+
+/// Renames `file` to `<name>.rejected` in its directory (`<name>.<n>.rejected` when that
+/// is taken); returns the new path.
+fn keep_rejected(file: &Path) -> std::io::Result<PathBuf> {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut target = file.with_file_name(format!("{name}{REJECTED_SUFFIX}"));
+    let mut n = 1;
+    while target.exists() {
+        target = file.with_file_name(format!("{name}.{n}{REJECTED_SUFFIX}"));
+        n += 1;
+    }
+    std::fs::rename(file, &target)?;
+    Ok(target)
 }
 
 /// Runs one file service instance until services stop.
@@ -151,7 +180,7 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, plan: FileServicePlan) {
                             item,
                             &file,
                             archive.as_deref(),
-                            settings.charset_validation,
+                            (settings.charset_validation, settings.batch_handling),
                         );
                         if !taken.await {
                             break;
@@ -170,14 +199,14 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, plan: FileServicePlan) {
     }
 }
 
-/// Reads, stores and routes one file, then archives it. False when the WAL failed (the
-/// file stays for the next poll).
+/// Reads, stores and routes one file, then archives it (or keeps it as `.rejected`).
+/// False when the WAL failed (the file stays for the next poll).
 async fn take_file(
     shard: &Rc<Shard>,
     item: ItemId,
     file: &Path,
     archive: Option<&Path>,
-    charset: CharsetValidation,
+    (charset, batch): (CharsetValidation, BatchHandling),
 ) -> bool {
     let name = shard.plan.item(item).name.clone();
     let path = file.to_path_buf();
@@ -196,7 +225,64 @@ async fn take_file(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
     );
-    for (index, raw) in Batch::new(&bytes).enumerate() {
+    let stored = if batch == BatchHandling::Whole && Batch::has_envelope(&bytes) {
+        take_whole(shard, item, file, &bytes, &origin, charset).await
+    } else {
+        take_messages(shard, item, file, &bytes, &origin, charset).await
+    };
+    let Some(rejected) = stored else {
+        return false;
+    };
+    let file_io = file.to_path_buf();
+    let archive_io = archive.map(Path::to_path_buf);
+    let done = glommio::executor()
+        .spawn_blocking(move || {
+            if rejected {
+                keep_rejected(&file_io).map(Some)
+            } else {
+                archive_or_delete(&file_io, archive_io.as_deref()).map(|()| None)
+            }
+        })
+        .await;
+    match done {
+        Ok(Some(kept)) => {
+            tracing::warn!(item = %name, "{} kept as {}: it holds a refused message", file.display(), kept.display());
+        }
+        Ok(None) => {}
+        Err(e) => {
+            // It would be read again: better to stop polling than to duplicate every poll.
+            tracing::error!(item = %name, "cannot archive, delete or keep {}: {e}; item stopped", file.display());
+            shard.set_state(item, ItemState::Failed);
+        }
+    }
+    true
+}
+
+/// Logs and counts message `index` (0-based) of `file`, refused for `e`.
+fn reject(shard: &Shard, item: ItemId, file: &Path, index: usize, e: &dyn std::fmt::Display) {
+    let c = &shard.counters(item).rejected;
+    c.set(c.get() + 1);
+    let name = &shard.plan.item(item).name;
+    let what = format!("{} message {}: rejected: {e}", file.display(), index + 1);
+    if shard.plan.item(item).alert_on_error {
+        tracing::error!(target: "hie::alert", "ALERT {name}: {what}");
+    } else {
+        tracing::warn!(item = %name, "{what}");
+    }
+}
+
+/// Each message of `bytes` stored and routed on its own. `Some(true)` when one was refused,
+/// `None` when the WAL failed.
+async fn take_messages(
+    shard: &Rc<Shard>,
+    item: ItemId,
+    file: &Path,
+    bytes: &[u8],
+    origin: &Arc<str>,
+    charset: CharsetValidation,
+) -> Option<bool> {
+    let mut rejected = false;
+    for (index, raw) in Batch::new(bytes).enumerate() {
         let scanned = Message::scan(raw).and_then(|msg| {
             check_charset(&msg, charset)?;
             Ok(msg)
@@ -204,49 +290,83 @@ async fn take_file(
         let msg = match scanned {
             Ok(msg) => msg,
             Err(e) => {
-                let c = &shard.counters(item).rejected;
-                c.set(c.get() + 1);
-                let what = format!("{} message {}: rejected: {e}", file.display(), index + 1);
-                if shard.plan.item(item).alert_on_error {
-                    tracing::error!(target: "hie::alert", "ALERT {name}: {what}");
-                } else {
-                    tracing::warn!(item = %name, "{what}");
-                }
+                reject(shard, item, file, index, &e);
+                rejected = true;
                 continue;
             }
         };
         let (id, targets) = match shard.receive(item, &msg).await {
             Ok(stored) => stored,
             Err(e) => {
+                let name = &shard.plan.item(item).name;
                 tracing::error!(item = %name, "cannot store {}: {e}; the file stays", file.display());
-                return false;
+                return None;
             }
         };
-        let shared: Arc<[u8]> = Arc::from(raw);
-        let key = partition_key(&msg);
-        for target in targets {
-            let env = envelope(
-                id,
-                Arc::clone(&shared),
-                item,
-                Arc::clone(&origin),
-                target,
-                key,
-            );
-            shard.deliver(env).await;
+        route(shard, item, (id, targets), raw, origin, partition_key(&msg)).await;
+    }
+    Some(rejected)
+}
+
+/// `BatchHandling=Whole`: the file, a batch, stored and routed as one document once every
+/// message of it is checked. `Some(true)` when one was refused (nothing stored), `None`
+/// when the WAL failed.
+async fn take_whole(
+    shard: &Rc<Shard>,
+    item: ItemId,
+    file: &Path,
+    bytes: &[u8],
+    origin: &Arc<str>,
+    charset: CharsetValidation,
+) -> Option<bool> {
+    for (index, raw) in Batch::new(bytes).enumerate() {
+        let checked = Message::scan(raw).and_then(|msg| check_charset(&msg, charset));
+        if let Err(e) = checked {
+            let why = format!("{e}; the batch is taken whole, so none of it is stored");
+            reject(shard, item, file, index, &why);
+            return Some(true);
         }
     }
-    let file_io = file.to_path_buf();
-    let archive_io = archive.map(Path::to_path_buf);
-    if let Err(e) = glommio::executor()
-        .spawn_blocking(move || archive_or_delete(&file_io, archive_io.as_deref()))
-        .await
-    {
-        // It would be read again: better to stop polling than to duplicate every poll.
-        tracing::error!(item = %name, "cannot archive or delete {}: {e}; item stopped", file.display());
-        shard.set_state(item, ItemState::Failed);
+    let env = Envelope::of(bytes);
+    let control_id = crate::engine::runtime::text_of(env.control_id());
+    let meta = hie_persist::MessageMeta {
+        message_type: env.header_id(),
+        control_id: &control_id,
+        partition_key: &control_id,
+    };
+    let stored = match shard.receive_document(item, bytes, meta).await {
+        Ok(stored) => stored,
+        Err(e) => {
+            let name = &shard.plan.item(item).name;
+            tracing::error!(item = %name, "cannot store {}: {e}; the file stays", file.display());
+            return None;
+        }
+    };
+    route(shard, item, stored, bytes, origin, env.control_id()).await;
+    Some(false)
+}
+
+/// Delivers stored document `id` (`raw`) to `targets`.
+async fn route(
+    shard: &Rc<Shard>,
+    item: ItemId,
+    (id, targets): (MessageId, Vec<ItemId>),
+    raw: &[u8],
+    origin: &Arc<str>,
+    key: &[u8],
+) {
+    let shared: Arc<[u8]> = Arc::from(raw);
+    for target in targets {
+        let env = envelope(
+            id,
+            Arc::clone(&shared),
+            item,
+            Arc::clone(origin),
+            target,
+            key,
+        );
+        shard.deliver(env).await;
     }
-    true
 }
 
 #[cfg(test)]

@@ -30,6 +30,17 @@
 //! `1Session`, `Batch` and `Indiv` alike, having no sessions): steps 2 to 6 run for each
 //! of its messages in order, each stored and routed on its own, and the reply is a batch
 //! holding each message's ACK (as IRIS replies with `NoBatchReply` off, its default).
+//!
+//! `BatchHandling=Whole` takes the frame as one document instead (IRIS: "don't process
+//! child documents individually; accumulate and send the whole batch as one composite
+//! document"; the operation "outputs the entire batch at once"). Step 2 checks every
+//! message of it, and one that fails refuses the whole batch (nothing stored); steps 3 to
+//! 5 run once for the batch, its bytes stored as one WAL record and delivered as they came;
+//! the reply is still the batch of one ACK per message, all with the batch's one outcome,
+//! since IRIS's batch reply (`NoBatchReply` off) does not depend on `BatchHandling`.
+//! Sources: InterSystems, "HL7 Batch Messages" (`DocBook.UI.Page.cls?KEY=EHL72_batch_msg`,
+//! the batch modes table and the batch reply), and the `BatchHandling` property of
+//! `EnsLib.EDI.X12.Service.TCPService` and `EnsLib.RecordMap.Service.BatchStandard`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -38,7 +49,7 @@ use std::sync::Arc;
 use hie_hl7::{AckCode, Batch, Envelope, ErrDetail, Message, Path, ScanError};
 use hie_net::{ConnInfo, FrameHandler, Reply};
 
-use crate::config::{AckMode, CharsetValidation, Hl7TcpServiceSettings};
+use crate::config::{AckMode, BatchHandling, CharsetValidation, Hl7TcpServiceSettings};
 use crate::engine::control::ItemState;
 use crate::engine::runtime::{Phase, Shard, envelope, partition_key};
 use crate::envelope::{AppReply, ItemId, MessageId};
@@ -71,6 +82,7 @@ pub struct TcpServiceHandler {
     item: ItemId,
     ack_mode: AckMode,
     charset_validation: CharsetValidation,
+    batch_handling: BatchHandling,
     /// The item's instances are on more than one shard and the sender waits for ACKs:
     /// acknowledge once the message is in its operations' queues.
     ordered_acks: bool,
@@ -90,6 +102,7 @@ impl TcpServiceHandler {
             item,
             ack_mode,
             charset_validation: settings.charset_validation,
+            batch_handling: settings.batch_handling,
             ordered_acks,
             origin_names: RefCell::new(Vec::new()),
         }
@@ -219,6 +232,9 @@ impl TcpServiceHandler {
         if Batch::new(frame).nth(BATCH_MESSAGES_MAX).is_some() {
             return self.refuse_batch(&env, response);
         }
+        if self.batch_handling == BatchHandling::Whole {
+            return self.on_whole(conn, frame, response).await;
+        }
         let answer = self.ack_mode != AckMode::Never;
         if answer {
             self.shard.ack.borrow_mut().write_batch_open(response, &env);
@@ -263,7 +279,7 @@ impl TcpServiceHandler {
             location: None,
             text: &text,
         };
-        let id = batch_control_id(env);
+        let id = env.control_id();
         self.shard
             .ack
             .borrow_mut()
@@ -339,8 +355,32 @@ impl TcpServiceHandler {
                 return self.nak(&msg, AckCode::AE, &err, response);
             }
         };
+        self.deliver(conn, id, targets, frame, partition_key(&msg))
+            .await;
+        if self.ack_mode == AckMode::Application {
+            return self.application_ack(&msg, id, response).await;
+        }
+        if !self.acks(&msg, true) {
+            return Reply::Silent;
+        }
+        let code = enhanced(&msg, AckCode::AA);
+        shard.ack.borrow_mut().write_ack(response, &msg, code, None);
+        Reply::Respond
+    }
+
+    /// Step 5: delivers stored message `id` (`frame`, partition `key`) to `targets`, then
+    /// waits for it to reach its operations' queues when acknowledgments are ordered.
+    async fn deliver(
+        &self,
+        conn: &ConnInfo,
+        id: MessageId,
+        targets: Vec<ItemId>,
+        frame: &[u8],
+        key: &[u8],
+    ) {
+        let shard = &self.shard;
+        let plan_item = shard.plan.item(self.item);
         let bytes: Arc<[u8]> = Arc::from(frame);
-        let key = partition_key(&msg);
         let origin = self.origin_name(conn);
         let application = self.ack_mode == AckMode::Application;
         if application {
@@ -382,14 +422,178 @@ impl TcpServiceHandler {
                  next message may overtake it)"
             );
         }
-        if application {
-            return self.application_ack(&msg, id, response).await;
+    }
+}
+
+/// Why a batch taken whole is refused: which of its messages failed, and how.
+struct WholeRefusal {
+    /// 0-based index of the message that failed.
+    index: usize,
+    code: u16,
+    location: Option<String>,
+    text: String,
+}
+
+impl TcpServiceHandler {
+    /// `BatchHandling=Whole`: steps 2 to 6 for the batch as one document (module header).
+    async fn on_whole(&self, conn: &ConnInfo, frame: &[u8], response: &mut Vec<u8>) -> Reply {
+        let shard = &self.shard;
+        let name = &shard.plan.item(self.item).name;
+        if let Some(refusal) = self.check_whole(frame) {
+            bump_rejected(shard, self.item);
+            tracing::warn!(item = %name, peer = %conn.peer, "batch refused whole: message {}: {}", refusal.index + 1, refusal.text);
+            let other = format!(
+                "not stored: the batch is taken whole (BatchHandling=Whole) and its message {} \
+                 was refused",
+                refusal.index + 1
+            );
+            return self.whole_reply(frame, AckCode::AR, response, |i| {
+                if i == refusal.index {
+                    ErrDetail {
+                        code: refusal.code,
+                        severity: b'E',
+                        location: refusal.location.as_deref(),
+                        text: &refusal.text,
+                    }
+                } else {
+                    internal_error(&other)
+                }
+            });
         }
-        if !self.acks(&msg, true) {
+        let env = Envelope::of(frame);
+        let key = env.control_id();
+        let partition = crate::envelope::partition_hash(key);
+        let full = shard
+            .plan
+            .item(self.item)
+            .targets
+            .iter()
+            .find_map(|t| match t {
+                crate::engine::plan::Target::Item(id) if shard.refuses(*id, partition) => Some(*id),
+                _ => None,
+            });
+        if let Some(full) = full {
+            bump_rejected(shard, self.item);
+            let text = format!(
+                "queue of {} is full; batch refused",
+                shard.plan.item(full).name
+            );
+            tracing::warn!(item = %name, "NAK AE: {text}");
+            return self.whole_reply(frame, AckCode::AE, response, |_| internal_error(&text));
+        }
+        let control_id = crate::engine::runtime::text_of(key);
+        let meta = hie_persist::MessageMeta {
+            message_type: env.header_id(),
+            control_id: &control_id,
+            partition_key: &control_id,
+        };
+        // A storage failure is logged once by the WAL, not per batch refused.
+        let stored = match shard.wal.unavailable() {
+            Some(_) => Err("message store unavailable after a write failure".to_owned()),
+            None => shard
+                .receive_document(self.item, frame, meta)
+                .await
+                .map_err(|e| {
+                    let text = format!("cannot store the batch: {e}");
+                    if !e.is_storage() {
+                        tracing::warn!(item = %name, "NAK AE: {text}");
+                    }
+                    text
+                }),
+        };
+        let (id, targets) = match stored {
+            Ok(stored) => stored,
+            Err(text) => {
+                bump_rejected(shard, self.item);
+                return self.whole_reply(frame, AckCode::AE, response, |_| internal_error(&text));
+            }
+        };
+        self.deliver(conn, id, targets, frame, key).await;
+        if self.ack_mode != AckMode::Application {
+            return self.whole_reply(frame, AckCode::AA, response, |_| internal_error(""));
+        }
+        match shard.wait_reply(id, APPLICATION_ACK_TIMEOUT).await {
+            Some(AppReply::Ack(ack)) => {
+                response.extend_from_slice(&ack);
+                Reply::Respond
+            }
+            Some(AppReply::Accepted) => {
+                self.whole_reply(frame, AckCode::AA, response, |_| internal_error(""))
+            }
+            Some(AppReply::Error(reason)) => {
+                tracing::warn!(item = %name, "NAK AE: {reason}");
+                self.whole_reply(frame, AckCode::AE, response, |_| internal_error(&reason))
+            }
+            None => {
+                let text = format!(
+                    "no application acknowledgment within {} s",
+                    APPLICATION_ACK_TIMEOUT.as_secs()
+                );
+                tracing::warn!(item = %name, "NAK AE: {text}");
+                self.whole_reply(frame, AckCode::AE, response, |_| internal_error(&text))
+            }
+        }
+    }
+
+    /// Step 2 for every message of a batch taken whole: the first that does not scan or
+    /// breaks its declared character set.
+    fn check_whole(&self, frame: &[u8]) -> Option<WholeRefusal> {
+        Batch::new(frame).enumerate().find_map(|(index, raw)| {
+            let msg = match Message::scan(raw) {
+                Ok(msg) => msg,
+                Err(e) => {
+                    return Some(WholeRefusal {
+                        index,
+                        code: HL7_SEGMENT_SEQUENCE_ERROR,
+                        location: None,
+                        text: format!("not an HL7 message: {e}"),
+                    });
+                }
+            };
+            let e = check_charset(&msg, self.charset_validation).err()?;
+            let (location, text) = charset_error(&msg, &e);
+            Some(WholeRefusal {
+                index,
+                code: HL7_DATA_TYPE_ERROR,
+                location: Some(location),
+                text,
+            })
+        })
+    }
+
+    /// The reply to a batch taken whole: a batch holding one ACK per message, each with
+    /// `code` (its enhanced-mode form where MSH-15 asks) and, unless `code` accepts,
+    /// `err(index)`; none under `AckMode=Never`, and none for a message whose MSH-15 asks
+    /// for none under `AckMode=Msh`.
+    fn whole_reply<'e>(
+        &self,
+        frame: &[u8],
+        code: AckCode,
+        response: &mut Vec<u8>,
+        err: impl Fn(usize) -> ErrDetail<'e>,
+    ) -> Reply {
+        if self.ack_mode == AckMode::Never {
             return Reply::Silent;
         }
-        let code = enhanced(&msg, AckCode::AA);
-        shard.ack.borrow_mut().write_ack(response, &msg, code, None);
+        let env = Envelope::of(frame);
+        let mut acks = self.shard.ack.borrow_mut();
+        acks.write_batch_open(response, &env);
+        let mut written = 0;
+        for (index, raw) in Batch::new(frame).enumerate() {
+            let detail = (!code.is_accept()).then(|| err(index));
+            match Message::scan(raw) {
+                Ok(msg) if self.acks(&msg, code.is_accept()) => {
+                    acks.write_ack(response, &msg, enhanced(&msg, code), detail.as_ref());
+                }
+                Ok(_) => continue,
+                Err(_) => {
+                    let id = best_effort_control_id(raw);
+                    acks.write_nak_unscanned(response, id, code, detail.as_ref());
+                }
+            }
+            written += 1;
+        }
+        acks.write_batch_close(response, &env, written);
         Reply::Respond
     }
 }
@@ -472,16 +676,6 @@ fn internal_error(text: &str) -> ErrDetail<'_> {
     }
 }
 
-/// BHS-11 (else FHS-11), the batch control id, read naively with the header's own field
-/// separator.
-fn batch_control_id<'a>(env: &Envelope<'a>) -> &'a [u8] {
-    let header = env.bhs.or(env.fhs).unwrap_or_default();
-    let Some(&sep) = header.get(3) else {
-        return b"";
-    };
-    header.split(move |&b| b == sep).nth(10).unwrap_or_default()
-}
-
 /// MSH-10 read naively (10th `|`-separated field of the first line) from bytes that did
 /// not scan, so a NAK can still name the message when possible.
 fn best_effort_control_id(frame: &[u8]) -> &[u8] {
@@ -527,15 +721,6 @@ mod tests {
         assert_eq!(enhanced(&original, AckCode::AA), AckCode::AA);
         assert_eq!(enhanced(&enhanced_msg, AckCode::AA), AckCode::CA);
         assert_eq!(enhanced(&enhanced_msg, AckCode::AE), AckCode::CE);
-    }
-
-    #[test]
-    fn batch_control_id_is_bhs_11_else_fhs_11() {
-        let both = Envelope::of(b"FHS|^~\\&|A||||||||F1\rBHS|^~\\&|A||||||||B1\rMSH|^~\\&|\r");
-        assert_eq!(batch_control_id(&both), b"B1");
-        let fhs = Envelope::of(b"FHS|^~\\&|A||||||||F1\rMSH|^~\\&|\r");
-        assert_eq!(batch_control_id(&fhs), b"F1");
-        assert_eq!(batch_control_id(&Envelope::of(b"BHS\r")), b"");
     }
 
     #[test]

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future::{self, FutureExt as _};
 use futures_lite::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use glommio::timer::Timer;
-use hie_hl7::{AckCode, Message, Path};
+use hie_hl7::{AckCode, Batch, Envelope, Message, Path};
 
 use crate::error::MllpError;
 use crate::mllp::busy::{BUSY_POLL_DEFAULT, BusyReader, TryRead};
@@ -247,8 +247,31 @@ impl ReplyOutcome {
     }
 }
 
-/// Facts of a scannable reply (an unscannable one is a reply without MSA).
+/// Facts of a scannable reply (an unscannable one is a reply without MSA). A batch of ACKs
+/// (the reply to a batch sent whole) reads as its first ACK that does not accept, else its
+/// first ACK; one with none accepts, as HL7 v2 lets a batch reply that holds no negative
+/// ACK acknowledge every message of the batch.
 fn reply_facts<'a>(bytes: &'a [u8], expected_reply_type: &[u8]) -> ReplyFacts<'a> {
+    if Batch::has_envelope(bytes) {
+        let accepts = |ack: &&[u8]| {
+            Message::scan(ack).is_ok_and(|m| m.ack_code().is_some_and(AckCode::is_accept))
+        };
+        let mut acks = Batch::new(bytes);
+        let Some(first) = acks.clone().next() else {
+            return ReplyFacts {
+                replied: true,
+                msa_1: Some(b"AA"),
+                ..ReplyFacts::default()
+            };
+        };
+        let worst = acks.find(|a| !accepts(a)).unwrap_or(first);
+        return message_reply_facts(worst, expected_reply_type);
+    }
+    message_reply_facts(bytes, expected_reply_type)
+}
+
+/// [`reply_facts`] of one reply message.
+fn message_reply_facts<'a>(bytes: &'a [u8], expected_reply_type: &[u8]) -> ReplyFacts<'a> {
     let Ok(msg) = Message::scan(bytes) else {
         return ReplyFacts {
             replied: true,
@@ -383,10 +406,15 @@ impl<C: Connector> MllpClient<C> {
     /// be sent at all (not framable, no MSH); every network outcome is an `Ok` outcome.
     pub async fn send(&mut self, msg: &[u8]) -> Result<ReplyOutcome, MllpError> {
         check_payload(msg)?;
-        let scanned = Message::scan(msg).map_err(|_| MllpError::InvalidMessage {
-            reason: "not an HL7 message (no MSH segment)",
-        })?;
-        let control_id = scanned.control_id().unwrap_or_default().to_vec();
+        let control_id = if Batch::has_envelope(msg) {
+            // A batch taken whole (BatchHandling=Whole): answered by its control id.
+            Envelope::of(msg).control_id().to_vec()
+        } else {
+            let scanned = Message::scan(msg).map_err(|_| MllpError::InvalidMessage {
+                reason: "not an HL7 message (no MSH segment)",
+            })?;
+            scanned.control_id().unwrap_or_default().to_vec()
+        };
         self.out.clear();
         encode_frame(&mut self.out, msg);
         self.close_if_idle().await;
@@ -447,8 +475,16 @@ impl<C: Connector> MllpClient<C> {
     }
 
     fn classify(&mut self, reply: Vec<u8>, control_id: &[u8]) -> ReplyOutcome {
-        let acked = match Message::scan(&reply) {
-            Ok(msg) => msg.acked_control_id().map(|id| id.trim_ascii().to_vec()),
+        let scanned = if Batch::has_envelope(&reply) {
+            // A batch of ACKs answers the batch whose control id its BHS-12/FHS-12 names.
+            let reference = Envelope::of(&reply).reference_id().trim_ascii();
+            Ok((!reference.is_empty()).then(|| reference.to_vec()))
+        } else {
+            Message::scan(&reply)
+                .map(|msg| msg.acked_control_id().map(|id| id.trim_ascii().to_vec()))
+        };
+        let acked = match scanned {
+            Ok(acked) => acked,
             Err(_) => {
                 tracing::warn!(peer = %self.config.address, "MLLP reply is not an HL7 message; connection reset");
                 self.reset();
@@ -627,5 +663,30 @@ impl<C: Connector> MllpClient<C> {
             let _ = stream.close().await;
         }
         self.decoder.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BATCH_ACK: &[u8] = b"BHS|^~\\&|R|F|S|F|20260101||||B9|B1\r\
+MSH|^~\\&|R|F|S|F|20260101||ACK|A1|P|2.5\rMSA|AA|M1\r\
+MSH|^~\\&|R|F|S|F|20260101||ACK|A2|P|2.5\rMSA|AE|M2\rERR||||E||||bad one\r\
+BTS|2\r";
+
+    #[test]
+    fn a_batch_reply_reads_as_its_first_ack_that_does_not_accept() {
+        let facts = reply_facts(BATCH_ACK, b"ACK");
+        assert_eq!(facts.msa_1, Some(&b"AE"[..]));
+        assert!(facts.error);
+        assert_eq!(facts.error_texts, [&b"bad one"[..]]);
+        let all_aa = String::from_utf8_lossy(BATCH_ACK)
+            .replace("MSA|AE|M2\rERR||||E||||bad one\r", "MSA|AA|M2\r")
+            .into_bytes();
+        let facts = reply_facts(&all_aa, b"ACK");
+        assert_eq!((facts.msa_1, facts.error), (Some(&b"AA"[..]), false));
+        let empty = reply_facts(b"BHS|^~\\&|R|F|S|F|1||||B9|B1\rBTS|0\r", b"ACK");
+        assert_eq!((empty.msa_1, empty.error), (Some(&b"AA"[..]), false));
     }
 }

@@ -200,14 +200,41 @@ fn take_frame(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
     Some(msg)
 }
 
-/// A framed ACK with MSA-1 `code` for `msg`.
+/// A framed ACK with MSA-1 `code` for `msg`; for a batch (a frame that begins with `FHS`
+/// or `BHS`, sent whole), a batch holding one such ACK per message, its BHS-12 the batch's
+/// control id (BHS-11, else FHS-11), as IRIS answers a batch.
 pub fn ack_for(msg: &[u8], code: &str) -> Vec<u8> {
-    let id = control_id(msg);
-    let mut text = format!(
-        "MSH|^~\\&|SINK|FAC|HIE|FAC|20260101120000||ACK^A01|ACK{id}|P|2.5\rMSA|{code}|{id}\r"
-    );
-    if code != "AA" {
-        text.push_str("ERR|||207|E||||refused by the test sink\r");
+    let mut text = String::new();
+    let env = hie_hl7::Envelope::of(msg);
+    let batch = hie_hl7::Batch::has_envelope(msg);
+    if batch {
+        let id = String::from_utf8_lossy(env.control_id());
+        text.push_str(&format!(
+            "BHS|^~\\&|SINK|FAC|HIE|FAC|20260101120000||||ACKB|{id}\r"
+        ));
+    }
+    let mut n = 0;
+    for one in hie_hl7::Batch::new(msg) {
+        if !batch && n > 0 {
+            break;
+        }
+        let id = control_id(one);
+        text.push_str(&format!(
+            "MSH|^~\\&|SINK|FAC|HIE|FAC|20260101120000||ACK^A01|ACK{id}|P|2.5\rMSA|{code}|{id}\r"
+        ));
+        if code != "AA" {
+            text.push_str("ERR|||207|E||||refused by the test sink\r");
+        }
+        n += 1;
+    }
+    if !batch && n == 0 {
+        // Not a message the sink can read: answer with an empty control id.
+        text.push_str(&format!(
+            "MSH|^~\\&|SINK|FAC|HIE|FAC|20260101120000||ACK^A01|ACK|P|2.5\rMSA|{code}|\r"
+        ));
+    }
+    if batch {
+        text.push_str(&format!("BTS|{n}\r"));
     }
     let mut frame = vec![0x0b];
     frame.extend_from_slice(text.as_bytes());
