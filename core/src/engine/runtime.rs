@@ -151,6 +151,25 @@ pub struct ItemCounters {
     pub discarded: Cell<u64>,
     pub retries: Cell<u64>,
     pub restarts: Cell<u64>,
+    /// Instances of the item waiting for the WAL to be writable again
+    /// ([`Shard::until_wal_writable`]).
+    pub wal_waits: Cell<u32>,
+}
+
+/// One instance counted in its item's `wal_waits` for as long as this lives.
+struct WalWait<'c>(&'c ItemCounters);
+
+impl<'c> WalWait<'c> {
+    fn new(counters: &'c ItemCounters) -> Self {
+        counters.wal_waits.set(counters.wal_waits.get() + 1);
+        WalWait(counters)
+    }
+}
+
+impl Drop for WalWait<'_> {
+    fn drop(&mut self) {
+        self.0.wal_waits.set(self.0.wal_waits.get() - 1);
+    }
 }
 
 fn bump(cell: &Cell<u64>) {
@@ -173,6 +192,9 @@ pub struct ItemStatus {
     pub discarded: u64,
     pub retries: u64,
     pub restarts: u64,
+    /// The item holds messages it cannot record while the WAL is unavailable, and goes
+    /// on with them once it is writable again (see `wal_state`).
+    pub waiting_for_wal: bool,
 }
 
 /// Everything one shard reports.
@@ -267,6 +289,8 @@ pub struct Shard {
     pub busy: Cell<usize>,
     /// Rung by the dispatcher when the run's phase changes.
     pub phase_changed: Notify,
+    /// Rung by the WAL when it is writable again after a failed write or sync.
+    wal_resumed: Rc<Notify>,
     /// What recovery found missing at start (for the status).
     pub wal_recovery_errors: RefCell<Vec<String>>,
     records: RefCell<Vec<PendingRecord>>,
@@ -328,10 +352,16 @@ impl Shard {
                 hooks
             })
             .collect();
+        let wal_resumed = Rc::new(Notify::new());
+        wal.on_resume({
+            let resumed = Rc::clone(&wal_resumed);
+            move || resumed.notify_all()
+        });
         Shard {
             index,
             shared,
             wal,
+            wal_resumed,
             rings,
             queues,
             states: StateWatch::new(items),
@@ -456,6 +486,22 @@ impl Shard {
         )
         .await;
         self.states.get(item) == ItemState::Running
+    }
+
+    /// Waits while the WAL is unavailable (a write or sync failed: a full disk), until it
+    /// is writable again or the run reaches `Stop`; true if writable. No polling: the WAL
+    /// rings [`Shard::wal_resumed`] when it resumes. While it waits, `item` (the router or
+    /// operation that cannot record) shows `waiting_for_wal` in the status.
+    pub async fn until_wal_writable(&self, item: Option<ItemId>) -> bool {
+        let _waiting = item.map(|item| WalWait::new(self.counters(item)));
+        while self.wal.unavailable().is_some() {
+            if self.phase() >= Phase::Stop {
+                return false;
+            }
+            futures_lite::future::or(self.wal_resumed.notified(), self.phase_changed.notified())
+                .await;
+        }
+        true
     }
 
     // ---- receiving -------------------------------------------------------------------
@@ -941,21 +987,44 @@ impl Shard {
                 .await;
                 continue;
             }
+            self.append_outcomes(&mut batch).await;
+            batch.clear();
+        }
+    }
+
+    /// Appends `batch`, waiting while the WAL is unavailable (a full disk) and appending
+    /// it again, whole and in order, once it is writable: the records that were refused
+    /// are not durable, and records arriving meanwhile queue behind them. Gives up only
+    /// when the run reaches `Stop` with the WAL still unavailable: the messages stay open
+    /// in the WAL and are delivered again at the next start.
+    async fn append_outcomes(&self, batch: &mut [PendingRecord]) {
+        loop {
             let records: Vec<Record<'_>> =
                 batch.iter().map(|p| to_wal_record(&self.plan, p)).collect();
             let appended = self.wal.append_many(&records).await;
             drop(records);
             match appended {
-                Ok(_) => self.hold_failures(&mut batch),
+                Ok(_) => return self.hold_failures(batch),
                 // A storage failure is logged once by the WAL, at its change of state.
-                Err(e) if e.is_storage() => {}
-                Err(e) => tracing::error!(
-                    shard = self.index,
-                    "WAL append of {} outcome records failed: {e}",
-                    batch.len()
-                ),
+                Err(e) if e.is_storage() => {
+                    if !self.until_wal_writable(None).await {
+                        tracing::warn!(
+                            shard = self.index,
+                            "{} outcome records not written at shutdown (the WAL is \
+                             unavailable): their messages are delivered again at the next start",
+                            batch.len()
+                        );
+                        return;
+                    }
+                }
+                Err(e) => {
+                    return tracing::error!(
+                        shard = self.index,
+                        "WAL append of {} outcome records failed: {e}",
+                        batch.len()
+                    );
+                }
             }
-            batch.clear();
         }
     }
 
@@ -1043,6 +1112,7 @@ impl Shard {
                     discarded: c.discarded.get(),
                     retries: c.retries.get(),
                     restarts: c.restarts.get(),
+                    waiting_for_wal: c.wal_waits.get() > 0,
                 }
             })
             .collect();
