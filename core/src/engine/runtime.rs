@@ -86,6 +86,9 @@ pub struct Shared {
     pub idle: Vec<AtomicBool>,
     /// Set when a shard could not start; the others give up waiting for it.
     pub failed: AtomicBool,
+    /// Shards whose thread ended before the run reached `Stop` (a bug: a panic in a debug
+    /// build); the barriers of the shutdown do not wait for them.
+    pub dead: AtomicUsize,
     pub errors: std::sync::Mutex<Vec<String>>,
     /// By item id: the item starts disabled (an operator's `hie ctl disable`, kept in
     /// the data directory; see [`crate::engine::overrides`]).
@@ -105,6 +108,7 @@ impl Shared {
             workers_stopped: AtomicUsize::new(0),
             idle: (0..shards).map(|_| AtomicBool::new(false)).collect(),
             failed: AtomicBool::new(false),
+            dead: AtomicUsize::new(0),
             errors: std::sync::Mutex::new(Vec::new()),
             start_disabled: vec![false; plan_items],
         }
