@@ -1227,3 +1227,91 @@ pub fn envelope(
         ordered: false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Format;
+    use crate::engine::held::HeldList;
+
+    /// One shard of a service → operation production, with its WAL in `dir`.
+    async fn one_shard(dir: &std::path::Path) -> Rc<Shard> {
+        let text = "[production]\nname = \"Held\"\n\n\
+             [[item]]\nname = \"In\"\nclass = \"EnsLib.HL7.Service.TCPService\"\n\
+             [item.host]\nTargetConfigNames = \"Out\"\n[item.adapter]\nPort = \"1\"\n\n\
+             [[item]]\nname = \"Out\"\nclass = \"EnsLib.HL7.Operation.TCPOperation\"\n\
+             [item.adapter]\nIPAddress = \"127.0.0.1\"\nPort = \"1\"\n";
+        let path = dir.join("p.toml");
+        let mut production = crate::config::parse_str(text, &path, Format::Toml)
+            .expect("the production reads")
+            .production;
+        // Resolves the settings and the targets; the findings do not concern this test.
+        let _ = crate::config::validate::validate(&mut production, &path, &Default::default());
+        let plan = Arc::new(Plan::new(&production, 1));
+        let shared = Arc::new(Shared::new(plan));
+        let config = hie_persist::WalConfig::default().with_segment_bytes(1 << 20);
+        let (wal, _) = Wal::open(dir.join("shard-0"), config).await.expect("WAL");
+        let rings = crate::ring::mesh::<ShardMsg>(1, 16)
+            .pop()
+            .expect("one shard");
+        Rc::new(Shard::new(0, shared, Rc::new(wal), rings))
+    }
+
+    /// Item 3 of issue #16: past the held list's bound a failed message is counted, not
+    /// listed, and the shard goes on recording: the outcomes after it are written too.
+    #[test]
+    fn a_full_held_list_counts_the_rest_and_recording_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        glommio::LocalExecutor::default().run(async {
+            let shard = one_shard(dir.path()).await;
+            *shard.held.borrow_mut() = HeldList::new(2);
+            let recorder = glommio::spawn_local(Rc::clone(&shard).run_recorder());
+            let (source, out) = (0, 1);
+            let mut envs = Vec::new();
+            for n in 0..6 {
+                let bytes =
+                    format!("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|H-{n}|P|2.5\rPID|1||P{n}\r");
+                let msg = hie_hl7::Message::scan(bytes.as_bytes()).unwrap();
+                let (id, targets) = shard.receive(source, &msg).await.unwrap();
+                assert_eq!(targets, [out]);
+                let name: Arc<str> = Arc::from("In");
+                envs.push(envelope(
+                    id,
+                    Arc::from(bytes.as_bytes()),
+                    source,
+                    name,
+                    out,
+                    b"k",
+                ));
+            }
+            assert_eq!(shard.wal.open_messages(), 6);
+            for env in &envs[..4] {
+                shard.record(
+                    env,
+                    OriginRecord::Failed {
+                        reason: "no".into(),
+                    },
+                );
+            }
+            for env in &envs[4..] {
+                shard.record(env, OriginRecord::Completed);
+            }
+            for _ in 0..500 {
+                if shard.wal.open_messages() == 4 && shard.held.borrow().counts().failed == 4 {
+                    break;
+                }
+                glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            assert_eq!(
+                shard.wal.open_messages(),
+                4,
+                "the completions after the full list"
+            );
+            let counts = shard.held.borrow().counts();
+            assert_eq!((counts.failed, counts.unlisted), (4, 2), "{counts:?}");
+            shard.close_recorder();
+            recorder.await;
+            shard.wal.close().await.unwrap();
+        });
+    }
+}
