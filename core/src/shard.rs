@@ -3,6 +3,10 @@
 //! [`start`] creates every executor before any of them runs engine code, so a machine that
 //! cannot run glommio (no io_uring, too little locked memory) fails at start-up with a
 //! message saying how to fix it, instead of half a production starting.
+//!
+//! Each shard thread that ran its main says so on the `ended` channel when it ends, by
+//! returning or by a panic (debug builds; release builds abort on panic), so the main
+//! thread notices a shard that ended before it was told to stop (see `cli::run`).
 
 use std::future::Future;
 use std::sync::mpsc;
@@ -84,6 +88,28 @@ pub struct ShardHandle<T> {
     thread: JoinHandle<Option<T>>,
 }
 
+/// Sends the shard's index on `ended` when dropped: when its thread ends, however.
+struct Ended {
+    shard: usize,
+    tx: crossbeam::channel::Sender<usize>,
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        // The receiver is gone only when the engine is: nobody to tell.
+        let _ = self.tx.send(self.shard);
+    }
+}
+
+/// The text of a thread's panic payload (what `panic!` was given, when it is text).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
 impl<T> ShardHandle<T> {
     /// Waits for the shard's main future to finish; `Err` if it panicked.
     pub fn join(self) -> std::thread::Result<T> {
@@ -111,11 +137,16 @@ fn memlock_limit() -> String {
     }
 }
 
-/// Starts `layout.shards` executors and runs `main(shard)` on each.
+/// Starts `layout.shards` executors and runs `main(shard)` on each; each shard's thread
+/// sends its index on `ended` when it ends (returned or panicked).
 ///
 /// Every executor is created before this returns; if any cannot be, the ones already made
 /// are told to stop (their `main` is never called) and the error is returned.
-pub fn start<F, Fut, T>(layout: &ShardLayout, main: F) -> Result<Vec<ShardHandle<T>>, ShardError>
+pub fn start<F, Fut, T>(
+    layout: &ShardLayout,
+    ended: crossbeam::channel::Sender<usize>,
+    main: F,
+) -> Result<Vec<ShardHandle<T>>, ShardError>
 where
     F: Fn(usize) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = T> + 'static,
@@ -138,6 +169,7 @@ where
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), glommio::GlommioError<()>>>();
         let (go_tx, go_rx) = mpsc::channel::<bool>();
         let main = main.clone();
+        let ended = ended.clone();
         let thread = std::thread::Builder::new()
             .name(format!("hie-shard-{shard}"))
             .spawn(move || {
@@ -165,6 +197,7 @@ where
                 if go_rx.recv() != Ok(true) {
                     return None;
                 }
+                let _ended = Ended { shard, tx: ended };
                 Some(executor.run(main(shard)))
             })
             .map_err(|source| ShardError::Thread { shard, source });
@@ -230,10 +263,54 @@ mod tests {
             cpus: None,
             io_memory_bytes: 1 << 20,
         };
-        let handles = start(&layout, |shard| async move { shard * 10 }).expect("start");
+        let (tx, _rx) = crossbeam::channel::unbounded();
+        let handles = start(&layout, tx, |shard| async move { shard * 10 }).expect("start");
         let mut got: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         got.sort();
         assert_eq!(got, vec![0, 10]);
+    }
+
+    /// A shard whose main ends (or panics) while the others run is reported on `ended`
+    /// at once, and its panic's text can be read from its handle.
+    #[test]
+    fn a_shard_that_ends_early_is_reported_at_once() {
+        let layout = ShardLayout {
+            shards: 3,
+            cpus: None,
+            io_memory_bytes: 1 << 20,
+        };
+        let (tx, ended) = crossbeam::channel::unbounded();
+        let (stop_tx, stop_rx) = crossbeam::channel::unbounded::<()>();
+        let handles = start(&layout, tx, move |shard| {
+            let stop_rx = stop_rx.clone();
+            async move {
+                match shard {
+                    1 => panic!("shard 1 broke"),
+                    2 => {}
+                    _ => {
+                        while stop_rx.try_recv().is_err() {
+                            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+                        }
+                    }
+                }
+            }
+        })
+        .expect("start");
+        let timeout = std::time::Duration::from_secs(10);
+        let mut early = vec![
+            ended.recv_timeout(timeout).unwrap(),
+            ended.recv_timeout(timeout).unwrap(),
+        ];
+        early.sort();
+        assert_eq!(early, [1, 2], "shard 0 runs on");
+        assert!(ended.try_recv().is_err());
+        stop_tx.send(()).unwrap();
+        assert_eq!(ended.recv_timeout(timeout).unwrap(), 0);
+        let mut handles = handles.into_iter();
+        assert!(handles.next().unwrap().join().is_ok());
+        let panicked = handles.next().unwrap().join().unwrap_err();
+        assert_eq!(panic_text(panicked.as_ref()), "shard 1 broke");
+        assert!(handles.next().unwrap().join().is_ok());
     }
 
     #[test]
@@ -243,7 +320,8 @@ mod tests {
             cpus: Some(vec![0]),
             io_memory_bytes: 1 << 20,
         };
-        let err = start(&layout, |_| async {}).unwrap_err();
+        let (tx, _rx) = crossbeam::channel::unbounded();
+        let err = start(&layout, tx, |_| async {}).unwrap_err();
         assert!(matches!(err, ShardError::MissingCpu { .. }), "{err}");
     }
 

@@ -2,7 +2,8 @@
 //! opens a WAL, then lowers `RLIMIT_FSIZE` so writes past 512 KiB of a file fail with
 //! `EFBIG`, as they would on a full disk. Appends must fail with errors (never panic)
 //! and the WAL must refuse further appends at once (unavailable). Then the limit is
-//! raised again ("space returns"): the WAL must resume by itself and take appends again.
+//! raised again ("space returns"): the WAL must resume by itself, call its `on_resume`
+//! hook once, and take appends again.
 //! After a reopen every append that resolved `Ok`, before and after, must be recovered,
 //! and none that failed.
 
@@ -96,6 +97,11 @@ fn disk_full_child_entry_point() {
         let (wal, _) = Wal::open(&dir, config()).await.unwrap();
         limit_file_size(FILE_BYTES_MAX);
         let wal = Rc::new(wal);
+        let hooked = Rc::new(std::cell::Cell::new(0u32));
+        wal.on_resume({
+            let hooked = Rc::clone(&hooked);
+            move || hooked.set(hooked.get() + 1)
+        });
         for line in append_until_full(&wal).await {
             println!("{line}");
         }
@@ -119,6 +125,9 @@ fn disk_full_child_entry_point() {
         }
         if wal.unavailable().is_none() && wal.stats().resumptions == 1 {
             println!("writable");
+        }
+        if hooked.get() == 1 {
+            println!("on_resume called once");
         }
         wal.close().await.unwrap();
     });
@@ -158,7 +167,12 @@ fn disk_full_refuses_appends_then_resumes_by_itself_and_keeps_every_acknowledged
     let errors: Vec<&str> = stdout.lines().filter(|l| l.starts_with("error ")).collect();
     assert_eq!(errors.len(), 4, "every task sees an error: {stdout}");
     assert!(errors.iter().any(|e| e.contains("I/O error")), "{errors:?}");
-    for line in ["unavailable", "resumed", "writable"] {
+    for line in [
+        "unavailable",
+        "resumed",
+        "writable",
+        "on_resume called once",
+    ] {
         assert!(stdout.lines().any(|l| l == line), "no {line:?} in {stdout}");
     }
     assert!(

@@ -6,6 +6,11 @@
 //!   `hie ctl status` shows the WAL unavailable, the log says so once (not per NAK); once
 //!   space is freed the WAL resumes by itself and every message ACKed arrives. Again with
 //!   the log on the full disk as well.
+//! - Disk full while messages are on their way (a router → operation production): the
+//!   router and the operation neither fail nor restart; they wait for the WAL (the status
+//!   shows the router `waiting_for_wal`) and, once space returns, go on: every ACKed
+//!   message arrives exactly once and in order, every outcome is recorded (nothing is
+//!   left open in the WAL) and a restart delivers nothing twice.
 //! - Modes: under umask 000 the data directory, the shard directories and every file in
 //!   them are private (0700 / 0600).
 //! - A segment cut short after a clean stop: the restart logs an ERROR with the number of
@@ -20,7 +25,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Answer, TestSink, adt, control_id, head, status, tcp_operation, tcp_service};
+use common::{
+    Answer, TestSink, adt, control_id, ctl, head, item_entries, router, status, tcp_operation,
+    tcp_service, wait_status,
+};
 use hie_tests::{MllpConn, field, free_port, wait_until};
 
 fn production(in_port: u16, out_port: u16) -> String {
@@ -203,6 +211,161 @@ fn full_disk(log_on_it: bool) {
     let hie = hie_tests::Hie::start(&config, &data, &args);
     let errors = status(&data)["shards"][0]["wal_recovery_errors"].clone();
     assert_eq!(errors, serde_json::json!([]), "log:\n{}", hie.log());
+}
+
+fn routed_production(in_port: u16, out_port: u16) -> String {
+    head("WalRoute", 1)
+        + &tcp_service("In", in_port, "Route", &[])
+        + &router("Route", "Out", &[])
+        + &tcp_operation("Out", out_port, &[], &[])
+}
+
+/// Every item's `restarts` and `failed` counters are 0 and no item is `failed`.
+fn assert_nothing_failed(hie: &hie_tests::Hie, data: &Path) {
+    let status = status(data);
+    for item in ["In", "Route", "Out"] {
+        for entry in item_entries(&status, item) {
+            assert_eq!(
+                entry["restarts"],
+                0,
+                "{item}: {status:#}\nlog:\n{}",
+                hie.log()
+            );
+            assert_eq!(
+                entry["failed"],
+                0,
+                "{item}: {status:#}\nlog:\n{}",
+                hie.log()
+            );
+            assert_ne!(entry["state"], "failed", "{item}: {status:#}");
+        }
+    }
+}
+
+/// The disk fills while messages wait at the router (paused) and at the operation
+/// (paused): once resumed, the operation delivers and its outcome records wait for the
+/// WAL, the router waits for the WAL with its batch; space returns and everything goes on.
+#[test]
+fn a_full_disk_makes_routers_and_operations_wait_then_everything_arrives_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    let Some(_tmpfs) = Tmpfs::mount(&mnt, "6m") else {
+        return;
+    };
+    let (in_port, out_port) = (free_port(), free_port());
+    let sink = TestSink::start(out_port, Answer::Code("AA"));
+    let config = common::write_production(dir.path(), &routed_production(in_port, out_port));
+    let data = mnt.clone();
+    let args = ["--no-pin", "--log", "warn", "--shutdown-timeout", "5"];
+    let mut hie = hie_tests::Hie::start(&config, &data, &args);
+    let ok = |args: &[&str]| {
+        let (code, out) = ctl(&data, args);
+        assert_eq!(code, 0, "hie ctl {args:?}: {out}");
+    };
+    let mut conn = MllpConn::connect(&format!("127.0.0.1:{in_port}")).unwrap();
+    let mut acked = Vec::new();
+
+    // Routed, waiting at the paused operation.
+    ok(&["pause", "Out"]);
+    for n in 0..20 {
+        let id = format!("O-{n:04}");
+        assert_eq!(send(&hie, &mut conn, &big_adt(&id, 8 << 10)), "AA", "{id}");
+        acked.push(id);
+    }
+    // Waiting at the paused router, until the disk is full.
+    ok(&["pause", "Route"]);
+    let filler = mnt.join("filler");
+    fill(&filler);
+    let mut naked = false;
+    for n in 0..400 {
+        let id = format!("R-{n:04}");
+        match send(&hie, &mut conn, &big_adt(&id, 8 << 10)).as_str() {
+            "AA" => acked.push(id),
+            "AE" => {
+                naked = true;
+                break;
+            }
+            other => panic!("{id}: {other}; log:\n{}", hie.log()),
+        }
+    }
+    assert!(naked, "no NAK on a full disk; log:\n{}", hie.log());
+    assert!(wal_state(&data).starts_with("unavailable"));
+
+    // The operation delivers what it holds; its outcome records cannot be written yet.
+    ok(&["resume", "Out"]);
+    assert!(
+        wait_until(Duration::from_secs(20), || sink.count() >= 20),
+        "{} of 20 arrived; log:\n{}",
+        sink.count(),
+        hie.log()
+    );
+    // The router cannot record its routing: it waits, and does not fail or restart.
+    ok(&["resume", "Route"]);
+    wait_status(
+        &hie,
+        &data,
+        Duration::from_secs(10),
+        "Route waits for the WAL",
+        |s| {
+            item_entries(s, "Route")
+                .iter()
+                .all(|e| e["waiting_for_wal"] == true && e["state"] == "running")
+        },
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_nothing_failed(&hie, &data);
+    assert_eq!(
+        sink.count(),
+        20,
+        "nothing is routed while the WAL cannot record it"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), || wal_state(&data) == "writable"),
+        "the WAL did not resume; log:\n{}",
+        hie.log()
+    );
+    for n in 0..30 {
+        let id = format!("A-{n:04}");
+        assert_eq!(send(&hie, &mut conn, &big_adt(&id, 8 << 10)), "AA", "{id}");
+        acked.push(id);
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || sink.count() >= acked.len()),
+        "{} of {} ACKed messages arrived; log:\n{}",
+        sink.count(),
+        acked.len(),
+        hie.log()
+    );
+    // Every outcome recorded, the router's wait over: nothing left open in the WAL.
+    wait_status(&hie, &data, Duration::from_secs(10), "all recorded", |s| {
+        s["shards"][0]["wal_open_messages"] == 0
+            && item_entries(s, "Route")
+                .iter()
+                .all(|e| e["waiting_for_wal"] == false)
+    });
+    assert_nothing_failed(&hie, &data);
+    assert_eq!(
+        sink.control_ids(),
+        acked,
+        "each ACKed message once, in order"
+    );
+    drop(conn);
+    let stopped = hie.process.stop(Duration::from_secs(30));
+    assert!(stopped.is_some_and(|s| s.success()), "log:\n{}", hie.log());
+
+    // A restart owes nothing: no message comes twice.
+    let hie = hie_tests::Hie::start(&config, &data, &args);
+    let status = status(&data);
+    assert_eq!(status["shards"][0]["wal_open_messages"], 0, "{status:#}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        sink.count(),
+        acked.len(),
+        "redelivered; log:\n{}",
+        hie.log()
+    );
 }
 
 #[test]

@@ -204,7 +204,9 @@ const STATUS_COUNTERS: [&str; 8] = [
     "restarts",
 ];
 
-/// One row per item, its counters summed over its shards and its states joined.
+/// One row per item, its counters summed over its shards and its states joined (a state
+/// marked `(waiting for the WAL)` while the item waits for an unavailable WAL), then a
+/// line per shard whose WAL is unavailable.
 fn status_table(value: &Value) -> String {
     let mut items: BTreeMap<String, (Vec<String>, [u64; STATUS_COUNTERS.len()])> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
@@ -220,7 +222,10 @@ fn status_table(value: &Value) -> String {
                 order.push(name.clone());
             }
             let (states, sums) = items.entry(name).or_default();
-            let state = entry["state"].as_str().unwrap_or("?").to_string();
+            let mut state = entry["state"].as_str().unwrap_or("?").to_string();
+            if entry["waiting_for_wal"] == true {
+                state.push_str("(waiting for the WAL)");
+            }
             if !states.contains(&state) {
                 states.push(state);
             }
@@ -241,6 +246,12 @@ fn status_table(value: &Value) -> String {
     let production = value["production"].as_str().unwrap_or_default();
     let mut out = format!("production {production}\n");
     out.push_str(&table(&rows));
+    for shard in shards {
+        match shard["wal_state"].as_str() {
+            None | Some("writable") => {}
+            Some(state) => out.push_str(&format!("shard {} WAL {state}\n", shard["shard"])),
+        }
+    }
     out.push_str(&format!(
         "held: {failed} failed, {suspended} suspended{} (hie ctl held)\n",
         if unlisted > 0 {
@@ -296,6 +307,18 @@ mod tests {
                  "items": [{"item": "Main ADT Router", "state": "disabled", "completed": 3}]}
             ]
         });
+        let mut waiting = status.clone();
+        waiting["shards"][1]["wal_state"] = json!("unavailable: disk full");
+        waiting["shards"][1]["items"][0]["waiting_for_wal"] = json!(true);
+        let text = status_table(&waiting);
+        assert!(
+            text.contains("running,disabled(waiting for the WAL)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shard 1 WAL unavailable: disk full"),
+            "{text}"
+        );
         let text = status_table(&status);
         let row = text
             .lines()

@@ -9,6 +9,12 @@
 //! While it runs, `DATA_DIR/hie.sock` takes control requests (see `hie ctl` and
 //! [`control_server`]): one JSON line in, one JSON line out. Exit status: 0 after a clean shutdown, 1 when the production is
 //! invalid, fails to start or stops with errors, 2 when the file cannot be read.
+//!
+//! A shard thread that ends by itself while the production runs (a bug: a panic in a
+//! debug build; release builds abort) is noticed at once: an ERROR names the shard and
+//! why, the other shards stop as on SIGTERM (bounded by `--shutdown-timeout`) and hie
+//! exits with status 1, for a supervisor to start it again; the WALs keep every
+//! acknowledged message and recovery delivers them.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -234,7 +240,7 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let engine = match RunningEngine::start(production, options) {
+    let mut engine = match RunningEngine::start(production, options) {
         Ok(engine) => engine,
         Err(e) => {
             eprintln!("hie: {e}");
@@ -249,9 +255,22 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
     }
     print_ready(&engine);
     let purge = crossbeam::channel::tick(FREED_MEMORY_PURGE_INTERVAL);
+    let mut died = false;
     loop {
         crossbeam::channel::select! {
             recv(signals) -> _ => break,
+            recv(engine.ended()) -> shard => {
+                if let Ok(shard) = shard {
+                    let why = engine.shard_ended(shard);
+                    tracing::error!(
+                        shard,
+                        "shard {shard} ended unexpectedly ({why}); stopping the other shards \
+                         and exiting with status 1 (the WAL keeps every acknowledged message)"
+                    );
+                    died = true;
+                }
+                break;
+            }
             recv(purge) -> _ => purge_freed_memory(),
             recv(requests) -> request => {
                 if let Ok((line, reply)) = request {
@@ -274,7 +293,7 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
         eprintln!("hie: {error}");
     }
     tracing::info!("stopped");
-    if errors.is_empty() {
+    if errors.is_empty() && !died {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -42,6 +42,12 @@ use crate::envelope::{ItemId, ShardMsg};
 use crate::ring::{self, Doorbells, ShardRings};
 use crate::shard::{self, ShardError, ShardHandle, ShardLayout};
 
+/// How long shutdown waits, past `--shutdown-timeout`, for the other shards to end once
+/// one shard's thread has died: one of theirs may wait for ever on the dead shard's full
+/// ring. Those still running then are left to the process exit (their WALs keep every
+/// acknowledged message for the next start).
+pub const STOP_AFTER_DEATH_WAIT: Duration = Duration::from_secs(5);
+
 /// Capacity of each ring between two shards, in envelopes.
 pub const RING_CAPACITY: usize = 4096;
 
@@ -139,6 +145,10 @@ pub struct RunningEngine {
     control: Vec<Sender<ShardControl>>,
     doorbells: Arc<Doorbells>,
     handles: Vec<ShardHandle<ShardExit>>,
+    /// Each shard's index when its thread ends ([`RunningEngine::ended`]).
+    ended: Receiver<usize>,
+    /// What the shards whose thread died before shutdown left ([`RunningEngine::shard_ended`]).
+    dead: Vec<ShardExit>,
     shutdown_timeout: Duration,
     /// Items an operator disabled (kept in the data directory).
     overrides: Mutex<Overrides>,
@@ -154,6 +164,23 @@ type Parts = (ShardRings<ShardMsg>, Receiver<ShardControl>, Vec<PathBuf>);
 impl RunningEngine {
     /// Plans and starts `production`; returns once every service is open.
     pub fn start(production: &Production, options: EngineOptions) -> Result<Self, EngineError> {
+        Self::start_shards(production, options, |_, shard| shard)
+    }
+
+    /// [`RunningEngine::start`], each shard running `around(index, its main)`: the main
+    /// itself in a run; tests put a failure around it.
+    fn start_shards<A, Fut>(
+        production: &Production,
+        options: EngineOptions,
+        around: A,
+    ) -> Result<Self, EngineError>
+    where
+        A: Fn(usize, std::pin::Pin<Box<dyn std::future::Future<Output = ShardExit>>>) -> Fut
+            + Send
+            + Clone
+            + 'static,
+        Fut: std::future::Future<Output = ShardExit> + 'static,
+    {
         let plan = Arc::new(Plan::new(production, options.layout.shards));
         let data_dir_err = |source| EngineError::DataDir {
             path: options.data_dir.clone(),
@@ -195,15 +222,23 @@ impl RunningEngine {
                 let shared = Arc::clone(&shared);
                 let dir = data_dir.join(format!("shard-{index}"));
                 let wal = wal.clone();
-                shard_main::run(index, shared, rings, control_rx, dir, orphans, wal)
+                around(
+                    index,
+                    Box::pin(shard_main::run(
+                        index, shared, rings, control_rx, dir, orphans, wal,
+                    )),
+                )
             }
         };
-        let handles = shard::start(&options.layout, main)?;
-        let engine = RunningEngine {
+        let (ended_tx, ended) = crossbeam::channel::unbounded();
+        let handles = shard::start(&options.layout, ended_tx, main)?;
+        let mut engine = RunningEngine {
             shared,
             control,
             doorbells,
             handles,
+            ended,
+            dead: Vec::new(),
             shutdown_timeout: options.shutdown_timeout,
             overrides: Mutex::new(overrides),
         };
@@ -217,10 +252,16 @@ impl RunningEngine {
         }
     }
 
-    fn wait_started(&self, timeout: Duration) -> Result<(), EngineError> {
+    fn wait_started(&mut self, timeout: Duration) -> Result<(), EngineError> {
         let deadline = Instant::now() + timeout;
         let shards = self.control.len();
         loop {
+            if let Ok(shard) = self.ended.try_recv() {
+                let why = self.shard_ended(shard);
+                self.shared
+                    .fail(format!("shard {shard} ended during start-up: {why}"));
+                break;
+            }
             if self
                 .shared
                 .failed
@@ -249,6 +290,38 @@ impl RunningEngine {
         self.shared.set_phase(Phase::Stop);
         self.ring_all();
         Err(EngineError::Start(errors))
+    }
+
+    /// Receives a shard's index when its thread ends. Before [`RunningEngine::shutdown`]
+    /// that is a shard that died (a bug): hand it to [`RunningEngine::shard_ended`], then
+    /// shut down.
+    pub fn ended(&self) -> &Receiver<usize> {
+        &self.ended
+    }
+
+    /// Notes that shard `shard`'s thread ended before shutdown (the others stop without
+    /// waiting for it) and returns why: its panic, or what it reported.
+    pub fn shard_ended(&mut self, shard: usize) -> String {
+        let release = std::sync::atomic::Ordering::Release;
+        self.shared
+            .dead
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        // Nothing of it can drain any more: its messages are in its WAL.
+        self.shared.idle[shard].store(true, release);
+        let why = match self.handles.iter().position(|h| h.shard == shard) {
+            None => "its thread is not known".to_string(),
+            Some(i) => match self.handles.remove(i).join() {
+                Err(panic) => format!("it panicked: {}", shard::panic_text(panic.as_ref())),
+                Ok(exit) if exit.errors.is_empty() => "its main task returned".to_string(),
+                Ok(exit) => exit.errors.join("; "),
+            },
+        };
+        self.dead.push(ShardExit {
+            shard,
+            left_queued: 0,
+            errors: vec![format!("shard {shard} ended unexpectedly: {why}")],
+        });
+        why
     }
 
     /// The plan being run.
@@ -352,7 +425,8 @@ impl RunningEngine {
         self.shared.set_phase(Phase::StopServices);
         self.ring_all();
         let deadline = Instant::now() + self.shutdown_timeout;
-        while self.shared.services_stopped.load(acquire) < shards
+        let dead = self.dead.len();
+        while self.shared.services_stopped.load(acquire) + dead < shards
             && !self.shared.failed.load(acquire)
             && Instant::now() < deadline
         {
@@ -375,17 +449,45 @@ impl RunningEngine {
         }
         self.shared.set_phase(Phase::Stop);
         self.ring_all();
-        self.handles
-            .into_iter()
-            .map(|handle| {
-                let shard = handle.shard;
-                handle.join().unwrap_or_else(|_| ShardExit {
-                    shard,
-                    left_queued: 0,
-                    errors: vec![format!("shard {shard} panicked")],
-                })
+        let mut exits = self.dead;
+        let join = |handle: ShardHandle<ShardExit>| {
+            let shard = handle.shard;
+            handle.join().unwrap_or_else(|panic| ShardExit {
+                shard,
+                left_queued: 0,
+                errors: vec![format!(
+                    "shard {shard} panicked: {}",
+                    shard::panic_text(panic.as_ref())
+                )],
             })
-            .collect()
+        };
+        if exits.is_empty() {
+            exits.extend(self.handles.into_iter().map(join));
+            return exits;
+        }
+        // A shard died: the others may wait on it for ever; wait a bounded time.
+        let deadline = Instant::now().max(deadline) + STOP_AFTER_DEATH_WAIT;
+        let mut running = self.handles;
+        while !running.is_empty() {
+            let Ok(shard) = self.ended.recv_deadline(deadline) else {
+                break;
+            };
+            if let Some(i) = running.iter().position(|h| h.shard == shard) {
+                exits.push(join(running.remove(i)));
+            }
+        }
+        for handle in running {
+            let shard = handle.shard;
+            exits.push(ShardExit {
+                shard,
+                left_queued: 0,
+                errors: vec![format!(
+                    "shard {shard} did not stop within {STOP_AFTER_DEATH_WAIT:?} of the \
+                     shutdown timeout after another shard died; its WAL keeps its messages"
+                )],
+            });
+        }
+        exits
     }
 }
 
@@ -491,6 +593,68 @@ mod tests {
         );
         let exits = engine.shutdown();
         assert!(exits.iter().all(|e| e.errors.is_empty()), "{exits:?}");
+    }
+
+    /// A shard thread that dies while the production runs (here a panic put around its
+    /// main, as a bug would cause in a debug build) is reported at once with its panic;
+    /// the other shards then stop within the shutdown timeout and report no error.
+    #[test]
+    fn a_dead_shard_is_reported_and_the_others_stop_in_bounded_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        std::fs::create_dir(&input).unwrap();
+        let options = EngineOptions {
+            data_dir: dir.path().join("data"),
+            layout: ShardLayout {
+                shards: 2,
+                cpus: None,
+                io_memory_bytes: shard::IO_MEMORY_BYTES_DEFAULT,
+            },
+            wal: WalConfig::default().with_segment_bytes(1 << 20),
+            shutdown_timeout: Duration::from_secs(1),
+            start_timeout: Duration::from_secs(30),
+        };
+        let (die_tx, die_rx) = crossbeam::channel::unbounded::<()>();
+        let around = move |index: usize, main| {
+            let die_rx = die_rx.clone();
+            async move {
+                let die = async {
+                    while index != 1 || die_rx.try_recv().is_err() {
+                        glommio::timer::sleep(Duration::from_millis(2)).await;
+                    }
+                    panic!("shard 1 hit a bug");
+                };
+                futures_lite::future::or(main, die).await
+            }
+        };
+        let mut engine =
+            RunningEngine::start_shards(&cycle_production(&input), options, around).unwrap();
+        assert!(engine.ended().try_recv().is_err(), "every shard runs");
+        die_tx.send(()).unwrap();
+        let shard = engine
+            .ended()
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(shard, 1);
+        let why = engine.shard_ended(shard);
+        assert!(why.contains("shard 1 hit a bug"), "{why}");
+        let started = Instant::now();
+        let exits = engine.shutdown();
+        assert!(
+            started.elapsed() < Duration::from_secs(1) + STOP_AFTER_DEATH_WAIT,
+            "{:?}",
+            started.elapsed()
+        );
+        let errors = |shard: usize| {
+            exits
+                .iter()
+                .filter(|e| e.shard == shard)
+                .flat_map(|e| e.errors.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(errors(0), Vec::<String>::new(), "{exits:?}");
+        assert_eq!(errors(1).len(), 1, "{exits:?}");
+        assert!(errors(1)[0].contains("ended unexpectedly"), "{exits:?}");
     }
 
     #[test]

@@ -86,6 +86,9 @@ pub struct Shared {
     pub idle: Vec<AtomicBool>,
     /// Set when a shard could not start; the others give up waiting for it.
     pub failed: AtomicBool,
+    /// Shards whose thread ended before the run reached `Stop` (a bug: a panic in a debug
+    /// build); the barriers of the shutdown do not wait for them.
+    pub dead: AtomicUsize,
     pub errors: std::sync::Mutex<Vec<String>>,
     /// By item id: the item starts disabled (an operator's `hie ctl disable`, kept in
     /// the data directory; see [`crate::engine::overrides`]).
@@ -105,6 +108,7 @@ impl Shared {
             workers_stopped: AtomicUsize::new(0),
             idle: (0..shards).map(|_| AtomicBool::new(false)).collect(),
             failed: AtomicBool::new(false),
+            dead: AtomicUsize::new(0),
             errors: std::sync::Mutex::new(Vec::new()),
             start_disabled: vec![false; plan_items],
         }
@@ -151,6 +155,25 @@ pub struct ItemCounters {
     pub discarded: Cell<u64>,
     pub retries: Cell<u64>,
     pub restarts: Cell<u64>,
+    /// Instances of the item waiting for the WAL to be writable again
+    /// ([`Shard::until_wal_writable`]).
+    pub wal_waits: Cell<u32>,
+}
+
+/// One instance counted in its item's `wal_waits` for as long as this lives.
+struct WalWait<'c>(&'c ItemCounters);
+
+impl<'c> WalWait<'c> {
+    fn new(counters: &'c ItemCounters) -> Self {
+        counters.wal_waits.set(counters.wal_waits.get() + 1);
+        WalWait(counters)
+    }
+}
+
+impl Drop for WalWait<'_> {
+    fn drop(&mut self) {
+        self.0.wal_waits.set(self.0.wal_waits.get() - 1);
+    }
 }
 
 fn bump(cell: &Cell<u64>) {
@@ -173,6 +196,9 @@ pub struct ItemStatus {
     pub discarded: u64,
     pub retries: u64,
     pub restarts: u64,
+    /// The item holds messages it cannot record while the WAL is unavailable, and goes
+    /// on with them once it is writable again (see `wal_state`).
+    pub waiting_for_wal: bool,
 }
 
 /// Everything one shard reports.
@@ -267,6 +293,8 @@ pub struct Shard {
     pub busy: Cell<usize>,
     /// Rung by the dispatcher when the run's phase changes.
     pub phase_changed: Notify,
+    /// Rung by the WAL when it is writable again after a failed write or sync.
+    wal_resumed: Rc<Notify>,
     /// What recovery found missing at start (for the status).
     pub wal_recovery_errors: RefCell<Vec<String>>,
     records: RefCell<Vec<PendingRecord>>,
@@ -328,10 +356,16 @@ impl Shard {
                 hooks
             })
             .collect();
+        let wal_resumed = Rc::new(Notify::new());
+        wal.on_resume({
+            let resumed = Rc::clone(&wal_resumed);
+            move || resumed.notify_all()
+        });
         Shard {
             index,
             shared,
             wal,
+            wal_resumed,
             rings,
             queues,
             states: StateWatch::new(items),
@@ -456,6 +490,22 @@ impl Shard {
         )
         .await;
         self.states.get(item) == ItemState::Running
+    }
+
+    /// Waits while the WAL is unavailable (a write or sync failed: a full disk), until it
+    /// is writable again or the run reaches `Stop`; true if writable. No polling: the WAL
+    /// rings [`Shard::wal_resumed`] when it resumes. While it waits, `item` (the router or
+    /// operation that cannot record) shows `waiting_for_wal` in the status.
+    pub async fn until_wal_writable(&self, item: Option<ItemId>) -> bool {
+        let _waiting = item.map(|item| WalWait::new(self.counters(item)));
+        while self.wal.unavailable().is_some() {
+            if self.phase() >= Phase::Stop {
+                return false;
+            }
+            futures_lite::future::or(self.wal_resumed.notified(), self.phase_changed.notified())
+                .await;
+        }
+        true
     }
 
     // ---- receiving -------------------------------------------------------------------
@@ -953,21 +1003,44 @@ impl Shard {
                 .await;
                 continue;
             }
+            self.append_outcomes(&mut batch).await;
+            batch.clear();
+        }
+    }
+
+    /// Appends `batch`, waiting while the WAL is unavailable (a full disk) and appending
+    /// it again, whole and in order, once it is writable: the records that were refused
+    /// are not durable, and records arriving meanwhile queue behind them. Gives up only
+    /// when the run reaches `Stop` with the WAL still unavailable: the messages stay open
+    /// in the WAL and are delivered again at the next start.
+    async fn append_outcomes(&self, batch: &mut [PendingRecord]) {
+        loop {
             let records: Vec<Record<'_>> =
                 batch.iter().map(|p| to_wal_record(&self.plan, p)).collect();
             let appended = self.wal.append_many(&records).await;
             drop(records);
             match appended {
-                Ok(_) => self.hold_failures(&mut batch),
+                Ok(_) => return self.hold_failures(batch),
                 // A storage failure is logged once by the WAL, at its change of state.
-                Err(e) if e.is_storage() => {}
-                Err(e) => tracing::error!(
-                    shard = self.index,
-                    "WAL append of {} outcome records failed: {e}",
-                    batch.len()
-                ),
+                Err(e) if e.is_storage() => {
+                    if !self.until_wal_writable(None).await {
+                        tracing::warn!(
+                            shard = self.index,
+                            "{} outcome records not written at shutdown (the WAL is \
+                             unavailable): their messages are delivered again at the next start",
+                            batch.len()
+                        );
+                        return;
+                    }
+                }
+                Err(e) => {
+                    return tracing::error!(
+                        shard = self.index,
+                        "WAL append of {} outcome records failed: {e}",
+                        batch.len()
+                    );
+                }
             }
-            batch.clear();
         }
     }
 
@@ -1055,6 +1128,7 @@ impl Shard {
                     discarded: c.discarded.get(),
                     retries: c.retries.get(),
                     restarts: c.restarts.get(),
+                    waiting_for_wal: c.wal_waits.get() > 0,
                 }
             })
             .collect();
@@ -1163,5 +1237,93 @@ pub fn envelope(
         router_hops: 0,
         wants_reply: false,
         ordered: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Format;
+    use crate::engine::held::HeldList;
+
+    /// One shard of a service → operation production, with its WAL in `dir`.
+    async fn one_shard(dir: &std::path::Path) -> Rc<Shard> {
+        let text = "[production]\nname = \"Held\"\n\n\
+             [[item]]\nname = \"In\"\nclass = \"EnsLib.HL7.Service.TCPService\"\n\
+             [item.host]\nTargetConfigNames = \"Out\"\n[item.adapter]\nPort = \"1\"\n\n\
+             [[item]]\nname = \"Out\"\nclass = \"EnsLib.HL7.Operation.TCPOperation\"\n\
+             [item.adapter]\nIPAddress = \"127.0.0.1\"\nPort = \"1\"\n";
+        let path = dir.join("p.toml");
+        let mut production = crate::config::parse_str(text, &path, Format::Toml)
+            .expect("the production reads")
+            .production;
+        // Resolves the settings and the targets; the findings do not concern this test.
+        let _ = crate::config::validate::validate(&mut production, &path, &Default::default());
+        let plan = Arc::new(Plan::new(&production, 1));
+        let shared = Arc::new(Shared::new(plan));
+        let config = hie_persist::WalConfig::default().with_segment_bytes(1 << 20);
+        let (wal, _) = Wal::open(dir.join("shard-0"), config).await.expect("WAL");
+        let rings = crate::ring::mesh::<ShardMsg>(1, 16)
+            .pop()
+            .expect("one shard");
+        Rc::new(Shard::new(0, shared, Rc::new(wal), rings))
+    }
+
+    /// Item 3 of issue #16: past the held list's bound a failed message is counted, not
+    /// listed, and the shard goes on recording: the outcomes after it are written too.
+    #[test]
+    fn a_full_held_list_counts_the_rest_and_recording_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        glommio::LocalExecutor::default().run(async {
+            let shard = one_shard(dir.path()).await;
+            *shard.held.borrow_mut() = HeldList::new(2);
+            let recorder = glommio::spawn_local(Rc::clone(&shard).run_recorder());
+            let (source, out) = (0, 1);
+            let mut envs = Vec::new();
+            for n in 0..6 {
+                let bytes =
+                    format!("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|H-{n}|P|2.5\rPID|1||P{n}\r");
+                let msg = hie_hl7::Message::scan(bytes.as_bytes()).unwrap();
+                let (id, targets) = shard.receive(source, &msg).await.unwrap();
+                assert_eq!(targets, [out]);
+                let name: Arc<str> = Arc::from("In");
+                envs.push(envelope(
+                    id,
+                    Arc::from(bytes.as_bytes()),
+                    source,
+                    name,
+                    out,
+                    b"k",
+                ));
+            }
+            assert_eq!(shard.wal.open_messages(), 6);
+            for env in &envs[..4] {
+                shard.record(
+                    env,
+                    OriginRecord::Failed {
+                        reason: "no".into(),
+                    },
+                );
+            }
+            for env in &envs[4..] {
+                shard.record(env, OriginRecord::Completed);
+            }
+            for _ in 0..500 {
+                if shard.wal.open_messages() == 4 && shard.held.borrow().counts().failed == 4 {
+                    break;
+                }
+                glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            assert_eq!(
+                shard.wal.open_messages(),
+                4,
+                "the completions after the full list"
+            );
+            let counts = shard.held.borrow().counts();
+            assert_eq!((counts.failed, counts.unlisted), (4, 2), "{counts:?}");
+            shard.close_recorder();
+            recorder.await;
+            shard.wal.close().await.unwrap();
+        });
     }
 }

@@ -146,7 +146,10 @@ pub async fn run(
         worker.await;
     }
     shared.workers_stopped.fetch_add(1, Ordering::AcqRel);
-    while shared.workers_stopped.load(Ordering::Acquire) < shared.plan.shards {
+    // A shard whose thread died never stops its workers: it is not waited for.
+    while shared.workers_stopped.load(Ordering::Acquire) + shared.dead.load(Ordering::Acquire)
+        < shared.plan.shards
+    {
         glommio::timer::sleep(POLL).await;
     }
     // Every operation everywhere has stopped: the last outcome records are in the rings.

@@ -15,9 +15,13 @@
 //! recorded `Failed` at the router that has it, logged and counted, instead of going
 //! round for ever.
 //!
-//! A router whose WAL append fails (the WAL is poisoned or closed) puts the batch back at
-//! the head of its queue and ends with [`WorkerExit::Failed`]: its restart policy decides
-//! whether it starts again.
+//! A router whose WAL is unavailable (a write or sync failed: a full disk) keeps its batch
+//! and waits until the WAL is writable again (`Shard::until_wal_writable`; the status
+//! shows it `waiting_for_wal`), then routes the same batch, in order: it neither fails
+//! nor restarts meanwhile. If the run reaches `Stop` first, the batch goes back to the
+//! head of its queue and stays open in the WAL for the next start. Any other append error
+//! (the WAL closed, a record too large) puts the batch back and ends with
+//! [`WorkerExit::Failed`]: its restart policy decides whether it starts again.
 
 use std::rc::Rc;
 
@@ -31,7 +35,8 @@ use crate::queue::LocalQueue;
 /// Most messages routed per WAL append.
 pub const ROUTE_BATCH_MAX: usize = 256;
 
-/// Runs one router instance until its queue is closed at shutdown or a WAL append fails.
+/// Runs one router instance until its queue is closed at shutdown, the run stops while
+/// it waits for the WAL, or a WAL append fails other than for the storage.
 pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>) -> WorkerExit {
     let mut batch: Vec<Envelope> = Vec::with_capacity(ROUTE_BATCH_MAX);
     let mut worked = false;
@@ -52,8 +57,8 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
         for env in &batch {
             shard.hook_before(item, env);
         }
-        match shard.route_batch(item, &batch) {
-            Ok(targets) => {
+        match route_when_writable(&shard, item, &batch).await {
+            Ok(Some(targets)) => {
                 for env in batch.drain(..) {
                     if hop_limit_reached(&env) {
                         fail_at_hop_limit(&shard, item, env);
@@ -75,6 +80,15 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
                 }
                 worked = true;
             }
+            Ok(None) => {
+                // Stopping while the WAL is unavailable: the batch is open in the WAL
+                // (Enqueued for this router) and is routed again at the next start.
+                shard.busy.set(shard.busy.get() - batch.len());
+                for env in batch.drain(..).rev() {
+                    requeue(&shard, &queue, env);
+                }
+                return WorkerExit::Stopped;
+            }
             Err(e) => {
                 // The messages stay open in the WAL (Enqueued for this router, not
                 // completed) and wait at the head of the queue for a restart (or for the
@@ -86,6 +100,26 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
                 }
                 return WorkerExit::Failed { reason, worked };
             }
+        }
+    }
+}
+
+/// [`Shard::route_batch`], waiting while the WAL is unavailable and trying the same batch
+/// again once it is writable; `Ok(None)` when the run reached `Stop` first.
+async fn route_when_writable(
+    shard: &Shard,
+    item: ItemId,
+    batch: &[Envelope],
+) -> Result<Option<Vec<ItemId>>, hie_persist::WalError> {
+    loop {
+        match shard.route_batch(item, batch) {
+            Ok(targets) => return Ok(Some(targets)),
+            Err(e) if e.is_storage() => {
+                if !shard.until_wal_writable(Some(item)).await {
+                    return Ok(None);
+                }
+            }
+            Err(e) => return Err(e),
         }
     }
 }

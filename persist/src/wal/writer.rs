@@ -134,6 +134,22 @@ pub(crate) struct Shared {
     lock: RefCell<Option<std::fs::File>>,
     /// The synced-length marker being written in a task of its own, if one is.
     marker: RefCell<Option<glommio::task::JoinHandle<()>>>,
+    /// Called each time an unavailable WAL becomes writable again ([`Wal::on_resume`]).
+    on_resume: ResumeHook,
+}
+
+/// What [`Wal::on_resume`] set: called on the WAL's own executor, once per resumption.
+#[derive(Default)]
+struct ResumeHook(RefCell<Option<Box<dyn Fn()>>>);
+
+impl std::fmt::Debug for ResumeHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.borrow().is_some() {
+            "ResumeHook(set)"
+        } else {
+            "ResumeHook(none)"
+        })
+    }
 }
 
 /// Name of the lock file that keeps two `Wal`s off one directory.
@@ -266,6 +282,7 @@ impl Wal {
             next_message_id: Cell::new(recovery.next_message_id),
             lock: RefCell::new(Some(lock)),
             marker: RefCell::new(None),
+            on_resume: ResumeHook::default(),
         });
         let torn_bytes = recovery.stats.torn_bytes_dropped;
         let mut active = match shared.last_segment() {
@@ -392,6 +409,13 @@ impl Wal {
     pub fn unavailable(&self) -> Option<String> {
         let state = self.shared.state.borrow();
         state.failed.as_ref().map(|(cause, _)| cause.clone())
+    }
+
+    /// Calls `hook` each time the WAL becomes writable again after a failed write or
+    /// sync (replacing any earlier hook), so that work waiting on [`Wal::unavailable`]
+    /// can go on without polling. It runs in the committer task: it should only wake.
+    pub fn on_resume(&self, hook: impl Fn() + 'static) {
+        *self.shared.on_resume.0.borrow_mut() = Some(Box::new(hook));
     }
 
     /// Counters since open.
@@ -1326,6 +1350,10 @@ async fn resume_when_possible(shared: &Rc<Shared>, mut active: Active) -> Result
                     refused_appends = state.stats.refused,
                     "WAL writable again; appends resume (it failed with: {cause})"
                 );
+                drop(state);
+                if let Some(hook) = shared.on_resume.0.borrow().as_ref() {
+                    hook();
+                }
                 return Ok(active);
             }
             Err(error) => {
