@@ -1,14 +1,17 @@
 //! The catalog: which IRIS classes hie knows, what kind of item each is, which of them hie
-//! runs, and the settings table (IRIS name, target, type, range, default, supported or not).
+//! runs, and the setting groups the IRIS base classes and adapters share (IRIS name,
+//! target, type, range, default, supported or not). It reads the item kinds from
+//! [`registry`](crate::items::registry): each kind (one file under `items/kinds/`) names
+//! its classes and lists its setting groups, its own and the shared ones defined here.
 //!
 //! Invariants:
-//! - A class is looked up by its exact IRIS name. A class missing from [`CLASSES`] is a
+//! - A class is looked up by its exact IRIS name. A class missing from [`classes`] is a
 //!   custom (ObjectScript) class: kind [`ItemKind::Unknown`].
-//! - A class hie runs has a [`Family`]; a known class without one (Java gateway, SQL, FHIR,
-//!   HTTP, passthrough file hosts) is an IRIS library class hie does not run yet. Both are
-//!   reported as unknown classes and need `--allow-unknown`.
-//! - A family's settings are the concatenation of its groups, most specific first: the first
-//!   spec matching (target, name) wins, which is how a family overrides a default (e.g.
+//! - A class hie runs has a [`HostKind`]; a known class without one (Java gateway, SQL,
+//!   FHIR, HTTP, passthrough file hosts) is an IRIS library class hie does not run yet.
+//!   Both are reported as unknown classes and need `--allow-unknown`.
+//! - A kind's settings are the concatenation of its groups, most specific first: the first
+//!   spec matching (target, name) wins, which is how a kind overrides a default (e.g.
 //!   `Framing` is `MLLP` for TCP operations and `AsciiLF` for file operations).
 //! - Defaults and ranges are IRIS's (see `../shared/corpus/iris/SETTINGS.md`); settings
 //!   named in [`HIE_EXTENSIONS`] are hie's own and have no IRIS meaning.
@@ -17,23 +20,8 @@
 //! free-text settings are not checked beyond being text.
 
 use super::model::{ItemKind, SettingTarget};
-
-/// A group of classes hie runs with the same typed settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
-    /// `EnsLib.HL7.Service.TCPService`: MLLP inbound.
-    Hl7TcpService,
-    /// `EnsLib.HL7.Service.FileService`: HL7 files inbound.
-    Hl7FileService,
-    /// `EnsLib.HL7.MsgRouter.RoutingEngine`.
-    Hl7Router,
-    /// `EnsLib.MsgRouter.RoutingEngine`, `EnsLib.MsgRouter.VDocRoutingEngine`.
-    Router,
-    /// `EnsLib.HL7.Operation.TCPOperation`: MLLP outbound.
-    Hl7TcpOperation,
-    /// `EnsLib.HL7.Operation.FileOperation`: HL7 files outbound.
-    Hl7FileOperation,
-}
+use crate::items::kind::HostKind;
+use crate::items::registry;
 
 /// One known IRIS class.
 #[derive(Debug, Clone, Copy)]
@@ -42,196 +30,35 @@ pub struct ClassInfo {
     pub class: &'static str,
     /// Kind of item it makes.
     pub kind: ItemKind,
-    /// `Some` when hie runs it.
-    pub family: Option<Family>,
+    /// `Some` when hie runs it: the kind of host that defines it.
+    pub runs: Option<&'static dyn HostKind>,
     /// One line for `hie check` and the docs.
     pub about: &'static str,
 }
 
-const fn runs(
-    class: &'static str,
-    kind: ItemKind,
-    family: Family,
-    about: &'static str,
-) -> ClassInfo {
-    ClassInfo {
-        class,
-        kind,
-        family: Some(family),
-        about,
-    }
+/// Every IRIS class hie knows, those it runs first (in the order of
+/// [`registry::KINDS`](crate::items::registry::KINDS)).
+pub fn classes() -> impl Iterator<Item = ClassInfo> {
+    let running = registry::KINDS.iter().flat_map(|&kind| {
+        kind.classes().iter().map(move |c| ClassInfo {
+            class: c.class,
+            kind: c.kind,
+            runs: Some(kind),
+            about: c.about,
+        })
+    });
+    let known = registry::NOT_RUN.iter().map(|c| ClassInfo {
+        class: c.class,
+        kind: c.kind,
+        runs: None,
+        about: c.about,
+    });
+    running.chain(known)
 }
-
-const fn known(class: &'static str, kind: ItemKind, about: &'static str) -> ClassInfo {
-    ClassInfo {
-        class,
-        kind,
-        family: None,
-        about,
-    }
-}
-
-use ItemKind::{Operation, Process, Service};
-
-/// Every IRIS class hie knows, those it runs first.
-pub const CLASSES: &[ClassInfo] = &[
-    runs(
-        "EnsLib.HL7.Service.TCPService",
-        Service,
-        Family::Hl7TcpService,
-        "HL7 over MLLP/TCP, inbound",
-    ),
-    runs(
-        "EnsLib.HL7.Service.FileService",
-        Service,
-        Family::Hl7FileService,
-        "HL7 files from a directory",
-    ),
-    runs(
-        "EnsLib.HL7.MsgRouter.RoutingEngine",
-        Process,
-        Family::Hl7Router,
-        "HL7 routing by rules",
-    ),
-    runs(
-        "EnsLib.MsgRouter.RoutingEngine",
-        Process,
-        Family::Router,
-        "generic routing by rules (Ens.Alert)",
-    ),
-    runs(
-        "EnsLib.MsgRouter.VDocRoutingEngine",
-        Process,
-        Family::Router,
-        "virtual-document routing by rules",
-    ),
-    runs(
-        "EnsLib.HL7.Operation.TCPOperation",
-        Operation,
-        Family::Hl7TcpOperation,
-        "HL7 over MLLP/TCP, outbound",
-    ),
-    runs(
-        "EnsLib.HL7.Operation.FileOperation",
-        Operation,
-        Family::Hl7FileOperation,
-        "HL7 files to a directory",
-    ),
-    known(
-        "EnsLib.EMail.AlertOperation",
-        Operation,
-        "alerts by e-mail (not yet in hie; AlertOnError writes ALERT lines to the log)",
-    ),
-    known(
-        "EnsLib.HL7.Service.HTTPService",
-        Service,
-        "HL7 over HTTP, inbound (not yet in hie)",
-    ),
-    known(
-        "EnsLib.HL7.Service.SOAPService",
-        Service,
-        "HL7 over SOAP, inbound (not in hie)",
-    ),
-    known(
-        "EnsLib.HL7.Service.FTPService",
-        Service,
-        "HL7 files over FTP, inbound (not in hie)",
-    ),
-    known(
-        "EnsLib.HL7.Service.TCPAckInService",
-        Service,
-        "HL7 ACKs inbound for a TCP operation (not in hie)",
-    ),
-    known(
-        "EnsLib.HL7.Operation.HTTPOperation",
-        Operation,
-        "HL7 over HTTP, outbound (not yet in hie)",
-    ),
-    known(
-        "EnsLib.HL7.Operation.SOAPOperation",
-        Operation,
-        "HL7 over SOAP, outbound (not in hie)",
-    ),
-    known(
-        "EnsLib.HL7.Operation.FTPOperation",
-        Operation,
-        "HL7 files over FTP, outbound (not in hie)",
-    ),
-    known(
-        "EnsLib.HL7.Operation.TCPAckOutOperation",
-        Operation,
-        "HL7 ACKs outbound (not in hie)",
-    ),
-    known(
-        "EnsLib.HTTP.GenericService",
-        Service,
-        "generic HTTP inbound (not yet in hie)",
-    ),
-    known(
-        "EnsLib.HTTP.GenericOperation",
-        Operation,
-        "generic HTTP outbound (not yet in hie)",
-    ),
-    known(
-        "EnsLib.File.PassthroughService",
-        Service,
-        "non-HL7 files inbound (not yet in hie)",
-    ),
-    known(
-        "EnsLib.File.PassthroughOperation",
-        Operation,
-        "non-HL7 files outbound (not yet in hie)",
-    ),
-    known(
-        "EnsLib.JavaGateway.Service",
-        Service,
-        "IRIS Java gateway (not in hie)",
-    ),
-    known(
-        "EnsLib.JavaGateway.Initiator",
-        Service,
-        "IRIS Java gateway starter (not in hie)",
-    ),
-    known(
-        "EnsLib.SQL.Operation.GenericOperation",
-        Operation,
-        "SQL outbound (not in hie)",
-    ),
-    known(
-        "EnsLib.SQL.Service.GenericService",
-        Service,
-        "SQL inbound (not in hie)",
-    ),
-    known(
-        "Ens.Activity.Operation.Local",
-        Operation,
-        "IRIS activity monitor (not in hie)",
-    ),
-    known(
-        "HS.FHIRServer.Interop.Service",
-        Service,
-        "HealthShare FHIR server interop (not in hie)",
-    ),
-    known(
-        "HS.FHIRServer.Interop.Operation",
-        Operation,
-        "HealthShare FHIR server interop (not in hie)",
-    ),
-    known(
-        "HS.FHIR.DTL.Util.HC.SDA3.FHIR.Process",
-        Process,
-        "HealthShare SDA3 to FHIR (not in hie)",
-    ),
-    known(
-        "HS.Util.Trace.Operations",
-        Operation,
-        "HealthShare trace sink (not in hie)",
-    ),
-];
 
 /// The catalog entry of `class`, if hie knows it.
-pub fn class_info(class: &str) -> Option<&'static ClassInfo> {
-    CLASSES.iter().find(|info| info.class == class)
+pub fn class_info(class: &str) -> Option<ClassInfo> {
+    classes().find(|info| info.class == class)
 }
 
 /// The item kind of `class`; [`ItemKind::Unknown`] for a class hie does not know.
@@ -312,10 +139,10 @@ pub struct SettingSpec {
     pub about: &'static str,
 }
 
-const H: SettingTarget = SettingTarget::Host;
-const A: SettingTarget = SettingTarget::Adapter;
+pub(crate) const H: SettingTarget = SettingTarget::Host;
+pub(crate) const A: SettingTarget = SettingTarget::Adapter;
 
-const fn s(
+pub(crate) const fn s(
     name: &'static str,
     target: SettingTarget,
     ty: ValueType,
@@ -333,7 +160,7 @@ const fn s(
     }
 }
 
-const fn req(
+pub(crate) const fn req(
     name: &'static str,
     target: SettingTarget,
     ty: ValueType,
@@ -350,7 +177,7 @@ const fn req(
     }
 }
 
-const fn no(
+pub(crate) const fn no(
     name: &'static str,
     target: SettingTarget,
     ty: ValueType,
@@ -368,13 +195,13 @@ const fn no(
     }
 }
 
-const fn int(min: i64, max: i64) -> ValueType {
+pub(crate) const fn int(min: i64, max: i64) -> ValueType {
     ValueType::Int { min, max }
 }
 
-const DAY_S: i64 = 86_400;
-const BOOL: ValueType = ValueType::Bool;
-const TEXT: ValueType = ValueType::Text;
+pub(crate) const DAY_S: i64 = 86_400;
+pub(crate) const BOOL: ValueType = ValueType::Bool;
+pub(crate) const TEXT: ValueType = ValueType::Text;
 
 /// Settings hie adds to IRIS's, valid on every item.
 pub const HIE_EXTENSIONS: &[&str] = &[
@@ -580,7 +407,7 @@ pub const OPERATION_HOST: &[SettingSpec] = &[
 ];
 
 /// HL7 schema category: recorded for the rules and ACKs, not validated against schemas yet.
-const SCHEMA: SettingSpec = no(
+pub(crate) const SCHEMA: SettingSpec = no(
     "MessageSchemaCategory",
     H,
     TEXT,
@@ -676,126 +503,6 @@ pub const HL7_SERVICE_HOST: &[SettingSpec] = &[
     no("SaveReplies", H, TEXT, "None", "keep replies in the store"),
 ];
 
-/// `EnsLib.HL7.Adapter.TCPInboundAdapter`.
-pub const TCP_INBOUND_ADAPTER: &[SettingSpec] = &[
-    req("Port", A, ValueType::Port, "TCP port to listen on"),
-    s(
-        "ReadTimeout",
-        A,
-        int(0, 3600),
-        "5",
-        "seconds a message may take to arrive whole once started (0 = no limit)",
-    ),
-    s(
-        "StayConnected",
-        A,
-        int(-1, DAY_S),
-        "-1",
-        "idle seconds before closing (-1 = never, 0 = after each message)",
-    ),
-    s(
-        "MaxConnections",
-        A,
-        int(1, 1_000_000),
-        "4096",
-        "hie: connections open at once to the service (all shards together); more are refused, or one is displaced to make room (see Inbound limits of a TCP service)",
-    ),
-    s(
-        "MaxConnectionsPerPeer",
-        A,
-        int(1, 1_000_000),
-        "256",
-        "hie: connections open at once to the service from one IP address (all shards together); more are refused",
-    ),
-    s(
-        "MaxMessageSize",
-        A,
-        int(1024, 1 << 30),
-        "67108864",
-        "hie: largest message in bytes; a larger one gets a NAK and its connection closes",
-    ),
-    no(
-        "AllowedIPAddresses",
-        A,
-        TEXT,
-        "",
-        "IP allow list; leading ! = connect out",
-    ),
-    no(
-        "CallInterval",
-        A,
-        int(0, DAY_S),
-        "5",
-        "seconds between listen checks",
-    ),
-    no("QSize", A, int(0, 10_000), "100", "listen backlog"),
-    no("SSLConfig", A, TEXT, "", "TLS configuration name"),
-    s(
-        "LocalInterface",
-        A,
-        TEXT,
-        "",
-        "IP address to listen on (its first word; empty = every interface, 0.0.0.0)",
-    ),
-    no("JobPerConnection", A, BOOL, "0", "one job per connection"),
-];
-
-/// `EnsLib.File.InboundAdapter`.
-pub const FILE_INBOUND_ADAPTER: &[SettingSpec] = &[
-    req("FilePath", A, TEXT, "directory to read files from"),
-    s(
-        "FileSpec",
-        A,
-        TEXT,
-        "*",
-        "file name pattern (* and ? wildcards, ; separated)",
-    ),
-    s(
-        "ArchivePath",
-        A,
-        TEXT,
-        "",
-        "directory to move processed files to (empty = delete)",
-    ),
-    no(
-        "WorkPath",
-        A,
-        TEXT,
-        "",
-        "directory to move files to while processing",
-    ),
-    s(
-        "CallInterval",
-        A,
-        int(1, DAY_S),
-        "5",
-        "seconds between directory polls",
-    ),
-    no(
-        "FileAccessTimeout",
-        A,
-        int(0, 3600),
-        "2",
-        "seconds a file must be stable before reading",
-    ),
-    no(
-        "AppendTimestamp",
-        A,
-        BOOL,
-        "1",
-        "append a timestamp to archived names",
-    ),
-    no("Charset", A, TEXT, "Default", "file character set"),
-    no(
-        "SubdirectoryLevels",
-        A,
-        int(0, 100),
-        "0",
-        "subdirectories to descend into",
-    ),
-    no("SemaphoreSpec", A, TEXT, "", "semaphore file pattern"),
-];
-
 /// Every router (`EnsLib.MsgRouter.RoutingEngine`).
 pub const ROUTER_HOST: &[SettingSpec] = &[
     s(
@@ -885,34 +592,6 @@ pub const ROUTER_HOST: &[SettingSpec] = &[
     ),
 ];
 
-/// `EnsLib.HL7.MsgRouter.RoutingEngine` additions.
-pub const HL7_ROUTER_HOST: &[SettingSpec] = &[
-    SCHEMA,
-    no(
-        "LocalFacilityApplication",
-        H,
-        TEXT,
-        "ISC:EnsembleHL7",
-        "MSH-3/MSH-4 of generated NAKs",
-    ),
-    no(
-        "AckType",
-        H,
-        ValueType::OneOf(&["Application", "Commit"]),
-        "Application",
-        "type of generated NAKs",
-    ),
-    no("NackCode", H, TEXT, "Error", "code of generated NAKs"),
-    no("AddNackERR", H, BOOL, "0", "add an ERR segment to NAKs"),
-    no(
-        "SearchTableClass",
-        H,
-        TEXT,
-        "",
-        "IRIS search table indexing",
-    ),
-];
-
 /// HL7 operations (`EnsLib.HL7.Operation.Standard`).
 pub const HL7_OPERATION_HOST: &[SettingSpec] = &[
     no("Separators", H, TEXT, "|^~\\&", "separators written in MSH"),
@@ -932,180 +611,22 @@ pub const HL7_OPERATION_HOST: &[SettingSpec] = &[
     ),
 ];
 
-/// `EnsLib.HL7.Operation.ReplyStandard` (TCP operations).
-pub const HL7_REPLY_OPERATION_HOST: &[SettingSpec] = &[
-    s(
-        "ReplyCodeActions",
-        H,
-        ValueType::ReplyCodeActions,
-        ":?R=RF,:?E=S,:~=S,:?A=C,:*=S,:I?=W,:T?=C",
-        "what each ACK code leads to",
-    ),
-    no(
-        "Framing",
-        H,
-        ValueType::Framing,
-        "MLLP",
-        "message framing on the wire (hie always sends MLLP)",
-    ),
-    no(
-        "NoFailWhileDisconnected",
-        H,
-        BOOL,
-        "0",
-        "do not count time disconnected toward FailureTimeout",
-    ),
-    no("SaveReplies", H, TEXT, "None", "keep replies in the store"),
-];
-
-/// `EnsLib.TCP.OutboundAdapter`.
-pub const TCP_OUTBOUND_ADAPTER: &[SettingSpec] = &[
-    req(
-        "IPAddress",
-        A,
-        TEXT,
-        "host to connect to (leading ! = wait for it to connect)",
-    ),
-    req("Port", A, ValueType::Port, "TCP port to connect to"),
-    s(
-        "ConnectTimeout",
-        A,
-        int(0, 600),
-        "5",
-        "seconds to wait for a connection",
-    ),
-    s(
-        "ReconnectRetry",
-        A,
-        int(0, 10_000),
-        "5",
-        "connection attempts per message before it counts as a failure",
-    ),
-    s(
-        "StayConnected",
-        A,
-        int(-1, DAY_S),
-        "-1",
-        "idle seconds before closing (-1 = never, 0 = after each message)",
-    ),
-    s(
-        "ResponseTimeout",
-        A,
-        int(-1, DAY_S),
-        "30",
-        "seconds to wait for the ACK (-1 = forever)",
-    ),
-    no(
-        "ReadTimeout",
-        A,
-        int(0, DAY_S),
-        "5",
-        "seconds to wait for the rest of an ACK once started (hie: ResponseTimeout covers it)",
-    ),
-    s("GetReply", A, BOOL, "1", "wait for an ACK"),
-    no("SSLConfig", A, TEXT, "", "TLS configuration name"),
-    no("LocalInterface", A, TEXT, "", "interface to connect from"),
-];
-
-/// `EnsLib.HL7.Operation.BatchStandard` (file operations).
-pub const HL7_BATCH_OPERATION_HOST: &[SettingSpec] = &[
-    s(
-        "Filename",
-        H,
-        TEXT,
-        "%f_%Q",
-        "output file name, with IRIS time stamp specifiers",
-    ),
-    s(
-        "Framing",
-        H,
-        ValueType::Framing,
-        "AsciiLF",
-        "what ends each message in the file (None, AsciiLF, AsciiCR, AsciiCRLF, Ascii<n>[/<n>], MLLP, MLLP<n>/<n>)",
-    ),
-    no(
-        "AutoBatchParentSegs",
-        H,
-        BOOL,
-        "0",
-        "write batch header and trailer segments",
-    ),
-];
-
-/// `EnsLib.File.OutboundAdapter`.
-pub const FILE_OUTBOUND_ADAPTER: &[SettingSpec] = &[
-    req("FilePath", A, TEXT, "directory to write files to"),
-    s(
-        "Overwrite",
-        A,
-        BOOL,
-        "0",
-        "overwrite an existing file instead of appending",
-    ),
-    no("Charset", A, TEXT, "Default", "file character set"),
-    no(
-        "OpenTimeout",
-        A,
-        int(0, 3600),
-        "5",
-        "seconds to wait to open the file",
-    ),
-];
-
-/// The setting groups of `family`, most specific first.
-pub fn groups(family: Family) -> &'static [&'static [SettingSpec]] {
-    match family {
-        Family::Hl7TcpService => &[
-            HL7_SERVICE_HOST,
-            TCP_INBOUND_ADAPTER,
-            SERVICE_HOST,
-            HOST_ALL,
-        ],
-        Family::Hl7FileService => &[
-            HL7_SERVICE_HOST,
-            FILE_INBOUND_ADAPTER,
-            SERVICE_HOST,
-            HOST_ALL,
-        ],
-        Family::Hl7Router => &[
-            HL7_ROUTER_HOST,
-            ROUTER_HOST,
-            PROCESS_HOST,
-            QUEUE_HOST,
-            HOST_ALL,
-        ],
-        Family::Router => &[ROUTER_HOST, PROCESS_HOST, QUEUE_HOST, HOST_ALL],
-        Family::Hl7TcpOperation => &[
-            HL7_REPLY_OPERATION_HOST,
-            HL7_OPERATION_HOST,
-            TCP_OUTBOUND_ADAPTER,
-            OPERATION_HOST,
-            QUEUE_HOST,
-            HOST_ALL,
-        ],
-        Family::Hl7FileOperation => &[
-            HL7_BATCH_OPERATION_HOST,
-            HL7_OPERATION_HOST,
-            FILE_OUTBOUND_ADAPTER,
-            OPERATION_HOST,
-            QUEUE_HOST,
-            HOST_ALL,
-        ],
-    }
-}
-
-/// The spec of setting `name` of `target` for `family`, if the family has it.
-pub fn spec(family: Family, target: SettingTarget, name: &str) -> Option<&'static SettingSpec> {
-    groups(family)
+/// The spec of setting `name` of `target` for `kind`, if the kind has it.
+pub fn spec(
+    kind: &dyn HostKind,
+    target: SettingTarget,
+    name: &str,
+) -> Option<&'static SettingSpec> {
+    kind.settings()
         .iter()
         .flat_map(|group| group.iter())
         .find(|spec| spec.target == target && spec.name == name)
 }
 
-/// Every spec of `family`, most specific first, without shadowed duplicates.
-pub fn specs(family: Family) -> Vec<&'static SettingSpec> {
+/// Every spec of `kind`, most specific first, without shadowed duplicates.
+pub fn specs(kind: &dyn HostKind) -> Vec<&'static SettingSpec> {
     let mut out: Vec<&'static SettingSpec> = Vec::new();
-    for spec in groups(family).iter().flat_map(|group| group.iter()) {
+    for spec in kind.settings().iter().flat_map(|group| group.iter()) {
         if !out
             .iter()
             .any(|s| s.target == spec.target && s.name == spec.name)
@@ -1150,8 +671,8 @@ pub fn docs_markdown() -> String {
     out.push_str(
         "### Classes\n\n| class | kind | hie runs it | what |\n| --- | --- | --- | --- |\n",
     );
-    for info in CLASSES {
-        let runs = if info.family.is_some() {
+    for info in classes() {
+        let runs = if info.runs.is_some() {
             "yes"
         } else {
             "no (unknown class)"
@@ -1163,23 +684,17 @@ pub fn docs_markdown() -> String {
             info.about
         ));
     }
-    let mut seen: Vec<Family> = Vec::new();
-    for info in CLASSES {
-        let Some(family) = info.family else { continue };
-        if seen.contains(&family) {
-            continue;
-        }
-        seen.push(family);
-        let classes: Vec<String> = CLASSES
+    for &kind in registry::KINDS {
+        let classes: Vec<String> = kind
+            .classes()
             .iter()
-            .filter(|i| i.family == Some(family))
-            .map(|i| format!("`{}`", i.class))
+            .map(|c| format!("`{}`", c.class))
             .collect();
         out.push_str(&format!(
             "\n### Settings of {}\n\n| setting | target | type | IRIS default | hie | meaning |\n| --- | --- | --- | --- | --- | --- |\n",
             classes.join(", ")
         ));
-        for spec in specs(family) {
+        for spec in specs(kind) {
             let support = match (spec.supported, spec.required) {
                 (true, true) => "required",
                 (true, false) => "supported",
@@ -1205,6 +720,7 @@ pub fn docs_markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::items::kinds;
 
     const DOCS_BEGIN: &str = "<!-- catalog:begin (generated from core/src/config/catalog.rs) -->\n";
     const DOCS_END: &str = "<!-- catalog:end -->";
@@ -1230,8 +746,8 @@ mod tests {
 
     #[test]
     fn every_runnable_class_has_every_required_setting_without_default() {
-        for info in CLASSES.iter().filter(|i| i.family.is_some()) {
-            for spec in specs(info.family.unwrap()) {
+        for info in classes().filter(|i| i.runs.is_some()) {
+            for spec in specs(info.runs.unwrap()) {
                 if spec.required {
                     assert!(spec.default.is_empty(), "{} {}", info.class, spec.name);
                 }
@@ -1241,15 +757,15 @@ mod tests {
 
     #[test]
     fn specific_groups_override_the_framing_default() {
-        let tcp = spec(Family::Hl7TcpOperation, H, "Framing").unwrap();
-        let file = spec(Family::Hl7FileOperation, H, "Framing").unwrap();
+        let tcp = spec(&kinds::hl7_tcp_operation::KIND, H, "Framing").unwrap();
+        let file = spec(&kinds::hl7_file_operation::KIND, H, "Framing").unwrap();
         assert_eq!((tcp.default, file.default), ("MLLP", "AsciiLF"));
     }
 
     #[test]
     fn settings_on_the_wrong_target_are_not_found() {
-        assert!(spec(Family::Hl7TcpService, A, "Port").is_some());
-        assert!(spec(Family::Hl7TcpService, H, "Port").is_none());
+        assert!(spec(&kinds::hl7_tcp_service::KIND, A, "Port").is_some());
+        assert!(spec(&kinds::hl7_tcp_service::KIND, H, "Port").is_none());
     }
 
     #[test]
@@ -1277,8 +793,8 @@ mod tests {
 
     #[test]
     fn every_default_satisfies_its_own_type() {
-        for info in CLASSES.iter().filter(|i| i.family.is_some()) {
-            for spec in specs(info.family.unwrap()) {
+        for info in classes().filter(|i| i.runs.is_some()) {
+            for spec in specs(info.runs.unwrap()) {
                 if spec.required {
                     continue;
                 }

@@ -1,7 +1,7 @@
 //! Typed item settings: what the engine reads instead of strings.
 //!
 //! [`resolve`] turns an item's raw IRIS settings into one [`ItemSettings`] variant per
-//! family of classes it runs, with the catalog's IRIS defaults applied, and reports every
+//! kind of item (`items::kinds`), with the catalog's IRIS defaults applied, and reports every
 //! bad value as a diagnostic at the line of its `<Setting>`.
 //!
 //! Rules applied to raw values:
@@ -20,13 +20,13 @@ use std::time::Duration;
 
 use super::Diagnostic;
 use super::catalog::{
-    self, Family, OVERFLOW_VALUES, QUEUE_ORDER_VALUES, RESTART_POLICY_VALUES, SettingSpec,
-    ValueType,
+    self, OVERFLOW_VALUES, QUEUE_ORDER_VALUES, RESTART_POLICY_VALUES, SettingSpec, ValueType,
 };
 use super::model::{Item, SettingTarget};
+use crate::items::kind::HostKind;
 use crate::priority::{self, QueueOrder};
 
-/// Typed settings of one item, by family of class.
+/// Typed settings of one item, by kind (`items::kinds`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemSettings {
     /// Not resolved: before validation, or an item hie does not run (unknown class).
@@ -487,10 +487,13 @@ pub fn split_list(value: &str, semicolons: bool) -> Vec<String> {
         .collect()
 }
 
-/// Reads one item's settings through the catalog, collecting diagnostics.
-struct Reader<'a> {
+/// Reads one item's settings through its kind's setting groups (defaults, ranges),
+/// collecting diagnostics at the line of each bad value: what a kind's
+/// [`HostKind::resolve`] reads with.
+#[derive(Debug)]
+pub struct Reader<'a> {
     item: &'a Item,
-    family: Family,
+    kind: &'a dyn HostKind,
     file: &'a Path,
     errors: &'a mut Vec<Diagnostic>,
 }
@@ -499,7 +502,7 @@ impl Reader<'_> {
     /// The effective text of a setting (raw if non-empty or text-typed, else default) and
     /// the line it came from.
     fn text(&mut self, target: SettingTarget, name: &str) -> (String, u32) {
-        let Some(spec) = catalog::spec(self.family, target, name) else {
+        let Some(spec) = catalog::spec(self.kind, target, name) else {
             // Our own tables are wrong: say so as a diagnostic rather than panic on a config.
             self.error(
                 self.item.source.line,
@@ -541,26 +544,26 @@ impl Reader<'_> {
         }
     }
 
-    fn int(&mut self, target: SettingTarget, name: &str) -> i64 {
-        let (min, max) = match catalog::spec(self.family, target, name).map(|s| s.ty) {
+    pub(crate) fn int(&mut self, target: SettingTarget, name: &str) -> i64 {
+        let (min, max) = match catalog::spec(self.kind, target, name).map(|s| s.ty) {
             Some(ValueType::Int { min, max }) => (min, max),
             _ => (i64::MIN, i64::MAX),
         };
         self.parsed(target, name, |v| parse_int(v, min, max), min.max(0))
     }
 
-    fn u32(&mut self, target: SettingTarget, name: &str) -> u32 {
+    pub(crate) fn u32(&mut self, target: SettingTarget, name: &str) -> u32 {
         u32::try_from(self.int(target, name)).unwrap_or(0)
     }
 
-    fn timeout(&mut self, target: SettingTarget, name: &str) -> Timeout {
+    pub(crate) fn timeout(&mut self, target: SettingTarget, name: &str) -> Timeout {
         match self.int(target, name) {
             n if n < 0 => Timeout::Forever,
             n => Timeout::Seconds(u32::try_from(n).unwrap_or(u32::MAX)),
         }
     }
 
-    fn stay_connected(&mut self, target: SettingTarget) -> StayConnected {
+    pub(crate) fn stay_connected(&mut self, target: SettingTarget) -> StayConnected {
         match self.int(target, "StayConnected") {
             n if n < 0 => StayConnected::Forever,
             0 => StayConnected::AfterEachMessage,
@@ -568,11 +571,11 @@ impl Reader<'_> {
         }
     }
 
-    fn bool(&mut self, target: SettingTarget, name: &str) -> bool {
+    pub(crate) fn bool(&mut self, target: SettingTarget, name: &str) -> bool {
         self.parsed(target, name, parse_bool, false)
     }
 
-    fn port(&mut self, target: SettingTarget, name: &str) -> u16 {
+    pub(crate) fn port(&mut self, target: SettingTarget, name: &str) -> u16 {
         let (value, _) = self.text(target, name);
         if value.is_empty() {
             // Missing required values are reported once, by the required-settings check.
@@ -581,21 +584,26 @@ impl Reader<'_> {
         self.parsed(target, name, parse_port, 0)
     }
 
-    fn string(&mut self, target: SettingTarget, name: &str) -> String {
+    pub(crate) fn string(&mut self, target: SettingTarget, name: &str) -> String {
         self.text(target, name).0
     }
 
-    fn optional(&mut self, target: SettingTarget, name: &str) -> Option<String> {
+    pub(crate) fn optional(&mut self, target: SettingTarget, name: &str) -> Option<String> {
         Some(self.string(target, name)).filter(|s| !s.is_empty())
     }
 
-    fn list(&mut self, target: SettingTarget, name: &str, semicolons: bool) -> Vec<String> {
+    pub(crate) fn list(
+        &mut self,
+        target: SettingTarget,
+        name: &str,
+        semicolons: bool,
+    ) -> Vec<String> {
         split_list(&self.string(target, name), semicolons)
     }
 
     /// `Framing` of an item that writes messages: one hie can write (see
     /// [`Framing::terminates_output`]).
-    fn output_framing(&mut self) -> Framing {
+    pub(crate) fn output_framing(&mut self) -> Framing {
         self.parsed(
             SettingTarget::Host,
             "Framing",
@@ -612,14 +620,14 @@ impl Reader<'_> {
     }
 
     /// `RetryInterval`, raised to [`RETRY_INTERVAL_MIN_S`] (validation warns when it is).
-    fn retry_interval(&mut self) -> u32 {
+    pub(crate) fn retry_interval(&mut self) -> u32 {
         self.u32(SettingTarget::Host, "RetryInterval")
             .max(RETRY_INTERVAL_MIN_S)
     }
 
     /// `LocalInterface` of a listening adapter: its first word is the IP address (IRIS
     /// writes the interface name after it); empty means every interface.
-    fn local_interface(&mut self) -> IpAddr {
+    pub(crate) fn local_interface(&mut self) -> IpAddr {
         let any = IpAddr::from([0, 0, 0, 0]);
         self.parsed(
             SettingTarget::Adapter,
@@ -634,7 +642,7 @@ impl Reader<'_> {
         )
     }
 
-    fn reply_code_actions(&mut self) -> ReplyCodeActions {
+    pub(crate) fn reply_code_actions(&mut self) -> ReplyCodeActions {
         self.parsed(
             SettingTarget::Host,
             "ReplyCodeActions",
@@ -643,7 +651,7 @@ impl Reader<'_> {
         )
     }
 
-    fn common(&mut self) -> CommonSettings {
+    pub(crate) fn common(&mut self) -> CommonSettings {
         let h = SettingTarget::Host;
         let (queue_size, overflow) = self.queue_bound();
         CommonSettings {
@@ -659,7 +667,7 @@ impl Reader<'_> {
     /// catalog does not list them there, and the defaults stand in).
     fn queue_bound(&mut self) -> (u32, OverflowStrategy) {
         let h = SettingTarget::Host;
-        if catalog::spec(self.family, h, "QueueSize").is_none() {
+        if catalog::spec(self.kind, h, "QueueSize").is_none() {
             return (10_000, OverflowStrategy::Block);
         }
         let overflow = self.parsed(
@@ -696,7 +704,7 @@ impl Reader<'_> {
             },
             default.when,
         );
-        let max = match catalog::spec(self.family, h, "RestartDelay").map(|s| s.ty) {
+        let max = match catalog::spec(self.kind, h, "RestartDelay").map(|s| s.ty) {
             Some(ValueType::Seconds { max }) => max,
             _ => i64::MAX,
         };
@@ -711,7 +719,7 @@ impl Reader<'_> {
     /// needs at least one message type (an empty list would be FIFO in disguise).
     fn queue_order(&mut self) -> QueueOrder {
         let h = SettingTarget::Host;
-        if catalog::spec(self.family, h, "QueueOrder").is_none() {
+        if catalog::spec(self.kind, h, "QueueOrder").is_none() {
             return QueueOrder::Fifo;
         }
         let priority = self.parsed(
@@ -751,11 +759,11 @@ impl Reader<'_> {
     /// True when `name` has a value that does not parse (already reported).
     fn has_bad_value(&mut self, target: SettingTarget, name: &str) -> bool {
         let (value, _) = self.text(target, name);
-        catalog::spec(self.family, target, name)
+        catalog::spec(self.kind, target, name)
             .is_some_and(|spec| check_value(spec, &value).is_err())
     }
 
-    fn ack_mode(&mut self) -> AckMode {
+    pub(crate) fn ack_mode(&mut self) -> AckMode {
         self.parsed(
             SettingTarget::Host,
             "AckMode",
@@ -773,7 +781,7 @@ impl Reader<'_> {
 }
 
 impl Reader<'_> {
-    fn batch_handling(&mut self) -> BatchHandling {
+    pub(crate) fn batch_handling(&mut self) -> BatchHandling {
         self.parsed(
             SettingTarget::Host,
             "BatchHandling",
@@ -788,7 +796,7 @@ impl Reader<'_> {
         )
     }
 
-    fn charset_validation(&mut self) -> CharsetValidation {
+    pub(crate) fn charset_validation(&mut self) -> CharsetValidation {
         self.parsed(
             SettingTarget::Host,
             "CharsetValidation",
@@ -807,85 +815,29 @@ fn is_textual(ty: ValueType) -> bool {
     matches!(ty, ValueType::Text | ValueType::Target | ValueType::Targets)
 }
 
-/// Resolves the typed settings of `item` (of a class of `family`), pushing every bad value
+/// Resolves the typed settings of `item` (of a class of `kind`), pushing every bad value
 /// to `errors` at its line. The result is usable even when errors were pushed (bad values
 /// fall back to safe values), but a production with errors must not run.
 pub fn resolve(
     item: &Item,
-    family: Family,
+    kind: &dyn HostKind,
     file: &Path,
     errors: &mut Vec<Diagnostic>,
 ) -> ItemSettings {
     let mut r = Reader {
         item,
-        family,
+        kind,
         file,
         errors,
     };
-    let (h, a) = (SettingTarget::Host, SettingTarget::Adapter);
-    match family {
-        Family::Hl7TcpService => ItemSettings::Hl7TcpService(Hl7TcpServiceSettings {
-            common: r.common(),
-            port: r.port(a, "Port"),
-            targets: r.list(h, "TargetConfigNames", false),
-            ack_mode: r.ack_mode(),
-            read_timeout_s: r.u32(a, "ReadTimeout"),
-            stay_connected: r.stay_connected(a),
-            max_connections: r.u32(a, "MaxConnections"),
-            max_connections_per_peer: r.u32(a, "MaxConnectionsPerPeer"),
-            max_message_size: r.u32(a, "MaxMessageSize"),
-            batch_handling: r.batch_handling(),
-            charset_validation: r.charset_validation(),
-            local_interface: r.local_interface(),
-        }),
-        Family::Hl7FileService => ItemSettings::Hl7FileService(Hl7FileServiceSettings {
-            common: r.common(),
-            file_path: r.string(a, "FilePath"),
-            file_spec: Some(r.string(a, "FileSpec"))
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "*".to_owned()),
-            archive_path: r.optional(a, "ArchivePath"),
-            call_interval_s: r.u32(a, "CallInterval"),
-            targets: r.list(h, "TargetConfigNames", false),
-            batch_handling: r.batch_handling(),
-            charset_validation: r.charset_validation(),
-        }),
-        Family::Hl7Router | Family::Router => ItemSettings::Router(RouterSettings {
-            common: r.common(),
-            business_rule_name: r.string(h, "BusinessRuleName"),
-            bad_message_handler: r.optional(h, "BadMessageHandler"),
-            targets: r.list(h, "TargetConfigNames", false),
-            alert_on_bad_message: r.bool(h, "AlertOnBadMessage"),
-        }),
-        Family::Hl7TcpOperation => ItemSettings::Hl7TcpOperation(Hl7TcpOperationSettings {
-            common: r.common(),
-            ip_address: r.string(a, "IPAddress"),
-            port: r.port(a, "Port"),
-            connect_timeout_s: r.u32(a, "ConnectTimeout"),
-            reconnect_retry: r.u32(a, "ReconnectRetry"),
-            stay_connected: r.stay_connected(a),
-            response_timeout: r.timeout(a, "ResponseTimeout"),
-            get_reply: r.bool(a, "GetReply"),
-            retry_interval_s: r.retry_interval(),
-            failure_timeout: r.timeout(h, "FailureTimeout"),
-            reply_code_actions: r.reply_code_actions(),
-        }),
-        Family::Hl7FileOperation => ItemSettings::Hl7FileOperation(Hl7FileOperationSettings {
-            common: r.common(),
-            file_path: r.string(a, "FilePath"),
-            filename: r.string(h, "Filename"),
-            overwrite: r.bool(a, "Overwrite"),
-            retry_interval_s: r.retry_interval(),
-            failure_timeout: r.timeout(h, "FailureTimeout"),
-            framing: r.output_framing(),
-        }),
-    }
+    kind.resolve(&mut r)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::model::SettingValue;
+    use crate::items::kinds;
 
     fn item_with(class: &str, settings: &[(SettingTarget, &str, &str)]) -> Item {
         let mut item = Item::new("X", class);
@@ -914,7 +866,7 @@ mod tests {
         let mut errors = Vec::new();
         let ItemSettings::Hl7TcpOperation(s) = resolve(
             &item,
-            Family::Hl7TcpOperation,
+            &kinds::hl7_tcp_operation::KIND,
             Path::new("p.cls"),
             &mut errors,
         ) else {
@@ -947,7 +899,7 @@ mod tests {
         let mut errors = Vec::new();
         resolve(
             &item,
-            Family::Hl7TcpOperation,
+            &kinds::hl7_tcp_operation::KIND,
             Path::new("p.cls"),
             &mut errors,
         );
@@ -975,7 +927,7 @@ mod tests {
         let mut errors = Vec::new();
         resolve(
             &item,
-            Family::Hl7TcpOperation,
+            &kinds::hl7_tcp_operation::KIND,
             Path::new("p.cls"),
             &mut errors,
         );
@@ -1015,9 +967,12 @@ mod tests {
             ],
         );
         let mut errors = Vec::new();
-        let ItemSettings::Hl7TcpService(s) =
-            resolve(&item, Family::Hl7TcpService, Path::new("p"), &mut errors)
-        else {
+        let ItemSettings::Hl7TcpService(s) = resolve(
+            &item,
+            &kinds::hl7_tcp_service::KIND,
+            Path::new("p"),
+            &mut errors,
+        ) else {
             panic!("wrong family");
         };
         assert!(errors.is_empty());
@@ -1036,9 +991,12 @@ mod tests {
                 ],
             );
             let mut errors = Vec::new();
-            let ItemSettings::Hl7TcpService(s) =
-                resolve(&item, Family::Hl7TcpService, Path::new("p"), &mut errors)
-            else {
+            let ItemSettings::Hl7TcpService(s) = resolve(
+                &item,
+                &kinds::hl7_tcp_service::KIND,
+                Path::new("p"),
+                &mut errors,
+            ) else {
                 panic!("wrong family");
             };
             (s.local_interface, errors)
@@ -1062,9 +1020,12 @@ mod tests {
             ],
         );
         let mut errors = Vec::new();
-        let ItemSettings::Hl7FileOperation(s) =
-            resolve(&item, Family::Hl7FileOperation, Path::new("p"), &mut errors)
-        else {
+        let ItemSettings::Hl7FileOperation(s) = resolve(
+            &item,
+            &kinds::hl7_file_operation::KIND,
+            Path::new("p"),
+            &mut errors,
+        ) else {
             panic!("wrong family");
         };
         assert!(errors.is_empty(), "{errors:?}");
@@ -1091,14 +1052,19 @@ mod tests {
                 ],
             );
             let mut errors = Vec::new();
-            resolve(&item, Family::Hl7FileOperation, Path::new("p"), &mut errors);
+            resolve(
+                &item,
+                &kinds::hl7_file_operation::KIND,
+                Path::new("p"),
+                &mut errors,
+            );
             assert_eq!(errors.is_empty(), ok, "{value}: {errors:?}");
         }
     }
 
     #[test]
     fn batch_handling_runs_every_mode_and_charset_validation_defaults_to_declared() {
-        let resolved = |class: &str, family: Family, value: &str, extra: (&str, &str)| {
+        let resolved = |class: &str, family: &dyn HostKind, value: &str, extra: (&str, &str)| {
             let mut settings = vec![
                 (SettingTarget::Adapter, "Port", "2575"),
                 (SettingTarget::Adapter, "FilePath", "/in"),
@@ -1120,7 +1086,7 @@ mod tests {
             ("Indiv", BatchHandling::Individual),
         ] {
             let (ItemSettings::Hl7TcpService(s), errors) =
-                resolved(tcp, Family::Hl7TcpService, value, ("", ""))
+                resolved(tcp, &kinds::hl7_tcp_service::KIND, value, ("", ""))
             else {
                 panic!("wrong family");
             };
@@ -1130,17 +1096,17 @@ mod tests {
         }
         let file = "EnsLib.HL7.Service.FileService";
         let (ItemSettings::Hl7FileService(s), errors) =
-            resolved(file, Family::Hl7FileService, "Whole", ("", ""))
+            resolved(file, &kinds::hl7_file_service::KIND, "Whole", ("", ""))
         else {
             panic!("wrong family");
         };
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(s.batch_handling, BatchHandling::Whole);
-        let (_, errors) = resolved(file, Family::Hl7FileService, "whole", ("", ""));
+        let (_, errors) = resolved(file, &kinds::hl7_file_service::KIND, "whole", ("", ""));
         assert_eq!(errors.len(), 1, "{errors:?}");
         let (ItemSettings::Hl7FileService(s), errors) = resolved(
             file,
-            Family::Hl7FileService,
+            &kinds::hl7_file_service::KIND,
             "Indiv",
             ("CharsetValidation", "Strict"),
         ) else {
@@ -1148,7 +1114,12 @@ mod tests {
         };
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(s.charset_validation, CharsetValidation::Strict);
-        let (_, errors) = resolved(tcp, Family::Hl7TcpService, "", ("CharsetValidation", "Yes"));
+        let (_, errors) = resolved(
+            tcp,
+            &kinds::hl7_tcp_service::KIND,
+            "",
+            ("CharsetValidation", "Yes"),
+        );
         assert!(
             errors
                 .iter()
@@ -1165,7 +1136,12 @@ mod tests {
         settings.extend(host.iter().map(|(n, v)| (SettingTarget::Host, *n, *v)));
         let item = item_with("EnsLib.HL7.Operation.TCPOperation", &settings);
         let mut errors = Vec::new();
-        let resolved = resolve(&item, Family::Hl7TcpOperation, Path::new("p"), &mut errors);
+        let resolved = resolve(
+            &item,
+            &kinds::hl7_tcp_operation::KIND,
+            Path::new("p"),
+            &mut errors,
+        );
         (resolved.common().expect("resolved").clone(), errors)
     }
 
@@ -1254,10 +1230,22 @@ mod tests {
             &[(SettingTarget::Adapter, "Port", "2575")],
         );
         let mut errors = Vec::new();
-        let resolved = resolve(&item, Family::Hl7TcpService, Path::new("p"), &mut errors);
+        let resolved = resolve(
+            &item,
+            &kinds::hl7_tcp_service::KIND,
+            Path::new("p"),
+            &mut errors,
+        );
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(resolved.common().unwrap().queue_order, QueueOrder::Fifo);
-        assert!(catalog::spec(Family::Hl7TcpService, SettingTarget::Host, "QueueOrder").is_none());
+        assert!(
+            catalog::spec(
+                &kinds::hl7_tcp_service::KIND,
+                SettingTarget::Host,
+                "QueueOrder"
+            )
+            .is_none()
+        );
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! before anything starts. `hie check` and `hie run` share this validation, so what the
 //! engine would refuse, `hie check` refuses first, with file, line and item.
 //!
+//! Each kind of item owns its checks ([`HostKind::check`](crate::items::kind::HostKind::check),
+//! in its file under `items/kinds/`); this module runs them and gives them
+//! [`StartupChecks`] to report through. Today:
 //! - `AckMode=Byte` (IRIS's single ACK byte) is not written by hie: an error on an enabled
 //!   TCP service.
 //! - `IPAddress` with IRIS's leading `!` makes an outbound adapter wait for the downstream
@@ -21,81 +24,70 @@ use std::path::Path;
 
 use super::Diagnostic;
 use super::model::{Item, Production, SettingTarget};
-use super::settings::{AckMode, ItemSettings, RETRY_INTERVAL_MIN_S};
+use super::settings::{ItemSettings, RETRY_INTERVAL_MIN_S};
 use super::validate::Findings;
+use crate::items::registry;
 
-/// Runs every check of this module.
+/// Runs every check of this module: each running item's kind's
+/// [`HostKind::check`](crate::items::kind::HostKind::check).
 pub fn check(production: &Production, file: &Path, f: &mut Findings) {
+    let mut checks = StartupChecks { file, f };
     for item in &production.items {
-        match &item.settings {
-            ItemSettings::Hl7TcpService(s) if s.ack_mode == AckMode::Byte => {
-                let message = "AckMode Byte (a single ACK byte) is not supported by hie; use \
-                               Immed, App, Msh or Never"
-                    .to_owned();
-                report(item, SettingTarget::Host, "AckMode", message, file, f);
-            }
-            ItemSettings::Hl7TcpOperation(s) if s.ip_address.trim_start().starts_with('!') => {
-                let message = format!(
-                    "IPAddress {:?}: a leading '!' makes IRIS wait for the downstream system to \
-                     connect in; hie only connects out, so give the host to connect to",
-                    s.ip_address
-                );
-                report(item, SettingTarget::Adapter, "IPAddress", message, file, f);
-            }
-            _ => {}
+        if matches!(item.settings, ItemSettings::Unresolved) {
+            continue;
         }
-        check_retry_interval(item, file, f);
+        if let Some(kind) = registry::kind_of_class(&item.class) {
+            kind.check(item, &item.settings, &mut checks);
+        }
     }
 }
 
-/// An error at `setting`'s line on an enabled item, a warning on a disabled one.
-fn report(
-    item: &Item,
-    target: SettingTarget,
-    setting: &str,
-    message: String,
-    file: &Path,
-    f: &mut Findings,
-) {
-    let line = item
-        .raw(target)
-        .get(setting)
-        .map_or(item.source.line, |v| v.line);
-    if item.enabled {
-        f.error(file, line, Some(&item.name), message);
-    } else {
-        f.warn(file, line, Some(&item.name), message);
-    }
+/// Where a kind's start-up checks report: file, line and item, an error on an enabled
+/// item and a warning on a disabled one.
+#[derive(Debug)]
+pub struct StartupChecks<'a> {
+    file: &'a Path,
+    f: &'a mut Findings,
 }
 
-fn check_retry_interval(item: &Item, file: &Path, f: &mut Findings) {
-    let has_retries = matches!(
-        item.settings,
-        ItemSettings::Hl7TcpOperation(_) | ItemSettings::Hl7FileOperation(_)
-    );
-    let Some(raw) = item
-        .host_settings
-        .get("RetryInterval")
-        .filter(|_| has_retries)
-    else {
-        return;
-    };
-    if raw
-        .value
-        .trim()
-        .parse::<i64>()
-        .is_ok_and(|n| (0..i64::from(RETRY_INTERVAL_MIN_S)).contains(&n))
-    {
-        f.warn(
-            file,
-            raw.line,
-            Some(&item.name),
-            format!(
-                "RetryInterval {} would retry without pause; hie waits {RETRY_INTERVAL_MIN_S} s \
-                 between attempts",
-                raw.value.trim()
-            ),
-        );
+impl StartupChecks<'_> {
+    /// An error at `setting`'s line (the item's line when it is not written) on an
+    /// enabled item, a warning on a disabled one.
+    pub fn report(&mut self, item: &Item, target: SettingTarget, setting: &str, message: String) {
+        let line = item
+            .raw(target)
+            .get(setting)
+            .map_or(item.source.line, |v| v.line);
+        if item.enabled {
+            self.f.error(self.file, line, Some(&item.name), message);
+        } else {
+            self.f.warn(self.file, line, Some(&item.name), message);
+        }
+    }
+
+    /// A warning when an item that retries has a `RetryInterval` below
+    /// [`RETRY_INTERVAL_MIN_S`]: it would retry in a busy loop, so hie waits the minimum.
+    pub fn retry_interval(&mut self, item: &Item) {
+        let Some(raw) = item.host_settings.get("RetryInterval") else {
+            return;
+        };
+        if raw
+            .value
+            .trim()
+            .parse::<i64>()
+            .is_ok_and(|n| (0..i64::from(RETRY_INTERVAL_MIN_S)).contains(&n))
+        {
+            self.f.warn(
+                self.file,
+                raw.line,
+                Some(&item.name),
+                format!(
+                    "RetryInterval {} would retry without pause; hie waits \
+                     {RETRY_INTERVAL_MIN_S} s between attempts",
+                    raw.value.trim()
+                ),
+            );
+        }
     }
 }
 

@@ -28,10 +28,11 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 
-use super::catalog::{self, Family};
+use super::catalog;
 use super::model::{ItemKind, Production, SettingTarget};
 use super::settings::{self, ItemSettings};
 use super::{Diagnostic, LoadOptions, UnknownClass, UnsupportedSetting, routes, startup, suggest};
+use crate::items::kind::HostKind;
 
 /// Characters IRIS does not allow in a config item name.
 pub const NAME_FORBIDDEN: &[char] = &['|', ';', ',', ':', '[', '<', '>', '\\', '/', '&', '"'];
@@ -81,7 +82,7 @@ pub fn validate(production: &mut Production, file: &Path, opts: &LoadOptions) ->
             continue;
         }
         let info = catalog::class_info(&item.class);
-        let Some(family) = info.and_then(|info| info.family) else {
+        let Some(kind) = info.and_then(|info| info.runs) else {
             f.unknown_classes.push(UnknownClass {
                 item: item.name.clone(),
                 class: item.class.clone(),
@@ -108,7 +109,7 @@ pub fn validate(production: &mut Production, file: &Path, opts: &LoadOptions) ->
             item.settings = ItemSettings::Unresolved;
             continue;
         };
-        check_raw_settings(item, family, file, &mut f);
+        check_raw_settings(item, kind, file, &mut f);
         if !item.schedule.trim().is_empty() {
             // hie runs enabled items all the time; a schedule is recorded, not followed.
             f.unsupported_settings.push(UnsupportedSetting {
@@ -125,7 +126,7 @@ pub fn validate(production: &mut Production, file: &Path, opts: &LoadOptions) ->
                 "Schedule is ignored: hie runs an enabled item all the time".into(),
             );
         }
-        item.settings = settings::resolve(item, family, file, &mut f.errors);
+        item.settings = settings::resolve(item, kind, file, &mut f.errors);
         check_queue_order(item, file, &mut f);
         if item.enabled && item.pool_size == 0 && item.kind != ItemKind::Process {
             f.warn(
@@ -181,10 +182,15 @@ fn check_names(production: &Production, file: &Path, f: &mut Findings) {
     }
 }
 
-fn check_raw_settings(item: &super::model::Item, family: Family, file: &Path, f: &mut Findings) {
+fn check_raw_settings(
+    item: &super::model::Item,
+    kind: &dyn HostKind,
+    file: &Path,
+    f: &mut Findings,
+) {
     for target in [SettingTarget::Host, SettingTarget::Adapter] {
         for (name, raw) in item.raw(target) {
-            let spec = catalog::spec(family, target, name);
+            let spec = catalog::spec(kind, target, name);
             let supported = spec.is_some_and(|s| s.supported);
             if !supported {
                 let at_default = spec.is_some_and(|s| s.default == raw.value);
@@ -196,7 +202,7 @@ fn check_raw_settings(item: &super::model::Item, family: Family, file: &Path, f:
                     at_default,
                 });
                 if !at_default {
-                    let why = ignored_because(family, target, name, spec.is_some());
+                    let why = ignored_because(kind, target, name, spec.is_some());
                     f.warn(file, raw.line, Some(&item.name), why);
                 }
             }
@@ -217,7 +223,7 @@ fn check_raw_settings(item: &super::model::Item, family: Family, file: &Path, f:
     if !item.enabled {
         return;
     }
-    for spec in catalog::specs(family).into_iter().filter(|s| s.required) {
+    for spec in catalog::specs(kind).into_iter().filter(|s| s.required) {
         if item
             .raw_value(spec.target, spec.name)
             .is_none_or(|v| v.trim().is_empty())
@@ -238,9 +244,9 @@ fn check_raw_settings(item: &super::model::Item, family: Family, file: &Path, f:
 }
 
 /// Why setting `name` of `target` is ignored, for a warning: hie does not use it, or does
-/// not know it for this family of classes (with the closest name it knows, or the target
+/// not know it for this kind of item (with the closest name it knows, or the target
 /// it belongs to).
-fn ignored_because(family: Family, target: SettingTarget, name: &str, known: bool) -> String {
+fn ignored_because(kind: &dyn HostKind, target: SettingTarget, name: &str, known: bool) -> String {
     let what = format!("setting {} {name}", target.as_str());
     if known {
         return format!("{what} is ignored: hie does not use it (see docs/configuration.md)");
@@ -249,7 +255,7 @@ fn ignored_because(family: Family, target: SettingTarget, name: &str, known: boo
         SettingTarget::Host => SettingTarget::Adapter,
         SettingTarget::Adapter => SettingTarget::Host,
     };
-    if catalog::spec(family, other, name).is_some() {
+    if catalog::spec(kind, other, name).is_some() {
         let article = match other {
             SettingTarget::Host => "a",
             SettingTarget::Adapter => "an",
@@ -259,7 +265,7 @@ fn ignored_because(family: Family, target: SettingTarget, name: &str, known: boo
             "{what} is ignored: {name} is {article} {other} setting (Target=\"{other}\")"
         );
     }
-    let specs = catalog::specs(family);
+    let specs = catalog::specs(kind);
     let names = specs.iter().filter(|s| s.target == target).map(|s| s.name);
     let hint = suggest::did_you_mean(name, names);
     format!("{what} is ignored: it is not a setting hie knows for this class{hint}")

@@ -48,6 +48,17 @@ pub enum Role {
     Inert(String),
 }
 
+impl Role {
+    /// True for the roles whose instances take messages from a queue of their own (routers
+    /// and operations); services feed queues, they have none.
+    pub fn has_queue(&self) -> bool {
+        matches!(
+            self,
+            Role::Router | Role::TcpOperation(_) | Role::FileOperation(_)
+        )
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TcpServicePlan {
     pub settings: Hl7TcpServiceSettings,

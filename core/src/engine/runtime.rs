@@ -324,11 +324,7 @@ impl Shard {
             .items
             .iter()
             .map(|item| {
-                let queued = matches!(
-                    item.role,
-                    Role::Router | Role::TcpOperation(_) | Role::FileOperation(_)
-                );
-                let local = if queued {
+                let local = if item.role.has_queue() {
                     item.instances_on(index)
                 } else {
                     Vec::new()

@@ -216,10 +216,7 @@ fn start_workers(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
     let mut workers = Vec::new();
     for item in shard.plan.on_shard(shard.index) {
         let id = item.id;
-        if !matches!(
-            item.role,
-            Role::Router | Role::TcpOperation(_) | Role::FileOperation(_)
-        ) {
+        if !item.role.has_queue() {
             continue;
         }
         for instance in item.instances_on(shard.index) {

@@ -1,0 +1,102 @@
+//! The kind `EnsLib.HL7.Operation.FileOperation`: HL7 files to a directory. Its runtime
+//! is [`items::hl7_file_operation`](crate::items::hl7_file_operation).
+
+use crate::config::catalog::{
+    A, BOOL, H, HL7_OPERATION_HOST, HOST_ALL, OPERATION_HOST, QUEUE_HOST, SettingSpec, TEXT,
+    ValueType, int, no, req, s,
+};
+use crate::config::model::{Item, ItemKind, SettingTarget};
+use crate::config::settings::{Hl7FileOperationSettings, ItemSettings, Reader};
+use crate::config::startup::StartupChecks;
+use crate::items::kind::{ClassDef, HostKind};
+
+/// The kind.
+#[derive(Debug)]
+pub struct Hl7FileOperation;
+
+/// Its registry entry.
+pub static KIND: Hl7FileOperation = Hl7FileOperation;
+
+/// `EnsLib.HL7.Operation.BatchStandard` (file operations).
+const HL7_BATCH_OPERATION_HOST: &[SettingSpec] = &[
+    s(
+        "Filename",
+        H,
+        TEXT,
+        "%f_%Q",
+        "output file name, with IRIS time stamp specifiers",
+    ),
+    s(
+        "Framing",
+        H,
+        ValueType::Framing,
+        "AsciiLF",
+        "what ends each message in the file (None, AsciiLF, AsciiCR, AsciiCRLF, Ascii<n>[/<n>], MLLP, MLLP<n>/<n>)",
+    ),
+    no(
+        "AutoBatchParentSegs",
+        H,
+        BOOL,
+        "0",
+        "write batch header and trailer segments",
+    ),
+];
+
+/// `EnsLib.File.OutboundAdapter`.
+const FILE_OUTBOUND_ADAPTER: &[SettingSpec] = &[
+    req("FilePath", A, TEXT, "directory to write files to"),
+    s(
+        "Overwrite",
+        A,
+        BOOL,
+        "0",
+        "overwrite an existing file instead of appending",
+    ),
+    no("Charset", A, TEXT, "Default", "file character set"),
+    no(
+        "OpenTimeout",
+        A,
+        int(0, 3600),
+        "5",
+        "seconds to wait to open the file",
+    ),
+];
+
+impl HostKind for Hl7FileOperation {
+    fn classes(&self) -> &'static [ClassDef] {
+        &[ClassDef {
+            class: "EnsLib.HL7.Operation.FileOperation",
+            kind: ItemKind::Operation,
+            about: "HL7 files to a directory",
+        }]
+    }
+
+    fn settings(&self) -> &'static [&'static [SettingSpec]] {
+        &[
+            HL7_BATCH_OPERATION_HOST,
+            HL7_OPERATION_HOST,
+            FILE_OUTBOUND_ADAPTER,
+            OPERATION_HOST,
+            QUEUE_HOST,
+            HOST_ALL,
+        ]
+    }
+
+    fn resolve(&self, r: &mut Reader<'_>) -> ItemSettings {
+        let (h, a) = (SettingTarget::Host, SettingTarget::Adapter);
+        ItemSettings::Hl7FileOperation(Hl7FileOperationSettings {
+            common: r.common(),
+            file_path: r.string(a, "FilePath"),
+            filename: r.string(h, "Filename"),
+            overwrite: r.bool(a, "Overwrite"),
+            retry_interval_s: r.retry_interval(),
+            failure_timeout: r.timeout(h, "FailureTimeout"),
+            framing: r.output_framing(),
+        })
+    }
+
+    /// A `RetryInterval` below the minimum is raised (a warning).
+    fn check(&self, item: &Item, _settings: &ItemSettings, checks: &mut StartupChecks<'_>) {
+        checks.retry_interval(item);
+    }
+}

@@ -1,0 +1,147 @@
+//! The kind `EnsLib.HL7.Operation.TCPOperation`: HL7 over MLLP/TCP, outbound. Its runtime
+//! is [`items::hl7_tcp_operation`](crate::items::hl7_tcp_operation).
+
+use crate::config::catalog::{
+    A, BOOL, DAY_S, H, HL7_OPERATION_HOST, HOST_ALL, OPERATION_HOST, QUEUE_HOST, SettingSpec, TEXT,
+    ValueType, int, no, req, s,
+};
+use crate::config::model::{Item, ItemKind, SettingTarget};
+use crate::config::settings::{Hl7TcpOperationSettings, ItemSettings, Reader};
+use crate::config::startup::StartupChecks;
+use crate::items::kind::{ClassDef, HostKind};
+
+/// The kind.
+#[derive(Debug)]
+pub struct Hl7TcpOperation;
+
+/// Its registry entry.
+pub static KIND: Hl7TcpOperation = Hl7TcpOperation;
+
+/// `EnsLib.HL7.Operation.ReplyStandard` (TCP operations).
+const HL7_REPLY_OPERATION_HOST: &[SettingSpec] = &[
+    s(
+        "ReplyCodeActions",
+        H,
+        ValueType::ReplyCodeActions,
+        ":?R=RF,:?E=S,:~=S,:?A=C,:*=S,:I?=W,:T?=C",
+        "what each ACK code leads to",
+    ),
+    no(
+        "Framing",
+        H,
+        ValueType::Framing,
+        "MLLP",
+        "message framing on the wire (hie always sends MLLP)",
+    ),
+    no(
+        "NoFailWhileDisconnected",
+        H,
+        BOOL,
+        "0",
+        "do not count time disconnected toward FailureTimeout",
+    ),
+    no("SaveReplies", H, TEXT, "None", "keep replies in the store"),
+];
+
+/// `EnsLib.TCP.OutboundAdapter`.
+const TCP_OUTBOUND_ADAPTER: &[SettingSpec] = &[
+    req(
+        "IPAddress",
+        A,
+        TEXT,
+        "host to connect to (leading ! = wait for it to connect)",
+    ),
+    req("Port", A, ValueType::Port, "TCP port to connect to"),
+    s(
+        "ConnectTimeout",
+        A,
+        int(0, 600),
+        "5",
+        "seconds to wait for a connection",
+    ),
+    s(
+        "ReconnectRetry",
+        A,
+        int(0, 10_000),
+        "5",
+        "connection attempts per message before it counts as a failure",
+    ),
+    s(
+        "StayConnected",
+        A,
+        int(-1, DAY_S),
+        "-1",
+        "idle seconds before closing (-1 = never, 0 = after each message)",
+    ),
+    s(
+        "ResponseTimeout",
+        A,
+        int(-1, DAY_S),
+        "30",
+        "seconds to wait for the ACK (-1 = forever)",
+    ),
+    no(
+        "ReadTimeout",
+        A,
+        int(0, DAY_S),
+        "5",
+        "seconds to wait for the rest of an ACK once started (hie: ResponseTimeout covers it)",
+    ),
+    s("GetReply", A, BOOL, "1", "wait for an ACK"),
+    no("SSLConfig", A, TEXT, "", "TLS configuration name"),
+    no("LocalInterface", A, TEXT, "", "interface to connect from"),
+];
+
+impl HostKind for Hl7TcpOperation {
+    fn classes(&self) -> &'static [ClassDef] {
+        &[ClassDef {
+            class: "EnsLib.HL7.Operation.TCPOperation",
+            kind: ItemKind::Operation,
+            about: "HL7 over MLLP/TCP, outbound",
+        }]
+    }
+
+    fn settings(&self) -> &'static [&'static [SettingSpec]] {
+        &[
+            HL7_REPLY_OPERATION_HOST,
+            HL7_OPERATION_HOST,
+            TCP_OUTBOUND_ADAPTER,
+            OPERATION_HOST,
+            QUEUE_HOST,
+            HOST_ALL,
+        ]
+    }
+
+    fn resolve(&self, r: &mut Reader<'_>) -> ItemSettings {
+        let (h, a) = (SettingTarget::Host, SettingTarget::Adapter);
+        ItemSettings::Hl7TcpOperation(Hl7TcpOperationSettings {
+            common: r.common(),
+            ip_address: r.string(a, "IPAddress"),
+            port: r.port(a, "Port"),
+            connect_timeout_s: r.u32(a, "ConnectTimeout"),
+            reconnect_retry: r.u32(a, "ReconnectRetry"),
+            stay_connected: r.stay_connected(a),
+            response_timeout: r.timeout(a, "ResponseTimeout"),
+            get_reply: r.bool(a, "GetReply"),
+            retry_interval_s: r.retry_interval(),
+            failure_timeout: r.timeout(h, "FailureTimeout"),
+            reply_code_actions: r.reply_code_actions(),
+        })
+    }
+
+    /// IRIS's leading `!` in `IPAddress` waits for the downstream system to connect in;
+    /// hie only connects out. A `RetryInterval` below the minimum is raised (a warning).
+    fn check(&self, item: &Item, settings: &ItemSettings, checks: &mut StartupChecks<'_>) {
+        if let ItemSettings::Hl7TcpOperation(s) = settings
+            && s.ip_address.trim_start().starts_with('!')
+        {
+            let message = format!(
+                "IPAddress {:?}: a leading '!' makes IRIS wait for the downstream system to \
+                 connect in; hie only connects out, so give the host to connect to",
+                s.ip_address
+            );
+            checks.report(item, SettingTarget::Adapter, "IPAddress", message);
+        }
+        checks.retry_interval(item);
+    }
+}

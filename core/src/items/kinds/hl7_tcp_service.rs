@@ -1,0 +1,131 @@
+//! The kind `EnsLib.HL7.Service.TCPService`: HL7 over MLLP/TCP, inbound. Its runtime is
+//! [`items::hl7_tcp_service`](crate::items::hl7_tcp_service).
+
+use crate::config::catalog::{
+    A, BOOL, DAY_S, HL7_SERVICE_HOST, HOST_ALL, SERVICE_HOST, SettingSpec, TEXT, ValueType, int,
+    no, req, s,
+};
+use crate::config::model::{Item, ItemKind, SettingTarget};
+use crate::config::settings::{AckMode, Hl7TcpServiceSettings, ItemSettings, Reader};
+use crate::config::startup::StartupChecks;
+use crate::items::kind::{ClassDef, HostKind};
+
+/// The kind.
+#[derive(Debug)]
+pub struct Hl7TcpService;
+
+/// Its registry entry.
+pub static KIND: Hl7TcpService = Hl7TcpService;
+
+/// `EnsLib.HL7.Adapter.TCPInboundAdapter`.
+const TCP_INBOUND_ADAPTER: &[SettingSpec] = &[
+    req("Port", A, ValueType::Port, "TCP port to listen on"),
+    s(
+        "ReadTimeout",
+        A,
+        int(0, 3600),
+        "5",
+        "seconds a message may take to arrive whole once started (0 = no limit)",
+    ),
+    s(
+        "StayConnected",
+        A,
+        int(-1, DAY_S),
+        "-1",
+        "idle seconds before closing (-1 = never, 0 = after each message)",
+    ),
+    s(
+        "MaxConnections",
+        A,
+        int(1, 1_000_000),
+        "4096",
+        "hie: connections open at once to the service (all shards together); more are refused, or one is displaced to make room (see Inbound limits of a TCP service)",
+    ),
+    s(
+        "MaxConnectionsPerPeer",
+        A,
+        int(1, 1_000_000),
+        "256",
+        "hie: connections open at once to the service from one IP address (all shards together); more are refused",
+    ),
+    s(
+        "MaxMessageSize",
+        A,
+        int(1024, 1 << 30),
+        "67108864",
+        "hie: largest message in bytes; a larger one gets a NAK and its connection closes",
+    ),
+    no(
+        "AllowedIPAddresses",
+        A,
+        TEXT,
+        "",
+        "IP allow list; leading ! = connect out",
+    ),
+    no(
+        "CallInterval",
+        A,
+        int(0, DAY_S),
+        "5",
+        "seconds between listen checks",
+    ),
+    no("QSize", A, int(0, 10_000), "100", "listen backlog"),
+    no("SSLConfig", A, TEXT, "", "TLS configuration name"),
+    s(
+        "LocalInterface",
+        A,
+        TEXT,
+        "",
+        "IP address to listen on (its first word; empty = every interface, 0.0.0.0)",
+    ),
+    no("JobPerConnection", A, BOOL, "0", "one job per connection"),
+];
+
+impl HostKind for Hl7TcpService {
+    fn classes(&self) -> &'static [ClassDef] {
+        &[ClassDef {
+            class: "EnsLib.HL7.Service.TCPService",
+            kind: ItemKind::Service,
+            about: "HL7 over MLLP/TCP, inbound",
+        }]
+    }
+
+    fn settings(&self) -> &'static [&'static [SettingSpec]] {
+        &[
+            HL7_SERVICE_HOST,
+            TCP_INBOUND_ADAPTER,
+            SERVICE_HOST,
+            HOST_ALL,
+        ]
+    }
+
+    fn resolve(&self, r: &mut Reader<'_>) -> ItemSettings {
+        let (h, a) = (SettingTarget::Host, SettingTarget::Adapter);
+        ItemSettings::Hl7TcpService(Hl7TcpServiceSettings {
+            common: r.common(),
+            port: r.port(a, "Port"),
+            targets: r.list(h, "TargetConfigNames", false),
+            ack_mode: r.ack_mode(),
+            read_timeout_s: r.u32(a, "ReadTimeout"),
+            stay_connected: r.stay_connected(a),
+            max_connections: r.u32(a, "MaxConnections"),
+            max_connections_per_peer: r.u32(a, "MaxConnectionsPerPeer"),
+            max_message_size: r.u32(a, "MaxMessageSize"),
+            batch_handling: r.batch_handling(),
+            charset_validation: r.charset_validation(),
+            local_interface: r.local_interface(),
+        })
+    }
+
+    /// `AckMode=Byte` (IRIS's single ACK byte) is not written by hie.
+    fn check(&self, item: &Item, settings: &ItemSettings, checks: &mut StartupChecks<'_>) {
+        if let ItemSettings::Hl7TcpService(s) = settings
+            && s.ack_mode == AckMode::Byte
+        {
+            let message = "AckMode Byte (a single ACK byte) is not supported by hie; use \
+                           Immed, App, Msh or Never"
+                .to_owned();
+            checks.report(item, SettingTarget::Host, "AckMode", message);
+        }
+    }
+}
