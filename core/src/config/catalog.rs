@@ -1,7 +1,7 @@
 //! The catalog: which IRIS classes hie knows, what kind of item each is, which of them hie
 //! runs, and the setting groups the IRIS base classes and adapters share (IRIS name,
 //! target, type, range, default, supported or not). It reads the item kinds from
-//! [`registry`](crate::items::registry): each kind (one file under `items/kinds/`) names
+//! [`items::kinds`](crate::items::kinds): each kind (one file under `items/kinds/`) names
 //! its classes and lists its setting groups, its own and the shared ones defined here.
 //!
 //! Invariants:
@@ -21,7 +21,7 @@
 
 use super::model::{ItemKind, SettingTarget};
 use crate::items::kind::HostKind;
-use crate::items::registry;
+use crate::items::kinds;
 
 /// One known IRIS class.
 #[derive(Debug, Clone, Copy)]
@@ -37,9 +37,9 @@ pub struct ClassInfo {
 }
 
 /// Every IRIS class hie knows, those it runs first (in the order of
-/// [`registry::KINDS`](crate::items::registry::KINDS)).
+/// [`kinds::KINDS`](crate::items::kinds::KINDS)).
 pub fn classes() -> impl Iterator<Item = ClassInfo> {
-    let running = registry::KINDS.iter().flat_map(|&kind| {
+    let running = kinds::KINDS.iter().flat_map(|&kind| {
         kind.classes().iter().map(move |c| ClassInfo {
             class: c.class,
             kind: c.kind,
@@ -47,7 +47,7 @@ pub fn classes() -> impl Iterator<Item = ClassInfo> {
             about: c.about,
         })
     });
-    let known = registry::NOT_RUN.iter().map(|c| ClassInfo {
+    let known = kinds::NOT_RUN.iter().map(|c| ClassInfo {
         class: c.class,
         kind: c.kind,
         runs: None,
@@ -684,7 +684,7 @@ pub fn docs_markdown() -> String {
             info.about
         ));
     }
-    for &kind in registry::KINDS {
+    for &kind in kinds::KINDS {
         let classes: Vec<String> = kind
             .classes()
             .iter()
@@ -720,7 +720,6 @@ pub fn docs_markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::items::kinds;
 
     const DOCS_BEGIN: &str = "<!-- catalog:begin (generated from core/src/config/catalog.rs) -->\n";
     const DOCS_END: &str = "<!-- catalog:end -->";

@@ -839,6 +839,12 @@ mod tests {
     use crate::config::model::SettingValue;
     use crate::items::kinds;
 
+    /// `item`'s settings resolved by the kind of its class.
+    fn resolve_by_class(item: &Item, errors: &mut Vec<Diagnostic>) -> ItemSettings {
+        let kind = kinds::kind_of_class(&item.class).expect("a class hie runs");
+        resolve(item, kind, Path::new("p"), errors)
+    }
+
     fn item_with(class: &str, settings: &[(SettingTarget, &str, &str)]) -> Item {
         let mut item = Item::new("X", class);
         for (i, (target, name, value)) in settings.iter().enumerate() {
@@ -864,12 +870,7 @@ mod tests {
             ],
         );
         let mut errors = Vec::new();
-        let ItemSettings::Hl7TcpOperation(s) = resolve(
-            &item,
-            &kinds::hl7_tcp_operation::KIND,
-            Path::new("p.cls"),
-            &mut errors,
-        ) else {
+        let ItemSettings::Hl7TcpOperation(s) = resolve_by_class(&item, &mut errors) else {
             panic!("wrong family");
         };
         assert!(errors.is_empty(), "{errors:?}");
@@ -897,12 +898,7 @@ mod tests {
             ],
         );
         let mut errors = Vec::new();
-        resolve(
-            &item,
-            &kinds::hl7_tcp_operation::KIND,
-            Path::new("p.cls"),
-            &mut errors,
-        );
+        resolve_by_class(&item, &mut errors);
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert_eq!(errors[0].line, 11);
         assert!(errors[0].message.contains("Port"), "{}", errors[0].message);
@@ -925,12 +921,7 @@ mod tests {
             ],
         );
         let mut errors = Vec::new();
-        resolve(
-            &item,
-            &kinds::hl7_tcp_operation::KIND,
-            Path::new("p.cls"),
-            &mut errors,
-        );
+        resolve_by_class(&item, &mut errors);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].line, 12);
         assert!(
@@ -967,12 +958,7 @@ mod tests {
             ],
         );
         let mut errors = Vec::new();
-        let ItemSettings::Hl7TcpService(s) = resolve(
-            &item,
-            &kinds::hl7_tcp_service::KIND,
-            Path::new("p"),
-            &mut errors,
-        ) else {
+        let ItemSettings::Hl7TcpService(s) = resolve_by_class(&item, &mut errors) else {
             panic!("wrong family");
         };
         assert!(errors.is_empty());
@@ -991,12 +977,7 @@ mod tests {
                 ],
             );
             let mut errors = Vec::new();
-            let ItemSettings::Hl7TcpService(s) = resolve(
-                &item,
-                &kinds::hl7_tcp_service::KIND,
-                Path::new("p"),
-                &mut errors,
-            ) else {
+            let ItemSettings::Hl7TcpService(s) = resolve_by_class(&item, &mut errors) else {
                 panic!("wrong family");
             };
             (s.local_interface, errors)
@@ -1020,12 +1001,7 @@ mod tests {
             ],
         );
         let mut errors = Vec::new();
-        let ItemSettings::Hl7FileOperation(s) = resolve(
-            &item,
-            &kinds::hl7_file_operation::KIND,
-            Path::new("p"),
-            &mut errors,
-        ) else {
+        let ItemSettings::Hl7FileOperation(s) = resolve_by_class(&item, &mut errors) else {
             panic!("wrong family");
         };
         assert!(errors.is_empty(), "{errors:?}");
@@ -1052,19 +1028,14 @@ mod tests {
                 ],
             );
             let mut errors = Vec::new();
-            resolve(
-                &item,
-                &kinds::hl7_file_operation::KIND,
-                Path::new("p"),
-                &mut errors,
-            );
+            resolve_by_class(&item, &mut errors);
             assert_eq!(errors.is_empty(), ok, "{value}: {errors:?}");
         }
     }
 
     #[test]
     fn batch_handling_runs_every_mode_and_charset_validation_defaults_to_declared() {
-        let resolved = |class: &str, family: &dyn HostKind, value: &str, extra: (&str, &str)| {
+        let resolved = |class: &str, value: &str, extra: (&str, &str)| {
             let mut settings = vec![
                 (SettingTarget::Adapter, "Port", "2575"),
                 (SettingTarget::Adapter, "FilePath", "/in"),
@@ -1075,7 +1046,7 @@ mod tests {
             }
             let item = item_with(class, &settings);
             let mut errors = Vec::new();
-            let out = resolve(&item, family, Path::new("p"), &mut errors);
+            let out = resolve_by_class(&item, &mut errors);
             (out, errors)
         };
         let tcp = "EnsLib.HL7.Service.TCPService";
@@ -1085,9 +1056,7 @@ mod tests {
             ("Batch", BatchHandling::MultiSession),
             ("Indiv", BatchHandling::Individual),
         ] {
-            let (ItemSettings::Hl7TcpService(s), errors) =
-                resolved(tcp, &kinds::hl7_tcp_service::KIND, value, ("", ""))
-            else {
+            let (ItemSettings::Hl7TcpService(s), errors) = resolved(tcp, value, ("", "")) else {
                 panic!("wrong family");
             };
             assert!(errors.is_empty(), "{value}: {errors:?}");
@@ -1095,31 +1064,21 @@ mod tests {
             assert_eq!(s.charset_validation, CharsetValidation::Declared);
         }
         let file = "EnsLib.HL7.Service.FileService";
-        let (ItemSettings::Hl7FileService(s), errors) =
-            resolved(file, &kinds::hl7_file_service::KIND, "Whole", ("", ""))
-        else {
+        let (ItemSettings::Hl7FileService(s), errors) = resolved(file, "Whole", ("", "")) else {
             panic!("wrong family");
         };
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(s.batch_handling, BatchHandling::Whole);
-        let (_, errors) = resolved(file, &kinds::hl7_file_service::KIND, "whole", ("", ""));
+        let (_, errors) = resolved(file, "whole", ("", ""));
         assert_eq!(errors.len(), 1, "{errors:?}");
-        let (ItemSettings::Hl7FileService(s), errors) = resolved(
-            file,
-            &kinds::hl7_file_service::KIND,
-            "Indiv",
-            ("CharsetValidation", "Strict"),
-        ) else {
+        let (ItemSettings::Hl7FileService(s), errors) =
+            resolved(file, "Indiv", ("CharsetValidation", "Strict"))
+        else {
             panic!("wrong family");
         };
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(s.charset_validation, CharsetValidation::Strict);
-        let (_, errors) = resolved(
-            tcp,
-            &kinds::hl7_tcp_service::KIND,
-            "",
-            ("CharsetValidation", "Yes"),
-        );
+        let (_, errors) = resolved(tcp, "", ("CharsetValidation", "Yes"));
         assert!(
             errors
                 .iter()
@@ -1136,12 +1095,7 @@ mod tests {
         settings.extend(host.iter().map(|(n, v)| (SettingTarget::Host, *n, *v)));
         let item = item_with("EnsLib.HL7.Operation.TCPOperation", &settings);
         let mut errors = Vec::new();
-        let resolved = resolve(
-            &item,
-            &kinds::hl7_tcp_operation::KIND,
-            Path::new("p"),
-            &mut errors,
-        );
+        let resolved = resolve_by_class(&item, &mut errors);
         (resolved.common().expect("resolved").clone(), errors)
     }
 
@@ -1230,12 +1184,7 @@ mod tests {
             &[(SettingTarget::Adapter, "Port", "2575")],
         );
         let mut errors = Vec::new();
-        let resolved = resolve(
-            &item,
-            &kinds::hl7_tcp_service::KIND,
-            Path::new("p"),
-            &mut errors,
-        );
+        let resolved = resolve_by_class(&item, &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(resolved.common().unwrap().queue_order, QueueOrder::Fifo);
         assert!(

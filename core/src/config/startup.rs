@@ -26,7 +26,7 @@ use super::Diagnostic;
 use super::model::{Item, Production, SettingTarget};
 use super::settings::{ItemSettings, RETRY_INTERVAL_MIN_S};
 use super::validate::Findings;
-use crate::items::registry;
+use crate::items::kinds;
 
 /// Runs every check of this module: each running item's kind's
 /// [`HostKind::check`](crate::items::kind::HostKind::check).
@@ -36,7 +36,7 @@ pub fn check(production: &Production, file: &Path, f: &mut Findings) {
         if matches!(item.settings, ItemSettings::Unresolved) {
             continue;
         }
-        if let Some(kind) = registry::kind_of_class(&item.class) {
+        if let Some(kind) = kinds::kind_of_class(&item.class) {
             kind.check(item, &item.settings, &mut checks);
         }
     }

@@ -22,7 +22,7 @@ pub mod operator;
 pub mod overrides;
 pub mod plan;
 pub mod runtime;
-mod shard_main;
+pub(crate) mod shard_main;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -30,6 +30,8 @@ use crate::config::{
     Timeout,
 };
 use crate::envelope::ItemId;
+use crate::items::kind::{HostKind, PlanContext};
+use crate::items::kinds;
 use crate::priority::QueueOrder;
 use crate::queue::Overflow;
 
@@ -98,6 +100,8 @@ pub struct PlannedItem {
     pub name: String,
     pub class: String,
     pub kind: ItemKind,
+    /// The kind that runs it (`items::kinds`); `None` for a class hie does not run.
+    pub host: Option<&'static dyn HostKind>,
     pub role: Role,
     /// Shard of each instance (routers: every shard).
     pub shards: Vec<usize>,
@@ -205,8 +209,16 @@ impl Plan {
         };
         let budget = production.engine.inbound_buffer_bytes_max;
         let budget = hie_net::InboundBudget::new(usize::try_from(budget).unwrap_or(usize::MAX));
+        let ctx = PlanContext {
+            inbound_budget: &budget,
+        };
         for (index, item) in production.items.iter().enumerate() {
-            let role = role_of(item, &budget);
+            let host = kinds::kind_of_class(&item.class)
+                .filter(|_| !matches!(item.settings, ItemSettings::Unresolved));
+            let role = match host {
+                Some(kind) => kind.plan(&item.settings, &ctx),
+                None => Role::Inert(format!("class {} is not run by hie", item.class)),
+            };
             let shards_of = match (&role, placed.get(&index)) {
                 (Role::Inert(_), _) => Vec::new(),
                 (Role::Router, _) => (0..shards).collect(),
@@ -238,6 +250,7 @@ impl Plan {
                 name: item.name.clone(),
                 class: item.class.clone(),
                 kind: item.kind,
+                host,
                 role,
                 shards: shards_of,
                 enabled: item.enabled,
@@ -288,39 +301,10 @@ impl Plan {
     }
 }
 
-fn timeout(t: Timeout) -> Option<Duration> {
+/// A `FailureTimeout` as the operations wait it: `None` is forever.
+pub fn failure_timeout(t: Timeout) -> Option<Duration> {
     match t {
         Timeout::Forever => None,
         Timeout::Seconds(s) => Some(Duration::from_secs(u64::from(s))),
-    }
-}
-
-fn role_of(item: &config::Item, budget: &hie_net::InboundBudget) -> Role {
-    match &item.settings {
-        ItemSettings::Unresolved => Role::Inert(format!("class {} is not run by hie", item.class)),
-        ItemSettings::Hl7TcpService(s) => Role::TcpService(TcpServicePlan {
-            settings: s.clone(),
-            listen: SocketAddr::new(s.local_interface, s.port),
-            connections: hie_net::ConnectionTable::new(
-                s.max_connections as usize,
-                s.max_connections_per_peer as usize,
-            ),
-            inbound_budget: budget.clone(),
-        }),
-        ItemSettings::Hl7FileService(s) => Role::FileService(FileServicePlan {
-            settings: s.clone(),
-        }),
-        ItemSettings::Router(_) => Role::Router,
-        ItemSettings::Hl7TcpOperation(s) => Role::TcpOperation(TcpOperationPlan {
-            settings: s.clone(),
-            reply_code_actions: s.reply_code_actions.clone(),
-            retry_interval: Duration::from_secs(u64::from(s.retry_interval_s)),
-            failure_timeout: timeout(s.failure_timeout),
-        }),
-        ItemSettings::Hl7FileOperation(s) => Role::FileOperation(FileOperationPlan {
-            settings: s.clone(),
-            retry_interval: Duration::from_secs(u64::from(s.retry_interval_s)),
-            failure_timeout: timeout(s.failure_timeout),
-        }),
     }
 }

@@ -21,14 +21,12 @@ use crate::engine::control::{ItemCommand, ItemState};
 use crate::engine::held::{HeldEntry, HeldKind};
 use crate::engine::hold::HoldLists;
 use crate::engine::operator;
-use crate::engine::plan::{Role, TcpServicePlan};
+use crate::engine::plan::{PlannedItem, TcpServicePlan};
 use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, ShardStatus, Shared};
 use crate::engine::{ShardControl, ShardExit};
 use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg, partition_hash};
 use crate::items::hl7_tcp_service::TcpServiceHandler;
-use crate::items::{
-    WorkerExit, hl7_file_operation, hl7_file_service, hl7_tcp_operation, requeue, routing_engine,
-};
+use crate::items::{WorkerExit, requeue};
 use crate::queue::LocalQueue;
 use crate::ring::ShardRings;
 
@@ -237,20 +235,15 @@ fn start_workers(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
 /// the policy gives up the item is `failed` until an operator enables or restarts it.
 async fn supervise_worker(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>) {
     let planned = shard.plan.item(item);
+    let Some(kind) = planned.host else {
+        return;
+    };
     let mut restarts = RestartBudget::new(planned.restart);
     loop {
-        let shard2 = Rc::clone(&shard);
-        let queue2 = Rc::clone(&queue);
-        let exit = match &planned.role {
-            Role::Router => routing_engine::run(shard2, item, queue2).await,
-            Role::TcpOperation(plan) => {
-                hl7_tcp_operation::run(shard2, item, queue2, plan.clone()).await
-            }
-            Role::FileOperation(plan) => {
-                hl7_file_operation::run(shard2, item, queue2, plan.clone()).await
-            }
-            Role::TcpService(_) | Role::FileService(_) | Role::Inert(_) => return,
+        let Some(run) = kind.run_worker(Rc::clone(&shard), item, Rc::clone(&queue)) else {
+            return;
         };
+        let exit = run.await;
         let WorkerExit::Failed { reason, worked } = exit else {
             return;
         };
@@ -482,52 +475,53 @@ fn recovered_envelope(
     }
 }
 
-/// Opens this shard's services; returns their supervisor tasks (they end when services
-/// stop). A TCP service that cannot bind its port at start-up fails the start; one
-/// disabled in the production binds when it is enabled.
+/// Opens this shard's services (each kind's [`HostKind::start_service`]); returns their
+/// supervisor tasks (they end when services stop). A TCP service that cannot bind its
+/// port at start-up fails the start; one disabled in the production binds when it is
+/// enabled.
+///
+/// [`HostKind::start_service`]: crate::items::kind::HostKind::start_service
 async fn start_services(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
-    let mut services = Vec::new();
-    for item in shard.plan.on_shard(shard.index) {
-        let id = item.id;
-        match &item.role {
-            Role::TcpService(plan) => {
-                let state = shard.shared.start_state(id);
-                shard.set_state(id, state);
-                // A service disabled (in the production or by an operator) binds when it
-                // is enabled.
-                let server = if state == ItemState::Disabled {
-                    None
-                } else {
-                    match bind(shard, id, plan) {
-                        Ok(server) => Some(server),
-                        Err(e) => {
-                            shard.shared.fail(format!("item {}: {e}", item.name));
-                            shard.set_state(id, ItemState::Failed);
-                            continue;
-                        }
-                    }
-                };
-                if let Some(server) = &server {
-                    tracing::info!(item = %item.name, shard = shard.index, address = %server.local_addr(), "listening");
-                }
-                let task = glommio::spawn_local(supervise_tcp_service(
-                    Rc::clone(shard),
-                    id,
-                    plan.clone(),
-                    server,
-                ));
-                services.push(task);
+    shard
+        .plan
+        .on_shard(shard.index)
+        .filter_map(|item| item.host?.start_service(shard, item))
+        .collect()
+}
+
+/// Starts TCP service `item` on `shard`: binds its port (unless it is disabled) and
+/// returns its supervisor task; `None` when the port cannot be bound, which fails the
+/// start.
+pub(crate) fn start_tcp_service(
+    shard: &Rc<Shard>,
+    item: &PlannedItem,
+    plan: &TcpServicePlan,
+) -> Option<glommio::Task<()>> {
+    let id = item.id;
+    let state = shard.shared.start_state(id);
+    shard.set_state(id, state);
+    // A service disabled (in the production or by an operator) binds when it is enabled.
+    let server = if state == ItemState::Disabled {
+        None
+    } else {
+        match bind(shard, id, plan) {
+            Ok(server) => Some(server),
+            Err(e) => {
+                shard.shared.fail(format!("item {}: {e}", item.name));
+                shard.set_state(id, ItemState::Failed);
+                return None;
             }
-            Role::FileService(plan) => {
-                shard.set_state(id, shard.shared.start_state(id));
-                let task =
-                    glommio::spawn_local(hl7_file_service::run(Rc::clone(shard), id, plan.clone()));
-                services.push(task);
-            }
-            _ => {}
         }
+    };
+    if let Some(server) = &server {
+        tracing::info!(item = %item.name, shard = shard.index, address = %server.local_addr(), "listening");
     }
-    services
+    Some(glommio::spawn_local(supervise_tcp_service(
+        Rc::clone(shard),
+        id,
+        plan.clone(),
+        server,
+    )))
 }
 
 fn server_config(plan: &TcpServicePlan) -> ServerConfig {

@@ -1,9 +1,10 @@
 //! What defines one kind of item (a business host): the IRIS classes it runs, its setting
 //! groups (spec, default, range, doc line), how its raw settings become typed settings,
-//! and the checks it adds before anything starts. One file under `items/kinds/` per kind
-//! implements [`HostKind`]; [`registry`](super::registry) lists them, and the catalog,
-//! validation (so `hie check` and `hie run`), `hie convert`, the generated settings table
-//! of `docs/configuration.md` and the run plan all read them from there.
+//! the checks it adds before anything starts, its role in the run plan and how it runs on
+//! a shard. One file under `items/kinds/` per kind implements [`HostKind`]; the registry,
+//! [`kinds`](super::kinds), lists them, and the catalog, validation (so `hie check` and
+//! `hie run`), `hie convert`, the generated settings table of `docs/configuration.md`, the
+//! run plan and the shards all read them from there.
 //!
 //! Not to be confused with [`ItemKind`] (service, process, operation): that is the role
 //! each class of a kind has.
@@ -17,11 +18,30 @@
 //!   one: whatever it finds would stop `hie run` or leave the item unable to work.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 
 use crate::config::catalog::SettingSpec;
 use crate::config::model::{Item, ItemKind};
 use crate::config::settings::{ItemSettings, Reader};
 use crate::config::startup::StartupChecks;
+use crate::engine::plan::{PlannedItem, Role};
+use crate::engine::runtime::Shard;
+use crate::envelope::{Envelope, ItemId};
+use crate::items::WorkerExit;
+use crate::queue::LocalQueue;
+
+/// One run of a router or operation instance, until it stops or fails.
+pub type WorkerRun = Pin<Box<dyn Future<Output = WorkerExit>>>;
+
+/// What the run plan gives a kind besides an item's settings: what every service of the
+/// process shares.
+#[derive(Debug)]
+pub struct PlanContext<'a> {
+    /// The process's inbound buffer budget, shared by every service.
+    pub inbound_budget: &'a hie_net::InboundBudget,
+}
 
 /// One IRIS class of a kind.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +69,35 @@ pub trait HostKind: Sync {
     /// Checks of its resolved settings that would stop `hie run` from starting or leave
     /// the item unable to work (none by default).
     fn check(&self, _item: &Item, _settings: &ItemSettings, _checks: &mut StartupChecks<'_>) {}
+
+    /// Its role in the run plan, from its typed settings (as [`HostKind::resolve`] made
+    /// them).
+    fn plan(&self, settings: &ItemSettings, ctx: &PlanContext<'_>) -> Role;
+
+    /// One run of instance `queue` of `item` on `shard`, for the kinds whose role has a
+    /// queue ([`Role::has_queue`]): the shard's supervisor runs it again after a failure as
+    /// the restart policy says. `None` for the others (the default).
+    fn run_worker(
+        &self,
+        _shard: Rc<Shard>,
+        _item: ItemId,
+        _queue: Rc<LocalQueue<Envelope>>,
+    ) -> Option<WorkerRun> {
+        None
+    }
+
+    /// Starts the services of `item` on `shard` and returns their supervisor task, for
+    /// the kinds that are services; `None` for the others (the default) and for a service
+    /// that failed to start (the shard then fails the start, as the service says).
+    fn start_service(&self, _shard: &Rc<Shard>, _item: &PlannedItem) -> Option<glommio::Task<()>> {
+        None
+    }
+}
+
+/// The role of settings that are not of the kind that planned them: a bug of ours, kept
+/// inert (the item's messages fail visibly) rather than a panic.
+pub(crate) fn mismatched(kind: &dyn HostKind) -> Role {
+    Role::Inert(format!("hie bug: settings do not match {kind:?}"))
 }
 
 impl fmt::Debug for dyn HostKind + '_ {

@@ -10,7 +10,6 @@ pub mod hl7_tcp_operation;
 pub mod hl7_tcp_service;
 pub mod kind;
 pub mod kinds;
-pub mod registry;
 pub mod routing_engine;
 
 use crate::engine::control::ItemState;

@@ -1,6 +1,9 @@
 //! The kind `EnsLib.HL7.Operation.FileOperation`: HL7 files to a directory. Its runtime
 //! is [`items::hl7_file_operation`](crate::items::hl7_file_operation).
 
+use std::rc::Rc;
+use std::time::Duration;
+
 use crate::config::catalog::{
     A, BOOL, H, HL7_OPERATION_HOST, HOST_ALL, OPERATION_HOST, QUEUE_HOST, SettingSpec, TEXT,
     ValueType, int, no, req, s,
@@ -8,7 +11,12 @@ use crate::config::catalog::{
 use crate::config::model::{Item, ItemKind, SettingTarget};
 use crate::config::settings::{Hl7FileOperationSettings, ItemSettings, Reader};
 use crate::config::startup::StartupChecks;
-use crate::items::kind::{ClassDef, HostKind};
+use crate::engine::plan::{FileOperationPlan, Role, failure_timeout};
+use crate::engine::runtime::Shard;
+use crate::envelope::{Envelope, ItemId};
+use crate::items::hl7_file_operation;
+use crate::items::kind::{ClassDef, HostKind, PlanContext, WorkerRun, mismatched};
+use crate::queue::LocalQueue;
 
 /// The kind.
 #[derive(Debug)]
@@ -98,5 +106,28 @@ impl HostKind for Hl7FileOperation {
     /// A `RetryInterval` below the minimum is raised (a warning).
     fn check(&self, item: &Item, _settings: &ItemSettings, checks: &mut StartupChecks<'_>) {
         checks.retry_interval(item);
+    }
+
+    fn plan(&self, settings: &ItemSettings, _ctx: &PlanContext<'_>) -> Role {
+        let ItemSettings::Hl7FileOperation(s) = settings else {
+            return mismatched(self);
+        };
+        Role::FileOperation(FileOperationPlan {
+            settings: s.clone(),
+            retry_interval: Duration::from_secs(u64::from(s.retry_interval_s)),
+            failure_timeout: failure_timeout(s.failure_timeout),
+        })
+    }
+
+    fn run_worker(
+        &self,
+        shard: Rc<Shard>,
+        item: ItemId,
+        queue: Rc<LocalQueue<Envelope>>,
+    ) -> Option<WorkerRun> {
+        let Role::FileOperation(plan) = shard.plan.item(item).role.clone() else {
+            return None;
+        };
+        Some(Box::pin(hl7_file_operation::run(shard, item, queue, plan)))
     }
 }

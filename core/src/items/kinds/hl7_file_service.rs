@@ -1,12 +1,17 @@
 //! The kind `EnsLib.HL7.Service.FileService`: HL7 files from a directory. Its runtime is
 //! [`items::hl7_file_service`](crate::items::hl7_file_service).
 
+use std::rc::Rc;
+
 use crate::config::catalog::{
     A, BOOL, DAY_S, HL7_SERVICE_HOST, HOST_ALL, SERVICE_HOST, SettingSpec, TEXT, int, no, req, s,
 };
 use crate::config::model::{ItemKind, SettingTarget};
 use crate::config::settings::{Hl7FileServiceSettings, ItemSettings, Reader};
-use crate::items::kind::{ClassDef, HostKind};
+use crate::engine::plan::{FileServicePlan, PlannedItem, Role};
+use crate::engine::runtime::Shard;
+use crate::items::hl7_file_service;
+use crate::items::kind::{ClassDef, HostKind, PlanContext, mismatched};
 
 /// The kind.
 #[derive(Debug)]
@@ -103,5 +108,23 @@ impl HostKind for Hl7FileService {
             batch_handling: r.batch_handling(),
             charset_validation: r.charset_validation(),
         })
+    }
+
+    fn plan(&self, settings: &ItemSettings, _ctx: &PlanContext<'_>) -> Role {
+        let ItemSettings::Hl7FileService(s) = settings else {
+            return mismatched(self);
+        };
+        Role::FileService(FileServicePlan {
+            settings: s.clone(),
+        })
+    }
+
+    fn start_service(&self, shard: &Rc<Shard>, item: &PlannedItem) -> Option<glommio::Task<()>> {
+        let Role::FileService(plan) = &item.role else {
+            return None;
+        };
+        shard.set_state(item.id, shard.shared.start_state(item.id));
+        let run = hl7_file_service::run(Rc::clone(shard), item.id, plan.clone());
+        Some(glommio::spawn_local(run))
     }
 }

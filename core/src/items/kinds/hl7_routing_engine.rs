@@ -1,20 +1,29 @@
 //! The kind `EnsLib.HL7.MsgRouter.RoutingEngine`: HL7 routing by rules. It runs as every
 //! router does ([`super::routing_engine`]) and adds the HL7 router's settings.
 
+use super::routing_engine::RoutingEngine;
 use crate::config::catalog::{
     BOOL, H, HOST_ALL, PROCESS_HOST, QUEUE_HOST, ROUTER_HOST, SCHEMA, SettingSpec, TEXT, ValueType,
     no,
 };
 use crate::config::model::ItemKind;
-use crate::config::settings::{ItemSettings, Reader};
-use crate::items::kind::{ClassDef, HostKind};
-
-/// The kind.
-#[derive(Debug)]
-pub struct Hl7RoutingEngine;
+use crate::items::kind::ClassDef;
 
 /// Its registry entry.
-pub static KIND: Hl7RoutingEngine = Hl7RoutingEngine;
+pub static KIND: RoutingEngine = RoutingEngine {
+    classes: &[ClassDef {
+        class: "EnsLib.HL7.MsgRouter.RoutingEngine",
+        kind: ItemKind::Process,
+        about: "HL7 routing by rules",
+    }],
+    settings: &[
+        HL7_ROUTER_HOST,
+        ROUTER_HOST,
+        PROCESS_HOST,
+        QUEUE_HOST,
+        HOST_ALL,
+    ],
+};
 
 /// `EnsLib.HL7.MsgRouter.RoutingEngine` additions.
 const HL7_ROUTER_HOST: &[SettingSpec] = &[
@@ -43,27 +52,3 @@ const HL7_ROUTER_HOST: &[SettingSpec] = &[
         "IRIS search table indexing",
     ),
 ];
-
-impl HostKind for Hl7RoutingEngine {
-    fn classes(&self) -> &'static [ClassDef] {
-        &[ClassDef {
-            class: "EnsLib.HL7.MsgRouter.RoutingEngine",
-            kind: ItemKind::Process,
-            about: "HL7 routing by rules",
-        }]
-    }
-
-    fn settings(&self) -> &'static [&'static [SettingSpec]] {
-        &[
-            HL7_ROUTER_HOST,
-            ROUTER_HOST,
-            PROCESS_HOST,
-            QUEUE_HOST,
-            HOST_ALL,
-        ]
-    }
-
-    fn resolve(&self, r: &mut Reader<'_>) -> ItemSettings {
-        super::routing_engine::resolve_router(r)
-    }
-}

@@ -1,6 +1,9 @@
 //! The kind `EnsLib.HL7.Operation.TCPOperation`: HL7 over MLLP/TCP, outbound. Its runtime
 //! is [`items::hl7_tcp_operation`](crate::items::hl7_tcp_operation).
 
+use std::rc::Rc;
+use std::time::Duration;
+
 use crate::config::catalog::{
     A, BOOL, DAY_S, H, HL7_OPERATION_HOST, HOST_ALL, OPERATION_HOST, QUEUE_HOST, SettingSpec, TEXT,
     ValueType, int, no, req, s,
@@ -8,7 +11,12 @@ use crate::config::catalog::{
 use crate::config::model::{Item, ItemKind, SettingTarget};
 use crate::config::settings::{Hl7TcpOperationSettings, ItemSettings, Reader};
 use crate::config::startup::StartupChecks;
-use crate::items::kind::{ClassDef, HostKind};
+use crate::engine::plan::{Role, TcpOperationPlan, failure_timeout};
+use crate::engine::runtime::Shard;
+use crate::envelope::{Envelope, ItemId};
+use crate::items::hl7_tcp_operation;
+use crate::items::kind::{ClassDef, HostKind, PlanContext, WorkerRun, mismatched};
+use crate::queue::LocalQueue;
 
 /// The kind.
 #[derive(Debug)]
@@ -143,5 +151,29 @@ impl HostKind for Hl7TcpOperation {
             checks.report(item, SettingTarget::Adapter, "IPAddress", message);
         }
         checks.retry_interval(item);
+    }
+
+    fn plan(&self, settings: &ItemSettings, _ctx: &PlanContext<'_>) -> Role {
+        let ItemSettings::Hl7TcpOperation(s) = settings else {
+            return mismatched(self);
+        };
+        Role::TcpOperation(TcpOperationPlan {
+            settings: s.clone(),
+            reply_code_actions: s.reply_code_actions.clone(),
+            retry_interval: Duration::from_secs(u64::from(s.retry_interval_s)),
+            failure_timeout: failure_timeout(s.failure_timeout),
+        })
+    }
+
+    fn run_worker(
+        &self,
+        shard: Rc<Shard>,
+        item: ItemId,
+        queue: Rc<LocalQueue<Envelope>>,
+    ) -> Option<WorkerRun> {
+        let Role::TcpOperation(plan) = shard.plan.item(item).role.clone() else {
+            return None;
+        };
+        Some(Box::pin(hl7_tcp_operation::run(shard, item, queue, plan)))
     }
 }

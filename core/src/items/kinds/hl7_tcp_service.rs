@@ -1,6 +1,9 @@
 //! The kind `EnsLib.HL7.Service.TCPService`: HL7 over MLLP/TCP, inbound. Its runtime is
 //! [`items::hl7_tcp_service`](crate::items::hl7_tcp_service).
 
+use std::net::SocketAddr;
+use std::rc::Rc;
+
 use crate::config::catalog::{
     A, BOOL, DAY_S, HL7_SERVICE_HOST, HOST_ALL, SERVICE_HOST, SettingSpec, TEXT, ValueType, int,
     no, req, s,
@@ -8,7 +11,10 @@ use crate::config::catalog::{
 use crate::config::model::{Item, ItemKind, SettingTarget};
 use crate::config::settings::{AckMode, Hl7TcpServiceSettings, ItemSettings, Reader};
 use crate::config::startup::StartupChecks;
-use crate::items::kind::{ClassDef, HostKind};
+use crate::engine::plan::{PlannedItem, Role, TcpServicePlan};
+use crate::engine::runtime::Shard;
+use crate::engine::shard_main;
+use crate::items::kind::{ClassDef, HostKind, PlanContext, mismatched};
 
 /// The kind.
 #[derive(Debug)]
@@ -127,5 +133,27 @@ impl HostKind for Hl7TcpService {
                 .to_owned();
             checks.report(item, SettingTarget::Host, "AckMode", message);
         }
+    }
+
+    fn plan(&self, settings: &ItemSettings, ctx: &PlanContext<'_>) -> Role {
+        let ItemSettings::Hl7TcpService(s) = settings else {
+            return mismatched(self);
+        };
+        Role::TcpService(TcpServicePlan {
+            settings: s.clone(),
+            listen: SocketAddr::new(s.local_interface, s.port),
+            connections: hie_net::ConnectionTable::new(
+                s.max_connections as usize,
+                s.max_connections_per_peer as usize,
+            ),
+            inbound_budget: ctx.inbound_budget.clone(),
+        })
+    }
+
+    fn start_service(&self, shard: &Rc<Shard>, item: &PlannedItem) -> Option<glommio::Task<()>> {
+        let Role::TcpService(plan) = &item.role else {
+            return None;
+        };
+        shard_main::start_tcp_service(shard, item, plan)
     }
 }

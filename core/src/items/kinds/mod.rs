@@ -1,6 +1,10 @@
-//! One file per kind of item: its IRIS classes, setting groups, typed settings and
-//! start-up checks (see [`HostKind`](super::kind::HostKind)), listed in
-//! [`registry`](super::registry).
+//! The registry of item kinds: one file per kind of item (its IRIS classes, setting
+//! groups, typed settings, start-up checks, plan and spawn: see
+//! [`HostKind`](super::kind::HostKind)), and the list of them. Adding a kind is a file
+//! here, its `mod` line and its line in [`KINDS`]; the catalog, validation (`hie check`,
+//! `hie run`), `hie convert`, the docs table and the engine read this list.
+//!
+//! Order matters only for the docs: classes are listed in this order.
 
 pub mod hl7_file_operation;
 pub mod hl7_file_service;
@@ -9,3 +13,45 @@ pub mod hl7_tcp_operation;
 pub mod hl7_tcp_service;
 pub mod not_run;
 pub mod routing_engine;
+
+use super::kind::{ClassDef, HostKind};
+
+/// Every kind of item hie runs.
+pub static KINDS: &[&dyn HostKind] = &[
+    &hl7_tcp_service::KIND,
+    &hl7_file_service::KIND,
+    &hl7_routing_engine::KIND,
+    &routing_engine::KIND,
+    &hl7_tcp_operation::KIND,
+    &hl7_file_operation::KIND,
+];
+
+/// IRIS library classes hie recognises but does not run (reported as unknown classes).
+pub static NOT_RUN: &[ClassDef] = not_run::CLASSES;
+
+/// The kind that runs `class`; `None` for a class hie does not run.
+pub fn kind_of_class(class: &str) -> Option<&'static dyn HostKind> {
+    KINDS
+        .iter()
+        .copied()
+        .find(|kind| kind.classes().iter().any(|c| c.class == class))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_class_belongs_to_one_kind_and_every_kind_has_a_class() {
+        let mut seen = std::collections::HashSet::new();
+        for kind in KINDS {
+            assert!(!kind.classes().is_empty(), "{kind:?}");
+            for class in kind.classes() {
+                assert!(seen.insert(class.class), "{} twice", class.class);
+            }
+        }
+        for class in NOT_RUN {
+            assert!(seen.insert(class.class), "{} twice", class.class);
+        }
+    }
+}
