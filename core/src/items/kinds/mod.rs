@@ -39,7 +39,13 @@ pub fn kind_of_class(class: &str) -> Option<&'static dyn HostKind> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::config::model::{Item, ItemKind};
+    use crate::config::settings::resolve;
+    use crate::engine::plan::Role;
+    use crate::items::kind::PlanContext;
 
     #[test]
     fn every_class_belongs_to_one_kind_and_every_kind_has_a_class() {
@@ -52,6 +58,24 @@ mod tests {
         }
         for class in NOT_RUN {
             assert!(seen.insert(class.class), "{} twice", class.class);
+        }
+    }
+
+    #[test]
+    fn every_kind_plans_the_settings_it_resolves_and_only_services_have_no_queue() {
+        let budget = hie_net::InboundBudget::new(1 << 20);
+        let ctx = PlanContext {
+            inbound_budget: &budget,
+        };
+        for kind in KINDS {
+            for class in kind.classes() {
+                let item = Item::new("X", class.class);
+                let settings = resolve(&item, *kind, Path::new("p"), &mut Vec::new());
+                let role = kind.plan(&settings, &ctx);
+                assert!(!matches!(role, Role::Inert(_)), "{}: {role:?}", class.class);
+                let service = class.kind == ItemKind::Service;
+                assert_eq!(role.has_queue(), !service, "{}", class.class);
+            }
         }
     }
 }
