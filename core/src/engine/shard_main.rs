@@ -26,6 +26,7 @@ use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, ShardStatus, Shared}
 use crate::engine::{ShardControl, ShardExit};
 use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg, partition_hash};
 use crate::items::hl7_tcp_service::TcpServiceHandler;
+use crate::items::kind::Worker;
 use crate::items::{WorkerExit, requeue};
 use crate::queue::LocalQueue;
 use crate::ring::ShardRings;
@@ -240,7 +241,12 @@ async fn supervise_worker(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<E
     };
     let mut restarts = RestartBudget::new(planned.restart);
     loop {
-        let Some(run) = kind.run_worker(Rc::clone(&shard), item, Rc::clone(&queue)) else {
+        let worker = Worker {
+            shard: Rc::clone(&shard),
+            item,
+            queue: Rc::clone(&queue),
+        };
+        let Some(run) = kind.run_worker(worker) else {
             return;
         };
         let exit = run.await;

@@ -35,6 +35,17 @@ use crate::queue::LocalQueue;
 /// One run of a router or operation instance, until it stops or fails.
 pub type WorkerRun = Pin<Box<dyn Future<Output = WorkerExit>>>;
 
+/// One router or operation instance on a shard: its item and its queue there.
+#[derive(Debug)]
+pub struct Worker {
+    /// The shard it runs on.
+    pub shard: Rc<Shard>,
+    /// Its item.
+    pub item: ItemId,
+    /// The instance's queue.
+    pub queue: Rc<LocalQueue<Envelope>>,
+}
+
 /// What the run plan gives a kind besides an item's settings: what every service of the
 /// process shares.
 #[derive(Debug)]
@@ -74,15 +85,10 @@ pub trait HostKind: Sync {
     /// them).
     fn plan(&self, settings: &ItemSettings, ctx: &PlanContext<'_>) -> Role;
 
-    /// One run of instance `queue` of `item` on `shard`, for the kinds whose role has a
-    /// queue ([`Role::has_queue`]): the shard's supervisor runs it again after a failure as
-    /// the restart policy says. `None` for the others (the default).
-    fn run_worker(
-        &self,
-        _shard: Rc<Shard>,
-        _item: ItemId,
-        _queue: Rc<LocalQueue<Envelope>>,
-    ) -> Option<WorkerRun> {
+    /// One run of `worker`, for the kinds whose role has a queue ([`Role::has_queue`]):
+    /// the shard's supervisor runs it again after a failure as the restart policy says.
+    /// `None` for the others (the default).
+    fn run_worker(&self, _worker: Worker) -> Option<WorkerRun> {
         None
     }
 

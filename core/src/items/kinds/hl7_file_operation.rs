@@ -1,7 +1,6 @@
 //! The kind `EnsLib.HL7.Operation.FileOperation`: HL7 files to a directory. Its runtime
 //! is [`items::hl7_file_operation`](crate::items::hl7_file_operation).
 
-use std::rc::Rc;
 use std::time::Duration;
 
 use crate::config::catalog::{
@@ -12,11 +11,8 @@ use crate::config::model::{Item, ItemKind, SettingTarget};
 use crate::config::settings::{Hl7FileOperationSettings, ItemSettings, Reader};
 use crate::config::startup::StartupChecks;
 use crate::engine::plan::{FileOperationPlan, Role, failure_timeout};
-use crate::engine::runtime::Shard;
-use crate::envelope::{Envelope, ItemId};
 use crate::items::hl7_file_operation;
-use crate::items::kind::{ClassDef, HostKind, PlanContext, WorkerRun, mismatched};
-use crate::queue::LocalQueue;
+use crate::items::kind::{ClassDef, HostKind, PlanContext, Worker, WorkerRun, mismatched};
 
 /// The kind.
 #[derive(Debug)]
@@ -119,15 +115,12 @@ impl HostKind for Hl7FileOperation {
         })
     }
 
-    fn run_worker(
-        &self,
-        shard: Rc<Shard>,
-        item: ItemId,
-        queue: Rc<LocalQueue<Envelope>>,
-    ) -> Option<WorkerRun> {
-        let Role::FileOperation(plan) = shard.plan.item(item).role.clone() else {
+    fn run_worker(&self, w: Worker) -> Option<WorkerRun> {
+        let Role::FileOperation(plan) = w.shard.plan.item(w.item).role.clone() else {
             return None;
         };
-        Some(Box::pin(hl7_file_operation::run(shard, item, queue, plan)))
+        Some(Box::pin(hl7_file_operation::run(
+            w.shard, w.item, w.queue, plan,
+        )))
     }
 }

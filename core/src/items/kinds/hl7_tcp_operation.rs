@@ -1,7 +1,6 @@
 //! The kind `EnsLib.HL7.Operation.TCPOperation`: HL7 over MLLP/TCP, outbound. Its runtime
 //! is [`items::hl7_tcp_operation`](crate::items::hl7_tcp_operation).
 
-use std::rc::Rc;
 use std::time::Duration;
 
 use crate::config::catalog::{
@@ -12,11 +11,8 @@ use crate::config::model::{Item, ItemKind, SettingTarget};
 use crate::config::settings::{Hl7TcpOperationSettings, ItemSettings, Reader};
 use crate::config::startup::StartupChecks;
 use crate::engine::plan::{Role, TcpOperationPlan, failure_timeout};
-use crate::engine::runtime::Shard;
-use crate::envelope::{Envelope, ItemId};
 use crate::items::hl7_tcp_operation;
-use crate::items::kind::{ClassDef, HostKind, PlanContext, WorkerRun, mismatched};
-use crate::queue::LocalQueue;
+use crate::items::kind::{ClassDef, HostKind, PlanContext, Worker, WorkerRun, mismatched};
 
 /// The kind.
 #[derive(Debug)]
@@ -165,15 +161,12 @@ impl HostKind for Hl7TcpOperation {
         })
     }
 
-    fn run_worker(
-        &self,
-        shard: Rc<Shard>,
-        item: ItemId,
-        queue: Rc<LocalQueue<Envelope>>,
-    ) -> Option<WorkerRun> {
-        let Role::TcpOperation(plan) = shard.plan.item(item).role.clone() else {
+    fn run_worker(&self, w: Worker) -> Option<WorkerRun> {
+        let Role::TcpOperation(plan) = w.shard.plan.item(w.item).role.clone() else {
             return None;
         };
-        Some(Box::pin(hl7_tcp_operation::run(shard, item, queue, plan)))
+        Some(Box::pin(hl7_tcp_operation::run(
+            w.shard, w.item, w.queue, plan,
+        )))
     }
 }

@@ -4,17 +4,12 @@
 //! more settings, not other behaviour. Its runtime is
 //! [`items::routing_engine`](crate::items::routing_engine).
 
-use std::rc::Rc;
-
 use crate::config::catalog::{HOST_ALL, PROCESS_HOST, QUEUE_HOST, ROUTER_HOST, SettingSpec};
 use crate::config::model::{ItemKind, SettingTarget};
 use crate::config::settings::{ItemSettings, Reader, RouterSettings};
 use crate::engine::plan::Role;
-use crate::engine::runtime::Shard;
-use crate::envelope::{Envelope, ItemId};
-use crate::items::kind::{ClassDef, HostKind, PlanContext, WorkerRun};
+use crate::items::kind::{ClassDef, HostKind, PlanContext, Worker, WorkerRun};
 use crate::items::routing_engine;
-use crate::queue::LocalQueue;
 
 /// A kind of router: its classes and setting groups.
 #[derive(Debug)]
@@ -66,12 +61,7 @@ impl HostKind for RoutingEngine {
         Role::Router
     }
 
-    fn run_worker(
-        &self,
-        shard: Rc<Shard>,
-        item: ItemId,
-        queue: Rc<LocalQueue<Envelope>>,
-    ) -> Option<WorkerRun> {
-        Some(Box::pin(routing_engine::run(shard, item, queue)))
+    fn run_worker(&self, w: Worker) -> Option<WorkerRun> {
+        Some(Box::pin(routing_engine::run(w.shard, w.item, w.queue)))
     }
 }
