@@ -186,6 +186,7 @@ fn log_recovery(index: usize, recovery: &Recovery) {
     tracing::info!(
         shard = index,
         segments = stats.segments,
+        closed_segments_not_read = stats.segments_closed_skipped,
         records = stats.records,
         open_messages = recovery.messages.len(),
         pending_deliveries = pending,

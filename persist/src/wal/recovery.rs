@@ -141,6 +141,9 @@ pub struct RecoveryStats {
     pub last_lsn: u64,
     /// Segments that hold less than the synced-length marker says was durable.
     pub lost: Vec<SegmentLoss>,
+    /// Sealed segments whose messages were all closed, known from the marker and not read
+    /// (counted in `segments`; their records are not in `records`).
+    pub segments_closed_skipped: u64,
 }
 
 /// What the engine needs after a restart.
@@ -244,6 +247,7 @@ pub(crate) async fn recover(
     };
     let mut segments = BTreeMap::new();
     let mut last_lsn = 0;
+    let marker = read_marker(dir);
     let firsts = list_segments(dir)?;
     for (i, &first_lsn) in firsts.iter().enumerate() {
         let is_last = i + 1 == firsts.len();
@@ -255,13 +259,24 @@ pub(crate) async fn recover(
                 "WAL segment does not follow the previous one"
             );
         }
-        let before = last_lsn.max(first_lsn - 1);
-        let meta = scan_segment(dir, first_lsn, before, is_last, &mut builder).await?;
+        let closed = (!is_last)
+            .then(|| closed_segment(dir, marker.as_ref()?, first_lsn, lsn_max))
+            .flatten();
+        let meta = match closed {
+            Some(meta) => {
+                builder.take_closed(&meta);
+                meta
+            }
+            None => {
+                let before = last_lsn.max(first_lsn - 1);
+                scan_segment(dir, first_lsn, before, is_last, &mut builder).await?
+            }
+        };
         last_lsn = last_lsn.max(builder.recovery.stats.last_lsn);
         segments.insert(first_lsn, meta);
     }
     builder.recovery.stats.segments = firsts.len() as u64;
-    builder.recovery.stats.lost = check_synced(dir, &segments);
+    builder.recovery.stats.lost = marker.map_or_else(Vec::new, |m| check_synced(&m, &segments));
     let Builder {
         mut recovery,
         open,
@@ -366,22 +381,48 @@ async fn scan_segment(
     Ok(meta)
 }
 
-/// Compares what was recovered with the synced-length marker; logs and returns every
-/// segment that holds less than was durable in it.
-fn check_synced(dir: &Path, segments: &BTreeMap<u64, SegmentMeta>) -> Vec<SegmentLoss> {
-    let marker = match synced::read(dir) {
-        Ok(Some(marker)) => marker,
-        Ok(None) => return Vec::new(),
+/// The synced-length marker in `dir`, if there is one that parses (one that does not is
+/// reported and ignored).
+fn read_marker(dir: &Path) -> Option<synced::Marker> {
+    match synced::read(dir) {
+        Ok(marker) => marker,
         Err(reason) => {
             tracing::error!(dir = %dir.display(), "WAL synced-length marker ignored: {reason}");
-            return Vec::new();
+            None
         }
-    };
+    }
+}
+
+/// The facts of sealed segment `first_lsn` from the marker, when every message received in
+/// it was closed, all of it was durable up to `lsn_max`, and the file still holds all that
+/// was durable in it (one cut short is read, so that the loss is reported): recovery need
+/// not read it (see `synced`'s module doc).
+fn closed_segment(
+    dir: &Path,
+    marker: &synced::Marker,
+    first_lsn: u64,
+    lsn_max: u64,
+) -> Option<SegmentMeta> {
+    let mut meta = marker.closed_segment(first_lsn)?;
+    let file_bytes = std::fs::metadata(segment_path(dir, first_lsn)).ok()?.len();
+    if meta.last_lsn > lsn_max || file_bytes < meta.end_offset {
+        return None;
+    }
+    meta.file_bytes = file_bytes;
+    Some(meta)
+}
+
+/// Compares what was recovered with the synced-length marker; logs and returns every
+/// segment that holds less than was durable in it.
+fn check_synced(
+    marker: &synced::Marker,
+    segments: &BTreeMap<u64, SegmentMeta>,
+) -> Vec<SegmentLoss> {
     let oldest = segments.keys().next().copied().unwrap_or(u64::MAX);
     let mut lost = Vec::new();
     // A segment with nothing durable in it holds nothing to lose (one begun just before
     // a failed write is removed when the WAL resumes).
-    for synced in marker.into_iter().filter(|s| s.last_lsn > 0) {
+    for synced in marker.segments.iter().filter(|s| s.last_lsn > 0) {
         let loss = match segments.get(&synced.first_lsn) {
             // Retention removes segments oldest first, never the newest.
             None if synced.first_lsn < oldest && !segments.is_empty() => None,
@@ -422,6 +463,17 @@ fn check_synced(dir: &Path, segments: &BTreeMap<u64, SegmentMeta>) -> Vec<Segmen
 }
 
 impl Builder {
+    /// Takes a closed segment's facts from the marker instead of its records: nothing in
+    /// it is open, so only the LSN and message id it reached carry on.
+    fn take_closed(&mut self, meta: &SegmentMeta) {
+        let stats = &mut self.recovery.stats;
+        stats.segments_closed_skipped += 1;
+        stats.last_lsn = stats.last_lsn.max(meta.last_lsn);
+        if meta.received > 0 {
+            self.recovery.next_message_id = self.recovery.next_message_id.max(meta.id_max + 1);
+        }
+    }
+
     /// Applies one valid record; returns the message id if it was a `MessageReceived`.
     fn apply(
         &mut self,

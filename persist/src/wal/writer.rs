@@ -1324,7 +1324,13 @@ fn marker_text(shared: &Shared, with_active: bool) -> String {
     if let (false, Some(active)) = (with_active, active) {
         segments.remove(&active);
     }
-    synced::encode(&segments)
+    // Below the oldest segment with an open message, and below the active one (the only
+    // one not sealed), every message is closed.
+    let closed_below = match (state.open.oldest_open_segment(), active) {
+        (Some(open), Some(active)) => open.min(active),
+        (open, active) => open.or(active).unwrap_or(0),
+    };
+    synced::encode(&segments, closed_below)
 }
 
 /// The unavailable WAL's committer: waits for the syncs in flight, then tries to resume
