@@ -1,5 +1,5 @@
 //! hie-net: MLLP framing, the inbound server and the outbound client on glommio io_uring
-//! sockets, and IRIS `ReplyCodeActions`.
+//! sockets.
 //!
 //! - [`mllp::frame`]: decoder over a reused buffer, encoder.
 //! - [`mllp::limits`]: the inbound byte budget, a service's connection table, the
@@ -7,16 +7,15 @@
 //! - [`mllp::busy`]: non-blocking reads, waited for a short budget in the shard's
 //!   readiness set ([`mllp::readiness`]) before parking, which spares a busy connection a
 //!   cross-core wake-up per message.
-//! - [`reply_code_actions`]: the IRIS setting parsed and evaluated to an [`Action`].
 //! - [`mllp::wake_gate`]: polls a glommio operation only after it was woken, so a long wait
 //!   (an `accept`) in a task woken by other futures does not pile up the task's wakers.
 //!
-//! This crate knows MLLP and sockets, not items: the engine (hie-core) plugs in through
-//! the server's frame handler and acts on the client's classified outcomes.
+//! This crate knows MLLP and sockets, not items nor IRIS policy: the engine (hie-core)
+//! plugs in through the server's frame handler, and decides what a client's outcome means
+//! (IRIS `ReplyCodeActions` lives in the engine).
 
 pub mod error;
 pub mod mllp;
-pub mod reply_code_actions;
 
 pub use error::MllpError;
 pub use mllp::ack_only::AckOnlyHandler;
@@ -34,4 +33,3 @@ pub use mllp::server::{
     StayConnected,
 };
 pub use mllp::wake_gate::WakeGate;
-pub use reply_code_actions::{Action, Decision, GiveUp, ReplyCodeActions, ReplyFacts};
