@@ -31,9 +31,9 @@ use glommio::timer::Timer;
 use hie_hl7::{Batch, Envelope, Message};
 
 use crate::error::MllpError;
-use crate::mllp::busy::{BUSY_POLL_DEFAULT, BusyReader, TryRead};
 use crate::mllp::frame::{FRAME_BYTES_MAX_DEFAULT, FrameDecoder, check_payload, encode_frame};
 use crate::mllp::server::StayConnected;
+use crate::tcp::busy::{BUSY_POLL_DEFAULT, BusyReader, TryRead};
 
 /// IRIS's default ConnectTimeout: 5 s.
 pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
@@ -67,7 +67,7 @@ pub struct ClientConfig {
     /// The reply type expected in MSH-9.1 (`:T?` matches others). Default `ACK`.
     pub expected_reply_type: Vec<u8>,
     /// How long to keep trying non-blocking reads of the reply (yielding to the shard's
-    /// other tasks) before parking on the reactor; see [`crate::mllp::busy`]. Zero parks
+    /// other tasks) before parking on the reactor; see [`crate::tcp::busy`]. Zero parks
     /// at once. Default [`BUSY_POLL_DEFAULT`] (50 µs).
     pub busy_poll: Duration,
 }
@@ -102,7 +102,7 @@ pub trait Connector: 'static {
         timeout: Duration,
     ) -> impl Future<Output = io::Result<Self::Stream>>;
 
-    /// Bytes `stream` already holds, taken without waiting (see [`crate::mllp::busy`]);
+    /// Bytes `stream` already holds, taken without waiting (see [`crate::tcp::busy`]);
     /// `None` when it would block. The default has none, so every read of a reply goes
     /// through the reactor.
     fn try_read(stream: &mut Self::Stream, buf: &mut [u8]) -> Option<io::Result<usize>> {
