@@ -10,5 +10,6 @@ pub mod items;
 pub mod notify;
 pub mod priority;
 pub mod queue;
+pub mod reply_code_actions;
 pub mod ring;
 pub mod shard;

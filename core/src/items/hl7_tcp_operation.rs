@@ -25,9 +25,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use hie_net::{
-    Action, ClientConfig, GiveUp, MllpClient, NoReplyReason, ReplyOutcome, StayConnected,
-};
+use hie_net::{ClientConfig, MllpClient, NoReplyReason, ReplyOutcome, StayConnected};
 
 use crate::config::{self, Timeout};
 use crate::engine::control::ItemState;
@@ -35,8 +33,10 @@ use crate::engine::plan::TcpOperationPlan;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{AppReply, Envelope, ItemId, OriginRecord};
 use crate::items::downstream_log::{Change, DownstreamLog};
+use crate::items::mllp_reply::OutcomeFacts as _;
 use crate::items::{WorkerExit, alert, next_entry, requeue};
 use crate::queue::LocalQueue;
+use crate::reply_code_actions::{Action, GiveUp};
 
 /// The client settings of an operation connecting to `address`, from its IRIS settings.
 pub fn client_config(plan: &TcpOperationPlan, address: SocketAddr) -> ClientConfig {

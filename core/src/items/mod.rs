@@ -8,6 +8,7 @@ pub mod hl7_file_operation;
 pub mod hl7_file_service;
 pub mod hl7_tcp_operation;
 pub mod hl7_tcp_service;
+pub mod mllp_reply;
 pub mod routing_engine;
 
 use crate::engine::control::ItemState;
