@@ -341,3 +341,49 @@ fn held_command(
         Err(e) => json!({"ok": false, "error": e}),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Command {
+        #[command(flatten)]
+        engine: EngineArgs,
+    }
+
+    fn overrides(args: &[&str]) -> Result<EngineOverrides, String> {
+        let command = Command::try_parse_from(std::iter::once("hie").chain(args.iter().copied()))
+            .expect("arguments parse");
+        command.engine.overrides()
+    }
+
+    #[test]
+    fn arguments_become_the_engine_librarys_overrides() {
+        let args = [
+            "--data-dir=/d",
+            "--shards=2",
+            "--cpus=3,5",
+            "--sync=interval:10ms",
+            "--shutdown-timeout=9",
+        ];
+        assert_eq!(
+            overrides(&args),
+            Ok(EngineOverrides {
+                data_dir: Some(PathBuf::from("/d")),
+                shards: Some(2),
+                cpus: Some(vec![3, 5]),
+                no_pin: false,
+                sync: Some(WalSync::Interval { interval_ms: 10 }),
+                shutdown_timeout: Duration::from_secs(9),
+            })
+        );
+        let defaults = overrides(&[]).unwrap();
+        assert_eq!(defaults.shutdown_timeout, Duration::from_secs(120));
+        assert_eq!((defaults.shards, defaults.sync), (None, None));
+        let error = overrides(&["--sync=sometimes"]).unwrap_err();
+        assert!(error.starts_with("--sync: "), "{error}");
+    }
+}
