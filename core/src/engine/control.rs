@@ -1,5 +1,5 @@
 //! Runtime control of items: the commands an operator sends (enable, disable, restart,
-//! pause, resume; `hie ctl` sends them as JSON, see `cli::control_server`), the state each item instance is in, and the per-shard watch that wakes
+//! pause, resume; `hie ctl` sends them as JSON, see `control_server` in the `hie` binary), the state each item instance is in, and the per-shard watch that wakes
 //! workers when their item's state changes.
 //!
 //! Commands reach every shard through a crossbeam channel per shard plus that shard's

@@ -19,6 +19,7 @@ pub mod control;
 pub mod held;
 mod hold;
 pub mod operator;
+pub mod options;
 pub mod overrides;
 pub mod plan;
 pub mod runtime;
@@ -28,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use hie_persist::WalConfig;
 use serde::Serialize;
 
@@ -207,7 +208,7 @@ impl RunningEngine {
         let mut control = Vec::with_capacity(shards);
         let mut parts: Vec<Option<Parts>> = Vec::with_capacity(shards);
         for (rings, orphans) in rings.into_iter().zip(orphans) {
-            let (tx, rx) = crossbeam::channel::unbounded();
+            let (tx, rx) = crossbeam_channel::unbounded();
             control.push(tx);
             parts.push(Some((rings, rx, orphans)));
         }
@@ -230,7 +231,7 @@ impl RunningEngine {
                 )
             }
         };
-        let (ended_tx, ended) = crossbeam::channel::unbounded();
+        let (ended_tx, ended) = crossbeam_channel::unbounded();
         let handles = shard::start(&options.layout, ended_tx, main)?;
         let mut engine = RunningEngine {
             shared,
@@ -373,7 +374,7 @@ impl RunningEngine {
     pub fn status(&self) -> EngineStatus {
         let mut shards = Vec::with_capacity(self.control.len());
         for (shard, tx) in self.control.iter().enumerate() {
-            let (reply_tx, reply_rx) = crossbeam::channel::bounded(1);
+            let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
             if tx.send(ShardControl::Status(reply_tx)).is_err() {
                 continue;
             }
@@ -406,7 +407,7 @@ impl RunningEngine {
             .control
             .get(shard)
             .ok_or_else(|| format!("no shard {shard}"))?;
-        let (reply_tx, reply_rx) = crossbeam::channel::bounded(1);
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         tx.send(ShardControl::Held {
             request,
             reply: reply_tx,
@@ -614,7 +615,7 @@ mod tests {
             shutdown_timeout: Duration::from_secs(1),
             start_timeout: Duration::from_secs(30),
         };
-        let (die_tx, die_rx) = crossbeam::channel::unbounded::<()>();
+        let (die_tx, die_rx) = crossbeam_channel::unbounded::<()>();
         let around = move |index: usize, main| {
             let die_rx = die_rx.clone();
             async move {

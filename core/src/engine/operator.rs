@@ -11,7 +11,7 @@
 
 use std::rc::Rc;
 
-use crossbeam::channel::Sender;
+use crossbeam_channel::Sender;
 use hie_persist::Record;
 use serde::Serialize;
 use serde_json::json;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crossbeam::channel::Receiver;
+use crossbeam_channel::Receiver;
 use hie_net::{MllpServer, ServerConfig, StayConnected};
 use hie_persist::{DeliveryState, Record, Recovery, Wal, WalConfig};
 

@@ -1,5 +1,5 @@
 //! `hie ctl`: talks to a running `hie run` through its control socket
-//! (`DATA_DIR/hie.sock`, JSON lines; see [`crate::cli::control_server`]).
+//! (`DATA_DIR/hie.sock`, JSON lines; see [`crate::control_server`]).
 //!
 //! - `status`: a table of every item (state and counters summed over its shards) and the
 //!   held-message counts; `--json` prints the engine's JSON (per shard).
@@ -22,8 +22,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use crate::cli::control_server::ControlRequest;
-use crate::cli::run::CONTROL_SOCKET;
+use crate::control_server::ControlRequest;
+use crate::run::CONTROL_SOCKET;
 
 /// How long `hie ctl` waits for an answer (a resend reads the WAL and writes to it).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(90);

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crossbeam::channel::Sender;
+use crossbeam_channel::Sender;
 use serde::{Deserialize, Serialize};
 
 /// Most control connections served at once.
@@ -205,7 +205,7 @@ fn serve_connection(stream: UnixStream, requests: &Sender<Request>) {
             return;
         }
         let text = String::from_utf8_lossy(&line).trim_end().to_string();
-        let (reply_tx, reply_rx) = crossbeam::channel::bounded(1);
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         if requests.send((text, reply_tx)).is_err() {
             return;
         }
