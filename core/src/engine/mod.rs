@@ -546,14 +546,17 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(20);
         let status = loop {
             let status = engine.status();
-            let failed = sum(&status, "R1", |i| i.failed) + sum(&status, "R2", |i| i.failed);
+            let failed = sum(&status, "R1", |i| i.counters.failed)
+                + sum(&status, "R2", |i| i.counters.failed);
             if failed > 0 && status.shards[0].held.failed > 0 || Instant::now() > deadline {
                 break status;
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let processed = sum(&status, "R1", |i| i.processed) + sum(&status, "R2", |i| i.processed);
-        let failed = sum(&status, "R1", |i| i.failed) + sum(&status, "R2", |i| i.failed);
+        let processed = sum(&status, "R1", |i| i.counters.processed)
+            + sum(&status, "R2", |i| i.counters.processed);
+        let failed =
+            sum(&status, "R1", |i| i.counters.failed) + sum(&status, "R2", |i| i.counters.failed);
         assert_eq!(failed, 1, "{status:#?}");
         assert_eq!(
             processed,
@@ -575,7 +578,8 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         let later = engine.status();
         assert_eq!(
-            sum(&later, "R1", |i| i.processed) + sum(&later, "R2", |i| i.processed),
+            sum(&later, "R1", |i| i.counters.processed)
+                + sum(&later, "R2", |i| i.counters.processed),
             processed,
             "it goes round no more"
         );

@@ -31,7 +31,7 @@ use serde::Serialize;
 use crate::engine::control::{ItemState, StateWatch};
 use crate::engine::held::{HeldCounts, HeldEntry, HeldFacts, HeldKind, HeldList, now_us};
 pub use crate::engine::metrics::ItemCounters;
-use crate::engine::metrics::{ShardMetrics, Stage};
+use crate::engine::metrics::{CounterValues, ShardMetrics, Stage};
 use crate::engine::plan::{Plan, PlannedItem, Role, Target};
 use crate::envelope::{
     AppReply, Envelope, ItemId, MessageId, OriginRecord, ROUTER_HOPS_MAX, ShardMsg, partition_hash,
@@ -169,15 +169,8 @@ pub struct ItemStatus {
     pub shard: usize,
     pub state: ItemState,
     pub queued: usize,
-    pub received: u64,
-    pub rejected: u64,
-    pub processed: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub suspended: u64,
-    pub discarded: u64,
-    pub retries: u64,
-    pub restarts: u64,
+    #[serde(flatten)]
+    pub counters: CounterValues,
     /// The item holds messages it cannot record while the WAL is unavailable, and goes
     /// on with them once it is writable again (see `wal_state`).
     pub waiting_for_wal: bool,
@@ -1108,15 +1101,7 @@ impl Shard {
                         .flatten()
                         .map(|q| q.len())
                         .sum(),
-                    received: c.received.get(),
-                    rejected: c.rejected.get(),
-                    processed: c.processed.get(),
-                    completed: c.completed.get(),
-                    failed: c.failed.get(),
-                    suspended: c.suspended.get(),
-                    discarded: c.discarded.get(),
-                    retries: c.retries.get(),
-                    restarts: c.restarts.get(),
+                    counters: c.values(),
                     waiting_for_wal: c.wal_waits.get() > 0,
                 }
             })
