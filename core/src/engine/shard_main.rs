@@ -1,6 +1,6 @@
 //! The life of one shard, from opening its WAL to closing it (see the phases in
 //! [`super`]), with the two tasks every shard runs for as long as it lives: the
-//! dispatcher (rings and control commands in) and the recorder (outcome records out to
+//! dispatcher (rings and control tasks in) and the recorder (outcome records out to
 //! the WAL).
 
 use std::cell::Cell;
@@ -640,7 +640,7 @@ async fn supervise_tcp_service(
 }
 
 /// The dispatcher: moves envelopes from the rings into local queues, hands outcome
-/// records to the recorder, applies control commands and announces phase changes.
+/// records to the recorder, spawns control tasks ([`shard_call`]) and announces phase changes.
 ///
 /// It never waits on a full queue: an envelope whose `block` queue is full goes to that
 /// target's hold list, with every later envelope for the same target, and the lists are
