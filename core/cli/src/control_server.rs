@@ -74,6 +74,11 @@ pub enum ControlRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         item: Option<String>,
     },
+    /// Latency percentiles per item and stage, merged over the shards (`item`: one item).
+    Histograms {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<String>,
+    },
 }
 
 /// A request line and where its answer goes.

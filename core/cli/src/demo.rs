@@ -171,11 +171,11 @@ fn summary(status: &EngineStatus) -> String {
             out.push_str(&format!(
                 "  {:<12} received {:>9}  processed {:>9}  completed {:>9}  failed {}  suspended {}  queued {}\n",
                 item.item,
-                item.received,
-                item.processed,
-                item.completed,
-                item.failed,
-                item.suspended,
+                item.counters.received,
+                item.counters.processed,
+                item.counters.completed,
+                item.counters.failed,
+                item.counters.suspended,
                 item.queued
             ));
         }

@@ -184,7 +184,9 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
         }
     };
     // The control socket is open before `ready`, so a `hie ctl` sent on `ready` answers.
-    let (requests_tx, requests) = crossbeam_channel::unbounded();
+    // Each connection waits for its answer before it sends again: one request each.
+    let (requests_tx, requests) =
+        crossbeam_channel::bounded(control_server::CONTROL_CONNECTIONS_MAX);
     let socket = data_dir.join(CONTROL_SOCKET);
     if let Err(e) = control_server::serve(&socket, requests_tx) {
         tracing::warn!("no control socket at {}: {e}", socket.display());
@@ -302,6 +304,10 @@ fn answer(engine: &RunningEngine, line: &str) -> String {
                 HeldRequest::Discard { wal_id, item }
             })
         }
+        ControlRequest::Histograms { item } => match engine.histograms(item.as_deref()) {
+            Ok(report) => serde_json::to_value(report).unwrap_or_default(),
+            Err(e) => json!({"ok": false, "error": e.to_string()}),
+        },
     };
     reply.to_string()
 }

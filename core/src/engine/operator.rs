@@ -11,7 +11,6 @@
 
 use std::rc::Rc;
 
-use crossbeam_channel::Sender;
 use hie_persist::Record;
 use serde::Serialize;
 use serde_json::json;
@@ -52,15 +51,14 @@ pub struct HeldMessage {
 /// The reason a discard writes in the WAL.
 pub const DISCARD_REASON: &str = "discarded by an operator (hie ctl discard)";
 
-/// Serves `request` on `shard` and sends the answer to `reply`.
-pub async fn serve(shard: Rc<Shard>, request: HeldRequest, reply: Sender<HeldReply>) {
-    let answer = match request {
+/// Serves `request` on `shard` (a task of its own there: see [`super::shard_call`]).
+pub async fn serve(shard: Rc<Shard>, request: HeldRequest) -> HeldReply {
+    match request {
         HeldRequest::List => Ok(json!(list(&shard))),
         HeldRequest::Show { wal_id } => show(&shard, wal_id).await,
         HeldRequest::Resend { wal_id, item } => resend(&shard, wal_id, item).await,
         HeldRequest::Discard { wal_id, item } => discard(&shard, wal_id, item).await,
-    };
-    let _ = reply.send(answer);
+    }
 }
 
 fn message_id(shard: &Shard, wal_id: u64) -> MessageId {

@@ -30,6 +30,8 @@ use serde::Serialize;
 
 use crate::engine::control::{ItemState, StateWatch};
 use crate::engine::held::{HeldCounts, HeldEntry, HeldFacts, HeldKind, HeldList, now_us};
+pub use crate::engine::metrics::ItemCounters;
+use crate::engine::metrics::{CounterValues, ShardMetrics, Stage};
 use crate::engine::plan::{Plan, PlannedItem, Role, Target};
 use crate::envelope::{
     AppReply, Envelope, ItemId, MessageId, OriginRecord, ROUTER_HOPS_MAX, ShardMsg, partition_hash,
@@ -140,26 +142,6 @@ impl Shared {
     }
 }
 
-/// Counters of one item on one shard.
-#[derive(Debug, Default)]
-pub struct ItemCounters {
-    /// Messages accepted by a service (durable).
-    pub received: Cell<u64>,
-    /// Frames refused by a service (NAK).
-    pub rejected: Cell<u64>,
-    /// Messages a router or operation took from its queue.
-    pub processed: Cell<u64>,
-    pub completed: Cell<u64>,
-    pub failed: Cell<u64>,
-    pub suspended: Cell<u64>,
-    pub discarded: Cell<u64>,
-    pub retries: Cell<u64>,
-    pub restarts: Cell<u64>,
-    /// Instances of the item waiting for the WAL to be writable again
-    /// ([`Shard::until_wal_writable`]).
-    pub wal_waits: Cell<u32>,
-}
-
 /// One instance counted in its item's `wal_waits` for as long as this lives.
 struct WalWait<'c>(&'c ItemCounters);
 
@@ -187,15 +169,8 @@ pub struct ItemStatus {
     pub shard: usize,
     pub state: ItemState,
     pub queued: usize,
-    pub received: u64,
-    pub rejected: u64,
-    pub processed: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub suspended: u64,
-    pub discarded: u64,
-    pub retries: u64,
-    pub restarts: u64,
+    #[serde(flatten)]
+    pub counters: CounterValues,
     /// The item holds messages it cannot record while the WAL is unavailable, and goes
     /// on with them once it is writable again (see `wal_state`).
     pub waiting_for_wal: bool,
@@ -287,7 +262,8 @@ pub struct Shard {
     pub states: StateWatch,
     /// By item id: the hooks of this shard's instances (empty for most items).
     hooks: Vec<Vec<Rc<dyn ItemHooks>>>,
-    pub counters: Vec<ItemCounters>,
+    /// Per-item counters and latency histograms of this shard.
+    pub metrics: ShardMetrics,
     pub ack: RefCell<AckBuilder>,
     /// Messages being worked on by operations (not in a queue).
     pub busy: Cell<usize>,
@@ -370,7 +346,7 @@ impl Shard {
             queues,
             states: StateWatch::new(items),
             hooks,
-            counters: (0..items).map(|_| ItemCounters::default()).collect(),
+            metrics: ShardMetrics::new(&plan, index),
             ack: RefCell::new(AckBuilder::new()),
             busy: Cell::new(0),
             phase_changed: Notify::new(),
@@ -463,7 +439,7 @@ impl Shard {
     }
 
     pub fn counters(&self, item: ItemId) -> &ItemCounters {
-        &self.counters[item as usize]
+        self.metrics.counters(item)
     }
 
     pub fn phase(&self) -> Phase {
@@ -537,6 +513,7 @@ impl Shard {
         bytes: &[u8],
         meta: MessageMeta<'_>,
     ) -> Result<(MessageId, Vec<ItemId>), WalError> {
+        let started = Instant::now();
         let item = self.plan.item(source);
         let wal_id = self.wal.next_message_id();
         let mut records = Vec::with_capacity(1 + item.targets.len());
@@ -552,6 +529,7 @@ impl Shard {
             .await
             .inspect_err(|e| log_append_error(&item.name, e))?;
         bump(&self.counters(source).received);
+        self.metrics.record_since(source, Stage::Durable, started);
         Ok((
             MessageId {
                 origin_shard: self.index as u16,
@@ -928,7 +906,11 @@ impl Shard {
         let counters = self.counters(env.target);
         let mut facts = None;
         match &record {
-            OriginRecord::Completed => bump(&counters.completed),
+            OriginRecord::Completed => {
+                bump(&counters.completed);
+                self.metrics
+                    .record_since(env.target, Stage::Delivered, env.received_at);
+            }
             OriginRecord::Failed { .. } => {
                 bump(&counters.failed);
                 facts = Some(Box::new(HeldFacts::of(&env.bytes)));
@@ -1119,15 +1101,7 @@ impl Shard {
                         .flatten()
                         .map(|q| q.len())
                         .sum(),
-                    received: c.received.get(),
-                    rejected: c.rejected.get(),
-                    processed: c.processed.get(),
-                    completed: c.completed.get(),
-                    failed: c.failed.get(),
-                    suspended: c.suspended.get(),
-                    discarded: c.discarded.get(),
-                    retries: c.retries.get(),
-                    restarts: c.restarts.get(),
+                    counters: c.values(),
                     waiting_for_wal: c.wal_waits.get() > 0,
                 }
             })

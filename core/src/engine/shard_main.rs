@@ -1,9 +1,9 @@
 //! The life of one shard, from opening its WAL to closing it (see the phases in
 //! [`super`]), with the two tasks every shard runs for as long as it lives: the
-//! dispatcher (rings and control commands in) and the recorder (outcome records out to
+//! dispatcher (rings and control tasks in) and the recorder (outcome records out to
 //! the WAL).
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -16,14 +16,15 @@ use hie_persist::{DeliveryState, Record, Recovery, Wal, WalConfig};
 
 use crate::config;
 use crate::config::{RestartPolicy, RestartWhen};
+use crate::engine::ShardExit;
+use crate::engine::admin::{Holds, ShardContext};
 use crate::engine::adopt;
-use crate::engine::control::{ItemCommand, ItemState};
+use crate::engine::control::ItemState;
 use crate::engine::held::{HeldEntry, HeldKind};
 use crate::engine::hold::HoldLists;
-use crate::engine::operator;
 use crate::engine::plan::{Role, TcpServicePlan};
-use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, ShardStatus, Shared};
-use crate::engine::{ShardControl, ShardExit};
+use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, Shared};
+use crate::engine::shard_call::{self, ShardTask};
 use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg, partition_hash};
 use crate::items::hl7_tcp_service::TcpServiceHandler;
 use crate::items::{
@@ -42,15 +43,12 @@ const BLOCKED_RETRY: Duration = Duration::from_millis(1);
 /// A target instance of the dispatcher's hold lists: item and instance.
 type HoldKey = (ItemId, usize);
 
-/// Envelopes from the rings waiting for room in their target's queue (see [`super::hold`]).
-type Holds = Rc<RefCell<HoldLists<HoldKey, Envelope>>>;
-
 /// Runs shard `index` until the production stops.
 pub async fn run(
     index: usize,
     shared: Arc<Shared>,
     rings: ShardRings<ShardMsg>,
-    control: Receiver<ShardControl>,
+    control: Receiver<ShardTask<ShardContext>>,
     dir: PathBuf,
     orphans: Vec<PathBuf>,
     wal_config: WalConfig,
@@ -643,7 +641,7 @@ async fn supervise_tcp_service(
 }
 
 /// The dispatcher: moves envelopes from the rings into local queues, hands outcome
-/// records to the recorder, applies control commands and announces phase changes.
+/// records to the recorder, spawns control tasks ([`shard_call`]) and announces phase changes.
 ///
 /// It never waits on a full queue: an envelope whose `block` queue is full goes to that
 /// target's hold list, with every later envelope for the same target, and the lists are
@@ -654,25 +652,18 @@ async fn supervise_tcp_service(
 /// whose queue filled up) and phase changes are handled throughout.
 async fn dispatch(
     shard: Rc<Shard>,
-    control: Receiver<ShardControl>,
+    control: Receiver<ShardTask<ShardContext>>,
     holds: Holds,
     done: Rc<Cell<bool>>,
 ) {
     let mut inbound: Vec<ShardMsg> = Vec::with_capacity(DRAIN_BATCH_MAX);
     let mut seen = shard.phase();
+    let context = ShardContext {
+        shard: Rc::clone(&shard),
+        holds: Rc::clone(&holds),
+    };
     loop {
-        while let Ok(command) = control.try_recv() {
-            match command {
-                ShardControl::Status(reply) => {
-                    let _ = reply.send(status_with_held(&shard, &holds.borrow()));
-                }
-                ShardControl::Item { item, command } => apply(&shard, item, command),
-                ShardControl::Held { request, reply } => {
-                    glommio::spawn_local(operator::serve(Rc::clone(&shard), request, reply))
-                        .detach();
-                }
-            }
-        }
+        shard_call::spawn_waiting(&control, &context);
         let phase = shard.phase();
         if phase != seen {
             seen = phase;
@@ -743,18 +734,6 @@ fn held_at_bound(shard: &Shard, held: &HoldLists<HoldKey, Envelope>) -> bool {
     shard.phase() >= Phase::Running && held.at_bound()
 }
 
-/// The shard's status, with the envelopes held for an item counted in its `queued`: they
-/// wait for it as its queue's entries do.
-fn status_with_held(shard: &Shard, held: &HoldLists<HoldKey, Envelope>) -> ShardStatus {
-    let mut status = shard.status();
-    for entry in &mut status.items {
-        if let Some(item) = shard.plan.item_named(&entry.item) {
-            entry.queued += held.count(|&(id, _)| id == item.id);
-        }
-    }
-    status
-}
-
 /// Offers `env` to its queue, or holds it: behind the envelopes already held for the same
 /// target instance (FIFO), or because its `block` queue is full.
 fn offer_or_hold(shard: &Shard, held: &mut HoldLists<HoldKey, Envelope>, env: Envelope) {
@@ -764,43 +743,5 @@ fn offer_or_hold(shard: &Shard, held: &mut HoldLists<HoldKey, Envelope>, env: En
         held.push(key, target.queue_size, env);
     } else if let Err(env) = shard.offer_local(env) {
         held.push(key, target.queue_size, env);
-    }
-}
-
-/// Applies an operator's command to this shard's instances of `item`.
-fn apply(shard: &Shard, item: ItemId, command: ItemCommand) {
-    let planned = shard.plan.item(item);
-    if !planned.shards.contains(&shard.index) {
-        return;
-    }
-    let states = &shard.states;
-    let state = states.get(item);
-    tracing::info!(item = %planned.name, shard = shard.index, ?command, ?state, "control");
-    match command {
-        ItemCommand::Enable => {
-            if matches!(
-                state,
-                ItemState::Disabled | ItemState::Failed | ItemState::Stopped
-            ) {
-                shard.set_state(item, ItemState::Running);
-            }
-        }
-        ItemCommand::Disable => shard.set_state(item, ItemState::Disabled),
-        ItemCommand::Pause => {
-            if state == ItemState::Running {
-                shard.set_state(item, ItemState::Paused);
-            }
-        }
-        ItemCommand::Resume => {
-            if state == ItemState::Paused {
-                shard.set_state(item, ItemState::Running);
-            }
-        }
-        ItemCommand::Restart => {
-            let c = &shard.counters(item).restarts;
-            c.set(c.get() + 1);
-            shard.set_state(item, ItemState::Running);
-            states.request_restart(item);
-        }
     }
 }

@@ -29,6 +29,7 @@ use hie_net::{ClientConfig, MllpClient, NoReplyReason, ReplyOutcome, StayConnect
 
 use crate::config::{self, Timeout};
 use crate::engine::control::ItemState;
+use crate::engine::metrics::Stage;
 use crate::engine::plan::TcpOperationPlan;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{AppReply, Envelope, ItemId, OriginRecord};
@@ -201,10 +202,14 @@ async fn deliver_one(
             }
             Ok(()) => {
                 let before = client.stats();
+                let sent = Instant::now();
                 let outcome = match client.send(&env.bytes).await {
                     Ok(outcome) => outcome,
                     Err(e) => ReplyOutcome::NoReply(NoReplyReason::Io, e.to_string()),
                 };
+                if matches!(outcome, ReplyOutcome::Replied(_) | ReplyOutcome::Sent) {
+                    shard.metrics.record_since(item, Stage::RoundTrip, sent);
+                }
                 let change = Change::between(before, client.stats(), &outcome);
                 (outcome, change)
             }

@@ -25,6 +25,7 @@
 
 use std::rc::Rc;
 
+use crate::engine::metrics::Stage;
 use crate::engine::runtime::{HOP_LIMIT_REASON, Shard, hop_limit_reached};
 #[cfg(doc)]
 use crate::envelope::ROUTER_HOPS_MAX;
@@ -65,6 +66,9 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
                         continue;
                     }
                     shard.hook_after(item, &env, &OriginRecord::Completed);
+                    shard
+                        .metrics
+                        .record_since(item, Stage::Routed, env.received_at);
                     if env.ordered {
                         shard.routed_ordered(env.id, targets.len());
                     }
