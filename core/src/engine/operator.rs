@@ -119,7 +119,8 @@ fn names(shard: &Shard, items: &[ItemId]) -> String {
         .join(", ")
 }
 
-/// The message as received: its source item, partition key and bytes.
+/// The message as received (or as an item made it): its source item, partition key and
+/// bytes.
 struct Stored {
     source: String,
     partition_key: String,
@@ -135,12 +136,20 @@ async fn read_message(shard: &Shard, wal_id: u64) -> Result<Stored, String> {
         .map_err(|e| format!("reading message {id} from the WAL: {e}"))?
         .ok_or_else(|| format!("message {id} is no longer in the WAL"))?;
     match found.record() {
-        Some(Record::MessageReceived {
-            source,
-            meta,
-            bytes,
-            ..
-        }) => Ok(Stored {
+        Some(
+            Record::MessageReceived {
+                source,
+                meta,
+                bytes,
+                ..
+            }
+            | Record::Created {
+                source,
+                meta,
+                bytes,
+                ..
+            },
+        ) => Ok(Stored {
             source: source.to_string(),
             partition_key: meta.partition_key.to_string(),
             bytes: bytes.to_vec(),
