@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{body, received, run};
+use common::{body, fill, received, run};
 use hie_persist::{DeliveryState, MessageMeta, Record, SyncMode, Targets, Wal, WalConfig};
 
 const MIB: u64 = 1 << 20;
@@ -125,18 +125,8 @@ fn a_created_message_is_redelivered_to_its_targets_and_closed_by_the_same_rules(
         .await
         .unwrap();
         assert_eq!(wal.open_messages(), 0);
-        while wal.segments()[0] == first_segment && wal.segments().len() < 3 {
-            let id = wal.next_message_id();
-            let bytes = body(id, 4000);
-            wal.append(&received(id, "r", &bytes)).await.unwrap();
-            wal.append(&Record::Discarded {
-                message_id: id,
-                target: "",
-                reason: "no route",
-            })
-            .await
-            .unwrap();
-        }
+        // Enough closed messages after it to fill its segment.
+        fill(&wal, 2000, |_| true).await;
         glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
         // (Retention also runs by itself when a segment fills up.)
         wal.run_retention().await.unwrap();

@@ -57,13 +57,8 @@ pub fn effect<'a>(record: &Record<'a>) -> Effect<'a> {
             message_id,
             target,
             reason,
-        } => Effect::Holds {
-            message_id,
-            target,
-            reason,
-            failed: true,
-        },
-        Record::Suspended {
+        }
+        | Record::Suspended {
             message_id,
             target,
             reason,
@@ -71,7 +66,7 @@ pub fn effect<'a>(record: &Record<'a>) -> Effect<'a> {
             message_id,
             target,
             reason,
-            failed: false,
+            failed: matches!(record, Record::Failed { .. }),
         },
         Record::Checkpoint { .. } | Record::SegmentStart { .. } => Effect::None,
     }
