@@ -1,13 +1,16 @@
 //! What moves between items and between shards.
 //!
 //! An [`Envelope`] is one message on its way to one item instance: the message bytes
-//! (shared, never copied when a router fans a message out), the id the origin shard's WAL
-//! gave it, and where it goes. [`ShardMsg`] is what travels on the rings: envelopes, and
+//! (shared, never copied when a router fans a message out), their scan index (segment
+//! offsets, made once where the message came in and shared the same way), the id the
+//! origin shard's WAL gave it, and where it goes. [`ShardMsg`] is what travels on the rings: envelopes, and
 //! the records a shard sends back to a message's origin shard so that every record of a
 //! message lands in the one WAL that received it (see docs/adr/0001).
 
 use std::sync::Arc;
 use std::time::Instant;
+
+use hie_hl7::{Message, ScanIndex};
 
 /// Most routers one message may pass through on one run. A router that would pass a
 /// message on beyond this records it `Failed` (a routing cycle that `hie check` could not
@@ -37,6 +40,11 @@ pub struct Envelope {
     pub id: MessageId,
     /// The HL7 message, exactly as received (or as a transform wrote it).
     pub bytes: Arc<[u8]>,
+    /// The scan of `bytes` (delimiters and segment offsets), made once by the service
+    /// that received it (or by recovery): items read fields through [`Envelope::message`]
+    /// without scanning again. `None` for a document that is not one message (a batch
+    /// taken whole, `BatchHandling=Whole`).
+    pub scan: Option<Arc<ScanIndex>>,
     /// The item that sent it here (a service or a router).
     pub source: ItemId,
     /// Where it came from, for file names (`%f`): the file a file service read, the peer
@@ -62,6 +70,14 @@ pub struct Envelope {
     /// `Shard::expect_entered`): the operation that takes it, or the router that routes
     /// it, tells the origin shard.
     pub ordered: bool,
+}
+
+impl Envelope {
+    /// The message, its scan index re-attached to its bytes (checked in O(segments),
+    /// nothing copied or scanned again); `None` for a document that is not one message.
+    pub fn message(&self) -> Option<Message<'_>> {
+        Message::from_index(&self.bytes, self.scan.as_deref()?).ok()
+    }
 }
 
 /// The answer an `AckMode=App` service returns upstream.

@@ -18,9 +18,11 @@ mod adopt;
 pub mod control;
 pub mod held;
 mod hold;
+pub mod ingest;
 pub mod operator;
 pub mod overrides;
 pub mod plan;
+pub mod rules;
 pub mod runtime;
 mod shard_main;
 

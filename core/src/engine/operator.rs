@@ -17,7 +17,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::engine::held::{HeldEntry, HeldKind, utc_text};
-use crate::engine::runtime::{Shard, envelope, text_of};
+use crate::engine::ingest::{envelope, scan_of};
+use crate::engine::runtime::{Shard, text_of};
 use crate::envelope::{ItemId, MessageId};
 
 /// What an operator asks of a shard's held list.
@@ -202,7 +203,15 @@ async fn resend(shard: &Rc<Shard>, wal_id: u64, item: Option<ItemId>) -> HeldRep
         stored.partition_key.as_bytes()
     };
     let origin_name = std::sync::Arc::from(stored.source.as_str());
-    let env = envelope(id, stored.bytes.into(), source, origin_name, item, key);
+    let scan = scan_of(&stored.bytes);
+    let env = envelope(
+        id,
+        (stored.bytes.into(), scan),
+        source,
+        origin_name,
+        item,
+        key,
+    );
     shard.deliver(env).await;
     Ok(json!({"ok": true, "message_id": id.to_string(), "item": name, "command": "resend"}))
 }

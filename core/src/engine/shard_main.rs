@@ -20,11 +20,12 @@ use crate::engine::adopt;
 use crate::engine::control::{ItemCommand, ItemState};
 use crate::engine::held::{HeldEntry, HeldKind};
 use crate::engine::hold::HoldLists;
+use crate::engine::ingest::{Rebuilt, copies};
 use crate::engine::operator;
 use crate::engine::plan::{Role, TcpServicePlan};
 use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, ShardStatus, Shared};
 use crate::engine::{ShardControl, ShardExit};
-use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg, partition_hash};
+use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg};
 use crate::items::hl7_tcp_service::TcpServiceHandler;
 use crate::items::{
     WorkerExit, hl7_file_operation, hl7_file_service, hl7_tcp_operation, requeue, routing_engine,
@@ -338,6 +339,7 @@ impl RestartBudget {
 /// production starts ([`held_at_bound`]).
 async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
     let mut here = Recovered::default();
+    let mut rebuilt = Rebuilt::default();
     let plan = Arc::clone(&shard.plan);
     let id_of = |wal_id| MessageId {
         origin_shard: shard.index as u16,
@@ -355,7 +357,7 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
             );
             continue;
         };
-        let env = recovered_envelope(id_of(wal_id), message, source.id, source.id);
+        let env = rebuilt.envelope(id_of(wal_id), message, source.id, source.id);
         let targets = match shard.enqueue_for(wal_id, &source.targets).await {
             Ok(targets) => targets,
             Err(e) => {
@@ -363,9 +365,7 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
                 continue;
             }
         };
-        for target in targets {
-            let mut next = env.clone();
-            next.target = target;
+        for next in copies(env, &targets) {
             here.deliver(shard, next).await;
         }
     }
@@ -393,7 +393,7 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
             match &delivery.state {
                 DeliveryState::Queued => {
                     let source = plan.item_named(&message.source).map_or(target.id, |s| s.id);
-                    let env = recovered_envelope(id, message, source, target.id);
+                    let env = rebuilt.envelope(id, message, source, target.id);
                     here.deliver(shard, env).await;
                     redelivered += 1;
                 }
@@ -455,33 +455,6 @@ impl Recovered {
                 }
             }
         }
-    }
-}
-
-fn recovered_envelope(
-    id: MessageId,
-    message: &hie_persist::RecoveredMessage,
-    source: ItemId,
-    target: ItemId,
-) -> Envelope {
-    let key = if message.partition_key.is_empty() {
-        message.control_id.as_bytes()
-    } else {
-        message.partition_key.as_bytes()
-    };
-    Envelope {
-        id,
-        bytes: Arc::from(message.bytes.as_slice()),
-        source,
-        origin_name: Arc::from(message.source.as_str()),
-        target,
-        partition: partition_hash(key),
-        received_at: std::time::Instant::now(),
-        attempts: 0,
-        router_hops: 0,
-        // The upstream connection that waited for it is gone.
-        wants_reply: false,
-        ordered: false,
     }
 }
 
