@@ -157,6 +157,30 @@ mod tests {
     }
 
     #[test]
+    fn an_envelope_reads_its_message_on_the_scan_it_carries() {
+        let bytes: &[u8] = b"MSH|^~\\&|A|B|C|D|1||ADT^A01|M7|P|2.5\rPID|1||P1\r";
+        let id = MessageId {
+            origin_shard: 0,
+            wal_id: 1,
+        };
+        let scan = crate::engine::ingest::scan_of(bytes);
+        let body = (Arc::from(bytes), scan);
+        let mut env = crate::engine::ingest::envelope(id, body, 0, "In".into(), 1, b"k");
+        let msg = env.message().expect("one message");
+        assert_eq!(msg.control_id(), Some(&b"M7"[..]));
+        assert_eq!(msg.segment_count(), 2);
+        // An index re-attaches only to the bytes it was made from.
+        let mut other = env.clone();
+        other.bytes = Arc::from(&b"MSH|^~\\&|X\r"[..]);
+        assert!(other.message().is_none());
+        env.scan = None;
+        assert!(
+            env.message().is_none(),
+            "a document that is not one message"
+        );
+    }
+
+    #[test]
     fn message_id_displays_shard_and_wal_id() {
         let id = MessageId {
             origin_shard: 1,

@@ -3,10 +3,8 @@
 
 mod common;
 
-use common::{body, fill, received, run};
-use hie_persist::{DeliveryState, MessageMeta, Record, SyncMode, Targets, Wal, WalConfig};
-
-const MIB: u64 = 1 << 20;
+use common::{body, fill, received, retaining_config, run};
+use hie_persist::{DeliveryState, MessageMeta, Record, Targets, Wal};
 
 fn created<'a>(id: u64, parent: u64, targets: &'a [&'a str], bytes: &'a [u8]) -> Record<'a> {
     Record::Created {
@@ -28,10 +26,7 @@ fn a_created_message_is_redelivered_to_its_targets_and_closed_by_the_same_rules(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();
     run(move || async move {
-        let config = WalConfig::default()
-            .with_segment_bytes(MIB)
-            .with_sync(SyncMode::None)
-            .with_retention_age_s(Some(0));
+        let config = retaining_config();
         let (wal, _) = Wal::open(&path, config.clone()).await.unwrap();
         let parent = wal.next_message_id();
         let original = body(parent, 300);

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-use hie_persist::{MessageMeta, Record, Wal};
+use hie_persist::{MessageMeta, Record, SyncMode, Wal, WalConfig};
 
 /// Longest a test's executor may run. The slowest test takes a few seconds; an append
 /// that never resolves (a lost batch, a committer that stopped) fails the test here
@@ -90,4 +90,13 @@ pub async fn fill(wal: &Wal, n: u64, done: impl Fn(u64) -> bool) -> Vec<u64> {
         ids.push(id);
     }
     ids
+}
+
+/// 1 MiB segments, no sync, and retention that removes a closed segment at once: for
+/// tests of what retention keeps.
+pub fn retaining_config() -> WalConfig {
+    WalConfig::default()
+        .with_segment_bytes(1 << 20)
+        .with_sync(SyncMode::None)
+        .with_retention_age_s(Some(0))
 }
