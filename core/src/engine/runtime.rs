@@ -1048,14 +1048,14 @@ pub fn partition_key<'m>(msg: &Message<'m>) -> &'m [u8] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Format;
     use crate::engine::held::HeldList;
     use crate::engine::ingest::envelope;
 
     /// One shard of a service → operation production, with its WAL in `dir`.
-    async fn one_shard(dir: &std::path::Path) -> Rc<Shard> {
+    pub(crate) async fn one_shard(dir: &std::path::Path) -> Rc<Shard> {
         let text = "[production]\nname = \"Held\"\n\n\
              [[item]]\nname = \"In\"\nclass = \"EnsLib.HL7.Service.TCPService\"\n\
              [item.host]\nTargetConfigNames = \"Out\"\n[item.adapter]\nPort = \"1\"\n\n\

@@ -776,3 +776,47 @@ fn apply(shard: &Shard, item: ItemId, command: ItemCommand) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hie_persist::{MessageMeta, Targets};
+
+    use super::*;
+    use crate::engine::runtime::tests::one_shard;
+
+    #[test]
+    fn a_created_message_is_recovered_into_its_targets_queues_as_it_was_made() {
+        let dir = tempfile::tempdir().unwrap();
+        glommio::LocalExecutor::default().run(async {
+            let shard = one_shard(dir.path()).await;
+            let made = b"MSH|^~\\&|R|F|D|F|1||ADT^A08|C1|P|2.5\rPID|1||P9\r";
+            let id = shard.wal.next_message_id();
+            let created = Record::Created {
+                message_id: id,
+                parent: 7,
+                source: "In",
+                meta: MessageMeta {
+                    message_type: "ADT^A08",
+                    control_id: "C1",
+                    partition_key: "P9",
+                },
+                targets: Targets::List(&["Out"]),
+                bytes: made,
+            };
+            shard.wal.append(&created).await.unwrap();
+            shard.wal.close().await.unwrap();
+            let config = WalConfig::default().with_segment_bytes(1 << 20);
+            let (wal, recovery) = Wal::open(dir.path().join("shard-0"), config).await.unwrap();
+            recover(&shard, recovery).await;
+            let out = shard.plan.item_named("Out").unwrap().id;
+            let queue = shard.queue(out, 0).expect("Out runs here");
+            let env = queue.try_pop().expect("redelivered from its own record");
+            assert_eq!(&*env.bytes, made, "as it was made");
+            assert_eq!(env.id.wal_id, id);
+            let msg = env.message().expect("scanned once at recovery");
+            assert_eq!(msg.control_id(), Some(&b"C1"[..]));
+            assert!(queue.try_pop().is_none());
+            wal.close().await.unwrap();
+        });
+    }
+}
