@@ -66,12 +66,24 @@ impl HeldFacts {
             };
         }
         match hie_hl7::Message::scan(bytes) {
-            Ok(msg) => HeldFacts {
-                message_type: crate::engine::runtime::message_type_of(&msg),
-                control_id: crate::engine::runtime::text_of(msg.control_id().unwrap_or_default())
-                    .into_owned(),
-            },
+            Ok(msg) => HeldFacts::of_message(&msg),
             Err(_) => HeldFacts::default(),
+        }
+    }
+
+    /// [`HeldFacts::of`] the envelope's bytes, read on the scan it carries.
+    pub fn of_envelope(env: &crate::envelope::Envelope) -> HeldFacts {
+        match env.message() {
+            Some(msg) => HeldFacts::of_message(&msg),
+            None => HeldFacts::of(&env.bytes),
+        }
+    }
+
+    fn of_message(msg: &hie_hl7::Message<'_>) -> HeldFacts {
+        HeldFacts {
+            message_type: crate::engine::runtime::message_type_of(msg),
+            control_id: crate::engine::runtime::text_of(msg.control_id().unwrap_or_default())
+                .into_owned(),
         }
     }
 }

@@ -22,10 +22,11 @@ use crate::engine::adopt;
 use crate::engine::control::ItemState;
 use crate::engine::held::{HeldEntry, HeldKind};
 use crate::engine::hold::HoldLists;
+use crate::engine::ingest::{Rebuilt, copies};
 use crate::engine::plan::{Role, TcpServicePlan};
 use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, Shared};
 use crate::engine::shard_call::{self, ShardTask};
-use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg, partition_hash};
+use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg};
 use crate::items::hl7_tcp_service::TcpServiceHandler;
 use crate::items::{
     WorkerExit, hl7_file_operation, hl7_file_service, hl7_tcp_operation, requeue, routing_engine,
@@ -337,6 +338,7 @@ impl RestartBudget {
 /// production starts ([`held_at_bound`]).
 async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
     let mut here = Recovered::default();
+    let mut rebuilt = Rebuilt::default();
     let plan = Arc::clone(&shard.plan);
     let id_of = |wal_id| MessageId {
         origin_shard: shard.index as u16,
@@ -354,7 +356,7 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
             );
             continue;
         };
-        let env = recovered_envelope(id_of(wal_id), message, source.id, source.id);
+        let env = rebuilt.envelope(id_of(wal_id), message, source.id, source.id);
         let targets = match shard.enqueue_for(wal_id, &source.targets).await {
             Ok(targets) => targets,
             Err(e) => {
@@ -362,9 +364,7 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
                 continue;
             }
         };
-        for target in targets {
-            let mut next = env.clone();
-            next.target = target;
+        for next in copies(env, &targets) {
             here.deliver(shard, next).await;
         }
     }
@@ -392,7 +392,7 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
             match &delivery.state {
                 DeliveryState::Queued => {
                     let source = plan.item_named(&message.source).map_or(target.id, |s| s.id);
-                    let env = recovered_envelope(id, message, source, target.id);
+                    let env = rebuilt.envelope(id, message, source, target.id);
                     here.deliver(shard, env).await;
                     redelivered += 1;
                 }
@@ -454,33 +454,6 @@ impl Recovered {
                 }
             }
         }
-    }
-}
-
-fn recovered_envelope(
-    id: MessageId,
-    message: &hie_persist::RecoveredMessage,
-    source: ItemId,
-    target: ItemId,
-) -> Envelope {
-    let key = if message.partition_key.is_empty() {
-        message.control_id.as_bytes()
-    } else {
-        message.partition_key.as_bytes()
-    };
-    Envelope {
-        id,
-        bytes: Arc::from(message.bytes.as_slice()),
-        source,
-        origin_name: Arc::from(message.source.as_str()),
-        target,
-        partition: partition_hash(key),
-        received_at: std::time::Instant::now(),
-        attempts: 0,
-        router_hops: 0,
-        // The upstream connection that waited for it is gone.
-        wants_reply: false,
-        ordered: false,
     }
 }
 
@@ -743,5 +716,49 @@ fn offer_or_hold(shard: &Shard, held: &mut HoldLists<HoldKey, Envelope>, env: En
         held.push(key, target.queue_size, env);
     } else if let Err(env) = shard.offer_local(env) {
         held.push(key, target.queue_size, env);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hie_persist::{MessageMeta, Targets};
+
+    use super::*;
+    use crate::engine::runtime::tests::one_shard;
+
+    #[test]
+    fn a_created_message_is_recovered_into_its_targets_queues_as_it_was_made() {
+        let dir = tempfile::tempdir().unwrap();
+        glommio::LocalExecutor::default().run(async {
+            let shard = one_shard(dir.path()).await;
+            let made = b"MSH|^~\\&|R|F|D|F|1||ADT^A08|C1|P|2.5\rPID|1||P9\r";
+            let id = shard.wal.next_message_id();
+            let created = Record::Created {
+                message_id: id,
+                parent: 7,
+                source: "In",
+                meta: MessageMeta {
+                    message_type: "ADT^A08",
+                    control_id: "C1",
+                    partition_key: "P9",
+                },
+                targets: Targets::List(&["Out"]),
+                bytes: made,
+            };
+            shard.wal.append(&created).await.unwrap();
+            shard.wal.close().await.unwrap();
+            let config = WalConfig::default().with_segment_bytes(1 << 20);
+            let (wal, recovery) = Wal::open(dir.path().join("shard-0"), config).await.unwrap();
+            recover(&shard, recovery).await;
+            let out = shard.plan.item_named("Out").unwrap().id;
+            let queue = shard.queue(out, 0).expect("Out runs here");
+            let env = queue.try_pop().expect("redelivered from its own record");
+            assert_eq!(&*env.bytes, made, "as it was made");
+            assert_eq!(env.id.wal_id, id);
+            let msg = env.message().expect("scanned once at recovery");
+            assert_eq!(msg.control_id(), Some(&b"C1"[..]));
+            assert!(queue.try_pop().is_none());
+            wal.close().await.unwrap();
+        });
     }
 }

@@ -202,13 +202,21 @@ async fn deliver_one(
             }
             Ok(()) => {
                 let before = client.stats();
-                let sent = Instant::now();
-                let outcome = match client.send(&env.bytes).await {
+                // MSH-10, which the reply must answer, read on the envelope's scan.
+                let sent_at = Instant::now();
+                let sent = match env.message() {
+                    Some(msg) => {
+                        let control_id = msg.control_id().unwrap_or_default();
+                        client.send_answering(&env.bytes, control_id).await
+                    }
+                    None => client.send(&env.bytes).await,
+                };
+                let outcome = match sent {
                     Ok(outcome) => outcome,
                     Err(e) => ReplyOutcome::NoReply(NoReplyReason::Io, e.to_string()),
                 };
                 if matches!(outcome, ReplyOutcome::Replied(_) | ReplyOutcome::Sent) {
-                    shard.metrics.record_since(item, Stage::RoundTrip, sent);
+                    shard.metrics.record_since(item, Stage::RoundTrip, sent_at);
                 }
                 let change = Change::between(before, client.stats(), &outcome);
                 (outcome, change)

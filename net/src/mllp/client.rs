@@ -286,15 +286,35 @@ impl<C: Connector> MllpClient<C> {
             })?;
             scanned.control_id().unwrap_or_default().to_vec()
         };
+        self.send_framed(msg, &control_id).await
+    }
+
+    /// [`MllpClient::send`] for a message whose control id (MSH-10) the caller has read
+    /// already (on the scan it keeps): the reply must answer `control_id`.
+    pub async fn send_answering(
+        &mut self,
+        msg: &[u8],
+        control_id: &[u8],
+    ) -> Result<ReplyOutcome, MllpError> {
+        check_payload(msg)?;
+        self.send_framed(msg, control_id).await
+    }
+
+    /// Frames `msg`, sends it and reads the reply that answers `control_id`.
+    async fn send_framed(
+        &mut self,
+        msg: &[u8],
+        control_id: &[u8],
+    ) -> Result<ReplyOutcome, MllpError> {
         self.out.clear();
         encode_frame(&mut self.out, msg);
         self.close_if_idle().await;
         let reused = self.stream.is_some();
-        let outcome = match self.exchange(&control_id).await {
+        let outcome = match self.exchange(control_id).await {
             Ok(outcome) => outcome,
             Err((reason, text)) if reused && reason == NoReplyReason::ConnectionClosed => {
                 tracing::debug!(peer = %self.config.address, %text, "MLLP idle connection was closed by the peer; sending again");
-                self.exchange(&control_id)
+                self.exchange(control_id)
                     .await
                     .unwrap_or_else(|(r, t)| ReplyOutcome::NoReply(r, t))
             }

@@ -1,7 +1,7 @@
 //! Recovery: scan every segment in order and rebuild what the engine needs.
 //!
-//! The result ([`Recovery`]) holds every message received and not closed (see
-//! `retention` for "closed"), the pending deliveries per target in the order they were
+//! The result ([`Recovery`]) holds every message received (or created by an item) and
+//! not closed (see `closing` for "closed"), the pending deliveries per target in the order they were
 //! enqueued, the messages never routed, the last checkpoint, and counters. Only
 //! CRC-valid records with increasing LSNs are ever returned as data: a corrupt span is
 //! reported (segment, offset, length) with a `tracing::error!` and skipped; the bytes
@@ -25,6 +25,7 @@ use std::{
 use crate::{
     error::WalError,
     wal::{
+        closing::{Effect, effect},
         record::{self, Record, RecordKind},
         retention::OpenSet,
         segment::{Location, Scanned, SegmentScanner, list_segments, segment_path},
@@ -40,8 +41,10 @@ pub struct RecoveredMessage {
     pub lsn: u64,
     pub location: Location,
     pub timestamp_us: u64,
-    /// The item that received it.
+    /// The item that received it (or made it).
     pub source: String,
+    /// For a message an item made (`Created`): the message it was made from.
+    pub parent: Option<u64>,
     pub message_type: String,
     pub control_id: String,
     pub partition_key: String,
@@ -151,7 +154,9 @@ pub struct RecoveryStats {
 pub struct Recovery {
     /// Every open message by id.
     pub messages: HashMap<u64, RecoveredMessage>,
-    /// Open messages with no delivery record yet (route them again), in log order.
+    /// Open messages with no delivery record yet (route them again), in log order. A
+    /// created message is enqueued by its own record, so it is listed here only if it
+    /// was made for no target.
     pub unrouted: Vec<u64>,
     /// Per target, the deliveries owed, in the order they were enqueued.
     pub targets: BTreeMap<String, Vec<PendingDelivery>>,
@@ -474,7 +479,8 @@ impl Builder {
         }
     }
 
-    /// Applies one valid record; returns the message id if it was a `MessageReceived`.
+    /// Applies one valid record; returns the message id if it opened a message
+    /// (`MessageReceived` or `Created`).
     fn apply(
         &mut self,
         location: Location,
@@ -516,72 +522,97 @@ impl Builder {
             self.recovery.messages.remove(&id);
         }
         match record {
-            Record::MessageReceived { message_id, .. } => Some(message_id),
+            Record::MessageReceived { message_id, .. } | Record::Created { message_id, .. } => {
+                Some(message_id)
+            }
             _ => None,
         }
     }
 
     fn track(&mut self, location: Location, header: &record::RecordHeader, record: &Record<'_>) {
-        let lsn = header.lsn;
-        match *record {
+        let (lsn, at_us) = (header.lsn, header.timestamp_us);
+        if let Some(message) = self.message_of(location, header, record) {
+            self.recovery.messages.insert(message.message_id, message);
+        }
+        match effect(record) {
+            Effect::Opens {
+                message_id,
+                targets,
+            } => {
+                self.unrouted.insert(message_id, lsn);
+                for target in targets.iter() {
+                    self.on_enqueued(lsn, at_us, message_id, target);
+                }
+            }
+            Effect::Owes { message_id, target } => {
+                self.on_enqueued(lsn, at_us, message_id, target);
+            }
+            Effect::Closes { message_id, target } => self.on_terminal(message_id, target),
+            Effect::Holds {
+                message_id,
+                target,
+                reason,
+                failed,
+            } => {
+                let reason = reason.to_owned();
+                let state = match failed {
+                    true => DeliveryState::Failed { reason },
+                    false => DeliveryState::Suspended { reason },
+                };
+                self.on_outcome(message_id, target, state, at_us);
+            }
+            Effect::None => match *record {
+                Record::Checkpoint { data } => {
+                    self.recovery.last_checkpoint = Some((lsn, data.to_vec()));
+                }
+                Record::SegmentStart { next_message_id } => {
+                    let next = &mut self.recovery.next_message_id;
+                    *next = (*next).max(next_message_id);
+                }
+                _ => {}
+            },
+        }
+    }
+
+    /// The message a `MessageReceived` or `Created` record opens.
+    fn message_of(
+        &self,
+        location: Location,
+        header: &record::RecordHeader,
+        record: &Record<'_>,
+    ) -> Option<RecoveredMessage> {
+        let (message_id, parent, source, meta, bytes) = match *record {
             Record::MessageReceived {
                 message_id,
                 source,
                 meta,
                 bytes,
-            } => {
-                let message = RecoveredMessage {
-                    message_id,
-                    lsn,
-                    location,
-                    timestamp_us: header.timestamp_us,
-                    source: source.to_owned(),
-                    message_type: meta.message_type.to_owned(),
-                    control_id: meta.control_id.to_owned(),
-                    partition_key: meta.partition_key.to_owned(),
-                    bytes: if self.keep_bytes {
-                        bytes.to_vec()
-                    } else {
-                        Vec::new()
-                    },
-                };
-                self.recovery.messages.insert(message_id, message);
-                self.unrouted.insert(message_id, lsn);
-            }
-            Record::Enqueued { message_id, target } => {
-                self.on_enqueued(lsn, header.timestamp_us, message_id, target);
-            }
-            Record::Completed { message_id, target }
-            | Record::Discarded {
-                message_id, target, ..
-            } => self.on_terminal(message_id, target),
-            Record::Suspended {
+            } => (message_id, None, source, meta, bytes),
+            Record::Created {
                 message_id,
-                target,
-                reason,
-            } => {
-                let state = DeliveryState::Suspended {
-                    reason: reason.to_owned(),
-                };
-                self.on_outcome(message_id, target, state, header.timestamp_us);
-            }
-            Record::Failed {
-                message_id,
-                target,
-                reason,
-            } => {
-                let state = DeliveryState::Failed {
-                    reason: reason.to_owned(),
-                };
-                self.on_outcome(message_id, target, state, header.timestamp_us);
-            }
-            Record::Checkpoint { data } => {
-                self.recovery.last_checkpoint = Some((lsn, data.to_vec()));
-            }
-            Record::SegmentStart { next_message_id } => {
-                self.recovery.next_message_id = self.recovery.next_message_id.max(next_message_id);
-            }
-        }
+                parent,
+                source,
+                meta,
+                bytes,
+                ..
+            } => (message_id, Some(parent), source, meta, bytes),
+            _ => return None,
+        };
+        Some(RecoveredMessage {
+            message_id,
+            lsn: header.lsn,
+            location,
+            timestamp_us: header.timestamp_us,
+            source: source.to_owned(),
+            parent,
+            message_type: meta.message_type.to_owned(),
+            control_id: meta.control_id.to_owned(),
+            partition_key: meta.partition_key.to_owned(),
+            bytes: match self.keep_bytes {
+                true => bytes.to_vec(),
+                false => Vec::new(),
+            },
+        })
     }
 
     /// Queues a delivery for `target` (a repeated enqueue moves it to the back).

@@ -1024,6 +1024,9 @@ impl Sealing {
                 received = Some(message_id);
             } else if let Some(record) = kind.and_then(|k| Record::decode(k, payload)) {
                 open.on_record(self.segment, &record);
+                if let Record::Created { message_id, .. } = record {
+                    received = Some(message_id);
+                }
             }
             at += total;
             meta.note(

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-use hie_persist::{MessageMeta, Record};
+use hie_persist::{MessageMeta, Record, SyncMode, Wal, WalConfig};
 
 /// Longest a test's executor may run. An append that never resolves (a lost batch, a
 /// committer that stopped) fails the test here instead of hanging the whole run. The
@@ -64,4 +64,41 @@ pub fn received<'a>(id: u64, control_id: &'a str, bytes: &'a [u8]) -> Record<'a>
         },
         bytes,
     }
+}
+
+/// Writes `n` 1000-byte messages enqueued to "T", completing those where `done(id)`.
+pub async fn fill(wal: &Wal, n: u64, done: impl Fn(u64) -> bool) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let id = wal.next_message_id();
+        let bytes = body(id, 1000);
+        wal.append_many(&[
+            received(id, "r", &bytes),
+            Record::Enqueued {
+                message_id: id,
+                target: "T",
+            },
+        ])
+        .await
+        .unwrap();
+        if done(id) {
+            wal.append(&Record::Completed {
+                message_id: id,
+                target: "T",
+            })
+            .await
+            .unwrap();
+        }
+        ids.push(id);
+    }
+    ids
+}
+
+/// 1 MiB segments, no sync, and retention that removes a closed segment at once: for
+/// tests of what retention keeps.
+pub fn retaining_config() -> WalConfig {
+    WalConfig::default()
+        .with_segment_bytes(1 << 20)
+        .with_sync(SyncMode::None)
+        .with_retention_age_s(Some(0))
 }
