@@ -10,7 +10,7 @@
 # to a temporary directory; the engine and the sink are stopped, and the directory removed,
 # on exit. Build first:
 #
-#   cargo build --release -p hie-core --bin hie -p hie-loadgen
+#   cargo build --release -p hie -p hie-loadgen
 #
 # Each run prints its `hie-loadgen send --json` report; the summary at the end has one line
 # per run: legitimate p50/p99/max (µs), ACKed, errors, and what became of the flood.

@@ -22,8 +22,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hie_core::cli::run::{EngineArgs, engine_options, load_production};
 use hie_core::engine::RunningEngine;
+use hie_core::engine::options::{EngineOverrides, engine_options, load_production};
 use hie_loadgen::{E2eOptions, Executors, SendOptions, Source, TemplateKind, run_e2e};
 
 const CONNECTIONS: usize = 64;
@@ -103,13 +103,13 @@ fn run_group(
     let shards = shard_cpus.len().max(1);
     let path = production(dir.path(), shards, in_port, sink_port);
     let production = load_production(&path, false).expect("bench production loads");
-    let args = EngineArgs {
-        shards: Some(shards as u16),
+    let overrides = EngineOverrides {
+        shards: Some(shards),
         no_pin: shard_cpus.is_empty(),
         cpus: (!shard_cpus.is_empty()).then_some(shard_cpus),
-        ..EngineArgs::single_shard(dir.path().join("wal"), None)
+        ..EngineOverrides::single_shard(dir.path().join("wal"), None)
     };
-    let options = engine_options(&production, &args).expect("engine options");
+    let options = engine_options(&production, &overrides).expect("engine options");
     let engine = RunningEngine::start(&production, options).expect("engine starts");
 
     let mut group = c.benchmark_group(group_name);

@@ -1,13 +1,16 @@
 //! What moves between items and between shards.
 //!
 //! An [`Envelope`] is one message on its way to one item instance: the message bytes
-//! (shared, never copied when a router fans a message out), the id the origin shard's WAL
-//! gave it, and where it goes. [`ShardMsg`] is what travels on the rings: envelopes, and
+//! (shared, never copied when a router fans a message out), their scan index (segment
+//! offsets, made once where the message came in and shared the same way), the id the
+//! origin shard's WAL gave it, and where it goes. [`ShardMsg`] is what travels on the rings: envelopes, and
 //! the records a shard sends back to a message's origin shard so that every record of a
 //! message lands in the one WAL that received it (see docs/adr/0001).
 
 use std::sync::Arc;
 use std::time::Instant;
+
+use hie_hl7::{Message, ScanIndex};
 
 /// Most routers one message may pass through on one run. A router that would pass a
 /// message on beyond this records it `Failed` (a routing cycle that `hie check` could not
@@ -37,6 +40,11 @@ pub struct Envelope {
     pub id: MessageId,
     /// The HL7 message, exactly as received (or as a transform wrote it).
     pub bytes: Arc<[u8]>,
+    /// The scan of `bytes` (delimiters and segment offsets), made once by the service
+    /// that received it (or by recovery): items read fields through [`Envelope::message`]
+    /// without scanning again. `None` for a document that is not one message (a batch
+    /// taken whole, `BatchHandling=Whole`).
+    pub scan: Option<Arc<ScanIndex>>,
     /// The item that sent it here (a service or a router).
     pub source: ItemId,
     /// Where it came from, for file names (`%f`): the file a file service read, the peer
@@ -62,6 +70,14 @@ pub struct Envelope {
     /// `Shard::expect_entered`): the operation that takes it, or the router that routes
     /// it, tells the origin shard.
     pub ordered: bool,
+}
+
+impl Envelope {
+    /// The message, its scan index re-attached to its bytes (checked in O(segments),
+    /// nothing copied or scanned again); `None` for a document that is not one message.
+    pub fn message(&self) -> Option<Message<'_>> {
+        Message::from_index(&self.bytes, self.scan.as_deref()?).ok()
+    }
 }
 
 /// The answer an `AckMode=App` service returns upstream.
@@ -138,6 +154,30 @@ mod tests {
                 b
             });
         assert!(buckets.iter().all(|&n| n > 150), "{buckets:?}");
+    }
+
+    #[test]
+    fn an_envelope_reads_its_message_on_the_scan_it_carries() {
+        let bytes: &[u8] = b"MSH|^~\\&|A|B|C|D|1||ADT^A01|M7|P|2.5\rPID|1||P1\r";
+        let id = MessageId {
+            origin_shard: 0,
+            wal_id: 1,
+        };
+        let scan = crate::engine::ingest::scan_of(bytes);
+        let body = (Arc::from(bytes), scan);
+        let mut env = crate::engine::ingest::envelope(id, body, 0, "In".into(), 1, b"k");
+        let msg = env.message().expect("one message");
+        assert_eq!(msg.control_id(), Some(&b"M7"[..]));
+        assert_eq!(msg.segment_count(), 2);
+        // An index re-attaches only to the bytes it was made from.
+        let mut other = env.clone();
+        other.bytes = Arc::from(&b"MSH|^~\\&|X\r"[..]);
+        assert!(other.message().is_none());
+        env.scan = None;
+        assert!(
+            env.message().is_none(),
+            "a document that is not one message"
+        );
     }
 
     #[test]

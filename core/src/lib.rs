@@ -1,7 +1,6 @@
-//! hie-core: the engine. Shard runtime, items, queues, rules, configuration and admin;
-//! the `hie` command line lives in [`cli`].
+//! hie-core: the engine library. Shard runtime, items, queues, rules, configuration and
+//! admin; what the `hie` binary (`core/cli`), the benchmarks and an embedding program link.
 
-pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod envelope;
@@ -10,5 +9,6 @@ pub mod items;
 pub mod notify;
 pub mod priority;
 pub mod queue;
+pub mod reply_code_actions;
 pub mod ring;
 pub mod shard;

@@ -15,9 +15,12 @@
 //! every message (`*`, `*^*`) is refused: it would make the queue FIFO again in a way
 //! that reads as priority.
 //!
-//! Limits: only MSH-9.1 and MSH-9.2 are looked at, and only the MSH segment is scanned.
+//! Limits: only MSH-9.1 and MSH-9.2 are looked at, read on the scan index the envelope
+//! carries (a document without one: only its MSH segment is scanned).
 
 use hie_hl7::Message;
+
+use crate::envelope::Envelope;
 
 use crate::queue::Priority;
 
@@ -119,18 +122,35 @@ impl QueueOrder {
         let QueueOrder::Priority(patterns) = self else {
             return Priority::Normal;
         };
-        let Ok(header) = Message::scan(msh_segment(bytes)) else {
+        match Message::scan(msh_segment(bytes)) {
+            Ok(header) => lane_of_header(patterns, &header),
             // Stored messages were scanned when received; this is not expected. Normal is
             // the lane that keeps FIFO order.
+            Err(_) => Priority::Normal,
+        }
+    }
+
+    /// [`QueueOrder::lane_of`] for `env`, read on the scan its envelope carries (no
+    /// scan at all for a FIFO queue).
+    pub fn lane_of_envelope(&self, env: &Envelope) -> Priority {
+        let QueueOrder::Priority(patterns) = self else {
             return Priority::Normal;
         };
-        let kind = header.message_type().unwrap_or_default();
-        let event = header.trigger_event().unwrap_or_default();
-        if patterns.iter().any(|p| p.matches(kind, event)) {
-            Priority::High
-        } else {
-            Priority::Normal
+        match env.message() {
+            Some(msg) => lane_of_header(patterns, &msg),
+            None => self.lane_of(&env.bytes),
         }
+    }
+}
+
+/// High when the message type of `header` (MSH-9.1, MSH-9.2) matches one of `patterns`.
+fn lane_of_header(patterns: &[MessageTypePattern], header: &Message<'_>) -> Priority {
+    let kind = header.message_type().unwrap_or_default();
+    let event = header.trigger_event().unwrap_or_default();
+    if patterns.iter().any(|p| p.matches(kind, event)) {
+        Priority::High
+    } else {
+        Priority::Normal
     }
 }
 
@@ -204,6 +224,39 @@ mod tests {
         assert_eq!(order.lane_of(&msg("ADT^A01")), Priority::Normal);
         assert_eq!(order.lane_of(&msg("ADT")), Priority::Normal);
         assert_eq!(order.lane_of(&msg("ORU^R01")), Priority::Normal);
+    }
+
+    #[test]
+    fn an_envelope_takes_the_lane_of_its_bytes_read_on_its_scan() {
+        let order = order("ADT^A40");
+        for kind in ["ADT^A40", "ADT^A01"] {
+            let bytes = msg(kind);
+            let scan = crate::engine::ingest::scan_of(&bytes);
+            assert!(scan.is_some());
+            let mut env = crate::engine::ingest::envelope(
+                crate::envelope::MessageId {
+                    origin_shard: 0,
+                    wal_id: 1,
+                },
+                (bytes.as_slice().into(), scan),
+                0,
+                "In".into(),
+                1,
+                b"k",
+            );
+            assert_eq!(
+                order.lane_of_envelope(&env),
+                order.lane_of(&bytes),
+                "{kind}"
+            );
+            env.scan = None;
+            assert_eq!(
+                order.lane_of_envelope(&env),
+                order.lane_of(&bytes),
+                "{kind}"
+            );
+        }
+        assert_eq!(order.lane_of(&msg("ADT^A40")), Priority::High);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! Each shard thread that ran its main says so on the `ended` channel when it ends, by
 //! returning or by a panic (debug builds; release builds abort on panic), so the main
-//! thread notices a shard that ended before it was told to stop (see `cli::run`).
+//! thread notices a shard that ended before it was told to stop (see `run` in the `hie` binary).
 
 use std::future::Future;
 use std::sync::mpsc;
@@ -91,7 +91,7 @@ pub struct ShardHandle<T> {
 /// Sends the shard's index on `ended` when dropped: when its thread ends, however.
 struct Ended {
     shard: usize,
-    tx: crossbeam::channel::Sender<usize>,
+    tx: crossbeam_channel::Sender<usize>,
 }
 
 impl Drop for Ended {
@@ -144,7 +144,7 @@ fn memlock_limit() -> String {
 /// are told to stop (their `main` is never called) and the error is returned.
 pub fn start<F, Fut, T>(
     layout: &ShardLayout,
-    ended: crossbeam::channel::Sender<usize>,
+    ended: crossbeam_channel::Sender<usize>,
     main: F,
 ) -> Result<Vec<ShardHandle<T>>, ShardError>
 where
@@ -263,7 +263,7 @@ mod tests {
             cpus: None,
             io_memory_bytes: 1 << 20,
         };
-        let (tx, _rx) = crossbeam::channel::unbounded();
+        let (tx, _rx) = crossbeam_channel::unbounded();
         let handles = start(&layout, tx, |shard| async move { shard * 10 }).expect("start");
         let mut got: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         got.sort();
@@ -279,8 +279,8 @@ mod tests {
             cpus: None,
             io_memory_bytes: 1 << 20,
         };
-        let (tx, ended) = crossbeam::channel::unbounded();
-        let (stop_tx, stop_rx) = crossbeam::channel::unbounded::<()>();
+        let (tx, ended) = crossbeam_channel::unbounded();
+        let (stop_tx, stop_rx) = crossbeam_channel::unbounded::<()>();
         let handles = start(&layout, tx, move |shard| {
             let stop_rx = stop_rx.clone();
             async move {
@@ -320,7 +320,7 @@ mod tests {
             cpus: Some(vec![0]),
             io_memory_bytes: 1 << 20,
         };
-        let (tx, _rx) = crossbeam::channel::unbounded();
+        let (tx, _rx) = crossbeam_channel::unbounded();
         let err = start(&layout, tx, |_| async {}).unwrap_err();
         assert!(matches!(err, ShardError::MissingCpu { .. }), "{err}");
     }

@@ -61,7 +61,8 @@ fn exercise(m: &Message<'_>, paths: &[Path]) {
         m.character_set(),
         m.ack_code(),
     );
-    let again = Message::from_index(m.as_bytes(), &m.index());
+    let index = m.index();
+    let again = Message::from_index(m.as_bytes(), &index);
     assert_eq!(
         again.as_ref(),
         Ok(m),

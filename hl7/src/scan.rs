@@ -42,6 +42,7 @@ use crate::error::ScanError;
 use crate::path::Path;
 use crate::swar::{after_nth, find};
 use smallvec::SmallVec;
+use std::borrow::Cow;
 
 /// Largest message the index can address (32-bit offsets).
 pub const MESSAGE_BYTES_MAX: usize = u32::MAX as usize;
@@ -276,11 +277,12 @@ impl ScanIndex {
     }
 }
 
-/// A scanned HL7 v2 message: borrowed bytes plus the index of its segments.
+/// A scanned HL7 v2 message: borrowed bytes plus the index of its segments (its own
+/// after a scan, borrowed when re-attached with [`Message::from_index`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message<'a> {
     bytes: &'a [u8],
-    index: ScanIndex,
+    index: Cow<'a, ScanIndex>,
 }
 
 /// One segment of a scanned message.
@@ -331,17 +333,18 @@ impl<'a> Message<'a> {
         let segments = split_segments(bytes, pos);
         Ok(Message {
             bytes,
-            index: ScanIndex {
+            index: Cow::Owned(ScanIndex {
                 delimiters,
                 len: bytes.len() as u32,
                 segments,
-            },
+            }),
         })
     }
 
     /// Re-attaches an index detached with [`Message::index`] to the same bytes, checking
-    /// (in O(segments), without reading the content) that it fits them.
-    pub fn from_index(bytes: &'a [u8], index: &ScanIndex) -> Result<Message<'a>, ScanError> {
+    /// (in O(segments), without reading the content) that it fits them. The message
+    /// borrows the index: re-attaching copies nothing.
+    pub fn from_index(bytes: &'a [u8], index: &'a ScanIndex) -> Result<Message<'a>, ScanError> {
         if index.len as usize != bytes.len() {
             return Err(ScanError::IndexMismatch {
                 what: "byte length differs",
@@ -367,18 +370,18 @@ impl<'a> Message<'a> {
         }
         Ok(Message {
             bytes,
-            index: index.clone(),
+            index: Cow::Borrowed(index),
         })
     }
 
     /// The index, detached from the bytes (inline copy for up to 32 segments).
     pub fn index(&self) -> ScanIndex {
-        self.index.clone()
+        self.index.as_ref().clone()
     }
 
     /// The index, consuming the message.
     pub fn into_index(self) -> ScanIndex {
-        self.index
+        self.index.into_owned()
     }
 
     /// The bytes that were scanned, BOM and terminators included.

@@ -60,7 +60,7 @@ pub struct Executors {
     /// round trip. Default 0 (park at once).
     pub spin: Duration,
     /// How long a connection keeps waiting in its executor's readiness set before it
-    /// parks on the reactor (`hie_net::mllp::busy`); this, not `spin`, is what spares a
+    /// parks on the reactor (`hie_net::tcp::busy`); this, not `spin`, is what spares a
     /// closed-loop connection a cross-core wake-up per message. Default
     /// [`BUSY_POLL_DEFAULT`] (1 ms).
     pub busy_poll: Duration,

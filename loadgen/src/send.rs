@@ -256,7 +256,7 @@ impl<R: futures_lite::AsyncRead + Unpin> futures_lite::AsyncRead for Parked<R> {
 }
 
 /// Reads until one whole frame is decoded, copying it into `ack`; busy-polls (`busy`'s
-/// budget) before each wait on the reactor (see `hie_net::mllp::busy`).
+/// budget) before each wait on the reactor (see `hie_net::tcp::busy`).
 async fn read_ack<R: futures_lite::AsyncRead + TryRead + Unpin>(
     stream: &mut R,
     busy: &mut BusyReader,

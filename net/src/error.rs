@@ -1,6 +1,6 @@
 //! The one error type of `hie-net`: every way MLLP framing, a connection, the server, the
-//! client or a `ReplyCodeActions` setting can fail, each variant naming what failed and
-//! where (byte offset, peer address, entry of the setting).
+//! client or a setting can fail, each variant naming what failed and where (byte offset,
+//! peer address, setting).
 //!
 //! Invariants: untrusted bytes from a peer only ever become one of these values, never a
 //! panic. Errors that carry a peer keep it as a [`SocketAddr`] so logs can name it.
@@ -112,17 +112,6 @@ pub enum MllpError {
     InvalidMessage {
         /// Why.
         reason: &'static str,
-    },
-
-    /// A `ReplyCodeActions` setting that does not follow the IRIS syntax.
-    #[error("ReplyCodeActions entry {index} ({entry:?}): {reason}")]
-    ReplyCodeActions {
-        /// 0-based position of the entry in the comma-separated list.
-        index: usize,
-        /// The entry as written.
-        entry: String,
-        /// What is wrong with it.
-        reason: String,
     },
 
     /// A setting out of its documented range.

@@ -85,7 +85,7 @@ pub use error::WalError;
 pub use wal::{
     SyncMode, WalConfig,
     reader::{RangeReader, StoredRecord},
-    record::{MessageMeta, Record, RecordKind},
+    record::{MessageMeta, Record, RecordKind, Targets},
     recovery::{
         CorruptSpan, DeliveryState, PendingDelivery, RecoveredMessage, Recovery, RecoveryStats,
         SegmentLoss,

@@ -4,7 +4,7 @@ mod common;
 
 use std::rc::Rc;
 
-use common::{body, received, run};
+use common::{body, fill, received, run};
 use hie_persist::{DeliveryState, Record, SyncMode, Wal, WalConfig, WalError};
 
 const MIB: u64 = 1 << 20;
@@ -178,34 +178,6 @@ fn rotation_spreads_thousands_of_records_over_segments_and_recovers_them() {
         }
         wal.close().await.unwrap();
     });
-}
-
-/// Writes `n` 1000-byte messages enqueued to "T", completing those where `done(id)`.
-async fn fill(wal: &Wal, n: u64, done: impl Fn(u64) -> bool) -> Vec<u64> {
-    let mut ids = Vec::new();
-    for _ in 0..n {
-        let id = wal.next_message_id();
-        let bytes = body(id, 1000);
-        wal.append_many(&[
-            received(id, "r", &bytes),
-            Record::Enqueued {
-                message_id: id,
-                target: "T",
-            },
-        ])
-        .await
-        .unwrap();
-        if done(id) {
-            wal.append(&Record::Completed {
-                message_id: id,
-                target: "T",
-            })
-            .await
-            .unwrap();
-        }
-        ids.push(id);
-    }
-    ids
 }
 
 #[test]

@@ -53,13 +53,9 @@ fn built_bin(profile_dir: &Path, name: &str, release: bool) -> PathBuf {
     let path = profile_dir.join(name);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if !built.iter().any(|(b, r)| b == name && *r == release) {
-        let package = match name {
-            "hie" => "hie-core",
-            other => other,
-        };
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(workspace_root())
-            .args(["build", "--quiet", "-p", package, "--bin", name]);
+            .args(["build", "--quiet", "-p", name, "--bin", name]);
         if release {
             cmd.arg("--release");
         }

@@ -1,7 +1,8 @@
 //! `hie ctl` end to end through the real `hie` binary: item names with spaces, disable
 //! kept across a restart, the status table and `--json`, the held lists (a failed
 //! message listed, shown, resent and discarded, across restarts), the control socket's
-//! mode, peer check and connection limit, and the downstream connection log.
+//! mode, peer check and connection limit, the downstream connection log, and the
+//! latency histograms merged over the shards.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use common::{
-    Answer, TestSink, adt, counter, ctl, head, held, send_one, start_hie, states, status,
+    Answer, TestSink, adt, counter, ctl, head, held, router, send_one, start_hie, states, status,
     tcp_operation, tcp_service, wait_status,
 };
 use hie_tests::{free_port, wait_until};
@@ -373,4 +374,66 @@ fn a_service_disabled_before_a_restart_does_not_listen_until_enabled() {
     }));
     assert_eq!(send_one(in_port, &adt("EN-1", "P1")), "AA");
     assert!(wait_until(Duration::from_secs(10), || sink.count() == 1));
+}
+
+/// Issue #20: every stage of every item counts each message once, in one histogram merged
+/// over the shards, and `hie ctl histograms` prints it (or one item's, `--item`).
+#[test]
+fn histograms_count_every_message_at_every_stage_merged_over_the_shards() {
+    const N: u64 = 20;
+    const ROUTER: &str = "Main ADT Router";
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, out_port) = (free_port(), free_port());
+    let sink = TestSink::start(out_port, Answer::Code("AA"));
+    let text = head("Histograms", 2)
+        + &tcp_service("Main ADT In", in_port, ROUTER, &[])
+        + &router(ROUTER, OUT, &[])
+        + &tcp_operation(OUT, out_port, &[], &[]);
+    let (hie, data) = start_hie(dir.path(), &text);
+    for n in 0..N {
+        let msg = adt(&format!("H-{n}"), &format!("P{n}"));
+        assert_eq!(send_one(in_port, &msg), "AA");
+    }
+    wait_status(&hie, &data, Duration::from_secs(20), "all delivered", |s| {
+        counter(s, OUT, "completed") == N
+    });
+    assert_eq!(sink.count() as u64, N);
+
+    let (code, json) = ctl(&data, &["histograms", "--json"]);
+    assert_eq!(code, 0, "{json}");
+    let report: serde_json::Value = serde_json::from_str(&json).expect(&json);
+    assert_eq!(report["shards"], serde_json::json!([0, 1]), "{report:#}");
+    let count = |item: &str, stage: &str| {
+        report["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["item"] == item)
+            .flat_map(|i| i["stages"].as_array().into_iter().flatten())
+            .filter(|s| s["stage"] == stage)
+            .map(|s| s["count"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    for (item, stage) in [
+        ("Main ADT In", "durable"),
+        (ROUTER, "routed"),
+        (OUT, "delivered"),
+        (OUT, "round_trip"),
+    ] {
+        assert_eq!(count(item, stage), N, "{item} {stage}: {report:#}");
+    }
+
+    let (code, table) = ctl(&data, &["histograms", "--item", OUT]);
+    assert_eq!(code, 0, "{table}");
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .filter(|l| l.starts_with(OUT))
+        .map(|l| l[OUT.len()..].split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "delivered and round_trip: {table}");
+    assert_eq!(&rows[0][..2], ["delivered", "20"], "{table}");
+    assert_eq!(&rows[1][..2], ["round_trip", "20"], "{table}");
+    assert!(!table.contains(ROUTER), "only the item asked for: {table}");
+    let (code, _) = ctl(&data, &["histograms", "--item", "No Such Item"]);
+    assert_eq!(code, 1, "no such item");
 }

@@ -181,6 +181,16 @@ pub enum ConfigError {
         /// The file.
         path: PathBuf,
     },
+    /// A `ReplyCodeActions` setting that does not follow the IRIS syntax.
+    #[error("ReplyCodeActions entry {index} ({entry:?}): {reason}")]
+    ReplyCodeActions {
+        /// 0-based position of the entry in the comma-separated list.
+        index: usize,
+        /// The entry as written.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl ConfigError {

@@ -11,8 +11,8 @@
 //! - `-1` means "forever" where the catalog range allows it ([`Timeout`], [`StayConnected`]).
 //! - Lists (`TargetConfigNames`, `Recipient`) split on commas (and semicolons for e-mail
 //!   addresses), trimming spaces and dropping empty entries.
-//! - `ReplyCodeActions` is parsed by `hie_net::ReplyCodeActions`, the same parser the
-//!   operations evaluate replies with (its module documents the grammar).
+//! - `ReplyCodeActions` is parsed by [`crate::reply_code_actions::ReplyCodeActions`], the
+//!   same parser the operations evaluate replies with (its module documents the grammar).
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -407,7 +407,7 @@ pub struct Hl7FileOperationSettings {
     pub framing: Framing,
 }
 
-pub use hie_net::ReplyCodeActions;
+pub use crate::reply_code_actions::ReplyCodeActions;
 
 /// Smallest `RetryInterval` hie waits between attempts, in seconds: IRIS accepts 0, which
 /// would retry in a busy loop (tens of thousands of attempts a second); hie waits 1 s.

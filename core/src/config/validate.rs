@@ -341,7 +341,7 @@ fn check_ports(production: &Production, file: &Path, f: &mut Findings) {
 }
 
 /// A message a service accepts must fit one sender's share of the process's inbound
-/// buffer budget (see `hie_net::mllp::limits`).
+/// buffer budget (see `hie_net::tcp::limits`).
 fn check_inbound_budget(production: &Production, file: &Path, f: &mut Findings) {
     let budget = production.engine.inbound_buffer_bytes_max;
     let share = budget / hie_net::PEER_SHARE_DIVISOR as u64;

@@ -200,6 +200,8 @@ async fn copy(
     for (owed, &message_id) in chunk.iter().zip(&ids) {
         let mut message = owed.message.clone();
         message.message_id = message_id;
+        // Copied as received here: its parent's id was the old WAL's.
+        message.parent = None;
         recovery.messages.insert(message_id, message);
         if owed.deliveries.is_empty() {
             recovery.unrouted.push(message_id);

@@ -1,10 +1,9 @@
 //! Runtime control of items: the commands an operator sends (enable, disable, restart,
-//! pause, resume; `hie ctl` sends them as JSON, see `cli::control_server`), the state each item instance is in, and the per-shard watch that wakes
+//! pause, resume; `hie ctl` sends them as JSON, see `control_server` in the `hie` binary), the state each item instance is in, and the per-shard watch that wakes
 //! workers when their item's state changes.
 //!
-//! Commands reach every shard through a crossbeam channel per shard plus that shard's
-//! inbox doorbell (so a sleeping shard wakes); each shard applies a command to its own
-//! instances of the item. Nothing here locks on the data path: a worker reads its state
+//! Commands reach every shard as shard calls ([`super::shard_call`], [`super::admin`]);
+//! each shard applies a command to its own instances of the item ([`apply`]). Nothing here locks on the data path: a worker reads its state
 //! from a `Cell` on its own shard.
 
 use std::cell::Cell;
@@ -13,6 +12,7 @@ use std::task::Poll;
 
 use serde::Serialize;
 
+use crate::engine::runtime::Shard;
 use crate::envelope::ItemId;
 use crate::notify::WaitList;
 
@@ -127,6 +127,44 @@ impl StateWatch {
             }
         })
         .await
+    }
+}
+
+/// Applies an operator's command to this shard's instances of `item`.
+pub fn apply(shard: &Shard, item: ItemId, command: ItemCommand) {
+    let planned = shard.plan.item(item);
+    if !planned.shards.contains(&shard.index) {
+        return;
+    }
+    let states = &shard.states;
+    let state = states.get(item);
+    tracing::info!(item = %planned.name, shard = shard.index, ?command, ?state, "control");
+    match command {
+        ItemCommand::Enable => {
+            if matches!(
+                state,
+                ItemState::Disabled | ItemState::Failed | ItemState::Stopped
+            ) {
+                shard.set_state(item, ItemState::Running);
+            }
+        }
+        ItemCommand::Disable => shard.set_state(item, ItemState::Disabled),
+        ItemCommand::Pause => {
+            if state == ItemState::Running {
+                shard.set_state(item, ItemState::Paused);
+            }
+        }
+        ItemCommand::Resume => {
+            if state == ItemState::Paused {
+                shard.set_state(item, ItemState::Running);
+            }
+        }
+        ItemCommand::Restart => {
+            let c = &shard.counters(item).restarts;
+            c.set(c.get() + 1);
+            shard.set_state(item, ItemState::Running);
+            states.request_restart(item);
+        }
     }
 }
 

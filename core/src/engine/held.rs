@@ -11,7 +11,8 @@
 //! Limits: at most [`HELD_LISTED_MAX`] entries per shard are kept in memory. A message
 //! held beyond that is counted (`unlisted`) but not listed; it stays in the WAL, and the
 //! next start lists it if there is room then (recovery lists item by item, each item's
-//! oldest first). The counts stay exact: a message that is not listed cannot be resent or
+//! oldest first). Status reads the counts, kept as entries come and go; it never copies
+//! or walks the list (only `hie ctl held` does, to list it). The counts stay exact: a message that is not listed cannot be resent or
 //! discarded, so it stays counted until a restart counts it again from the WAL.
 
 use std::collections::BTreeMap;
@@ -65,12 +66,24 @@ impl HeldFacts {
             };
         }
         match hie_hl7::Message::scan(bytes) {
-            Ok(msg) => HeldFacts {
-                message_type: crate::engine::runtime::message_type_of(&msg),
-                control_id: crate::engine::runtime::text_of(msg.control_id().unwrap_or_default())
-                    .into_owned(),
-            },
+            Ok(msg) => HeldFacts::of_message(&msg),
             Err(_) => HeldFacts::default(),
+        }
+    }
+
+    /// [`HeldFacts::of`] the envelope's bytes, read on the scan it carries.
+    pub fn of_envelope(env: &crate::envelope::Envelope) -> HeldFacts {
+        match env.message() {
+            Some(msg) => HeldFacts::of_message(&msg),
+            None => HeldFacts::of(&env.bytes),
+        }
+    }
+
+    fn of_message(msg: &hie_hl7::Message<'_>) -> HeldFacts {
+        HeldFacts {
+            message_type: crate::engine::runtime::message_type_of(msg),
+            control_id: crate::engine::runtime::text_of(msg.control_id().unwrap_or_default())
+                .into_owned(),
         }
     }
 }
@@ -89,6 +102,9 @@ pub struct HeldCounts {
 pub struct HeldList {
     listed_max: usize,
     entries: BTreeMap<(u64, ItemId), HeldEntry>,
+    /// Of `entries`, how many are `Failed` (kept as they change, so that the counts a
+    /// status reports cost nothing however long the list).
+    listed_failed: u64,
     /// Held but not listed, by kind.
     unlisted_failed: u64,
     unlisted_suspended: u64,
@@ -106,6 +122,7 @@ impl HeldList {
         HeldList {
             listed_max,
             entries: BTreeMap::new(),
+            listed_failed: 0,
             unlisted_failed: 0,
             unlisted_suspended: 0,
         }
@@ -123,13 +140,26 @@ impl HeldList {
             }
             return false;
         }
-        self.entries.insert(key, entry);
+        let failed = entry.kind == HeldKind::Failed;
+        if let Some(old) = self.entries.insert(key, entry) {
+            self.forget(&old);
+        }
+        self.listed_failed += u64::from(failed);
         true
+    }
+
+    /// Takes `entry`, no longer listed, out of the listed counts.
+    fn forget(&mut self, entry: &HeldEntry) {
+        if entry.kind == HeldKind::Failed {
+            self.listed_failed -= 1;
+        }
     }
 
     /// Takes message `wal_id` at `item` off the list (resent or discarded).
     pub fn release(&mut self, wal_id: u64, item: ItemId) -> Option<HeldEntry> {
-        self.entries.remove(&(wal_id, item))
+        let entry = self.entries.remove(&(wal_id, item))?;
+        self.forget(&entry);
+        Some(entry)
     }
 
     /// The items where message `wal_id` is listed.
@@ -152,13 +182,9 @@ impl HeldList {
             .map(|(&(wal_id, item), entry)| (wal_id, item, entry))
     }
 
-    /// Counts by kind, listed or not.
+    /// Counts by kind, listed or not (kept as entries come and go: no walk of the list).
     pub fn counts(&self) -> HeldCounts {
-        let failed = self
-            .entries
-            .values()
-            .filter(|e| e.kind == HeldKind::Failed)
-            .count() as u64;
+        let failed = self.listed_failed;
         let listed = self.entries.len() as u64;
         HeldCounts {
             failed: failed + self.unlisted_failed,
@@ -240,6 +266,38 @@ MSH|^~\\&|S|F|R|F|1||ADT^A01|M1|P|2.5\rBTS|1\rFTS|1\r";
         assert_eq!(list.release(1, 0).map(|e| e.kind), Some(HeldKind::Failed));
         assert_eq!(list.release(1, 0), None);
         assert_eq!(list.iter().count(), 1);
+    }
+
+    #[test]
+    fn counts_follow_every_hold_replacement_and_release_without_a_walk() {
+        let mut list = HeldList::new(4);
+        let kinds = [HeldKind::Failed, HeldKind::Suspended];
+        for step in 0..200u64 {
+            let (wal_id, item) = (step * 7 % 6, (step % 2) as ItemId);
+            match step % 3 {
+                0 | 1 => {
+                    list.hold(wal_id, item, entry(kinds[(step % 5 % 2) as usize]));
+                }
+                _ => {
+                    list.release(wal_id, item);
+                }
+            }
+            let walked = list
+                .iter()
+                .filter(|(_, _, e)| e.kind == HeldKind::Failed)
+                .count() as u64;
+            let counts = list.counts();
+            let listed = list.iter().count() as u64;
+            assert_eq!(
+                counts.failed - (counts.unlisted - list.unlisted_suspended),
+                walked
+            );
+            assert_eq!(
+                counts.failed + counts.suspended - counts.unlisted,
+                listed,
+                "step {step}: {counts:?}"
+            );
+        }
     }
 
     #[test]

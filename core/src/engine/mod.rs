@@ -14,30 +14,39 @@
 //! 3. routers and operations stop (what is still queued stays open in the WAL);
 //! 4. outcome records still travelling to their origin shard are appended, WALs close.
 
+pub mod admin;
 mod adopt;
 pub mod control;
 pub mod held;
 mod hold;
+pub mod ingest;
+pub mod metrics;
 pub mod operator;
+pub mod options;
 pub mod overrides;
 pub mod plan;
+pub mod rules;
 pub mod runtime;
+pub mod shard_call;
 pub(crate) mod shard_main;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use hie_persist::WalConfig;
 use serde::Serialize;
 
 use crate::config::Production;
+use crate::engine::admin::{Caller, ShardContext};
 use crate::engine::control::ItemCommand;
+use crate::engine::metrics::{EngineMetrics, LatencyReport};
 use crate::engine::operator::{HeldReply, HeldRequest};
 use crate::engine::overrides::Overrides;
 use crate::engine::plan::Plan;
 use crate::engine::runtime::{Phase, ShardStatus, Shared};
+use crate::engine::shard_call::{CallError, ShardCall, ShardTask};
 use crate::envelope::{ItemId, ShardMsg};
 use crate::ring::{self, Doorbells, ShardRings};
 use crate::shard::{self, ShardError, ShardHandle, ShardLayout};
@@ -82,6 +91,8 @@ pub enum EngineError {
     NotRun { item: String, why: String },
     #[error("the item overrides: {0}")]
     Overrides(String),
+    #[error(transparent)]
+    Call(#[from] CallError),
 }
 
 /// The operator's overrides in `data_dir`, keeping only items of `plan` (the others are
@@ -107,21 +118,6 @@ fn load_overrides(plan: &Plan, data_dir: &std::path::Path) -> Result<Overrides, 
     Ok(overrides)
 }
 
-/// A command or question for one shard.
-#[derive(Debug)]
-pub enum ShardControl {
-    Item {
-        item: ItemId,
-        command: ItemCommand,
-    },
-    Status(Sender<ShardStatus>),
-    /// A request about the held list of this shard (the messages' origin).
-    Held {
-        request: HeldRequest,
-        reply: Sender<HeldReply>,
-    },
-}
-
 /// What one shard hands back when it stops.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ShardExit {
@@ -142,7 +138,8 @@ pub struct EngineStatus {
 #[derive(Debug)]
 pub struct RunningEngine {
     shared: Arc<Shared>,
-    control: Vec<Sender<ShardControl>>,
+    /// Runs tasks on the shards (control, status, metrics; see [`shard_call`]).
+    calls: Caller,
     doorbells: Arc<Doorbells>,
     handles: Vec<ShardHandle<ShardExit>>,
     /// Each shard's index when its thread ends ([`RunningEngine::ended`]).
@@ -159,7 +156,11 @@ pub const HELD_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The per-shard pieces handed to each shard thread once: its rings, its control
 /// channel, and the WAL directories of shards that do not run now, for it to adopt.
-type Parts = (ShardRings<ShardMsg>, Receiver<ShardControl>, Vec<PathBuf>);
+type Parts = (
+    ShardRings<ShardMsg>,
+    Receiver<ShardTask<ShardContext>>,
+    Vec<PathBuf>,
+);
 
 impl RunningEngine {
     /// Plans and starts `production`; returns once every service is open.
@@ -207,7 +208,7 @@ impl RunningEngine {
         let mut control = Vec::with_capacity(shards);
         let mut parts: Vec<Option<Parts>> = Vec::with_capacity(shards);
         for (rings, orphans) in rings.into_iter().zip(orphans) {
-            let (tx, rx) = crossbeam::channel::unbounded();
+            let (tx, rx) = shard_call::channel();
             control.push(tx);
             parts.push(Some((rings, rx, orphans)));
         }
@@ -230,11 +231,12 @@ impl RunningEngine {
                 )
             }
         };
-        let (ended_tx, ended) = crossbeam::channel::unbounded();
+        // Each shard's thread reports its end once.
+        let (ended_tx, ended) = crossbeam_channel::bounded(shards);
         let handles = shard::start(&options.layout, ended_tx, main)?;
         let mut engine = RunningEngine {
             shared,
-            control,
+            calls: admin::Caller::new(control, Arc::clone(&doorbells)),
             doorbells,
             handles,
             ended,
@@ -247,14 +249,14 @@ impl RunningEngine {
     }
 
     fn ring_all(&self) {
-        for shard in 0..self.control.len() {
+        for shard in 0..self.calls.shards() {
             self.doorbells.inbox(shard).ring();
         }
     }
 
     fn wait_started(&mut self, timeout: Duration) -> Result<(), EngineError> {
         let deadline = Instant::now() + timeout;
-        let shards = self.control.len();
+        let shards = self.calls.shards();
         loop {
             if let Ok(shard) = self.ended.try_recv() {
                 let why = self.shard_ended(shard);
@@ -334,8 +336,9 @@ impl RunningEngine {
         self.shared.start_disabled.get(item as usize) == Some(&true)
     }
 
-    /// Sends `command` to every instance of the item called `item`. Enable, disable and
-    /// restart are kept in the data directory first (see [`overrides`]).
+    /// Applies `command` to every instance of the item called `item`, returning once every
+    /// running shard has. Enable, disable and restart are kept in the data directory first
+    /// (see [`overrides`]).
     pub fn command(&self, item: &str, command: ItemCommand) -> Result<(), EngineError> {
         let planned = self
             .plan()
@@ -360,67 +363,55 @@ impl RunningEngine {
                 .set_disabled(item, disabled)
                 .map_err(EngineError::Overrides)?;
         }
-        for (shard, tx) in self.control.iter().enumerate() {
-            // A shard that has stopped has no instance left to command.
-            let _ = tx.send(ShardControl::Item { item: id, command });
-            self.doorbells.inbox(shard).ring();
-        }
+        admin::command(&self.calls, id, command)?;
         Ok(())
     }
 
-    /// Asks every shard for its status (a shard that does not answer within a second is
-    /// left out).
+    /// Runs `task` on shard `shard` as a task of its own (the shard's dispatcher does not
+    /// wait for it); its output is the answer. See [`shard_call`] for the limits.
+    pub fn on_shard<T, F, Fut>(&self, shard: usize, task: F) -> Result<ShardCall<T>, CallError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ShardContext) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T> + 'static,
+    {
+        self.calls.call(shard, task)
+    }
+
+    /// Asks every shard at once for its status (a shard that does not answer within
+    /// [`admin::STATUS_TIMEOUT`] is left out).
     pub fn status(&self) -> EngineStatus {
-        let mut shards = Vec::with_capacity(self.control.len());
-        for (shard, tx) in self.control.iter().enumerate() {
-            let (reply_tx, reply_rx) = crossbeam::channel::bounded(1);
-            if tx.send(ShardControl::Status(reply_tx)).is_err() {
-                continue;
-            }
-            self.doorbells.inbox(shard).ring();
-            if let Ok(status) = reply_rx.recv_timeout(Duration::from_secs(1)) {
-                shards.push(status);
-            }
-        }
-        EngineStatus {
-            production: self.plan().production.clone(),
-            shards,
-        }
+        admin::status(&self.calls, &self.plan().production)
     }
 
     /// Every held message listed on any shard.
     pub fn held_list(&self) -> HeldReply {
-        let mut all = Vec::new();
-        for shard in 0..self.control.len() {
-            match self.held_request(shard, HeldRequest::List)? {
-                serde_json::Value::Array(entries) => all.extend(entries),
-                other => all.push(other),
-            }
-        }
-        Ok(serde_json::Value::Array(all))
+        admin::held_list(&self.calls)
     }
 
     /// Sends `request` to the held list of `shard` and waits for the answer.
     pub fn held_request(&self, shard: usize, request: HeldRequest) -> HeldReply {
-        let tx = self
-            .control
-            .get(shard)
-            .ok_or_else(|| format!("no shard {shard}"))?;
-        let (reply_tx, reply_rx) = crossbeam::channel::bounded(1);
-        tx.send(ShardControl::Held {
-            request,
-            reply: reply_tx,
-        })
-        .map_err(|_| format!("shard {shard} has stopped"))?;
-        self.doorbells.inbox(shard).ring();
-        reply_rx
-            .recv_timeout(HELD_REQUEST_TIMEOUT)
-            .map_err(|_| format!("shard {shard} did not answer within {HELD_REQUEST_TIMEOUT:?}"))?
+        admin::held_request(&self.calls, shard, request)
+    }
+
+    /// Every item's counters and latency histograms, merged over the shards.
+    pub fn metrics(&self) -> EngineMetrics {
+        admin::metrics(&self.calls, &self.plan().production)
+    }
+
+    /// The latency percentiles of every item's stages (or of the item named `item`).
+    pub fn histograms(&self, item: Option<&str>) -> Result<LatencyReport, EngineError> {
+        if let Some(name) = item
+            && self.plan().item_named(name).is_none()
+        {
+            return Err(EngineError::NoSuchItem(name.to_string()));
+        }
+        Ok(self.metrics().report(item))
     }
 
     /// Stops the production in order (see the module doc) and waits for every shard.
     pub fn shutdown(self) -> Vec<ShardExit> {
-        let shards = self.control.len();
+        let shards = self.calls.shards();
         let acquire = std::sync::atomic::Ordering::Acquire;
         self.shared.set_phase(Phase::StopServices);
         self.ring_all();
@@ -558,14 +549,17 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(20);
         let status = loop {
             let status = engine.status();
-            let failed = sum(&status, "R1", |i| i.failed) + sum(&status, "R2", |i| i.failed);
+            let failed = sum(&status, "R1", |i| i.counters.failed)
+                + sum(&status, "R2", |i| i.counters.failed);
             if failed > 0 && status.shards[0].held.failed > 0 || Instant::now() > deadline {
                 break status;
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let processed = sum(&status, "R1", |i| i.processed) + sum(&status, "R2", |i| i.processed);
-        let failed = sum(&status, "R1", |i| i.failed) + sum(&status, "R2", |i| i.failed);
+        let processed = sum(&status, "R1", |i| i.counters.processed)
+            + sum(&status, "R2", |i| i.counters.processed);
+        let failed =
+            sum(&status, "R1", |i| i.counters.failed) + sum(&status, "R2", |i| i.counters.failed);
         assert_eq!(failed, 1, "{status:#?}");
         assert_eq!(
             processed,
@@ -587,7 +581,8 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         let later = engine.status();
         assert_eq!(
-            sum(&later, "R1", |i| i.processed) + sum(&later, "R2", |i| i.processed),
+            sum(&later, "R1", |i| i.counters.processed)
+                + sum(&later, "R2", |i| i.counters.processed),
             processed,
             "it goes round no more"
         );
@@ -614,7 +609,7 @@ mod tests {
             shutdown_timeout: Duration::from_secs(1),
             start_timeout: Duration::from_secs(30),
         };
-        let (die_tx, die_rx) = crossbeam::channel::unbounded::<()>();
+        let (die_tx, die_rx) = crossbeam_channel::unbounded::<()>();
         let around = move |index: usize, main| {
             let die_rx = die_rx.clone();
             async move {

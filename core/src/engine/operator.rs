@@ -11,13 +11,13 @@
 
 use std::rc::Rc;
 
-use crossbeam::channel::Sender;
 use hie_persist::Record;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::engine::held::{HeldEntry, HeldKind, utc_text};
-use crate::engine::runtime::{Shard, envelope, text_of};
+use crate::engine::ingest::{envelope, scan_of};
+use crate::engine::runtime::{Shard, text_of};
 use crate::envelope::{ItemId, MessageId};
 
 /// What an operator asks of a shard's held list.
@@ -52,15 +52,14 @@ pub struct HeldMessage {
 /// The reason a discard writes in the WAL.
 pub const DISCARD_REASON: &str = "discarded by an operator (hie ctl discard)";
 
-/// Serves `request` on `shard` and sends the answer to `reply`.
-pub async fn serve(shard: Rc<Shard>, request: HeldRequest, reply: Sender<HeldReply>) {
-    let answer = match request {
+/// Serves `request` on `shard` (a task of its own there: see [`super::shard_call`]).
+pub async fn serve(shard: Rc<Shard>, request: HeldRequest) -> HeldReply {
+    match request {
         HeldRequest::List => Ok(json!(list(&shard))),
         HeldRequest::Show { wal_id } => show(&shard, wal_id).await,
         HeldRequest::Resend { wal_id, item } => resend(&shard, wal_id, item).await,
         HeldRequest::Discard { wal_id, item } => discard(&shard, wal_id, item).await,
-    };
-    let _ = reply.send(answer);
+    }
 }
 
 fn message_id(shard: &Shard, wal_id: u64) -> MessageId {
@@ -119,7 +118,8 @@ fn names(shard: &Shard, items: &[ItemId]) -> String {
         .join(", ")
 }
 
-/// The message as received: its source item, partition key and bytes.
+/// The message as received (or as an item made it): its source item, partition key and
+/// bytes.
 struct Stored {
     source: String,
     partition_key: String,
@@ -135,12 +135,20 @@ async fn read_message(shard: &Shard, wal_id: u64) -> Result<Stored, String> {
         .map_err(|e| format!("reading message {id} from the WAL: {e}"))?
         .ok_or_else(|| format!("message {id} is no longer in the WAL"))?;
     match found.record() {
-        Some(Record::MessageReceived {
-            source,
-            meta,
-            bytes,
-            ..
-        }) => Ok(Stored {
+        Some(
+            Record::MessageReceived {
+                source,
+                meta,
+                bytes,
+                ..
+            }
+            | Record::Created {
+                source,
+                meta,
+                bytes,
+                ..
+            },
+        ) => Ok(Stored {
             source: source.to_string(),
             partition_key: meta.partition_key.to_string(),
             bytes: bytes.to_vec(),
@@ -193,7 +201,15 @@ async fn resend(shard: &Rc<Shard>, wal_id: u64, item: Option<ItemId>) -> HeldRep
         stored.partition_key.as_bytes()
     };
     let origin_name = std::sync::Arc::from(stored.source.as_str());
-    let env = envelope(id, stored.bytes.into(), source, origin_name, item, key);
+    let scan = scan_of(&stored.bytes);
+    let env = envelope(
+        id,
+        (stored.bytes.into(), scan),
+        source,
+        origin_name,
+        item,
+        key,
+    );
     shard.deliver(env).await;
     Ok(json!({"ok": true, "message_id": id.to_string(), "item": name, "command": "resend"}))
 }

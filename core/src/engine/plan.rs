@@ -22,8 +22,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hie_net::ReplyCodeActions;
-
 use crate::config::{
     self, Hl7FileOperationSettings, Hl7FileServiceSettings, Hl7TcpOperationSettings,
     Hl7TcpServiceSettings, ItemKind, ItemSettings, OverflowStrategy, Production, RestartPolicy,
@@ -34,6 +32,7 @@ use crate::items::kind::{HostKind, PlanContext};
 use crate::items::kinds;
 use crate::priority::QueueOrder;
 use crate::queue::Overflow;
+use crate::reply_code_actions::ReplyCodeActions;
 
 /// The queue bound used when an item's QueueSize is 0 (unset).
 pub const QUEUE_SIZE_DEFAULT: usize = 10_000;

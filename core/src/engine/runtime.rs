@@ -22,17 +22,18 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::time::Instant;
 
 use hie_hl7::{AckBuilder, Message};
-use hie_persist::{MessageMeta, Record, Wal, WalError};
+use hie_persist::{Record, Wal, WalError};
 use serde::Serialize;
 
 use crate::engine::control::{ItemState, StateWatch};
 use crate::engine::held::{HeldCounts, HeldEntry, HeldFacts, HeldKind, HeldList, now_us};
-use crate::engine::plan::{Plan, PlannedItem, Role, Target};
+pub use crate::engine::metrics::ItemCounters;
+use crate::engine::metrics::{CounterValues, ShardMetrics, Stage};
+use crate::engine::plan::{Plan, Role};
 use crate::envelope::{
-    AppReply, Envelope, ItemId, MessageId, OriginRecord, ROUTER_HOPS_MAX, ShardMsg, partition_hash,
+    AppReply, Envelope, ItemId, MessageId, OriginRecord, ROUTER_HOPS_MAX, ShardMsg,
 };
 use crate::item::{HookContext, ItemHooks, TraceEvents};
 use crate::notify::Notify;
@@ -140,26 +141,6 @@ impl Shared {
     }
 }
 
-/// Counters of one item on one shard.
-#[derive(Debug, Default)]
-pub struct ItemCounters {
-    /// Messages accepted by a service (durable).
-    pub received: Cell<u64>,
-    /// Frames refused by a service (NAK).
-    pub rejected: Cell<u64>,
-    /// Messages a router or operation took from its queue.
-    pub processed: Cell<u64>,
-    pub completed: Cell<u64>,
-    pub failed: Cell<u64>,
-    pub suspended: Cell<u64>,
-    pub discarded: Cell<u64>,
-    pub retries: Cell<u64>,
-    pub restarts: Cell<u64>,
-    /// Instances of the item waiting for the WAL to be writable again
-    /// ([`Shard::until_wal_writable`]).
-    pub wal_waits: Cell<u32>,
-}
-
 /// One instance counted in its item's `wal_waits` for as long as this lives.
 struct WalWait<'c>(&'c ItemCounters);
 
@@ -176,7 +157,7 @@ impl Drop for WalWait<'_> {
     }
 }
 
-fn bump(cell: &Cell<u64>) {
+pub(crate) fn bump(cell: &Cell<u64>) {
     cell.set(cell.get() + 1);
 }
 
@@ -187,15 +168,8 @@ pub struct ItemStatus {
     pub shard: usize,
     pub state: ItemState,
     pub queued: usize,
-    pub received: u64,
-    pub rejected: u64,
-    pub processed: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub suspended: u64,
-    pub discarded: u64,
-    pub retries: u64,
-    pub restarts: u64,
+    #[serde(flatten)]
+    pub counters: CounterValues,
     /// The item holds messages it cannot record while the WAL is unavailable, and goes
     /// on with them once it is writable again (see `wal_state`).
     pub waiting_for_wal: bool,
@@ -287,7 +261,8 @@ pub struct Shard {
     pub states: StateWatch,
     /// By item id: the hooks of this shard's instances (empty for most items).
     hooks: Vec<Vec<Rc<dyn ItemHooks>>>,
-    pub counters: Vec<ItemCounters>,
+    /// Per-item counters and latency histograms of this shard.
+    pub metrics: ShardMetrics,
     pub ack: RefCell<AckBuilder>,
     /// Messages being worked on by operations (not in a queue).
     pub busy: Cell<usize>,
@@ -366,7 +341,7 @@ impl Shard {
             queues,
             states: StateWatch::new(items),
             hooks,
-            counters: (0..items).map(|_| ItemCounters::default()).collect(),
+            metrics: ShardMetrics::new(&plan, index),
             ack: RefCell::new(AckBuilder::new()),
             busy: Cell::new(0),
             phase_changed: Notify::new(),
@@ -459,7 +434,7 @@ impl Shard {
     }
 
     pub fn counters(&self, item: ItemId) -> &ItemCounters {
-        &self.counters[item as usize]
+        self.metrics.counters(item)
     }
 
     pub fn phase(&self) -> Phase {
@@ -502,174 +477,6 @@ impl Shard {
                 .await;
         }
         true
-    }
-
-    // ---- receiving -------------------------------------------------------------------
-
-    /// Stores a message a service accepted: `MessageReceived` and one `Enqueued` per
-    /// target (or `Discarded` for a target that names no item), durable on return.
-    /// Returns the message id and the items to deliver to.
-    pub async fn receive(
-        &self,
-        source: ItemId,
-        msg: &Message<'_>,
-    ) -> Result<(MessageId, Vec<ItemId>), WalError> {
-        let message_type = message_type_of(msg);
-        let control_id = text_of(msg.control_id().unwrap_or_default());
-        let partition_key = text_of(partition_key(msg));
-        let meta = MessageMeta {
-            message_type: &message_type,
-            control_id: &control_id,
-            partition_key: &partition_key,
-        };
-        self.receive_document(source, msg.as_bytes(), meta).await
-    }
-
-    /// [`Shard::receive`] for a document that is not one message (a batch taken whole,
-    /// `BatchHandling=Whole`), with the facts the WAL and the held list show of it.
-    pub async fn receive_document(
-        &self,
-        source: ItemId,
-        bytes: &[u8],
-        meta: MessageMeta<'_>,
-    ) -> Result<(MessageId, Vec<ItemId>), WalError> {
-        let item = self.plan.item(source);
-        let wal_id = self.wal.next_message_id();
-        let mut records = Vec::with_capacity(1 + item.targets.len());
-        records.push(Record::MessageReceived {
-            message_id: wal_id,
-            source: &item.name,
-            meta,
-            bytes,
-        });
-        let targets = self.routing_records(wal_id, &item.targets, None, &mut records);
-        self.wal
-            .append_many(&records)
-            .await
-            .inspect_err(|e| log_append_error(&item.name, e))?;
-        bump(&self.counters(source).received);
-        Ok((
-            MessageId {
-                origin_shard: self.index as u16,
-                wal_id,
-            },
-            targets,
-        ))
-    }
-
-    /// Adds `Enqueued`/`Discarded` records for `targets` to `records`; returns the items
-    /// the message goes on to. A message no target takes is a bad message for a router
-    /// (`router`): it goes to the router's `BadMessageHandler` when there is one, as in
-    /// IRIS, with an alert when `AlertOnBadMessage` is set; otherwise, and for a service,
-    /// it is discarded as "no route".
-    fn routing_records<'r>(
-        &'r self,
-        wal_id: u64,
-        targets: &'r [Target],
-        router: Option<&'r PlannedItem>,
-        records: &mut Vec<Record<'r>>,
-    ) -> Vec<ItemId> {
-        let mut to = Vec::with_capacity(targets.len());
-        for target in targets {
-            self.route_to(wal_id, target, records, &mut to);
-        }
-        if !to.is_empty() {
-            return to;
-        }
-        let handler = router.and_then(|r| r.bad_message_handler.as_ref());
-        if let Some(router) = router {
-            let what = match handler {
-                Some(_) => "no target takes it: sent to the BadMessageHandler",
-                None => "no target takes it, and there is no BadMessageHandler",
-            };
-            if router.alert_on_bad_message {
-                tracing::error!(target: "hie::alert", "ALERT {}: message {wal_id}: {what}", router.name);
-            } else {
-                tracing::warn!(item = %router.name, "message {wal_id}: {what}");
-            }
-        }
-        if let Some(handler) = handler {
-            self.route_to(wal_id, handler, records, &mut to);
-        } else if targets.is_empty() {
-            records.push(Record::Discarded {
-                message_id: wal_id,
-                target: "",
-                reason: "no route: the item has no targets",
-            });
-        }
-        to
-    }
-
-    /// Adds the record for one target (`Enqueued`, or `Discarded` for a name that names no
-    /// item) and, for an item, pushes it onto `to`.
-    fn route_to<'r>(
-        &'r self,
-        wal_id: u64,
-        target: &'r Target,
-        records: &mut Vec<Record<'r>>,
-        to: &mut Vec<ItemId>,
-    ) {
-        match target {
-            Target::Item(id) => {
-                records.push(Record::Enqueued {
-                    message_id: wal_id,
-                    target: &self.plan.item(*id).name,
-                });
-                to.push(*id);
-            }
-            Target::Missing(name) => {
-                tracing::error!(target = %name, "message {wal_id} sent to an item that does not exist");
-                records.push(Record::Discarded {
-                    message_id: wal_id,
-                    target: name,
-                    reason: "no item of that name in the production",
-                });
-            }
-        }
-    }
-
-    /// Records, durably, that message `wal_id` is enqueued for `targets` (recovery of a
-    /// message that was stored but never routed); returns the items to deliver to.
-    pub async fn enqueue_for(
-        &self,
-        wal_id: u64,
-        targets: &[Target],
-    ) -> Result<Vec<ItemId>, WalError> {
-        let mut records = Vec::with_capacity(targets.len().max(1));
-        let to = self.routing_records(wal_id, targets, None, &mut records);
-        self.wal.append_many(&records).await?;
-        Ok(to)
-    }
-
-    /// Records that router `router` passed the messages of `batch` on to its targets (and
-    /// completed its part); returns the targets. The records are queued for the WAL's
-    /// next commit, not waited for: each message's `MessageReceived` and `Enqueued` for
-    /// the router are durable already, and any later record of the message (a delivery's
-    /// completion) gets a later LSN, so it can only be durable once these are. A crash
-    /// that loses them makes recovery route the messages again (at least once, as for
-    /// any delivery not yet recorded complete), and the router does not add a second
-    /// `fdatasync` to every message's way downstream. A message at its hop limit
-    /// ([`hop_limit_reached`]) gets no record here: the router fails it.
-    pub fn route_batch(&self, router: ItemId, batch: &[Envelope]) -> Result<Vec<ItemId>, WalError> {
-        let item = self.plan.item(router);
-        let mut records = Vec::with_capacity(batch.len() * (item.targets.len() + 1));
-        let mut targets = Vec::new();
-        for env in batch.iter().filter(|env| !hop_limit_reached(env)) {
-            debug_assert_eq!(
-                env.id.origin_shard as usize, self.index,
-                "routers run at the origin"
-            );
-            // The same for every message until routing rules land: TargetConfigNames.
-            targets = self.routing_records(env.id.wal_id, &item.targets, Some(item), &mut records);
-            records.push(Record::Completed {
-                message_id: env.id.wal_id,
-                target: &item.name,
-            });
-        }
-        self.wal
-            .submit(&records)
-            .inspect_err(|e| log_append_error(&item.name, e))?;
-        Ok(targets)
     }
 
     // ---- delivering ------------------------------------------------------------------
@@ -734,7 +541,7 @@ impl Shard {
     /// The lane of its target's queue `env` takes (`QueueOrder`; see [`crate::priority`]):
     /// the same on the live path, after a retry is interrupted and after recovery.
     pub fn lane_of(&self, env: &Envelope) -> Priority {
-        self.plan.item(env.target).queue_order.lane_of(&env.bytes)
+        self.plan.item(env.target).queue_order.lane_of_envelope(env)
     }
 
     fn local_queue_of(&self, env: &Envelope) -> Option<Rc<LocalQueue<Envelope>>> {
@@ -924,14 +731,18 @@ impl Shard {
         let counters = self.counters(env.target);
         let mut facts = None;
         match &record {
-            OriginRecord::Completed => bump(&counters.completed),
+            OriginRecord::Completed => {
+                bump(&counters.completed);
+                self.metrics
+                    .record_since(env.target, Stage::Delivered, env.received_at);
+            }
             OriginRecord::Failed { .. } => {
                 bump(&counters.failed);
-                facts = Some(Box::new(HeldFacts::of(&env.bytes)));
+                facts = Some(Box::new(HeldFacts::of_envelope(env)));
             }
             OriginRecord::Suspended { .. } => {
                 bump(&counters.suspended);
-                facts = Some(Box::new(HeldFacts::of(&env.bytes)));
+                facts = Some(Box::new(HeldFacts::of_envelope(env)));
             }
             OriginRecord::Discarded { .. } => bump(&counters.discarded),
         }
@@ -1115,15 +926,7 @@ impl Shard {
                         .flatten()
                         .map(|q| q.len())
                         .sum(),
-                    received: c.received.get(),
-                    rejected: c.rejected.get(),
-                    processed: c.processed.get(),
-                    completed: c.completed.get(),
-                    failed: c.failed.get(),
-                    suspended: c.suspended.get(),
-                    discarded: c.discarded.get(),
-                    retries: c.retries.get(),
-                    restarts: c.restarts.get(),
+                    counters: c.values(),
                     waiting_for_wal: c.wal_waits.get() > 0,
                 }
             })
@@ -1145,7 +948,7 @@ impl Shard {
 
 /// Logs a failed append of `item`'s records, unless the storage failed: the WAL logs
 /// that once when it becomes unavailable and once when it resumes, not per append.
-fn log_append_error(item: &str, error: &WalError) {
+pub(crate) fn log_append_error(item: &str, error: &WalError) {
     if !error.is_storage() {
         tracing::error!(item = %item, "WAL append failed: {error}");
     }
@@ -1212,38 +1015,15 @@ pub fn partition_key<'m>(msg: &Message<'m>) -> &'m [u8] {
         .unwrap_or_default()
 }
 
-/// A new envelope for a message a service just stored.
-pub fn envelope(
-    id: MessageId,
-    bytes: Arc<[u8]>,
-    source: ItemId,
-    origin_name: Arc<str>,
-    target: ItemId,
-    key: &[u8],
-) -> Envelope {
-    Envelope {
-        id,
-        bytes,
-        source,
-        origin_name,
-        target,
-        partition: partition_hash(key),
-        received_at: Instant::now(),
-        attempts: 0,
-        router_hops: 0,
-        wants_reply: false,
-        ordered: false,
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Format;
     use crate::engine::held::HeldList;
+    use crate::engine::ingest::envelope;
 
     /// One shard of a service → operation production, with its WAL in `dir`.
-    async fn one_shard(dir: &std::path::Path) -> Rc<Shard> {
+    pub(crate) async fn one_shard(dir: &std::path::Path) -> Rc<Shard> {
         let text = "[production]\nname = \"Held\"\n\n\
              [[item]]\nname = \"In\"\nclass = \"EnsLib.HL7.Service.TCPService\"\n\
              [item.host]\nTargetConfigNames = \"Out\"\n[item.adapter]\nPort = \"1\"\n\n\
@@ -1283,14 +1063,9 @@ mod tests {
                 let (id, targets) = shard.receive(source, &msg).await.unwrap();
                 assert_eq!(targets, [out]);
                 let name: Arc<str> = Arc::from("In");
-                envs.push(envelope(
-                    id,
-                    Arc::from(bytes.as_bytes()),
-                    source,
-                    name,
-                    out,
-                    b"k",
-                ));
+                let scan = Some(Arc::new(msg.index()));
+                let shared = (Arc::from(bytes.as_bytes()), scan);
+                envs.push(envelope(id, shared, source, name, out, b"k"));
             }
             assert_eq!(shard.wal.open_messages(), 6);
             for env in &envs[..4] {

@@ -1,30 +1,32 @@
 //! The life of one shard, from opening its WAL to closing it (see the phases in
 //! [`super`]), with the two tasks every shard runs for as long as it lives: the
-//! dispatcher (rings and control commands in) and the recorder (outcome records out to
+//! dispatcher (rings and control tasks in) and the recorder (outcome records out to
 //! the WAL).
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crossbeam::channel::Receiver;
+use crossbeam_channel::Receiver;
 use hie_net::{MllpServer, ServerConfig, StayConnected};
 use hie_persist::{DeliveryState, Record, Recovery, Wal, WalConfig};
 
 use crate::config;
 use crate::config::{RestartPolicy, RestartWhen};
+use crate::engine::ShardExit;
+use crate::engine::admin::{Holds, ShardContext};
 use crate::engine::adopt;
-use crate::engine::control::{ItemCommand, ItemState};
+use crate::engine::control::ItemState;
 use crate::engine::held::{HeldEntry, HeldKind};
 use crate::engine::hold::HoldLists;
-use crate::engine::operator;
+use crate::engine::ingest::{Rebuilt, copies};
 use crate::engine::plan::{PlannedItem, TcpServicePlan};
-use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, ShardStatus, Shared};
-use crate::engine::{ShardControl, ShardExit};
-use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg, partition_hash};
+use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, Shared};
+use crate::engine::shard_call::{self, ShardTask};
+use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg};
 use crate::items::hl7_tcp_service::TcpServiceHandler;
 use crate::items::kind::Worker;
 use crate::items::{WorkerExit, requeue};
@@ -41,15 +43,12 @@ const BLOCKED_RETRY: Duration = Duration::from_millis(1);
 /// A target instance of the dispatcher's hold lists: item and instance.
 type HoldKey = (ItemId, usize);
 
-/// Envelopes from the rings waiting for room in their target's queue (see [`super::hold`]).
-type Holds = Rc<RefCell<HoldLists<HoldKey, Envelope>>>;
-
 /// Runs shard `index` until the production stops.
 pub async fn run(
     index: usize,
     shared: Arc<Shared>,
     rings: ShardRings<ShardMsg>,
-    control: Receiver<ShardControl>,
+    control: Receiver<ShardTask<ShardContext>>,
     dir: PathBuf,
     orphans: Vec<PathBuf>,
     wal_config: WalConfig,
@@ -185,6 +184,7 @@ fn log_recovery(index: usize, recovery: &Recovery) {
     tracing::info!(
         shard = index,
         segments = stats.segments,
+        closed_segments_not_read = stats.segments_closed_skipped,
         records = stats.records,
         open_messages = recovery.messages.len(),
         pending_deliveries = pending,
@@ -334,6 +334,7 @@ impl RestartBudget {
 /// production starts ([`held_at_bound`]).
 async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
     let mut here = Recovered::default();
+    let mut rebuilt = Rebuilt::default();
     let plan = Arc::clone(&shard.plan);
     let id_of = |wal_id| MessageId {
         origin_shard: shard.index as u16,
@@ -351,7 +352,7 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
             );
             continue;
         };
-        let env = recovered_envelope(id_of(wal_id), message, source.id, source.id);
+        let env = rebuilt.envelope(id_of(wal_id), message, source.id, source.id);
         let targets = match shard.enqueue_for(wal_id, &source.targets).await {
             Ok(targets) => targets,
             Err(e) => {
@@ -359,9 +360,7 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
                 continue;
             }
         };
-        for target in targets {
-            let mut next = env.clone();
-            next.target = target;
+        for next in copies(env, &targets) {
             here.deliver(shard, next).await;
         }
     }
@@ -389,7 +388,7 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
             match &delivery.state {
                 DeliveryState::Queued => {
                     let source = plan.item_named(&message.source).map_or(target.id, |s| s.id);
-                    let env = recovered_envelope(id, message, source, target.id);
+                    let env = rebuilt.envelope(id, message, source, target.id);
                     here.deliver(shard, env).await;
                     redelivered += 1;
                 }
@@ -451,33 +450,6 @@ impl Recovered {
                 }
             }
         }
-    }
-}
-
-fn recovered_envelope(
-    id: MessageId,
-    message: &hie_persist::RecoveredMessage,
-    source: ItemId,
-    target: ItemId,
-) -> Envelope {
-    let key = if message.partition_key.is_empty() {
-        message.control_id.as_bytes()
-    } else {
-        message.partition_key.as_bytes()
-    };
-    Envelope {
-        id,
-        bytes: Arc::from(message.bytes.as_slice()),
-        source,
-        origin_name: Arc::from(message.source.as_str()),
-        target,
-        partition: partition_hash(key),
-        received_at: std::time::Instant::now(),
-        attempts: 0,
-        router_hops: 0,
-        // The upstream connection that waited for it is gone.
-        wants_reply: false,
-        ordered: false,
     }
 }
 
@@ -639,7 +611,7 @@ async fn supervise_tcp_service(
 }
 
 /// The dispatcher: moves envelopes from the rings into local queues, hands outcome
-/// records to the recorder, applies control commands and announces phase changes.
+/// records to the recorder, spawns control tasks ([`shard_call`]) and announces phase changes.
 ///
 /// It never waits on a full queue: an envelope whose `block` queue is full goes to that
 /// target's hold list, with every later envelope for the same target, and the lists are
@@ -650,25 +622,18 @@ async fn supervise_tcp_service(
 /// whose queue filled up) and phase changes are handled throughout.
 async fn dispatch(
     shard: Rc<Shard>,
-    control: Receiver<ShardControl>,
+    control: Receiver<ShardTask<ShardContext>>,
     holds: Holds,
     done: Rc<Cell<bool>>,
 ) {
     let mut inbound: Vec<ShardMsg> = Vec::with_capacity(DRAIN_BATCH_MAX);
     let mut seen = shard.phase();
+    let context = ShardContext {
+        shard: Rc::clone(&shard),
+        holds: Rc::clone(&holds),
+    };
     loop {
-        while let Ok(command) = control.try_recv() {
-            match command {
-                ShardControl::Status(reply) => {
-                    let _ = reply.send(status_with_held(&shard, &holds.borrow()));
-                }
-                ShardControl::Item { item, command } => apply(&shard, item, command),
-                ShardControl::Held { request, reply } => {
-                    glommio::spawn_local(operator::serve(Rc::clone(&shard), request, reply))
-                        .detach();
-                }
-            }
-        }
+        shard_call::spawn_waiting(&control, &context);
         let phase = shard.phase();
         if phase != seen {
             seen = phase;
@@ -739,18 +704,6 @@ fn held_at_bound(shard: &Shard, held: &HoldLists<HoldKey, Envelope>) -> bool {
     shard.phase() >= Phase::Running && held.at_bound()
 }
 
-/// The shard's status, with the envelopes held for an item counted in its `queued`: they
-/// wait for it as its queue's entries do.
-fn status_with_held(shard: &Shard, held: &HoldLists<HoldKey, Envelope>) -> ShardStatus {
-    let mut status = shard.status();
-    for entry in &mut status.items {
-        if let Some(item) = shard.plan.item_named(&entry.item) {
-            entry.queued += held.count(|&(id, _)| id == item.id);
-        }
-    }
-    status
-}
-
 /// Offers `env` to its queue, or holds it: behind the envelopes already held for the same
 /// target instance (FIFO), or because its `block` queue is full.
 fn offer_or_hold(shard: &Shard, held: &mut HoldLists<HoldKey, Envelope>, env: Envelope) {
@@ -763,40 +716,46 @@ fn offer_or_hold(shard: &Shard, held: &mut HoldLists<HoldKey, Envelope>, env: En
     }
 }
 
-/// Applies an operator's command to this shard's instances of `item`.
-fn apply(shard: &Shard, item: ItemId, command: ItemCommand) {
-    let planned = shard.plan.item(item);
-    if !planned.shards.contains(&shard.index) {
-        return;
-    }
-    let states = &shard.states;
-    let state = states.get(item);
-    tracing::info!(item = %planned.name, shard = shard.index, ?command, ?state, "control");
-    match command {
-        ItemCommand::Enable => {
-            if matches!(
-                state,
-                ItemState::Disabled | ItemState::Failed | ItemState::Stopped
-            ) {
-                shard.set_state(item, ItemState::Running);
-            }
-        }
-        ItemCommand::Disable => shard.set_state(item, ItemState::Disabled),
-        ItemCommand::Pause => {
-            if state == ItemState::Running {
-                shard.set_state(item, ItemState::Paused);
-            }
-        }
-        ItemCommand::Resume => {
-            if state == ItemState::Paused {
-                shard.set_state(item, ItemState::Running);
-            }
-        }
-        ItemCommand::Restart => {
-            let c = &shard.counters(item).restarts;
-            c.set(c.get() + 1);
-            shard.set_state(item, ItemState::Running);
-            states.request_restart(item);
-        }
+#[cfg(test)]
+mod tests {
+    use hie_persist::{MessageMeta, Targets};
+
+    use super::*;
+    use crate::engine::runtime::tests::one_shard;
+
+    #[test]
+    fn a_created_message_is_recovered_into_its_targets_queues_as_it_was_made() {
+        let dir = tempfile::tempdir().unwrap();
+        glommio::LocalExecutor::default().run(async {
+            let shard = one_shard(dir.path()).await;
+            let made = b"MSH|^~\\&|R|F|D|F|1||ADT^A08|C1|P|2.5\rPID|1||P9\r";
+            let id = shard.wal.next_message_id();
+            let created = Record::Created {
+                message_id: id,
+                parent: 7,
+                source: "In",
+                meta: MessageMeta {
+                    message_type: "ADT^A08",
+                    control_id: "C1",
+                    partition_key: "P9",
+                },
+                targets: Targets::List(&["Out"]),
+                bytes: made,
+            };
+            shard.wal.append(&created).await.unwrap();
+            shard.wal.close().await.unwrap();
+            let config = WalConfig::default().with_segment_bytes(1 << 20);
+            let (wal, recovery) = Wal::open(dir.path().join("shard-0"), config).await.unwrap();
+            recover(&shard, recovery).await;
+            let out = shard.plan.item_named("Out").unwrap().id;
+            let queue = shard.queue(out, 0).expect("Out runs here");
+            let env = queue.try_pop().expect("redelivered from its own record");
+            assert_eq!(&*env.bytes, made, "as it was made");
+            assert_eq!(env.id.wal_id, id);
+            let msg = env.message().expect("scanned once at recovery");
+            assert_eq!(msg.control_id(), Some(&b"C1"[..]));
+            assert!(queue.try_pop().is_none());
+            wal.close().await.unwrap();
+        });
     }
 }

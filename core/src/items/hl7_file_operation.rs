@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Framing;
+use crate::engine::metrics::Stage;
 use crate::engine::plan::FileOperationPlan;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{Envelope, ItemId, OriginRecord};
@@ -171,12 +172,14 @@ pub async fn run(
             let files = plan_files(&dir, &spec, &batch);
             let dir_for_io = dir.clone();
             let (overwrite, framing) = (plan.settings.overwrite, plan.settings.framing);
+            let started = Instant::now();
             let written = glommio::executor()
                 .spawn_blocking(move || write_files(&dir_for_io, &files, overwrite, framing))
                 .await;
             match written {
                 Ok(()) => {
                     for env in batch.drain(..) {
+                        shard.metrics.record_since(item, Stage::RoundTrip, started);
                         shard.record(&env, OriginRecord::Completed);
                     }
                     break;

@@ -32,12 +32,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use hie_hl7::{Batch, Envelope, Message};
+use hie_hl7::{Batch, Envelope, Message, ScanIndex};
 
 use crate::config::{BatchHandling, CharsetValidation};
 use crate::engine::control::ItemState;
+use crate::engine::ingest::envelope;
 use crate::engine::plan::FileServicePlan;
-use crate::engine::runtime::{Phase, Shard, envelope, partition_key};
+use crate::engine::runtime::{Phase, Shard, partition_key};
 use crate::envelope::{ItemId, MessageId};
 use crate::items::filename::{LocalTime, expand};
 use crate::items::hl7_tcp_service::check_charset;
@@ -303,7 +304,9 @@ async fn take_messages(
                 return None;
             }
         };
-        route(shard, item, (id, targets), raw, origin, partition_key(&msg)).await;
+        let scan = Some(Arc::new(msg.index()));
+        let key = partition_key(&msg);
+        route(shard, item, (id, targets), (raw, scan), origin, key).await;
     }
     Some(rejected)
 }
@@ -342,31 +345,26 @@ async fn take_whole(
             return None;
         }
     };
-    route(shard, item, stored, bytes, origin, env.control_id()).await;
+    route(shard, item, stored, (bytes, None), origin, env.control_id()).await;
     Some(false)
 }
 
-/// Delivers stored document `id` (`raw`) to `targets`.
+/// Delivers stored document `id` (`raw`, with its `scan` when it is one message) to
+/// `targets`.
 async fn route(
     shard: &Rc<Shard>,
     item: ItemId,
     (id, targets): (MessageId, Vec<ItemId>),
-    raw: &[u8],
+    (raw, scan): (&[u8], Option<Arc<ScanIndex>>),
     origin: &Arc<str>,
     key: &[u8],
 ) {
-    let shared: Arc<[u8]> = Arc::from(raw);
-    for target in targets {
-        let env = envelope(
-            id,
-            Arc::clone(&shared),
-            item,
-            Arc::clone(origin),
-            target,
-            key,
-        );
-        shard.deliver(env).await;
-    }
+    let Some(&first) = targets.first() else {
+        return;
+    };
+    let bytes = (Arc::from(raw), scan);
+    let env = envelope(id, bytes, item, Arc::clone(origin), first, key);
+    shard.fan_out(env, &targets).await;
 }
 
 #[cfg(test)]

@@ -25,18 +25,19 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use hie_net::{
-    Action, ClientConfig, GiveUp, MllpClient, NoReplyReason, ReplyOutcome, StayConnected,
-};
+use hie_net::{ClientConfig, MllpClient, NoReplyReason, ReplyOutcome, StayConnected};
 
 use crate::config::{self, Timeout};
 use crate::engine::control::ItemState;
+use crate::engine::metrics::Stage;
 use crate::engine::plan::TcpOperationPlan;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{AppReply, Envelope, ItemId, OriginRecord};
 use crate::items::downstream_log::{Change, DownstreamLog};
+use crate::items::mllp_reply::OutcomeFacts as _;
 use crate::items::{WorkerExit, alert, next_entry, requeue};
 use crate::queue::LocalQueue;
+use crate::reply_code_actions::{Action, GiveUp};
 
 /// The client settings of an operation connecting to `address`, from its IRIS settings.
 pub fn client_config(plan: &TcpOperationPlan, address: SocketAddr) -> ClientConfig {
@@ -201,10 +202,22 @@ async fn deliver_one(
             }
             Ok(()) => {
                 let before = client.stats();
-                let outcome = match client.send(&env.bytes).await {
+                // MSH-10, which the reply must answer, read on the envelope's scan.
+                let sent_at = Instant::now();
+                let sent = match env.message() {
+                    Some(msg) => {
+                        let control_id = msg.control_id().unwrap_or_default();
+                        client.send_answering(&env.bytes, control_id).await
+                    }
+                    None => client.send(&env.bytes).await,
+                };
+                let outcome = match sent {
                     Ok(outcome) => outcome,
                     Err(e) => ReplyOutcome::NoReply(NoReplyReason::Io, e.to_string()),
                 };
+                if matches!(outcome, ReplyOutcome::Replied(_) | ReplyOutcome::Sent) {
+                    shard.metrics.record_since(item, Stage::RoundTrip, sent_at);
+                }
                 let change = Change::between(before, client.stats(), &outcome);
                 (outcome, change)
             }

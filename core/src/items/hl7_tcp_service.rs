@@ -46,12 +46,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use hie_hl7::{AckCode, Batch, Envelope, ErrDetail, Message, Path, ScanError};
+use hie_hl7::{AckCode, Batch, Envelope, ErrDetail, Message, Path, ScanError, ScanIndex};
 use hie_net::{ConnInfo, FrameHandler, Reply};
 
 use crate::config::{AckMode, BatchHandling, CharsetValidation, Hl7TcpServiceSettings};
 use crate::engine::control::ItemState;
-use crate::engine::runtime::{Phase, Shard, envelope, partition_key};
+use crate::engine::ingest::envelope;
+use crate::engine::runtime::{Phase, Shard, partition_key};
 use crate::envelope::{AppReply, ItemId, MessageId};
 
 /// Longest a service on several shards waits for a message to reach its operations'
@@ -355,7 +356,8 @@ impl TcpServiceHandler {
                 return self.nak(&msg, AckCode::AE, &err, response);
             }
         };
-        self.deliver(conn, id, targets, frame, partition_key(&msg))
+        let scan = Some(Arc::new(msg.index()));
+        self.deliver(conn, (id, targets), (frame, scan), partition_key(&msg))
             .await;
         if self.ack_mode == AckMode::Application {
             return self.application_ack(&msg, id, response).await;
@@ -368,20 +370,18 @@ impl TcpServiceHandler {
         Reply::Respond
     }
 
-    /// Step 5: delivers stored message `id` (`frame`, partition `key`) to `targets`, then
-    /// waits for it to reach its operations' queues when acknowledgments are ordered.
+    /// Step 5: delivers stored message `id` (`frame`, its `scan`, partition `key`) to
+    /// `targets`, then waits for it to reach its operations' queues when acknowledgments
+    /// are ordered.
     async fn deliver(
         &self,
         conn: &ConnInfo,
-        id: MessageId,
-        targets: Vec<ItemId>,
-        frame: &[u8],
+        (id, targets): (MessageId, Vec<ItemId>),
+        (frame, scan): (&[u8], Option<Arc<ScanIndex>>),
         key: &[u8],
     ) {
         let shard = &self.shard;
         let plan_item = shard.plan.item(self.item);
-        let bytes: Arc<[u8]> = Arc::from(frame);
-        let origin = self.origin_name(conn);
         let application = self.ack_mode == AckMode::Application;
         if application {
             shard.expect_reply(id);
@@ -393,23 +393,13 @@ impl TcpServiceHandler {
                 !shard.plan.item(t).is_router() || shard.states.get(t) == ItemState::Running
             });
         let entered = ordered.then(|| shard.expect_entered(id, targets.len()));
-        let mut first = true;
-        for target in targets {
-            let mut env = envelope(
-                id,
-                Arc::clone(&bytes),
-                self.item,
-                Arc::clone(&origin),
-                target,
-                key,
-            );
+        if let Some(&first) = targets.first() {
+            let bytes = (Arc::from(frame), scan);
+            let mut env = envelope(id, bytes, self.item, self.origin_name(conn), first, key);
             env.wants_reply = application;
             env.ordered = ordered;
-            if first {
-                shard.hook_before(self.item, &env);
-                first = false;
-            }
-            shard.deliver(env).await;
+            shard.hook_before(self.item, &env);
+            shard.fan_out(env, &targets).await;
         }
         if let Some(entered) = entered
             && !entered.wait(ORDERED_ACK_WAIT_MAX).await
@@ -508,7 +498,7 @@ impl TcpServiceHandler {
                 return self.whole_reply(frame, AckCode::AE, response, |_| internal_error(&text));
             }
         };
-        self.deliver(conn, id, targets, frame, key).await;
+        self.deliver(conn, (id, targets), (frame, None), key).await;
         if self.ack_mode != AckMode::Application {
             return self.whole_reply(frame, AckCode::AA, response, |_| internal_error(""));
         }

@@ -10,6 +10,7 @@ pub mod hl7_tcp_operation;
 pub mod hl7_tcp_service;
 pub mod kind;
 pub mod kinds;
+pub mod mllp_reply;
 pub mod routing_engine;
 
 use crate::engine::control::ItemState;

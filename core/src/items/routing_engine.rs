@@ -1,9 +1,10 @@
 //! `EnsLib.HL7.MsgRouter.RoutingEngine` (and `EnsLib.MsgRouter.RoutingEngine`): takes
 //! messages from its queue on this shard and sends each on to its targets.
 //!
-//! Until business rules are loaded (a later change) a router forwards every message to
-//! its `TargetConfigNames`; a router with none discards the message as "no route", which
-//! the WAL records and the status shows.
+//! A router asks its rules, one message at a time, where each message goes
+//! (`crate::engine::rules`). Until business rules are loaded (a later change) a router
+//! forwards every message to its `TargetConfigNames`; a router with none discards the
+//! message as "no route", which the WAL records and the status shows.
 //!
 //! A router works in batches: it takes what its queue holds (up to [`ROUTE_BATCH_MAX`]),
 //! queues the routing records of the whole batch for the WAL's next group commit, and
@@ -25,6 +26,8 @@
 
 use std::rc::Rc;
 
+use crate::engine::metrics::Stage;
+use crate::engine::rules::Routed;
 use crate::engine::runtime::{HOP_LIMIT_REASON, Shard, hop_limit_reached};
 #[cfg(doc)]
 use crate::envelope::ROUTER_HOPS_MAX;
@@ -39,6 +42,7 @@ pub const ROUTE_BATCH_MAX: usize = 256;
 /// it waits for the WAL, or a WAL append fails other than for the storage.
 pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>) -> WorkerExit {
     let mut batch: Vec<Envelope> = Vec::with_capacity(ROUTE_BATCH_MAX);
+    let mut routed = Routed::default();
     let mut worked = false;
     loop {
         let Some(first) = next_entry(&shard, item, &queue).await else {
@@ -57,26 +61,14 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
         for env in &batch {
             shard.hook_before(item, env);
         }
-        match route_when_writable(&shard, item, &batch).await {
-            Ok(Some(targets)) => {
-                for env in batch.drain(..) {
+        match route_when_writable(&shard, item, &batch, &mut routed).await {
+            Ok(Some(())) => {
+                for (i, env) in batch.drain(..).enumerate() {
                     if hop_limit_reached(&env) {
                         fail_at_hop_limit(&shard, item, env);
                         continue;
                     }
-                    shard.hook_after(item, &env, &OriginRecord::Completed);
-                    if env.ordered {
-                        shard.routed_ordered(env.id, targets.len());
-                    }
-                    for &target in &targets {
-                        let mut next = env.clone();
-                        next.source = item;
-                        next.target = target;
-                        next.attempts = 0;
-                        next.router_hops = env.router_hops + 1;
-                        shard.deliver(next).await;
-                    }
-                    shard.busy.set(shard.busy.get() - 1);
+                    pass_on(&shard, item, env, routed.of(i)).await;
                 }
                 worked = true;
             }
@@ -104,16 +96,36 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
     }
 }
 
+/// Passes `env`, routed by router `item`, on to `targets`.
+async fn pass_on(shard: &Shard, item: ItemId, env: Envelope, targets: &[ItemId]) {
+    shard.hook_after(item, &env, &OriginRecord::Completed);
+    shard
+        .metrics
+        .record_since(item, Stage::Routed, env.received_at);
+    if env.ordered {
+        shard.routed_ordered(env.id, targets.len());
+    }
+    let next = Envelope {
+        source: item,
+        attempts: 0,
+        router_hops: env.router_hops + 1,
+        ..env
+    };
+    shard.fan_out(next, targets).await;
+    shard.busy.set(shard.busy.get() - 1);
+}
+
 /// [`Shard::route_batch`], waiting while the WAL is unavailable and trying the same batch
 /// again once it is writable; `Ok(None)` when the run reached `Stop` first.
 async fn route_when_writable(
     shard: &Shard,
     item: ItemId,
     batch: &[Envelope],
-) -> Result<Option<Vec<ItemId>>, hie_persist::WalError> {
+    routed: &mut Routed,
+) -> Result<Option<()>, hie_persist::WalError> {
     loop {
-        match shard.route_batch(item, batch) {
-            Ok(targets) => return Ok(Some(targets)),
+        match shard.route_batch(item, batch, routed) {
+            Ok(()) => return Ok(Some(())),
             Err(e) if e.is_storage() => {
                 if !shard.until_wal_writable(Some(item)).await {
                     return Ok(None);

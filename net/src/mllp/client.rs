@@ -28,13 +28,12 @@ use std::time::{Duration, Instant};
 use futures_lite::future::{self, FutureExt as _};
 use futures_lite::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use glommio::timer::Timer;
-use hie_hl7::{AckCode, Batch, Envelope, Message, Path};
+use hie_hl7::{Batch, Envelope, Message};
 
 use crate::error::MllpError;
-use crate::mllp::busy::{BUSY_POLL_DEFAULT, BusyReader, TryRead};
 use crate::mllp::frame::{FRAME_BYTES_MAX_DEFAULT, FrameDecoder, check_payload, encode_frame};
 use crate::mllp::server::StayConnected;
-use crate::reply_code_actions::{Action, Decision, ReplyCodeActions, ReplyFacts};
+use crate::tcp::busy::{BUSY_POLL_DEFAULT, BusyReader, TryRead};
 
 /// IRIS's default ConnectTimeout: 5 s.
 pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
@@ -68,7 +67,7 @@ pub struct ClientConfig {
     /// The reply type expected in MSH-9.1 (`:T?` matches others). Default `ACK`.
     pub expected_reply_type: Vec<u8>,
     /// How long to keep trying non-blocking reads of the reply (yielding to the shard's
-    /// other tasks) before parking on the reactor; see [`crate::mllp::busy`]. Zero parks
+    /// other tasks) before parking on the reactor; see [`crate::tcp::busy`]. Zero parks
     /// at once. Default [`BUSY_POLL_DEFAULT`] (50 µs).
     pub busy_poll: Duration,
 }
@@ -103,7 +102,7 @@ pub trait Connector: 'static {
         timeout: Duration,
     ) -> impl Future<Output = io::Result<Self::Stream>>;
 
-    /// Bytes `stream` already holds, taken without waiting (see [`crate::mllp::busy`]);
+    /// Bytes `stream` already holds, taken without waiting (see [`crate::tcp::busy`]);
     /// `None` when it would block. The default has none, so every read of a reply goes
     /// through the reactor.
     fn try_read(stream: &mut Self::Stream, buf: &mut [u8]) -> Option<io::Result<usize>> {
@@ -157,7 +156,7 @@ pub enum NoReplyReason {
 }
 
 impl NoReplyReason {
-    /// The code `E#` matches for it.
+    /// Its name, as the log and an operation's error codes spell it.
     pub fn code(self) -> &'static str {
         match self {
             Self::ResponseTimeout => "ResponseTimeout",
@@ -185,142 +184,14 @@ pub enum ReplyOutcome {
 }
 
 impl ReplyOutcome {
-    /// What ReplyCodeActions sees of this outcome (borrowing the reply bytes).
-    pub fn facts(&self, expected_reply_type: &[u8]) -> ReplyFacts<'_> {
-        match self {
-            Self::Sent => ReplyFacts {
-                replied: true,
-                msa_1: Some(b"AA"),
-                ..ReplyFacts::default()
-            },
-            Self::Replied(bytes) => reply_facts(bytes, expected_reply_type),
-            Self::Mismatched(bytes) => ReplyFacts {
-                control_id_mismatch: true,
-                error: true,
-                error_codes: vec![b"ControlIdMismatch"],
-                ..reply_facts(bytes, expected_reply_type)
-            },
-            Self::Unparseable(_) => ReplyFacts {
-                replied: true,
-                error: true,
-                error_codes: vec![b"UnparseableReply"],
-                ..ReplyFacts::default()
-            },
-            Self::NoReply(reason, text) => ReplyFacts {
-                error: true,
-                retryable: true,
-                error_codes: vec![reason.code().as_bytes()],
-                error_texts: vec![text.as_bytes()],
-                ..ReplyFacts::default()
-            },
-        }
-    }
-
-    /// The decision of `actions` for this outcome; warnings are logged here.
-    pub fn decide<'r>(
-        &self,
-        actions: &'r ReplyCodeActions,
-        expected_reply_type: &[u8],
-    ) -> Decision<'r> {
-        if matches!(self, Self::Sent) {
-            return Decision {
-                action: Action::Complete,
-                matched: None,
-                warnings: Vec::new(),
-            };
-        }
-        let decision = actions.evaluate(&self.facts(expected_reply_type));
-        for entry in &decision.warnings {
-            tracing::warn!(entry, outcome = self.summary(), "ReplyCodeActions warning");
-        }
-        decision
-    }
-
-    fn summary(&self) -> &'static str {
+    /// A few words naming the outcome, for the log.
+    pub fn summary(&self) -> &'static str {
         match self {
             Self::Sent => "sent",
             Self::Replied(_) => "replied",
             Self::Mismatched(_) => "reply for another control id",
             Self::Unparseable(_) => "unparseable reply",
             Self::NoReply(reason, _) => reason.code(),
-        }
-    }
-}
-
-/// Facts of a scannable reply (an unscannable one is a reply without MSA). A batch of ACKs
-/// (the reply to a batch sent whole) reads as its first ACK that does not accept, else its
-/// first ACK; one with none accepts, as HL7 v2 lets a batch reply that holds no negative
-/// ACK acknowledge every message of the batch.
-fn reply_facts<'a>(bytes: &'a [u8], expected_reply_type: &[u8]) -> ReplyFacts<'a> {
-    if Batch::has_envelope(bytes) {
-        let accepts = |ack: &&[u8]| {
-            Message::scan(ack).is_ok_and(|m| m.ack_code().is_some_and(AckCode::is_accept))
-        };
-        let mut acks = Batch::new(bytes);
-        let Some(first) = acks.clone().next() else {
-            return ReplyFacts {
-                replied: true,
-                msa_1: Some(b"AA"),
-                ..ReplyFacts::default()
-            };
-        };
-        let worst = acks.find(|a| !accepts(a)).unwrap_or(first);
-        return message_reply_facts(worst, expected_reply_type);
-    }
-    message_reply_facts(bytes, expected_reply_type)
-}
-
-/// [`reply_facts`] of one reply message.
-fn message_reply_facts<'a>(bytes: &'a [u8], expected_reply_type: &[u8]) -> ReplyFacts<'a> {
-    let Ok(msg) = Message::scan(bytes) else {
-        return ReplyFacts {
-            replied: true,
-            error: true,
-            error_codes: vec![b"UnparseableReply"],
-            ..ReplyFacts::default()
-        };
-    };
-    let msa_1 = msg
-        .find_segment(b"MSA", 1)
-        .map(|msa| msa.field(1).unwrap_or_default().trim_ascii());
-    let mut facts = ReplyFacts {
-        replied: true,
-        msa_1,
-        reply_type_mismatch: msg.message_type().is_none_or(|t| t != expected_reply_type),
-        ..ReplyFacts::default()
-    };
-    match msa_1.map(AckCode::parse) {
-        None => {
-            facts.error = true;
-            facts.error_codes.push(b"NoMsa");
-        }
-        Some(Some(code)) if code.is_accept() => {}
-        Some(_) => {
-            facts.error = true;
-            collect_error_details(&msg, &mut facts);
-        }
-    }
-    facts
-}
-
-/// ERR-3.1 (2.5+) and ERR-1.4.1 (older) codes; MSA-3, ERR-8 and ERR-1.4.2 texts.
-fn collect_error_details<'a>(msg: &Message<'a>, facts: &mut ReplyFacts<'a>) {
-    for (path, is_code) in [
-        ("ERR-3.1", true),
-        ("ERR-1.4.1", true),
-        ("MSA-3", false),
-        ("ERR-8", false),
-        ("ERR-1.4.2", false),
-    ] {
-        let Ok(path) = Path::parse(path) else {
-            continue;
-        };
-        if let Some(value) = msg.get(&path).filter(|v| !v.is_empty()) {
-            if is_code {
-                facts.error_codes.push(value)
-            } else {
-                facts.error_texts.push(value)
-            }
         }
     }
 }
@@ -415,15 +286,35 @@ impl<C: Connector> MllpClient<C> {
             })?;
             scanned.control_id().unwrap_or_default().to_vec()
         };
+        self.send_framed(msg, &control_id).await
+    }
+
+    /// [`MllpClient::send`] for a message whose control id (MSH-10) the caller has read
+    /// already (on the scan it keeps): the reply must answer `control_id`.
+    pub async fn send_answering(
+        &mut self,
+        msg: &[u8],
+        control_id: &[u8],
+    ) -> Result<ReplyOutcome, MllpError> {
+        check_payload(msg)?;
+        self.send_framed(msg, control_id).await
+    }
+
+    /// Frames `msg`, sends it and reads the reply that answers `control_id`.
+    async fn send_framed(
+        &mut self,
+        msg: &[u8],
+        control_id: &[u8],
+    ) -> Result<ReplyOutcome, MllpError> {
         self.out.clear();
         encode_frame(&mut self.out, msg);
         self.close_if_idle().await;
         let reused = self.stream.is_some();
-        let outcome = match self.exchange(&control_id).await {
+        let outcome = match self.exchange(control_id).await {
             Ok(outcome) => outcome,
             Err((reason, text)) if reused && reason == NoReplyReason::ConnectionClosed => {
                 tracing::debug!(peer = %self.config.address, %text, "MLLP idle connection was closed by the peer; sending again");
-                self.exchange(&control_id)
+                self.exchange(control_id)
                     .await
                     .unwrap_or_else(|(r, t)| ReplyOutcome::NoReply(r, t))
             }
@@ -491,7 +382,7 @@ impl<C: Connector> MllpClient<C> {
                 return ReplyOutcome::Unparseable(reply);
             }
         };
-        // A reply without MSA cannot be checked; ReplyCodeActions' `:~` decides on it.
+        // A reply without MSA cannot be checked; the operation decides on it (IRIS `:~`).
         if acked
             .as_deref()
             .is_some_and(|id| id != control_id.trim_ascii())
@@ -663,30 +554,5 @@ impl<C: Connector> MllpClient<C> {
             let _ = stream.close().await;
         }
         self.decoder.clear();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const BATCH_ACK: &[u8] = b"BHS|^~\\&|R|F|S|F|20260101||||B9|B1\r\
-MSH|^~\\&|R|F|S|F|20260101||ACK|A1|P|2.5\rMSA|AA|M1\r\
-MSH|^~\\&|R|F|S|F|20260101||ACK|A2|P|2.5\rMSA|AE|M2\rERR||||E||||bad one\r\
-BTS|2\r";
-
-    #[test]
-    fn a_batch_reply_reads_as_its_first_ack_that_does_not_accept() {
-        let facts = reply_facts(BATCH_ACK, b"ACK");
-        assert_eq!(facts.msa_1, Some(&b"AE"[..]));
-        assert!(facts.error);
-        assert_eq!(facts.error_texts, [&b"bad one"[..]]);
-        let all_aa = String::from_utf8_lossy(BATCH_ACK)
-            .replace("MSA|AE|M2\rERR||||E||||bad one\r", "MSA|AA|M2\r")
-            .into_bytes();
-        let facts = reply_facts(&all_aa, b"ACK");
-        assert_eq!((facts.msa_1, facts.error), (Some(&b"AA"[..]), false));
-        let empty = reply_facts(b"BHS|^~\\&|R|F|S|F|1||||B9|B1\rBTS|0\r", b"ACK");
-        assert_eq!((empty.msa_1, empty.error), (Some(&b"AA"[..]), false));
     }
 }

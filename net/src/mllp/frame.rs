@@ -30,7 +30,7 @@
 use memchr::{memchr, memchr2, memmem};
 
 use crate::error::MllpError;
-use crate::mllp::limits::{BufferAccount, InboundBudget};
+use crate::tcp::limits::{BufferAccount, InboundBudget};
 
 /// Start of a frame (VT).
 pub const START_BLOCK: u8 = 0x0B;

@@ -1,7 +1,7 @@
 //! The MLLP inbound server (IRIS HL7 TCP service adapter, `EnsLib.HL7.Adapter.TCPInboundAdapter`):
-//! one accept loop per shard on glommio's io_uring `TcpListener` (it sets SO_REUSEPORT, so
-//! every shard listening on the same port gets its share of connections from the kernel),
-//! one local task per connection with its own reused read buffer and response buffer.
+//! the generic TCP accept loop ([`crate::tcp::accept`]: one per shard, SO_REUSEPORT, the
+//! connection limits) serving each connection with this module's frame loop, in a local
+//! task with its own reused read buffer and response buffer.
 //!
 //! Contract with the handler (the engine's service):
 //! - [`FrameHandler::on_frame`] is called once per frame, in arrival order, and may await
@@ -19,18 +19,18 @@
 //! N close after N idle seconds). JobPerConnection is accepted and has no effect: a
 //! connection here is a local task of a few kilobytes, there is no job to save.
 //!
-//! Limits (see [`crate::mllp::limits`]):
+//! Limits (see [`crate::tcp::limits`]):
 //! - connections of the service (all shards) ≤ `connections.connections_max()`, from one
 //!   IP address ≤ `connections.connections_per_peer_max()`; a connection past either is
 //!   closed as soon as it is accepted, before any byte is read, and logged once per peer
 //!   per [`REFUSAL_LOG_INTERVAL`] (as are connections closed on an error and
 //!   displacements) — except that a full service makes room for a new sender by
 //!   displacing a connection of its heaviest address or, failing that, the one idle
-//!   longest between messages (see `crate::mllp::conns`);
+//!   longest between messages (see `crate::tcp::conns`);
 //! - read buffer per connection ≤ `frame_bytes_max + 3` bytes, and every connection's
 //!   buffer of every service together ≤ the process's [`InboundBudget`], of which one
 //!   service holds at most half and one peer address an eighth (see
-//!   [`crate::mllp::limits`]): a connection whose buffer would pass its share or the
+//!   [`crate::tcp::limits`]): a connection whose buffer would pass its share or the
 //!   budget stops reading (TCP flow control holds the sender)
 //!   until there is room, while its ReadTimeout runs; a buffer grown for a large frame
 //!   shrinks back to [`READ_BUFFER_BYTES_INITIAL`] after it, and a connection idle for
@@ -48,19 +48,20 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future::{self, FutureExt as _};
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
-use glommio::net::TcpListener;
 use glommio::timer::Timer;
 
 use crate::error::MllpError;
-use crate::mllp::busy::{BUSY_POLL_DEFAULT, BusyReader, TryRead};
-use crate::mllp::conns::{Displaced, LocalConns, StopFlag};
 use crate::mllp::frame::{
     FRAME_BYTES_MAX_DEFAULT, FrameDecoder, READ_BUFFER_BYTES_INITIAL, encode_frame,
 };
-use crate::mllp::limits::{
-    BufferAccount, ConnectionTable, InboundBudget, REFUSAL_LOG_INTERVAL, Refusal, RefusalLog,
-};
 use crate::mllp::nak::write_oversize_nak;
+pub use crate::tcp::accept::ConnInfo;
+use crate::tcp::accept::{AcceptHandle, Acceptor, Connection};
+use crate::tcp::busy::{BUSY_POLL_DEFAULT, BusyReader, TryRead};
+use crate::tcp::conns::StopFlag;
+use crate::tcp::limits::{
+    BufferAccount, ConnectionTable, InboundBudget, REFUSAL_LOG_INTERVAL, RefusalLog,
+};
 
 /// IRIS's default ReadTimeout for TCP services: 5 seconds.
 pub const READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
@@ -136,7 +137,7 @@ pub struct ServerConfig {
     /// IRIS JobPerConnection: accepted for compatibility, no effect (see the module doc).
     pub job_per_connection: bool,
     /// How long a connection keeps trying non-blocking reads (yielding to the shard's
-    /// other tasks) before it parks on the reactor; see [`crate::mllp::busy`]. Zero parks
+    /// other tasks) before it parks on the reactor; see [`crate::tcp::busy`]. Zero parks
     /// at once. Default [`BUSY_POLL_DEFAULT`] (50 µs).
     pub busy_poll: Duration,
 }
@@ -157,17 +158,6 @@ impl Default for ServerConfig {
             busy_poll: BUSY_POLL_DEFAULT,
         }
     }
-}
-
-/// Who a frame came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnInfo {
-    /// Number of the connection on this server, from 1.
-    pub id: u64,
-    /// The sender's address.
-    pub peer: SocketAddr,
-    /// Our address of the connection.
-    pub local: SocketAddr,
 }
 
 /// What the handler wants done after a frame.
@@ -235,11 +225,11 @@ pub struct ServerStats {
     pub stop_cuts: u64,
     /// Connections cut (at once, even mid-frame) to make room for a sender from a new
     /// address while the service was full and one address held more connections than
-    /// the others (see `crate::mllp::conns`).
+    /// the others (see `crate::tcp::conns`).
     pub connections_displaced: u64,
     /// Connections closed between messages, idle for at least 1 s and longest of this
     /// shard's, to make room for a new sender while the service was full and no address
-    /// held more connections than the others (see `crate::mllp::conns`).
+    /// held more connections than the others (see `crate::tcp::conns`).
     pub connections_displaced_idle: u64,
     /// Times a connection found the inbound budget spent and waited for room.
     pub budget_waits: u64,
@@ -251,33 +241,21 @@ pub struct ServerStats {
     pub io_errors: u64,
 }
 
+/// The MLLP side of a server's state: its counters of frames and connection closes.
 #[derive(Debug)]
 struct Shared {
+    /// The frame loop's counters; the connection counters are the accept loop's.
     stats: Cell<ServerStats>,
-    refusals: RefCell<RefusalLog>,
-    /// The same rate limit for connections closed on an error (a slow-loris flood cut by
-    /// ReadTimeout would otherwise write one WARN per connection).
+    /// The rate limit of the log line for connections closed on an error (a slow-loris
+    /// flood cut by ReadTimeout would otherwise write one WARN per connection).
     error_closes: RefCell<RefusalLog>,
-    /// The same rate limit for displacements (per displaced address; one key for the
-    /// idle-longest rule, whose victims are spread over many addresses).
-    displacements: RefCell<RefusalLog>,
-    accept_stop: StopFlag,
-    conns: RefCell<LocalConns>,
-    drained: StopFlag,
-    stopping: Cell<bool>,
 }
 
 impl Default for Shared {
     fn default() -> Self {
         Self {
             stats: Cell::default(),
-            refusals: RefCell::new(RefusalLog::new(REFUSAL_LOG_INTERVAL)),
             error_closes: RefCell::new(RefusalLog::new(REFUSAL_LOG_INTERVAL)),
-            displacements: RefCell::new(RefusalLog::new(REFUSAL_LOG_INTERVAL)),
-            accept_stop: StopFlag::default(),
-            conns: RefCell::default(),
-            drained: StopFlag::default(),
-            stopping: Cell::default(),
         }
     }
 }
@@ -293,34 +271,40 @@ impl Shared {
 /// Stops a server and reads its counters; cheap to clone, local to the server's shard.
 #[derive(Debug, Clone)]
 pub struct ServerHandle {
+    accept: AcceptHandle,
     shared: Rc<Shared>,
-    local_addr: SocketAddr,
 }
 
 impl ServerHandle {
     /// Stops accepting; connections finish the frame they are in (within the stop grace)
     /// and close. [`MllpServer::run`] returns once they are all closed.
     pub fn stop(&self) {
-        self.shared.stopping.set(true);
-        self.shared.accept_stop.stop();
-        self.shared.conns.borrow().stop_all();
+        self.accept.stop();
     }
 
-    /// The counters now.
+    /// The counters now: the accept loop's and the frame loop's together.
     pub fn stats(&self) -> ServerStats {
-        self.shared.stats.get()
+        let accept = self.accept.stats();
+        let mut s = self.shared.stats.get();
+        s.connections_accepted = accept.connections_accepted;
+        s.connections_active = accept.connections_active;
+        s.connections_rejected = accept.connections_rejected;
+        s.connections_displaced = accept.connections_displaced;
+        s.connections_displaced_idle = accept.connections_displaced_idle;
+        s.io_errors += accept.io_errors;
+        s
     }
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.accept.local_addr()
     }
 }
 
 /// An MLLP server bound to its port, ready to [`run`](Self::run) on the current shard.
 #[derive(Debug)]
 pub struct MllpServer<H> {
-    listener: TcpListener,
+    acceptor: Acceptor,
     config: Rc<ServerConfig>,
     handler: Rc<H>,
     handle: ServerHandle,
@@ -330,25 +314,22 @@ impl<H: FrameHandler> MllpServer<H> {
     /// Binds the listening socket (SO_REUSEPORT) on the current glommio executor.
     pub fn bind(config: ServerConfig, handler: H) -> Result<Self, MllpError> {
         let addr = SocketAddr::new(config.local_address, config.port);
-        let listener = listen(addr).map_err(|source| MllpError::Bind { addr, source })?;
-        let local_addr = listener.local_addr().map_err(|e| MllpError::Bind {
-            addr,
-            source: e.into(),
-        })?;
+        let acceptor = Acceptor::bind(addr, config.connections.clone(), "MLLP")?;
+        let handle = ServerHandle {
+            accept: acceptor.handle(),
+            shared: Rc::default(),
+        };
         Ok(Self {
-            listener,
+            acceptor,
             config: Rc::new(config),
             handler: Rc::new(handler),
-            handle: ServerHandle {
-                shared: Rc::default(),
-                local_addr,
-            },
+            handle,
         })
     }
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.handle.local_addr
+        self.handle.local_addr()
     }
 
     /// A handle to stop the server and read its counters.
@@ -358,175 +339,27 @@ impl<H: FrameHandler> MllpServer<H> {
 
     /// Accepts connections until stopped, then waits for the open ones to close.
     pub async fn run(self) -> Result<(), MllpError> {
-        let shared = self.handle.shared.clone();
-        let mut next_id = 0u64;
-        loop {
-            let accepted = async { Some(self.listener.accept().await) }
-                .or(async {
-                    shared.accept_stop.wait().await;
-                    None
-                })
-                .await;
-            let Some(accepted) = accepted else { break };
-            let stream = match accepted {
-                Ok(stream) => stream,
-                Err(e) => {
-                    shared.count(|s| s.io_errors += 1);
-                    tracing::warn!(addr = %self.handle.local_addr, error = %e, "MLLP accept failed");
-                    // Out of descriptors and the like: do not spin on the error.
-                    Timer::new(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            next_id += 1;
-            self.spawn_connection(stream, next_id);
-        }
-        drop(self.listener);
-        if !shared.conns.borrow().is_empty() {
-            shared.drained.wait().await;
-        }
-        Ok(())
-    }
-
-    fn spawn_connection(&self, stream: glommio::net::TcpStream, id: u64) {
-        let shared = self.handle.shared.clone();
-        let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
-            shared.count(|s| s.io_errors += 1);
-            return;
-        };
-        let admission = match self.config.connections.try_admit(peer.ip()) {
-            Ok(admission) => admission,
-            Err(Refusal::ServiceFull { connections_max }) => {
-                let displaced = shared
-                    .conns
-                    .borrow_mut()
-                    .displace_for(peer.ip(), Instant::now());
-                let Some(displaced) = displaced else {
-                    refuse(
-                        stream,
-                        peer,
-                        Refusal::ServiceFull { connections_max },
+        let (config, handler, shared) = (self.config, self.handler, self.handle.shared);
+        self.acceptor
+            .run(move |conn: Connection| {
+                let (config, handler, shared) = (config.clone(), handler.clone(), shared.clone());
+                async move {
+                    let account =
+                        BufferAccount::new(config.inbound_budget.clone(), Some(conn.admission));
+                    serve_connection(
+                        conn.stream,
+                        &conn.info,
+                        &config,
+                        account,
+                        &*handler,
                         &shared,
-                    );
-                    return;
-                };
-                note_displacement(displaced, peer, connections_max, &shared);
-                match self.config.connections.try_admit_displacing(peer.ip()) {
-                    Ok(admission) => admission,
-                    Err(refusal) => {
-                        refuse(stream, peer, refusal, &shared);
-                        return;
-                    }
+                        &conn.stop,
+                    )
+                    .await;
                 }
-            }
-            Err(refusal) => {
-                refuse(stream, peer, refusal, &shared);
-                return;
-            }
-        };
-        // Small ACKs must not wait for Nagle.
-        let _ = stream.set_nodelay(true);
-        let info = ConnInfo { id, peer, local };
-        let stop = Rc::new(StopFlag::default());
-        shared
-            .conns
-            .borrow_mut()
-            .insert(id, peer.ip(), stop.clone());
-        shared.count(|s| {
-            s.connections_accepted += 1;
-            s.connections_active += 1;
-        });
-        let config = self.config.clone();
-        let handler = self.handler.clone();
-        glommio::spawn_local(async move {
-            let account = BufferAccount::new(config.inbound_budget.clone(), Some(admission));
-            serve_connection(stream, &info, &config, account, &*handler, &shared, &stop).await;
-            shared.conns.borrow_mut().remove(id);
-            shared.count(|s| s.connections_active -= 1);
-            if shared.stopping.get() && shared.conns.borrow().is_empty() {
-                shared.drained.stop();
-            }
-        })
-        .detach();
+            })
+            .await
     }
-}
-
-/// Counts a displacement and logs it once per displaced address per
-/// [`REFUSAL_LOG_INTERVAL`] (a flood from many addresses: once per interval in all).
-fn note_displacement(
-    displaced: Displaced,
-    newcomer: SocketAddr,
-    connections_max: usize,
-    shared: &Shared,
-) {
-    let (key, rule) = match displaced {
-        Displaced::Heaviest(victim) => {
-            shared.count(|s| s.connections_displaced += 1);
-            (
-                victim,
-                "the newest connection of the address with the most was cut",
-            )
-        }
-        Displaced::IdleLongest(_) => {
-            shared.count(|s| s.connections_displaced_idle += 1);
-            (
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                "the connection idle longest (between messages) was closed",
-            )
-        }
-    };
-    let Some(displaced_n) = shared.displacements.borrow_mut().note(key, Instant::now()) else {
-        return;
-    };
-    let victim = match displaced {
-        Displaced::Heaviest(ip) | Displaced::IdleLongest(ip) => ip,
-    };
-    tracing::warn!(
-        peer = %newcomer.ip(),
-        displaced_peer = %victim,
-        displaced = displaced_n,
-        "MLLP service full (MaxConnections = {connections_max}): {rule} to make room for a \
-         new connection (such displacements are logged at most once per {} s, `displaced` \
-         counts them)",
-        REFUSAL_LOG_INTERVAL.as_secs()
-    );
-}
-
-/// Closes a connection past a limit at once, unread, and logs it once per peer per
-/// [`REFUSAL_LOG_INTERVAL`].
-fn refuse(stream: glommio::net::TcpStream, peer: SocketAddr, refusal: Refusal, shared: &Shared) {
-    shared.count(|s| s.connections_rejected += 1);
-    drop(stream);
-    let Some(refused) = shared.refusals.borrow_mut().note(peer.ip(), Instant::now()) else {
-        return;
-    };
-    tracing::warn!(
-        peer = %peer.ip(),
-        refused,
-        "MLLP connection refused: {refusal} (closed at once; refusals of this address are \
-         logged at most once per {} s, `refused` counts them)",
-        REFUSAL_LOG_INTERVAL.as_secs()
-    );
-}
-
-/// Listen backlog of a server's socket (glommio's own choice for its listeners).
-const LISTEN_BACKLOG: i32 = 1024;
-
-/// A listening socket on `addr` with SO_REUSEPORT (every shard's server on the same port
-/// gets its share of connections) and SO_REUSEADDR (the port can be bound while
-/// connections it accepted before wait out TIME_WAIT: a service restarted after cutting a
-/// flood binds at once). glommio's own `TcpListener::bind` sets only the first.
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    use std::os::fd::{FromRawFd as _, IntoRawFd as _};
-    let domain = socket2::Domain::for_address(addr);
-    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    // SAFETY: the descriptor is a bound, listening TCP socket that nothing else owns
-    // (into_raw_fd gave up ownership); the listener takes it over and closes it.
-    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
 enum ReadEvent {
@@ -618,7 +451,7 @@ async fn serve_connection<S, H>(
         }
         frame_deadline = next_frame_deadline(&decoder, frames_before, frame_deadline, config);
         // Between frames, nothing buffered, every answer written: a connection the
-        // idle-longest rule may displace (see `crate::mllp::conns`).
+        // idle-longest rule may displace (see `crate::tcp::conns`).
         let idle = !decoder.in_frame() && decoder.buffered_bytes() == 0;
         stop.set_idle_since(idle.then_some(last_bytes_at));
         let event = read_some(
@@ -749,7 +582,7 @@ fn push_response(out: &mut Vec<u8>, response: &[u8], shared: &Shared) {
     }
 }
 
-/// Reads once (busy-polling first, see [`crate::mllp::busy`]), racing the timeout that
+/// Reads once (busy-polling first, see [`crate::tcp::busy`]), racing the timeout that
 /// applies (the frame's ReadTimeout deadline inside a frame, StayConnected's idle time
 /// between frames), a stop (inside a frame: the stop grace) and, between frames with a
 /// buffer and nothing in it, the buffer's release. Reads into the decoder's buffer once

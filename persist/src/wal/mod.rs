@@ -1,6 +1,7 @@
 //! The per-shard write-ahead log: configuration and the modules that implement it.
 //!
-//! `record` owns the byte format, `segment` the files and the scanner, `writer` the
+//! `record` owns the byte format, `closing` what each record does to its message's
+//! deliveries (which records close a message), `segment` the files and the scanner, `writer` the
 //! group commit and the [`Wal`] handle, `sync` which written commits an `fdatasync`
 //! makes durable, `synced` the marker of how far each segment was durable, `recovery`
 //! the scan on open, `retention` the open-message tracking and segment removal,
@@ -11,6 +12,7 @@
 //! (and `SYNCED.tmp` while it is replaced), and `spare.zero` (`spare.zero.tmp` while it
 //! is filled).
 
+pub mod closing;
 pub mod reader;
 pub mod record;
 pub mod recovery;

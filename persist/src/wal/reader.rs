@@ -121,7 +121,8 @@ impl Wal {
         }
     }
 
-    /// The `MessageReceived` record of `message_id`, if it is still in the WAL.
+    /// The `MessageReceived` (or `Created`) record of `message_id`, if it is still in
+    /// the WAL.
     pub async fn find_message(&self, message_id: u64) -> Result<Option<StoredRecord>, WalError> {
         let candidates: Vec<(u64, u64)> = {
             let state = self.shared().state.borrow();
@@ -143,7 +144,7 @@ impl Wal {
                     header,
                     bytes,
                 } = scanned
-                    && header.kind == RecordKind::MessageReceived as u16
+                    && opens_message(header.kind)
                     && record::payload_of(bytes).get(..8) == Some(&message_id.to_le_bytes()[..])
                 {
                     found = Some(StoredRecord::from_scan(segment, offset, &header, bytes));
@@ -200,4 +201,9 @@ impl Wal {
             _ => Err(missing),
         }
     }
+}
+
+/// Whether a record of on-disk kind `kind` opens a message (carries its bytes).
+fn opens_message(kind: u16) -> bool {
+    kind == RecordKind::MessageReceived as u16 || kind == RecordKind::Created as u16
 }

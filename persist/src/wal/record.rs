@@ -8,7 +8,7 @@
 //! offset size field
 //!      0    4 magic          0x5745_4948 ("HIEW" read as bytes)
 //!      4    2 version        format version of the writer (currently 1)
-//!      6    2 kind           RecordKind (1..=8 in version 1)
+//!      6    2 kind           RecordKind (1..=9 in version 1)
 //!      8    4 payload_len    bytes of payload after the header (≤ RECORD_PAYLOAD_BYTES_MAX)
 //!     12    4 crc32c         CRC32C of the header with this field zeroed, then the payload
 //!     16    8 lsn            log sequence number: 1 for the first record of a WAL, +1 each
@@ -32,7 +32,16 @@
 //! 7 Checkpoint       data bytes (engine-defined)
 //! 8 SegmentStart     next_message_id u64 (written by the WAL as the first record of
 //!                    every segment, so ids are never reused after retention)
+//! 9 Created          message_id u64 | parent u64 | source str | message_type str
+//!                    | control_id str | partition_key str | targets (u16 count, then
+//!                    that many str) | bytes
 //! ```
+//!
+//! `Created` is a message an item made (a transform's output) from message `parent`:
+//! it is its own message (an id of its own, open until its deliveries close) and is
+//! enqueued for its `targets` by the same record, so recovery redelivers it as it was
+//! made, without making it again. A reader of version 1 that predates it skips it as an
+//! unknown kind.
 //!
 //! Invariants: a record is valid only if its magic matches, its length fits in what was
 //! read, and its CRC matches; decoding never panics on arbitrary bytes.
@@ -79,6 +88,7 @@ pub enum RecordKind {
     Discarded = 6,
     Checkpoint = 7,
     SegmentStart = 8,
+    Created = 9,
 }
 
 impl RecordKind {
@@ -93,6 +103,7 @@ impl RecordKind {
             6 => Self::Discarded,
             7 => Self::Checkpoint,
             8 => Self::SegmentStart,
+            9 => Self::Created,
             _ => return None,
         })
     }
@@ -152,7 +163,75 @@ pub enum Record<'a> {
     Checkpoint { data: &'a [u8] },
     /// First record of every segment, written by the WAL: the next message id to allocate.
     SegmentStart { next_message_id: u64 },
+    /// Item `source` made a new message (`bytes`) from message `parent` and enqueued it
+    /// for `targets` (one or more); it is open until every one of them closes it.
+    Created {
+        message_id: u64,
+        parent: u64,
+        source: &'a str,
+        meta: MessageMeta<'a>,
+        targets: Targets<'a>,
+        bytes: &'a [u8],
+    },
 }
+
+/// The targets of a [`Record::Created`]: a list from the caller on append, the encoded
+/// list (checked on decode) on read. Equal when they name the same targets in order.
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a> {
+    List(&'a [&'a str]),
+    Encoded { count: u16, bytes: &'a [u8] },
+}
+
+impl<'a> Targets<'a> {
+    /// Number of targets.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::List(list) => list.len(),
+            Self::Encoded { count, .. } => usize::from(*count),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The targets in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let (list, mut cur) = match *self {
+            Self::List(list) => (list, Cursor { rest: &[] }),
+            Self::Encoded { bytes, .. } => (&[][..], Cursor { rest: bytes }),
+        };
+        list.iter()
+            .copied()
+            .chain(std::iter::from_fn(move || cur.str()))
+    }
+
+    /// Encoded size: the count and each string with its length.
+    fn encoded_len(&self) -> usize {
+        2 + self.iter().map(|t| 2 + t.len()).sum::<usize>()
+    }
+
+    /// Reads the count and as many strings from `cur`, checking each.
+    fn decode(cur: &mut Cursor<'a>) -> Option<Self> {
+        let count = u16::from_le_bytes(cur.take(2)?.try_into().ok()?);
+        let start = cur.rest;
+        for _ in 0..count {
+            cur.str()?;
+        }
+        let bytes = &start[..start.len() - cur.rest.len()];
+        Some(Self::Encoded { count, bytes })
+    }
+}
+
+impl PartialEq for Targets<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Targets<'_> {}
 
 impl<'a> Record<'a> {
     /// The on-disk kind of this record.
@@ -166,6 +245,7 @@ impl<'a> Record<'a> {
             Self::Discarded { .. } => RecordKind::Discarded,
             Self::Checkpoint { .. } => RecordKind::Checkpoint,
             Self::SegmentStart { .. } => RecordKind::SegmentStart,
+            Self::Created { .. } => RecordKind::Created,
         }
     }
 
@@ -177,7 +257,8 @@ impl<'a> Record<'a> {
             | Self::Completed { message_id, .. }
             | Self::Failed { message_id, .. }
             | Self::Suspended { message_id, .. }
-            | Self::Discarded { message_id, .. } => Some(message_id),
+            | Self::Discarded { message_id, .. }
+            | Self::Created { message_id, .. } => Some(message_id),
             Self::Checkpoint { .. } | Self::SegmentStart { .. } => None,
         }
     }
@@ -205,6 +286,21 @@ impl<'a> Record<'a> {
             | Self::Discarded { target, reason, .. } => 8 + s(target) + s(reason),
             Self::Checkpoint { data } => 4 + data.len(),
             Self::SegmentStart { .. } => 8,
+            Self::Created {
+                source,
+                meta,
+                targets,
+                bytes,
+                ..
+            } => {
+                16 + s(source)
+                    + s(meta.message_type)
+                    + s(meta.control_id)
+                    + s(meta.partition_key)
+                    + targets.encoded_len()
+                    + 4
+                    + bytes.len()
+            }
         }
     }
 
@@ -234,7 +330,7 @@ impl<'a> Record<'a> {
 
     fn check_limits(&self) -> Result<(), WalError> {
         let strings: [&str; 4] = match *self {
-            Self::MessageReceived { source, meta, .. } => [
+            Self::MessageReceived { source, meta, .. } | Self::Created { source, meta, .. } => [
                 source,
                 meta.message_type,
                 meta.control_id,
@@ -246,7 +342,18 @@ impl<'a> Record<'a> {
             | Self::Discarded { target, reason, .. } => [target, reason, "", ""],
             Self::Checkpoint { .. } | Self::SegmentStart { .. } => ["", "", "", ""],
         };
-        if let Some(long) = strings.iter().find(|v| v.len() > u16::MAX as usize) {
+        let targets = match self {
+            Self::Created { targets, .. } => *targets,
+            _ => Targets::List(&[]),
+        };
+        if targets.len() > u16::MAX as usize {
+            return Err(WalError::FieldTooLong {
+                kind: self.kind(),
+                field_bytes: targets.len(),
+            });
+        }
+        let mut strings = strings.into_iter().chain(targets.iter());
+        if let Some(long) = strings.find(|v| v.len() > u16::MAX as usize) {
             return Err(WalError::FieldTooLong {
                 kind: self.kind(),
                 field_bytes: long.len(),
@@ -298,6 +405,23 @@ impl<'a> Record<'a> {
             Self::SegmentStart { next_message_id } => {
                 out.extend_from_slice(&next_message_id.to_le_bytes());
             }
+            Self::Created {
+                parent,
+                source,
+                meta,
+                targets,
+                bytes,
+                ..
+            } => {
+                out.extend_from_slice(&parent.to_le_bytes());
+                put_str(out, source);
+                put_str(out, meta.message_type);
+                put_str(out, meta.control_id);
+                put_str(out, meta.partition_key);
+                out.extend_from_slice(&(targets.len() as u16).to_le_bytes());
+                targets.iter().for_each(|t| put_str(out, t));
+                put_bytes(out, bytes);
+            }
         }
     }
 
@@ -345,6 +469,18 @@ impl<'a> Record<'a> {
                         message_id,
                         target: cur.str()?,
                         reason: cur.str()?,
+                    },
+                    RecordKind::Created => Self::Created {
+                        message_id,
+                        parent: cur.u64()?,
+                        source: cur.str()?,
+                        meta: MessageMeta {
+                            message_type: cur.str()?,
+                            control_id: cur.str()?,
+                            partition_key: cur.str()?,
+                        },
+                        targets: Targets::decode(&mut cur)?,
+                        bytes: cur.bytes()?,
                     },
                     RecordKind::Checkpoint | RecordKind::SegmentStart => return None,
                 }
@@ -511,6 +647,18 @@ mod tests {
             Record::SegmentStart {
                 next_message_id: 77,
             },
+            Record::Created {
+                message_id: 43,
+                parent: 42,
+                source: "Router",
+                meta: MessageMeta {
+                    message_type: "ADT^A08",
+                    control_id: "MSG0001",
+                    partition_key: "P123",
+                },
+                targets: Targets::List(&["Out.A", "", "Out.B"]),
+                bytes: b"MSH|^~\\&|X|Y\r",
+            },
         ];
         for (i, record) in records.iter().enumerate() {
             let bytes = sealed(record, i as u64 + 1);
@@ -574,7 +722,7 @@ mod tests {
         #[test]
         fn check_and_decode_never_panic_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
             let _ = check(&bytes);
-            for kind in 1..=8 {
+            for kind in 1..=9 {
                 let _ = Record::decode(RecordKind::from_u16(kind).unwrap(), &bytes);
             }
         }

@@ -1,7 +1,7 @@
 //! Recovery: scan every segment in order and rebuild what the engine needs.
 //!
-//! The result ([`Recovery`]) holds every message received and not closed (see
-//! `retention` for "closed"), the pending deliveries per target in the order they were
+//! The result ([`Recovery`]) holds every message received (or created by an item) and
+//! not closed (see `closing` for "closed"), the pending deliveries per target in the order they were
 //! enqueued, the messages never routed, the last checkpoint, and counters. Only
 //! CRC-valid records with increasing LSNs are ever returned as data: a corrupt span is
 //! reported (segment, offset, length) with a `tracing::error!` and skipped; the bytes
@@ -25,6 +25,7 @@ use std::{
 use crate::{
     error::WalError,
     wal::{
+        closing::{Effect, effect},
         record::{self, Record, RecordKind},
         retention::OpenSet,
         segment::{Location, Scanned, SegmentScanner, list_segments, segment_path},
@@ -40,8 +41,10 @@ pub struct RecoveredMessage {
     pub lsn: u64,
     pub location: Location,
     pub timestamp_us: u64,
-    /// The item that received it.
+    /// The item that received it (or made it).
     pub source: String,
+    /// For a message an item made (`Created`): the message it was made from.
+    pub parent: Option<u64>,
     pub message_type: String,
     pub control_id: String,
     pub partition_key: String,
@@ -141,6 +144,9 @@ pub struct RecoveryStats {
     pub last_lsn: u64,
     /// Segments that hold less than the synced-length marker says was durable.
     pub lost: Vec<SegmentLoss>,
+    /// Sealed segments whose messages were all closed, known from the marker and not read
+    /// (counted in `segments`; their records are not in `records`).
+    pub segments_closed_skipped: u64,
 }
 
 /// What the engine needs after a restart.
@@ -148,7 +154,9 @@ pub struct RecoveryStats {
 pub struct Recovery {
     /// Every open message by id.
     pub messages: HashMap<u64, RecoveredMessage>,
-    /// Open messages with no delivery record yet (route them again), in log order.
+    /// Open messages with no delivery record yet (route them again), in log order. A
+    /// created message is enqueued by its own record, so it is listed here only if it
+    /// was made for no target.
     pub unrouted: Vec<u64>,
     /// Per target, the deliveries owed, in the order they were enqueued.
     pub targets: BTreeMap<String, Vec<PendingDelivery>>,
@@ -244,6 +252,7 @@ pub(crate) async fn recover(
     };
     let mut segments = BTreeMap::new();
     let mut last_lsn = 0;
+    let marker = read_marker(dir);
     let firsts = list_segments(dir)?;
     for (i, &first_lsn) in firsts.iter().enumerate() {
         let is_last = i + 1 == firsts.len();
@@ -255,13 +264,24 @@ pub(crate) async fn recover(
                 "WAL segment does not follow the previous one"
             );
         }
-        let before = last_lsn.max(first_lsn - 1);
-        let meta = scan_segment(dir, first_lsn, before, is_last, &mut builder).await?;
+        let closed = (!is_last)
+            .then(|| closed_segment(dir, marker.as_ref()?, first_lsn, lsn_max))
+            .flatten();
+        let meta = match closed {
+            Some(meta) => {
+                builder.take_closed(&meta);
+                meta
+            }
+            None => {
+                let before = last_lsn.max(first_lsn - 1);
+                scan_segment(dir, first_lsn, before, is_last, &mut builder).await?
+            }
+        };
         last_lsn = last_lsn.max(builder.recovery.stats.last_lsn);
         segments.insert(first_lsn, meta);
     }
     builder.recovery.stats.segments = firsts.len() as u64;
-    builder.recovery.stats.lost = check_synced(dir, &segments);
+    builder.recovery.stats.lost = marker.map_or_else(Vec::new, |m| check_synced(&m, &segments));
     let Builder {
         mut recovery,
         open,
@@ -366,22 +386,48 @@ async fn scan_segment(
     Ok(meta)
 }
 
-/// Compares what was recovered with the synced-length marker; logs and returns every
-/// segment that holds less than was durable in it.
-fn check_synced(dir: &Path, segments: &BTreeMap<u64, SegmentMeta>) -> Vec<SegmentLoss> {
-    let marker = match synced::read(dir) {
-        Ok(Some(marker)) => marker,
-        Ok(None) => return Vec::new(),
+/// The synced-length marker in `dir`, if there is one that parses (one that does not is
+/// reported and ignored).
+fn read_marker(dir: &Path) -> Option<synced::Marker> {
+    match synced::read(dir) {
+        Ok(marker) => marker,
         Err(reason) => {
             tracing::error!(dir = %dir.display(), "WAL synced-length marker ignored: {reason}");
-            return Vec::new();
+            None
         }
-    };
+    }
+}
+
+/// The facts of sealed segment `first_lsn` from the marker, when every message received in
+/// it was closed, all of it was durable up to `lsn_max`, and the file still holds all that
+/// was durable in it (one cut short is read, so that the loss is reported): recovery need
+/// not read it (see `synced`'s module doc).
+fn closed_segment(
+    dir: &Path,
+    marker: &synced::Marker,
+    first_lsn: u64,
+    lsn_max: u64,
+) -> Option<SegmentMeta> {
+    let mut meta = marker.closed_segment(first_lsn)?;
+    let file_bytes = std::fs::metadata(segment_path(dir, first_lsn)).ok()?.len();
+    if meta.last_lsn > lsn_max || file_bytes < meta.end_offset {
+        return None;
+    }
+    meta.file_bytes = file_bytes;
+    Some(meta)
+}
+
+/// Compares what was recovered with the synced-length marker; logs and returns every
+/// segment that holds less than was durable in it.
+fn check_synced(
+    marker: &synced::Marker,
+    segments: &BTreeMap<u64, SegmentMeta>,
+) -> Vec<SegmentLoss> {
     let oldest = segments.keys().next().copied().unwrap_or(u64::MAX);
     let mut lost = Vec::new();
     // A segment with nothing durable in it holds nothing to lose (one begun just before
     // a failed write is removed when the WAL resumes).
-    for synced in marker.into_iter().filter(|s| s.last_lsn > 0) {
+    for synced in marker.segments.iter().filter(|s| s.last_lsn > 0) {
         let loss = match segments.get(&synced.first_lsn) {
             // Retention removes segments oldest first, never the newest.
             None if synced.first_lsn < oldest && !segments.is_empty() => None,
@@ -422,7 +468,19 @@ fn check_synced(dir: &Path, segments: &BTreeMap<u64, SegmentMeta>) -> Vec<Segmen
 }
 
 impl Builder {
-    /// Applies one valid record; returns the message id if it was a `MessageReceived`.
+    /// Takes a closed segment's facts from the marker instead of its records: nothing in
+    /// it is open, so only the LSN and message id it reached carry on.
+    fn take_closed(&mut self, meta: &SegmentMeta) {
+        let stats = &mut self.recovery.stats;
+        stats.segments_closed_skipped += 1;
+        stats.last_lsn = stats.last_lsn.max(meta.last_lsn);
+        if meta.received > 0 {
+            self.recovery.next_message_id = self.recovery.next_message_id.max(meta.id_max + 1);
+        }
+    }
+
+    /// Applies one valid record; returns the message id if it opened a message
+    /// (`MessageReceived` or `Created`).
     fn apply(
         &mut self,
         location: Location,
@@ -464,72 +522,97 @@ impl Builder {
             self.recovery.messages.remove(&id);
         }
         match record {
-            Record::MessageReceived { message_id, .. } => Some(message_id),
+            Record::MessageReceived { message_id, .. } | Record::Created { message_id, .. } => {
+                Some(message_id)
+            }
             _ => None,
         }
     }
 
     fn track(&mut self, location: Location, header: &record::RecordHeader, record: &Record<'_>) {
-        let lsn = header.lsn;
-        match *record {
+        let (lsn, at_us) = (header.lsn, header.timestamp_us);
+        if let Some(message) = self.message_of(location, header, record) {
+            self.recovery.messages.insert(message.message_id, message);
+        }
+        match effect(record) {
+            Effect::Opens {
+                message_id,
+                targets,
+            } => {
+                self.unrouted.insert(message_id, lsn);
+                for target in targets.iter() {
+                    self.on_enqueued(lsn, at_us, message_id, target);
+                }
+            }
+            Effect::Owes { message_id, target } => {
+                self.on_enqueued(lsn, at_us, message_id, target);
+            }
+            Effect::Closes { message_id, target } => self.on_terminal(message_id, target),
+            Effect::Holds {
+                message_id,
+                target,
+                reason,
+                failed,
+            } => {
+                let reason = reason.to_owned();
+                let state = match failed {
+                    true => DeliveryState::Failed { reason },
+                    false => DeliveryState::Suspended { reason },
+                };
+                self.on_outcome(message_id, target, state, at_us);
+            }
+            Effect::None => match *record {
+                Record::Checkpoint { data } => {
+                    self.recovery.last_checkpoint = Some((lsn, data.to_vec()));
+                }
+                Record::SegmentStart { next_message_id } => {
+                    let next = &mut self.recovery.next_message_id;
+                    *next = (*next).max(next_message_id);
+                }
+                _ => {}
+            },
+        }
+    }
+
+    /// The message a `MessageReceived` or `Created` record opens.
+    fn message_of(
+        &self,
+        location: Location,
+        header: &record::RecordHeader,
+        record: &Record<'_>,
+    ) -> Option<RecoveredMessage> {
+        let (message_id, parent, source, meta, bytes) = match *record {
             Record::MessageReceived {
                 message_id,
                 source,
                 meta,
                 bytes,
-            } => {
-                let message = RecoveredMessage {
-                    message_id,
-                    lsn,
-                    location,
-                    timestamp_us: header.timestamp_us,
-                    source: source.to_owned(),
-                    message_type: meta.message_type.to_owned(),
-                    control_id: meta.control_id.to_owned(),
-                    partition_key: meta.partition_key.to_owned(),
-                    bytes: if self.keep_bytes {
-                        bytes.to_vec()
-                    } else {
-                        Vec::new()
-                    },
-                };
-                self.recovery.messages.insert(message_id, message);
-                self.unrouted.insert(message_id, lsn);
-            }
-            Record::Enqueued { message_id, target } => {
-                self.on_enqueued(lsn, header.timestamp_us, message_id, target);
-            }
-            Record::Completed { message_id, target }
-            | Record::Discarded {
-                message_id, target, ..
-            } => self.on_terminal(message_id, target),
-            Record::Suspended {
+            } => (message_id, None, source, meta, bytes),
+            Record::Created {
                 message_id,
-                target,
-                reason,
-            } => {
-                let state = DeliveryState::Suspended {
-                    reason: reason.to_owned(),
-                };
-                self.on_outcome(message_id, target, state, header.timestamp_us);
-            }
-            Record::Failed {
-                message_id,
-                target,
-                reason,
-            } => {
-                let state = DeliveryState::Failed {
-                    reason: reason.to_owned(),
-                };
-                self.on_outcome(message_id, target, state, header.timestamp_us);
-            }
-            Record::Checkpoint { data } => {
-                self.recovery.last_checkpoint = Some((lsn, data.to_vec()));
-            }
-            Record::SegmentStart { next_message_id } => {
-                self.recovery.next_message_id = self.recovery.next_message_id.max(next_message_id);
-            }
-        }
+                parent,
+                source,
+                meta,
+                bytes,
+                ..
+            } => (message_id, Some(parent), source, meta, bytes),
+            _ => return None,
+        };
+        Some(RecoveredMessage {
+            message_id,
+            lsn: header.lsn,
+            location,
+            timestamp_us: header.timestamp_us,
+            source: source.to_owned(),
+            parent,
+            message_type: meta.message_type.to_owned(),
+            control_id: meta.control_id.to_owned(),
+            partition_key: meta.partition_key.to_owned(),
+            bytes: match self.keep_bytes {
+                true => bytes.to_vec(),
+                false => Vec::new(),
+            },
+        })
     }
 
     /// Queues a delivery for `target` (a repeated enqueue moves it to the back).

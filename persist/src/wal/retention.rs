@@ -1,8 +1,9 @@
 //! Retention: which messages are still open, and which old segments may go.
 //!
-//! A message is *open* from its `MessageReceived` record until it has seen at least one
-//! terminal record (`Completed` or `Discarded`) and has no outstanding delivery (every
-//! `Enqueued` target completed or discarded). `Suspended` and `Failed` leave a delivery
+//! A message is *open* from its `MessageReceived` (or `Created`) record until it has seen
+//! at least one terminal record (`Completed` or `Discarded`) and has no outstanding
+//! delivery (every `Enqueued` or created-for target completed or discarded): the rule is
+//! `closing`'s, shared with recovery. `Suspended` and `Failed` leave a delivery
 //! outstanding: such a message waits in the engine's held lists for an operator, who
 //! resends it (a new `Enqueued`) or discards it (`Discarded`), so its segment is kept
 //! until then. The engine appends all `Enqueued` records of a message in one
@@ -18,6 +19,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::wal::closing::{Effect, effect};
 use crate::wal::record::Record;
 
 /// Open messages and how many of them each segment holds.
@@ -42,27 +44,30 @@ impl OpenSet {
     /// Applies a record written (or recovered) in `segment`. Returns the message id if
     /// this record closed its message.
     pub fn on_record(&mut self, segment: u64, record: &Record<'_>) -> Option<u64> {
-        match *record {
-            Record::MessageReceived { message_id, .. } => {
+        match effect(record) {
+            Effect::Opens {
+                message_id,
+                targets,
+            } => {
                 self.on_received(segment, message_id);
+                targets.iter().for_each(|t| self.owe(message_id, t));
                 None
             }
-            Record::Enqueued { message_id, target } => {
-                if let Some(message) = self.open.get_mut(&message_id)
-                    && !message.outstanding.iter().any(|t| &**t == target)
-                {
-                    message.outstanding.push(target.into());
-                }
+            Effect::Owes { message_id, target } => {
+                self.owe(message_id, target);
                 None
             }
-            Record::Completed { message_id, target }
-            | Record::Discarded {
-                message_id, target, ..
-            } => self.on_terminal(message_id, target),
-            Record::Suspended { .. }
-            | Record::Failed { .. }
-            | Record::Checkpoint { .. }
-            | Record::SegmentStart { .. } => None,
+            Effect::Closes { message_id, target } => self.on_terminal(message_id, target),
+            Effect::Holds { .. } | Effect::None => None,
+        }
+    }
+
+    /// Notes a delivery of open message `message_id` owed to `target`.
+    fn owe(&mut self, message_id: u64, target: &str) {
+        if let Some(message) = self.open.get_mut(&message_id)
+            && !message.outstanding.iter().any(|t| &**t == target)
+        {
+            message.outstanding.push(target.into());
         }
     }
 

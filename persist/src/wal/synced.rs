@@ -12,12 +12,27 @@
 //! `SyncMode::None` nothing is durable and no marker is written. The format is text:
 //!
 //! ```text
-//! hie-wal-synced 1
-//! <first_lsn> <end_offset> <last_lsn> <received>      one line per segment, log order
+//! hie-wal-synced 2
+//! closed-below <lsn>
+//! <first_lsn> <end_offset> <last_lsn> <received> <ts_min> <ts_max> <id_min> <id_max>
 //! ```
 //!
-//! `end_offset` is the end of the segment's last durable record, `last_lsn` its LSN,
-//! `received` the `MessageReceived` records (acknowledged messages) durable in it.
+//! one segment line per segment, in log order. `end_offset` is the end of the segment's
+//! last durable record, `last_lsn` its LSN, `received` the `MessageReceived` records
+//! (acknowledged messages) durable in it, then the oldest and newest record times (µs) and
+//! the smallest and largest message ids received in it (`u64::MAX` and 0 when none).
+//!
+//! `closed-below` is the first LSN of the oldest segment that held an open message, or of
+//! the active segment when none did, when the marker was written: every message received
+//! in a segment below it was closed (delivered everywhere, or discarded), and those
+//! segments were sealed, so their facts above are final. Recovery takes such a segment's
+//! facts from the marker instead of reading it (see `recovery::recover`), so start-up reads
+//! only the log from the oldest open message on, however long retention keeps the rest.
+//! The close records behind `closed-below` may be less durable than the marker (a
+//! delivery's `Completed` is appended after the downstream's ACK): a crash in between skips
+//! a message that was delivered, where a full scan would have delivered it again.
+//! Version 1 markers (four numbers a line, no `closed-below`) are still read; they skip
+//! nothing.
 //! Segments retention removed are left out of the next marker; a marker naming a segment
 //! older than the oldest one present is about a segment retention removed. A marker that
 //! does not parse is reported and ignored (it only adds checks).
@@ -29,7 +44,9 @@ use crate::{error::WalError, private::FILE_MODE, wal::recovery::SegmentMeta};
 /// Name of the marker file in the WAL directory.
 pub const SYNCED_FILE_NAME: &str = "SYNCED";
 const SYNCED_TMP_FILE_NAME: &str = "SYNCED.tmp";
-const FIRST_LINE: &str = "hie-wal-synced 1";
+const FIRST_LINE: &str = "hie-wal-synced 2";
+const FIRST_LINE_V1: &str = "hie-wal-synced 1";
+const CLOSED_BELOW: &str = "closed-below ";
 
 /// What the marker says about one segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,43 +55,106 @@ pub struct SyncedSegment {
     pub end_offset: u64,
     pub last_lsn: u64,
     pub received: u64,
+    /// The rest of the segment's facts (version 2), for a segment recovery need not read.
+    pub span: Option<SegmentSpan>,
 }
 
-/// The marker's text for `segments` (durable facts, as the writer keeps them).
-pub fn encode(segments: &BTreeMap<u64, SegmentMeta>) -> String {
-    let mut text = format!("{FIRST_LINE}\n");
+/// Record times and message ids of a segment (as in [`SegmentMeta`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentSpan {
+    pub ts_min_us: u64,
+    pub ts_max_us: u64,
+    pub id_min: u64,
+    pub id_max: u64,
+}
+
+/// A parsed marker.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Marker {
+    /// Every message received in a segment whose first LSN is below this was closed (0:
+    /// nothing known closed).
+    pub closed_below: u64,
+    pub segments: Vec<SyncedSegment>,
+}
+
+impl Marker {
+    /// The facts of sealed segment `first_lsn` if every message received in it was closed
+    /// and the marker holds all its facts: recovery may take them instead of reading it.
+    pub fn closed_segment(&self, first_lsn: u64) -> Option<SegmentMeta> {
+        if first_lsn >= self.closed_below {
+            return None;
+        }
+        let synced = self.segments.iter().find(|s| s.first_lsn == first_lsn)?;
+        let span = synced.span?;
+        Some(SegmentMeta {
+            end_offset: synced.end_offset,
+            file_bytes: 0,
+            ts_min_us: span.ts_min_us,
+            ts_max_us: span.ts_max_us,
+            id_min: span.id_min,
+            id_max: span.id_max,
+            last_lsn: synced.last_lsn,
+            received: synced.received,
+        })
+    }
+}
+
+/// The marker's text for `segments` (durable facts, as the writer keeps them), with every
+/// message received below LSN `closed_below` closed.
+pub fn encode(segments: &BTreeMap<u64, SegmentMeta>, closed_below: u64) -> String {
+    let mut text = format!("{FIRST_LINE}\n{CLOSED_BELOW}{closed_below}\n");
     for (first_lsn, meta) in segments {
         text.push_str(&format!(
-            "{first_lsn} {} {} {}\n",
-            meta.end_offset, meta.last_lsn, meta.received
+            "{first_lsn} {} {} {} {} {} {} {}\n",
+            meta.end_offset,
+            meta.last_lsn,
+            meta.received,
+            meta.ts_min_us,
+            meta.ts_max_us,
+            meta.id_min,
+            meta.id_max
         ));
     }
     text
 }
 
-/// Parses a marker; `None` if it is not one.
-pub fn decode(text: &str) -> Option<Vec<SyncedSegment>> {
+/// Parses a marker (version 2, or version 1 which closes nothing); `None` if it is not one.
+pub fn decode(text: &str) -> Option<Marker> {
     let mut lines = text.lines();
-    if lines.next()? != FIRST_LINE {
-        return None;
-    }
-    lines
+    let (closed_below, fields) = match lines.next()? {
+        FIRST_LINE => (lines.next()?.strip_prefix(CLOSED_BELOW)?.parse().ok()?, 8),
+        FIRST_LINE_V1 => (0, 4),
+        _ => return None,
+    };
+    let segments = lines
         .map(|line| {
-            let mut n = line.split(' ').map(|v| v.parse::<u64>().ok());
-            let segment = SyncedSegment {
-                first_lsn: n.next()??,
-                end_offset: n.next()??,
-                last_lsn: n.next()??,
-                received: n.next()??,
-            };
-            n.next().is_none().then_some(segment)
+            let n: Vec<u64> = line
+                .split(' ')
+                .map(|v| v.parse::<u64>().ok())
+                .collect::<Option<_>>()?;
+            (n.len() == fields).then(|| SyncedSegment {
+                first_lsn: n[0],
+                end_offset: n[1],
+                last_lsn: n[2],
+                received: n[3],
+                span: (fields == 8).then(|| SegmentSpan {
+                    ts_min_us: n[4],
+                    ts_max_us: n[5],
+                    id_min: n[6],
+                    id_max: n[7],
+                }),
+            })
         })
-        .collect()
+        .collect::<Option<_>>()?;
+    Some(Marker {
+        closed_below,
+        segments,
+    })
 }
 
 /// Reads the marker in `dir`: `Ok(None)` when there is none, `Err` with a reason when it
 /// cannot be read or parsed.
-pub fn read(dir: &Path) -> Result<Option<Vec<SyncedSegment>>, String> {
+pub fn read(dir: &Path) -> Result<Option<Marker>, String> {
     let path = dir.join(SYNCED_FILE_NAME);
     match std::fs::read_to_string(&path) {
         Ok(text) => decode(&text)
@@ -121,17 +201,55 @@ mod tests {
         let mut meta = SegmentMeta::empty(1 << 20);
         meta.note(4096, 7, 1, Some(3));
         segments.insert(1, meta);
-        let text = encode(&segments);
+        let text = encode(&segments, 9);
         let expect = SyncedSegment {
             first_lsn: 1,
             end_offset: 4096,
             last_lsn: 7,
             received: 1,
+            span: Some(SegmentSpan {
+                ts_min_us: 1,
+                ts_max_us: 1,
+                id_min: 3,
+                id_max: 3,
+            }),
         };
-        assert_eq!(decode(&text), Some(vec![expect]));
+        let marker = decode(&text).unwrap();
+        assert_eq!(marker.closed_below, 9);
+        assert_eq!(marker.segments, vec![expect]);
+        let file_bytes = 0; // the marker does not say; recovery takes the file's
+        assert_eq!(
+            marker.closed_segment(1),
+            Some(SegmentMeta { file_bytes, ..meta })
+        );
         assert_eq!(decode(""), None);
         assert_eq!(decode("hie-wal-synced 1\n1 2 3\n"), None);
         assert_eq!(decode("hie-wal-synced 1\n1 2 3 4 5\n"), None);
         assert_eq!(decode("hie-wal-synced 2\n"), None);
+        assert_eq!(decode("hie-wal-synced 2\nclosed-below 1\n1 2 3 4\n"), None);
+        assert_eq!(decode("hie-wal-synced 3\n"), None);
+    }
+
+    #[test]
+    fn a_version_1_marker_is_read_and_closes_nothing() {
+        let marker = decode("hie-wal-synced 1\n1 4096 7 1\n").unwrap();
+        assert_eq!(marker.closed_below, 0);
+        assert_eq!(marker.segments[0].span, None);
+        assert_eq!(marker.closed_segment(1), None);
+    }
+
+    #[test]
+    fn only_segments_below_closed_below_are_taken_from_the_marker() {
+        let mut segments = BTreeMap::new();
+        for first in [1, 10, 20] {
+            let mut meta = SegmentMeta::empty(1 << 20);
+            meta.note(4096, first + 5, 1, Some(first));
+            segments.insert(first, meta);
+        }
+        let marker = decode(&encode(&segments, 10)).unwrap();
+        assert!(marker.closed_segment(1).is_some());
+        assert_eq!(marker.closed_segment(10), None);
+        assert_eq!(marker.closed_segment(20), None);
+        assert_eq!(marker.closed_segment(5), None, "not in the marker");
     }
 }

@@ -1024,6 +1024,9 @@ impl Sealing {
                 received = Some(message_id);
             } else if let Some(record) = kind.and_then(|k| Record::decode(k, payload)) {
                 open.on_record(self.segment, &record);
+                if let Record::Created { message_id, .. } = record {
+                    received = Some(message_id);
+                }
             }
             at += total;
             meta.note(
@@ -1324,7 +1327,13 @@ fn marker_text(shared: &Shared, with_active: bool) -> String {
     if let (false, Some(active)) = (with_active, active) {
         segments.remove(&active);
     }
-    synced::encode(&segments)
+    // Below the oldest segment with an open message, and below the active one (the only
+    // one not sealed), every message is closed.
+    let closed_below = match (state.open.oldest_open_segment(), active) {
+        (Some(open), Some(active)) => open.min(active),
+        (open, active) => open.or(active).unwrap_or(0),
+    };
+    synced::encode(&segments, closed_below)
 }
 
 /// The unavailable WAL's committer: waits for the syncs in flight, then tries to resume

@@ -5,12 +5,14 @@ use std::future::Future;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-use hie_persist::{MessageMeta, Record};
+use hie_persist::{MessageMeta, Record, SyncMode, Wal, WalConfig};
 
-/// Longest a test's executor may run. The slowest test takes a few seconds; an append
-/// that never resolves (a lost batch, a committer that stopped) fails the test here
-/// instead of hanging the whole run.
-pub const RUN_DEADLINE: Duration = Duration::from_secs(120);
+/// Longest a test's executor may run. An append that never resolves (a lost batch, a
+/// committer that stopped) fails the test here instead of hanging the whole run. The
+/// slowest test (bit flips: one recovery, with its syncs, per bit of four records) is
+/// bound by the disk: 94 s (23 s of CPU) while other builds loaded it, so the bound leaves
+/// room for a loaded CI machine.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Runs `f` to completion on a fresh glommio executor (its own thread), failing the test
 /// if it has not finished within [`RUN_DEADLINE`].
@@ -62,4 +64,41 @@ pub fn received<'a>(id: u64, control_id: &'a str, bytes: &'a [u8]) -> Record<'a>
         },
         bytes,
     }
+}
+
+/// Writes `n` 1000-byte messages enqueued to "T", completing those where `done(id)`.
+pub async fn fill(wal: &Wal, n: u64, done: impl Fn(u64) -> bool) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let id = wal.next_message_id();
+        let bytes = body(id, 1000);
+        wal.append_many(&[
+            received(id, "r", &bytes),
+            Record::Enqueued {
+                message_id: id,
+                target: "T",
+            },
+        ])
+        .await
+        .unwrap();
+        if done(id) {
+            wal.append(&Record::Completed {
+                message_id: id,
+                target: "T",
+            })
+            .await
+            .unwrap();
+        }
+        ids.push(id);
+    }
+    ids
+}
+
+/// 1 MiB segments, no sync, and retention that removes a closed segment at once: for
+/// tests of what retention keeps.
+pub fn retaining_config() -> WalConfig {
+    WalConfig::default()
+        .with_segment_bytes(1 << 20)
+        .with_sync(SyncMode::None)
+        .with_retention_age_s(Some(0))
 }

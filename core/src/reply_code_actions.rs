@@ -38,7 +38,7 @@
 
 use memchr::memmem;
 
-use crate::error::MllpError;
+use crate::config::ConfigError;
 
 /// The HL7 operations' default setting.
 pub const HL7_DEFAULT: &str = ":?R=RF,:?E=S,:~=S,:?A=C,:*=S,:I?=W,:T?=C";
@@ -72,9 +72,9 @@ pub enum GiveUp {
     Disable,
 }
 
-/// What happened to one sent message, as ReplyCodeActions sees it. The client fills it in
-/// from its outcome ([`crate::mllp::client::ReplyOutcome::facts`]); tests and other
-/// adapters can build it directly.
+/// What happened to one sent message, as ReplyCodeActions sees it. An operation fills it
+/// in from its adapter's outcome (the MLLP client's: [`crate::items::mllp_reply`]); tests
+/// and other adapters can build it directly.
 #[derive(Debug, Clone, Default)]
 pub struct ReplyFacts<'a> {
     /// A reply message arrived (false: `X`).
@@ -286,14 +286,14 @@ impl Default for ReplyCodeActions {
 
 impl ReplyCodeActions {
     /// Parses the setting; an empty or blank string is the HL7 default.
-    pub fn parse(setting: &str) -> Result<Self, MllpError> {
+    pub fn parse(setting: &str) -> Result<Self, ConfigError> {
         if setting.trim().is_empty() {
             return Ok(Self::default());
         }
         let entries = split_entries(setting)
             .enumerate()
             .map(|(index, entry)| {
-                parse_entry(entry.trim()).map_err(|reason| MllpError::ReplyCodeActions {
+                parse_entry(entry.trim()).map_err(|reason| ConfigError::ReplyCodeActions {
                     index,
                     entry: entry.to_string(),
                     reason,
@@ -592,13 +592,13 @@ mod tests {
         ] {
             let err = ReplyCodeActions::parse(bad).unwrap_err();
             assert!(
-                matches!(err, MllpError::ReplyCodeActions { index: 0, .. }),
+                matches!(err, ConfigError::ReplyCodeActions { index: 0, .. }),
                 "{bad}: {err}"
             );
         }
         let err = ReplyCodeActions::parse(":?A=C,:?E=Q").unwrap_err();
         assert!(
-            matches!(err, MllpError::ReplyCodeActions { index: 1, .. }),
+            matches!(err, ConfigError::ReplyCodeActions { index: 1, .. }),
             "{err}"
         );
     }

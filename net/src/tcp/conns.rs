@@ -2,7 +2,7 @@
 //! idle time, and the choice of a connection to displace when the service is full.
 //!
 //! `MaxConnections` counts the service's connections on every shard together (see
-//! [`crate::mllp::limits::ConnectionTable`]); the choice of a connection to displace is
+//! [`crate::tcp::limits::ConnectionTable`]); the choice of a connection to displace is
 //! made among those of the shard the newcomer was accepted on.
 //!
 //! Displacing, when the service has `MaxConnections` open, by two rules tried in order:

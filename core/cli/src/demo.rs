@@ -18,8 +18,10 @@ use std::time::Duration;
 use clap::Args;
 use hie_loadgen::{E2eOptions, Executors, SendOptions, Source, TemplateKind, run_e2e};
 
-use crate::cli::run::{EngineArgs, engine_options, init_logging, load_production};
-use crate::engine::{EngineStatus, RunningEngine};
+use hie_core::engine::options::{EngineOverrides, engine_options};
+use hie_core::engine::{EngineStatus, RunningEngine};
+
+use crate::run::{init_logging, load_production};
 
 /// The demo production, with `@IN_PORT@`, `@SINK_PORT@` and `@OUT_DIR@` to fill in.
 const DEMO_PRODUCTION: &str = include_str!("demo.toml");
@@ -94,10 +96,10 @@ fn demo(args: &DemoArgs, data_dir: &Path) -> Result<(), String> {
     let path = write_production(args, data_dir)?;
     let production = load_production(&path, false)
         .map_err(|_| format!("the embedded production does not load ({})", path.display()))?;
-    let cpus = crate::shard::online_cpus();
+    let cpus = hie_core::shard::online_cpus();
     let pinned = cpus.len() >= 2;
-    let engine_args = EngineArgs::single_shard(data_dir.join("wal"), pinned.then(|| cpus[0]));
-    let options = engine_options(&production, &engine_args)?;
+    let overrides = EngineOverrides::single_shard(data_dir.join("wal"), pinned.then(|| cpus[0]));
+    let options = engine_options(&production, &overrides).map_err(|e| e.to_string())?;
     let engine = RunningEngine::start(&production, options).map_err(|e| e.to_string())?;
     println!(
         "hie demo: production {} running on 1 shard{} (definition: {})",
@@ -169,11 +171,11 @@ fn summary(status: &EngineStatus) -> String {
             out.push_str(&format!(
                 "  {:<12} received {:>9}  processed {:>9}  completed {:>9}  failed {}  suspended {}  queued {}\n",
                 item.item,
-                item.received,
-                item.processed,
-                item.completed,
-                item.failed,
-                item.suspended,
+                item.counters.received,
+                item.counters.processed,
+                item.counters.completed,
+                item.counters.failed,
+                item.counters.suspended,
                 item.queued
             ));
         }

@@ -107,7 +107,7 @@ mod tests {
 
     use glommio::net::{TcpListener, TcpStream};
 
-    use crate::mllp::test_support::on_executor;
+    use crate::tcp::test_support::on_executor;
 
     /// A waker that counts its live clones (the Arc's strong count).
     struct Counting;

@@ -16,7 +16,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::config::{self, ConfigError, EngineSettings, Format, LoadOptions};
+use hie_core::config::{self, ConfigError, EngineSettings, Format, LoadOptions};
 
 /// Output forms, for `--to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

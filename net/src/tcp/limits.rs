@@ -209,7 +209,7 @@ impl ConnectionTable {
     }
 
     /// [`try_admit`](Self::try_admit) in the place of a connection being displaced for it
-    /// (see `crate::mllp::conns`): past `connections_max` while that one closes, never
+    /// (see `crate::tcp::conns`): past `connections_max` while that one closes, never
     /// past the per-peer limit.
     pub fn try_admit_displacing(&self, peer: IpAddr) -> Result<Admission, Refusal> {
         self.admit(peer, true)

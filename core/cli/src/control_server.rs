@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crossbeam::channel::Sender;
+use crossbeam_channel::Sender;
 use serde::{Deserialize, Serialize};
 
 /// Most control connections served at once.
@@ -71,6 +71,11 @@ pub enum ControlRequest {
     /// Take a held message off its list for good.
     Discard {
         id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<String>,
+    },
+    /// Latency percentiles per item and stage, merged over the shards (`item`: one item).
+    Histograms {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         item: Option<String>,
     },
@@ -205,7 +210,7 @@ fn serve_connection(stream: UnixStream, requests: &Sender<Request>) {
             return;
         }
         let text = String::from_utf8_lossy(&line).trim_end().to_string();
-        let (reply_tx, reply_rx) = crossbeam::channel::bounded(1);
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         if requests.send((text, reply_tx)).is_err() {
             return;
         }

@@ -1,5 +1,5 @@
 //! `hie ctl`: talks to a running `hie run` through its control socket
-//! (`DATA_DIR/hie.sock`, JSON lines; see [`crate::cli::control_server`]).
+//! (`DATA_DIR/hie.sock`, JSON lines; see [`crate::control_server`]).
 //!
 //! - `status`: a table of every item (state and counters summed over its shards) and the
 //!   held-message counts; `--json` prints the engine's JSON (per shard).
@@ -8,6 +8,8 @@
 //! - `held`: the failed and suspended messages (id, item, kind, time, MSH-9, MSH-10,
 //!   reason); `show ID` prints a held message; `resend ID` and `discard ID` act on it
 //!   (`--item ITEM` when it is held at several items).
+//! - `histograms [--item ITEM]`: latency percentiles per item and stage, merged over the
+//!   shards (see [`hie_core::engine::metrics`]).
 //!
 //! Exit status: 0 when the engine answered and did what was asked, 1 when it refused the
 //! request, 2 when no engine answers at that data directory.
@@ -22,8 +24,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use crate::cli::control_server::ControlRequest;
-use crate::cli::run::CONTROL_SOCKET;
+use crate::control_server::ControlRequest;
+use crate::run::CONTROL_SOCKET;
+use hie_core::engine::metrics::LatencyReport;
 
 /// How long `hie ctl` waits for an answer (a resend reads the WAL and writes to it).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(90);
@@ -72,6 +75,12 @@ pub enum CtlCommand {
         #[arg(long)]
         item: Option<String>,
     },
+    /// Latency percentiles (µs) per item and stage, merged over the shards.
+    Histograms {
+        /// Only this item.
+        #[arg(long)]
+        item: Option<String>,
+    },
 }
 
 impl CtlCommand {
@@ -94,6 +103,7 @@ impl CtlCommand {
                 id: id.clone(),
                 item: item.clone(),
             },
+            CtlCommand::Histograms { item } => ControlRequest::Histograms { item: item.clone() },
         }
     }
 }
@@ -152,6 +162,11 @@ fn human(command: &CtlCommand, value: &Value) -> String {
     match command {
         CtlCommand::Status => status_table(value),
         CtlCommand::Held => held_table(value["held"].as_array().map_or(&[][..], Vec::as_slice)),
+        CtlCommand::Histograms { .. } => serde_json::from_value::<LatencyReport>(value.clone())
+            .map_or_else(
+                |e| format!("unexpected answer ({e}): {value}\n"),
+                |r| r.table(),
+            ),
         CtlCommand::Show { .. } => {
             let message = value["message"].as_str().unwrap_or_default();
             let mut text = message.replace('\r', "\n");

@@ -13,7 +13,7 @@
 //! armed, the sender's `send` finds no waiter on the socket and nobody is interrupted.
 //!
 //! How a connection waits ([`BusyReader`]): its socket joins the shard's readiness set
-//! ([`crate::mllp::readiness`], one edge-triggered epoll set swept by one task), so a
+//! ([`crate::tcp::readiness`], one edge-triggered epoll set swept by one task), so a
 //! shard of many waiting connections makes one `epoll_wait` per turn rather than one
 //! `recv` per connection per turn; and a read that returned less than its buffer proves
 //! the socket drained, so the next read waits for an edge instead of trying a `recv` that
@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncReadExt as _};
 
-use crate::mllp::readiness::{Registration, Wait};
+use crate::tcp::readiness::{Registration, Wait};
 
 /// The default busy-poll budget of servers and clients: long enough to cover a loopback
 /// or LAN round trip of the peer, short enough that an idle connection parks within it.
@@ -52,7 +52,7 @@ pub trait TryRead {
     fn try_read(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>>;
 
     /// The socket under the stream, to watch in the shard's readiness set
-    /// ([`crate::mllp::readiness`]) while waiting. `None` (the default) makes a waiting
+    /// ([`crate::tcp::readiness`]) while waiting. `None` (the default) makes a waiting
     /// read try [`TryRead::try_read`] on every turn of the executor instead.
     fn readiness_fd(&self) -> Option<RawFd> {
         None
@@ -288,7 +288,7 @@ const REACTOR_PASS_TIMER: Duration = Duration::from_nanos(100);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mllp::test_support::{on_executor, pair};
+    use crate::tcp::test_support::{on_executor, pair};
     use futures_lite::AsyncWriteExt as _;
 
     #[test]

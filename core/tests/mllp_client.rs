@@ -1,6 +1,10 @@
-//! The outbound client against a scripted peer on loopback: each kind of reply and each
-//! failure, classified by ReplyCodeActions (HL7 default unless said otherwise).
+//! The outbound MLLP client against a scripted peer on loopback: each kind of reply and
+//! each failure, classified by ReplyCodeActions (HL7 default unless said otherwise).
+//!
+//! It lives with the engine, which owns ReplyCodeActions, and shares hie-net's socket test
+//! helpers.
 
+#[path = "../../net/tests/common/mod.rs"]
 mod common;
 
 use std::io::{Read, Write};
@@ -12,11 +16,9 @@ use std::time::Duration;
 
 use common::*;
 use glommio::LocalExecutor;
-use hie_net::reply_code_actions::GiveUp;
-use hie_net::{
-    Action, ClientConfig, FrameDecoder, MllpClient, NoReplyReason, ReplyCodeActions, ReplyOutcome,
-    StayConnected,
-};
+use hie_core::items::mllp_reply::OutcomeFacts as _;
+use hie_core::reply_code_actions::{Action, GiveUp, ReplyCodeActions};
+use hie_net::{ClientConfig, FrameDecoder, MllpClient, NoReplyReason, ReplyOutcome, StayConnected};
 
 /// What the peer does with each message it reads: the bytes to write back (already
 /// framed or not), then whether to close, after an optional delay.

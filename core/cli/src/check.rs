@@ -32,12 +32,11 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use serde_json::{Map, Value, json};
-
-use crate::config::{
+use hie_core::config::{
     self, Analysis, ConfigError, Diagnostic, ItemKind, ItemSettings, LoadOptions, Production,
     RawSettings, SettingTarget, UnsupportedSetting, placement,
 };
+use serde_json::{Map, Value, json};
 
 /// `writeln!` into a `String`, which cannot fail.
 macro_rules! w {

@@ -1,18 +1,23 @@
-//! The `hie` command line: one file per subcommand, each owning its arguments and its
-//! exit statuses. Exit status 2 is reserved for "could not read the input" (and for
-//! usage errors, as clap reports them).
+//! The `hie` binary: the command line over the engine library (`hie-core`), one file per
+//! subcommand, each owning its arguments and its exit statuses. Exit status 2 is reserved
+//! for "could not read the input" (and for usage errors, as clap reports them). The
+//! binary, not the library, owns the allocator, the logging setup, signal handling and
+//! the control socket.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod check;
-pub mod control_server;
+mod control_server;
 mod convert;
 mod ctl;
 mod demo;
 mod inspect;
-pub mod run;
+mod run;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// hie: an HL7 v2 integration engine.
 #[derive(Debug, Parser)]
@@ -45,7 +50,7 @@ enum Command {
 }
 
 /// Runs the command line and returns the process exit status.
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Inspect(args) => inspect::run(args),

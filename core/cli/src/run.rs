@@ -3,7 +3,7 @@
 //!
 //! Once every service listens it prints one line per service to stdout
 //! (`listening ITEM ADDRESS`; none for a service an operator disabled, see
-//! [`crate::engine::overrides`]) and then `ready`, so scripts and tests know when to send.
+//! [`hie_core::engine::overrides`]) and then `ready`, so scripts and tests know when to send.
 //! Logs go to stderr (`RUST_LOG` or `--log` sets the filter; default `info`).
 //!
 //! While it runs, `DATA_DIR/hie.sock` takes control requests (see `hie ctl` and
@@ -22,18 +22,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use crossbeam::channel::Receiver;
-use hie_persist::{SyncMode, WalConfig};
+use crossbeam_channel::Receiver;
+use hie_core::config::{Production, WalSync};
+use hie_core::engine::control::ItemCommand;
+use hie_core::engine::operator::HeldRequest;
+use hie_core::engine::options::{self, EngineOverrides, OptionsError};
+use hie_core::engine::plan::Role;
+use hie_core::engine::{EngineOptions, RunningEngine};
+use hie_core::envelope::ItemId;
 use serde_json::json;
 
-use crate::cli::control_server::{self, ControlRequest};
-use crate::config::{self, LoadOptions, Production, WalSync};
-use crate::engine::control::ItemCommand;
-use crate::engine::operator::HeldRequest;
-use crate::engine::plan::Role;
-use crate::engine::{EngineOptions, RunningEngine};
-use crate::envelope::ItemId;
-use crate::shard::{IO_MEMORY_BYTES_DEFAULT, ShardLayout, online_cpus};
+use crate::control_server::{self, ControlRequest};
 
 /// The control socket's name inside the data directory.
 pub const CONTROL_SOCKET: &str = "hie.sock";
@@ -89,7 +88,7 @@ pub struct EngineArgs {
     #[arg(long)]
     pub allow_unknown: bool,
     /// Seconds shutdown waits for queues to drain (IRIS ShutdownTimeout). Default 120.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = options::SHUTDOWN_TIMEOUT_DEFAULT.as_secs())]
     pub shutdown_timeout: u64,
     /// Log filter (tracing syntax, e.g. `info`, `hie_core=debug`). Default: RUST_LOG, else info.
     #[arg(long)]
@@ -97,19 +96,20 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
-    /// One shard, pinned to `cpu` (unpinned when `None`), WAL in `data_dir`, the
-    /// production's sync mode: how `hie demo` and the engine benchmark run.
-    pub fn single_shard(data_dir: PathBuf, cpu: Option<usize>) -> EngineArgs {
-        EngineArgs {
-            data_dir: Some(data_dir),
-            shards: Some(1),
-            cpus: cpu.map(|c| vec![c]),
-            no_pin: cpu.is_none(),
-            sync: None,
-            allow_unknown: false,
-            shutdown_timeout: 30,
-            log: None,
-        }
+    /// The engine library's overrides; `Err` says which argument is wrong.
+    fn overrides(&self) -> Result<EngineOverrides, String> {
+        let sync = match &self.sync {
+            Some(text) => Some(WalSync::parse(text).map_err(|e| format!("--sync: {e}"))?),
+            None => None,
+        };
+        Ok(EngineOverrides {
+            data_dir: self.data_dir.clone(),
+            shards: self.shards.map(usize::from),
+            cpus: self.cpus.clone(),
+            no_pin: self.no_pin,
+            sync,
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+        })
     }
 }
 
@@ -130,86 +130,22 @@ pub fn init_logging(filter: Option<&str>) {
         .try_init();
 }
 
-fn wal_sync(sync: WalSync) -> SyncMode {
-    match sync {
-        WalSync::Fsync => SyncMode::Fsync,
-        WalSync::Interval { interval_ms } => SyncMode::Interval {
-            interval_ms: u64::from(interval_ms),
-        },
-        WalSync::None => SyncMode::None,
-    }
-}
-
 /// The engine options for `production` with the command line's overrides.
-pub fn engine_options(production: &Production, args: &EngineArgs) -> Result<EngineOptions, String> {
-    let engine = &production.engine;
-    let shards = args
-        .shards
-        .map(usize::from)
-        .or(engine.shards)
-        .unwrap_or_else(|| online_cpus().len());
-    let cpus = if args.no_pin {
-        None
-    } else if let Some(cpus) = &args.cpus {
-        if cpus.len() < shards {
-            return Err(format!(
-                "--cpus lists {} CPUs for {shards} shards",
-                cpus.len()
-            ));
+fn engine_options(production: &Production, args: &EngineArgs) -> Result<EngineOptions, String> {
+    options::engine_options(production, &args.overrides()?).map_err(|e| match e {
+        OptionsError::TooFewCpus { cpus, shards } => {
+            format!("--cpus lists {cpus} CPUs for {shards} shards")
         }
-        Some(cpus.clone())
-    } else {
-        let online = online_cpus();
-        (online.len() >= shards).then(|| online[..shards].to_vec())
-    };
-    let sync = match &args.sync {
-        Some(text) => WalSync::parse(text).map_err(|e| format!("--sync: {e}"))?,
-        None => engine.wal_sync,
-    };
-    let wal = WalConfig::default()
-        .with_segment_bytes(engine.wal_segment_bytes)
-        .with_sync(wal_sync(sync));
-    Ok(EngineOptions {
-        data_dir: args
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| engine.data_dir.clone()),
-        layout: ShardLayout {
-            shards,
-            cpus,
-            io_memory_bytes: IO_MEMORY_BYTES_DEFAULT,
-        },
-        wal,
-        shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
-        start_timeout: Duration::from_secs(120),
     })
 }
 
-/// Loads a production for running, printing its problems; `Err` is the exit status.
+/// Loads a production for running (its problems logged); `Err` is the exit status,
+/// after the reason is printed.
 pub fn load_production(path: &Path, allow_unknown: bool) -> Result<Production, ExitCode> {
-    let opts = LoadOptions {
-        allow_unknown,
-        strict: false,
-    };
-    match config::load(path, &opts) {
-        Ok(loaded) => {
-            for warning in &loaded.warnings {
-                tracing::warn!("{warning}");
-            }
-            for unknown in &loaded.unknown_classes {
-                tracing::warn!(item = %unknown.item, "class {} is not run by hie; item disabled", unknown.class);
-            }
-            // Those set to other than their IRIS default are among the warnings above.
-            for unsupported in loaded.unsupported_settings.iter().filter(|u| u.at_default) {
-                tracing::debug!(item = %unsupported.item, "setting {} is not supported; at its IRIS default, ignoring it changes nothing", unsupported.setting);
-            }
-            Ok(loaded.production)
-        }
-        Err(e) => {
-            eprintln!("hie: {e}");
-            Err(ExitCode::from(if e.is_unreadable() { 2 } else { 1 }))
-        }
-    }
+    options::load_production(path, allow_unknown).map_err(|e| {
+        eprintln!("hie: {e}");
+        ExitCode::from(if e.is_unreadable() { 2 } else { 1 })
+    })
 }
 
 /// Runs `hie run`.
@@ -248,16 +184,18 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
         }
     };
     // The control socket is open before `ready`, so a `hie ctl` sent on `ready` answers.
-    let (requests_tx, requests) = crossbeam::channel::unbounded();
+    // Each connection waits for its answer before it sends again: one request each.
+    let (requests_tx, requests) =
+        crossbeam_channel::bounded(control_server::CONTROL_CONNECTIONS_MAX);
     let socket = data_dir.join(CONTROL_SOCKET);
     if let Err(e) = control_server::serve(&socket, requests_tx) {
         tracing::warn!("no control socket at {}: {e}", socket.display());
     }
     print_ready(&engine);
-    let purge = crossbeam::channel::tick(FREED_MEMORY_PURGE_INTERVAL);
+    let purge = crossbeam_channel::tick(FREED_MEMORY_PURGE_INTERVAL);
     let mut died = false;
     loop {
-        crossbeam::channel::select! {
+        crossbeam_channel::select! {
             recv(signals) -> _ => break,
             recv(engine.ended()) -> shard => {
                 if let Ok(shard) = shard {
@@ -319,7 +257,7 @@ fn print_ready(engine: &RunningEngine) {
 fn signal_channel() -> std::io::Result<Receiver<i32>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    let (tx, rx) = crossbeam::channel::bounded(4);
+    let (tx, rx) = crossbeam_channel::bounded(4);
     std::thread::Builder::new()
         .name("hie-signals".into())
         .spawn(move || {
@@ -366,6 +304,10 @@ fn answer(engine: &RunningEngine, line: &str) -> String {
                 HeldRequest::Discard { wal_id, item }
             })
         }
+        ControlRequest::Histograms { item } => match engine.histograms(item.as_deref()) {
+            Ok(report) => serde_json::to_value(report).unwrap_or_default(),
+            Err(e) => json!({"ok": false, "error": e.to_string()}),
+        },
     };
     reply.to_string()
 }
@@ -403,5 +345,51 @@ fn held_command(
             value
         }
         Err(e) => json!({"ok": false, "error": e}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Command {
+        #[command(flatten)]
+        engine: EngineArgs,
+    }
+
+    fn overrides(args: &[&str]) -> Result<EngineOverrides, String> {
+        let command = Command::try_parse_from(std::iter::once("hie").chain(args.iter().copied()))
+            .expect("arguments parse");
+        command.engine.overrides()
+    }
+
+    #[test]
+    fn arguments_become_the_engine_librarys_overrides() {
+        let args = [
+            "--data-dir=/d",
+            "--shards=2",
+            "--cpus=3,5",
+            "--sync=interval:10ms",
+            "--shutdown-timeout=9",
+        ];
+        assert_eq!(
+            overrides(&args),
+            Ok(EngineOverrides {
+                data_dir: Some(PathBuf::from("/d")),
+                shards: Some(2),
+                cpus: Some(vec![3, 5]),
+                no_pin: false,
+                sync: Some(WalSync::Interval { interval_ms: 10 }),
+                shutdown_timeout: Duration::from_secs(9),
+            })
+        );
+        let defaults = overrides(&[]).unwrap();
+        assert_eq!(defaults.shutdown_timeout, Duration::from_secs(120));
+        assert_eq!((defaults.shards, defaults.sync), (None, None));
+        let error = overrides(&["--sync=sometimes"]).unwrap_err();
+        assert!(error.starts_with("--sync: "), "{error}");
     }
 }

@@ -1,7 +1,7 @@
 //! The readiness set of a shard's busy sockets: one edge-triggered epoll set per executor,
 //! read with a zero timeout by one driver task, which wakes the connections whose sockets
 //! have new bytes. It is how a busy connection learns that its peer wrote without arming
-//! an io_uring poll (a cross-core wake-up per message, see [`crate::mllp::busy`]) and
+//! an io_uring poll (a cross-core wake-up per message, see [`crate::tcp::busy`]) and
 //! without trying a `recv` of its own on every turn of the executor (one system call per
 //! idle connection per turn: at 64 connections, most of a shard's time).
 //!
@@ -24,7 +24,7 @@
 //!   under load). When nobody waits, the driver parks too.
 //! - Between sweeps the driver yields through [`ReactorPass`], so the executor's other
 //!   tasks run and its reactor (disk completions, timers) is polled at least every
-//!   [`crate::mllp::busy::REACTOR_PASS_INTERVAL`].
+//!   [`crate::tcp::busy::REACTOR_PASS_INTERVAL`].
 //!
 //! One hub per executor (found through a thread-local keyed by the executor's id); it and
 //! its driver live as long as a registration or a waiter holds them.
@@ -37,7 +37,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::mllp::busy::ReactorPass;
+use crate::tcp::busy::ReactorPass;
 
 /// Events taken from the epoll set in one sweep.
 const EVENTS_PER_SWEEP: usize = 256;
@@ -401,8 +401,8 @@ mod tests {
     use futures_lite::AsyncWriteExt as _;
     use glommio::net::{TcpListener, TcpStream};
 
-    use crate::mllp::busy::{BusyReader, TryRead as _};
-    use crate::mllp::test_support::{on_executor, pair_on as pair};
+    use crate::tcp::busy::{BusyReader, TryRead as _};
+    use crate::tcp::test_support::{on_executor, pair_on as pair};
 
     fn fd(s: &TcpStream) -> RawFd {
         s.readiness_fd().expect("a TCP stream has a socket")

@@ -1,0 +1,137 @@
+//! What the engine asks of its shards and tells them, through [`super::shard_call`]:
+//! status, item commands, held-list requests and metrics. Each request goes to every
+//! shard concerned at once and the answers are waited for until one deadline, then
+//! merged.
+//!
+//! Limits: status waits at most [`STATUS_TIMEOUT`] (a shard that has not answered by
+//! then is left out, as is a busy one); an item command [`ITEM_COMMAND_TIMEOUT`]; a
+//! held-list request [`super::HELD_REQUEST_TIMEOUT`] (a `show` or `resend` reads the
+//! WAL); metrics [`METRICS_TIMEOUT`] (a shard that has not answered is left out and
+//! the answer lists the shards that are in).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::engine::EngineStatus;
+use crate::engine::HELD_REQUEST_TIMEOUT;
+use crate::engine::control::{self, ItemCommand};
+use crate::engine::hold::HoldLists;
+use crate::engine::metrics::EngineMetrics;
+use crate::engine::operator::{self, HeldReply, HeldRequest};
+use crate::engine::runtime::{Shard, ShardStatus};
+use crate::engine::shard_call::{CallError, ShardCaller, wait_all};
+use crate::envelope::{Envelope, ItemId};
+
+/// How long status waits for the shards.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long an item command waits for every shard to apply it.
+pub const ITEM_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a metrics request waits for the shards.
+pub const METRICS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The dispatcher's hold lists: envelopes from the rings waiting for room in their
+/// target instance's queue (see [`super::hold`]).
+pub type Holds = Rc<RefCell<HoldLists<(ItemId, usize), Envelope>>>;
+
+/// What a task sent to a shard gets: the shard, and what its dispatcher holds.
+#[derive(Debug)]
+pub struct ShardContext {
+    pub shard: Rc<Shard>,
+    pub(crate) holds: Holds,
+}
+
+/// Calls into the shards of a running production.
+pub type Caller = ShardCaller<ShardContext>;
+
+/// Every shard's status, asked of all at once; a shard that does not answer within
+/// [`STATUS_TIMEOUT`] is left out.
+pub fn status(caller: &Caller, production: &str) -> EngineStatus {
+    let calls = caller.call_all(|_| {
+        |on: &ShardContext| {
+            let (shard, holds) = (Rc::clone(&on.shard), Rc::clone(&on.holds));
+            async move { status_with_held(&shard, &holds.borrow()) }
+        }
+    });
+    let shards = wait_all(calls, Instant::now() + STATUS_TIMEOUT)
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+    EngineStatus {
+        production: production.to_string(),
+        shards,
+    }
+}
+
+/// The shard's status, with the envelopes held for an item counted in its `queued`: they
+/// wait for it as its queue's entries do.
+fn status_with_held(shard: &Shard, held: &HoldLists<(ItemId, usize), Envelope>) -> ShardStatus {
+    let mut status = shard.status();
+    for entry in &mut status.items {
+        if let Some(item) = shard.plan.item_named(&entry.item) {
+            entry.queued += held.count(|&(id, _)| id == item.id);
+        }
+    }
+    status
+}
+
+/// Applies `command` to `item` on every shard and waits until each has (a shard that has
+/// stopped has no instance left to command).
+pub fn command(caller: &Caller, item: ItemId, command: ItemCommand) -> Result<(), CallError> {
+    let calls = caller.call_all(|_| {
+        move |on: &ShardContext| {
+            let shard = Rc::clone(&on.shard);
+            async move { control::apply(&shard, item, command) }
+        }
+    });
+    for answer in wait_all(calls, Instant::now() + ITEM_COMMAND_TIMEOUT) {
+        match answer {
+            Ok(()) | Err(CallError::Stopped { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Serves `request` on the held list of `shard` and waits for the answer.
+pub fn held_request(caller: &Caller, shard: usize, request: HeldRequest) -> HeldReply {
+    caller
+        .call(shard, move |on: &ShardContext| {
+            operator::serve(Rc::clone(&on.shard), request)
+        })
+        .and_then(|call| call.wait_for(HELD_REQUEST_TIMEOUT))
+        .map_err(|e| e.to_string())?
+}
+
+/// Every held message listed on any shard, asked of all at once.
+pub fn held_list(caller: &Caller) -> HeldReply {
+    let calls = caller
+        .call_all(|_| |on: &ShardContext| operator::serve(Rc::clone(&on.shard), HeldRequest::List));
+    let mut all = Vec::new();
+    for answer in wait_all(calls, Instant::now() + HELD_REQUEST_TIMEOUT) {
+        match answer.map_err(|e| e.to_string())?? {
+            serde_json::Value::Array(entries) => all.extend(entries),
+            other => all.push(other),
+        }
+    }
+    Ok(serde_json::Value::Array(all))
+}
+
+/// Every item's counters and histograms, merged over the shards that answer within
+/// [`METRICS_TIMEOUT`].
+pub fn metrics(caller: &Caller, production: &str) -> EngineMetrics {
+    let calls = caller.call_all(|_| {
+        |on: &ShardContext| {
+            let shard = Rc::clone(&on.shard);
+            async move { (shard.index, shard.metrics.snapshot(&shard.plan)) }
+        }
+    });
+    let mut merged = EngineMetrics::new(production);
+    for (shard, snapshot) in wait_all(calls, Instant::now() + METRICS_TIMEOUT)
+        .into_iter()
+        .flatten()
+    {
+        merged.merge(shard, snapshot);
+    }
+    merged
+}

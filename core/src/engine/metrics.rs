@@ -1,0 +1,459 @@
+//! The metrics of one shard: per-item counters and per-stage latency histograms
+//! (`hdrhistogram`), owned by the shard and merged over the shards on demand
+//! ([`super::shard_call`] asks every shard for a [`MetricsSnapshot`]; [`EngineMetrics`]
+//! adds them up).
+//!
+//! Stages of a message, each a histogram of the latency to reach it, in µs:
+//!
+//! ```text
+//! service   received ─▶ durable     store started → MessageReceived + Enqueued durable
+//! router    durable  ─▶ routed      stored at the service → routing records submitted
+//! operation durable  ─▶ delivered   stored at the service → Completed (downstream ACKed)
+//! operation (per attempt) round_trip  message sent downstream → its reply read (TCP)
+//! ```
+//!
+//! "Stored at the service" is the envelope's `received_at` (a recovered message: its
+//! recovery). The `received` count is the service's `received` counter.
+//!
+//! Invariants and limits:
+//! - Nothing here is shared between threads: counters are `Cell`s and histograms
+//!   `RefCell`s of the shard that records into them; the data path neither locks nor
+//!   touches an atomic.
+//! - Every histogram is allocated when the shard starts, one per stage an item has on
+//!   this shard (a service: `durable`; a router: `routed`; an operation: `delivered` and
+//!   `round_trip`), and recording never allocates: values past
+//!   [`LATENCY_US_MAX`] are counted at it, precision is [`LATENCY_SIGNIFICANT_DIGITS`]
+//!   significant digits (about 26 KiB per histogram).
+//! - A snapshot copies the histograms (on the control path, never per message).
+
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::plan::{Plan, Role};
+use crate::envelope::ItemId;
+
+/// Longest latency a histogram tells apart, in µs (1 hour); longer ones count as this.
+pub const LATENCY_US_MAX: u64 = 3_600_000_000;
+
+/// Significant decimal digits each histogram keeps (1 % resolution).
+pub const LATENCY_SIGNIFICANT_DIGITS: u8 = 2;
+
+/// A point on a message's way whose latency is measured (module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Durable,
+    Routed,
+    Delivered,
+    RoundTrip,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [
+        Stage::Durable,
+        Stage::Routed,
+        Stage::Delivered,
+        Stage::RoundTrip,
+    ];
+
+    /// The stages an item of `role` records.
+    pub fn of(role: &Role) -> &'static [Stage] {
+        match role {
+            Role::TcpService(_) | Role::FileService(_) => &[Stage::Durable],
+            Role::Router => &[Stage::Routed],
+            Role::TcpOperation(_) | Role::FileOperation(_) => &[Stage::Delivered, Stage::RoundTrip],
+            Role::Inert(_) => &[],
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Durable => "durable",
+            Stage::Routed => "routed",
+            Stage::Delivered => "delivered",
+            Stage::RoundTrip => "round_trip",
+        }
+    }
+}
+
+/// Counters of one item on one shard.
+#[derive(Debug, Default)]
+pub struct ItemCounters {
+    /// Messages accepted by a service (durable).
+    pub received: Cell<u64>,
+    /// Frames refused by a service (NAK).
+    pub rejected: Cell<u64>,
+    /// Messages a router or operation took from its queue.
+    pub processed: Cell<u64>,
+    pub completed: Cell<u64>,
+    pub failed: Cell<u64>,
+    pub suspended: Cell<u64>,
+    pub discarded: Cell<u64>,
+    pub retries: Cell<u64>,
+    pub restarts: Cell<u64>,
+    /// Instances of the item waiting for the WAL to be writable again
+    /// (`Shard::until_wal_writable`).
+    pub wal_waits: Cell<u32>,
+}
+
+/// The counters of one item, copied out of a shard (or summed over shards).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterValues {
+    pub received: u64,
+    pub rejected: u64,
+    pub processed: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub suspended: u64,
+    pub discarded: u64,
+    pub retries: u64,
+    pub restarts: u64,
+}
+
+impl ItemCounters {
+    pub fn values(&self) -> CounterValues {
+        CounterValues {
+            received: self.received.get(),
+            rejected: self.rejected.get(),
+            processed: self.processed.get(),
+            completed: self.completed.get(),
+            failed: self.failed.get(),
+            suspended: self.suspended.get(),
+            discarded: self.discarded.get(),
+            retries: self.retries.get(),
+            restarts: self.restarts.get(),
+        }
+    }
+}
+
+impl CounterValues {
+    fn add(&mut self, o: &CounterValues) {
+        self.received += o.received;
+        self.rejected += o.rejected;
+        self.processed += o.processed;
+        self.completed += o.completed;
+        self.failed += o.failed;
+        self.suspended += o.suspended;
+        self.discarded += o.discarded;
+        self.retries += o.retries;
+        self.restarts += o.restarts;
+    }
+}
+
+/// An empty latency histogram with this module's bounds.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_DIGITS)
+        .expect("constant bounds are valid")
+}
+
+/// One item's metrics on one shard.
+#[derive(Debug)]
+struct ItemMetrics {
+    counters: ItemCounters,
+    /// By stage (index of [`Stage::ALL`]): `None` for a stage the item does not have here.
+    latency: [Option<RefCell<Histogram<u64>>>; 4],
+}
+
+/// The metrics of every item on one shard.
+#[derive(Debug)]
+pub struct ShardMetrics {
+    items: Vec<ItemMetrics>,
+}
+
+impl ShardMetrics {
+    /// Counters for every item of `plan`; histograms for the stages of the items that run
+    /// on shard `shard`.
+    pub fn new(plan: &Plan, shard: usize) -> Self {
+        let items = plan
+            .items
+            .iter()
+            .map(|item| {
+                let here = item.shards.contains(&shard);
+                let stages = if here { Stage::of(&item.role) } else { &[] };
+                ItemMetrics {
+                    counters: ItemCounters::default(),
+                    latency: Stage::ALL.map(|s| {
+                        stages
+                            .contains(&s)
+                            .then(|| RefCell::new(latency_histogram()))
+                    }),
+                }
+            })
+            .collect();
+        ShardMetrics { items }
+    }
+
+    pub fn counters(&self, item: ItemId) -> &ItemCounters {
+        &self.items[item as usize].counters
+    }
+
+    /// Records that `item` took `latency` to reach `stage` (nothing when the item has no
+    /// such stage here).
+    pub fn record(&self, item: ItemId, stage: Stage, latency: Duration) {
+        let histogram = self
+            .items
+            .get(item as usize)
+            .and_then(|m| m.latency[stage as usize].as_ref());
+        if let Some(histogram) = histogram {
+            let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+            histogram.borrow_mut().saturating_record(us.max(1));
+        }
+    }
+
+    /// [`ShardMetrics::record`] of the time since `since`.
+    pub fn record_since(&self, item: ItemId, stage: Stage, since: Instant) {
+        self.record(item, stage, since.elapsed());
+    }
+
+    /// A copy of every item's counters and histograms (for items on this shard).
+    pub fn snapshot(&self, plan: &Plan) -> MetricsSnapshot {
+        let items = self
+            .items
+            .iter()
+            .zip(&plan.items)
+            .map(|(m, item)| ItemSnapshot {
+                item: item.name.clone(),
+                counters: m.counters.values(),
+                latency: Stage::ALL
+                    .iter()
+                    .zip(&m.latency)
+                    .filter_map(|(&s, h)| Some((s, h.as_ref()?.borrow().clone())))
+                    .collect(),
+            })
+            .collect();
+        MetricsSnapshot { items }
+    }
+}
+
+/// One item's counters and histograms, of one shard or merged.
+#[derive(Debug, Clone)]
+pub struct ItemSnapshot {
+    pub item: String,
+    pub counters: CounterValues,
+    pub latency: Vec<(Stage, Histogram<u64>)>,
+}
+
+/// Every item's metrics on one shard, by item id.
+#[derive(Debug, Clone)]
+pub struct MetricsSnapshot {
+    pub items: Vec<ItemSnapshot>,
+}
+
+/// The metrics of the whole production: each item's counters and histograms summed over
+/// its shards.
+#[derive(Debug, Clone)]
+pub struct EngineMetrics {
+    pub production: String,
+    /// Shards whose metrics are in (a shard that did not answer is left out).
+    pub shards: Vec<usize>,
+    /// By item id.
+    pub items: Vec<ItemSnapshot>,
+}
+
+impl EngineMetrics {
+    pub fn new(production: &str) -> Self {
+        EngineMetrics {
+            production: production.to_string(),
+            shards: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+
+    /// Adds shard `shard`'s snapshot.
+    pub fn merge(&mut self, shard: usize, snapshot: MetricsSnapshot) {
+        self.shards.push(shard);
+        if self.items.is_empty() {
+            self.items = snapshot.items;
+            return;
+        }
+        for (into, from) in self.items.iter_mut().zip(snapshot.items) {
+            into.counters.add(&from.counters);
+            for (stage, histogram) in from.latency {
+                match into.latency.iter_mut().find(|(s, _)| *s == stage) {
+                    Some((_, into)) => {
+                        into.add(&histogram)
+                            .expect("histograms of equal bounds add");
+                    }
+                    None => into.latency.push((stage, histogram)),
+                }
+            }
+            into.latency.sort_by_key(|(s, _)| *s);
+        }
+    }
+
+    /// Percentiles of every stage of every item (or of the item named `item`).
+    pub fn report(&self, item: Option<&str>) -> LatencyReport {
+        let items = self
+            .items
+            .iter()
+            .filter(|i| item.is_none_or(|name| i.item == name))
+            .filter(|i| !i.latency.is_empty())
+            .map(|i| ItemLatency {
+                item: i.item.clone(),
+                stages: i.latency.iter().map(|(s, h)| summary(*s, h)).collect(),
+            })
+            .collect();
+        LatencyReport {
+            production: self.production.clone(),
+            shards: self.shards.clone(),
+            items,
+        }
+    }
+}
+
+/// The latency of one stage of one item, merged over its shards (µs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageLatency {
+    pub stage: Stage,
+    pub count: u64,
+    pub min_us: u64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    pub mean_us: f64,
+}
+
+fn summary(stage: Stage, h: &Histogram<u64>) -> StageLatency {
+    let at = |q| h.value_at_quantile(q);
+    StageLatency {
+        stage,
+        count: h.len(),
+        min_us: h.min(),
+        p50_us: at(0.5),
+        p90_us: at(0.9),
+        p99_us: at(0.99),
+        p999_us: at(0.999),
+        max_us: h.max(),
+        mean_us: h.mean(),
+    }
+}
+
+/// One item's stages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemLatency {
+    pub item: String,
+    pub stages: Vec<StageLatency>,
+}
+
+/// The answer to `hie ctl histograms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyReport {
+    pub production: String,
+    pub shards: Vec<usize>,
+    pub items: Vec<ItemLatency>,
+}
+
+impl LatencyReport {
+    /// A table: one row per item and stage, latencies in µs.
+    pub fn table(&self) -> String {
+        let header = [
+            "ITEM", "STAGE", "COUNT", "P50", "P90", "P99", "P99.9", "MAX",
+        ];
+        let mut rows: Vec<Vec<String>> = vec![header.map(String::from).to_vec()];
+        for item in &self.items {
+            for s in &item.stages {
+                let mut row = vec![item.item.clone(), s.stage.name().to_string()];
+                let values = [s.count, s.p50_us, s.p90_us, s.p99_us, s.p999_us, s.max_us];
+                row.extend(values.iter().map(u64::to_string));
+                rows.push(row);
+            }
+        }
+        let widths: Vec<usize> = (0..header.len())
+            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+            .collect();
+        let mut out = format!("production {} (latency in µs)\n", self.production);
+        for row in rows {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, &width)| format!("{cell:<width$}"))
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(item: &str, stage: Stage, values: &[u64], received: u64) -> MetricsSnapshot {
+        let mut h = latency_histogram();
+        for &v in values {
+            h.record(v).unwrap();
+        }
+        MetricsSnapshot {
+            items: vec![ItemSnapshot {
+                item: item.into(),
+                counters: CounterValues {
+                    received,
+                    ..CounterValues::default()
+                },
+                latency: vec![(stage, h)],
+            }],
+        }
+    }
+
+    #[test]
+    fn shards_merge_into_one_histogram_per_stage_and_summed_counters() {
+        let mut all = EngineMetrics::new("P");
+        all.merge(0, snapshot("In", Stage::Durable, &[100, 200], 2));
+        all.merge(1, snapshot("In", Stage::Durable, &[300], 1));
+        assert_eq!(all.items[0].counters.received, 3);
+        let report = all.report(None);
+        assert_eq!(report.shards, [0, 1]);
+        let stage = &report.items[0].stages[0];
+        assert_eq!((stage.stage, stage.count), (Stage::Durable, 3));
+        assert_eq!(stage.min_us, 100);
+        assert!((299..=301).contains(&stage.max_us), "{stage:?}");
+        assert!(
+            report.table().contains("In    durable  3"),
+            "{}",
+            report.table()
+        );
+        assert!(all.report(Some("Out")).items.is_empty());
+    }
+
+    #[test]
+    fn a_latency_past_the_maximum_is_counted_at_the_maximum_without_growing() {
+        let metrics = ShardMetrics {
+            items: vec![ItemMetrics {
+                counters: ItemCounters::default(),
+                latency: Stage::ALL
+                    .map(|s| (s == Stage::Routed).then(|| RefCell::new(latency_histogram()))),
+            }],
+        };
+        let before = metrics.items[0].latency[1]
+            .as_ref()
+            .unwrap()
+            .borrow()
+            .distinct_values();
+        metrics.record(0, Stage::Routed, Duration::from_secs(7200));
+        metrics.record(0, Stage::Routed, Duration::ZERO);
+        // A stage the item does not have, and an item that does not exist: nothing.
+        metrics.record(0, Stage::Delivered, Duration::from_millis(1));
+        metrics.record(9, Stage::Routed, Duration::from_millis(1));
+        let h = metrics.items[0].latency[1].as_ref().unwrap().borrow();
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.distinct_values(), before, "no counts array grew");
+        assert!(
+            h.max() >= LATENCY_US_MAX - LATENCY_US_MAX / 100,
+            "{}",
+            h.max()
+        );
+        assert_eq!(h.min(), 1);
+    }
+
+    #[test]
+    fn a_histogram_costs_about_26_kib() {
+        let bytes = latency_histogram().distinct_values() * std::mem::size_of::<u64>();
+        assert!((20_000..=32_000).contains(&bytes), "{bytes} bytes");
+    }
+}
