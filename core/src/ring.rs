@@ -332,7 +332,23 @@ mod tests {
                 let deadline = Instant::now() + Duration::from_secs(60);
                 while expected < COUNT {
                     assert!(Instant::now() < deadline, "consumer stalled at {expected}");
-                    consumer_end.wait_inbound().await;
+                    // Bounded, so that a lost wake-up fails the test instead of hanging
+                    // the run: values waiting a whole second while the consumer was
+                    // parked were never announced.
+                    let woken = async {
+                        consumer_end.wait_inbound().await;
+                        true
+                    };
+                    let second = async {
+                        glommio::timer::sleep(Duration::from_secs(1)).await;
+                        false
+                    };
+                    if !futures_lite::future::or(woken, second).await {
+                        assert!(
+                            !consumer_end.has_inbound(),
+                            "lost wake-up: values waited a second at {expected}"
+                        );
+                    }
                     consumer_end.drain(64, |from, v| {
                         assert_eq!(from, 0);
                         assert_eq!(v, expected, "values arrive once, in order");
