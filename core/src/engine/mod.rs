@@ -527,22 +527,27 @@ mod tests {
             .sum()
     }
 
+    /// Options for an engine of `shards` unpinned shards with its data under `dir`.
+    fn test_options(dir: &std::path::Path, shards: usize, shutdown: Duration) -> EngineOptions {
+        EngineOptions {
+            data_dir: dir.join("data"),
+            layout: ShardLayout {
+                shards,
+                cpus: None,
+                io_memory_bytes: shard::IO_MEMORY_BYTES_DEFAULT,
+            },
+            wal: WalConfig::default().with_segment_bytes(1 << 20),
+            shutdown_timeout: shutdown,
+            start_timeout: Duration::from_secs(30),
+        }
+    }
+
     #[test]
     fn a_routing_cycle_fails_the_message_at_the_hop_limit_and_lists_it_as_failed() {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in");
         std::fs::create_dir(&input).unwrap();
-        let options = EngineOptions {
-            data_dir: dir.path().join("data"),
-            layout: ShardLayout {
-                shards: 1,
-                cpus: None,
-                io_memory_bytes: shard::IO_MEMORY_BYTES_DEFAULT,
-            },
-            wal: WalConfig::default().with_segment_bytes(1 << 20),
-            shutdown_timeout: Duration::from_secs(5),
-            start_timeout: Duration::from_secs(30),
-        };
+        let options = test_options(dir.path(), 1, Duration::from_secs(5));
         let engine = RunningEngine::start(&cycle_production(&input), options).expect("starts");
         let msg = "MSH|^~\\&|A|B|C|D|20260101120000||ADT^A01|HOP-1|P|2.5\rPID|1||P1\r";
         std::fs::write(input.join("m.hl7"), msg).unwrap();
@@ -598,17 +603,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in");
         std::fs::create_dir(&input).unwrap();
-        let options = EngineOptions {
-            data_dir: dir.path().join("data"),
-            layout: ShardLayout {
-                shards: 2,
-                cpus: None,
-                io_memory_bytes: shard::IO_MEMORY_BYTES_DEFAULT,
-            },
-            wal: WalConfig::default().with_segment_bytes(1 << 20),
-            shutdown_timeout: Duration::from_secs(1),
-            start_timeout: Duration::from_secs(30),
-        };
+        let options = test_options(dir.path(), 2, Duration::from_secs(1));
         let (die_tx, die_rx) = crossbeam_channel::unbounded::<()>();
         let around = move |index: usize, main| {
             let die_rx = die_rx.clone();
