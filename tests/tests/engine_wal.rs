@@ -54,6 +54,40 @@ fn send(hie: &hie_tests::Hie, conn: &mut MllpConn, msg: &[u8]) -> String {
     }
 }
 
+/// Frees the disk (removes `filler`), waits for the WAL to resume, then sends `n` more
+/// messages (`A-0000`…), each of which must be ACKed, onto `acked`.
+fn free_disk_then_send(
+    hie: &hie_tests::Hie,
+    data: &Path,
+    filler: &Path,
+    conn: &mut MllpConn,
+    acked: &mut Vec<String>,
+    n: usize,
+) {
+    std::fs::remove_file(filler).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), || wal_state(data) == "writable"),
+        "the WAL did not resume; log:\n{}",
+        hie.log()
+    );
+    for n in 0..n {
+        let id = format!("A-{n:04}");
+        assert_eq!(send(hie, conn, &big_adt(&id, 8 << 10)), "AA", "{id}");
+        acked.push(id);
+    }
+}
+
+/// Waits until the sink has received as many messages as were ACKed.
+fn wait_arrived(hie: &hie_tests::Hie, sink: &TestSink, acked: &[String]) {
+    assert!(
+        wait_until(Duration::from_secs(20), || sink.count() >= acked.len()),
+        "{} of {} ACKed messages arrived; log:\n{}",
+        sink.count(),
+        acked.len(),
+        hie.log()
+    );
+}
+
 fn wal_state(data: &Path) -> String {
     status(data)["shards"][0]["wal_state"]
         .as_str()
@@ -180,24 +214,8 @@ fn full_disk(log_on_it: bool) {
         );
     }
 
-    std::fs::remove_file(&filler).unwrap();
-    assert!(
-        wait_until(Duration::from_secs(15), || wal_state(&data) == "writable"),
-        "the WAL did not resume; log:\n{}",
-        hie.log()
-    );
-    for n in 0..150 {
-        let id = format!("A-{n:04}");
-        assert_eq!(send(&hie, &mut conn, &big_adt(&id, 8 << 10)), "AA", "{id}");
-        acked.push(id);
-    }
-    assert!(
-        wait_until(Duration::from_secs(20), || sink.count() >= acked.len()),
-        "{} of {} ACKed messages arrived; log:\n{}",
-        sink.count(),
-        acked.len(),
-        hie.log()
-    );
+    free_disk_then_send(&hie, &data, &filler, &mut conn, &mut acked, 150);
+    wait_arrived(&hie, &sink, &acked);
     let arrived = sink.control_ids();
     for id in &acked {
         assert!(arrived.contains(id), "ACKed {id} never arrived");
@@ -320,24 +338,8 @@ fn a_full_disk_makes_routers_and_operations_wait_then_everything_arrives_once_in
         "nothing is routed while the WAL cannot record it"
     );
 
-    std::fs::remove_file(&filler).unwrap();
-    assert!(
-        wait_until(Duration::from_secs(15), || wal_state(&data) == "writable"),
-        "the WAL did not resume; log:\n{}",
-        hie.log()
-    );
-    for n in 0..30 {
-        let id = format!("A-{n:04}");
-        assert_eq!(send(&hie, &mut conn, &big_adt(&id, 8 << 10)), "AA", "{id}");
-        acked.push(id);
-    }
-    assert!(
-        wait_until(Duration::from_secs(20), || sink.count() >= acked.len()),
-        "{} of {} ACKed messages arrived; log:\n{}",
-        sink.count(),
-        acked.len(),
-        hie.log()
-    );
+    free_disk_then_send(&hie, &data, &filler, &mut conn, &mut acked, 30);
+    wait_arrived(&hie, &sink, &acked);
     // Every outcome recorded, the router's wait over: nothing left open in the WAL.
     wait_status(&hie, &data, Duration::from_secs(10), "all recorded", |s| {
         s["shards"][0]["wal_open_messages"] == 0
