@@ -285,6 +285,19 @@ fn assert_batch_reply(reply: &[u8], tag: &str, code: AckCode) {
     );
 }
 
+/// Waits until `sink` has its `n`th frame and checks it is `batch`, byte for byte.
+fn assert_arrived_whole(hie: &hie_tests::Hie, sink: &TestSink, n: usize, batch: &[u8]) {
+    assert!(
+        wait_until(Duration::from_secs(15), || sink.count() == n),
+        "log:\n{}",
+        hie.log()
+    );
+    assert!(
+        sink.arrivals()[n - 1] == batch,
+        "delivered byte-identical, as one frame"
+    );
+}
+
 #[test]
 fn a_whole_batch_is_one_document_stored_routed_held_resent_and_delivered_as_one_frame() {
     let dir = tempfile::tempdir().unwrap();
@@ -348,29 +361,13 @@ fn a_whole_batch_is_one_document_stored_routed_held_resent_and_delivered_as_one_
     let id = held[0]["message_id"].as_str().unwrap().to_string();
     let (code, out) = common::ctl(&data, &["resend", &id]);
     assert_eq!(code, 0, "{out}");
-    assert!(
-        wait_until(Duration::from_secs(15), || sink.count() == 1),
-        "log:\n{}",
-        hie.log()
-    );
-    assert!(
-        sink.arrivals()[0] == w1,
-        "delivered byte-identical, as one frame"
-    );
+    assert_arrived_whole(&hie, &sink, 1, &w1);
 
     // Through a router's BadMessageHandler too.
     let w2 = whole_batch("W2");
     let mut conn = MllpConn::connect(&format!("127.0.0.1:{bad_port}")).unwrap();
     assert_batch_reply(&conn.exchange(&w2).unwrap(), "W2", AckCode::AA);
-    assert!(
-        wait_until(Duration::from_secs(15), || sink.count() == 2),
-        "log:\n{}",
-        hie.log()
-    );
-    assert!(
-        sink.arrivals()[1] == w2,
-        "delivered byte-identical, as one frame"
-    );
+    assert_arrived_whole(&hie, &sink, 2, &w2);
     let status = wait_status(&hie, &data, Duration::from_secs(10), "completed", |s| {
         common::counter(s, "Out", "completed") == 2
     });
