@@ -68,7 +68,7 @@ pub fn status(caller: &Caller, production: &str) -> EngineStatus {
 fn status_with_held(shard: &Shard, held: &HoldLists<(ItemId, usize), Envelope>) -> ShardStatus {
     let mut status = shard.status();
     for entry in &mut status.items {
-        if let Some(item) = shard.plan.item_named(&entry.item) {
+        if let Some(item) = shard.plan().item_named(&entry.item) {
             entry.queued += held.count(|&(id, _)| id == item.id);
         }
     }
@@ -123,7 +123,7 @@ pub fn metrics(caller: &Caller, production: &str) -> EngineMetrics {
     let calls = caller.call_all(|_| {
         |on: &ShardContext| {
             let shard = Rc::clone(&on.shard);
-            async move { (shard.index, shard.metrics.snapshot(&shard.plan)) }
+            async move { (shard.index(), shard.metrics().snapshot(shard.plan())) }
         }
     });
     let mut merged = EngineMetrics::new(production);

@@ -132,13 +132,13 @@ impl StateWatch {
 
 /// Applies an operator's command to this shard's instances of `item`.
 pub fn apply(shard: &Shard, item: ItemId, command: ItemCommand) {
-    let planned = shard.plan.item(item);
-    if !planned.shards.contains(&shard.index) {
+    let planned = shard.plan().item(item);
+    if !planned.shards.contains(&shard.index()) {
         return;
     }
-    let states = &shard.states;
+    let states = &shard.states();
     let state = states.get(item);
-    tracing::info!(item = %planned.name, shard = shard.index, ?command, ?state, "control");
+    tracing::info!(item = %planned.name, shard = shard.index(), ?command, ?state, "control");
     match command {
         ItemCommand::Enable => {
             if matches!(

@@ -55,8 +55,8 @@ impl Shard {
         meta: MessageMeta<'_>,
     ) -> Result<(MessageId, Vec<ItemId>), WalError> {
         let started = Instant::now();
-        let item = self.plan.item(source);
-        let wal_id = self.wal.next_message_id();
+        let item = self.plan().item(source);
+        let wal_id = self.wal().next_message_id();
         let mut records = Vec::with_capacity(1 + item.targets.len());
         records.push(Record::MessageReceived {
             message_id: wal_id,
@@ -66,15 +66,15 @@ impl Shard {
         });
         let mut targets = Vec::with_capacity(item.targets.len());
         self.routing_records(wal_id, &item.targets, None, &mut records, &mut targets);
-        self.wal
+        self.wal()
             .append_many(&records)
             .await
             .inspect_err(|e| log_append_error(&item.name, e))?;
         bump(&self.counters(source).received);
-        self.metrics.record_since(source, Stage::Durable, started);
+        self.metrics().record_since(source, Stage::Durable, started);
         Ok((
             MessageId {
-                origin_shard: self.index as u16,
+                origin_shard: self.index() as u16,
                 wal_id,
             },
             targets,
@@ -137,7 +137,7 @@ impl Shard {
             Target::Item(id) => {
                 records.push(Record::Enqueued {
                     message_id: wal_id,
-                    target: &self.plan.item(*id).name,
+                    target: &self.plan().item(*id).name,
                 });
                 to.push(*id);
             }
@@ -162,7 +162,7 @@ impl Shard {
         let mut records = Vec::with_capacity(targets.len().max(1));
         let mut to = Vec::with_capacity(targets.len());
         self.routing_records(wal_id, targets, None, &mut records, &mut to);
-        self.wal.append_many(&records).await?;
+        self.wal().append_many(&records).await?;
         Ok(to)
     }
 

@@ -16,19 +16,24 @@
 
 pub mod admin;
 mod adopt;
+pub mod app_replies;
 pub mod control;
+pub mod delivery;
 pub mod held;
 mod hold;
 pub mod ingest;
 pub mod metrics;
 pub mod operator;
 pub mod options;
+pub mod ordered_acks;
+pub mod outbox;
 pub mod overrides;
 pub mod plan;
 pub mod rules;
 pub mod runtime;
 pub mod shard_call;
 pub(crate) mod shard_main;
+pub mod slots;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -64,7 +64,7 @@ pub async fn serve(shard: Rc<Shard>, request: HeldRequest) -> HeldReply {
 
 fn message_id(shard: &Shard, wal_id: u64) -> MessageId {
     MessageId {
-        origin_shard: shard.index as u16,
+        origin_shard: shard.index() as u16,
         wal_id,
     }
 }
@@ -72,7 +72,7 @@ fn message_id(shard: &Shard, wal_id: u64) -> MessageId {
 fn listed(shard: &Shard, wal_id: u64, item: ItemId, entry: &HeldEntry) -> HeldMessage {
     HeldMessage {
         message_id: message_id(shard, wal_id).to_string(),
-        item: shard.plan.item(item).name.clone(),
+        item: shard.plan().item(item).name.clone(),
         kind: entry.kind,
         at: utc_text(entry.at_us),
         reason: entry.reason.clone(),
@@ -83,7 +83,7 @@ fn listed(shard: &Shard, wal_id: u64, item: ItemId, entry: &HeldEntry) -> HeldMe
 
 fn list(shard: &Shard) -> Vec<HeldMessage> {
     shard
-        .held
+        .held_list()
         .borrow()
         .iter()
         .map(|(wal_id, item, entry)| listed(shard, wal_id, item, entry))
@@ -94,13 +94,13 @@ fn list(shard: &Shard) -> Vec<HeldMessage> {
 /// one.
 fn held_item(shard: &Shard, wal_id: u64, item: Option<ItemId>) -> Result<ItemId, String> {
     let id = message_id(shard, wal_id);
-    let items = shard.held.borrow().items_of(wal_id);
+    let items = shard.held_list().borrow().items_of(wal_id);
     match (item, items.as_slice()) {
         (_, []) => Err(format!("message {id} is not on a held list")),
         (Some(item), items) if items.contains(&item) => Ok(item),
         (Some(item), _) => Err(format!(
             "message {id} is not held at item {:?}",
-            shard.plan.item(item).name
+            shard.plan().item(item).name
         )),
         (None, [item]) => Ok(*item),
         (None, items) => Err(format!(
@@ -113,7 +113,7 @@ fn held_item(shard: &Shard, wal_id: u64, item: Option<ItemId>) -> Result<ItemId,
 fn names(shard: &Shard, items: &[ItemId]) -> String {
     items
         .iter()
-        .map(|&i| format!("{:?}", shard.plan.item(i).name))
+        .map(|&i| format!("{:?}", shard.plan().item(i).name))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -129,7 +129,7 @@ struct Stored {
 async fn read_message(shard: &Shard, wal_id: u64) -> Result<Stored, String> {
     let id = message_id(shard, wal_id);
     let found = shard
-        .wal
+        .wal()
         .find_message(wal_id)
         .await
         .map_err(|e| format!("reading message {id} from the WAL: {e}"))?
@@ -159,7 +159,7 @@ async fn read_message(shard: &Shard, wal_id: u64) -> Result<Stored, String> {
 
 async fn show(shard: &Shard, wal_id: u64) -> HeldReply {
     let held: Vec<HeldMessage> = {
-        let list = shard.held.borrow();
+        let list = shard.held_list().borrow();
         list.items_of(wal_id)
             .into_iter()
             .filter_map(|item| Some(listed(shard, wal_id, item, list.get(wal_id, item)?)))
@@ -176,7 +176,7 @@ async fn show(shard: &Shard, wal_id: u64) -> HeldReply {
 
 async fn resend(shard: &Rc<Shard>, wal_id: u64, item: Option<ItemId>) -> HeldReply {
     let (item, entry) = take_held(shard, wal_id, item)?;
-    let name = shard.plan.item(item).name.clone();
+    let name = shard.plan().item(item).name.clone();
     let stored = match read_message(shard, wal_id).await {
         Ok(stored) => stored,
         Err(e) => {
@@ -188,13 +188,16 @@ async fn resend(shard: &Rc<Shard>, wal_id: u64, item: Option<ItemId>) -> HeldRep
         message_id: wal_id,
         target: &name,
     };
-    if let Err(e) = shard.wal.append(&enqueued).await {
+    if let Err(e) = shard.wal().append(&enqueued).await {
         shard.hold(wal_id, item, entry);
         return Err(format!("recording the resend in the WAL: {e}"));
     }
     let id = message_id(shard, wal_id);
     tracing::info!(%id, item = %name, "resent by an operator");
-    let source = shard.plan.item_named(&stored.source).map_or(item, |s| s.id);
+    let source = shard
+        .plan()
+        .item_named(&stored.source)
+        .map_or(item, |s| s.id);
     let key = if stored.partition_key.is_empty() {
         entry.control_id.as_bytes()
     } else {
@@ -223,7 +226,7 @@ fn take_held(
 ) -> Result<(ItemId, HeldEntry), String> {
     let item = held_item(shard, wal_id, item)?;
     let entry = shard
-        .held
+        .held_list()
         .borrow_mut()
         .release(wal_id, item)
         .ok_or("the message left the list meanwhile")?;
@@ -232,13 +235,13 @@ fn take_held(
 
 async fn discard(shard: &Shard, wal_id: u64, item: Option<ItemId>) -> HeldReply {
     let (item, entry) = take_held(shard, wal_id, item)?;
-    let name = shard.plan.item(item).name.clone();
+    let name = shard.plan().item(item).name.clone();
     let discarded = Record::Discarded {
         message_id: wal_id,
         target: &name,
         reason: DISCARD_REASON,
     };
-    if let Err(e) = shard.wal.append(&discarded).await {
+    if let Err(e) = shard.wal().append(&discarded).await {
         shard.hold(wal_id, item, entry);
         return Err(format!("recording the discard in the WAL: {e}"));
     }

@@ -80,13 +80,14 @@ impl Shard {
         batch: &[Envelope],
         routed: &mut Routed,
     ) -> Result<(), WalError> {
-        let item = self.plan.item(router);
+        let item = self.plan().item(router);
         let mut records = Vec::with_capacity(batch.len() * (item.targets.len() + 1));
         routed.clear();
         for env in batch {
             if !hop_limit_reached(env) {
                 debug_assert_eq!(
-                    env.id.origin_shard as usize, self.index,
+                    env.id.origin_shard as usize,
+                    self.index(),
                     "routers run at the origin"
                 );
                 let decisions = item.decide(env);
@@ -99,7 +100,7 @@ impl Shard {
             }
             routed.end_message();
         }
-        self.wal
+        self.wal()
             .submit(&records)
             .inspect_err(|e| log_append_error(&item.name, e))
     }

@@ -92,12 +92,14 @@ pub async fn run(
         }
     }
     let shard = Rc::new(Shard::new(index, Arc::clone(&shared), Rc::new(wal), rings));
-    *shard.wal_recovery_errors.borrow_mut() = recovery
-        .stats
-        .lost
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    shard.set_wal_recovery_errors(
+        recovery
+            .stats
+            .lost
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    );
     shard.init_items();
     let done = Rc::new(Cell::new(false));
     let holds: Holds = Rc::default();
@@ -130,9 +132,9 @@ pub async fn run(
 
     // Drain: report whether this shard is idle until the main thread says stop.
     while shard.phase() < Phase::Stop {
-        let idle = shard.is_idle() && !shard.rings.has_inbound() && holds_idle(&shard, &holds);
+        let idle = shard.is_idle() && !shard.rings().has_inbound() && holds_idle(&shard, &holds);
         shared.idle[index].store(idle, Ordering::Release);
-        futures_lite::future::or(glommio::timer::sleep(POLL), shard.phase_changed.notified()).await;
+        futures_lite::future::or(glommio::timer::sleep(POLL), shard.phase_changed()).await;
     }
 
     // Stop routers and operations; what is still queued stays open in the WAL.
@@ -153,12 +155,12 @@ pub async fn run(
     // Every operation everywhere has stopped: the last outcome records are in the rings.
     glommio::timer::sleep(POLL).await;
     done.set(true);
-    shard.rings.doorbells().inbox(index).ring();
+    shard.rings().doorbells().inbox(index).ring();
     dispatcher.await;
     shard.close_recorder();
     recorder.await;
     shard.teardown_items();
-    if let Err(e) = shard.wal.close().await {
+    if let Err(e) = shard.wal().close().await {
         exit.errors
             .push(format!("shard {index}: closing the WAL: {e}"));
     }
@@ -171,7 +173,7 @@ fn holds_idle(shard: &Shard, holds: &Holds) -> bool {
     holds
         .borrow()
         .keys()
-        .all(|&(item, _)| shard.states.get(item) != ItemState::Running)
+        .all(|&(item, _)| shard.states().get(item) != ItemState::Running)
 }
 
 fn failed(shared: &Shared) -> bool {
@@ -213,19 +215,19 @@ fn log_recovery(index: usize, recovery: &Recovery) {
 /// under its restart policy ([`supervise_worker`]).
 fn start_workers(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
     let mut workers = Vec::new();
-    for item in shard.plan.on_shard(shard.index) {
+    for item in shard.plan().on_shard(shard.index()) {
         let id = item.id;
         if !item.role.has_queue() {
             continue;
         }
-        for instance in item.instances_on(shard.index) {
+        for instance in item.instances_on(shard.index()) {
             let Some(queue) = shard.queue(id, instance) else {
                 continue;
             };
             let shard = Rc::clone(shard);
             workers.push(glommio::spawn_local(supervise_worker(shard, id, queue)));
         }
-        shard.set_state(id, shard.shared.start_state(id));
+        shard.set_state(id, shard.shared().start_state(id));
     }
     workers
 }
@@ -235,7 +237,7 @@ fn start_workers(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
 /// a service that cannot bind). A failed instance leaves its messages in its queue; once
 /// the policy gives up the item is `failed` until an operator enables or restarts it.
 async fn supervise_worker(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>) {
-    let planned = shard.plan.item(item);
+    let planned = shard.plan().item(item);
     let Some(kind) = planned.host else {
         return;
     };
@@ -259,7 +261,7 @@ async fn supervise_worker(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<E
         let again = restarts.failed(&shard, item);
         // A failed instance cannot drain its queue: from the drain on, it is not retried.
         if again && shard.phase() < Phase::Drain {
-            tracing::warn!(item = %planned.name, shard = shard.index, "{reason}; restarting in {:?}", restarts.delay());
+            tracing::warn!(item = %planned.name, shard = shard.index(), "{reason}; restarting in {:?}", restarts.delay());
             let stopping = futures_lite::future::or(
                 async {
                     glommio::timer::sleep(restarts.delay()).await;
@@ -275,7 +277,7 @@ async fn supervise_worker(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<E
                 continue;
             }
         }
-        tracing::error!(item = %planned.name, shard = shard.index, "{reason}; item failed");
+        tracing::error!(item = %planned.name, shard = shard.index(), "{reason}; item failed");
         shard.set_state(item, ItemState::Failed);
         // An operator's enable or restart starts it again, with one attempt.
         shard.until_running_or_stop(item).await;
@@ -335,9 +337,9 @@ impl RestartBudget {
 async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
     let mut here = Recovered::default();
     let mut rebuilt = Rebuilt::default();
-    let plan = Arc::clone(&shard.plan);
+    let plan = Arc::clone(shard.plan());
     let id_of = |wal_id| MessageId {
-        origin_shard: shard.index as u16,
+        origin_shard: shard.index() as u16,
         wal_id,
     };
     // Never routed: route again from the receiving item's targets.
@@ -380,7 +382,7 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
                     target: &target_name,
                     reason: "the target is no longer in the production",
                 };
-                if let Err(e) = shard.wal.append(&record).await {
+                if let Err(e) = shard.wal().append(&record).await {
                     tracing::error!(id = %id, "recovery: cannot record the discard: {e}");
                 }
                 continue;
@@ -412,7 +414,7 @@ async fn recover(shard: &Rc<Shard>, mut recovery: Recovery) {
     here.enqueue(shard);
     if redelivered > 0 {
         tracing::info!(
-            shard = shard.index,
+            shard = shard.index(),
             redelivered,
             "recovery re-enqueued messages"
         );
@@ -430,8 +432,8 @@ impl Recovered {
     /// Keeps `env` for [`Recovered::enqueue`] when its target's instance is here, and
     /// delivers it otherwise (over a ring, or recorded for an item that does not run).
     async fn deliver(&mut self, shard: &Shard, env: Envelope) {
-        let target = shard.plan.item(env.target);
-        if target.shard_for(env.partition, shard.index) == Some(shard.index) {
+        let target = shard.plan().item(env.target);
+        if target.shard_for(env.partition, shard.index()) == Some(shard.index()) {
             self.local.push(env);
         } else {
             shard.deliver(env).await;
@@ -442,7 +444,7 @@ impl Recovered {
     /// anything queued meanwhile, whatever the queues' bounds (see [`recover`]).
     fn enqueue(self, shard: &Shard) {
         for env in self.local.into_iter().rev() {
-            let instance = shard.plan.item(env.target).instance_for(env.partition);
+            let instance = shard.plan().item(env.target).instance_for(env.partition);
             match shard.queue(env.target, instance) {
                 Some(queue) => requeue(shard, &queue, env),
                 None => {
@@ -461,8 +463,8 @@ impl Recovered {
 /// [`HostKind::start_service`]: crate::items::kind::HostKind::start_service
 async fn start_services(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
     shard
-        .plan
-        .on_shard(shard.index)
+        .plan()
+        .on_shard(shard.index())
         .filter_map(|item| item.host?.start_service(shard, item))
         .collect()
 }
@@ -476,7 +478,7 @@ pub(crate) fn start_tcp_service(
     plan: &TcpServicePlan,
 ) -> Option<glommio::Task<()>> {
     let id = item.id;
-    let state = shard.shared.start_state(id);
+    let state = shard.shared().start_state(id);
     shard.set_state(id, state);
     // A service disabled (in the production or by an operator) binds when it is enabled.
     let server = if state == ItemState::Disabled {
@@ -485,14 +487,14 @@ pub(crate) fn start_tcp_service(
         match bind(shard, id, plan) {
             Ok(server) => Some(server),
             Err(e) => {
-                shard.shared.fail(format!("item {}: {e}", item.name));
+                shard.shared().fail(format!("item {}: {e}", item.name));
                 shard.set_state(id, ItemState::Failed);
                 return None;
             }
         }
     };
     if let Some(server) = &server {
-        tracing::info!(item = %item.name, shard = shard.index, address = %server.local_addr(), "listening");
+        tracing::info!(item = %item.name, shard = shard.index(), address = %server.local_addr(), "listening");
     }
     Some(glommio::spawn_local(supervise_tcp_service(
         Rc::clone(shard),
@@ -541,7 +543,7 @@ async fn supervise_tcp_service(
     plan: TcpServicePlan,
     mut server: Option<MllpServer<TcpServiceHandler>>,
 ) {
-    let mut restarts = RestartBudget::new(shard.plan.item(item).restart);
+    let mut restarts = RestartBudget::new(shard.plan().item(item).restart);
     loop {
         if shard.phase() >= Phase::StopServices {
             return;
@@ -553,7 +555,7 @@ async fn supervise_tcp_service(
                 futures_lite::future::or(
                     async {
                         shard
-                            .states
+                            .states()
                             .wait_until(item, |s| {
                                 matches!(s, ItemState::Running | ItemState::Paused)
                             })
@@ -569,10 +571,10 @@ async fn supervise_tcp_service(
                     Ok(server) => server,
                     Err(e) => {
                         if restarts.failed(&shard, item) {
-                            tracing::warn!(item = %shard.plan.item(item).name, "{e}; retrying in {:?}", restarts.delay());
+                            tracing::warn!(item = %shard.plan().item(item).name, "{e}; retrying in {:?}", restarts.delay());
                             glommio::timer::sleep(restarts.delay()).await;
                         } else {
-                            tracing::error!(item = %shard.plan.item(item).name, "{e}; item failed");
+                            tracing::error!(item = %shard.plan().item(item).name, "{e}; item failed");
                             shard.set_state(item, ItemState::Failed);
                         }
                         continue;
@@ -582,20 +584,20 @@ async fn supervise_tcp_service(
         };
         restarts.started();
         let handle = current.handle();
-        let restarts_at_bind = shard.states.restarts(item);
+        let restarts_at_bind = shard.states().restarts(item);
         let watcher = glommio::spawn_local({
             let shard = Rc::clone(&shard);
             async move {
                 loop {
                     futures_lite::future::or(
-                        shard.states.changed(item),
+                        shard.states().changed(item),
                         shard.until_phase(Phase::StopServices),
                     )
                     .await;
-                    let state = shard.states.get(item);
+                    let state = shard.states().get(item);
                     if shard.phase() >= Phase::StopServices
                         || !matches!(state, ItemState::Running | ItemState::Paused)
-                        || shard.states.restarts(item) != restarts_at_bind
+                        || shard.states().restarts(item) != restarts_at_bind
                     {
                         handle.stop();
                         return;
@@ -604,7 +606,7 @@ async fn supervise_tcp_service(
             }
         });
         if let Err(e) = current.run().await {
-            tracing::error!(item = %shard.plan.item(item).name, "server stopped: {e}");
+            tracing::error!(item = %shard.plan().item(item).name, "server stopped: {e}");
         }
         watcher.await;
     }
@@ -637,7 +639,7 @@ async fn dispatch(
         let phase = shard.phase();
         if phase != seen {
             seen = phase;
-            shard.phase_changed.notify_all();
+            shard.announce_phase();
         }
         let (moved, empty, at_bound) = {
             let mut held = holds.borrow_mut();
@@ -655,11 +657,11 @@ async fn dispatch(
         } else if !empty {
             futures_lite::future::or(
                 glommio::timer::sleep(BLOCKED_RETRY),
-                shard.rings.wait_inbound(),
+                shard.rings().wait_inbound(),
             )
             .await;
         } else {
-            shard.rings.wait_inbound().await;
+            shard.rings().wait_inbound().await;
         }
     }
 }
@@ -676,7 +678,7 @@ fn move_inbound(
         return false;
     }
     shard
-        .rings
+        .rings()
         .drain(DRAIN_BATCH_MAX, |_, msg| inbound.push(msg));
     let moved = !inbound.is_empty();
     for msg in inbound.drain(..) {
@@ -689,7 +691,7 @@ fn move_inbound(
                 facts,
             } => shard.record_at_origin(id, target, record, facts),
             ShardMsg::Reply { id, reply } => shard.take_reply(id, reply),
-            ShardMsg::Entered { id } => shard.add_hops(id, -1),
+            ShardMsg::Entered { id } => shard.ordered_acks().add_hops(id, -1),
         }
     }
     moved
@@ -707,7 +709,7 @@ fn held_at_bound(shard: &Shard, held: &HoldLists<HoldKey, Envelope>) -> bool {
 /// Offers `env` to its queue, or holds it: behind the envelopes already held for the same
 /// target instance (FIFO), or because its `block` queue is full.
 fn offer_or_hold(shard: &Shard, held: &mut HoldLists<HoldKey, Envelope>, env: Envelope) {
-    let target = shard.plan.item(env.target);
+    let target = shard.plan().item(env.target);
     let key = (env.target, target.instance_for(env.partition));
     if held.holds(&key) {
         held.push(key, target.queue_size, env);
@@ -729,7 +731,7 @@ mod tests {
         glommio::LocalExecutor::default().run(async {
             let shard = one_shard(dir.path()).await;
             let made = b"MSH|^~\\&|R|F|D|F|1||ADT^A08|C1|P|2.5\rPID|1||P9\r";
-            let id = shard.wal.next_message_id();
+            let id = shard.wal().next_message_id();
             let created = Record::Created {
                 message_id: id,
                 parent: 7,
@@ -742,12 +744,12 @@ mod tests {
                 targets: Targets::List(&["Out"]),
                 bytes: made,
             };
-            shard.wal.append(&created).await.unwrap();
-            shard.wal.close().await.unwrap();
+            shard.wal().append(&created).await.unwrap();
+            shard.wal().close().await.unwrap();
             let config = WalConfig::default().with_segment_bytes(1 << 20);
             let (wal, recovery) = Wal::open(dir.path().join("shard-0"), config).await.unwrap();
             recover(&shard, recovery).await;
-            let out = shard.plan.item_named("Out").unwrap().id;
+            let out = shard.plan().item_named("Out").unwrap().id;
             let queue = shard.queue(out, 0).expect("Out runs here");
             let env = queue.try_pop().expect("redelivered from its own record");
             assert_eq!(&*env.bytes, made, "as it was made");

@@ -161,7 +161,7 @@ pub async fn run(
             }
         }
         let taken = batch.len();
-        shard.busy.set(shard.busy.get() + taken);
+        shard.work_started(taken);
         let processed = &shard.counters(item).processed;
         processed.set(processed.get() + taken as u64);
         for env in &batch {
@@ -179,7 +179,9 @@ pub async fn run(
             match written {
                 Ok(()) => {
                     for env in batch.drain(..) {
-                        shard.metrics.record_since(item, Stage::RoundTrip, started);
+                        shard
+                            .metrics()
+                            .record_since(item, Stage::RoundTrip, started);
                         shard.record(&env, OriginRecord::Completed);
                     }
                     break;
@@ -206,7 +208,7 @@ pub async fn run(
                     }
                     let retries = &shard.counters(item).retries;
                     retries.set(retries.get() + 1);
-                    tracing::warn!(item = %shard.plan.item(item).name, "{what}; retrying in {:?}", plan.retry_interval);
+                    tracing::warn!(item = %shard.plan().item(item).name, "{what}; retrying in {:?}", plan.retry_interval);
                     let interrupted = futures_lite::future::or(
                         async {
                             glommio::timer::sleep(plan.retry_interval).await;
@@ -214,7 +216,7 @@ pub async fn run(
                         },
                         async {
                             futures_lite::future::or(
-                                shard.states.changed(item),
+                                shard.states().changed(item),
                                 shard.until_phase(Phase::Stop),
                             )
                             .await;
@@ -233,7 +235,7 @@ pub async fn run(
                 }
             }
         }
-        shard.busy.set(shard.busy.get() - taken);
+        shard.work_ended(taken);
         if shard.phase() >= Phase::Stop {
             return WorkerExit::Stopped;
         }

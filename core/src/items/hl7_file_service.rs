@@ -157,12 +157,12 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, plan: FileServicePlan) {
         .filter(|p| !p.is_empty())
         .map(PathBuf::from);
     let interval = Duration::from_secs(u64::from(settings.call_interval_s.max(1)));
-    let name = shard.plan.item(item).name.clone();
+    let name = shard.plan().item(item).name.clone();
     loop {
         if shard.phase() >= Phase::StopServices {
             return;
         }
-        if shard.states.get(item) == ItemState::Running {
+        if shard.states().get(item) == ItemState::Running {
             let dir_io = dir.clone();
             let spec = settings.file_spec.clone();
             match glommio::executor()
@@ -172,7 +172,7 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, plan: FileServicePlan) {
                 Ok(files) => {
                     for file in files {
                         if shard.phase() >= Phase::StopServices
-                            || shard.states.get(item) != ItemState::Running
+                            || shard.states().get(item) != ItemState::Running
                         {
                             break;
                         }
@@ -194,7 +194,7 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, plan: FileServicePlan) {
         // Sleep until the next poll, waking early for a state or phase change.
         futures_lite::future::or(
             glommio::timer::sleep(interval),
-            futures_lite::future::or(shard.states.changed(item), shard.phase_changed.notified()),
+            futures_lite::future::or(shard.states().changed(item), shard.phase_changed()),
         )
         .await;
     }
@@ -209,7 +209,7 @@ async fn take_file(
     archive: Option<&Path>,
     (charset, batch): (CharsetValidation, BatchHandling),
 ) -> bool {
-    let name = shard.plan.item(item).name.clone();
+    let name = shard.plan().item(item).name.clone();
     let path = file.to_path_buf();
     let bytes = match glommio::executor()
         .spawn_blocking(move || std::fs::read(&path))
@@ -263,9 +263,9 @@ async fn take_file(
 fn reject(shard: &Shard, item: ItemId, file: &Path, index: usize, e: &dyn std::fmt::Display) {
     let c = &shard.counters(item).rejected;
     c.set(c.get() + 1);
-    let name = &shard.plan.item(item).name;
+    let name = &shard.plan().item(item).name;
     let what = format!("{} message {}: rejected: {e}", file.display(), index + 1);
-    if shard.plan.item(item).alert_on_error {
+    if shard.plan().item(item).alert_on_error {
         tracing::error!(target: "hie::alert", "ALERT {name}: {what}");
     } else {
         tracing::warn!(item = %name, "{what}");
@@ -299,7 +299,7 @@ async fn take_messages(
         let (id, targets) = match shard.receive(item, &msg).await {
             Ok(stored) => stored,
             Err(e) => {
-                let name = &shard.plan.item(item).name;
+                let name = &shard.plan().item(item).name;
                 tracing::error!(item = %name, "cannot store {}: {e}; the file stays", file.display());
                 return None;
             }
@@ -340,7 +340,7 @@ async fn take_whole(
     let stored = match shard.receive_document(item, bytes, meta).await {
         Ok(stored) => stored,
         Err(e) => {
-            let name = &shard.plan.item(item).name;
+            let name = &shard.plan().item(item).name;
             tracing::error!(item = %name, "cannot store {}: {e}; the file stays", file.display());
             return None;
         }

@@ -146,16 +146,16 @@ pub async fn run(
     let mut client = MllpClient::new(client_config(&plan, unspecified));
     let per_message = plan.settings.stay_connected == config::StayConnected::AfterEachMessage;
     let downstream = format!("{}:{}", plan.settings.ip_address.trim(), plan.settings.port);
-    let mut log = DownstreamLog::new(&shard.plan.item(item).name, downstream, per_message);
+    let mut log = DownstreamLog::new(&shard.plan().item(item).name, downstream, per_message);
     loop {
-        if shard.states.get(item) != ItemState::Running {
+        if shard.states().get(item) != ItemState::Running {
             client.close().await;
         }
         let Some(env) = next_entry(&shard, item, &queue).await else {
             client.close().await;
             return WorkerExit::Stopped;
         };
-        shard.busy.set(shard.busy.get() + 1);
+        shard.work_started(1);
         let processed = &shard.counters(item).processed;
         processed.set(processed.get() + 1);
         let link = Link {
@@ -163,7 +163,7 @@ pub async fn run(
             log: &mut log,
         };
         let done = deliver_one(&shard, item, &queue, &plan, link, env).await;
-        shard.busy.set(shard.busy.get() - 1);
+        shard.work_ended(1);
         if let Done::Requeued = done {
             // Wait for the state change that made us stop before looking again.
             if shard.phase() >= Phase::Stop {
@@ -216,7 +216,9 @@ async fn deliver_one(
                     Err(e) => ReplyOutcome::NoReply(NoReplyReason::Io, e.to_string()),
                 };
                 if matches!(outcome, ReplyOutcome::Replied(_) | ReplyOutcome::Sent) {
-                    shard.metrics.record_since(item, Stage::RoundTrip, sent_at);
+                    shard
+                        .metrics()
+                        .record_since(item, Stage::RoundTrip, sent_at);
                 }
                 let change = Change::between(before, client.stats(), &outcome);
                 (outcome, change)
@@ -287,13 +289,13 @@ async fn wait_retry(shard: &Shard, item: ItemId, interval: Duration) -> bool {
         true
     };
     let interrupted = async {
-        futures_lite::future::or(shard.states.changed(item), async {
+        futures_lite::future::or(shard.states().changed(item), async {
             shard.until_phase(Phase::Stop).await;
         })
         .await;
         false
     };
     futures_lite::future::or(sleep, interrupted).await
-        && shard.states.get(item) == ItemState::Running
+        && shard.states().get(item) == ItemState::Running
         && shard.phase() < Phase::Stop
 }

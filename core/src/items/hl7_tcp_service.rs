@@ -52,14 +52,11 @@ use hie_net::{ConnInfo, FrameHandler, Reply};
 use crate::config::{AckMode, BatchHandling, CharsetValidation, Hl7TcpServiceSettings};
 use crate::engine::control::ItemState;
 use crate::engine::ingest::envelope;
+use crate::engine::ordered_acks::service_orders_acks;
 use crate::engine::runtime::{Phase, Shard, partition_key};
 use crate::envelope::{AppReply, ItemId, MessageId};
 
-/// Longest a service on several shards waits for a message to reach its operations'
-/// queues before it acknowledges anyway (a router that failed meanwhile, a `block` queue
-/// full for that long): the message is durable and delivered later, only its order
-/// against the sender's next message is no longer certain, and the log says so.
-pub const ORDERED_ACK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+pub use crate::engine::ordered_acks::ORDERED_ACK_WAIT_MAX;
 
 /// Most messages one batch frame may hold: a larger batch is refused whole (`AR`, nothing
 /// stored), which bounds the reply (one ACK per message) and the time the sender waits.
@@ -94,10 +91,7 @@ pub struct TcpServiceHandler {
 impl TcpServiceHandler {
     pub fn new(shard: Rc<Shard>, item: ItemId, settings: &Hl7TcpServiceSettings) -> Self {
         let ack_mode = settings.ack_mode;
-        let shards = &shard.plan.item(item).shards;
-        let spread = shards.iter().any(|&s| s != shards[0]);
-        let ordered_acks =
-            spread && matches!(ack_mode, AckMode::Immediate | AckMode::Msh | AckMode::Byte);
+        let ordered_acks = service_orders_acks(&shard.plan().item(item).shards, ack_mode);
         TcpServiceHandler {
             shard,
             item,
@@ -139,7 +133,7 @@ impl TcpServiceHandler {
         err: &ErrDetail<'_>,
         out: &mut Vec<u8>,
     ) -> Reply {
-        tracing::warn!(item = %self.shard.plan.item(self.item).name, "NAK {}: {}", code.as_str(), err.text);
+        tracing::warn!(item = %self.shard.plan().item(self.item).name, "NAK {}: {}", code.as_str(), err.text);
         self.nak_unlogged(msg, code, err, out)
     }
 
@@ -158,8 +152,7 @@ impl TcpServiceHandler {
         }
         let code = enhanced(msg, code);
         self.shard
-            .ack
-            .borrow_mut()
+            .ack_builder()
             .write_ack(out, msg, code, Some(err));
         Reply::Respond
     }
@@ -200,18 +193,18 @@ fn enhanced(msg: &Message<'_>, code: AckCode) -> AckCode {
 impl FrameHandler for TcpServiceHandler {
     async fn on_frame(&self, conn: &ConnInfo, frame: &[u8], response: &mut Vec<u8>) -> Reply {
         let shard = &self.shard;
-        if shard.states.get(self.item) == ItemState::Paused {
+        if shard.states().get(self.item) == ItemState::Paused {
             futures_lite::future::or(
                 async {
                     shard
-                        .states
+                        .states()
                         .wait_until(self.item, |s| s != ItemState::Paused)
                         .await;
                 },
                 shard.until_phase(Phase::StopServices),
             )
             .await;
-            if shard.states.get(self.item) != ItemState::Running
+            if shard.states().get(self.item) != ItemState::Running
                 || shard.phase() >= Phase::StopServices
             {
                 // Disabled, restarted away or shutting down while paused: the frame was
@@ -238,7 +231,7 @@ impl TcpServiceHandler {
         }
         let answer = self.ack_mode != AckMode::Never;
         if answer {
-            self.shard.ack.borrow_mut().write_batch_open(response, &env);
+            self.shard.ack_builder().write_batch_open(response, &env);
         }
         let mut acks = 0;
         for message in Batch::new(frame) {
@@ -256,8 +249,7 @@ impl TcpServiceHandler {
             return Reply::Silent;
         }
         self.shard
-            .ack
-            .borrow()
+            .ack_builder()
             .write_batch_close(response, &env, acks);
         Reply::Respond
     }
@@ -270,7 +262,7 @@ impl TcpServiceHandler {
             "batch of more than {BATCH_MESSAGES_MAX} messages refused; none of them was \
              stored: send it in smaller batches"
         );
-        tracing::warn!(item = %self.shard.plan.item(self.item).name, "NAK AR: {text}");
+        tracing::warn!(item = %self.shard.plan().item(self.item).name, "NAK AR: {text}");
         if self.ack_mode == AckMode::Never {
             return Reply::Silent;
         }
@@ -282,8 +274,7 @@ impl TcpServiceHandler {
         };
         let id = env.control_id();
         self.shard
-            .ack
-            .borrow_mut()
+            .ack_builder()
             .write_nak_unscanned(response, id, AckCode::AR, Some(&err));
         Reply::Respond
     }
@@ -296,7 +287,7 @@ impl TcpServiceHandler {
             Ok(msg) => msg,
             Err(e) => {
                 bump_rejected(shard, self.item);
-                tracing::warn!(item = %shard.plan.item(self.item).name, peer = %conn.peer, "not an HL7 message: {e}");
+                tracing::warn!(item = %shard.plan().item(self.item).name, peer = %conn.peer, "not an HL7 message: {e}");
                 if self.ack_mode == AckMode::Never {
                     return Reply::Silent;
                 }
@@ -308,7 +299,7 @@ impl TcpServiceHandler {
                     text: &text,
                 };
                 let control_id = best_effort_control_id(frame);
-                shard.ack.borrow_mut().write_nak_unscanned(
+                shard.ack_builder().write_nak_unscanned(
                     response,
                     control_id,
                     AckCode::AR,
@@ -327,7 +318,7 @@ impl TcpServiceHandler {
             };
             return self.nak(&msg, AckCode::AR, &err, response);
         }
-        let plan_item = shard.plan.item(self.item);
+        let plan_item = shard.plan().item(self.item);
         let partition = crate::envelope::partition_hash(partition_key(&msg));
         let full = plan_item.targets.iter().find_map(|t| match t {
             crate::engine::plan::Target::Item(id) if shard.refuses(*id, partition) => Some(*id),
@@ -336,12 +327,12 @@ impl TcpServiceHandler {
         if let Some(full) = full {
             let text = format!(
                 "queue of {} is full; message refused",
-                shard.plan.item(full).name
+                shard.plan().item(full).name
             );
             let err = internal_error(&text);
             return self.nak(&msg, AckCode::AE, &err, response);
         }
-        if shard.wal.unavailable().is_some() {
+        if shard.wal().unavailable().is_some() {
             let err = internal_error("message store unavailable after a write failure");
             return self.nak_unlogged(&msg, AckCode::AE, &err, response);
         }
@@ -366,7 +357,7 @@ impl TcpServiceHandler {
             return Reply::Silent;
         }
         let code = enhanced(&msg, AckCode::AA);
-        shard.ack.borrow_mut().write_ack(response, &msg, code, None);
+        shard.ack_builder().write_ack(response, &msg, code, None);
         Reply::Respond
     }
 
@@ -381,17 +372,12 @@ impl TcpServiceHandler {
         key: &[u8],
     ) {
         let shard = &self.shard;
-        let plan_item = shard.plan.item(self.item);
+        let plan_item = shard.plan().item(self.item);
         let application = self.ack_mode == AckMode::Application;
         if application {
             shard.expect_reply(id);
         }
-        // A router that is not running keeps what it is sent, and the sender would wait.
-        let ordered = self.ordered_acks
-            && !targets.is_empty()
-            && targets.iter().all(|&t| {
-                !shard.plan.item(t).is_router() || shard.states.get(t) == ItemState::Running
-            });
+        let ordered = self.ordered_acks && shard.orders_message(&targets);
         let entered = ordered.then(|| shard.expect_entered(id, targets.len()));
         if let Some(&first) = targets.first() {
             let bytes = (Arc::from(frame), scan);
@@ -401,16 +387,8 @@ impl TcpServiceHandler {
             shard.hook_before(self.item, &env);
             shard.fan_out(env, &targets).await;
         }
-        if let Some(entered) = entered
-            && !entered.wait(ORDERED_ACK_WAIT_MAX).await
-        {
-            tracing::warn!(
-                item = %plan_item.name,
-                id = %id,
-                "message not in its operations' queues after {ORDERED_ACK_WAIT_MAX:?}; \
-                 acknowledged anyway (it is stored and will be delivered; the sender's \
-                 next message may overtake it)"
-            );
+        if let Some(entered) = entered {
+            entered.wait_or_log(&plan_item.name).await;
         }
     }
 }
@@ -428,7 +406,7 @@ impl TcpServiceHandler {
     /// `BatchHandling=Whole`: steps 2 to 6 for the batch as one document (module header).
     async fn on_whole(&self, conn: &ConnInfo, frame: &[u8], response: &mut Vec<u8>) -> Reply {
         let shard = &self.shard;
-        let name = &shard.plan.item(self.item).name;
+        let name = &shard.plan().item(self.item).name;
         if let Some(refusal) = self.check_whole(frame) {
             bump_rejected(shard, self.item);
             tracing::warn!(item = %name, peer = %conn.peer, "batch refused whole: message {}: {}", refusal.index + 1, refusal.text);
@@ -454,7 +432,7 @@ impl TcpServiceHandler {
         let key = env.control_id();
         let partition = crate::envelope::partition_hash(key);
         let full = shard
-            .plan
+            .plan()
             .item(self.item)
             .targets
             .iter()
@@ -466,7 +444,7 @@ impl TcpServiceHandler {
             bump_rejected(shard, self.item);
             let text = format!(
                 "queue of {} is full; batch refused",
-                shard.plan.item(full).name
+                shard.plan().item(full).name
             );
             tracing::warn!(item = %name, "NAK AE: {text}");
             return self.whole_reply(frame, AckCode::AE, response, |_| internal_error(&text));
@@ -478,7 +456,7 @@ impl TcpServiceHandler {
             partition_key: &control_id,
         };
         // A storage failure is logged once by the WAL, not per batch refused.
-        let stored = match shard.wal.unavailable() {
+        let stored = match shard.wal().unavailable() {
             Some(_) => Err("message store unavailable after a write failure".to_owned()),
             None => shard
                 .receive_document(self.item, frame, meta)
@@ -566,7 +544,7 @@ impl TcpServiceHandler {
             return Reply::Silent;
         }
         let env = Envelope::of(frame);
-        let mut acks = self.shard.ack.borrow_mut();
+        let mut acks = self.shard.ack_builder();
         acks.write_batch_open(response, &env);
         let mut written = 0;
         for (index, raw) in Batch::new(frame).enumerate() {
@@ -607,8 +585,7 @@ impl TcpServiceHandler {
             }
             Some(AppReply::Accepted) => {
                 shard
-                    .ack
-                    .borrow_mut()
+                    .ack_builder()
                     .write_ack(response, msg, AckCode::AA, None);
                 Reply::Respond
             }

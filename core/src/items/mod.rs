@@ -45,12 +45,13 @@ pub async fn next_entry(
     queue: &LocalQueue<Envelope>,
 ) -> Option<Envelope> {
     loop {
-        if shard.states.get(item) != ItemState::Running && !shard.until_running_or_stop(item).await
+        if shard.states().get(item) != ItemState::Running
+            && !shard.until_running_or_stop(item).await
         {
             return None;
         }
         let env = queue.pop().await?;
-        if shard.states.get(item) == ItemState::Running {
+        if shard.states().get(item) == ItemState::Running {
             return Some(env);
         }
         requeue(shard, queue, env);
@@ -68,7 +69,7 @@ pub fn requeue(shard: &Shard, queue: &LocalQueue<Envelope>, env: Envelope) {
 /// when the item has `AlertOnError`, a warning otherwise.
 pub fn alert(shard: &Shard, item: ItemId, env: &Envelope, what: &str) {
     shard.hook_error(item, env, what);
-    let planned = shard.plan.item(item);
+    let planned = shard.plan().item(item);
     if planned.alert_on_error {
         tracing::error!(target: "hie::alert", "ALERT {}: message {}: {what}", planned.name, env.id);
     } else {

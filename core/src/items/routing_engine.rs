@@ -55,7 +55,7 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
                 None => break,
             }
         }
-        shard.busy.set(shard.busy.get() + batch.len());
+        shard.work_started(batch.len());
         let processed = &shard.counters(item).processed;
         processed.set(processed.get() + batch.len() as u64);
         for env in &batch {
@@ -75,7 +75,7 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
             Ok(None) => {
                 // Stopping while the WAL is unavailable: the batch is open in the WAL
                 // (Enqueued for this router) and is routed again at the next start.
-                shard.busy.set(shard.busy.get() - batch.len());
+                shard.work_ended(batch.len());
                 for env in batch.drain(..).rev() {
                     requeue(&shard, &queue, env);
                 }
@@ -86,7 +86,7 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
                 // completed) and wait at the head of the queue for a restart (or for the
                 // next start, which routes them again from the WAL).
                 let reason = format!("cannot record routing of {} messages: {e}", batch.len());
-                shard.busy.set(shard.busy.get() - batch.len());
+                shard.work_ended(batch.len());
                 for env in batch.drain(..).rev() {
                     requeue(&shard, &queue, env);
                 }
@@ -100,7 +100,7 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
 async fn pass_on(shard: &Shard, item: ItemId, env: Envelope, targets: &[ItemId]) {
     shard.hook_after(item, &env, &OriginRecord::Completed);
     shard
-        .metrics
+        .metrics()
         .record_since(item, Stage::Routed, env.received_at);
     if env.ordered {
         shard.routed_ordered(env.id, targets.len());
@@ -112,7 +112,7 @@ async fn pass_on(shard: &Shard, item: ItemId, env: Envelope, targets: &[ItemId])
         ..env
     };
     shard.fan_out(next, targets).await;
-    shard.busy.set(shard.busy.get() - 1);
+    shard.work_ended(1);
 }
 
 /// [`Shard::route_batch`], waiting while the WAL is unavailable and trying the same batch
@@ -150,5 +150,5 @@ fn fail_at_hop_limit(shard: &Shard, item: ItemId, env: Envelope) {
             reason: HOP_LIMIT_REASON.into(),
         },
     );
-    shard.busy.set(shard.busy.get() - 1);
+    shard.work_ended(1);
 }

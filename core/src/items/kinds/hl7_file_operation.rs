@@ -116,7 +116,7 @@ impl HostKind for Hl7FileOperation {
     }
 
     fn run_worker(&self, w: Worker) -> Option<WorkerRun> {
-        let Role::FileOperation(plan) = w.shard.plan.item(w.item).role.clone() else {
+        let Role::FileOperation(plan) = w.shard.plan().item(w.item).role.clone() else {
             return None;
         };
         Some(Box::pin(hl7_file_operation::run(

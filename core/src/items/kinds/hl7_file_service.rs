@@ -123,7 +123,7 @@ impl HostKind for Hl7FileService {
         let Role::FileService(plan) = &item.role else {
             return None;
         };
-        shard.set_state(item.id, shard.shared.start_state(item.id));
+        shard.set_state(item.id, shard.shared().start_state(item.id));
         let run = hl7_file_service::run(Rc::clone(shard), item.id, plan.clone());
         Some(glommio::spawn_local(run))
     }

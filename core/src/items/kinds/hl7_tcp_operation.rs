@@ -162,7 +162,7 @@ impl HostKind for Hl7TcpOperation {
     }
 
     fn run_worker(&self, w: Worker) -> Option<WorkerRun> {
-        let Role::TcpOperation(plan) = w.shard.plan.item(w.item).role.clone() else {
+        let Role::TcpOperation(plan) = w.shard.plan().item(w.item).role.clone() else {
             return None;
         };
         Some(Box::pin(hl7_tcp_operation::run(
