@@ -47,55 +47,68 @@ pub enum ItemState {
     Failed,
 }
 
-/// The states of the item instances on one shard, with wakers for workers that wait for
-/// a change (a paused worker, a disabled one waiting to be enabled).
+/// One item's state on one shard.
+#[derive(Debug)]
+struct StateSlot {
+    state: Cell<ItemState>,
+    /// Bumped on every change, so a restart is seen even if the state ends where it began.
+    generation: Cell<u64>,
+    /// Restart requests: a worker that saw a different count restarts.
+    restarts: Cell<u64>,
+}
+
+/// The states of the item instances on one shard, one slot per item keyed by its stable
+/// [`ItemId`] (as [`crate::engine::slots::ItemSlots`]), with wakers for workers that wait
+/// for a change (a paused worker, a disabled one waiting to be enabled).
 #[derive(Debug)]
 pub struct StateWatch {
-    states: Vec<Cell<ItemState>>,
-    /// Bumped on every change of item `i`, so a restart is seen even if the state ends
-    /// where it began.
-    generations: Vec<Cell<u64>>,
-    /// Restart requests per item: a worker that saw a different count restarts.
-    restarts: Vec<Cell<u64>>,
+    items: Vec<StateSlot>,
     waiters: WaitList<ItemId>,
 }
 
 impl StateWatch {
     /// Every item starts `Stopped`.
     pub fn new(items: usize) -> Self {
+        let slot = || StateSlot {
+            state: Cell::new(ItemState::Stopped),
+            generation: Cell::new(0),
+            restarts: Cell::new(0),
+        };
         StateWatch {
-            states: (0..items).map(|_| Cell::new(ItemState::Stopped)).collect(),
-            generations: (0..items).map(|_| Cell::new(0)).collect(),
-            restarts: (0..items).map(|_| Cell::new(0)).collect(),
+            items: (0..items).map(|_| slot()).collect(),
             waiters: WaitList::new(),
         }
     }
 
+    fn slot(&self, item: ItemId) -> &StateSlot {
+        &self.items[item as usize]
+    }
+
     pub fn get(&self, item: ItemId) -> ItemState {
-        self.states[item as usize].get()
+        self.slot(item).state.get()
     }
 
     pub fn generation(&self, item: ItemId) -> u64 {
-        self.generations[item as usize].get()
+        self.slot(item).generation.get()
     }
 
     /// Restart requests so far for `item`.
     pub fn restarts(&self, item: ItemId) -> u64 {
-        self.restarts[item as usize].get()
+        self.slot(item).restarts.get()
     }
 
     /// Asks the workers of `item` to restart (close connections, rebind) and wakes them.
     pub fn request_restart(&self, item: ItemId) {
-        let restarts = &self.restarts[item as usize];
+        let restarts = &self.slot(item).restarts;
         restarts.set(restarts.get() + 1);
         self.set(item, self.get(item));
     }
 
     /// Sets the state and wakes every task waiting on this item.
     pub fn set(&self, item: ItemId, state: ItemState) {
-        self.states[item as usize].set(state);
-        let generation = &self.generations[item as usize];
-        generation.set(generation.get() + 1);
+        let slot = self.slot(item);
+        slot.state.set(state);
+        slot.generation.set(slot.generation.get() + 1);
         self.waiters.wake_where(|waiting_on| waiting_on == item);
     }
 
@@ -136,7 +149,7 @@ pub fn apply(shard: &Shard, item: ItemId, command: ItemCommand) {
     if !planned.shards.contains(&shard.index()) {
         return;
     }
-    let states = &shard.states();
+    let states = shard.states();
     let state = states.get(item);
     tracing::info!(item = %planned.name, shard = shard.index(), ?command, ?state, "control");
     match command {

@@ -166,7 +166,7 @@ impl Shard {
 
     /// Puts message `wal_id` (received here) on the held list at `item`.
     pub fn hold(&self, wal_id: u64, item: ItemId, entry: HeldEntry) {
-        if !self.held_list().borrow_mut().hold(wal_id, item, entry) {
+        if !self.list_held(wal_id, item, entry) {
             tracing::warn!(
                 shard = self.index(),
                 id = %MessageId { origin_shard: self.index() as u16, wal_id },

@@ -84,7 +84,6 @@ fn listed(shard: &Shard, wal_id: u64, item: ItemId, entry: &HeldEntry) -> HeldMe
 fn list(shard: &Shard) -> Vec<HeldMessage> {
     shard
         .held_list()
-        .borrow()
         .iter()
         .map(|(wal_id, item, entry)| listed(shard, wal_id, item, entry))
         .collect()
@@ -94,7 +93,7 @@ fn list(shard: &Shard) -> Vec<HeldMessage> {
 /// one.
 fn held_item(shard: &Shard, wal_id: u64, item: Option<ItemId>) -> Result<ItemId, String> {
     let id = message_id(shard, wal_id);
-    let items = shard.held_list().borrow().items_of(wal_id);
+    let items = shard.held_list().items_of(wal_id);
     match (item, items.as_slice()) {
         (_, []) => Err(format!("message {id} is not on a held list")),
         (Some(item), items) if items.contains(&item) => Ok(item),
@@ -159,7 +158,7 @@ async fn read_message(shard: &Shard, wal_id: u64) -> Result<Stored, String> {
 
 async fn show(shard: &Shard, wal_id: u64) -> HeldReply {
     let held: Vec<HeldMessage> = {
-        let list = shard.held_list().borrow();
+        let list = shard.held_list();
         list.items_of(wal_id)
             .into_iter()
             .filter_map(|item| Some(listed(shard, wal_id, item, list.get(wal_id, item)?)))
@@ -226,9 +225,7 @@ fn take_held(
 ) -> Result<(ItemId, HeldEntry), String> {
     let item = held_item(shard, wal_id, item)?;
     let entry = shard
-        .held_list()
-        .borrow_mut()
-        .release(wal_id, item)
+        .release_held(wal_id, item)
         .ok_or("the message left the list meanwhile")?;
     Ok((item, entry))
 }

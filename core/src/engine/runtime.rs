@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use crate::engine::app_replies::AppReplies;
 use crate::engine::control::{ItemState, StateWatch};
-use crate::engine::held::{HeldCounts, HeldList};
+use crate::engine::held::{HeldCounts, HeldEntry, HeldList};
 pub use crate::engine::metrics::ItemCounters;
 use crate::engine::metrics::{CounterValues, ShardMetrics};
 pub use crate::engine::ordered_acks::EnteredWait;
@@ -340,10 +340,21 @@ impl Shard {
         *self.wal_recovery_errors.borrow_mut() = errors;
     }
 
-    /// Failed and suspended messages whose origin is this shard (list them with
-    /// [`Shard::hold`]).
-    pub fn held_list(&self) -> &RefCell<HeldList> {
-        &self.held
+    /// Failed and suspended messages whose origin is this shard, to read (list one with
+    /// [`Shard::hold`], take one off with [`Shard::release_held`]).
+    pub fn held_list(&self) -> std::cell::Ref<'_, HeldList> {
+        self.held.borrow()
+    }
+
+    /// Takes message `wal_id` off the held list at `item` (an operator resent or
+    /// discarded it); `None` when it is not listed there.
+    pub fn release_held(&self, wal_id: u64, item: ItemId) -> Option<HeldEntry> {
+        self.held.borrow_mut().release(wal_id, item)
+    }
+
+    /// Lists `entry` for message `wal_id` at `item`; false when the list is full.
+    pub(crate) fn list_held(&self, wal_id: u64, item: ItemId, entry: HeldEntry) -> bool {
+        self.held.borrow_mut().hold(wal_id, item, entry)
     }
 
     pub(crate) fn outbox(&self) -> &Outbox {
@@ -609,7 +620,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         glommio::LocalExecutor::default().run(async {
             let shard = one_shard(dir.path()).await;
-            *shard.held_list().borrow_mut() = HeldList::new(2);
+            *shard.held.borrow_mut() = HeldList::new(2);
             let recorder = glommio::spawn_local(Rc::clone(&shard).run_recorder());
             let (source, out) = (0, 1);
             let mut envs = Vec::new();
@@ -637,9 +648,7 @@ pub(crate) mod tests {
                 shard.record(env, OriginRecord::Completed);
             }
             for _ in 0..500 {
-                if shard.wal().open_messages() == 4
-                    && shard.held_list().borrow().counts().failed == 4
-                {
+                if shard.wal().open_messages() == 4 && shard.held_list().counts().failed == 4 {
                     break;
                 }
                 glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
@@ -649,7 +658,7 @@ pub(crate) mod tests {
                 4,
                 "the completions after the full list"
             );
-            let counts = shard.held_list().borrow().counts();
+            let counts = shard.held_list().counts();
             assert_eq!((counts.failed, counts.unlisted), (4, 2), "{counts:?}");
             shard.close_recorder();
             recorder.await;
