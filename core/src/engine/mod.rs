@@ -62,6 +62,13 @@ use crate::shard::{self, ShardError, ShardHandle, ShardLayout};
 /// acknowledged message for the next start).
 pub const STOP_AFTER_DEATH_WAIT: Duration = Duration::from_secs(5);
 
+/// How long shutdown waits, past `--shutdown-timeout`, for every shard to close its WAL
+/// once the run reaches `Stop`, when no shard died. A shard still running then is
+/// reported as an error and left to the process exit: its WAL keeps every acknowledged
+/// message for the next start. Longer than [`shard_main::WORKERS_STOP_WAIT_MAX`], so that
+/// a shard waiting for a stuck one still closes its own WAL in time.
+pub const SHARD_STOP_WAIT_MAX: Duration = Duration::from_secs(30);
+
 /// Capacity of each ring between two shards, in envelopes.
 pub const RING_CAPACITY: usize = 4096;
 
@@ -457,12 +464,15 @@ impl RunningEngine {
                 )],
             })
         };
-        if exits.is_empty() {
-            exits.extend(self.handles.into_iter().map(join));
-            return exits;
-        }
-        // A shard died: the others may wait on it for ever; wait a bounded time.
-        let deadline = Instant::now().max(deadline) + STOP_AFTER_DEATH_WAIT;
+        // A shard that does not stop (one may wait for ever on a dead shard's full ring) is
+        // waited for a bounded time.
+        let died = !exits.is_empty();
+        let wait = if died {
+            STOP_AFTER_DEATH_WAIT
+        } else {
+            SHARD_STOP_WAIT_MAX
+        };
+        let deadline = Instant::now().max(deadline) + wait;
         let mut running = self.handles;
         while !running.is_empty() {
             let Ok(shard) = self.ended.recv_deadline(deadline) else {
@@ -474,13 +484,20 @@ impl RunningEngine {
         }
         for handle in running {
             let shard = handle.shard;
+            let after = if died {
+                " after another shard died"
+            } else {
+                ""
+            };
+            let error = format!(
+                "shard {shard} did not stop within {wait:?} of the shutdown timeout{after}; \
+                 its WAL keeps its messages"
+            );
+            tracing::error!("{error}");
             exits.push(ShardExit {
                 shard,
                 left_queued: 0,
-                errors: vec![format!(
-                    "shard {shard} did not stop within {STOP_AFTER_DEATH_WAIT:?} of the \
-                     shutdown timeout after another shard died; its WAL keeps its messages"
-                )],
+                errors: vec![error],
             });
         }
         exits

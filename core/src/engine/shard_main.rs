@@ -40,6 +40,13 @@ const POLL: Duration = Duration::from_millis(2);
 /// How often the dispatcher offers again the envelopes held for full `block` queues.
 const BLOCKED_RETRY: Duration = Duration::from_millis(1);
 
+/// Longest a shard waits, once the run reaches `Stop`, for the routers and operations of
+/// the other shards to stop (their last outcome records for this shard's WAL are on their
+/// way until then). Past it the shard logs an ERROR and closes its WAL anyway: a record a
+/// stuck shard sends later is not appended, so its message stays open in this WAL and is
+/// delivered again at the next start (at least once), as after a crash.
+pub const WORKERS_STOP_WAIT_MAX: Duration = Duration::from_secs(20);
+
 /// A target instance of the dispatcher's hold lists: item and instance.
 type HoldKey = (ItemId, usize);
 
@@ -146,11 +153,14 @@ pub async fn run(
         worker.await;
     }
     shared.workers_stopped.fetch_add(1, Ordering::AcqRel);
-    // A shard whose thread died never stops its workers: it is not waited for.
-    while shared.workers_stopped.load(Ordering::Acquire) + shared.dead.load(Ordering::Acquire)
-        < shared.plan.shards
-    {
-        glommio::timer::sleep(POLL).await;
+    if !until_workers_stopped(&shared, WORKERS_STOP_WAIT_MAX).await {
+        let error = format!(
+            "shard {index}: the routers and operations of another shard did not stop within \
+             {WORKERS_STOP_WAIT_MAX:?}; outcome records it sends later are not appended (their \
+             messages stay open in the WAL and are delivered again at the next start)"
+        );
+        tracing::error!("{error}");
+        exit.errors.push(error);
     }
     // Every operation everywhere has stopped: the last outcome records are in the rings.
     glommio::timer::sleep(POLL).await;
@@ -174,6 +184,24 @@ fn holds_idle(shard: &Shard, holds: &Holds) -> bool {
         .borrow()
         .keys()
         .all(|&(item, _)| shard.states().get(item) != ItemState::Running)
+}
+
+/// Waits up to `timeout` until the routers and operations of every shard have stopped
+/// (a shard whose thread died never stops its workers: it is not waited for); false when
+/// the time ran out first.
+async fn until_workers_stopped(shared: &Shared, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    let stopped = || {
+        shared.workers_stopped.load(Ordering::Acquire) + shared.dead.load(Ordering::Acquire)
+            >= shared.plan.shards
+    };
+    while !stopped() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        glommio::timer::sleep(POLL).await;
+    }
+    true
 }
 
 fn failed(shared: &Shared) -> bool {
@@ -724,6 +752,33 @@ mod tests {
 
     use super::*;
     use crate::engine::runtime::tests::one_shard;
+
+    #[test]
+    fn the_wait_for_the_other_shards_workers_ends_at_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        glommio::LocalExecutor::default().run(async {
+            let shard = one_shard(dir.path()).await;
+            let mut plan = (**shard.plan()).clone();
+            plan.shards = 2;
+            let shared = Shared::new(Arc::new(plan));
+            shared.workers_stopped.store(1, Ordering::Release);
+            let wait = until_workers_stopped(&shared, Duration::from_millis(20));
+            let bounded = futures_lite::future::or(wait, async {
+                glommio::timer::sleep(Duration::from_secs(10)).await;
+                true
+            });
+            assert!(
+                !bounded.await,
+                "one shard's workers never stop: the wait gives up"
+            );
+            shared.dead.store(1, Ordering::Release);
+            assert!(
+                until_workers_stopped(&shared, Duration::from_secs(10)).await,
+                "a dead shard is not waited for"
+            );
+            shard.wal().close().await.unwrap();
+        });
+    }
 
     #[test]
     fn a_created_message_is_recovered_into_its_targets_queues_as_it_was_made() {
