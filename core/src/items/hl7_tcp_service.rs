@@ -49,11 +49,12 @@ use std::sync::Arc;
 use hie_hl7::{AckCode, Batch, Envelope, ErrDetail, Message, Path, ScanError, ScanIndex};
 use hie_net::{ConnInfo, FrameHandler, Reply};
 
-use crate::config::{AckMode, BatchHandling, CharsetValidation, Hl7TcpServiceSettings};
+use crate::config::{AckMode, BatchHandling, CharsetValidation};
 use crate::engine::control::ItemState;
 use crate::engine::ingest::envelope;
 use crate::engine::runtime::{Phase, Shard, partition_key};
 use crate::envelope::{AppReply, ItemId, MessageId};
+use crate::items::kinds::hl7_tcp_service::Hl7TcpServiceSettings;
 
 /// Longest a service on several shards waits for a message to reach its operations'
 /// queues before it acknowledges anyway (a router that failed meanwhile, a `block` queue

@@ -12,6 +12,8 @@ pub mod hl7_routing_engine;
 pub mod hl7_tcp_operation;
 pub mod hl7_tcp_service;
 pub mod not_run;
+#[cfg(test)]
+mod one_file_kind;
 pub mod routing_engine;
 
 use super::kind::{ClassDef, HostKind};
@@ -31,10 +33,18 @@ pub static NOT_RUN: &[ClassDef] = not_run::CLASSES;
 
 /// The kind that runs `class`; `None` for a class hie does not run.
 pub fn kind_of_class(class: &str) -> Option<&'static dyn HostKind> {
-    KINDS
-        .iter()
-        .copied()
-        .find(|kind| kind.classes().iter().any(|c| c.class == class))
+    class_in(KINDS, class).map(|(kind, _)| kind)
+}
+
+/// The kind of `registry` that runs `class`, with its definition of the class.
+pub fn class_in(
+    registry: &[&'static dyn HostKind],
+    class: &str,
+) -> Option<(&'static dyn HostKind, &'static ClassDef)> {
+    registry.iter().find_map(|&kind| {
+        let def = kind.classes().iter().find(|c| c.class == class)?;
+        Some((kind, def))
+    })
 }
 
 #[cfg(test)]
@@ -71,7 +81,9 @@ mod tests {
             for class in kind.classes() {
                 let item = Item::new("X", class.class);
                 let settings = resolve(&item, *kind, Path::new("p"), &mut Vec::new());
-                let role = kind.plan(&settings, &ctx);
+                let data = kind.plan(&settings, &ctx);
+                assert!(data.is_ok(), "{}: {data:?}", class.class);
+                let role = Role::new(class.kind, data.unwrap());
                 assert!(!matches!(role, Role::Inert(_)), "{}: {role:?}", class.class);
                 let service = class.kind == ItemKind::Service;
                 assert_eq!(role.has_queue(), !service, "{}", class.class);
