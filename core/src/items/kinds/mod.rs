@@ -1,32 +1,41 @@
 //! The registry of item kinds: one file per kind of item (its IRIS classes, setting
 //! groups, typed settings, start-up checks, plan and spawn: see
 //! [`HostKind`](super::kind::HostKind)), and the list of them. Adding a kind is a file
-//! here, its `mod` line and its line in [`KINDS`]; the catalog, validation (`hie check`,
-//! `hie run`), `hie convert`, the docs table and the engine read this list.
+//! here and its line in the `registry!` list below (which declares its module and lists
+//! it in [`KINDS`]); the catalog, validation (`hie check`, `hie run`), `hie convert`, the
+//! docs table and the run plan read this list, and everything after validation reaches
+//! an item's kind through its settings ([`ItemSettings::host`]).
+//!
+//! [`ItemSettings::host`]: crate::config::ItemSettings::host
 //!
 //! Order matters only for the docs: classes are listed in this order.
 
-pub mod hl7_file_operation;
-pub mod hl7_file_service;
-pub mod hl7_routing_engine;
-pub mod hl7_tcp_operation;
-pub mod hl7_tcp_service;
 pub mod not_run;
 #[cfg(test)]
 mod one_file_kind;
-pub mod routing_engine;
 
 use super::kind::{ClassDef, HostKind};
 
-/// Every kind of item hie runs.
-pub static KINDS: &[&dyn HostKind] = &[
-    &hl7_tcp_service::KIND,
-    &hl7_file_service::KIND,
-    &hl7_routing_engine::KIND,
-    &routing_engine::KIND,
-    &hl7_tcp_operation::KIND,
-    &hl7_file_operation::KIND,
-];
+/// Declares the module of each kind (named as its file) and lists its `KIND` in
+/// [`KINDS`], in the order given.
+macro_rules! registry {
+    ($($kind:ident),* $(,)?) => {
+        $(pub mod $kind;)*
+
+        /// Every kind of item hie runs.
+        pub static KINDS: &[&dyn HostKind] = &[$(&$kind::KIND),*];
+    };
+}
+
+// The registry: one line per kind.
+registry! {
+    hl7_tcp_service,
+    hl7_file_service,
+    hl7_routing_engine,
+    routing_engine,
+    hl7_tcp_operation,
+    hl7_file_operation,
+}
 
 /// IRIS library classes hie recognises but does not run (reported as unknown classes).
 pub static NOT_RUN: &[ClassDef] = not_run::CLASSES;
