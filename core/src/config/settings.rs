@@ -1,8 +1,10 @@
 //! Typed item settings: what the engine reads instead of strings.
 //!
-//! [`resolve`] turns an item's raw IRIS settings into one [`ItemSettings`] variant per
-//! kind of item (`items::kinds`), with the catalog's IRIS defaults applied, and reports every
-//! bad value as a diagnostic at the line of its `<Setting>`.
+//! [`resolve`] turns an item's raw IRIS settings into its [`ItemSettings`]: what every
+//! item has ([`CommonSettings`], [`Routes`]) and its kind's own settings, a type of the
+//! kind's file (`items::kinds`) behind [`KindSettings`], with the catalog's IRIS defaults
+//! applied; it reports every bad value as a diagnostic at the line of its `<Setting>`.
+//! This module names no kind: the value types here are shared by several.
 //!
 //! Rules applied to raw values:
 //! - An empty value of a typed setting (integer, boolean, port, choice, framing, reply code

@@ -1,10 +1,13 @@
 //! What defines one kind of item (a business host): the IRIS classes it runs, its setting
-//! groups (spec, default, range, doc line), how its raw settings become typed settings,
-//! the checks it adds before anything starts, its role in the run plan and how it runs on
-//! a shard. One file under `items/kinds/` per kind implements [`HostKind`]; the registry,
-//! [`kinds`](super::kinds), lists them, and the catalog, validation (so `hie check` and
-//! `hie run`), `hie convert`, the generated settings table of `docs/configuration.md`, the
-//! run plan and the shards all read them from there.
+//! groups (spec, default, range, doc line), how its raw settings become typed settings
+//! (its own type behind [`ItemSettings::of`]), the checks it adds before anything starts,
+//! its plan data (behind [`Role::data`](crate::engine::plan::Role::data)), where it
+//! listens or connects over TCP, and how it runs on a shard. One file under
+//! `items/kinds/` per kind implements [`HostKind`]; the registry, [`kinds`](super::kinds),
+//! lists them, and the catalog, validation (so `hie check` and `hie run`), `hie convert`,
+//! the generated settings table of `docs/configuration.md` and the run plan read them from
+//! there; after validation an item's kind travels in its settings
+//! ([`ItemSettings::host`]).
 //!
 //! Not to be confused with [`ItemKind`] (service, process, operation): that is the role
 //! each class of a kind has.
@@ -83,8 +86,9 @@ pub trait HostKind: Sync {
     fn check(&self, _item: &Item, _settings: &ItemSettings, _checks: &mut StartupChecks<'_>) {}
 
     /// Its plan data, from its typed settings (as [`HostKind::resolve`] made them): what
-    /// its runtime takes. The plan gives it the [`Role`](crate::engine::plan::Role) its classes' [`ItemKind`] says
-    /// ([`Role::new`](crate::engine::plan::Role::new)); `Err` (a bug of ours, see [`mismatched`]) plans it inert.
+    /// its runtime takes. The plan gives it the role its class's [`ItemKind`] says
+    /// ([`Role::new`](crate::engine::plan::Role::new)); `Err` (a bug of ours, see
+    /// `mismatched`) plans the item inert.
     fn plan(&self, settings: &ItemSettings, ctx: &PlanContext<'_>) -> Result<KindPlan, String>;
 
     /// Where the item listens, for the kinds that listen on TCP (`None` by default): the
@@ -99,7 +103,8 @@ pub trait HostKind: Sync {
         None
     }
 
-    /// One run of `worker`, for the kinds whose role has a queue ([`Role::has_queue`](crate::engine::plan::Role::has_queue)):
+    /// One run of `worker`, for the kinds whose role has a queue
+    /// ([`Role::has_queue`](crate::engine::plan::Role::has_queue)):
     /// the shard's supervisor runs it again after a failure as the restart policy says.
     /// `None` for the others (the default).
     fn run_worker(&self, _worker: Worker) -> Option<WorkerRun> {

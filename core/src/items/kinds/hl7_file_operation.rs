@@ -31,7 +31,8 @@ pub struct Hl7FileOperationSettings {
     pub filename: String,
     /// `Overwrite`, default false (append).
     pub overwrite: bool,
-    /// `RetryInterval` seconds, default 5, at least [`RETRY_INTERVAL_MIN_S`](crate::config::RETRY_INTERVAL_MIN_S).
+    /// `RetryInterval` seconds, default 5, at least
+    /// [`RETRY_INTERVAL_MIN_S`](crate::config::RETRY_INTERVAL_MIN_S).
     pub retry_interval_s: u32,
     /// `FailureTimeout`, default 15 s.
     pub failure_timeout: Timeout,

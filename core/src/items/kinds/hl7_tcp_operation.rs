@@ -39,7 +39,8 @@ pub struct Hl7TcpOperationSettings {
     pub response_timeout: Timeout,
     /// `GetReply`, default true.
     pub get_reply: bool,
-    /// `RetryInterval` seconds, default 5, at least [`RETRY_INTERVAL_MIN_S`](crate::config::RETRY_INTERVAL_MIN_S).
+    /// `RetryInterval` seconds, default 5, at least
+    /// [`RETRY_INTERVAL_MIN_S`](crate::config::RETRY_INTERVAL_MIN_S).
     pub retry_interval_s: u32,
     /// `FailureTimeout`, default 15 s.
     pub failure_timeout: Timeout,
