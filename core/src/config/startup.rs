@@ -58,16 +58,15 @@ impl StartupChecks<'_> {
             .raw(target)
             .get(setting)
             .map_or(item.source.line, |v| v.line);
-        if item.enabled {
-            self.f.error(self.file, line, Some(&item.name), message);
-        } else {
-            self.f.warn(self.file, line, Some(&item.name), message);
-        }
+        self.report_at(item, line, message);
     }
 
     /// An error at the item's line on an enabled item, a warning on a disabled one.
     pub fn report_item(&mut self, item: &Item, message: String) {
-        let line = item.source.line;
+        self.report_at(item, item.source.line, message);
+    }
+
+    fn report_at(&mut self, item: &Item, line: u32, message: String) {
         if item.enabled {
             self.f.error(self.file, line, Some(&item.name), message);
         } else {

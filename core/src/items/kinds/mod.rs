@@ -61,7 +61,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::model::{Item, ItemKind};
+    use crate::config::catalog;
+    use crate::config::model::{Item, ItemKind, SettingTarget};
     use crate::config::settings::resolve;
     use crate::engine::plan::Role;
     use crate::items::kind::PlanContext;
@@ -81,6 +82,20 @@ mod tests {
     }
 
     #[test]
+    fn services_route_by_their_targets_and_routers_by_theirs_and_the_bad_message_handler() {
+        for kind in KINDS {
+            for class in kind.classes() {
+                let expected: &[&str] = match class.kind {
+                    ItemKind::Service => &["TargetConfigNames"],
+                    ItemKind::Process => &["TargetConfigNames", "BadMessageHandler"],
+                    _ => &[],
+                };
+                assert_eq!(catalog::routed_by(*kind), expected, "{}", class.class);
+            }
+        }
+    }
+
+    #[test]
     fn every_kind_plans_the_settings_it_resolves_and_only_services_have_no_queue() {
         let budget = hie_net::InboundBudget::new(1 << 20);
         let ctx = PlanContext {
@@ -96,6 +111,8 @@ mod tests {
                 assert!(!matches!(role, Role::Inert(_)), "{}: {role:?}", class.class);
                 let service = class.kind == ItemKind::Service;
                 assert_eq!(role.has_queue(), !service, "{}", class.class);
+                let queue_settings = catalog::spec(*kind, SettingTarget::Host, "QueueSize");
+                assert_eq!(queue_settings.is_some(), !service, "{}", class.class);
             }
         }
     }
