@@ -783,13 +783,11 @@ pub fn resolve(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::model::SettingValue;
     use crate::items::kinds;
-    use crate::items::kinds::hl7_file_operation::Hl7FileOperationSettings;
     use crate::items::kinds::hl7_file_service::Hl7FileServiceSettings;
-    use crate::items::kinds::hl7_tcp_operation::Hl7TcpOperationSettings;
     use crate::items::kinds::hl7_tcp_service::Hl7TcpServiceSettings;
 
     /// The kind's own settings of `resolved` as `T`, with its diagnostics.
@@ -799,13 +797,13 @@ mod tests {
         (resolved.of::<T>().cloned(), errors)
     }
 
-    /// `item`'s settings resolved by the kind of its class.
-    fn resolve_by_class(item: &Item, errors: &mut Vec<Diagnostic>) -> ItemSettings {
+    /// `item`'s settings resolved by the kind of its class (the kinds' tests use it too).
+    pub(crate) fn resolve_by_class(item: &Item, errors: &mut Vec<Diagnostic>) -> ItemSettings {
         let kind = kinds::kind_of_class(&item.class).expect("a class hie runs");
         resolve(item, kind, Path::new("p"), errors)
     }
 
-    fn item_with(class: &str, settings: &[(SettingTarget, &str, &str)]) -> Item {
+    pub(crate) fn item_with(class: &str, settings: &[(SettingTarget, &str, &str)]) -> Item {
         let mut item = Item::new("X", class);
         for (i, (target, name, value)) in settings.iter().enumerate() {
             let raw = SettingValue {
@@ -818,34 +816,6 @@ mod tests {
             };
         }
         item
-    }
-
-    #[test]
-    fn tcp_operation_defaults_are_the_iris_defaults() {
-        let item = item_with(
-            "EnsLib.HL7.Operation.TCPOperation",
-            &[
-                (SettingTarget::Adapter, "IPAddress", "10.0.0.1"),
-                (SettingTarget::Adapter, "Port", "6661"),
-            ],
-        );
-        let mut errors = Vec::new();
-        let resolved = resolve_by_class(&item, &mut errors);
-        let Some(s) = resolved.of::<Hl7TcpOperationSettings>() else {
-            panic!("wrong family");
-        };
-        assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(
-            (s.port, s.connect_timeout_s, s.reconnect_retry),
-            (6661, 5, 5)
-        );
-        assert_eq!(s.stay_connected, StayConnected::Forever);
-        assert_eq!(s.response_timeout, Timeout::Seconds(30));
-        assert_eq!(s.failure_timeout, Timeout::Seconds(15));
-        assert_eq!(s.retry_interval_s, 5);
-        assert_eq!(s.reply_code_actions, ReplyCodeActions::default());
-        assert_eq!(resolved.common.overflow, OverflowStrategy::Block);
-        assert_eq!(resolved.common.queue_size, 10_000);
     }
 
     #[test]
@@ -872,27 +842,6 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_reply_code_actions_value_is_reported_at_its_line() {
-        let item = item_with(
-            "EnsLib.HL7.Operation.TCPOperation",
-            &[
-                (SettingTarget::Adapter, "IPAddress", "h"),
-                (SettingTarget::Adapter, "Port", "6661"),
-                (SettingTarget::Host, "ReplyCodeActions", ":?R=Q"),
-            ],
-        );
-        let mut errors = Vec::new();
-        resolve_by_class(&item, &mut errors);
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].line, 12);
-        assert!(
-            errors[0].message.contains("ReplyCodeActions"),
-            "{}",
-            errors[0].message
-        );
-    }
-
-    #[test]
     fn framing_parses_byte_forms() {
         assert_eq!(
             Framing::parse("Ascii115/101"),
@@ -906,101 +855,6 @@ mod tests {
             Some(Framing::MllpBytes { start: 11, end: 28 })
         );
         assert_eq!(Framing::parse("Fast"), None);
-    }
-
-    #[test]
-    fn empty_typed_value_means_default_but_empty_text_stays_empty() {
-        let item = item_with(
-            "EnsLib.HL7.Service.TCPService",
-            &[
-                (SettingTarget::Adapter, "Port", "2575"),
-                (SettingTarget::Host, "AckMode", ""),
-                (SettingTarget::Adapter, "LocalInterface", ""),
-            ],
-        );
-        let mut errors = Vec::new();
-        let Some(s) = resolve_by_class(&item, &mut errors)
-            .of::<Hl7TcpServiceSettings>()
-            .cloned()
-        else {
-            panic!("wrong family");
-        };
-        assert!(errors.is_empty());
-        assert_eq!(s.ack_mode, AckMode::Immediate);
-        assert_eq!(s.local_interface, IpAddr::from([0, 0, 0, 0]));
-    }
-
-    #[test]
-    fn local_interface_is_the_first_word_and_anything_else_is_an_error_at_its_line() {
-        let service = |value: &str| {
-            let item = item_with(
-                "EnsLib.HL7.Service.TCPService",
-                &[
-                    (SettingTarget::Adapter, "Port", "2575"),
-                    (SettingTarget::Adapter, "LocalInterface", value),
-                ],
-            );
-            let mut errors = Vec::new();
-            let Some(s) = resolve_by_class(&item, &mut errors)
-                .of::<Hl7TcpServiceSettings>()
-                .cloned()
-            else {
-                panic!("wrong family");
-            };
-            (s.local_interface, errors)
-        };
-        let (ip, errors) = service("127.0.0.1 (lo)");
-        assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(ip, IpAddr::from([127, 0, 0, 1]));
-        let (_, errors) = service("eth0");
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].line, 11);
-        assert!(errors[0].message.contains("LocalInterface"));
-    }
-
-    #[test]
-    fn retry_interval_below_the_minimum_is_raised_to_it() {
-        let item = item_with(
-            "EnsLib.HL7.Operation.FileOperation",
-            &[
-                (SettingTarget::Adapter, "FilePath", "/tmp/x"),
-                (SettingTarget::Host, "RetryInterval", "0"),
-            ],
-        );
-        let mut errors = Vec::new();
-        let Some(s) = resolve_by_class(&item, &mut errors)
-            .of::<Hl7FileOperationSettings>()
-            .cloned()
-        else {
-            panic!("wrong family");
-        };
-        assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(s.retry_interval_s, RETRY_INTERVAL_MIN_S);
-        assert_eq!(s.framing, Framing::AsciiLf);
-    }
-
-    #[test]
-    fn a_file_operation_takes_only_framings_it_can_write() {
-        for (value, ok) in [
-            ("None", true),
-            ("AsciiCRLF", true),
-            ("Ascii28/13", true),
-            ("MLLP", true),
-            ("Flexible", false),
-            ("MsgEnvelope", false),
-            ("LLP", false),
-        ] {
-            let item = item_with(
-                "EnsLib.HL7.Operation.FileOperation",
-                &[
-                    (SettingTarget::Adapter, "FilePath", "/tmp/x"),
-                    (SettingTarget::Host, "Framing", value),
-                ],
-            );
-            let mut errors = Vec::new();
-            resolve_by_class(&item, &mut errors);
-            assert_eq!(errors.is_empty(), ok, "{value}: {errors:?}");
-        }
     }
 
     #[test]

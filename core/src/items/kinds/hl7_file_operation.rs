@@ -157,3 +157,55 @@ impl HostKind for Hl7FileOperation {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::tests::{item_with, resolve_by_class};
+    use crate::config::settings::{Framing, RETRY_INTERVAL_MIN_S};
+
+    #[test]
+    fn retry_interval_below_the_minimum_is_raised_to_it() {
+        let item = item_with(
+            "EnsLib.HL7.Operation.FileOperation",
+            &[
+                (SettingTarget::Adapter, "FilePath", "/tmp/x"),
+                (SettingTarget::Host, "RetryInterval", "0"),
+            ],
+        );
+        let mut errors = Vec::new();
+        let Some(s) = resolve_by_class(&item, &mut errors)
+            .of::<Hl7FileOperationSettings>()
+            .cloned()
+        else {
+            panic!("wrong family");
+        };
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(s.retry_interval_s, RETRY_INTERVAL_MIN_S);
+        assert_eq!(s.framing, Framing::AsciiLf);
+    }
+
+    #[test]
+    fn a_file_operation_takes_only_framings_it_can_write() {
+        for (value, ok) in [
+            ("None", true),
+            ("AsciiCRLF", true),
+            ("Ascii28/13", true),
+            ("MLLP", true),
+            ("Flexible", false),
+            ("MsgEnvelope", false),
+            ("LLP", false),
+        ] {
+            let item = item_with(
+                "EnsLib.HL7.Operation.FileOperation",
+                &[
+                    (SettingTarget::Adapter, "FilePath", "/tmp/x"),
+                    (SettingTarget::Host, "Framing", value),
+                ],
+            );
+            let mut errors = Vec::new();
+            resolve_by_class(&item, &mut errors);
+            assert_eq!(errors.is_empty(), ok, "{value}: {errors:?}");
+        }
+    }
+}

@@ -218,3 +218,59 @@ impl HostKind for Hl7TcpOperation {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::tests::{item_with, resolve_by_class};
+    use crate::config::settings::{OverflowStrategy, ReplyCodeActions, StayConnected, Timeout};
+
+    #[test]
+    fn tcp_operation_defaults_are_the_iris_defaults() {
+        let item = item_with(
+            "EnsLib.HL7.Operation.TCPOperation",
+            &[
+                (SettingTarget::Adapter, "IPAddress", "10.0.0.1"),
+                (SettingTarget::Adapter, "Port", "6661"),
+            ],
+        );
+        let mut errors = Vec::new();
+        let resolved = resolve_by_class(&item, &mut errors);
+        let Some(s) = resolved.of::<Hl7TcpOperationSettings>() else {
+            panic!("wrong family");
+        };
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            (s.port, s.connect_timeout_s, s.reconnect_retry),
+            (6661, 5, 5)
+        );
+        assert_eq!(s.stay_connected, StayConnected::Forever);
+        assert_eq!(s.response_timeout, Timeout::Seconds(30));
+        assert_eq!(s.failure_timeout, Timeout::Seconds(15));
+        assert_eq!(s.retry_interval_s, 5);
+        assert_eq!(s.reply_code_actions, ReplyCodeActions::default());
+        assert_eq!(resolved.common.overflow, OverflowStrategy::Block);
+        assert_eq!(resolved.common.queue_size, 10_000);
+    }
+
+    #[test]
+    fn a_bad_reply_code_actions_value_is_reported_at_its_line() {
+        let item = item_with(
+            "EnsLib.HL7.Operation.TCPOperation",
+            &[
+                (SettingTarget::Adapter, "IPAddress", "h"),
+                (SettingTarget::Adapter, "Port", "6661"),
+                (SettingTarget::Host, "ReplyCodeActions", ":?R=Q"),
+            ],
+        );
+        let mut errors = Vec::new();
+        resolve_by_class(&item, &mut errors);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 12);
+        assert!(
+            errors[0].message.contains("ReplyCodeActions"),
+            "{}",
+            errors[0].message
+        );
+    }
+}

@@ -202,3 +202,59 @@ impl HostKind for Hl7TcpService {
         shard_main::start_tcp_service(shard, item, plan)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::tests::{item_with, resolve_by_class};
+
+    #[test]
+    fn empty_typed_value_means_default_but_empty_text_stays_empty() {
+        let item = item_with(
+            "EnsLib.HL7.Service.TCPService",
+            &[
+                (SettingTarget::Adapter, "Port", "2575"),
+                (SettingTarget::Host, "AckMode", ""),
+                (SettingTarget::Adapter, "LocalInterface", ""),
+            ],
+        );
+        let mut errors = Vec::new();
+        let Some(s) = resolve_by_class(&item, &mut errors)
+            .of::<Hl7TcpServiceSettings>()
+            .cloned()
+        else {
+            panic!("wrong family");
+        };
+        assert!(errors.is_empty());
+        assert_eq!(s.ack_mode, AckMode::Immediate);
+        assert_eq!(s.local_interface, IpAddr::from([0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn local_interface_is_the_first_word_and_anything_else_is_an_error_at_its_line() {
+        let service = |value: &str| {
+            let item = item_with(
+                "EnsLib.HL7.Service.TCPService",
+                &[
+                    (SettingTarget::Adapter, "Port", "2575"),
+                    (SettingTarget::Adapter, "LocalInterface", value),
+                ],
+            );
+            let mut errors = Vec::new();
+            let Some(s) = resolve_by_class(&item, &mut errors)
+                .of::<Hl7TcpServiceSettings>()
+                .cloned()
+            else {
+                panic!("wrong family");
+            };
+            (s.local_interface, errors)
+        };
+        let (ip, errors) = service("127.0.0.1 (lo)");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(ip, IpAddr::from([127, 0, 0, 1]));
+        let (_, errors) = service("eth0");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 11);
+        assert!(errors[0].message.contains("LocalInterface"));
+    }
+}
