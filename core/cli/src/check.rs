@@ -33,8 +33,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use hie_core::config::{
-    self, Analysis, ConfigError, Diagnostic, ItemKind, ItemSettings, LoadOptions, Production,
-    RawSettings, SettingTarget, UnsupportedSetting, placement,
+    self, Analysis, ConfigError, Diagnostic, ItemKind, LoadOptions, Production, RawSettings,
+    SettingTarget, UnsupportedSetting, placement,
 };
 use serde_json::{Map, Value, json};
 
@@ -138,12 +138,12 @@ fn raw_json(raw: &RawSettings) -> Value {
 
 /// Targets of an item: typed when resolved, else its raw `TargetConfigNames`.
 fn targets(item: &config::Item) -> Vec<String> {
-    match item.settings {
-        ItemSettings::Unresolved => item
+    match &item.settings {
+        None => item
             .raw_value(SettingTarget::Host, "TargetConfigNames")
             .map(|v| config::settings::split_list(v, false))
             .unwrap_or_default(),
-        ref resolved => resolved.targets().into_iter().map(str::to_owned).collect(),
+        Some(resolved) => resolved.targets().into_iter().map(str::to_owned).collect(),
     }
 }
 
@@ -322,19 +322,17 @@ fn print_plan(out: &mut String, args: &CheckArgs, p: &Production) {
     }
     let enabled = || p.items.iter().filter(|i| i.enabled);
     let listening: Vec<String> = enabled()
-        .filter_map(|i| match &i.settings {
-            ItemSettings::Hl7TcpService(s) if s.port != 0 => {
-                let which = if s.local_interface.is_unspecified() {
-                    "every interface"
-                } else {
-                    "LocalInterface"
-                };
-                Some(format!(
-                    "{}:{} ({}, {which})",
-                    s.local_interface, s.port, i.name
-                ))
+        .filter_map(|i| {
+            let at = i.listens()?.address;
+            if at.port() == 0 {
+                return None;
             }
-            _ => None,
+            let which = if at.ip().is_unspecified() {
+                "every interface"
+            } else {
+                "LocalInterface"
+            };
+            Some(format!("{}:{} ({}, {which})", at.ip(), at.port(), i.name))
         })
         .collect();
     if !listening.is_empty() {
@@ -342,8 +340,7 @@ fn print_plan(out: &mut String, args: &CheckArgs, p: &Production) {
     }
     let connecting: Vec<String> = enabled()
         .filter_map(|i| {
-            i.settings
-                .connect_to()
+            i.connects_to()
                 .map(|(host, port)| format!("{host}:{port} ({})", i.name))
         })
         .collect();

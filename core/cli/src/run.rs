@@ -27,7 +27,6 @@ use hie_core::config::{Production, WalSync};
 use hie_core::engine::control::ItemCommand;
 use hie_core::engine::operator::HeldRequest;
 use hie_core::engine::options::{self, EngineOverrides, OptionsError};
-use hie_core::engine::plan::Role;
 use hie_core::engine::{EngineOptions, RunningEngine};
 use hie_core::envelope::ItemId;
 use serde_json::json;
@@ -243,10 +242,10 @@ fn print_ready(engine: &RunningEngine) {
     for item in &engine.plan().items {
         // A service disabled (in the production or by an operator) does not listen until
         // it is enabled.
-        if let Role::TcpService(plan) = &item.role
+        if let Some(listen) = item.listen
             && !engine.started_disabled(item.id)
         {
-            let _ = writeln!(out, "listening {} {}", item.name, plan.listen);
+            let _ = writeln!(out, "listening {} {listen}", item.name);
         }
     }
     let _ = writeln!(out, "ready");

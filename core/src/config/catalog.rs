@@ -637,6 +637,18 @@ pub fn specs(kind: &dyn HostKind) -> Vec<&'static SettingSpec> {
     out
 }
 
+/// The settings `kind` routes messages by: its supported host settings that name
+/// targets (`TargetConfigNames`, `BadMessageHandler`); the others that name items are
+/// recorded only. What [`Routes`](super::settings::Routes) is read from.
+pub fn routed_by(kind: &dyn HostKind) -> Vec<&'static str> {
+    specs(kind)
+        .into_iter()
+        .filter(|s| s.supported && s.target == SettingTarget::Host)
+        .filter(|s| matches!(s.ty, ValueType::Target | ValueType::Targets))
+        .map(|s| s.name)
+        .collect()
+}
+
 /// True when `value` is a valid IRIS HL7 framing.
 pub fn is_framing(value: &str) -> bool {
     const NAMED: &[&str] = &[

@@ -34,10 +34,9 @@ pub use model::{
     SourceLocation, WalSync,
 };
 pub use settings::{
-    AckMode, BatchHandling, CharsetValidation, CommonSettings, Framing, Hl7FileOperationSettings,
-    Hl7FileServiceSettings, Hl7TcpOperationSettings, Hl7TcpServiceSettings, ItemSettings,
-    OverflowStrategy, RETRY_INTERVAL_MIN_S, ReplyCodeActions, RestartPolicy, RestartWhen,
-    RouterSettings, StayConnected, Timeout,
+    AckMode, BatchHandling, CharsetValidation, CommonSettings, Framing, ItemSettings, KindSettings,
+    OverflowStrategy, RETRY_INTERVAL_MIN_S, ReplyCodeActions, RestartPolicy, RestartWhen, Routes,
+    StayConnected, Timeout,
 };
 pub use validate::{Findings, Placement, placement};
 

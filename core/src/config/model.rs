@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::settings::ItemSettings;
+use crate::items::kind::{HostKind, Listening};
 
 /// Default WAL segment size: 64 MiB.
 pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
@@ -82,7 +83,7 @@ impl Production {
         let mut copy = self.clone();
         for item in &mut copy.items {
             item.source = SourceLocation::default();
-            item.settings = ItemSettings::Unresolved;
+            item.settings = None;
         }
         copy
     }
@@ -281,9 +282,9 @@ pub struct Item {
     pub host_settings: RawSettings,
     /// Where the `<Item>` (or TOML `[[item]]`) was written.
     pub source: SourceLocation,
-    /// Typed settings, set by validation; [`ItemSettings::Unresolved`] before it, and for
-    /// items hie does not run.
-    pub settings: ItemSettings,
+    /// Typed settings, set by validation; `None` before it, and for items hie does not
+    /// run.
+    pub settings: Option<ItemSettings>,
 }
 
 impl Item {
@@ -304,7 +305,7 @@ impl Item {
             adapter_settings: RawSettings::new(),
             host_settings: RawSettings::new(),
             source: SourceLocation::default(),
-            settings: ItemSettings::Unresolved,
+            settings: None,
         }
     }
 
@@ -319,6 +320,24 @@ impl Item {
     /// The raw value of setting `name` of `target`, if written.
     pub fn raw_value(&self, target: SettingTarget, name: &str) -> Option<&str> {
         self.raw(target).get(name).map(|v| v.value.as_str())
+    }
+
+    /// Its kind (`items::kinds`) and typed settings, once validation resolved them.
+    pub fn resolved(&self) -> Option<(&'static dyn HostKind, &ItemSettings)> {
+        self.settings.as_ref().map(|s| (s.host, s))
+    }
+
+    /// Where it listens, if its kind listens on TCP ([`HostKind::listens`]).
+    pub fn listens(&self) -> Option<Listening> {
+        let (kind, settings) = self.resolved()?;
+        kind.listens(settings)
+    }
+
+    /// The host and port it connects to, if its kind connects out over TCP
+    /// ([`HostKind::connects_to`]).
+    pub fn connects_to(&self) -> Option<(&str, u16)> {
+        let (kind, settings) = self.resolved()?;
+        kind.connects_to(settings)
     }
 }
 

@@ -8,10 +8,9 @@
 //!   error on an enabled item: its messages would be stranded.
 //! - A routing cycle (a router that targets itself, or any loop of items) is an error when
 //!   every item on it is enabled (one message would go round for ever), a warning otherwise.
-//! - A router routes by its `BusinessRuleName` in IRIS; hie does not run rules yet, so an
-//!   enabled router with one is an error (it would route nothing), and so is a router with
-//!   neither `BusinessRuleName` nor hie's `TargetConfigNames`. On a disabled router both
-//!   are warnings.
+//! - The settings an item routes by are its kind's ([`catalog::routed_by`]); what a kind
+//!   requires of its own routes (a router's `BusinessRuleName`) is its kind's check
+//!   (`items::kinds`, run by [`super::startup`]).
 //!
 //! Cost: linear in items and targets. Names are looked up in one map built here, and the
 //! cycle search visits each item and each target once (an iterative depth-first search,
@@ -20,8 +19,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::catalog;
 use super::model::{Item, ItemKind, Production};
-use super::settings::{self, ItemSettings};
+use super::settings;
 use super::validate::Findings;
 
 /// Settings whose value names other items.
@@ -43,7 +43,6 @@ const CYCLES_REPORTED_MAX: usize = 100;
 pub fn check(production: &Production, file: &Path, f: &mut Findings) {
     let index = name_index(production);
     check_targets(production, &index, file, f);
-    check_routers(production, file, f);
     check_cycles(production, &index, file, f);
 }
 
@@ -56,13 +55,11 @@ fn name_index(production: &Production) -> HashMap<&str, usize> {
     index
 }
 
-/// Settings of `item` that the engine routes messages by (the others are recorded only).
-fn routed_by(item: &Item) -> &'static [&'static str] {
-    match item.settings {
-        ItemSettings::Hl7TcpService(_) | ItemSettings::Hl7FileService(_) => &["TargetConfigNames"],
-        ItemSettings::Router(_) => &["TargetConfigNames", "BadMessageHandler"],
-        _ => &[],
-    }
+/// Settings of `item` that the engine routes messages by (the others are recorded only):
+/// its kind's ([`catalog::routed_by`]), none for an item hie does not run.
+fn routed_by(item: &Item) -> Vec<&'static str> {
+    item.resolved()
+        .map_or_else(Vec::new, |(kind, _)| catalog::routed_by(kind))
 }
 
 fn check_targets(
@@ -72,11 +69,12 @@ fn check_targets(
     f: &mut Findings,
 ) {
     for item in &production.items {
+        let routed_by = routed_by(item);
         for setting in TARGET_SETTINGS {
             let Some(raw) = item.host_settings.get(*setting) else {
                 continue;
             };
-            let routed = routed_by(item).contains(setting);
+            let routed = routed_by.contains(setting);
             for target in settings::split_list(&raw.value, false) {
                 let Some(&t) = index.get(target.as_str()) else {
                     let message =
@@ -100,42 +98,6 @@ fn check_targets(
                     f.warn(file, raw.line, Some(&item.name), message);
                 }
             }
-        }
-    }
-}
-
-fn check_routers(production: &Production, file: &Path, f: &mut Findings) {
-    for item in &production.items {
-        let ItemSettings::Router(router) = &item.settings else {
-            continue;
-        };
-        let message = if !router.business_rule_name.trim().is_empty() {
-            let line = item
-                .host_settings
-                .get("BusinessRuleName")
-                .map_or(item.source.line, |v| v.line);
-            let m = format!(
-                "BusinessRuleName {:?}: hie does not run business rules yet, so this router \
-                 would route nothing; remove BusinessRuleName and list where every message \
-                 goes in TargetConfigNames",
-                router.business_rule_name
-            );
-            (line, m)
-        } else if router.targets.is_empty() && router.bad_message_handler.is_none() {
-            // With a BadMessageHandler every message goes there (no target takes it):
-            // routed somewhere an operator sees, so not an error.
-            let m = "router has neither BusinessRuleName nor TargetConfigNames (nor a \
-                     BadMessageHandler): it would complete every message with no target"
-                .to_owned();
-            (item.source.line, m)
-        } else {
-            continue;
-        };
-        let (line, message) = message;
-        if item.enabled {
-            f.error(file, line, Some(&item.name), message);
-        } else {
-            f.warn(file, line, Some(&item.name), message);
         }
     }
 }

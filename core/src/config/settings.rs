@@ -1,8 +1,10 @@
 //! Typed item settings: what the engine reads instead of strings.
 //!
-//! [`resolve`] turns an item's raw IRIS settings into one [`ItemSettings`] variant per
-//! kind of item (`items::kinds`), with the catalog's IRIS defaults applied, and reports every
-//! bad value as a diagnostic at the line of its `<Setting>`.
+//! [`resolve`] turns an item's raw IRIS settings into its [`ItemSettings`]: what every
+//! item has ([`CommonSettings`], [`Routes`]) and its kind's own settings, a type of the
+//! kind's file (`items::kinds`) behind [`KindSettings`], with the catalog's IRIS defaults
+//! applied; it reports every bad value as a diagnostic at the line of its `<Setting>`.
+//! This module names no kind: the value types here are shared by several.
 //!
 //! Rules applied to raw values:
 //! - An empty value of a typed setting (integer, boolean, port, choice, framing, reply code
@@ -14,8 +16,11 @@
 //! - `ReplyCodeActions` is parsed by [`crate::reply_code_actions::ReplyCodeActions`], the
 //!   same parser the operations evaluate replies with (its module documents the grammar).
 
+use std::any::Any;
+use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Diagnostic;
@@ -26,59 +31,82 @@ use super::model::{Item, SettingTarget};
 use crate::items::kind::HostKind;
 use crate::priority::{self, QueueOrder};
 
-/// Typed settings of one item, by kind (`items::kinds`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ItemSettings {
-    /// Not resolved: before validation, or an item hie does not run (unknown class).
-    Unresolved,
-    /// `EnsLib.HL7.Service.TCPService`.
-    Hl7TcpService(Hl7TcpServiceSettings),
-    /// `EnsLib.HL7.Service.FileService`.
-    Hl7FileService(Hl7FileServiceSettings),
-    /// HL7 and generic routers.
-    Router(RouterSettings),
-    /// `EnsLib.HL7.Operation.TCPOperation`.
-    Hl7TcpOperation(Hl7TcpOperationSettings),
-    /// `EnsLib.HL7.Operation.FileOperation`.
-    Hl7FileOperation(Hl7FileOperationSettings),
+/// Typed settings of one item: the kind that resolved them, what every item has
+/// ([`CommonSettings`], [`Routes`]) and its kind's own, which only its kind
+/// (`items::kinds`) reads ([`ItemSettings::of`]). Everything after validation reaches the
+/// item's kind through [`ItemSettings::host`], not through a list of kinds.
+#[derive(Debug, Clone)]
+pub struct ItemSettings {
+    /// The kind of the item's class, which resolved these settings.
+    pub host: &'static dyn HostKind,
+    /// Settings every host has.
+    pub common: CommonSettings,
+    /// Where it sends messages by configuration.
+    pub routes: Routes,
+    /// Its kind's own settings (a type of its kind's file).
+    pub own: Arc<dyn KindSettings>,
 }
 
 impl ItemSettings {
-    /// Settings every host has; `None` when unresolved.
-    pub fn common(&self) -> Option<&CommonSettings> {
-        match self {
-            ItemSettings::Unresolved => None,
-            ItemSettings::Hl7TcpService(s) => Some(&s.common),
-            ItemSettings::Hl7FileService(s) => Some(&s.common),
-            ItemSettings::Router(s) => Some(&s.common),
-            ItemSettings::Hl7TcpOperation(s) => Some(&s.common),
-            ItemSettings::Hl7FileOperation(s) => Some(&s.common),
-        }
+    /// Its kind's own settings as `T`; `None` when they are of another type.
+    pub fn of<T: KindSettings>(&self) -> Option<&T> {
+        // `*self.own`: the settings, not their `Arc` (which is `KindSettings` too).
+        (*self.own).as_any().downcast_ref()
     }
 
     /// Items this one sends to by configuration (TargetConfigNames, BadMessageHandler).
-    /// (hie runs no business rules: a router with `BusinessRuleName` does not validate.)
     pub fn targets(&self) -> Vec<&str> {
-        match self {
-            ItemSettings::Hl7TcpService(s) => s.targets.iter().map(String::as_str).collect(),
-            ItemSettings::Hl7FileService(s) => s.targets.iter().map(String::as_str).collect(),
-            ItemSettings::Router(s) => s
-                .targets
-                .iter()
-                .map(String::as_str)
-                .chain(s.bad_message_handler.as_deref())
-                .collect(),
-            _ => Vec::new(),
-        }
+        let r = &self.routes;
+        r.targets
+            .iter()
+            .map(String::as_str)
+            .chain(r.bad_message_handler.as_deref())
+            .collect()
+    }
+}
+
+impl PartialEq for ItemSettings {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::addr_eq(self.host, other.host)
+            && self.common == other.common
+            && self.routes == other.routes
+            && (*self.own).eq_dyn((*other.own).as_any())
+    }
+}
+
+impl Eq for ItemSettings {}
+
+/// A kind's own typed settings (one type per kind, in its file): any type that is
+/// `Debug`, `PartialEq`, `Send` and `Sync` is one.
+pub trait KindSettings: Any + fmt::Debug + Send + Sync {
+    /// Itself, to downcast.
+    fn as_any(&self) -> &dyn Any;
+    /// True when `other` is of its type and equal.
+    fn eq_dyn(&self, other: &dyn Any) -> bool;
+}
+
+impl<T: Any + fmt::Debug + PartialEq + Send + Sync> KindSettings for T {
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 
-    /// The host and port this item connects to, if it is a TCP client.
-    pub fn connect_to(&self) -> Option<(&str, u16)> {
-        match self {
-            ItemSettings::Hl7TcpOperation(s) => Some((s.ip_address.as_str(), s.port)),
-            _ => None,
-        }
+    fn eq_dyn(&self, other: &dyn Any) -> bool {
+        other.downcast_ref::<T>() == Some(self)
     }
+}
+
+/// Where an item sends messages by configuration: the settings the engine routes by,
+/// read for the kinds whose catalog supports them ([`catalog::routed_by`]); empty for the
+/// others.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes {
+    /// `TargetConfigNames` (services; routers: where a router without
+    /// `BusinessRuleName` forwards every message).
+    pub targets: Vec<String>,
+    /// `BadMessageHandler` (routers): where a message goes that no target takes.
+    pub bad_message_handler: Option<String>,
+    /// `AlertOnBadMessage` (routers): alert when no target takes a message.
+    pub alert_on_bad_message: bool,
 }
 
 /// What a full queue does (hie setting `Overflow`).
@@ -294,119 +322,6 @@ impl Framing {
     }
 }
 
-/// `EnsLib.HL7.Service.TCPService`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hl7TcpServiceSettings {
-    /// Every host's settings.
-    pub common: CommonSettings,
-    /// `Port` (required).
-    pub port: u16,
-    /// `TargetConfigNames`.
-    pub targets: Vec<String>,
-    /// `AckMode`, default `Immed`.
-    pub ack_mode: AckMode,
-    /// `ReadTimeout` seconds, default 5.
-    pub read_timeout_s: u32,
-    /// `StayConnected`, default forever.
-    pub stay_connected: StayConnected,
-    /// hie `MaxConnections`, default 4096.
-    pub max_connections: u32,
-    /// hie `MaxConnectionsPerPeer`, default 256.
-    pub max_connections_per_peer: u32,
-    /// hie `MaxMessageSize` in bytes, default 64 MiB.
-    pub max_message_size: u32,
-    /// `BatchHandling`, default `1Session`.
-    pub batch_handling: BatchHandling,
-    /// hie `CharsetValidation`, default `Declared`.
-    pub charset_validation: CharsetValidation,
-    /// `LocalInterface`: the address to listen on, default every interface (0.0.0.0).
-    pub local_interface: IpAddr,
-}
-
-/// `EnsLib.HL7.Service.FileService`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hl7FileServiceSettings {
-    /// Every host's settings.
-    pub common: CommonSettings,
-    /// `FilePath` (required).
-    pub file_path: String,
-    /// `FileSpec`, default `*`.
-    pub file_spec: String,
-    /// `ArchivePath`: `None` deletes processed files.
-    pub archive_path: Option<String>,
-    /// `CallInterval` seconds between polls, default 5.
-    pub call_interval_s: u32,
-    /// `TargetConfigNames`.
-    pub targets: Vec<String>,
-    /// `BatchHandling`, default `1Session`.
-    pub batch_handling: BatchHandling,
-    /// hie `CharsetValidation`, default `Declared`.
-    pub charset_validation: CharsetValidation,
-}
-
-/// HL7 and generic routers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouterSettings {
-    /// Every host's settings.
-    pub common: CommonSettings,
-    /// `BusinessRuleName`: the rule class. hie does not run rules yet, so validation
-    /// refuses an enabled router that has one.
-    pub business_rule_name: String,
-    /// `BadMessageHandler`.
-    pub bad_message_handler: Option<String>,
-    /// hie `TargetConfigNames`: where a router without `BusinessRuleName` forwards every
-    /// message.
-    pub targets: Vec<String>,
-    /// `AlertOnBadMessage`: alert when no target takes a message.
-    pub alert_on_bad_message: bool,
-}
-
-/// `EnsLib.HL7.Operation.TCPOperation`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hl7TcpOperationSettings {
-    /// Every host's settings.
-    pub common: CommonSettings,
-    /// `IPAddress` (required); a leading `!` means "wait for the peer to connect".
-    pub ip_address: String,
-    /// `Port` (required).
-    pub port: u16,
-    /// `ConnectTimeout` seconds, default 5.
-    pub connect_timeout_s: u32,
-    /// `ReconnectRetry`, default 5.
-    pub reconnect_retry: u32,
-    /// `StayConnected`, default forever.
-    pub stay_connected: StayConnected,
-    /// `ResponseTimeout`, default 30 s.
-    pub response_timeout: Timeout,
-    /// `GetReply`, default true.
-    pub get_reply: bool,
-    /// `RetryInterval` seconds, default 5, at least [`RETRY_INTERVAL_MIN_S`].
-    pub retry_interval_s: u32,
-    /// `FailureTimeout`, default 15 s.
-    pub failure_timeout: Timeout,
-    /// `ReplyCodeActions`, default `:?R=RF,:?E=S,:~=S,:?A=C,:*=S,:I?=W,:T?=C`.
-    pub reply_code_actions: ReplyCodeActions,
-}
-
-/// `EnsLib.HL7.Operation.FileOperation`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hl7FileOperationSettings {
-    /// Every host's settings.
-    pub common: CommonSettings,
-    /// `FilePath` (required).
-    pub file_path: String,
-    /// `Filename`, default `%f_%Q`.
-    pub filename: String,
-    /// `Overwrite`, default false (append).
-    pub overwrite: bool,
-    /// `RetryInterval` seconds, default 5, at least [`RETRY_INTERVAL_MIN_S`].
-    pub retry_interval_s: u32,
-    /// `FailureTimeout`, default 15 s.
-    pub failure_timeout: Timeout,
-    /// `Framing`: what ends each message in the file, default `AsciiLF`.
-    pub framing: Framing,
-}
-
 pub use crate::reply_code_actions::ReplyCodeActions;
 
 /// Smallest `RetryInterval` hie waits between attempts, in seconds: IRIS accepts 0, which
@@ -493,7 +408,7 @@ pub fn split_list(value: &str, semicolons: bool) -> Vec<String> {
 #[derive(Debug)]
 pub struct Reader<'a> {
     item: &'a Item,
-    kind: &'a dyn HostKind,
+    kind: &'static dyn HostKind,
     file: &'a Path,
     errors: &'a mut Vec<Diagnostic>,
 }
@@ -544,7 +459,7 @@ impl Reader<'_> {
         }
     }
 
-    pub(crate) fn int(&mut self, target: SettingTarget, name: &str) -> i64 {
+    pub fn int(&mut self, target: SettingTarget, name: &str) -> i64 {
         let (min, max) = match catalog::spec(self.kind, target, name).map(|s| s.ty) {
             Some(ValueType::Int { min, max }) => (min, max),
             _ => (i64::MIN, i64::MAX),
@@ -552,18 +467,18 @@ impl Reader<'_> {
         self.parsed(target, name, |v| parse_int(v, min, max), min.max(0))
     }
 
-    pub(crate) fn u32(&mut self, target: SettingTarget, name: &str) -> u32 {
+    pub fn u32(&mut self, target: SettingTarget, name: &str) -> u32 {
         u32::try_from(self.int(target, name)).unwrap_or(0)
     }
 
-    pub(crate) fn timeout(&mut self, target: SettingTarget, name: &str) -> Timeout {
+    pub fn timeout(&mut self, target: SettingTarget, name: &str) -> Timeout {
         match self.int(target, name) {
             n if n < 0 => Timeout::Forever,
             n => Timeout::Seconds(u32::try_from(n).unwrap_or(u32::MAX)),
         }
     }
 
-    pub(crate) fn stay_connected(&mut self, target: SettingTarget) -> StayConnected {
+    pub fn stay_connected(&mut self, target: SettingTarget) -> StayConnected {
         match self.int(target, "StayConnected") {
             n if n < 0 => StayConnected::Forever,
             0 => StayConnected::AfterEachMessage,
@@ -571,11 +486,11 @@ impl Reader<'_> {
         }
     }
 
-    pub(crate) fn bool(&mut self, target: SettingTarget, name: &str) -> bool {
+    pub fn bool(&mut self, target: SettingTarget, name: &str) -> bool {
         self.parsed(target, name, parse_bool, false)
     }
 
-    pub(crate) fn port(&mut self, target: SettingTarget, name: &str) -> u16 {
+    pub fn port(&mut self, target: SettingTarget, name: &str) -> u16 {
         let (value, _) = self.text(target, name);
         if value.is_empty() {
             // Missing required values are reported once, by the required-settings check.
@@ -584,26 +499,21 @@ impl Reader<'_> {
         self.parsed(target, name, parse_port, 0)
     }
 
-    pub(crate) fn string(&mut self, target: SettingTarget, name: &str) -> String {
+    pub fn string(&mut self, target: SettingTarget, name: &str) -> String {
         self.text(target, name).0
     }
 
-    pub(crate) fn optional(&mut self, target: SettingTarget, name: &str) -> Option<String> {
+    pub fn optional(&mut self, target: SettingTarget, name: &str) -> Option<String> {
         Some(self.string(target, name)).filter(|s| !s.is_empty())
     }
 
-    pub(crate) fn list(
-        &mut self,
-        target: SettingTarget,
-        name: &str,
-        semicolons: bool,
-    ) -> Vec<String> {
+    pub fn list(&mut self, target: SettingTarget, name: &str, semicolons: bool) -> Vec<String> {
         split_list(&self.string(target, name), semicolons)
     }
 
     /// `Framing` of an item that writes messages: one hie can write (see
     /// [`Framing::terminates_output`]).
-    pub(crate) fn output_framing(&mut self) -> Framing {
+    pub fn output_framing(&mut self) -> Framing {
         self.parsed(
             SettingTarget::Host,
             "Framing",
@@ -620,14 +530,14 @@ impl Reader<'_> {
     }
 
     /// `RetryInterval`, raised to [`RETRY_INTERVAL_MIN_S`] (validation warns when it is).
-    pub(crate) fn retry_interval(&mut self) -> u32 {
+    pub fn retry_interval(&mut self) -> u32 {
         self.u32(SettingTarget::Host, "RetryInterval")
             .max(RETRY_INTERVAL_MIN_S)
     }
 
     /// `LocalInterface` of a listening adapter: its first word is the IP address (IRIS
     /// writes the interface name after it); empty means every interface.
-    pub(crate) fn local_interface(&mut self) -> IpAddr {
+    pub fn local_interface(&mut self) -> IpAddr {
         let any = IpAddr::from([0, 0, 0, 0]);
         self.parsed(
             SettingTarget::Adapter,
@@ -642,7 +552,7 @@ impl Reader<'_> {
         )
     }
 
-    pub(crate) fn reply_code_actions(&mut self) -> ReplyCodeActions {
+    pub fn reply_code_actions(&mut self) -> ReplyCodeActions {
         self.parsed(
             SettingTarget::Host,
             "ReplyCodeActions",
@@ -651,7 +561,46 @@ impl Reader<'_> {
         )
     }
 
-    pub(crate) fn common(&mut self) -> CommonSettings {
+    /// An item's typed settings: [`Reader::common`], then [`Reader::routes`], then its
+    /// kind's own, as `read` reads them (in this order, so diagnostics follow it).
+    pub fn settings<T: KindSettings>(&mut self, read: impl FnOnce(&mut Self) -> T) -> ItemSettings {
+        let common = self.common();
+        let routes = self.routes();
+        let own = Arc::new(read(self));
+        ItemSettings {
+            host: self.kind,
+            common,
+            routes,
+            own,
+        }
+    }
+
+    /// The settings the engine routes by, for the kinds whose catalog supports them.
+    pub fn routes(&mut self) -> Routes {
+        let h = SettingTarget::Host;
+        let routed = catalog::routed_by(self.kind);
+        let supported =
+            |r: &Self, name| catalog::spec(r.kind, h, name).is_some_and(|s| s.supported);
+        let targets = if routed.contains(&"TargetConfigNames") {
+            self.list(h, "TargetConfigNames", false)
+        } else {
+            Vec::new()
+        };
+        let bad_message_handler = if routed.contains(&"BadMessageHandler") {
+            self.optional(h, "BadMessageHandler")
+        } else {
+            None
+        };
+        Routes {
+            targets,
+            bad_message_handler,
+            alert_on_bad_message: supported(self, "AlertOnBadMessage")
+                && self.bool(h, "AlertOnBadMessage"),
+        }
+    }
+
+    /// Settings every host has.
+    pub fn common(&mut self) -> CommonSettings {
         let h = SettingTarget::Host;
         let (queue_size, overflow) = self.queue_bound();
         CommonSettings {
@@ -763,7 +712,7 @@ impl Reader<'_> {
             .is_some_and(|spec| check_value(spec, &value).is_err())
     }
 
-    pub(crate) fn ack_mode(&mut self) -> AckMode {
+    pub fn ack_mode(&mut self) -> AckMode {
         self.parsed(
             SettingTarget::Host,
             "AckMode",
@@ -781,7 +730,7 @@ impl Reader<'_> {
 }
 
 impl Reader<'_> {
-    pub(crate) fn batch_handling(&mut self) -> BatchHandling {
+    pub fn batch_handling(&mut self) -> BatchHandling {
         self.parsed(
             SettingTarget::Host,
             "BatchHandling",
@@ -796,7 +745,7 @@ impl Reader<'_> {
         )
     }
 
-    pub(crate) fn charset_validation(&mut self) -> CharsetValidation {
+    pub fn charset_validation(&mut self) -> CharsetValidation {
         self.parsed(
             SettingTarget::Host,
             "CharsetValidation",
@@ -820,7 +769,7 @@ fn is_textual(ty: ValueType) -> bool {
 /// fall back to safe values), but a production with errors must not run.
 pub fn resolve(
     item: &Item,
-    kind: &dyn HostKind,
+    kind: &'static dyn HostKind,
     file: &Path,
     errors: &mut Vec<Diagnostic>,
 ) -> ItemSettings {
@@ -834,18 +783,27 @@ pub fn resolve(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::model::SettingValue;
     use crate::items::kinds;
+    use crate::items::kinds::hl7_file_service::Hl7FileServiceSettings;
+    use crate::items::kinds::hl7_tcp_service::Hl7TcpServiceSettings;
 
-    /// `item`'s settings resolved by the kind of its class.
-    fn resolve_by_class(item: &Item, errors: &mut Vec<Diagnostic>) -> ItemSettings {
+    /// The kind's own settings of `resolved` as `T`, with its diagnostics.
+    fn of<T: KindSettings + Clone>(
+        (resolved, errors): (ItemSettings, Vec<Diagnostic>),
+    ) -> (Option<T>, Vec<Diagnostic>) {
+        (resolved.of::<T>().cloned(), errors)
+    }
+
+    /// `item`'s settings resolved by the kind of its class (the kinds' tests use it too).
+    pub(crate) fn resolve_by_class(item: &Item, errors: &mut Vec<Diagnostic>) -> ItemSettings {
         let kind = kinds::kind_of_class(&item.class).expect("a class hie runs");
         resolve(item, kind, Path::new("p"), errors)
     }
 
-    fn item_with(class: &str, settings: &[(SettingTarget, &str, &str)]) -> Item {
+    pub(crate) fn item_with(class: &str, settings: &[(SettingTarget, &str, &str)]) -> Item {
         let mut item = Item::new("X", class);
         for (i, (target, name, value)) in settings.iter().enumerate() {
             let raw = SettingValue {
@@ -858,33 +816,6 @@ mod tests {
             };
         }
         item
-    }
-
-    #[test]
-    fn tcp_operation_defaults_are_the_iris_defaults() {
-        let item = item_with(
-            "EnsLib.HL7.Operation.TCPOperation",
-            &[
-                (SettingTarget::Adapter, "IPAddress", "10.0.0.1"),
-                (SettingTarget::Adapter, "Port", "6661"),
-            ],
-        );
-        let mut errors = Vec::new();
-        let ItemSettings::Hl7TcpOperation(s) = resolve_by_class(&item, &mut errors) else {
-            panic!("wrong family");
-        };
-        assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(
-            (s.port, s.connect_timeout_s, s.reconnect_retry),
-            (6661, 5, 5)
-        );
-        assert_eq!(s.stay_connected, StayConnected::Forever);
-        assert_eq!(s.response_timeout, Timeout::Seconds(30));
-        assert_eq!(s.failure_timeout, Timeout::Seconds(15));
-        assert_eq!(s.retry_interval_s, 5);
-        assert_eq!(s.reply_code_actions, ReplyCodeActions::default());
-        assert_eq!(s.common.overflow, OverflowStrategy::Block);
-        assert_eq!(s.common.queue_size, 10_000);
     }
 
     #[test]
@@ -911,27 +842,6 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_reply_code_actions_value_is_reported_at_its_line() {
-        let item = item_with(
-            "EnsLib.HL7.Operation.TCPOperation",
-            &[
-                (SettingTarget::Adapter, "IPAddress", "h"),
-                (SettingTarget::Adapter, "Port", "6661"),
-                (SettingTarget::Host, "ReplyCodeActions", ":?R=Q"),
-            ],
-        );
-        let mut errors = Vec::new();
-        resolve_by_class(&item, &mut errors);
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].line, 12);
-        assert!(
-            errors[0].message.contains("ReplyCodeActions"),
-            "{}",
-            errors[0].message
-        );
-    }
-
-    #[test]
     fn framing_parses_byte_forms() {
         assert_eq!(
             Framing::parse("Ascii115/101"),
@@ -945,92 +855,6 @@ mod tests {
             Some(Framing::MllpBytes { start: 11, end: 28 })
         );
         assert_eq!(Framing::parse("Fast"), None);
-    }
-
-    #[test]
-    fn empty_typed_value_means_default_but_empty_text_stays_empty() {
-        let item = item_with(
-            "EnsLib.HL7.Service.TCPService",
-            &[
-                (SettingTarget::Adapter, "Port", "2575"),
-                (SettingTarget::Host, "AckMode", ""),
-                (SettingTarget::Adapter, "LocalInterface", ""),
-            ],
-        );
-        let mut errors = Vec::new();
-        let ItemSettings::Hl7TcpService(s) = resolve_by_class(&item, &mut errors) else {
-            panic!("wrong family");
-        };
-        assert!(errors.is_empty());
-        assert_eq!(s.ack_mode, AckMode::Immediate);
-        assert_eq!(s.local_interface, IpAddr::from([0, 0, 0, 0]));
-    }
-
-    #[test]
-    fn local_interface_is_the_first_word_and_anything_else_is_an_error_at_its_line() {
-        let service = |value: &str| {
-            let item = item_with(
-                "EnsLib.HL7.Service.TCPService",
-                &[
-                    (SettingTarget::Adapter, "Port", "2575"),
-                    (SettingTarget::Adapter, "LocalInterface", value),
-                ],
-            );
-            let mut errors = Vec::new();
-            let ItemSettings::Hl7TcpService(s) = resolve_by_class(&item, &mut errors) else {
-                panic!("wrong family");
-            };
-            (s.local_interface, errors)
-        };
-        let (ip, errors) = service("127.0.0.1 (lo)");
-        assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(ip, IpAddr::from([127, 0, 0, 1]));
-        let (_, errors) = service("eth0");
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].line, 11);
-        assert!(errors[0].message.contains("LocalInterface"));
-    }
-
-    #[test]
-    fn retry_interval_below_the_minimum_is_raised_to_it() {
-        let item = item_with(
-            "EnsLib.HL7.Operation.FileOperation",
-            &[
-                (SettingTarget::Adapter, "FilePath", "/tmp/x"),
-                (SettingTarget::Host, "RetryInterval", "0"),
-            ],
-        );
-        let mut errors = Vec::new();
-        let ItemSettings::Hl7FileOperation(s) = resolve_by_class(&item, &mut errors) else {
-            panic!("wrong family");
-        };
-        assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(s.retry_interval_s, RETRY_INTERVAL_MIN_S);
-        assert_eq!(s.framing, Framing::AsciiLf);
-    }
-
-    #[test]
-    fn a_file_operation_takes_only_framings_it_can_write() {
-        for (value, ok) in [
-            ("None", true),
-            ("AsciiCRLF", true),
-            ("Ascii28/13", true),
-            ("MLLP", true),
-            ("Flexible", false),
-            ("MsgEnvelope", false),
-            ("LLP", false),
-        ] {
-            let item = item_with(
-                "EnsLib.HL7.Operation.FileOperation",
-                &[
-                    (SettingTarget::Adapter, "FilePath", "/tmp/x"),
-                    (SettingTarget::Host, "Framing", value),
-                ],
-            );
-            let mut errors = Vec::new();
-            resolve_by_class(&item, &mut errors);
-            assert_eq!(errors.is_empty(), ok, "{value}: {errors:?}");
-        }
     }
 
     #[test]
@@ -1056,7 +880,8 @@ mod tests {
             ("Batch", BatchHandling::MultiSession),
             ("Indiv", BatchHandling::Individual),
         ] {
-            let (ItemSettings::Hl7TcpService(s), errors) = resolved(tcp, value, ("", "")) else {
+            let (Some(s), errors) = of::<Hl7TcpServiceSettings>(resolved(tcp, value, ("", "")))
+            else {
                 panic!("wrong family");
             };
             assert!(errors.is_empty(), "{value}: {errors:?}");
@@ -1064,15 +889,16 @@ mod tests {
             assert_eq!(s.charset_validation, CharsetValidation::Declared);
         }
         let file = "EnsLib.HL7.Service.FileService";
-        let (ItemSettings::Hl7FileService(s), errors) = resolved(file, "Whole", ("", "")) else {
+        let (Some(s), errors) = of::<Hl7FileServiceSettings>(resolved(file, "Whole", ("", "")))
+        else {
             panic!("wrong family");
         };
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(s.batch_handling, BatchHandling::Whole);
         let (_, errors) = resolved(file, "whole", ("", ""));
         assert_eq!(errors.len(), 1, "{errors:?}");
-        let (ItemSettings::Hl7FileService(s), errors) =
-            resolved(file, "Indiv", ("CharsetValidation", "Strict"))
+        let (Some(s), errors) =
+            of::<Hl7FileServiceSettings>(resolved(file, "Indiv", ("CharsetValidation", "Strict")))
         else {
             panic!("wrong family");
         };
@@ -1096,7 +922,7 @@ mod tests {
         let item = item_with("EnsLib.HL7.Operation.TCPOperation", &settings);
         let mut errors = Vec::new();
         let resolved = resolve_by_class(&item, &mut errors);
-        (resolved.common().expect("resolved").clone(), errors)
+        (resolved.common.clone(), errors)
     }
 
     #[test]
@@ -1186,7 +1012,7 @@ mod tests {
         let mut errors = Vec::new();
         let resolved = resolve_by_class(&item, &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(resolved.common().unwrap().queue_order, QueueOrder::Fifo);
+        assert_eq!(resolved.common.queue_order, QueueOrder::Fifo);
         assert!(
             catalog::spec(
                 &kinds::hl7_tcp_service::KIND,

@@ -12,9 +12,13 @@
 //!   enabled TCP operation.
 //! - `RetryInterval` below [`RETRY_INTERVAL_MIN_S`] would retry in a busy loop; hie waits
 //!   the minimum and warns.
+//! - A router with `BusinessRuleName` (hie does not run rules yet) would route nothing,
+//!   and one with neither it nor `TargetConfigNames` (nor a `BadMessageHandler`) would
+//!   complete every message with no target: errors on an enabled router.
 //! - A downstream host name is not resolved here: the operation resolves it each time it
 //!   connects (as IRIS does), so a name that does not resolve now never stops the other
-//!   items. `hie check` alone looks the names up ([`unresolved_hosts`]) and warns.
+//!   items. `hie check` alone looks the names up ([`unresolved_hosts`], each kind's
+//!   [`HostKind::connects_to`](crate::items::kind::HostKind::connects_to)) and warns.
 //!
 //! On a disabled item these problems are warnings: it does not run until enabled.
 
@@ -24,20 +28,16 @@ use std::path::Path;
 
 use super::Diagnostic;
 use super::model::{Item, Production, SettingTarget};
-use super::settings::{ItemSettings, RETRY_INTERVAL_MIN_S};
+use super::settings::RETRY_INTERVAL_MIN_S;
 use super::validate::Findings;
-use crate::items::kinds;
 
 /// Runs every check of this module: each running item's kind's
 /// [`HostKind::check`](crate::items::kind::HostKind::check).
 pub fn check(production: &Production, file: &Path, f: &mut Findings) {
     let mut checks = StartupChecks { file, f };
     for item in &production.items {
-        if matches!(item.settings, ItemSettings::Unresolved) {
-            continue;
-        }
-        if let Some(kind) = kinds::kind_of_class(&item.class) {
-            kind.check(item, &item.settings, &mut checks);
+        if let Some((kind, settings)) = item.resolved() {
+            kind.check(item, settings, &mut checks);
         }
     }
 }
@@ -58,6 +58,15 @@ impl StartupChecks<'_> {
             .raw(target)
             .get(setting)
             .map_or(item.source.line, |v| v.line);
+        self.report_at(item, line, message);
+    }
+
+    /// An error at the item's line on an enabled item, a warning on a disabled one.
+    pub fn report_item(&mut self, item: &Item, message: String) {
+        self.report_at(item, item.source.line, message);
+    }
+
+    fn report_at(&mut self, item: &Item, line: u32, message: String) {
         if item.enabled {
             self.f.error(self.file, line, Some(&item.name), message);
         } else {
@@ -91,22 +100,22 @@ impl StartupChecks<'_> {
     }
 }
 
-/// Warnings for the host names of enabled TCP operations that do not resolve now (each
+/// Warnings for the host names of enabled items that connect out that do not resolve now (each
 /// name looked up once, blocking: for `hie check`, never for a shard). The operation
 /// resolves its host each time it connects, so these are not errors.
 pub fn unresolved_hosts(production: &Production, file: &Path) -> Vec<Diagnostic> {
     let mut resolved: HashMap<(&str, u16), bool> = HashMap::new();
     let mut warnings = Vec::new();
     for item in production.items.iter().filter(|i| i.enabled) {
-        let ItemSettings::Hl7TcpOperation(s) = &item.settings else {
+        let Some((host, port)) = item.connects_to() else {
             continue;
         };
-        let host = s.ip_address.trim();
+        let host = host.trim();
         if host.is_empty() || host.starts_with('!') || host.parse::<IpAddr>().is_ok() {
             continue;
         }
-        let ok = *resolved.entry((host, s.port)).or_insert_with(|| {
-            (host, s.port)
+        let ok = *resolved.entry((host, port)).or_insert_with(|| {
+            (host, port)
                 .to_socket_addrs()
                 .is_ok_and(|mut a| a.next().is_some())
         });

@@ -29,10 +29,12 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use super::catalog;
+use super::model::Item;
 use super::model::{ItemKind, Production, SettingTarget};
-use super::settings::{self, ItemSettings};
+use super::settings;
 use super::{Diagnostic, LoadOptions, UnknownClass, UnsupportedSetting, routes, startup, suggest};
 use crate::items::kind::HostKind;
+use crate::items::kinds;
 
 /// Characters IRIS does not allow in a config item name.
 pub const NAME_FORBIDDEN: &[char] = &['|', ';', ',', ':', '[', '<', '>', '\\', '/', '&', '"'];
@@ -72,6 +74,20 @@ fn diag(file: &Path, line: u32, item: Option<&str>, message: String) -> Diagnost
 /// Validates `production` read from `file`, resolving each runnable item's typed settings
 /// and disabling items of unknown classes when `opts.allow_unknown`.
 pub fn validate(production: &mut Production, file: &Path, opts: &LoadOptions) -> Findings {
+    validate_with(production, file, opts, kinds::KINDS)
+}
+
+/// [`validate`] with the kinds of `registry` (hie's is [`kinds::KINDS`]): a class runs
+/// when a kind of `registry` names it, and each item's kind comes from there. Everything
+/// after reads the kind from the item's settings ([`ItemSettings::host`]).
+///
+/// [`ItemSettings::host`]: super::ItemSettings::host
+pub fn validate_with(
+    production: &mut Production,
+    file: &Path,
+    opts: &LoadOptions,
+    registry: &[&'static dyn HostKind],
+) -> Findings {
     let mut f = Findings::default();
     // An empty production name is reported by the readers, which know its line.
     check_names(production, file, &mut f);
@@ -82,7 +98,7 @@ pub fn validate(production: &mut Production, file: &Path, opts: &LoadOptions) ->
             continue;
         }
         let info = catalog::class_info(&item.class);
-        let Some(kind) = info.and_then(|info| info.runs) else {
+        let Some((kind, class)) = kinds::class_in(registry, &item.class) else {
             f.unknown_classes.push(UnknownClass {
                 item: item.name.clone(),
                 class: item.class.clone(),
@@ -106,9 +122,10 @@ pub fn validate(production: &mut Production, file: &Path, opts: &LoadOptions) ->
                     format!("{what}; use --allow-unknown to load the rest with this item disabled"),
                 );
             }
-            item.settings = ItemSettings::Unresolved;
+            item.settings = None;
             continue;
         };
+        item.kind = class.kind;
         check_raw_settings(item, kind, file, &mut f);
         if !item.schedule.trim().is_empty() {
             // hie runs enabled items all the time; a schedule is recorded, not followed.
@@ -126,7 +143,7 @@ pub fn validate(production: &mut Production, file: &Path, opts: &LoadOptions) ->
                 "Schedule is ignored: hie runs an enabled item all the time".into(),
             );
         }
-        item.settings = settings::resolve(item, kind, file, &mut f.errors);
+        item.settings = Some(settings::resolve(item, kind, file, &mut f.errors));
         check_queue_order(item, file, &mut f);
         if item.enabled && item.pool_size == 0 && item.kind != ItemKind::Process {
             f.warn(
@@ -281,8 +298,8 @@ fn check_queue_order(item: &super::model::Item, file: &Path, f: &mut Findings) {
     let fifo = item.kind != ItemKind::Service
         && item
             .settings
-            .common()
-            .is_some_and(|c| c.queue_order == crate::priority::QueueOrder::Fifo);
+            .as_ref()
+            .is_some_and(|s| s.common.queue_order == crate::priority::QueueOrder::Fifo);
     if fifo && !raw.value.trim().is_empty() {
         f.warn(
             file,
@@ -300,10 +317,10 @@ fn check_queue_order(item: &super::model::Item, file: &Path, f: &mut Findings) {
 fn check_ports(production: &Production, file: &Path, f: &mut Findings) {
     let mut listeners: HashMap<u16, Vec<(IpAddr, &str, u32)>> = HashMap::new();
     for item in production.items.iter().filter(|i| i.enabled) {
-        let ItemSettings::Hl7TcpService(s) = &item.settings else {
+        let Some(listening) = item.listens() else {
             continue;
         };
-        let (port, ip) = (s.port, s.local_interface);
+        let (port, ip) = (listening.address.port(), listening.address.ip());
         if port == 0 {
             continue;
         }
@@ -346,11 +363,11 @@ fn check_inbound_budget(production: &Production, file: &Path, f: &mut Findings) 
     let budget = production.engine.inbound_buffer_bytes_max;
     let share = budget / hie_net::PEER_SHARE_DIVISOR as u64;
     for item in production.items.iter().filter(|i| i.enabled) {
-        let ItemSettings::Hl7TcpService(s) = &item.settings else {
+        let Some(listening) = item.listens() else {
             continue;
         };
         // The read buffer holds the frame's three block bytes too.
-        if u64::from(s.max_message_size) + 3 > share {
+        if u64::from(listening.message_bytes_max) + 3 > share {
             let line = item
                 .adapter_settings
                 .get("MaxMessageSize")
@@ -362,7 +379,7 @@ fn check_inbound_budget(production: &Production, file: &Path, f: &mut Findings) 
                 format!(
                     "MaxMessageSize {} (+ 3 framing bytes) does not fit one sender's share \
                      ({share} bytes, 1/{}) of [engine] inbound_buffer_bytes_max {budget}",
-                    s.max_message_size,
+                    listening.message_bytes_max,
                     hie_net::PEER_SHARE_DIVISOR
                 ),
             );
@@ -380,8 +397,8 @@ pub struct Placement {
 }
 
 /// True when `item` runs at all: enabled, of a class hie runs.
-fn runs(item: &super::model::Item) -> bool {
-    item.enabled && !matches!(item.settings, ItemSettings::Unresolved)
+fn runs(item: &Item) -> bool {
+    item.enabled && item.settings.is_some()
 }
 
 /// The placement of every running item's instances over `shards` shards (`shards` ≥ 1; 0

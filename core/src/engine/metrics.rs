@@ -62,9 +62,9 @@ impl Stage {
     /// The stages an item of `role` records.
     pub fn of(role: &Role) -> &'static [Stage] {
         match role {
-            Role::TcpService(_) | Role::FileService(_) => &[Stage::Durable],
-            Role::Router => &[Stage::Routed],
-            Role::TcpOperation(_) | Role::FileOperation(_) => &[Stage::Delivered, Stage::RoundTrip],
+            Role::Service(_) => &[Stage::Durable],
+            Role::Router(_) => &[Stage::Routed],
+            Role::Operation(_) => &[Stage::Delivered, Stage::RoundTrip],
             Role::Inert(_) => &[],
         }
     }

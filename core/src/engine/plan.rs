@@ -18,78 +18,82 @@
 //! here does blocking work: a TCP operation's host name is resolved when it connects
 //! (`items::hl7_tcp_operation`), not here.
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{
-    self, Hl7FileOperationSettings, Hl7FileServiceSettings, Hl7TcpOperationSettings,
-    Hl7TcpServiceSettings, ItemKind, ItemSettings, OverflowStrategy, Production, RestartPolicy,
-    Timeout,
-};
+use crate::config::{self, ItemKind, OverflowStrategy, Production, RestartPolicy, Timeout};
 use crate::envelope::ItemId;
 use crate::items::kind::{HostKind, PlanContext};
-use crate::items::kinds;
 use crate::priority::QueueOrder;
 use crate::queue::Overflow;
-use crate::reply_code_actions::ReplyCodeActions;
 
 /// The queue bound used when an item's QueueSize is 0 (unset).
 pub const QUEUE_SIZE_DEFAULT: usize = 10_000;
 
-/// What an item does at run time.
+/// What an item does at run time, as the engine sees it: how it is placed and started,
+/// and whether it has a queue. What it does besides is its kind's plan data
+/// ([`HostKind::plan`]), which only its kind reads ([`Role::data`]).
 #[derive(Debug, Clone)]
 pub enum Role {
-    TcpService(TcpServicePlan),
-    FileService(FileServicePlan),
-    Router,
-    TcpOperation(TcpOperationPlan),
-    FileOperation(FileOperationPlan),
+    /// A business service: feeds queues, has none; started by its kind's
+    /// [`HostKind::start_service`], placed round robin.
+    Service(KindPlan),
+    /// A router: a queue and one instance on every shard (docs/adr/0001).
+    Router(KindPlan),
+    /// An operation: a queue per instance, placed round robin.
+    Operation(KindPlan),
     /// Loaded but not run; why, in words.
     Inert(String),
 }
 
 impl Role {
+    /// The role of an item of `kind` with plan data `data`; an item whose kind cannot be
+    /// told is inert.
+    pub fn new(kind: ItemKind, data: KindPlan) -> Role {
+        match kind {
+            ItemKind::Service => Role::Service(data),
+            ItemKind::Process => Role::Router(data),
+            ItemKind::Operation => Role::Operation(data),
+            ItemKind::Unknown => Role::Inert("its kind cannot be told".to_owned()),
+        }
+    }
+
     /// True for the roles whose instances take messages from a queue of their own (routers
     /// and operations); services feed queues, they have none.
     pub fn has_queue(&self) -> bool {
-        matches!(
-            self,
-            Role::Router | Role::TcpOperation(_) | Role::FileOperation(_)
-        )
+        matches!(self, Role::Router(_) | Role::Operation(_))
+    }
+
+    /// Its kind's plan data as `T`; `None` when inert or of another type.
+    pub fn data<T: PlanData>(&self) -> Option<&T> {
+        match self {
+            // `**d`: the data, not the `Arc` (which is `PlanData` too).
+            Role::Service(d) | Role::Router(d) | Role::Operation(d) => {
+                (**d).as_any().downcast_ref()
+            }
+            Role::Inert(_) => None,
+        }
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct TcpServicePlan {
-    pub settings: Hl7TcpServiceSettings,
-    pub listen: SocketAddr,
-    /// The service's connection table, shared by its instances on every shard.
-    pub connections: hie_net::ConnectionTable,
-    /// The process's inbound buffer budget, shared by every service.
-    pub inbound_budget: hie_net::InboundBudget,
+/// A kind's plan data, shared by the shards.
+pub type KindPlan = Arc<dyn PlanData>;
+
+/// A kind's plan data (one type per kind, in its file): any type that is `Debug`, `Send`
+/// and `Sync` is one.
+pub trait PlanData: Any + fmt::Debug + Send + Sync {
+    /// Itself, to downcast.
+    fn as_any(&self) -> &dyn Any;
 }
 
-#[derive(Debug, Clone)]
-pub struct FileServicePlan {
-    pub settings: Hl7FileServiceSettings,
-}
-
-#[derive(Debug, Clone)]
-pub struct TcpOperationPlan {
-    /// Its settings; `ip_address` and `port` say where it connects (resolved at connect).
-    pub settings: Hl7TcpOperationSettings,
-    pub reply_code_actions: ReplyCodeActions,
-    pub retry_interval: Duration,
-    /// `None`: retry forever (FailureTimeout -1).
-    pub failure_timeout: Option<Duration>,
-}
-
-#[derive(Debug, Clone)]
-pub struct FileOperationPlan {
-    pub settings: Hl7FileOperationSettings,
-    pub retry_interval: Duration,
-    pub failure_timeout: Option<Duration>,
+impl<T: Any + fmt::Debug + Send + Sync> PlanData for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 /// One item of the plan.
@@ -102,6 +106,9 @@ pub struct PlannedItem {
     /// The kind that runs it (`items::kinds`); `None` for a class hie does not run.
     pub host: Option<&'static dyn HostKind>,
     pub role: Role,
+    /// Where it listens, for a service that listens on TCP and runs
+    /// ([`HostKind::listens`]).
+    pub listen: Option<SocketAddr>,
     /// Shard of each instance (routers: every shard).
     pub shards: Vec<usize>,
     /// Enabled in the production; a disabled item starts `disabled` (see the module doc).
@@ -126,7 +133,7 @@ pub struct PlannedItem {
 impl PlannedItem {
     /// True for routers, which run on every shard.
     pub fn is_router(&self) -> bool {
-        matches!(self.role, Role::Router)
+        matches!(self.role, Role::Router(_))
     }
 
     /// The instance that takes messages of partition `partition` (routers: the one
@@ -212,15 +219,18 @@ impl Plan {
             inbound_budget: &budget,
         };
         for (index, item) in production.items.iter().enumerate() {
-            let host = kinds::kind_of_class(&item.class)
-                .filter(|_| !matches!(item.settings, ItemSettings::Unresolved));
-            let role = match host {
-                Some(kind) => kind.plan(&item.settings, &ctx),
+            let resolved = item.resolved();
+            let role = match resolved {
+                Some((kind, settings)) => match kind.plan(settings, &ctx) {
+                    Ok(data) => Role::new(item.kind, data),
+                    Err(why) => Role::Inert(why),
+                },
                 None => Role::Inert(format!("class {} is not run by hie", item.class)),
             };
+            let host = resolved.map(|(kind, _)| kind);
             let shards_of = match (&role, placed.get(&index)) {
                 (Role::Inert(_), _) => Vec::new(),
-                (Role::Router, _) => (0..shards).collect(),
+                (Role::Router(_), _) => (0..shards).collect(),
                 (_, Some(s)) => s.clone(),
                 (_, None) if !item.enabled => {
                     let n = item.pool_size as usize;
@@ -236,14 +246,15 @@ impl Plan {
             } else {
                 role
             };
-            let (targets, bad_message_handler) = match &item.settings {
-                ItemSettings::Router(s) => (
-                    s.targets.iter().map(|t| resolve(t)).collect(),
-                    s.bad_message_handler.as_deref().map(resolve),
-                ),
-                settings => (settings.targets().into_iter().map(resolve).collect(), None),
+            let listen = match (&role, resolved) {
+                (Role::Service(_), Some((kind, settings))) => {
+                    kind.listens(settings).map(|l| l.address)
+                }
+                _ => None,
             };
-            let common = item.settings.common();
+            let settings = item.settings.as_ref();
+            let routes = settings.map(|s| &s.routes);
+            let common = settings.map(|s| &s.common);
             items.push(PlannedItem {
                 id: index as ItemId,
                 name: item.name.clone(),
@@ -251,14 +262,15 @@ impl Plan {
                 kind: item.kind,
                 host,
                 role,
+                listen,
                 shards: shards_of,
                 enabled: item.enabled,
-                targets,
-                bad_message_handler,
-                alert_on_bad_message: matches!(
-                    &item.settings,
-                    ItemSettings::Router(s) if s.alert_on_bad_message
-                ),
+                targets: routes
+                    .map_or_else(Vec::new, |r| r.targets.iter().map(|t| resolve(t)).collect()),
+                bad_message_handler: routes
+                    .and_then(|r| r.bad_message_handler.as_deref())
+                    .map(resolve),
+                alert_on_bad_message: routes.is_some_and(|r| r.alert_on_bad_message),
                 queue_size: common
                     .map(|c| c.queue_size as usize)
                     .filter(|&n| n > 0)

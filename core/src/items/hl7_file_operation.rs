@@ -29,10 +29,10 @@ use std::time::Instant;
 
 use crate::config::Framing;
 use crate::engine::metrics::Stage;
-use crate::engine::plan::FileOperationPlan;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{Envelope, ItemId, OriginRecord};
 use crate::items::filename::{LocalTime, expand};
+use crate::items::kinds::hl7_file_operation::FileOperationPlan;
 use crate::items::{WorkerExit, alert, next_entry, requeue};
 use crate::queue::LocalQueue;
 

@@ -37,11 +37,11 @@ use hie_hl7::{Batch, Envelope, Message, ScanIndex};
 use crate::config::{BatchHandling, CharsetValidation};
 use crate::engine::control::ItemState;
 use crate::engine::ingest::envelope;
-use crate::engine::plan::FileServicePlan;
 use crate::engine::runtime::{Phase, Shard, partition_key};
 use crate::envelope::{ItemId, MessageId};
 use crate::items::filename::{LocalTime, expand};
 use crate::items::hl7_tcp_service::check_charset;
+use crate::items::kinds::hl7_file_service::FileServicePlan;
 
 /// How long a file must be left alone before it is read.
 pub const FILE_SETTLE: Duration = Duration::from_millis(250);

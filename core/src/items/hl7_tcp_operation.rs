@@ -30,10 +30,10 @@ use hie_net::{ClientConfig, MllpClient, NoReplyReason, ReplyOutcome, StayConnect
 use crate::config::{self, Timeout};
 use crate::engine::control::ItemState;
 use crate::engine::metrics::Stage;
-use crate::engine::plan::TcpOperationPlan;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{AppReply, Envelope, ItemId, OriginRecord};
 use crate::items::downstream_log::{Change, DownstreamLog};
+use crate::items::kinds::hl7_tcp_operation::TcpOperationPlan;
 use crate::items::mllp_reply::OutcomeFacts as _;
 use crate::items::{WorkerExit, alert, next_entry, requeue};
 use crate::queue::LocalQueue;

@@ -49,12 +49,13 @@ use std::sync::Arc;
 use hie_hl7::{AckCode, Batch, Envelope, ErrDetail, Message, Path, ScanError, ScanIndex};
 use hie_net::{ConnInfo, FrameHandler, Reply};
 
-use crate::config::{AckMode, BatchHandling, CharsetValidation, Hl7TcpServiceSettings};
+use crate::config::{AckMode, BatchHandling, CharsetValidation};
 use crate::engine::control::ItemState;
 use crate::engine::ingest::envelope;
 use crate::engine::ordered_acks::service_orders_acks;
 use crate::engine::runtime::{Phase, Shard, partition_key};
 use crate::envelope::{AppReply, ItemId, MessageId};
+use crate::items::kinds::hl7_tcp_service::Hl7TcpServiceSettings;
 
 pub use crate::engine::ordered_acks::ORDERED_ACK_WAIT_MAX;
 

@@ -1,10 +1,13 @@
 //! What defines one kind of item (a business host): the IRIS classes it runs, its setting
-//! groups (spec, default, range, doc line), how its raw settings become typed settings,
-//! the checks it adds before anything starts, its role in the run plan and how it runs on
-//! a shard. One file under `items/kinds/` per kind implements [`HostKind`]; the registry,
-//! [`kinds`](super::kinds), lists them, and the catalog, validation (so `hie check` and
-//! `hie run`), `hie convert`, the generated settings table of `docs/configuration.md`, the
-//! run plan and the shards all read them from there.
+//! groups (spec, default, range, doc line), how its raw settings become typed settings
+//! (its own type behind [`ItemSettings::of`]), the checks it adds before anything starts,
+//! its plan data (behind [`Role::data`](crate::engine::plan::Role::data)), where it
+//! listens or connects over TCP, and how it runs on a shard. One file under
+//! `items/kinds/` per kind implements [`HostKind`]; the registry, [`kinds`](super::kinds),
+//! lists them, and the catalog, validation (so `hie check` and `hie run`), `hie convert`,
+//! the generated settings table of `docs/configuration.md` and the run plan read them from
+//! there; after validation an item's kind travels in its settings
+//! ([`ItemSettings::host`]).
 //!
 //! Not to be confused with [`ItemKind`] (service, process, operation): that is the role
 //! each class of a kind has.
@@ -19,6 +22,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 
@@ -26,7 +30,7 @@ use crate::config::catalog::SettingSpec;
 use crate::config::model::{Item, ItemKind};
 use crate::config::settings::{ItemSettings, Reader};
 use crate::config::startup::StartupChecks;
-use crate::engine::plan::{PlannedItem, Role};
+use crate::engine::plan::{KindPlan, PlannedItem};
 use crate::engine::runtime::Shard;
 use crate::envelope::{Envelope, ItemId};
 use crate::items::WorkerExit;
@@ -81,11 +85,26 @@ pub trait HostKind: Sync {
     /// the item unable to work (none by default).
     fn check(&self, _item: &Item, _settings: &ItemSettings, _checks: &mut StartupChecks<'_>) {}
 
-    /// Its role in the run plan, from its typed settings (as [`HostKind::resolve`] made
-    /// them).
-    fn plan(&self, settings: &ItemSettings, ctx: &PlanContext<'_>) -> Role;
+    /// Its plan data, from its typed settings (as [`HostKind::resolve`] made them): what
+    /// its runtime takes. The plan gives it the role its class's [`ItemKind`] says
+    /// ([`Role::new`](crate::engine::plan::Role::new)); `Err` (a bug of ours, see
+    /// `mismatched`) plans the item inert.
+    fn plan(&self, settings: &ItemSettings, ctx: &PlanContext<'_>) -> Result<KindPlan, String>;
 
-    /// One run of `worker`, for the kinds whose role has a queue ([`Role::has_queue`]):
+    /// Where the item listens, for the kinds that listen on TCP (`None` by default): the
+    /// port checks, `hie check`'s summary and `hie run`'s `listening` lines read it.
+    fn listens(&self, _settings: &ItemSettings) -> Option<Listening> {
+        None
+    }
+
+    /// The host and port the item connects to, for the kinds that connect out over TCP
+    /// (`None` by default): `hie check`'s summary and its host-name look-ups read it.
+    fn connects_to<'a>(&self, _settings: &'a ItemSettings) -> Option<(&'a str, u16)> {
+        None
+    }
+
+    /// One run of `worker`, for the kinds whose role has a queue
+    /// ([`Role::has_queue`](crate::engine::plan::Role::has_queue)):
     /// the shard's supervisor runs it again after a failure as the restart policy says.
     /// `None` for the others (the default).
     fn run_worker(&self, _worker: Worker) -> Option<WorkerRun> {
@@ -100,10 +119,19 @@ pub trait HostKind: Sync {
     }
 }
 
-/// The role of settings that are not of the kind that planned them: a bug of ours, kept
+/// Where a service listens on TCP ([`HostKind::listens`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listening {
+    /// Address and port (port 0: not given, which validation reports).
+    pub address: SocketAddr,
+    /// Largest message it takes, in bytes (hie `MaxMessageSize`).
+    pub message_bytes_max: u32,
+}
+
+/// The plan of settings that are not of the kind that planned them: a bug of ours, kept
 /// inert (the item's messages fail visibly) rather than a panic.
-pub(crate) fn mismatched(kind: &dyn HostKind) -> Role {
-    Role::Inert(format!("hie bug: settings do not match {kind:?}"))
+pub(crate) fn mismatched(kind: &dyn HostKind) -> String {
+    format!("hie bug: settings do not match {kind:?}")
 }
 
 impl fmt::Debug for dyn HostKind + '_ {

@@ -1,6 +1,7 @@
 //! The kind `EnsLib.HL7.Operation.FileOperation`: HL7 files to a directory. Its runtime
 //! is [`items::hl7_file_operation`](crate::items::hl7_file_operation).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::catalog::{
@@ -8,9 +9,9 @@ use crate::config::catalog::{
     ValueType, int, no, req, s,
 };
 use crate::config::model::{Item, ItemKind, SettingTarget};
-use crate::config::settings::{Hl7FileOperationSettings, ItemSettings, Reader};
+use crate::config::settings::{Framing, ItemSettings, Reader, Timeout};
 use crate::config::startup::StartupChecks;
-use crate::engine::plan::{FileOperationPlan, Role, failure_timeout};
+use crate::engine::plan::{KindPlan, failure_timeout};
 use crate::items::hl7_file_operation;
 use crate::items::kind::{ClassDef, HostKind, PlanContext, Worker, WorkerRun, mismatched};
 
@@ -20,6 +21,35 @@ pub struct Hl7FileOperation;
 
 /// Its registry entry.
 pub static KIND: Hl7FileOperation = Hl7FileOperation;
+
+/// `EnsLib.HL7.Operation.FileOperation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hl7FileOperationSettings {
+    /// `FilePath` (required).
+    pub file_path: String,
+    /// `Filename`, default `%f_%Q`.
+    pub filename: String,
+    /// `Overwrite`, default false (append).
+    pub overwrite: bool,
+    /// `RetryInterval` seconds, default 5, at least
+    /// [`RETRY_INTERVAL_MIN_S`](crate::config::RETRY_INTERVAL_MIN_S).
+    pub retry_interval_s: u32,
+    /// `FailureTimeout`, default 15 s.
+    pub failure_timeout: Timeout,
+    /// `Framing`: what ends each message in the file, default `AsciiLF`.
+    pub framing: Framing,
+}
+
+/// What a file operation runs with.
+#[derive(Debug, Clone)]
+pub struct FileOperationPlan {
+    /// Its settings.
+    pub settings: Hl7FileOperationSettings,
+    /// Wait between attempts.
+    pub retry_interval: Duration,
+    /// `None`: retry forever (FailureTimeout -1).
+    pub failure_timeout: Option<Duration>,
+}
 
 /// `EnsLib.HL7.Operation.BatchStandard` (file operations).
 const HL7_BATCH_OPERATION_HOST: &[SettingSpec] = &[
@@ -88,8 +118,7 @@ impl HostKind for Hl7FileOperation {
 
     fn resolve(&self, r: &mut Reader<'_>) -> ItemSettings {
         let (h, a) = (SettingTarget::Host, SettingTarget::Adapter);
-        ItemSettings::Hl7FileOperation(Hl7FileOperationSettings {
-            common: r.common(),
+        r.settings(|r| Hl7FileOperationSettings {
             file_path: r.string(a, "FilePath"),
             filename: r.string(h, "Filename"),
             overwrite: r.bool(a, "Overwrite"),
@@ -104,23 +133,79 @@ impl HostKind for Hl7FileOperation {
         checks.retry_interval(item);
     }
 
-    fn plan(&self, settings: &ItemSettings, _ctx: &PlanContext<'_>) -> Role {
-        let ItemSettings::Hl7FileOperation(s) = settings else {
-            return mismatched(self);
-        };
-        Role::FileOperation(FileOperationPlan {
+    fn plan(&self, settings: &ItemSettings, _ctx: &PlanContext<'_>) -> Result<KindPlan, String> {
+        let s = settings
+            .of::<Hl7FileOperationSettings>()
+            .ok_or_else(|| mismatched(self))?;
+        Ok(Arc::new(FileOperationPlan {
             settings: s.clone(),
             retry_interval: Duration::from_secs(u64::from(s.retry_interval_s)),
             failure_timeout: failure_timeout(s.failure_timeout),
-        })
+        }))
     }
 
     fn run_worker(&self, w: Worker) -> Option<WorkerRun> {
-        let Role::FileOperation(plan) = w.shard.plan().item(w.item).role.clone() else {
-            return None;
-        };
+        let plan = w
+            .shard
+            .plan()
+            .item(w.item)
+            .role
+            .data::<FileOperationPlan>()?
+            .clone();
         Some(Box::pin(hl7_file_operation::run(
             w.shard, w.item, w.queue, plan,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::tests::{item_with, resolve_by_class};
+    use crate::config::settings::{Framing, RETRY_INTERVAL_MIN_S};
+
+    #[test]
+    fn retry_interval_below_the_minimum_is_raised_to_it() {
+        let item = item_with(
+            "EnsLib.HL7.Operation.FileOperation",
+            &[
+                (SettingTarget::Adapter, "FilePath", "/tmp/x"),
+                (SettingTarget::Host, "RetryInterval", "0"),
+            ],
+        );
+        let mut errors = Vec::new();
+        let Some(s) = resolve_by_class(&item, &mut errors)
+            .of::<Hl7FileOperationSettings>()
+            .cloned()
+        else {
+            panic!("wrong family");
+        };
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(s.retry_interval_s, RETRY_INTERVAL_MIN_S);
+        assert_eq!(s.framing, Framing::AsciiLf);
+    }
+
+    #[test]
+    fn a_file_operation_takes_only_framings_it_can_write() {
+        for (value, ok) in [
+            ("None", true),
+            ("AsciiCRLF", true),
+            ("Ascii28/13", true),
+            ("MLLP", true),
+            ("Flexible", false),
+            ("MsgEnvelope", false),
+            ("LLP", false),
+        ] {
+            let item = item_with(
+                "EnsLib.HL7.Operation.FileOperation",
+                &[
+                    (SettingTarget::Adapter, "FilePath", "/tmp/x"),
+                    (SettingTarget::Host, "Framing", value),
+                ],
+            );
+            let mut errors = Vec::new();
+            resolve_by_class(&item, &mut errors);
+            assert_eq!(errors.is_empty(), ok, "{value}: {errors:?}");
+        }
     }
 }

@@ -2,13 +2,14 @@
 //! [`items::hl7_file_service`](crate::items::hl7_file_service).
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::config::catalog::{
     A, BOOL, DAY_S, HL7_SERVICE_HOST, HOST_ALL, SERVICE_HOST, SettingSpec, TEXT, int, no, req, s,
 };
 use crate::config::model::{ItemKind, SettingTarget};
-use crate::config::settings::{Hl7FileServiceSettings, ItemSettings, Reader};
-use crate::engine::plan::{FileServicePlan, PlannedItem, Role};
+use crate::config::settings::{BatchHandling, CharsetValidation, ItemSettings, Reader};
+use crate::engine::plan::{KindPlan, PlannedItem};
 use crate::engine::runtime::Shard;
 use crate::items::hl7_file_service;
 use crate::items::kind::{ClassDef, HostKind, PlanContext, mismatched};
@@ -19,6 +20,30 @@ pub struct Hl7FileService;
 
 /// Its registry entry.
 pub static KIND: Hl7FileService = Hl7FileService;
+
+/// `EnsLib.HL7.Service.FileService`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hl7FileServiceSettings {
+    /// `FilePath` (required).
+    pub file_path: String,
+    /// `FileSpec`, default `*`.
+    pub file_spec: String,
+    /// `ArchivePath`: `None` deletes processed files.
+    pub archive_path: Option<String>,
+    /// `CallInterval` seconds between polls, default 5.
+    pub call_interval_s: u32,
+    /// `BatchHandling`, default `1Session`.
+    pub batch_handling: BatchHandling,
+    /// hie `CharsetValidation`, default `Declared`.
+    pub charset_validation: CharsetValidation,
+}
+
+/// What a file service runs with.
+#[derive(Debug, Clone)]
+pub struct FileServicePlan {
+    /// Its settings.
+    pub settings: Hl7FileServiceSettings,
+}
 
 /// `EnsLib.File.InboundAdapter`.
 const FILE_INBOUND_ADAPTER: &[SettingSpec] = &[
@@ -95,34 +120,30 @@ impl HostKind for Hl7FileService {
     }
 
     fn resolve(&self, r: &mut Reader<'_>) -> ItemSettings {
-        let (h, a) = (SettingTarget::Host, SettingTarget::Adapter);
-        ItemSettings::Hl7FileService(Hl7FileServiceSettings {
-            common: r.common(),
+        let a = SettingTarget::Adapter;
+        r.settings(|r| Hl7FileServiceSettings {
             file_path: r.string(a, "FilePath"),
             file_spec: Some(r.string(a, "FileSpec"))
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "*".to_owned()),
             archive_path: r.optional(a, "ArchivePath"),
             call_interval_s: r.u32(a, "CallInterval"),
-            targets: r.list(h, "TargetConfigNames", false),
             batch_handling: r.batch_handling(),
             charset_validation: r.charset_validation(),
         })
     }
 
-    fn plan(&self, settings: &ItemSettings, _ctx: &PlanContext<'_>) -> Role {
-        let ItemSettings::Hl7FileService(s) = settings else {
-            return mismatched(self);
-        };
-        Role::FileService(FileServicePlan {
+    fn plan(&self, settings: &ItemSettings, _ctx: &PlanContext<'_>) -> Result<KindPlan, String> {
+        let s = settings
+            .of::<Hl7FileServiceSettings>()
+            .ok_or_else(|| mismatched(self))?;
+        Ok(Arc::new(FileServicePlan {
             settings: s.clone(),
-        })
+        }))
     }
 
     fn start_service(&self, shard: &Rc<Shard>, item: &PlannedItem) -> Option<glommio::Task<()>> {
-        let Role::FileService(plan) = &item.role else {
-            return None;
-        };
+        let plan = item.role.data::<FileServicePlan>()?;
         shard.set_state(item.id, shard.shared().start_state(item.id));
         let run = hl7_file_service::run(Rc::clone(shard), item.id, plan.clone());
         Some(glommio::spawn_local(run))

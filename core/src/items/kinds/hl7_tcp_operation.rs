@@ -1,6 +1,7 @@
 //! The kind `EnsLib.HL7.Operation.TCPOperation`: HL7 over MLLP/TCP, outbound. Its runtime
 //! is [`items::hl7_tcp_operation`](crate::items::hl7_tcp_operation).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::catalog::{
@@ -8,9 +9,9 @@ use crate::config::catalog::{
     ValueType, int, no, req, s,
 };
 use crate::config::model::{Item, ItemKind, SettingTarget};
-use crate::config::settings::{Hl7TcpOperationSettings, ItemSettings, Reader};
+use crate::config::settings::{ItemSettings, Reader, ReplyCodeActions, StayConnected, Timeout};
 use crate::config::startup::StartupChecks;
-use crate::engine::plan::{Role, TcpOperationPlan, failure_timeout};
+use crate::engine::plan::{KindPlan, failure_timeout};
 use crate::items::hl7_tcp_operation;
 use crate::items::kind::{ClassDef, HostKind, PlanContext, Worker, WorkerRun, mismatched};
 
@@ -20,6 +21,45 @@ pub struct Hl7TcpOperation;
 
 /// Its registry entry.
 pub static KIND: Hl7TcpOperation = Hl7TcpOperation;
+
+/// `EnsLib.HL7.Operation.TCPOperation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hl7TcpOperationSettings {
+    /// `IPAddress` (required); a leading `!` means "wait for the peer to connect".
+    pub ip_address: String,
+    /// `Port` (required).
+    pub port: u16,
+    /// `ConnectTimeout` seconds, default 5.
+    pub connect_timeout_s: u32,
+    /// `ReconnectRetry`, default 5.
+    pub reconnect_retry: u32,
+    /// `StayConnected`, default forever.
+    pub stay_connected: StayConnected,
+    /// `ResponseTimeout`, default 30 s.
+    pub response_timeout: Timeout,
+    /// `GetReply`, default true.
+    pub get_reply: bool,
+    /// `RetryInterval` seconds, default 5, at least
+    /// [`RETRY_INTERVAL_MIN_S`](crate::config::RETRY_INTERVAL_MIN_S).
+    pub retry_interval_s: u32,
+    /// `FailureTimeout`, default 15 s.
+    pub failure_timeout: Timeout,
+    /// `ReplyCodeActions`, default `:?R=RF,:?E=S,:~=S,:?A=C,:*=S,:I?=W,:T?=C`.
+    pub reply_code_actions: ReplyCodeActions,
+}
+
+/// What a TCP operation runs with.
+#[derive(Debug, Clone)]
+pub struct TcpOperationPlan {
+    /// Its settings; `ip_address` and `port` say where it connects (resolved at connect).
+    pub settings: Hl7TcpOperationSettings,
+    /// What each ACK code leads to.
+    pub reply_code_actions: ReplyCodeActions,
+    /// Wait between attempts.
+    pub retry_interval: Duration,
+    /// `None`: retry forever (FailureTimeout -1).
+    pub failure_timeout: Option<Duration>,
+}
 
 /// `EnsLib.HL7.Operation.ReplyStandard` (TCP operations).
 const HL7_REPLY_OPERATION_HOST: &[SettingSpec] = &[
@@ -118,8 +158,7 @@ impl HostKind for Hl7TcpOperation {
 
     fn resolve(&self, r: &mut Reader<'_>) -> ItemSettings {
         let (h, a) = (SettingTarget::Host, SettingTarget::Adapter);
-        ItemSettings::Hl7TcpOperation(Hl7TcpOperationSettings {
-            common: r.common(),
+        r.settings(|r| Hl7TcpOperationSettings {
             ip_address: r.string(a, "IPAddress"),
             port: r.port(a, "Port"),
             connect_timeout_s: r.u32(a, "ConnectTimeout"),
@@ -136,7 +175,7 @@ impl HostKind for Hl7TcpOperation {
     /// IRIS's leading `!` in `IPAddress` waits for the downstream system to connect in;
     /// hie only connects out. A `RetryInterval` below the minimum is raised (a warning).
     fn check(&self, item: &Item, settings: &ItemSettings, checks: &mut StartupChecks<'_>) {
-        if let ItemSettings::Hl7TcpOperation(s) = settings
+        if let Some(s) = settings.of::<Hl7TcpOperationSettings>()
             && s.ip_address.trim_start().starts_with('!')
         {
             let message = format!(
@@ -149,24 +188,89 @@ impl HostKind for Hl7TcpOperation {
         checks.retry_interval(item);
     }
 
-    fn plan(&self, settings: &ItemSettings, _ctx: &PlanContext<'_>) -> Role {
-        let ItemSettings::Hl7TcpOperation(s) = settings else {
-            return mismatched(self);
-        };
-        Role::TcpOperation(TcpOperationPlan {
+    fn plan(&self, settings: &ItemSettings, _ctx: &PlanContext<'_>) -> Result<KindPlan, String> {
+        let s = settings
+            .of::<Hl7TcpOperationSettings>()
+            .ok_or_else(|| mismatched(self))?;
+        Ok(Arc::new(TcpOperationPlan {
             settings: s.clone(),
             reply_code_actions: s.reply_code_actions.clone(),
             retry_interval: Duration::from_secs(u64::from(s.retry_interval_s)),
             failure_timeout: failure_timeout(s.failure_timeout),
-        })
+        }))
+    }
+
+    fn connects_to<'a>(&self, settings: &'a ItemSettings) -> Option<(&'a str, u16)> {
+        let s = settings.of::<Hl7TcpOperationSettings>()?;
+        Some((s.ip_address.as_str(), s.port))
     }
 
     fn run_worker(&self, w: Worker) -> Option<WorkerRun> {
-        let Role::TcpOperation(plan) = w.shard.plan().item(w.item).role.clone() else {
-            return None;
-        };
+        let plan = w
+            .shard
+            .plan()
+            .item(w.item)
+            .role
+            .data::<TcpOperationPlan>()?
+            .clone();
         Some(Box::pin(hl7_tcp_operation::run(
             w.shard, w.item, w.queue, plan,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::tests::{item_with, resolve_by_class};
+    use crate::config::settings::{OverflowStrategy, ReplyCodeActions, StayConnected, Timeout};
+
+    #[test]
+    fn tcp_operation_defaults_are_the_iris_defaults() {
+        let item = item_with(
+            "EnsLib.HL7.Operation.TCPOperation",
+            &[
+                (SettingTarget::Adapter, "IPAddress", "10.0.0.1"),
+                (SettingTarget::Adapter, "Port", "6661"),
+            ],
+        );
+        let mut errors = Vec::new();
+        let resolved = resolve_by_class(&item, &mut errors);
+        let Some(s) = resolved.of::<Hl7TcpOperationSettings>() else {
+            panic!("wrong family");
+        };
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            (s.port, s.connect_timeout_s, s.reconnect_retry),
+            (6661, 5, 5)
+        );
+        assert_eq!(s.stay_connected, StayConnected::Forever);
+        assert_eq!(s.response_timeout, Timeout::Seconds(30));
+        assert_eq!(s.failure_timeout, Timeout::Seconds(15));
+        assert_eq!(s.retry_interval_s, 5);
+        assert_eq!(s.reply_code_actions, ReplyCodeActions::default());
+        assert_eq!(resolved.common.overflow, OverflowStrategy::Block);
+        assert_eq!(resolved.common.queue_size, 10_000);
+    }
+
+    #[test]
+    fn a_bad_reply_code_actions_value_is_reported_at_its_line() {
+        let item = item_with(
+            "EnsLib.HL7.Operation.TCPOperation",
+            &[
+                (SettingTarget::Adapter, "IPAddress", "h"),
+                (SettingTarget::Adapter, "Port", "6661"),
+                (SettingTarget::Host, "ReplyCodeActions", ":?R=Q"),
+            ],
+        );
+        let mut errors = Vec::new();
+        resolve_by_class(&item, &mut errors);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 12);
+        assert!(
+            errors[0].message.contains("ReplyCodeActions"),
+            "{}",
+            errors[0].message
+        );
     }
 }

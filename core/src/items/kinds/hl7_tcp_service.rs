@@ -1,20 +1,23 @@
 //! The kind `EnsLib.HL7.Service.TCPService`: HL7 over MLLP/TCP, inbound. Its runtime is
 //! [`items::hl7_tcp_service`](crate::items::hl7_tcp_service).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::config::catalog::{
     A, BOOL, DAY_S, HL7_SERVICE_HOST, HOST_ALL, SERVICE_HOST, SettingSpec, TEXT, ValueType, int,
     no, req, s,
 };
 use crate::config::model::{Item, ItemKind, SettingTarget};
-use crate::config::settings::{AckMode, Hl7TcpServiceSettings, ItemSettings, Reader};
+use crate::config::settings::{
+    AckMode, BatchHandling, CharsetValidation, ItemSettings, Reader, StayConnected,
+};
 use crate::config::startup::StartupChecks;
-use crate::engine::plan::{PlannedItem, Role, TcpServicePlan};
+use crate::engine::plan::{KindPlan, PlannedItem};
 use crate::engine::runtime::Shard;
 use crate::engine::shard_main;
-use crate::items::kind::{ClassDef, HostKind, PlanContext, mismatched};
+use crate::items::kind::{ClassDef, HostKind, Listening, PlanContext, mismatched};
 
 /// The kind.
 #[derive(Debug)]
@@ -22,6 +25,44 @@ pub struct Hl7TcpService;
 
 /// Its registry entry.
 pub static KIND: Hl7TcpService = Hl7TcpService;
+
+/// `EnsLib.HL7.Service.TCPService`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hl7TcpServiceSettings {
+    /// `Port` (required).
+    pub port: u16,
+    /// `AckMode`, default `Immed`.
+    pub ack_mode: AckMode,
+    /// `ReadTimeout` seconds, default 5.
+    pub read_timeout_s: u32,
+    /// `StayConnected`, default forever.
+    pub stay_connected: StayConnected,
+    /// hie `MaxConnections`, default 4096.
+    pub max_connections: u32,
+    /// hie `MaxConnectionsPerPeer`, default 256.
+    pub max_connections_per_peer: u32,
+    /// hie `MaxMessageSize` in bytes, default 64 MiB.
+    pub max_message_size: u32,
+    /// `BatchHandling`, default `1Session`.
+    pub batch_handling: BatchHandling,
+    /// hie `CharsetValidation`, default `Declared`.
+    pub charset_validation: CharsetValidation,
+    /// `LocalInterface`: the address to listen on, default every interface (0.0.0.0).
+    pub local_interface: IpAddr,
+}
+
+/// What a TCP service runs with.
+#[derive(Debug, Clone)]
+pub struct TcpServicePlan {
+    /// Its settings.
+    pub settings: Hl7TcpServiceSettings,
+    /// The address it listens on.
+    pub listen: SocketAddr,
+    /// The service's connection table, shared by its instances on every shard.
+    pub connections: hie_net::ConnectionTable,
+    /// The process's inbound buffer budget, shared by every service.
+    pub inbound_budget: hie_net::InboundBudget,
+}
 
 /// `EnsLib.HL7.Adapter.TCPInboundAdapter`.
 const TCP_INBOUND_ADAPTER: &[SettingSpec] = &[
@@ -106,11 +147,9 @@ impl HostKind for Hl7TcpService {
     }
 
     fn resolve(&self, r: &mut Reader<'_>) -> ItemSettings {
-        let (h, a) = (SettingTarget::Host, SettingTarget::Adapter);
-        ItemSettings::Hl7TcpService(Hl7TcpServiceSettings {
-            common: r.common(),
+        let a = SettingTarget::Adapter;
+        r.settings(|r| Hl7TcpServiceSettings {
             port: r.port(a, "Port"),
-            targets: r.list(h, "TargetConfigNames", false),
             ack_mode: r.ack_mode(),
             read_timeout_s: r.u32(a, "ReadTimeout"),
             stay_connected: r.stay_connected(a),
@@ -125,7 +164,7 @@ impl HostKind for Hl7TcpService {
 
     /// `AckMode=Byte` (IRIS's single ACK byte) is not written by hie.
     fn check(&self, item: &Item, settings: &ItemSettings, checks: &mut StartupChecks<'_>) {
-        if let ItemSettings::Hl7TcpService(s) = settings
+        if let Some(s) = settings.of::<Hl7TcpServiceSettings>()
             && s.ack_mode == AckMode::Byte
         {
             let message = "AckMode Byte (a single ACK byte) is not supported by hie; use \
@@ -135,11 +174,11 @@ impl HostKind for Hl7TcpService {
         }
     }
 
-    fn plan(&self, settings: &ItemSettings, ctx: &PlanContext<'_>) -> Role {
-        let ItemSettings::Hl7TcpService(s) = settings else {
-            return mismatched(self);
-        };
-        Role::TcpService(TcpServicePlan {
+    fn plan(&self, settings: &ItemSettings, ctx: &PlanContext<'_>) -> Result<KindPlan, String> {
+        let s = settings
+            .of::<Hl7TcpServiceSettings>()
+            .ok_or_else(|| mismatched(self))?;
+        Ok(Arc::new(TcpServicePlan {
             settings: s.clone(),
             listen: SocketAddr::new(s.local_interface, s.port),
             connections: hie_net::ConnectionTable::new(
@@ -147,13 +186,75 @@ impl HostKind for Hl7TcpService {
                 s.max_connections_per_peer as usize,
             ),
             inbound_budget: ctx.inbound_budget.clone(),
+        }))
+    }
+
+    fn listens(&self, settings: &ItemSettings) -> Option<Listening> {
+        let s = settings.of::<Hl7TcpServiceSettings>()?;
+        Some(Listening {
+            address: SocketAddr::new(s.local_interface, s.port),
+            message_bytes_max: s.max_message_size,
         })
     }
 
     fn start_service(&self, shard: &Rc<Shard>, item: &PlannedItem) -> Option<glommio::Task<()>> {
-        let Role::TcpService(plan) = &item.role else {
-            return None;
-        };
+        let plan = item.role.data::<TcpServicePlan>()?;
         shard_main::start_tcp_service(shard, item, plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::tests::{item_with, resolve_by_class};
+
+    #[test]
+    fn empty_typed_value_means_default_but_empty_text_stays_empty() {
+        let item = item_with(
+            "EnsLib.HL7.Service.TCPService",
+            &[
+                (SettingTarget::Adapter, "Port", "2575"),
+                (SettingTarget::Host, "AckMode", ""),
+                (SettingTarget::Adapter, "LocalInterface", ""),
+            ],
+        );
+        let mut errors = Vec::new();
+        let Some(s) = resolve_by_class(&item, &mut errors)
+            .of::<Hl7TcpServiceSettings>()
+            .cloned()
+        else {
+            panic!("wrong family");
+        };
+        assert!(errors.is_empty());
+        assert_eq!(s.ack_mode, AckMode::Immediate);
+        assert_eq!(s.local_interface, IpAddr::from([0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn local_interface_is_the_first_word_and_anything_else_is_an_error_at_its_line() {
+        let service = |value: &str| {
+            let item = item_with(
+                "EnsLib.HL7.Service.TCPService",
+                &[
+                    (SettingTarget::Adapter, "Port", "2575"),
+                    (SettingTarget::Adapter, "LocalInterface", value),
+                ],
+            );
+            let mut errors = Vec::new();
+            let Some(s) = resolve_by_class(&item, &mut errors)
+                .of::<Hl7TcpServiceSettings>()
+                .cloned()
+            else {
+                panic!("wrong family");
+            };
+            (s.local_interface, errors)
+        };
+        let (ip, errors) = service("127.0.0.1 (lo)");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(ip, IpAddr::from([127, 0, 0, 1]));
+        let (_, errors) = service("eth0");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 11);
+        assert!(errors[0].message.contains("LocalInterface"));
     }
 }

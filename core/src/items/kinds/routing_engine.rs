@@ -4,12 +4,23 @@
 //! more settings, not other behaviour. Its runtime is
 //! [`items::routing_engine`](crate::items::routing_engine).
 
+use std::sync::Arc;
+
 use crate::config::catalog::{HOST_ALL, PROCESS_HOST, QUEUE_HOST, ROUTER_HOST, SettingSpec};
-use crate::config::model::{ItemKind, SettingTarget};
-use crate::config::settings::{ItemSettings, Reader, RouterSettings};
-use crate::engine::plan::Role;
-use crate::items::kind::{ClassDef, HostKind, PlanContext, Worker, WorkerRun};
+use crate::config::model::{Item, ItemKind, SettingTarget};
+use crate::config::settings::{ItemSettings, Reader};
+use crate::config::startup::StartupChecks;
+use crate::engine::plan::KindPlan;
+use crate::items::kind::{ClassDef, HostKind, PlanContext, Worker, WorkerRun, mismatched};
 use crate::items::routing_engine;
+
+/// A router's own settings (where it routes is in [`Routes`](crate::config::settings::Routes)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterSettings {
+    /// `BusinessRuleName`: the rule class. hie does not run rules yet, so validation
+    /// refuses an enabled router that has one.
+    pub business_rule_name: String,
+}
 
 /// A kind of router: its classes and setting groups.
 #[derive(Debug)]
@@ -48,17 +59,43 @@ impl HostKind for RoutingEngine {
 
     fn resolve(&self, r: &mut Reader<'_>) -> ItemSettings {
         let h = SettingTarget::Host;
-        ItemSettings::Router(RouterSettings {
-            common: r.common(),
+        r.settings(|r| RouterSettings {
             business_rule_name: r.string(h, "BusinessRuleName"),
-            bad_message_handler: r.optional(h, "BadMessageHandler"),
-            targets: r.list(h, "TargetConfigNames", false),
-            alert_on_bad_message: r.bool(h, "AlertOnBadMessage"),
         })
     }
 
-    fn plan(&self, _settings: &ItemSettings, _ctx: &PlanContext<'_>) -> Role {
-        Role::Router
+    /// hie does not run business rules yet: a router with `BusinessRuleName` would route
+    /// nothing, and one with neither it nor `TargetConfigNames` (nor a
+    /// `BadMessageHandler`) would complete every message with no target.
+    fn check(&self, item: &Item, settings: &ItemSettings, checks: &mut StartupChecks<'_>) {
+        let Some(router) = settings.of::<RouterSettings>() else {
+            return;
+        };
+        let routes = &settings.routes;
+        if !router.business_rule_name.trim().is_empty() {
+            let message = format!(
+                "BusinessRuleName {:?}: hie does not run business rules yet, so this router \
+                 would route nothing; remove BusinessRuleName and list where every message \
+                 goes in TargetConfigNames",
+                router.business_rule_name
+            );
+            checks.report(item, SettingTarget::Host, "BusinessRuleName", message);
+        } else if routes.targets.is_empty() && routes.bad_message_handler.is_none() {
+            // With a BadMessageHandler every message goes there (no target takes it):
+            // routed somewhere an operator sees, so not an error.
+            let message = "router has neither BusinessRuleName nor TargetConfigNames (nor a \
+                           BadMessageHandler): it would complete every message with no target"
+                .to_owned();
+            checks.report_item(item, message);
+        }
+    }
+
+    /// A router has no plan data of its own: its routes are the plan's.
+    fn plan(&self, settings: &ItemSettings, _ctx: &PlanContext<'_>) -> Result<KindPlan, String> {
+        settings
+            .of::<RouterSettings>()
+            .ok_or_else(|| mismatched(self))?;
+        Ok(Arc::new(()))
     }
 
     fn run_worker(&self, w: Worker) -> Option<WorkerRun> {
