@@ -34,6 +34,7 @@ pub mod runtime;
 pub mod shard_call;
 pub(crate) mod shard_main;
 pub mod slots;
+pub(crate) mod supervise;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -11,11 +11,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use hie_net::{MllpServer, ServerConfig, StayConnected};
 use hie_persist::{DeliveryState, Record, Recovery, Wal, WalConfig};
 
-use crate::config;
-use crate::config::{RestartPolicy, RestartWhen};
 use crate::engine::ShardExit;
 use crate::engine::admin::{Holds, ShardContext};
 use crate::engine::adopt;
@@ -23,15 +20,11 @@ use crate::engine::control::ItemState;
 use crate::engine::held::{HeldEntry, HeldKind};
 use crate::engine::hold::HoldLists;
 use crate::engine::ingest::{Rebuilt, copies};
-use crate::engine::plan::PlannedItem;
 use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, Shared};
 use crate::engine::shard_call::{self, ShardTask};
+use crate::engine::supervise;
 use crate::envelope::{Envelope, ItemId, MessageId, ShardMsg};
-use crate::items::hl7_tcp_service::TcpServiceHandler;
-use crate::items::kind::Worker;
-use crate::items::kinds::hl7_tcp_service::TcpServicePlan;
-use crate::items::{WorkerExit, requeue};
-use crate::queue::LocalQueue;
+use crate::items::requeue;
 use crate::ring::ShardRings;
 
 /// How often a waiting shard looks at the other shards' progress (start-up barrier,
@@ -119,7 +112,7 @@ pub async fn run(
     ));
     let recorder = glommio::spawn_local(Rc::clone(&shard).run_recorder());
 
-    let workers = start_workers(&shard);
+    let workers = supervise::start_workers(&shard);
     recover(&shard, recovery).await;
     shared.recovered.fetch_add(1, Ordering::AcqRel);
     while shared.recovered.load(Ordering::Acquire) < shared.plan.shards && !failed(&shared) {
@@ -236,122 +229,6 @@ fn log_recovery(index: usize, recovery: &Recovery) {
             span.location,
             span.span_bytes
         );
-    }
-}
-
-/// Spawns every router and operation instance of this shard, marked running (disabled,
-/// for an item disabled in the production: its queue fills until it is enabled), each
-/// under its restart policy ([`supervise_worker`]).
-fn start_workers(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
-    let mut workers = Vec::new();
-    for item in shard.plan().on_shard(shard.index()) {
-        let id = item.id;
-        if !item.role.has_queue() {
-            continue;
-        }
-        for instance in item.instances_on(shard.index()) {
-            let Some(queue) = shard.queue(id, instance) else {
-                continue;
-            };
-            let shard = Rc::clone(shard);
-            workers.push(glommio::spawn_local(supervise_worker(shard, id, queue)));
-        }
-        shard.set_state(id, shard.shared().start_state(id));
-    }
-    workers
-}
-
-/// Runs one instance of router or operation `item` until it stops, starting it again
-/// after a failure as its restart policy says (the same rules and `restarts` counter as
-/// a service that cannot bind). A failed instance leaves its messages in its queue; once
-/// the policy gives up the item is `failed` until an operator enables or restarts it.
-async fn supervise_worker(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>) {
-    let planned = shard.plan().item(item);
-    let Some(kind) = planned.host else {
-        return;
-    };
-    let mut restarts = RestartBudget::new(planned.restart);
-    loop {
-        let worker = Worker {
-            shard: Rc::clone(&shard),
-            item,
-            queue: Rc::clone(&queue),
-        };
-        let Some(run) = kind.run_worker(worker) else {
-            return;
-        };
-        let exit = run.await;
-        let WorkerExit::Failed { reason, worked } = exit else {
-            return;
-        };
-        if worked {
-            restarts.started();
-        }
-        let again = restarts.failed(&shard, item);
-        // A failed instance cannot drain its queue: from the drain on, it is not retried.
-        if again && shard.phase() < Phase::Drain {
-            tracing::warn!(item = %planned.name, shard = shard.index(), "{reason}; restarting in {:?}", restarts.delay());
-            let stopping = futures_lite::future::or(
-                async {
-                    glommio::timer::sleep(restarts.delay()).await;
-                    false
-                },
-                async {
-                    shard.until_phase(Phase::Drain).await;
-                    true
-                },
-            )
-            .await;
-            if !stopping {
-                continue;
-            }
-        }
-        tracing::error!(item = %planned.name, shard = shard.index(), "{reason}; item failed");
-        shard.set_state(item, ItemState::Failed);
-        // An operator's enable or restart starts it again, with one attempt.
-        shard.until_running_or_stop(item).await;
-        if shard.phase() >= Phase::Stop {
-            return;
-        }
-    }
-}
-
-/// One instance's failures in a row, against its restart policy.
-#[derive(Debug)]
-struct RestartBudget {
-    policy: RestartPolicy,
-    failures: u32,
-}
-
-impl RestartBudget {
-    fn new(policy: RestartPolicy) -> Self {
-        RestartBudget {
-            policy,
-            failures: 0,
-        }
-    }
-
-    /// The instance got going (bound its port, did work): later failures count from 0.
-    fn started(&mut self) {
-        self.failures = 0;
-    }
-
-    /// Counts a failure in the item's `restarts` counter; true when the policy allows
-    /// another start (after [`RestartBudget::delay`]): `on_failure` up to `MaxRestarts`
-    /// failures in a row, `always` without limit.
-    fn failed(&mut self, shard: &Shard, item: ItemId) -> bool {
-        self.failures += 1;
-        let c = &shard.counters(item).restarts;
-        c.set(c.get() + 1);
-        match self.policy.when {
-            RestartWhen::Never => false,
-            RestartWhen::OnFailure => self.failures <= self.policy.max_restarts,
-            RestartWhen::Always => true,
-        }
-    }
-
-    fn delay(&self) -> Duration {
-        self.policy.delay
     }
 }
 
@@ -496,149 +373,6 @@ async fn start_services(shard: &Rc<Shard>) -> Vec<glommio::Task<()>> {
         .on_shard(shard.index())
         .filter_map(|item| item.host?.start_service(shard, item))
         .collect()
-}
-
-/// Starts TCP service `item` on `shard`: binds its port (unless it is disabled) and
-/// returns its supervisor task; `None` when the port cannot be bound, which fails the
-/// start.
-pub(crate) fn start_tcp_service(
-    shard: &Rc<Shard>,
-    item: &PlannedItem,
-    plan: &TcpServicePlan,
-) -> Option<glommio::Task<()>> {
-    let id = item.id;
-    let state = shard.shared().start_state(id);
-    shard.set_state(id, state);
-    // A service disabled (in the production or by an operator) binds when it is enabled.
-    let server = if state == ItemState::Disabled {
-        None
-    } else {
-        match bind(shard, id, plan) {
-            Ok(server) => Some(server),
-            Err(e) => {
-                shard.shared().fail(format!("item {}: {e}", item.name));
-                shard.set_state(id, ItemState::Failed);
-                return None;
-            }
-        }
-    };
-    if let Some(server) = &server {
-        tracing::info!(item = %item.name, shard = shard.index(), address = %server.local_addr(), "listening");
-    }
-    Some(glommio::spawn_local(supervise_tcp_service(
-        Rc::clone(shard),
-        id,
-        plan.clone(),
-        server,
-    )))
-}
-
-fn server_config(plan: &TcpServicePlan) -> ServerConfig {
-    let s = &plan.settings;
-    ServerConfig {
-        local_address: plan.listen.ip(),
-        port: plan.listen.port(),
-        read_timeout: (s.read_timeout_s > 0)
-            .then(|| Duration::from_secs(u64::from(s.read_timeout_s))),
-        stay_connected: match s.stay_connected {
-            config::StayConnected::Forever => StayConnected::Forever,
-            config::StayConnected::AfterEachMessage => StayConnected::AfterEachMessage,
-            config::StayConnected::IdleSeconds(n) => {
-                StayConnected::Idle(Duration::from_secs(u64::from(n)))
-            }
-        },
-        connections: plan.connections.clone(),
-        frame_bytes_max: s.max_message_size as usize,
-        inbound_budget: plan.inbound_budget.clone(),
-        ..ServerConfig::default()
-    }
-}
-
-fn bind(
-    shard: &Rc<Shard>,
-    item: ItemId,
-    plan: &TcpServicePlan,
-) -> Result<MllpServer<TcpServiceHandler>, hie_net::MllpError> {
-    let handler = TcpServiceHandler::new(Rc::clone(shard), item, &plan.settings);
-    MllpServer::bind(server_config(plan), handler)
-}
-
-/// Runs a TCP service's server (`None`: not bound yet), stopping it for disable, restart
-/// and shutdown and binding it again (per the restart policy when binding fails) for
-/// enable and restart.
-async fn supervise_tcp_service(
-    shard: Rc<Shard>,
-    item: ItemId,
-    plan: TcpServicePlan,
-    mut server: Option<MllpServer<TcpServiceHandler>>,
-) {
-    let mut restarts = RestartBudget::new(shard.plan().item(item).restart);
-    loop {
-        if shard.phase() >= Phase::StopServices {
-            return;
-        }
-        let current = match server.take() {
-            Some(server) => server,
-            None => {
-                // Wait to be (re)enabled.
-                futures_lite::future::or(
-                    async {
-                        shard
-                            .states()
-                            .wait_until(item, |s| {
-                                matches!(s, ItemState::Running | ItemState::Paused)
-                            })
-                            .await;
-                    },
-                    shard.until_phase(Phase::StopServices),
-                )
-                .await;
-                if shard.phase() >= Phase::StopServices {
-                    return;
-                }
-                match bind(&shard, item, &plan) {
-                    Ok(server) => server,
-                    Err(e) => {
-                        if restarts.failed(&shard, item) {
-                            tracing::warn!(item = %shard.plan().item(item).name, "{e}; retrying in {:?}", restarts.delay());
-                            glommio::timer::sleep(restarts.delay()).await;
-                        } else {
-                            tracing::error!(item = %shard.plan().item(item).name, "{e}; item failed");
-                            shard.set_state(item, ItemState::Failed);
-                        }
-                        continue;
-                    }
-                }
-            }
-        };
-        restarts.started();
-        let handle = current.handle();
-        let restarts_at_bind = shard.states().restarts(item);
-        let watcher = glommio::spawn_local({
-            let shard = Rc::clone(&shard);
-            async move {
-                loop {
-                    futures_lite::future::or(
-                        shard.states().changed(item),
-                        shard.until_phase(Phase::StopServices),
-                    )
-                    .await;
-                    let state = shard.states().get(item);
-                    if shard.phase() >= Phase::StopServices
-                        || !matches!(state, ItemState::Running | ItemState::Paused)
-                        || shard.states().restarts(item) != restarts_at_bind
-                    {
-                        handle.stop();
-                        return;
-                    }
-                }
-            }
-        });
-        if let Err(e) = current.run().await {
-            tracing::error!(item = %shard.plan().item(item).name, "server stopped: {e}");
-        }
-        watcher.await;
-    }
 }
 
 /// The dispatcher: moves envelopes from the rings into local queues, hands outcome

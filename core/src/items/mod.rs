@@ -7,6 +7,7 @@ pub mod filename;
 pub mod hl7_file_operation;
 pub mod hl7_file_service;
 pub mod hl7_tcp_operation;
+pub mod hl7_tcp_server;
 pub mod hl7_tcp_service;
 pub mod kind;
 pub mod kinds;

@@ -16,7 +16,7 @@ use crate::config::settings::{
 use crate::config::startup::StartupChecks;
 use crate::engine::plan::{KindPlan, PlannedItem};
 use crate::engine::runtime::Shard;
-use crate::engine::shard_main;
+use crate::items::hl7_tcp_server;
 use crate::items::kind::{ClassDef, HostKind, Listening, PlanContext, mismatched};
 
 /// The kind.
@@ -199,7 +199,7 @@ impl HostKind for Hl7TcpService {
 
     fn start_service(&self, shard: &Rc<Shard>, item: &PlannedItem) -> Option<glommio::Task<()>> {
         let plan = item.role.data::<TcpServicePlan>()?;
-        shard_main::start_tcp_service(shard, item, plan)
+        hl7_tcp_server::start_tcp_service(shard, item, plan)
     }
 }
 
