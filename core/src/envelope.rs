@@ -28,6 +28,17 @@ pub struct MessageId {
     pub wal_id: u64,
 }
 
+#[cfg(test)]
+impl MessageId {
+    /// Message `wal_id` of shard 0 (tests of one shard's bookkeeping).
+    pub(crate) fn of_shard_0(wal_id: u64) -> Self {
+        MessageId {
+            origin_shard: 0,
+            wal_id,
+        }
+    }
+}
+
 impl std::fmt::Display for MessageId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.origin_shard, self.wal_id)

@@ -803,6 +803,18 @@ pub(crate) mod tests {
         resolve(item, kind, Path::new("p"), errors)
     }
 
+    /// `item`'s own settings as its kind resolves them, as `T` (a test of that kind).
+    pub(crate) fn own_settings<T: KindSettings + Clone>(
+        item: &Item,
+        errors: &mut Vec<Diagnostic>,
+    ) -> T {
+        let resolved = resolve_by_class(item, errors);
+        resolved
+            .of::<T>()
+            .cloned()
+            .expect("the settings of the item's kind")
+    }
+
     pub(crate) fn item_with(class: &str, settings: &[(SettingTarget, &str, &str)]) -> Item {
         let mut item = Item::new("X", class);
         for (i, (target, name, value)) in settings.iter().enumerate() {

@@ -117,10 +117,7 @@ mod tests {
     use super::*;
 
     fn id(wal_id: u64) -> MessageId {
-        MessageId {
-            origin_shard: 0,
-            wal_id,
-        }
+        MessageId::of_shard_0(wal_id)
     }
 
     #[test]

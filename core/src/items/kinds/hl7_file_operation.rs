@@ -161,7 +161,7 @@ impl HostKind for Hl7FileOperation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::settings::tests::{item_with, resolve_by_class};
+    use crate::config::settings::tests::{item_with, own_settings, resolve_by_class};
     use crate::config::settings::{Framing, RETRY_INTERVAL_MIN_S};
 
     #[test]
@@ -174,12 +174,7 @@ mod tests {
             ],
         );
         let mut errors = Vec::new();
-        let Some(s) = resolve_by_class(&item, &mut errors)
-            .of::<Hl7FileOperationSettings>()
-            .cloned()
-        else {
-            panic!("wrong family");
-        };
+        let s: Hl7FileOperationSettings = own_settings(&item, &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(s.retry_interval_s, RETRY_INTERVAL_MIN_S);
         assert_eq!(s.framing, Framing::AsciiLf);

@@ -206,7 +206,7 @@ impl HostKind for Hl7TcpService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::settings::tests::{item_with, resolve_by_class};
+    use crate::config::settings::tests::{item_with, own_settings};
 
     #[test]
     fn empty_typed_value_means_default_but_empty_text_stays_empty() {
@@ -219,12 +219,7 @@ mod tests {
             ],
         );
         let mut errors = Vec::new();
-        let Some(s) = resolve_by_class(&item, &mut errors)
-            .of::<Hl7TcpServiceSettings>()
-            .cloned()
-        else {
-            panic!("wrong family");
-        };
+        let s: Hl7TcpServiceSettings = own_settings(&item, &mut errors);
         assert!(errors.is_empty());
         assert_eq!(s.ack_mode, AckMode::Immediate);
         assert_eq!(s.local_interface, IpAddr::from([0, 0, 0, 0]));
@@ -241,12 +236,7 @@ mod tests {
                 ],
             );
             let mut errors = Vec::new();
-            let Some(s) = resolve_by_class(&item, &mut errors)
-                .of::<Hl7TcpServiceSettings>()
-                .cloned()
-            else {
-                panic!("wrong family");
-            };
+            let s: Hl7TcpServiceSettings = own_settings(&item, &mut errors);
             (s.local_interface, errors)
         };
         let (ip, errors) = service("127.0.0.1 (lo)");
