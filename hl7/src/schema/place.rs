@@ -367,3 +367,227 @@ fn fit(structure: &Structure, frame: &Frame, id: &[u8; 3]) -> Option<(usize, usi
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::schema;
+
+    fn ids(list: &str) -> Vec<[u8; 3]> {
+        list.split_whitespace()
+            .map(|s| s.as_bytes().try_into().unwrap())
+            .collect()
+    }
+
+    fn placed(version: &str, structure: &str, list: &str) -> Placed {
+        let st = schema(version).unwrap().structure(structure).unwrap();
+        place(st, &ids(list))
+    }
+
+    fn paths(p: &Placed, n: usize) -> Vec<String> {
+        (0..n).map(|k| p.path_of(k).unwrap_or_default()).collect()
+    }
+
+    /// `PIDgrpgrp(1).ORCgrp()` -> steps.
+    fn steps(path: &str) -> Vec<Step<'_>> {
+        path.split('.')
+            .map(|s| match s.split_once('(') {
+                Some((name, rest)) => Step {
+                    name,
+                    index: rest.trim_end_matches(')').parse().ok(),
+                },
+                None => Step {
+                    name: s,
+                    index: None,
+                },
+            })
+            .collect()
+    }
+
+    fn find(p: &Placed, path: &str) -> Vec<usize> {
+        let mut out = Vec::new();
+        p.find(&steps(path), &mut out);
+        out
+    }
+
+    #[test]
+    fn oru_r01_segments_go_to_iris_groups() {
+        // 037_hl7_2_oru_r01.hl7 (2.5).
+        let p = placed("2.5", "ORU_R01", "MSH PID PV1 ORC OBR OBX OBX NTE");
+        assert_eq!(
+            paths(&p, 8),
+            [
+                "MSH",
+                "PIDgrpgrp(1).PIDgrp.PID",
+                "PIDgrpgrp(1).PIDgrp.PV1grp.PV1",
+                "PIDgrpgrp(1).ORCgrp(1).ORC",
+                "PIDgrpgrp(1).ORCgrp(1).OBR",
+                "PIDgrpgrp(1).ORCgrp(1).OBXgrp(1).OBX",
+                "PIDgrpgrp(1).ORCgrp(1).OBXgrp(2).OBX",
+                "PIDgrpgrp(1).ORCgrp(1).OBXgrp(2).NTE(1)",
+            ]
+        );
+        assert_eq!(p.unexpected(), 0);
+        assert_eq!(find(&p, "PIDgrpgrp(1).ORCgrp(1).OBXgrp(2).OBX"), [6]);
+        assert_eq!(find(&p, "PIDgrpgrp().ORCgrp().OBXgrp().OBX"), [5, 6]);
+        assert_eq!(find(&p, "PIDgrpgrp(1).ORCgrp(1)"), [3, 4, 5, 6, 7]);
+        assert_eq!(find(&p, "PIDgrp.PV1grp.PV1"), Vec::<usize>::new());
+        assert_eq!(find(&p, "PIDgrpgrp(1).PIDgrp.PV1grp.PV1"), [2]);
+        assert_eq!(find(&p, "MSH"), [0]);
+        assert_eq!(find(&p, "msh"), [0]);
+        assert_eq!(p.count(&steps("PIDgrpgrp(1).ORCgrp(1).OBXgrp")), 2);
+        assert_eq!(p.count(&steps("PIDgrpgrp")), 1);
+        assert_eq!(p.count(&steps("PIDgrpgrp(1).ORCgrp(1).OBXgrp(2).NTE")), 1);
+        assert_eq!(p.count(&[]), 0);
+    }
+
+    #[test]
+    fn a_new_order_or_patient_opens_a_new_group_repetition() {
+        let p = placed("2.5", "ORU_R01", "MSH PID ORC OBR OBX OBR OBX PID OBR OBX");
+        assert_eq!(
+            paths(&p, 10)[2..],
+            [
+                "PIDgrpgrp(1).ORCgrp(1).ORC",
+                "PIDgrpgrp(1).ORCgrp(1).OBR",
+                "PIDgrpgrp(1).ORCgrp(1).OBXgrp(1).OBX",
+                // ORC is optional: an OBR starts the next order.
+                "PIDgrpgrp(1).ORCgrp(2).OBR",
+                "PIDgrpgrp(1).ORCgrp(2).OBXgrp(1).OBX",
+                "PIDgrpgrp(2).PIDgrp.PID",
+                "PIDgrpgrp(2).ORCgrp(1).OBR",
+                "PIDgrpgrp(2).ORCgrp(1).OBXgrp(1).OBX",
+            ]
+        );
+        assert_eq!(p.count(&steps("PIDgrpgrp")), 2);
+        assert_eq!(p.count(&steps("PIDgrpgrp(1).ORCgrp")), 2);
+        assert_eq!(p.count(&steps("PIDgrpgrp().ORCgrp")), 3);
+        assert_eq!(find(&p, "PIDgrpgrp(2).PIDgrp.PID"), [7]);
+        assert_eq!(find(&p, "PIDgrpgrp().PIDgrp.PID"), [1, 7]);
+        assert_eq!(find(&p, "PIDgrpgrp(3)"), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn missing_required_segments_are_skipped() {
+        // No PID, no ORC: the order group still opens on OBR.
+        let p = placed("2.5", "ORU_R01", "MSH OBR OBX");
+        assert_eq!(
+            paths(&p, 3),
+            [
+                "MSH",
+                "PIDgrpgrp(1).ORCgrp(1).OBR",
+                "PIDgrpgrp(1).ORCgrp(1).OBXgrp(1).OBX"
+            ]
+        );
+        assert_eq!(p.unexpected(), 0);
+    }
+
+    #[test]
+    fn a_choice_takes_one_alternative() {
+        // OrderReqToORMO01.cls: ORCgrp(1).OBRuniongrp.OBRunion.OBR, PIDgrp.PV1grp.PV1.
+        let p = placed("2.5", "ORM_O01", "MSH NTE PID PV1 ORC OBR NTE OBX ORC RXO");
+        assert_eq!(
+            paths(&p, 10),
+            [
+                "MSH",
+                "NTE(1)",
+                "PIDgrp.PID",
+                "PIDgrp.PV1grp.PV1",
+                "ORCgrp(1).ORC",
+                "ORCgrp(1).OBRuniongrp.OBRunion.OBR",
+                "ORCgrp(1).OBRuniongrp.NTE(1)",
+                "ORCgrp(1).OBRuniongrp.OBXgrp(1).OBX",
+                "ORCgrp(2).ORC",
+                "ORCgrp(2).OBRuniongrp.OBRunion.RXO",
+            ]
+        );
+        assert_eq!(find(&p, "ORCgrp(1).OBRuniongrp.OBRunion.OBR"), [5]);
+        assert_eq!(
+            find(&p, "ORCgrp(2).OBRuniongrp.OBRunion.OBR"),
+            Vec::<usize>::new()
+        );
+        assert_eq!(find(&p, "ORCgrp(2).OBRuniongrp.OBRunion"), [9]);
+        // A second alternative in one order is not expected there.
+        let p = placed("2.5", "ORM_O01", "MSH ORC OBR RXO");
+        assert_eq!(
+            p.path_of(3).unwrap(),
+            "ORCgrp(1).OBRuniongrp.OBRunion.RXO(1)"
+        );
+        assert_eq!(p.unexpected(), 1);
+    }
+
+    #[test]
+    fn unexpected_segments_stay_in_the_current_group() {
+        // 032_hl7parser_sample_oru_r01_lab.hl7 (2.3) ends in ZDR ZPR after the OBXs.
+        let p = placed("2.3", "ORU_R01", "MSH PID PV1 ORC OBR OBX OBX ZDR ZPR");
+        assert_eq!(p.unexpected(), 2);
+        assert_eq!(
+            paths(&p, 9)[7..],
+            [
+                "PIDgrpgrp(1).ORCgrp(1).OBXgrp(2).ZDR(1)",
+                "PIDgrpgrp(1).ORCgrp(1).OBXgrp(2).ZPR(1)",
+            ]
+        );
+        assert_eq!(find(&p, "PIDgrpgrp(1).ORCgrp(1).OBXgrp(2).ZDR"), [7]);
+        assert_eq!(find(&p, "PIDgrpgrp(1).ORCgrp(1).OBXgrp(2)"), [6, 7, 8]);
+        // The position does not move: a later expected segment still places.
+        let p = placed("2.5", "ORU_R01", "MSH PID ZPI PV1 OBR");
+        assert_eq!(
+            paths(&p, 5)[2..],
+            [
+                "PIDgrpgrp(1).PIDgrp.ZPI(1)",
+                "PIDgrpgrp(1).PIDgrp.PV1grp.PV1",
+                "PIDgrpgrp(1).ORCgrp(1).OBR",
+            ]
+        );
+    }
+
+    #[test]
+    fn out_of_order_segments_keep_their_name_where_they_stand() {
+        // ADT_A01 2.3.1 has NK1 before PV1; here it comes after.
+        let p = placed("2.3.1", "ADT_A01", "MSH EVN PID PV1 NK1 NK1 IN1 IN2 IN1");
+        assert_eq!(
+            paths(&p, 9)[3..],
+            [
+                "PV1",
+                "NK1(1)",
+                "NK1(2)",
+                "IN1grp(1).IN1",
+                "IN1grp(1).IN2",
+                "IN1grp(2).IN1"
+            ]
+        );
+        assert_eq!(p.unexpected(), 2);
+        assert_eq!(find(&p, "NK1(2)"), [5]);
+        assert_eq!(find(&p, "NK1"), [4]);
+        assert_eq!(p.count(&steps("NK1")), 2);
+        assert_eq!(p.count(&steps("IN1grp")), 2);
+        assert_eq!(find(&p, "IN1grp(1)"), [6, 7]);
+    }
+
+    #[test]
+    fn odd_input_places_without_panicking() {
+        let st = schema("2.5").unwrap().structure("ADT_A01").unwrap();
+        let p = place(st, &[]);
+        assert_eq!(p.path_of(0), None);
+        assert_eq!(find(&p, "MSH"), Vec::<usize>::new());
+        assert_eq!(p.count(&steps("MSH")), 0);
+        let p = place(st, &[[0xff, 0, b'|'], *b"MSH", *b"MSH"]);
+        assert_eq!(p.unexpected(), 2);
+        assert_eq!(paths(&p, 3), ["\u{fffd}\0|(1)", "MSH", "MSH(1)"]);
+        assert_eq!(find(&p, "MSH"), [1]);
+        assert_eq!(Placed::default().count(&steps("MSH")), 0);
+        let mut out = Vec::new();
+        Placed::default().find(&steps("MSH"), &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn placing_again_reuses_the_value() {
+        let st = schema("2.5").unwrap().structure("ORU_R01").unwrap();
+        let mut p = place(st, &ids("MSH PID OBR OBX OBX"));
+        p.place(st, &ids("MSH OBR"));
+        assert_eq!(paths(&p, 2), ["MSH", "PIDgrpgrp(1).ORCgrp(1).OBR"]);
+        assert_eq!(p.path_of(2), None);
+        assert_eq!(p.structure().map(Structure::name), Some("ORU_R01"));
+    }
+}
