@@ -8,7 +8,12 @@
 //! group, then the children after it). A group is entered only by a segment that can
 //! start it: one of its children up to and including the first required one.
 //! Required segments the message lacks are skipped (placement never fails; checking
-//! is for validation, not for addressing).
+//! is for validation, not for addressing). One exception to "innermost first": a fit
+//! that opens a group only by skipping its optional first children gives way to an
+//! outer group that takes the segment as (the first segment of) its own child. In
+//! OML_O21, an ORC after an order's SPM starts the next order (`ORCgrp(2)`) rather
+//! than a prior result nested in the order (whose optional PID, PV1 and AL1 come
+//! before its ORC); a prior result that starts with its PID still nests.
 //!
 //! Segments the structure does not expect there (a Z-segment, a segment out of
 //! order) stay in the current group instance, after the segments placed before
@@ -214,12 +219,23 @@ impl Placed {
     }
 
     fn place_one(&mut self, structure: &Structure, k: u32, id: &[u8; 3]) {
+        // The innermost fit, unless it only opens a group by skipping optional
+        // children and an outer group takes the segment directly (module header).
+        let mut chosen = None;
         for depth in (0..self.stack.len()).rev() {
-            if let Some((child, reps)) = fit(structure, &self.stack[depth], id) {
-                self.stack.truncate(depth + 1);
-                self.enter(structure, child, reps, k, id);
-                return;
+            let Some((child, reps)) = fit(structure, &self.stack[depth], id) else {
+                continue;
+            };
+            if structure.starts_first(child, id) {
+                chosen = Some((depth, child, reps));
+                break;
             }
+            chosen = chosen.or(Some((depth, child, reps)));
+        }
+        if let Some((depth, child, reps)) = chosen {
+            self.stack.truncate(depth + 1);
+            self.enter(structure, child, reps, k, id);
+            return;
         }
         // Nowhere ahead: the segment stays in the innermost open group.
         self.unexpected += 1;
@@ -513,6 +529,33 @@ mod tests {
             "ORCgrp(1).OBRuniongrp.OBRunion.RXO(1)"
         );
         assert_eq!(p.unexpected(), 1);
+    }
+
+    #[test]
+    fn an_order_segment_starts_the_next_order_before_a_nested_prior_result() {
+        // 066_hapi_example_oml_o21_msg10.hl7 (2.5), then a prior result with its PID.
+        let list = "MSH PID ORC TQ1 OBR SPM ORC OBR PID PV1 ORC OBR OBX";
+        let p = placed("2.5", "OML_O21", list);
+        assert_eq!(
+            paths(&p, 13),
+            [
+                "MSH",
+                "PIDgrp.PID",
+                "ORCgrp(1).ORC",
+                "ORCgrp(1).TQ1grp(1).TQ1",
+                "ORCgrp(1).OBRgrp.OBR",
+                "ORCgrp(1).OBRgrp.SPMgrp(1).SPM",
+                "ORCgrp(2).ORC",
+                "ORCgrp(2).OBRgrp.OBR",
+                "ORCgrp(2).OBRgrp.PIDgrpgrp(1).PIDgrp.PID",
+                "ORCgrp(2).OBRgrp.PIDgrpgrp(1).PV1grp.PV1",
+                "ORCgrp(2).OBRgrp.PIDgrpgrp(1).ORCgrp(1).ORC",
+                "ORCgrp(2).OBRgrp.PIDgrpgrp(1).ORCgrp(1).OBR",
+                "ORCgrp(2).OBRgrp.PIDgrpgrp(1).ORCgrp(1).OBXgrp(1).OBX",
+            ]
+        );
+        assert_eq!(p.unexpected(), 0);
+        assert_eq!(p.count(&steps("ORCgrp")), 2);
     }
 
     #[test]

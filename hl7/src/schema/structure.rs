@@ -87,6 +87,20 @@ impl Structure {
         }
     }
 
+    /// Whether segment `id` is node `at` or, for a group, its first child's first
+    /// segment (without skipping optional children); for a choice, any alternative's.
+    pub(super) fn starts_first(&self, at: usize, id: &[u8; 3]) -> bool {
+        let node = &self.nodes[at];
+        match node.kind() {
+            NodeKind::Segment => node.0.as_bytes() == id,
+            NodeKind::Choice => self.children(at).any(|c| self.starts_first(c, id)),
+            NodeKind::Group => self
+                .children(at)
+                .next()
+                .is_some_and(|c| self.starts_first(c, id)),
+        }
+    }
+
     /// Whether segment `id` can be the first segment of node `at` (for a group: of
     /// its first children up to and including the first required one).
     pub(super) fn starts(&self, at: usize, id: &[u8; 3]) -> bool {
