@@ -170,31 +170,12 @@ impl Placed {
     }
 
     fn path_to(&self, at: u32, target: u32, out: &mut Vec<String>) -> bool {
-        let mut seen: Vec<((u16, [u8; 3]), usize)> = Vec::new();
         for c in self.children(at) {
             let entry = &self.entries[c as usize];
-            let key = (
-                entry.node,
-                if entry.node == UNEXPECTED {
-                    entry.id
-                } else {
-                    [0; 3]
-                },
-            );
-            let rep = match seen.iter_mut().find(|(k, _)| *k == key) {
-                Some(s) => {
-                    s.1 += 1;
-                    s.1
-                }
-                None => {
-                    seen.push((key, 1));
-                    1
-                }
-            };
             if c != target && entry.segment != NONE {
                 continue;
             }
-            out.push(self.step_text(c, rep));
+            out.push(self.step_text(at, c));
             if c == target || self.path_to(c, target, out) {
                 return true;
             }
@@ -203,18 +184,23 @@ impl Placed {
         false
     }
 
-    fn step_text(&self, e: u32, rep: usize) -> String {
-        let entry = &self.entries[e as usize];
-        match self.structure.filter(|_| entry.node != UNEXPECTED) {
+    /// Child `c` of `parent` as a path step, its index counted the way `find`
+    /// counts: among the siblings of the same name.
+    fn step_text(&self, parent: u32, c: u32) -> String {
+        let entry = &self.entries[c as usize];
+        let (name, repeating) = match self.structure.filter(|_| entry.node != UNEXPECTED) {
             Some(s) => {
                 let node = &s.nodes[usize::from(entry.node)];
-                if node.repeating() {
-                    format!("{}({rep})", node.name())
-                } else {
-                    node.name().to_string()
-                }
+                (node.name().to_string(), node.repeating())
             }
-            None => format!("{}({rep})", String::from_utf8_lossy(&entry.id)),
+            None => (String::from_utf8_lossy(&entry.id).into_owned(), true),
+        };
+        let earlier = self.children(parent).take_while(|&x| x != c);
+        let rep = earlier.filter(|&x| self.is(x, &name)).count() + 1;
+        if repeating || rep > 1 {
+            format!("{name}({rep})")
+        } else {
+            name
         }
     }
 
@@ -616,7 +602,8 @@ mod tests {
         assert_eq!(p.count(&steps("MSH")), 0);
         let p = place(st, &[[0xff, 0, b'|'], *b"MSH", *b"MSH"]);
         assert_eq!(p.unexpected(), 2);
-        assert_eq!(paths(&p, 3), ["\u{fffd}\0|(1)", "MSH", "MSH(1)"]);
+        assert_eq!(paths(&p, 3), ["\u{fffd}\0|(1)", "MSH", "MSH(2)"]);
+        assert_eq!(find(&p, "MSH(2)"), [2]);
         assert_eq!(find(&p, "MSH"), [1]);
         assert_eq!(Placed::default().count(&steps("MSH")), 0);
         let mut out = Vec::new();
