@@ -484,6 +484,16 @@ mod tests {
     }
 
     #[test]
+    fn orm_o01_patient_visit_path_of_the_corpus_rule_resolves() {
+        // ABCRoutingRule (2.3.1-based ORM_O01): `HL7.{PIDgrp.PV1grp.PV1:PatientClass}`.
+        for version in ["2.3", "2.3.1", "2.4", "2.5", "2.5.1"] {
+            let p = placed(version, "ORM_O01", "MSH PID PV1 ORC OBR");
+            assert_eq!(find(&p, "PIDgrp.PV1grp.PV1"), [2], "{version}");
+            assert_eq!(find(&p, "PIDgrp.PID"), [1], "{version}");
+        }
+    }
+
+    #[test]
     fn a_choice_takes_one_alternative() {
         // OrderReqToORMO01.cls: ORCgrp(1).OBRuniongrp.OBRunion.OBR, PIDgrp.PV1grp.PV1.
         let p = placed("2.5", "ORM_O01", "MSH NTE PID PV1 ORC OBR NTE OBX ORC RXO");
