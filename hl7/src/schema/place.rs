@@ -494,6 +494,20 @@ mod tests {
     }
 
     #[test]
+    fn the_iris_documentation_example_paths_resolve() {
+        // IRIS "Virtual Property Paths": "an NTE segment in a 2.3:ORM_O01 message might
+        // be identified as ORCgrp(1).OBRuniongrp.OBXgrp(3).NTE(1)", and "PIDgrp.PID".
+        let p = placed("2.3", "ORM_O01", "MSH PID ORC OBR OBX OBX OBX NTE");
+        assert_eq!(
+            p.path_of(7).unwrap(),
+            "ORCgrp(1).OBRuniongrp.OBXgrp(3).NTE(1)"
+        );
+        assert_eq!(p.path_of(1).unwrap(), "PIDgrp.PID");
+        assert_eq!(find(&p, "ORCgrp(1).OBRuniongrp.OBXgrp(3).NTE(1)"), [7]);
+        assert_eq!(p.unexpected(), 0);
+    }
+
+    #[test]
     fn a_choice_takes_one_alternative() {
         // OrderReqToORMO01.cls: ORCgrp(1).OBRuniongrp.OBRunion.OBR, PIDgrp.PV1grp.PV1.
         let p = placed("2.5", "ORM_O01", "MSH NTE PID PV1 ORC OBR NTE OBX ORC RXO");

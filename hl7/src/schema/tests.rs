@@ -96,6 +96,16 @@ fn field_names_are_each_version_own() {
 }
 
 #[test]
+fn the_iris_documentation_example_names_resolve_in_2_3() {
+    // IRIS "Virtual Property Paths" (2.3:ORM_O01): `NTE(1):SourceofComment`,
+    // `PIDgrp.PID:PatientIDInternalID(1).identifiertypecode` = `3(1).5`.
+    let s = v("2.3");
+    assert_eq!(s.field("NTE", "SourceofComment"), Some(2));
+    assert_eq!(s.field("PID", "PatientIDInternalID"), Some(3));
+    assert_eq!(s.component("PID", 3, "identifiertypecode"), Some(5));
+}
+
+#[test]
 fn field_names_match_ignoring_case_and_punctuation() {
     let s = v("2.5");
     assert_eq!(s.field("PID", "patientidentifierlist"), Some(3));
@@ -330,4 +340,29 @@ fn structure_nodes_say_kind_and_cardinality() {
 fn data_type_names_are_indexed() {
     assert!((0..200).filter_map(data_type_name).any(|n| n == "XPN"));
     assert_eq!(data_type_name(u16::MAX), None);
+}
+
+#[test]
+fn segment_level_dtl_names_resolve_in_2_5() {
+    // OrderReqTosegMSH.cls: targetDocType '2.5:MSH', paths without a segment prefix.
+    let s = v("2.5");
+    let fields = [
+        ("FieldSeparator", 1),
+        ("EncodingCharacters", 2),
+        ("SendingApplication", 3),
+        ("SendingFacility", 4),
+        ("ReceivingApplication", 5),
+        ("DateTimeOfMessage", 7),
+        ("MessageControlID", 10),
+        ("ProcessingID", 11),
+        ("VersionID", 12),
+        ("AcceptAcknowledgmentType", 15),
+        ("ApplicationAcknowledgmentTyp", 16),
+    ];
+    for (name, n) in fields {
+        assert_eq!(s.field("MSH", name), Some(n), "{name}");
+    }
+    assert_eq!(s.component("MSH", 4, "NamespaceID"), Some(1));
+    assert_eq!(s.component("MSH", 7, "Time"), Some(1));
+    assert_eq!(s.component("MSH", 12, "VersionID"), Some(1));
 }
