@@ -9,7 +9,7 @@
 //! - [`writer`]: [`MessageWriter`], edits spliced into copied spans.
 //! - [`batch`]: [`Batch`], the messages of a batch file.
 //! - [`schema`]: HL7 2.3-2.5.1 field names and message structures, for named and
-//!   group paths; [`schema::place`] puts a message's segments in its groups.
+//!   group paths; [`schema::place()`] puts a message's segments in its groups.
 //! - [`fuzz`]: the fuzz target's body, runnable on stable.
 
 pub mod ack;

@@ -23,7 +23,7 @@
 //!
 //! - [`structure`]: [`Structure`], a structure's segment/group tree with IRIS's
 //!   group names.
-//! - [`place`](mod@place): [`place`], a message's segments placed in those groups, and the
+//! - [`place`](mod@place): [`place()`], a message's segments placed in those groups, and the
 //!   group paths that address them ([`Placed::find`], [`Placed::count`]).
 
 pub mod place;
