@@ -179,47 +179,71 @@ pub fn data_type_name(index: u16) -> Option<&'static str> {
 }
 
 /// 1-based position of the first of `names` that `query` names: exact matches
-/// first, then the fallbacks the module header lists, each over all names.
+/// first, then the fallbacks the module header lists, each over all names. Stored
+/// names are ASCII alphanumerics only (a generated-table invariant a test checks), so
+/// only the query is normalised, once, into a stack buffer.
 fn position<I>(names: I, query: &str, segment: Option<&[u8; 3]>) -> Option<u16>
 where
     I: Iterator<Item = &'static str> + Clone,
 {
-    let rules: [&dyn Fn(&str) -> bool; 4] = [
-        &|n| norm(n).eq(norm(query)),
-        &|n| truncated_match(n, query),
-        &|n| segment.is_some_and(|s| suffix_match(n, query, s)),
-        &|n| segment.is_some_and(|s| set_id_match(n, query, s)),
+    let mut buf = [0u8; QUERY_CHARS_MAX];
+    let q = normalize(query, &mut buf)?;
+    let rules: [NameRule<'_>; 4] = [
+        &|n| n.eq_ignore_ascii_case(q),
+        &|n| truncated_match(n, q),
+        &|n| segment.is_some_and(|s| suffix_match(n, q, s)),
+        &|n| segment.is_some_and(|s| set_id_match(n, q, s)),
     ];
     rules.iter().find_map(|rule| {
-        let i = names.clone().position(|n| !n.is_empty() && rule(n))?;
+        let i = names
+            .clone()
+            .position(|n| !n.is_empty() && rule(n.as_bytes()))?;
         u16::try_from(i + 1).ok()
     })
 }
 
-/// The name as IRIS compares it: ASCII alphanumerics, lower case.
-fn norm(s: &str) -> impl Iterator<Item = u8> + Clone + '_ {
-    s.bytes()
-        .filter(u8::is_ascii_alphanumeric)
-        .map(|b| b.to_ascii_lowercase())
+/// One way a normalised query can name a stored name.
+type NameRule<'a> = &'a dyn Fn(&[u8]) -> bool;
+
+/// The longest query, in alphanumerics, a lookup reads (the longest standard name
+/// is under 70); a longer one names nothing.
+const QUERY_CHARS_MAX: usize = 96;
+
+/// `s` as IRIS compares names: its ASCII alphanumerics, lower case. None when it has
+/// none or more than [`QUERY_CHARS_MAX`].
+fn normalize<'b>(s: &str, buf: &'b mut [u8; QUERY_CHARS_MAX]) -> Option<&'b [u8]> {
+    let mut len = 0;
+    for b in s.bytes().filter(u8::is_ascii_alphanumeric) {
+        *buf.get_mut(len)? = b.to_ascii_lowercase();
+        len += 1;
+    }
+    (len > 0).then_some(&buf[..len])
 }
 
-/// `query` is IRIS's 28-character cut of the longer `name`.
-fn truncated_match(name: &str, query: &str) -> bool {
-    norm(query).count() == IRIS_NAME_CHARS_MAX
-        && norm(name).count() > IRIS_NAME_CHARS_MAX
-        && norm(name).take(IRIS_NAME_CHARS_MAX).eq(norm(query))
+/// `q` is IRIS's 28-character cut of the longer `name`.
+fn truncated_match(name: &[u8], q: &[u8]) -> bool {
+    q.len() == IRIS_NAME_CHARS_MAX
+        && name.len() > IRIS_NAME_CHARS_MAX
+        && name[..IRIS_NAME_CHARS_MAX].eq_ignore_ascii_case(q)
 }
 
-/// `name` and `query` differ by the segment id at the end of one of them.
-fn suffix_match(name: &str, query: &str, segment: &[u8; 3]) -> bool {
-    let seg = segment.map(|b| b.to_ascii_lowercase());
-    norm(name).chain(seg).eq(norm(query)) || norm(name).eq(norm(query).chain(seg))
+/// `name` and `q` differ by the segment id at the end of one of them.
+fn suffix_match(name: &[u8], q: &[u8], segment: &[u8; 3]) -> bool {
+    let longer_by_id = |long: &[u8], short: &[u8]| {
+        long.len() == short.len() + 3
+            && long[..short.len()].eq_ignore_ascii_case(short)
+            && long[short.len()..].eq_ignore_ascii_case(segment)
+    };
+    longer_by_id(q, name) || longer_by_id(name, q)
 }
 
-/// `query` is "SetID" + the segment id and `name` is a "Set ID - ..." field.
-fn set_id_match(name: &str, query: &str, segment: &[u8; 3]) -> bool {
-    let seg = segment.map(|b| b.to_ascii_lowercase());
-    norm(query).eq(b"setid".iter().copied().chain(seg)) && norm(name).take(5).eq(*b"setid")
+/// `q` is "SetID" + the segment id and `name` is a "Set ID - ..." field.
+fn set_id_match(name: &[u8], q: &[u8], segment: &[u8; 3]) -> bool {
+    q.len() == 8
+        && q.starts_with(b"setid")
+        && q[5..].eq_ignore_ascii_case(segment)
+        && name.len() >= 5
+        && name[..5].eq_ignore_ascii_case(b"setid")
 }
 
 #[cfg(test)]

@@ -349,9 +349,9 @@ impl Placed {
 fn fit(structure: &Structure, frame: &Frame, id: &[u8; 3]) -> Option<(usize, usize)> {
     let nodes = structure.nodes;
     let choice = nodes[frame.node].kind() == NodeKind::Choice;
-    for c in structure.children(frame.node) {
+    let first = frame.child.unwrap_or(frame.node + 1);
+    for c in structure.children_from(frame.node, first) {
         match frame.child {
-            Some(cur) if c < cur => continue,
             Some(cur) if c == cur => {
                 if nodes[c].repeating() && structure.starts(c, id) {
                     return Some((c, frame.reps + 1));

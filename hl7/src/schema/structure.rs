@@ -87,6 +87,17 @@ impl Structure {
         }
     }
 
+    /// The children of node `parent` from its child `first` on (`first` must be a
+    /// child of `parent`, or `parent + 1`).
+    pub(super) fn children_from(&self, parent: usize, first: usize) -> Children {
+        let end = self.nodes.get(parent).map_or(parent, Node::end);
+        Children {
+            nodes: self.nodes,
+            next: first,
+            end,
+        }
+    }
+
     /// Whether segment `id` is node `at` or, for a group, its first child's first
     /// segment (without skipping optional children); for a choice, any alternative's.
     pub(super) fn starts_first(&self, at: usize, id: &[u8; 3]) -> bool {

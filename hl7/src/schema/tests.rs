@@ -366,3 +366,24 @@ fn segment_level_dtl_names_resolve_in_2_5() {
     assert_eq!(s.component("MSH", 7, "Time"), Some(1));
     assert_eq!(s.component("MSH", 12, "VersionID"), Some(1));
 }
+
+#[test]
+fn every_stored_name_is_alphanumeric() {
+    // `position` compares stored names as they are, normalising only the query.
+    let alnum = |n: &str| n.bytes().all(|b| b.is_ascii_alphanumeric());
+    for fields in tables::SEGMENTS.iter() {
+        assert!(fields.iter().all(|f| alnum(f.0)), "{fields:?}");
+    }
+    for comps in tables::COMPOSITES.iter() {
+        assert!(comps.iter().all(|c| alnum(c.0)), "{comps:?}");
+    }
+}
+
+#[test]
+fn overlong_or_empty_queries_name_nothing() {
+    let s = v("2.5");
+    assert_eq!(s.field("PID", &"x".repeat(QUERY_CHARS_MAX + 1)), None);
+    assert_eq!(s.field("PID", &"PatientName".repeat(20)), None);
+    assert_eq!(s.field("PID", " - / "), None);
+    assert_eq!(s.component("PID", 5, ""), None);
+}
