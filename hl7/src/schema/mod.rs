@@ -72,6 +72,15 @@ pub fn schema(version: &str) -> Option<&'static Schema> {
         .find(|s| s.version == version.trim())
 }
 
+/// The tables and structure an IRIS DocType names (`category:structure`, as a rule's
+/// `docCategory`/`docName` or a DTL's `sourceDocType` give them: "2.5.1:ORU_R01");
+/// None for a category hie has no tables for (a custom schema) or an unknown structure.
+pub fn doc_type(doc_type: &str) -> Option<(&'static Schema, &'static Structure)> {
+    let (category, structure) = doc_type.split_once(':')?;
+    let s = schema(category)?;
+    Some((s, s.structure(structure.trim())?))
+}
+
 /// The versions hie has tables for.
 pub fn versions() -> impl Iterator<Item = &'static str> {
     tables::VERSIONS.iter().map(|s| s.version)

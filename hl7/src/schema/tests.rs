@@ -387,3 +387,17 @@ fn overlong_or_empty_queries_name_nothing() {
     assert_eq!(s.field("PID", " - / "), None);
     assert_eq!(s.component("PID", 5, ""), None);
 }
+
+#[test]
+fn doc_types_name_a_version_and_a_structure() {
+    // OrderReqToORMO01.cls: targetDocType '2.5:ORM_O01'.
+    let (s, st) = doc_type("2.5:ORM_O01").unwrap();
+    assert_eq!((s.version(), st.name()), ("2.5", "ORM_O01"));
+    let (s, st) = doc_type("2.3.1:ADT_A01").unwrap();
+    assert_eq!((s.version(), st.name()), ("2.3.1", "ADT_A01"));
+    // ADTLastNameTransform.xml's custom category, and malformed forms.
+    assert!(doc_type("Demo.HL7.MsgRouter.Schema:ADT_A01").is_none());
+    assert!(doc_type("2.5.1").is_none());
+    assert!(doc_type("2.5.1:NOPE_X01").is_none());
+    assert!(doc_type(":ORU_R01").is_none());
+}
