@@ -289,6 +289,19 @@ fn trigger_events_map_to_their_structures() {
     assert_eq!(v("2.5").structure_of("ADT", "A28"), Some("ADT_A05"));
     assert_eq!(v("2.5").structure_of("OML", "O21"), Some("OML_O21"));
     assert_eq!(v("2.3").structure_of("OML", "O21"), None);
+    // Corpus message types (../shared/corpus/hl7/).
+    for version in ALL {
+        let s = v(version);
+        assert_eq!(s.structure_of("ADT", "A40"), Some("ADT_A39"), "{version}");
+        assert_eq!(s.structure_of("MDM", "T02"), Some("MDM_T02"), "{version}");
+        assert_eq!(s.structure_of("VXU", "V04"), Some("VXU_V04"), "{version}");
+        assert_eq!(s.structure_of("DFT", "P03"), Some("DFT_P03"), "{version}");
+        assert_eq!(s.structure_of("BAR", "P01"), Some("BAR_P01"), "{version}");
+        assert_eq!(s.structure_of("REF", "I12"), Some("REF_I12"), "{version}");
+    }
+    assert_eq!(v("2.3.1").structure_of("ADT", "A31"), Some("ADT_A01"));
+    assert_eq!(v("2.5.1").structure_of("ADT", "A31"), Some("ADT_A05"));
+    assert_eq!(v("2.5.1").structure_of("OML", "O33"), Some("OML_O33"));
 }
 
 #[test]
