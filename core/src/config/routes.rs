@@ -8,10 +8,11 @@
 //!   error on an enabled item: its messages would be stranded.
 //! - A routing cycle (a router that targets itself, or any loop of items) is an error when
 //!   every item on it is enabled (one message would go round for ever), a warning otherwise.
-//! - A router routes by its `BusinessRuleName` in IRIS; hie does not run rules yet, so an
-//!   enabled router with one is an error (it would route nothing), and so is a router with
-//!   neither `BusinessRuleName` nor hie's `TargetConfigNames`. On a disabled router both
-//!   are warnings.
+//! - A router routes by its `BusinessRuleName` (a rule class found by
+//!   [`crate::rules::library`]): a class that is not found or does not compile is an error
+//!   (naming the rule file, class, rule and line), and its `send` targets are checked as
+//!   `TargetConfigNames` is. A router with neither `BusinessRuleName` nor hie's
+//!   `TargetConfigNames` is an error. On a disabled router these are warnings.
 //!
 //! Cost: linear in items and targets. Names are looked up in one map built here, and the
 //! cycle search visits each item and each target once (an iterative depth-first search,
@@ -105,37 +106,77 @@ fn check_targets(
 }
 
 fn check_routers(production: &Production, file: &Path, f: &mut Findings) {
+    let rules = crate::rules::library::production_rules(production);
+    let index = name_index(production);
     for item in &production.items {
         let ItemSettings::Router(router) = &item.settings else {
             continue;
         };
-        let message = if !router.business_rule_name.trim().is_empty() {
-            let line = item
-                .host_settings
-                .get("BusinessRuleName")
-                .map_or(item.source.line, |v| v.line);
-            let m = format!(
-                "BusinessRuleName {:?}: hie does not run business rules yet, so this router \
-                 would route nothing; remove BusinessRuleName and list where every message \
-                 goes in TargetConfigNames",
-                router.business_rule_name
-            );
-            (line, m)
+        let rule_line = item
+            .host_settings
+            .get("BusinessRuleName")
+            .map_or(item.source.line, |v| v.line);
+        let mut found = Vec::new();
+        if let Some((_, compiled)) = rules.iter().find(|(name, _)| *name == item.name) {
+            match compiled {
+                Ok(c) => check_rule_targets(production, &index, item, c.targets(), &mut found),
+                Err(e) => found.push((
+                    true,
+                    format!("BusinessRuleName {:?}: {e}", router.business_rule_name),
+                )),
+            }
         } else if router.targets.is_empty() && router.bad_message_handler.is_none() {
             // With a BadMessageHandler every message goes there (no target takes it):
             // routed somewhere an operator sees, so not an error.
-            let m = "router has neither BusinessRuleName nor TargetConfigNames (nor a \
-                     BadMessageHandler): it would complete every message with no target"
-                .to_owned();
-            (item.source.line, m)
+            found.push((
+                true,
+                "router has neither BusinessRuleName nor TargetConfigNames (nor a \
+                 BadMessageHandler): it would complete every message with no target"
+                    .to_owned(),
+            ));
+        }
+        let line = if rules.iter().any(|(n, _)| *n == item.name) {
+            rule_line
         } else {
-            continue;
+            item.source.line
         };
-        let (line, message) = message;
-        if item.enabled {
-            f.error(file, line, Some(&item.name), message);
-        } else {
-            f.warn(file, line, Some(&item.name), message);
+        for (is_error, message) in found {
+            if is_error && item.enabled {
+                f.error(file, line, Some(&item.name), message);
+            } else {
+                f.warn(file, line, Some(&item.name), message);
+            }
+        }
+    }
+}
+
+/// The targets a router's rules send to, checked as `TargetConfigNames` is: one naming no
+/// item is a warning, a business service an error.
+fn check_rule_targets(
+    production: &Production,
+    index: &HashMap<&str, usize>,
+    item: &Item,
+    targets: &[String],
+    found: &mut Vec<(bool, String)>,
+) {
+    for target in targets {
+        match index.get(target.as_str()).map(|&t| &production.items[t]) {
+            None => found.push((
+                false,
+                format!("its rule class sends to {target:?}, which is no item of this production"),
+            )),
+            Some(t) if t.kind == ItemKind::Service => found.push((
+                true,
+                format!(
+                    "its rule class sends to {target:?}, a business service, which cannot take \
+                     messages; name a router or an operation"
+                ),
+            )),
+            Some(t) if item.enabled && !t.enabled => found.push((
+                false,
+                format!("its rule class sends to {target:?}, which is disabled"),
+            )),
+            Some(_) => {}
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod datetime;
 pub mod eval;
 pub mod expr;
 pub mod func;
+pub mod library;
 pub mod lookup;
 pub mod model;
 pub mod pattern;
