@@ -144,7 +144,8 @@ impl Library {
         &self.lookups
     }
 
-    /// Adds the classes and tables of one more file (`hie rules test FILE`).
+    /// Adds the classes and tables of one more file (`hie rules test FILE`); its rule
+    /// classes, by name. A class of the same name read before is replaced.
     pub fn add_file(&mut self, file: &Path) -> Result<Vec<String>, RuleError> {
         let text = std::fs::read_to_string(file).map_err(|e| RuleError {
             file: file.to_path_buf(),
@@ -153,7 +154,12 @@ impl Library {
             rule: None,
             message: format!("cannot read: {e}"),
         })?;
-        if text.contains("<lookupTable") {
+        let toml = file.extension().is_some_and(|e| e == "toml");
+        if toml && text.contains("[lookup.") {
+            self.lookups.read_toml(&text, file)?;
+            return Ok(Vec::new());
+        }
+        if !toml && text.contains("<lookupTable") {
             self.lookups.read_xml(&text, file)?;
         }
         let classes = read_rule_file(&text, file)?;
