@@ -8,6 +8,8 @@
 //! - [`ack`]: [`AckBuilder`] for ACK/NAK in original and enhanced mode.
 //! - [`writer`]: [`MessageWriter`], edits spliced into copied spans.
 //! - [`batch`]: [`Batch`], the messages of a batch file.
+//! - [`schema`]: HL7 2.3-2.5.1 field names and message structures, for named and
+//!   group paths; [`schema::place()`] puts a message's segments in its groups.
 //! - [`fuzz`]: the fuzz target's body, runnable on stable.
 
 pub mod ack;
@@ -17,6 +19,7 @@ pub mod escape;
 pub mod fuzz;
 pub mod path;
 pub mod scan;
+pub mod schema;
 mod swar;
 pub mod writer;
 
