@@ -88,19 +88,35 @@ fn compile() -> CompiledRules {
     let file = Path::new("bench.toml");
     let classes = read_rule_file(RULES, file).expect("rules read");
     let lookups = Lookups::default();
-    CompiledRules::compile(&classes[0], file, Resources { lookups: &lookups, folders: &[] })
-        .expect("rules compile")
+    CompiledRules::compile(
+        &classes[0],
+        file,
+        Resources {
+            lookups: &lookups,
+            folders: &[],
+        },
+    )
+    .expect("rules compile")
 }
 
 const NOW: &str = "2026-06-01T12:00:00";
 
-fn evaluate_all(rules: &CompiledRules, corpus: &[(Vec<u8>, ScanIndex)], out: &mut Outcome) -> usize {
+fn evaluate_all(
+    rules: &CompiledRules,
+    corpus: &[(Vec<u8>, ScanIndex)],
+    out: &mut Outcome,
+) -> usize {
     let mut sent = 0;
     for (bytes, index) in corpus {
         let m = Message::from_index(bytes, index).expect("index fits");
         let version = m.version().unwrap_or_default();
         let category = std::str::from_utf8(version).unwrap_or("");
-        let input = Input { message: &m, source: "In", category, now: NOW };
+        let input = Input {
+            message: &m,
+            source: "In",
+            category,
+            now: NOW,
+        };
         rules.evaluate(&input, out);
         sent += out.decisions.len();
     }
@@ -120,11 +136,27 @@ fn bench_rules(c: &mut Criterion) {
     // Checked before timing: every message goes somewhere (Archive or Audit at least),
     // and the ADT admissions in the corpus reach the wards or ED.
     let sent = evaluate_all(&rules, &corpus, &mut out);
-    assert!(sent >= corpus.len(), "{sent} decisions for {} messages", corpus.len());
+    assert!(
+        sent >= corpus.len(),
+        "{sent} decisions for {} messages",
+        corpus.len()
+    );
     let adt = b"MSH|^~\\&|A|GHH|C|D|20260101||ADT^A01|X|P|2.5\rPID|1||1||DOE\rPV1|1|E\r";
     let m = Message::scan(adt).unwrap();
-    rules.evaluate(&Input { message: &m, source: "In", category: "2.5", now: NOW }, &mut out);
-    let targets: Vec<&str> = out.decisions.iter().map(|d| rules.targets()[d.target as usize].as_str()).collect();
+    rules.evaluate(
+        &Input {
+            message: &m,
+            source: "In",
+            category: "2.5",
+            now: NOW,
+        },
+        &mut out,
+    );
+    let targets: Vec<&str> = out
+        .decisions
+        .iter()
+        .map(|d| rules.targets()[d.target as usize].as_str())
+        .collect();
     assert_eq!(targets, ["ED", "Audit", "Archive"]);
 
     let mut g = c.benchmark_group("rules_eval_corpus");
