@@ -566,7 +566,9 @@ impl Expr {
             Expr::Lit(b) => Val::Borrowed(b),
             Expr::Prop(p) => prop(*p, env),
             Expr::Path(p) => p.eval(env.msg, env.groups),
-            Expr::SegPath(p) => p.of_segment(env.segment, env.msg, env.msg.delimiters()),
+            Expr::SegPath(p) => {
+                p.of_segment(env.segment, env.msg, env.groups, env.msg.delimiters())
+            }
             Expr::Var(slot) => Val::Borrowed(env.vars.get(*slot).map_or(&[][..], |v| v)),
             Expr::Not(e) => Val::bool(!e.eval(env).truth()),
             Expr::Neg(e) => Val::number(-e.eval(env).num()),

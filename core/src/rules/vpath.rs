@@ -94,6 +94,8 @@ enum FieldRef {
 #[derive(Debug, Default)]
 pub struct Groups {
     state: RefCell<GroupState>,
+    /// The schema tables of the message, looked up once (`None` until then).
+    schema: std::cell::Cell<Option<Option<&'static Schema>>>,
 }
 
 #[derive(Debug, Default)]
@@ -107,6 +109,17 @@ impl Groups {
     /// Forgets the placement (a new message).
     pub fn reset(&self) {
         self.state.borrow_mut().ready = false;
+        self.schema.set(None);
+    }
+
+    /// The schema tables that read `m` (cached for the message).
+    fn schema(&self, m: &Message<'_>) -> Option<&'static Schema> {
+        if let Some(s) = self.schema.get() {
+            return s;
+        }
+        let s = schema_of(m);
+        self.schema.set(Some(s));
+        s
     }
 }
 
@@ -201,7 +214,7 @@ impl VPath {
                 _ => None,
             };
             if let Some(n) = n {
-                return self.of_segment(m.find_segment(id, n), m, d);
+                return self.of_segment(m.find_segment(id, n), m, groups, d);
             }
             if *occurrence == Sel::Count && self.field.is_none() {
                 return Val::number(m.segments().filter(|s| s.id() == id).count() as f64);
@@ -225,13 +238,17 @@ impl VPath {
             return Val::Owned(parts.join(&b'\r'));
         }
         if !self.selects_many() {
-            return self.of_segment(found.first().and_then(|&i| m.segment(i)), m, d);
+            return self.of_segment(found.first().and_then(|&i| m.segment(i)), m, groups, d);
         }
         let mut out = Vec::new();
         for &i in &found {
-            match self.of_segment(m.segment(i), m, d) {
+            match self.of_segment(m.segment(i), m, groups, d) {
                 // Every repetition of every segment, flattened, as IRIS lists them.
-                Val::Owned(v) if self.field_sel(m).is_some_and(|f| f.repetition == Sel::All) => {
+                Val::Owned(v)
+                    if self
+                        .field_sel(m, groups)
+                        .is_some_and(|f| f.repetition == Sel::All) =>
+                {
                     out.extend_from_slice(&v)
                 }
                 v => {
@@ -259,14 +276,14 @@ impl VPath {
         }
     }
 
-    fn field_sel(&self, m: &Message<'_>) -> Option<FieldSel> {
+    fn field_sel(&self, m: &Message<'_>, groups: &Groups) -> Option<FieldSel> {
         match self.field.as_ref()? {
             FieldRef::Numeric(f) => Some(*f),
             FieldRef::Named(per_version) => {
                 // The message's version, else the first version that knows the names
                 // (a rule written against 2.3.1's `familylastname` reads a 2.5 message:
                 // field and component numbers do not move between these versions).
-                let version = schema_of(m).map(Schema::version);
+                let version = groups.schema(m).map(Schema::version);
                 per_version
                     .iter()
                     .find(|(v, _)| Some(*v) == version)
@@ -281,6 +298,7 @@ impl VPath {
         &self,
         s: Option<Segment<'m>>,
         m: &Message<'_>,
+        groups: &Groups,
         d: &Delimiters,
     ) -> Val<'m> {
         let Some(s) = s else {
@@ -289,7 +307,7 @@ impl VPath {
         if self.field.is_none() {
             return Val::Borrowed(s.as_bytes());
         }
-        let Some(f) = self.field_sel(m) else {
+        let Some(f) = self.field_sel(m, groups) else {
             return Val::Borrowed(b"");
         };
         let base = Path::field_of([0; 3], f.field)
@@ -338,7 +356,7 @@ fn with_placed<R>(m: &Message<'_>, groups: &Groups, f: impl FnOnce(&Placed) -> R
                 [0; 3]
             }
         }));
-        let structure = schema_of(m).and_then(|sch| {
+        let structure = groups.schema(m).and_then(|sch| {
             let text = |b: Option<&[u8]>| {
                 std::str::from_utf8(b.unwrap_or_default())
                     .unwrap_or("")
