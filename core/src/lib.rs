@@ -11,4 +11,5 @@ pub mod priority;
 pub mod queue;
 pub mod reply_code_actions;
 pub mod ring;
+pub mod rules;
 pub mod shard;

@@ -169,7 +169,7 @@ fn ruled_router(name: &str, enabled: bool) -> String {
 }
 
 #[test]
-fn a_router_routing_by_business_rule_name_is_an_error_even_with_allow_unknown() {
+fn a_router_whose_rule_class_is_not_found_is_an_error_even_with_allow_unknown() {
     let dir = tempfile::tempdir().unwrap();
     let text = production(&[
         tcp_service("In", free_port(), "Ruled", &[]),
@@ -184,7 +184,10 @@ fn a_router_routing_by_business_rule_name_is_an_error_even_with_allow_unknown() 
         assert_eq!(errors.len(), 2, "{errors:?}");
         let rule_line = line_of(&text, "name = \"Ruled\"", "BusinessRuleName");
         assert_eq!((errors[0].0, errors[0].1.as_str()), (rule_line, "Ruled"));
-        assert!(errors[0].2.contains("business rules"), "{errors:?}");
+        assert!(
+            errors[0].2.contains("no rule class Trust.Rule"),
+            "{errors:?}"
+        );
         assert_eq!(errors[1].1, "Bare");
         assert!(errors[1].2.contains("neither"), "{errors:?}");
         // The disabled one does not run: a warning.
@@ -192,13 +195,13 @@ fn a_router_routing_by_business_rule_name_is_an_error_even_with_allow_unknown() 
         assert!(
             warnings
                 .iter()
-                .any(|w| w.1 == "Off" && w.2.contains("business rules")),
+                .any(|w| w.1 == "Off" && w.2.contains("no rule class")),
             "{warnings:?}"
         );
     }
     let stderr = run_refuses(dir.path(), &text);
     assert!(
-        stderr.contains("Ruled") && stderr.contains("business rules"),
+        stderr.contains("Ruled") && stderr.contains("no rule class"),
         "{stderr}"
     );
 }

@@ -14,6 +14,7 @@ mod convert;
 mod ctl;
 mod demo;
 mod inspect;
+mod rules;
 mod run;
 
 #[global_allocator]
@@ -47,6 +48,9 @@ enum Command {
     /// Control a running production: status, items (enable, disable, restart, pause,
     /// resume) and held messages (held, show, resend, discard).
     Ctl(ctl::CtlArgs),
+    /// Routing rules: `hie rules test RULECLASS MESSAGE…` prints, per message, the rules
+    /// that fired, where it goes and the trace.
+    Rules(rules::RulesArgs),
 }
 
 /// Runs the command line and returns the process exit status.
@@ -59,5 +63,6 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Ctl(args) => ctl::run(args),
+        Command::Rules(args) => rules::run(args),
     }
 }

@@ -510,7 +510,7 @@ pub const ROUTER_HOST: &[SettingSpec] = &[
         H,
         TEXT,
         "",
-        "routing rule class: hie does not run rules yet, so a router with one is an error",
+        "routing rule class, found in the production's folder and [engine] rules_path",
     ),
     s(
         "TargetConfigNames",
@@ -575,7 +575,13 @@ pub const ROUTER_HOST: &[SettingSpec] = &[
         "0",
         "send to targets one at a time, in order",
     ),
-    no("RuleLogging", H, TEXT, "r", "rule log flags"),
+    s(
+        "RuleLogging",
+        H,
+        TEXT,
+        "r",
+        "rule log flags: hie logs each evaluation's trace when they hold c, d or a",
+    ),
     no(
         "ActOnTransformError",
         H,

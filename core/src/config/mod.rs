@@ -296,6 +296,18 @@ pub fn read(path: &Path) -> Result<(Production, Vec<Diagnostic>), ConfigError> {
 }
 
 fn read_parsed(path: &Path) -> Result<iris::Parsed, ConfigError> {
+    read_parsed_text(path).map(|mut parsed| {
+        // Rule classes are found beside the production file (crate::rules::library).
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        parsed.production.engine.source_dir = Some(dir);
+        parsed
+    })
+}
+
+fn read_parsed_text(path: &Path) -> Result<iris::Parsed, ConfigError> {
     let text = read_text(path)?;
     parse_str(&text, path, Format::detect(path, &text)).map_err(|errors| ConfigError::Invalid {
         path: path.to_path_buf(),

@@ -81,6 +81,7 @@ impl Production {
 
     fn without_derived(&self) -> Production {
         let mut copy = self.clone();
+        copy.engine.source_dir = None;
         for item in &mut copy.items {
             item.source = SourceLocation::default();
             item.settings = None;
@@ -105,6 +106,13 @@ pub struct EngineSettings {
     /// Budget of the read buffers of every inbound connection together, in bytes (frames
     /// in progress). Default 1 GiB; 1 MiB..=1 TiB.
     pub inbound_buffer_bytes_max: u64,
+    /// Folders searched for rule classes (`BusinessRuleName`) after the production file's
+    /// own folder; relative ones are taken from that folder. Default none.
+    pub rules_path: Vec<PathBuf>,
+    /// The folder of the file the production was read from (set by [`super::read`] and
+    /// [`super::analyze`]; not part of any file form). `None` for a model built in memory:
+    /// rule classes are then looked for in `rules_path` only.
+    pub source_dir: Option<PathBuf>,
 }
 
 impl Default for EngineSettings {
@@ -116,6 +124,8 @@ impl Default for EngineSettings {
             wal_segment_bytes: WAL_SEGMENT_BYTES_DEFAULT,
             admin_address: None,
             inbound_buffer_bytes_max: hie_net::INBOUND_BUFFER_BYTES_MAX_DEFAULT as u64,
+            rules_path: Vec::new(),
+            source_dir: None,
         }
     }
 }

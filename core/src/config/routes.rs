@@ -9,8 +9,12 @@
 //! - A routing cycle (a router that targets itself, or any loop of items) is an error when
 //!   every item on it is enabled (one message would go round for ever), a warning otherwise.
 //! - The settings an item routes by are its kind's ([`catalog::routed_by`]); what a kind
-//!   requires of its own routes (a router's `BusinessRuleName`) is its kind's check
+//!   requires of its own routes (a router with no route at all) is its kind's check
 //!   (`items::kinds`, run by [`super::startup`]).
+//! - A router's `BusinessRuleName` names a rule class (found by
+//!   [`crate::rules::library`]): a class that is not found or does not compile is an error
+//!   (naming the rule file, class, rule and line), and its `send` targets are checked as
+//!   `TargetConfigNames` is. On a disabled router these are warnings.
 //!
 //! Cost: linear in items and targets. Names are looked up in one map built here, and the
 //! cycle search visits each item and each target once (an iterative depth-first search,
@@ -44,6 +48,7 @@ pub fn check(production: &Production, file: &Path, f: &mut Findings) {
     let index = name_index(production);
     check_targets(production, &index, file, f);
     check_cycles(production, &index, file, f);
+    check_rule_classes(production, &index, file, f);
 }
 
 /// Item index by name (the first item of a duplicated name, which is an error already).
@@ -98,6 +103,69 @@ fn check_targets(
                     f.warn(file, raw.line, Some(&item.name), message);
                 }
             }
+        }
+    }
+}
+
+/// Each router's rule class: found and compiled (`BusinessRuleName`), and its `send`
+/// targets checked as `TargetConfigNames` is.
+fn check_rule_classes(
+    production: &Production,
+    index: &HashMap<&str, usize>,
+    file: &Path,
+    f: &mut Findings,
+) {
+    let rules = crate::rules::library::production_rules(production);
+    for (name, compiled) in &rules {
+        let Some(item) = production.items.iter().find(|i| i.name == *name) else {
+            continue;
+        };
+        let (line, class) = item
+            .host_settings
+            .get("BusinessRuleName")
+            .map_or((item.source.line, ""), |v| (v.line, v.value.as_str()));
+        let mut found = Vec::new();
+        match compiled {
+            Ok(c) => check_rule_targets(production, index, item, c.targets(), &mut found),
+            Err(e) => found.push((true, format!("BusinessRuleName {class:?}: {e}"))),
+        }
+        for (is_error, message) in found {
+            if is_error && item.enabled {
+                f.error(file, line, Some(&item.name), message);
+            } else {
+                f.warn(file, line, Some(&item.name), message);
+            }
+        }
+    }
+}
+
+/// The targets a router's rules send to, checked as `TargetConfigNames` is: one naming no
+/// item is a warning, a business service an error.
+fn check_rule_targets(
+    production: &Production,
+    index: &HashMap<&str, usize>,
+    item: &Item,
+    targets: &[String],
+    found: &mut Vec<(bool, String)>,
+) {
+    for target in targets {
+        match index.get(target.as_str()).map(|&t| &production.items[t]) {
+            None => found.push((
+                false,
+                format!("its rule class sends to {target:?}, which is no item of this production"),
+            )),
+            Some(t) if t.kind == ItemKind::Service => found.push((
+                true,
+                format!(
+                    "its rule class sends to {target:?}, a business service, which cannot take \
+                     messages; name a router or an operation"
+                ),
+            )),
+            Some(t) if item.enabled && !t.enabled => found.push((
+                false,
+                format!("its rule class sends to {target:?}, which is disabled"),
+            )),
+            Some(_) => {}
         }
     }
 }

@@ -9,7 +9,8 @@
 //! [engine]                          all optional: shards (1..=1024; absent = online cores),
 //! wal_sync = "fsync"                data_dir, wal_sync ("fsync" | "none" | "interval:<ms>ms"),
 //!                                   wal_segment_bytes, admin_address ("ip:port"),
-//!                                   inbound_buffer_bytes_max
+//!                                   inbound_buffer_bytes_max, rules_path (folders of
+//!                                   rule classes, beside the production's own)
 //! [[item]]                          one per item, in production order: name, class
 //! name = "ADT_In"                   (required), category, comment, pool_size (default 1),
 //! class = "EnsLib.HL7.Service.TCPService"   enabled (default true), foreground,
@@ -70,6 +71,8 @@ struct EngineForm {
     wal_segment_bytes: Option<Spanned<u64>>,
     admin_address: Option<Spanned<String>>,
     inbound_buffer_bytes_max: Option<Spanned<u64>>,
+    #[serde(default)]
+    rules_path: Vec<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -288,6 +291,7 @@ fn engine(
             );
         }
     }
+    engine.rules_path = form.rules_path;
     if let Some(address) = form.admin_address {
         match address.get_ref().parse::<SocketAddr>() {
             Ok(addr) => engine.admin_address = Some(addr),
@@ -401,6 +405,14 @@ fn write_engine(out: &mut String, engine: &EngineSettings) {
         "inbound_buffer_bytes_max",
         &engine.inbound_buffer_bytes_max.to_string(),
     );
+    if !engine.rules_path.is_empty() {
+        let dirs: Vec<String> = engine
+            .rules_path
+            .iter()
+            .map(|d| string(&d.to_string_lossy()))
+            .collect();
+        kv(out, "rules_path", &format!("[{}]", dirs.join(", ")));
+    }
 }
 
 fn write_item(out: &mut String, item: &Item) {

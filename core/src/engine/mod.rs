@@ -522,9 +522,9 @@ mod tests {
              [item.host]\nTargetConfigNames = \"R1\"\n\
              [item.adapter]\nFilePath = \"{}\"\nCallInterval = \"1\"\n\n\
              [[item]]\nname = \"R1\"\nclass = \"EnsLib.HL7.MsgRouter.RoutingEngine\"\n\
-             [item.host]\nBusinessRuleName = \"Test.Rule\"\nTargetConfigNames = \"R2\"\n\n\
+             [item.host]\nTargetConfigNames = \"R2\"\n\n\
              [[item]]\nname = \"R2\"\nclass = \"EnsLib.HL7.MsgRouter.RoutingEngine\"\n\
-             [item.host]\nBusinessRuleName = \"Test.Rule\"\nTargetConfigNames = \"R1\"\n",
+             [item.host]\nTargetConfigNames = \"R1\"\n",
             input.display()
         );
         let path = input.join("cycle.toml");

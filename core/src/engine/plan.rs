@@ -128,6 +128,9 @@ pub struct PlannedItem {
     /// IRIS `LogTraceEvents`: trace every message (see [`crate::item::TraceEvents`]).
     pub log_trace_events: bool,
     pub restart: RestartPolicy,
+    /// A router's compiled `BusinessRuleName` class ([`crate::engine::rules`]); `None`
+    /// for a router that forwards to its `TargetConfigNames` and for other items.
+    pub rules: Option<std::sync::Arc<crate::engine::rules::RouterRules>>,
 }
 
 impl PlannedItem {
@@ -284,8 +287,10 @@ impl Plan {
                 alert_on_error: common.is_some_and(|c| c.alert_on_error),
                 log_trace_events: item.log_trace_events,
                 restart: common.map(|c| c.restart).unwrap_or_default(),
+                rules: None,
             });
         }
+        crate::engine::rules::attach(production, &mut items, &resolve);
         Plan {
             production: production.name.clone(),
             shards,

@@ -5,34 +5,204 @@
 //!
 //! A decision reads the message on its zero-copy scan ([`Envelope::message`]: the index
 //! its service made, re-attached without scanning again) and borrows what it answers from
-//! the running plan, so deciding allocates nothing. The one decider today is a router
-//! without business rules, as in IRIS: every message goes to its `TargetConfigNames`
-//! (`impl Decide for PlannedItem`). A message no target takes goes to the router's
-//! `BadMessageHandler`, or is discarded as "no route" (`Shard::routing_records`).
+//! the running plan. Two deciders: a router without business rules, as in IRIS, sends
+//! every message to its `TargetConfigNames` (`impl Decide for PlannedItem`); a router with
+//! a `BusinessRuleName` runs its compiled rule class ([`RouterRules`], `impl Decide`),
+//! which chooses among the targets its `send` actions name. A message no target takes goes
+//! to the router's `BadMessageHandler`, or is discarded as "no route" (a `Discarded`
+//! record naming why: the rules sent it nowhere, or a rule deleted it), never lost
+//! silently. `RuleLogging` with `c`, `d` or `a` logs each evaluation's trace (the rules
+//! that fired, each condition, each send) at info level.
+//!
+//! The WAL's routing records have no field for the rule that fired (an `Enqueued` names
+//! the target only, and adding one is a format change): the fired rules go to the log
+//! with `RuleLogging`, and the reason of a `Discarded` record says why a message was not
+//! routed.
+
+use std::sync::Arc;
 
 use hie_persist::{Record, WalError};
 
-use crate::engine::plan::{PlannedItem, Target};
+use crate::config::Production;
+use crate::engine::plan::{PlannedItem, Role, Target};
 use crate::engine::runtime::{Shard, hop_limit_reached, log_append_error};
 use crate::envelope::{Envelope, ItemId};
+use crate::rules::{CompiledRules, Input, Outcome};
 
 /// Where a router sends one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decisions<'p> {
-    /// The targets, in the order the message goes to them.
+    /// The targets the message may go to.
     pub targets: &'p [Target],
+    /// `None`: to every one of `targets`. `Some`: to those the rules chose, by index into
+    /// `targets` (in `Routed`'s buffer), in order.
+    pub chosen: Option<Chosen>,
 }
 
-/// Decides, for one message, where a router sends it.
+/// What rules chose for a message (the indices are in [`Routed`]'s outcome).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chosen {
+    /// A rule's `delete` removed the message.
+    pub deleted: bool,
+}
+
+/// Decides, for one message, where a router sends it; `outcome` is the router's reused
+/// buffer for rule evaluation.
 pub trait Decide {
-    fn decide(&self, env: &Envelope) -> Decisions<'_>;
+    fn decide(&self, source: &str, env: &Envelope, outcome: &mut RuleScratch) -> Decisions<'_>;
 }
 
-/// A router without business rules: every message to its `TargetConfigNames`.
+/// A router: by its rule class when it has one, else every message to its
+/// `TargetConfigNames`.
 impl Decide for PlannedItem {
-    fn decide(&self, _env: &Envelope) -> Decisions<'_> {
+    fn decide(&self, source: &str, env: &Envelope, outcome: &mut RuleScratch) -> Decisions<'_> {
+        match &self.rules {
+            Some(rules) => rules.decide(source, env, outcome),
+            None => Decisions {
+                targets: &self.targets,
+                chosen: None,
+            },
+        }
+    }
+}
+
+/// A router's rule class, compiled, with its targets resolved in the plan. Kept in its
+/// own struct ([`PlannedItem::rules`]) so that it moves with the router's plan data.
+#[derive(Debug)]
+pub struct RouterRules {
+    pub rules: CompiledRules,
+    /// For each target the rules name (`rules.targets()`), the plan's target.
+    pub targets: Vec<Target>,
+    /// `MessageSchemaCategory` of each item (by id) that may send to the router; empty
+    /// when it has none (the message's version, MSH-12, is the category then).
+    pub categories: Vec<String>,
+    /// `RuleLogging` holds `c`, `d` or `a`: log each evaluation's trace.
+    pub log_trace: bool,
+}
+
+/// A router's reused buffers for rule evaluation.
+#[derive(Debug, Default)]
+pub struct RuleScratch {
+    pub outcome: Outcome,
+    /// Local time, `YYYY-MM-DDTHH:MM:SS`, read once per batch.
+    now: String,
+}
+
+/// A router with a `BusinessRuleName`: its rules choose among the targets they name.
+impl Decide for RouterRules {
+    /// Runs the rules for `env` (sent by item `source`) into `scratch`.
+    fn decide(&self, source: &str, env: &Envelope, scratch: &mut RuleScratch) -> Decisions<'_> {
+        let RuleScratch { outcome, now } = scratch;
+        outcome.tracing = self.log_trace;
+        let Some(message) = env.message() else {
+            // A service passes only messages it scanned; one without a scan has no
+            // fields to test, and goes where a message no rule sends goes.
+            outcome.decisions.clear();
+            outcome.fired.clear();
+            outcome.deleted = false;
+            return self.chosen(false);
+        };
+        let category = self
+            .categories
+            .get(env.source as usize)
+            .map_or("", String::as_str);
+        let version;
+        let category = if category.is_empty() {
+            version = String::from_utf8_lossy(message.version().unwrap_or_default());
+            version.as_ref()
+        } else {
+            category
+        };
+        let input = Input {
+            message: &message,
+            source,
+            category,
+            now,
+        };
+        self.rules.evaluate(&input, outcome);
+        if self.log_trace {
+            log_outcome(&self.rules, env, outcome);
+        }
+        self.chosen(outcome.deleted)
+    }
+}
+
+impl RouterRules {
+    fn chosen(&self, deleted: bool) -> Decisions<'_> {
         Decisions {
             targets: &self.targets,
+            chosen: Some(Chosen { deleted }),
+        }
+    }
+}
+
+fn log_outcome(rules: &CompiledRules, env: &Envelope, outcome: &Outcome) {
+    let fired: Vec<String> = outcome
+        .fired
+        .iter()
+        .map(|f| format!("{:?}", f.rule))
+        .collect();
+    let sent: Vec<&str> = outcome
+        .decisions
+        .iter()
+        .map(|d| rules.targets()[d.target as usize].as_str())
+        .collect();
+    tracing::info!(
+        class = %rules.class,
+        "message {}: rules fired [{}], sent to [{}]{}",
+        env.id.wal_id,
+        fired.join(", "),
+        sent.join(", "),
+        if outcome.deleted { ", deleted" } else { "" }
+    );
+    for line in &outcome.trace {
+        tracing::info!(class = %rules.class, "message {}: {line}", env.id.wal_id);
+    }
+}
+
+/// Compiles the rule class of every router that names one and attaches it to the
+/// router's plan entry. A class that does not load (it loaded at `hie check`, so the
+/// files changed since) makes the router inert, with the reason in its status.
+pub fn attach(
+    production: &Production,
+    items: &mut [PlannedItem],
+    resolve: &dyn Fn(&str) -> Target,
+) {
+    let categories: Vec<String> = production
+        .items
+        .iter()
+        .map(|item| {
+            item.host_settings
+                .get("MessageSchemaCategory")
+                .map(|v| v.value.trim().to_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    for (name, compiled) in crate::rules::library::production_rules(production) {
+        let Some(index) = items.iter().position(|i| i.name == name) else {
+            continue;
+        };
+        let item = &production.items[index];
+        let planned = &mut items[index];
+        match compiled {
+            Ok(rules) => {
+                let flags = item
+                    .host_settings
+                    .get("RuleLogging")
+                    .map_or("r", |v| v.value.as_str());
+                planned.rules = Some(Arc::new(RouterRules {
+                    targets: rules.targets().iter().map(|t| resolve(t)).collect(),
+                    rules,
+                    categories: categories.clone(),
+                    log_trace: flags.contains(['c', 'd', 'a']),
+                }));
+            }
+            Err(e) if planned.is_router() => {
+                tracing::error!(item = %name, "rules did not load: {e}");
+                planned.role = Role::Inert(format!("its rule class did not load: {e}"));
+                planned.shards.clear();
+            }
+            Err(_) => {}
         }
     }
 }
@@ -44,6 +214,8 @@ pub struct Routed {
     targets: Vec<ItemId>,
     /// Per message of the batch: the end of its targets in `targets`.
     ends: Vec<usize>,
+    /// Rule evaluation's buffers.
+    scratch: RuleScratch,
 }
 
 impl Routed {
@@ -61,6 +233,13 @@ impl Routed {
     fn end_message(&mut self) {
         self.ends.push(self.targets.len());
     }
+}
+
+/// Local time as effective dates compare it.
+fn now_text(out: &mut String) {
+    let m = crate::rules::datetime::now_local();
+    out.clear();
+    crate::rules::datetime::format(&m, "%Y-%m-%dT%H:%M:%S", out);
 }
 
 impl Shard {
@@ -83,6 +262,10 @@ impl Shard {
         let item = self.plan().item(router);
         let mut records = Vec::with_capacity(batch.len() * (item.targets.len() + 1));
         routed.clear();
+        if item.rules.is_some() {
+            now_text(&mut routed.scratch.now);
+        }
+        let mut unrouted = 0u64;
         for env in batch {
             if !hop_limit_reached(env) {
                 debug_assert_eq!(
@@ -90,9 +273,31 @@ impl Shard {
                     self.index(),
                     "routers run at the origin"
                 );
-                let decisions = item.decide(env);
+                let source = &self.plan().item(env.source).name;
+                let decisions = item.decide(source, env, &mut routed.scratch);
                 let (wal_id, to) = (env.id.wal_id, &mut routed.targets);
-                self.routing_records(wal_id, decisions.targets, Some(item), &mut records, to);
+                match decisions.chosen {
+                    None => self.routing_records(
+                        wal_id,
+                        decisions.targets,
+                        Some(item),
+                        &mut records,
+                        to,
+                    ),
+                    Some(chosen) => {
+                        let outcome = &routed.scratch.outcome;
+                        let routed = self.rule_records(
+                            item,
+                            wal_id,
+                            decisions.targets,
+                            outcome,
+                            chosen,
+                            &mut records,
+                            to,
+                        );
+                        unrouted += u64::from(!routed);
+                    }
+                }
                 records.push(Record::Completed {
                     message_id: wal_id,
                     target: &item.name,
@@ -102,13 +307,116 @@ impl Shard {
         }
         self.wal()
             .submit(&records)
-            .inspect_err(|e| log_append_error(&item.name, e))
+            .inspect_err(|e| log_append_error(&item.name, e))?;
+        // Counted once the records are queued (a batch the WAL refused is tried again).
+        let discarded = &self.counters(router).discarded;
+        discarded.set(discarded.get() + unrouted);
+        Ok(())
+    }
+
+    /// The routing records of a message the rules decided for: one per chosen target; with
+    /// none, the `BadMessageHandler` or a "no route" discard that says why. False when
+    /// the message was discarded as not routed (no route, or deleted by a rule).
+    #[allow(clippy::too_many_arguments)]
+    fn rule_records<'r>(
+        &'r self,
+        router: &'r PlannedItem,
+        wal_id: u64,
+        targets: &'r [Target],
+        outcome: &Outcome,
+        chosen: Chosen,
+        records: &mut Vec<Record<'r>>,
+        to: &mut Vec<ItemId>,
+    ) -> bool {
+        let before = to.len();
+        if !chosen.deleted {
+            for d in &outcome.decisions {
+                let target = std::slice::from_ref(&targets[d.target as usize]);
+                self.routing_records(wal_id, target, None, records, to);
+            }
+        }
+        if to.len() > before {
+            return true;
+        }
+        if router.bad_message_handler.is_some() && !chosen.deleted {
+            // As for TargetConfigNames: no item took it (none chosen, or only names of
+            // no item, recorded as such), so the handler takes it.
+            self.routing_records(wal_id, &[], Some(router), records, to);
+            return true;
+        }
+        if !chosen.deleted && !outcome.decisions.is_empty() {
+            // Sent only to names of no item: each is a `Discarded` record already.
+            return true;
+        }
+        let reason = if chosen.deleted {
+            "deleted by a routing rule's delete action"
+        } else {
+            "no route: no routing rule sent it anywhere"
+        };
+        tracing::warn!(item = %router.name, "message {wal_id}: {reason}");
+        records.push(Record::Discarded {
+            message_id: wal_id,
+            target: "",
+            reason,
+        });
+        false
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Format, LoadOptions};
+    use crate::engine::plan::Plan;
+
+    /// A production whose router `R` runs `Trust.Rule`, read from `dir`.
+    fn planned(dir: &std::path::Path, rule: Option<&str>) -> Plan {
+        if let Some(rule) = rule {
+            std::fs::write(dir.join("trust.toml.rule.toml"), rule).unwrap();
+        }
+        let text = "[production]\nname = \"P\"\n\n\
+             [[item]]\nname = \"R\"\nclass = \"EnsLib.HL7.MsgRouter.RoutingEngine\"\n\
+             [item.host]\nBusinessRuleName = \"Trust.Rule\"\nRuleLogging = \"rc\"\n\n\
+             [[item]]\nname = \"Out\"\nclass = \"EnsLib.HL7.Operation.FileOperation\"\n\
+             [item.adapter]\nFilePath = \"/tmp\"\n";
+        let path = dir.join("p.toml");
+        let mut production = crate::config::parse_str(text, &path, Format::Toml)
+            .unwrap()
+            .production;
+        production.engine.source_dir = Some(dir.to_path_buf());
+        let _ = crate::config::validate::validate(&mut production, &path, &LoadOptions::default());
+        Plan::new(&production, 1)
+    }
+
+    #[test]
+    fn a_router_gets_its_compiled_rules_with_targets_resolved_in_the_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let rule = "class = \"Trust.Rule\"\n[[rule_set]]\n[[rule_set.rule]]\n\
+                    [[rule_set.rule.when]]\ncondition = \"1\"\nactions = [{ send = \"Out,Gone\" }]\n";
+        let plan = planned(dir.path(), Some(rule));
+        let router = plan.item_named("R").unwrap();
+        let rules = router.rules.as_ref().expect("rules attached");
+        assert_eq!(
+            rules.targets,
+            [Target::Item(1), Target::Missing("Gone".into())]
+        );
+        assert!(rules.log_trace, "RuleLogging c logs the trace");
+        assert!(matches!(router.role, Role::Router(_)));
+    }
+
+    #[test]
+    fn a_router_whose_rules_do_not_load_is_inert_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = planned(dir.path(), None);
+        let router = plan.item_named("R").unwrap();
+        assert!(router.rules.is_none());
+        assert!(
+            matches!(&router.role, Role::Inert(why) if why.contains("no rule class Trust.Rule")),
+            "{:?}",
+            router.role
+        );
+        assert!(router.shards.is_empty());
+    }
 
     #[test]
     fn routed_lists_each_message_its_own_targets() {

@@ -64,23 +64,18 @@ impl HostKind for RoutingEngine {
         })
     }
 
-    /// hie does not run business rules yet: a router with `BusinessRuleName` would route
-    /// nothing, and one with neither it nor `TargetConfigNames` (nor a
+    /// A router with no route at all: neither a rule class (`BusinessRuleName`, checked
+    /// with the production's routes in `config::routes`) nor `TargetConfigNames` (nor a
     /// `BadMessageHandler`) would complete every message with no target.
     fn check(&self, item: &Item, settings: &ItemSettings, checks: &mut StartupChecks<'_>) {
         let Some(router) = settings.of::<RouterSettings>() else {
             return;
         };
         let routes = &settings.routes;
-        if !router.business_rule_name.trim().is_empty() {
-            let message = format!(
-                "BusinessRuleName {:?}: hie does not run business rules yet, so this router \
-                 would route nothing; remove BusinessRuleName and list where every message \
-                 goes in TargetConfigNames",
-                router.business_rule_name
-            );
-            checks.report(item, SettingTarget::Host, "BusinessRuleName", message);
-        } else if routes.targets.is_empty() && routes.bad_message_handler.is_none() {
+        if router.business_rule_name.trim().is_empty()
+            && routes.targets.is_empty()
+            && routes.bad_message_handler.is_none()
+        {
             // With a BadMessageHandler every message goes there (no target takes it):
             // routed somewhere an operator sees, so not an error.
             let message = "router has neither BusinessRuleName nor TargetConfigNames (nor a \

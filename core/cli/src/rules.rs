@@ -1,0 +1,217 @@
+//! `hie rules test RULECLASS MESSAGE…`: run a routing rule class on HL7 messages and print,
+//! per message, the rule set that ran, the rules that fired, where the message goes and
+//! the evaluation's trace. For an analyst moving a production: nothing is sent anywhere.
+//!
+//! RULECLASS is a file (`.cls`, an `<Export>` `.xml`, or hie's `.toml` form; its first
+//! class, or `--class`) or a class name looked for in the folders of `--production` (its
+//! file's folder and `[engine] rules_path`) and of `--rules-path` (default: the current
+//! folder). Exit status: 0 when the rules ran on every message, 1 when the class does not
+//! load (the error names file, class, rule and line), 2 when a message file cannot be
+//! read or holds no HL7 message.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use hie_core::rules::library::{Library, rule_folders};
+use hie_core::rules::{CompiledRules, Input, Outcome, datetime};
+use hie_hl7::{Batch, Message};
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    #[command(subcommand)]
+    command: RulesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Run a rule class on HL7 messages and print what it decides for each.
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+struct TestArgs {
+    /// The rule class: a .cls/.xml/.toml file, or a class name found in the rule folders.
+    rule_class: String,
+    /// HL7 files (each may hold several messages).
+    #[arg(required = true)]
+    messages: Vec<PathBuf>,
+    /// The class to take from a RULECLASS file holding several.
+    #[arg(long)]
+    class: Option<String>,
+    /// A production file whose folder and `[engine] rules_path` hold the rule classes.
+    #[arg(long)]
+    production: Option<PathBuf>,
+    /// A folder of rule classes and lookup tables (repeatable; default: the current folder).
+    #[arg(long = "rules-path")]
+    rules_path: Vec<PathBuf>,
+    /// A lookup table file (`<lookupTable>` export or TOML `[lookup.NAME]`), repeatable.
+    #[arg(long)]
+    lookup: Vec<PathBuf>,
+    /// The sending item's name (the `source` constraint and `Source`).
+    #[arg(long, default_value = "")]
+    source: String,
+    /// The schema category of the messages' DocType (default: each message's MSH-12).
+    #[arg(long)]
+    category: Option<String>,
+    /// The time rule sets' effective dates are compared with (`YYYY-MM-DDTHH:MM:SS`;
+    /// default: now).
+    #[arg(long)]
+    now: Option<String>,
+}
+
+/// Runs `hie rules`.
+pub fn run(args: RulesArgs) -> ExitCode {
+    match args.command {
+        RulesCommand::Test(args) => test(&args),
+    }
+}
+
+fn test(args: &TestArgs) -> ExitCode {
+    let rules = match load(args) {
+        Ok(rules) => rules,
+        Err(e) => {
+            eprintln!("hie: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let now = args.now.clone().unwrap_or_else(|| {
+        let mut s = String::new();
+        datetime::format(&datetime::now_local(), "%Y-%m-%dT%H:%M:%S", &mut s);
+        s
+    });
+    let mut out = Outcome::new(true);
+    let mut text = String::new();
+    for file in &args.messages {
+        let bytes = match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("hie: cannot read {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        };
+        let mut count = 0;
+        for (n, raw) in Batch::new(&bytes).enumerate() {
+            let m = match Message::scan(raw) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("hie: {} message {}: {e}", file.display(), n + 1);
+                    return ExitCode::from(2);
+                }
+            };
+            count += 1;
+            let version = String::from_utf8_lossy(m.version().unwrap_or_default()).into_owned();
+            let category = args.category.as_deref().unwrap_or(&version);
+            let input = Input {
+                message: &m,
+                source: &args.source,
+                category,
+                now: &now,
+            };
+            rules.evaluate(&input, &mut out);
+            report(
+                &mut text,
+                &rules,
+                &m,
+                &format!("{}#{}", file.display(), n + 1),
+                &out,
+            );
+        }
+        if count == 0 {
+            eprintln!("hie: {} holds no HL7 message", file.display());
+            return ExitCode::from(2);
+        }
+    }
+    print!("{text}");
+    ExitCode::SUCCESS
+}
+
+fn load(args: &TestArgs) -> Result<CompiledRules, String> {
+    let mut folders = Vec::new();
+    if let Some(p) = &args.production {
+        let (production, _) = hie_core::config::read(p).map_err(|e| e.to_string())?;
+        let dir = production
+            .engine
+            .source_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."));
+        folders.extend(rule_folders(&dir, &production.engine.rules_path));
+    }
+    folders.extend(args.rules_path.iter().cloned());
+    if folders.is_empty() {
+        folders.push(PathBuf::from("."));
+    }
+    let mut lib = Library::load(&folders);
+    for file in &args.lookup {
+        lib.add_file(file).map_err(|e| e.to_string())?;
+    }
+    let as_file = Path::new(&args.rule_class);
+    let class = if as_file.is_file() {
+        let names = lib.add_file(as_file).map_err(|e| e.to_string())?;
+        match &args.class {
+            Some(c) => c.clone(),
+            None => names
+                .into_iter()
+                .next()
+                .ok_or_else(|| format!("{} holds no rule class", as_file.display()))?,
+        }
+    } else {
+        args.rule_class.clone()
+    };
+    lib.compile(&class).map_err(|e| e.to_string())
+}
+
+fn report(text: &mut String, rules: &CompiledRules, m: &Message<'_>, name: &str, out: &Outcome) {
+    let field = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+    let kind = m
+        .segment(0)
+        .and_then(|s| s.field(9))
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .unwrap_or_default();
+    let _ = writeln!(text, "{name}  {kind}  {}", field(m.control_id()));
+    match &out.rule_set {
+        Some(set) => {
+            let _ = writeln!(text, "  rule set: {set:?}");
+        }
+        None => {
+            let _ = writeln!(text, "  rule set: none in force");
+        }
+    }
+    let fired: Vec<String> = out
+        .fired
+        .iter()
+        .map(|f| match f.when {
+            Some(w) => format!("{:?} (when {w})", f.rule),
+            None => format!("{:?} (otherwise)", f.rule),
+        })
+        .collect();
+    let _ = writeln!(
+        text,
+        "  fired: {}",
+        if fired.is_empty() {
+            "none".into()
+        } else {
+            fired.join(", ")
+        }
+    );
+    let sent: Vec<&str> = out
+        .decisions
+        .iter()
+        .map(|d| rules.targets()[d.target as usize].as_str())
+        .collect();
+    let decision = if out.deleted {
+        "deleted (no route)".to_owned()
+    } else if sent.is_empty() {
+        "no route".to_owned()
+    } else {
+        sent.join(", ")
+    };
+    let _ = writeln!(text, "  send: {decision}");
+    if !out.trace.is_empty() {
+        let _ = writeln!(text, "  trace:");
+        for line in &out.trace {
+            let _ = writeln!(text, "    {line}");
+        }
+    }
+}
