@@ -75,7 +75,7 @@ fn run_refuses(dir: &Path, text: &str) -> String {
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.join("data"))
-        .args(["--no-pin", "--log", "warn"])
+        .args(["--no-pin", "--log", "warn", "--admin", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()

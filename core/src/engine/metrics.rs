@@ -284,6 +284,29 @@ impl EngineMetrics {
         }
     }
 
+    /// Takes `earlier` (a merge of the same shards taken before) out of these counts:
+    /// what happened since. A histogram that cannot be (a shard left out of one of
+    /// the two) is kept whole.
+    pub fn subtract(&mut self, earlier: &EngineMetrics) {
+        for (into, from) in self.items.iter_mut().zip(&earlier.items) {
+            for (stage, histogram) in &mut into.latency {
+                if let Some((_, before)) = from.latency.iter().find(|(s, _)| s == stage) {
+                    let mut since = histogram.clone();
+                    if since.subtract(before).is_ok() {
+                        *histogram = since;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keeps only `stage`'s histograms.
+    pub fn keep_stage(&mut self, stage: Stage) {
+        for item in &mut self.items {
+            item.latency.retain(|(s, _)| *s == stage);
+        }
+    }
+
     /// Percentiles of every stage of every item (or of the item named `item`).
     pub fn report(&self, item: Option<&str>) -> LatencyReport {
         let items = self
@@ -419,6 +442,20 @@ mod tests {
             report.table()
         );
         assert!(all.report(Some("Out")).items.is_empty());
+    }
+
+    #[test]
+    fn an_interval_is_the_whole_less_what_came_before() {
+        let mut before = EngineMetrics::new("P");
+        before.merge(0, snapshot("In", Stage::Durable, &[100, 200], 2));
+        let mut now = EngineMetrics::new("P");
+        now.merge(0, snapshot("In", Stage::Durable, &[100, 200, 5000], 3));
+        now.subtract(&before);
+        let stage = &now.report(None).items[0].stages[0];
+        assert_eq!(stage.count, 1, "{stage:?}");
+        assert!((4900..=5100).contains(&stage.min_us), "{stage:?}");
+        now.keep_stage(Stage::Routed);
+        assert!(now.report(None).items.is_empty());
     }
 
     #[test]
