@@ -1,5 +1,6 @@
-//! `GET /metrics`: the engine's status and metrics in the Prometheus text format, encoded
-//! by `prometheus-client` from one snapshot taken per scrape (every shard asked once for
+//! `GET /metrics`: the engine's status and metrics in the Prometheus text exposition
+//! format 0.0.4, encoded by the `prometheus` crate's `TextEncoder` from one snapshot taken
+//! per scrape (every shard asked once for
 //! its status and once for its metrics; nothing is kept between scrapes).
 //!
 //! Labels: `item`, `shard`, `stage` only (low cardinality: never a message's content).
@@ -15,7 +16,7 @@
 //! hie_shard_up{shard}                      1 when the shard answered this scrape
 //! hie_wal_writable{shard}                  1 writable, 0 refusing appends
 //! hie_wal_open_messages{shard}             messages the WAL keeps open
-//! hie_wal_last_lsn{shard}                  last record's sequence number (a counter)
+//! hie_wal_last_lsn{shard}                  last record's sequence number
 //! hie_wal_recovery_errors{shard}           segments recovery found cut short at start
 //! hie_held_failed{shard}, hie_held_suspended{shard}   messages in the held lists
 //! hie_uptime_seconds                       since `hie run` started
@@ -24,14 +25,11 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use hie_core::engine::metrics::{EngineMetrics, LATENCY_US_MAX};
+use hie_core::engine::metrics::EngineMetrics;
 use hie_core::engine::runtime::{ItemStatus, ShardStatus};
 use hie_core::engine::{EngineStatus, RunningEngine};
 use hyper::StatusCode;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Registry;
+use prometheus::proto::{self, LabelPair, Metric, MetricFamily, MetricType};
 
 use super::api::{self, ApiResponse};
 
@@ -41,23 +39,12 @@ const LATENCY_BUCKETS_US: [u64; 16] = [
     1_000_000, 2_500_000, 5_000_000, 10_000_000,
 ];
 
-/// Everything one scrape shows.
-#[derive(Debug)]
-struct Snapshot {
-    status: EngineStatus,
-    metrics: EngineMetrics,
-    uptime: Duration,
-}
-
-/// The scrape's answer.
+/// The scrape's answer: every shard asked for its status and its metrics.
 pub fn scrape(engine: &RunningEngine, uptime: Duration) -> ApiResponse {
-    let snapshot = Snapshot {
-        status: engine.status(),
-        metrics: engine.metrics(),
-        uptime,
-    };
-    match encode(snapshot) {
-        Ok(body) => ApiResponse {
+    let families = families(&engine.status(), &engine.metrics(), uptime);
+    let mut body = String::new();
+    match prometheus::TextEncoder::new().encode_utf8(&families, &mut body) {
+        Ok(()) => ApiResponse {
             status: StatusCode::OK,
             content_type: api::PROMETHEUS_TEXT,
             body,
@@ -66,242 +53,269 @@ pub fn scrape(engine: &RunningEngine, uptime: Duration) -> ApiResponse {
     }
 }
 
-fn encode(snapshot: Snapshot) -> Result<String, std::fmt::Error> {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(snapshot));
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry)?;
-    Ok(text)
-}
-
-type Labels = Vec<(&'static str, String)>;
-
-fn item_labels(item: &ItemStatus, shard: usize) -> Labels {
-    vec![("item", item.item.clone()), ("shard", shard.to_string())]
-}
-
-fn shard_labels(shard: &ShardStatus) -> Labels {
-    vec![("shard", shard.shard.to_string())]
-}
-
-/// A counter of every item instance.
-type ItemValue = fn(&ItemStatus) -> i64;
+/// A value of every item instance.
+type ItemValue = fn(&ItemStatus) -> f64;
 
 const ITEM_COUNTERS: [(&str, &str, ItemValue); 9] = [
     (
-        "hie_item_received",
+        "hie_item_received_total",
         "Messages a service accepted (durable).",
-        |i| i.counters.received as i64,
+        |i| i.counters.received as f64,
     ),
     (
-        "hie_item_rejected",
+        "hie_item_rejected_total",
         "Frames a service refused (NAK).",
-        |i| i.counters.rejected as i64,
+        |i| i.counters.rejected as f64,
     ),
     (
-        "hie_item_processed",
+        "hie_item_processed_total",
         "Messages a router or operation took from its queue.",
-        |i| i.counters.processed as i64,
+        |i| i.counters.processed as f64,
     ),
     (
-        "hie_item_completed",
+        "hie_item_completed_total",
         "Messages an operation delivered or a router routed.",
-        |i| i.counters.completed as i64,
+        |i| i.counters.completed as f64,
     ),
     (
-        "hie_item_failed",
+        "hie_item_failed_total",
         "Messages that failed (held list).",
-        |i| i.counters.failed as i64,
+        |i| i.counters.failed as f64,
     ),
     (
-        "hie_item_suspended",
+        "hie_item_suspended_total",
         "Messages suspended (held list).",
-        |i| i.counters.suspended as i64,
+        |i| i.counters.suspended as f64,
     ),
-    ("hie_item_discarded", "Messages discarded.", |i| {
-        i.counters.discarded as i64
+    ("hie_item_discarded_total", "Messages discarded.", |i| {
+        i.counters.discarded as f64
     }),
-    ("hie_item_retries", "Delivery attempts retried.", |i| {
-        i.counters.retries as i64
-    }),
-    ("hie_item_restarts", "Times the item restarted.", |i| {
-        i.counters.restarts as i64
-    }),
+    (
+        "hie_item_retries_total",
+        "Delivery attempts retried.",
+        |i| i.counters.retries as f64,
+    ),
+    (
+        "hie_item_restarts_total",
+        "Times the item restarted.",
+        |i| i.counters.restarts as f64,
+    ),
 ];
 
 const ITEM_GAUGES: [(&str, &str, ItemValue); 3] = [
     (
         "hie_item_queued",
         "Messages waiting in the item's queue.",
-        |i| i.queued as i64,
+        |i| i.queued as f64,
     ),
     (
         "hie_item_state",
         "0 stopped, 1 running, 2 paused, 3 disabled, 4 failed.",
-        |i| state_number(i),
+        state_number,
     ),
     (
         "hie_item_waiting_for_wal",
         "1 while the item waits for the WAL.",
-        |i| i64::from(i.waiting_for_wal),
+        |i| f64::from(u8::from(i.waiting_for_wal)),
     ),
 ];
 
-fn state_number(item: &ItemStatus) -> i64 {
+fn state_number(item: &ItemStatus) -> f64 {
     match serde_json::to_value(item.state)
         .unwrap_or_default()
         .as_str()
     {
-        Some("running") => 1,
-        Some("paused") => 2,
-        Some("disabled") => 3,
-        Some("failed") => 4,
-        _ => 0,
+        Some("running") => 1.0,
+        Some("paused") => 2.0,
+        Some("disabled") => 3.0,
+        Some("failed") => 4.0,
+        _ => 0.0,
     }
 }
 
 /// A value of every shard.
-type ShardValue = fn(&ShardStatus) -> i64;
+type ShardValue = fn(&ShardStatus) -> f64;
 
 const SHARD_GAUGES: [(&str, &str, ShardValue); 6] = [
     (
         "hie_shard_up",
         "1 when the shard answered this scrape.",
-        |_| 1,
+        |_| 1.0,
     ),
     (
         "hie_wal_writable",
         "1 while the WAL takes appends, 0 while it refuses them.",
-        |s| i64::from(s.wal_state == "writable"),
+        |s| f64::from(u8::from(s.wal_state == "writable")),
     ),
     (
         "hie_wal_open_messages",
         "Messages the WAL keeps open (not yet finished).",
-        |s| s.wal_open_messages as i64,
+        |s| s.wal_open_messages as f64,
     ),
     (
         "hie_wal_recovery_errors",
         "WAL segments recovery found cut short at start.",
-        |s| s.wal_recovery_errors.len() as i64,
+        |s| s.wal_recovery_errors.len() as f64,
     ),
     (
         "hie_held_failed",
         "Failed messages in the held list.",
-        |s| s.held.failed as i64,
+        |s| s.held.failed as f64,
     ),
     (
         "hie_held_suspended",
         "Suspended messages in the held list.",
-        |s| s.held.suspended as i64,
+        |s| s.held.suspended as f64,
     ),
 ];
 
-impl Collector for Snapshot {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let shards = &self.status.shards;
-        for (name, help, value) in ITEM_COUNTERS {
-            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for shard in shards {
-                for item in &shard.items {
-                    let labels = item_labels(item, shard.shard);
-                    metric
-                        .encode_family(&labels)?
-                        .encode_counter::<NoLabelSet, _, u64>(&(value(item) as u64), None)?;
-                }
-            }
-        }
-        for (name, help, value) in ITEM_GAUGES {
-            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            for shard in shards {
-                for item in &shard.items {
-                    let labels = item_labels(item, shard.shard);
-                    metric.encode_family(&labels)?.encode_gauge(&value(item))?;
-                }
-            }
-        }
-        for (name, help, value) in SHARD_GAUGES {
-            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            for shard in shards {
-                metric
-                    .encode_family(&shard_labels(shard))?
-                    .encode_gauge(&value(shard))?;
-            }
-        }
-        let help = "Last WAL record's sequence number.";
-        let mut metric =
-            encoder.encode_descriptor("hie_wal_last_lsn", help, None, MetricType::Counter)?;
-        for shard in shards {
+fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
+    let mut family = MetricFamily::default();
+    family.set_name(name.to_string());
+    family.set_help(help.to_string());
+    family.set_field_type(kind);
+    family.set_metric(metrics);
+    family
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
+    pairs
+        .iter()
+        .map(|(name, value)| {
+            let mut pair = LabelPair::default();
+            pair.set_name((*name).to_string());
+            pair.set_value((*value).to_string());
+            pair
+        })
+        .collect()
+}
+
+fn sample(labels: Vec<LabelPair>, kind: MetricType, value: f64) -> Metric {
+    let mut metric = Metric::from_label(labels);
+    if kind == MetricType::COUNTER {
+        let mut counter = proto::Counter::default();
+        counter.set_value(value);
+        metric.set_counter(counter);
+    } else {
+        let mut gauge = proto::Gauge::default();
+        gauge.set_value(value);
+        metric.set_gauge(gauge);
+    }
+    metric
+}
+
+/// Every family of one scrape.
+fn families(status: &EngineStatus, metrics: &EngineMetrics, uptime: Duration) -> Vec<MetricFamily> {
+    let mut families = Vec::new();
+    let item_kinds = ITEM_COUNTERS
+        .iter()
+        .map(|c| (c, MetricType::COUNTER))
+        .chain(ITEM_GAUGES.iter().map(|g| (g, MetricType::GAUGE)));
+    for (&(name, help, value), kind) in item_kinds {
+        let samples = status
+            .shards
+            .iter()
+            .flat_map(|shard| shard.items.iter().map(move |item| (shard.shard, item)))
+            .map(|(shard, item)| {
+                let shard = shard.to_string();
+                let pairs = labels(&[("item", &item.item), ("shard", &shard)]);
+                sample(pairs, kind, value(item))
+            })
+            .collect();
+        families.push(family(name, help, kind, samples));
+    }
+    for (name, help, value) in SHARD_GAUGES {
+        let samples = status
+            .shards
+            .iter()
+            .map(|shard| {
+                let pairs = labels(&[("shard", &shard.shard.to_string())]);
+                sample(pairs, MetricType::GAUGE, value(shard))
+            })
+            .collect();
+        families.push(family(name, help, MetricType::GAUGE, samples));
+    }
+    let lsn = status
+        .shards
+        .iter()
+        .map(|shard| {
+            let pairs = labels(&[("shard", &shard.shard.to_string())]);
+            sample(pairs, MetricType::GAUGE, shard.wal_last_lsn as f64)
+        })
+        .collect();
+    let help = "Sequence number of the WAL's last record.";
+    families.push(family("hie_wal_last_lsn", help, MetricType::GAUGE, lsn));
+    families.push(latency(metrics));
+    let help = "Seconds since hie run started.";
+    let uptime = vec![sample(Vec::new(), MetricType::GAUGE, uptime.as_secs_f64())];
+    families.push(family(
+        "hie_uptime_seconds",
+        help,
+        MetricType::GAUGE,
+        uptime,
+    ));
+    families
+}
+
+fn latency(metrics: &EngineMetrics) -> MetricFamily {
+    let samples = metrics
+        .items
+        .iter()
+        .flat_map(|item| item.latency.iter().map(move |(stage, h)| (item, stage, h)))
+        .map(|(item, stage, histogram)| {
+            let mut metric =
+                Metric::from_label(labels(&[("item", &item.item), ("stage", stage.name())]));
+            metric.set_histogram(buckets(histogram));
             metric
-                .encode_family(&shard_labels(shard))?
-                .encode_counter::<NoLabelSet, _, u64>(&shard.wal_last_lsn, None)?;
-        }
-        self.encode_latency(&mut encoder)?;
-        let help = "Seconds since hie run started.";
-        encoder
-            .encode_descriptor("hie_uptime_seconds", help, None, MetricType::Gauge)?
-            .encode_gauge(&self.uptime.as_secs_f64())?;
-        Ok(())
-    }
+        })
+        .collect();
+    let help =
+        "Latency to reach each stage (see hie_core::engine::metrics), merged over the shards.";
+    family(
+        "hie_item_latency_seconds",
+        help,
+        MetricType::HISTOGRAM,
+        samples,
+    )
 }
 
-impl Snapshot {
-    fn encode_latency(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let help =
-            "Latency to reach each stage (see hie_core::engine::metrics), merged over the shards.";
-        let mut metric = encoder.encode_descriptor(
-            "hie_item_latency_seconds",
-            help,
-            None,
-            MetricType::Histogram,
-        )?;
-        for item in &self.metrics.items {
-            for (stage, histogram) in &item.latency {
-                let labels: Labels = vec![
-                    ("item", item.item.clone()),
-                    ("stage", stage.name().to_string()),
-                ];
-                let (sum, count, buckets) = buckets(histogram);
-                metric
-                    .encode_family(&labels)?
-                    .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `histogram` (µs) as Prometheus buckets in seconds, each with its own count (the
-/// encoder adds them up), then the sum and count.
-fn buckets(histogram: &Histogram<u64>) -> (f64, u64, Vec<(f64, u64)>) {
-    let mut buckets = Vec::with_capacity(LATENCY_BUCKETS_US.len() + 1);
-    let mut below = 0;
-    for bound in LATENCY_BUCKETS_US {
-        let upto = histogram.count_between(0, bound);
-        buckets.push((bound as f64 / 1e6, upto.saturating_sub(below)));
-        below = upto.max(below);
-    }
-    let count = histogram.len();
-    buckets.push((f64::INFINITY, count.saturating_sub(below)));
-    let sum = histogram.mean() * count as f64 / 1e6;
-    debug_assert!(histogram.max() <= LATENCY_US_MAX * 2);
-    (sum, count, buckets)
+/// `histogram` (µs) as a Prometheus histogram in seconds (cumulative buckets; the
+/// encoder adds +Inf).
+fn buckets(histogram: &Histogram<u64>) -> proto::Histogram {
+    let buckets = LATENCY_BUCKETS_US
+        .iter()
+        .map(|&bound| {
+            let mut bucket = proto::Bucket::default();
+            bucket.set_upper_bound(bound as f64 / 1e6);
+            bucket.set_cumulative_count(histogram.count_between(0, bound));
+            bucket
+        })
+        .collect();
+    let mut out = proto::Histogram::default();
+    out.set_sample_count(histogram.len());
+    out.set_sample_sum(histogram.mean() * histogram.len() as f64 / 1e6);
+    out.set_bucket(buckets);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hie_core::engine::metrics::LATENCY_US_MAX;
 
     #[test]
-    fn buckets_count_each_value_once_and_end_at_infinity() {
+    fn buckets_are_cumulative_in_seconds() {
         let mut h = Histogram::<u64>::new_with_bounds(1, LATENCY_US_MAX, 2).unwrap();
         for v in [50, 90, 300, 20_000_000] {
             h.record(v).unwrap();
         }
-        let (sum, count, buckets) = buckets(&h);
-        assert_eq!(count, 4);
-        assert_eq!(buckets.iter().map(|b| b.1).sum::<u64>(), 4);
-        assert_eq!(buckets[0], (0.0001, 2));
-        assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, 1));
+        let out = buckets(&h);
+        assert_eq!(out.get_sample_count(), 4);
+        let first = &out.get_bucket()[0];
+        assert_eq!((first.upper_bound(), first.cumulative_count()), (0.0001, 2));
+        let last = out.get_bucket().last().unwrap();
+        assert_eq!((last.upper_bound(), last.cumulative_count()), (10.0, 3));
+        let sum = out.get_sample_sum();
         assert!((19.9..20.2).contains(&sum), "{sum}");
     }
 }
