@@ -201,6 +201,18 @@ fn metrics_scraped_under_load_pass_promtool_and_add_up_once_settled() {
         2,
         "both shards answered: {text}"
     );
+    // The engine's own: the WAL wrote every message, the disk has room, each item has
+    // handled a message lately.
+    assert!(
+        sample(&text, "hie_wal_records_total", "") >= total,
+        "{text}"
+    );
+    assert!(sample(&text, "hie_wal_segments", "") >= 2, "{text}");
+    assert!(sample(&text, "hie_data_dir_free_bytes", "") > 0, "{text}");
+    for item in [IN, OUT] {
+        let line = format!("hie_item_last_message_age_seconds{{item=\"{item}\"}}");
+        assert!(text.contains(&line), "{line}: {text}");
+    }
     // `hie ctl metrics` prints the same exposition.
     let (code, printed) = ctl(&data, &["metrics"]);
     assert_eq!(code, 0);

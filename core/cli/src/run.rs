@@ -31,6 +31,7 @@ use hie_core::engine::options::{self, EngineOverrides, OptionsError};
 use hie_core::engine::plan::Role;
 use hie_core::engine::{EngineOptions, RunningEngine};
 
+use crate::admin::prometheus::RunFacts;
 use crate::admin::{self, AdminServer, Phase, api::Api};
 /// How often the main thread lets the allocator return freed memory to the OS.
 const FREED_MEMORY_PURGE_INTERVAL: Duration = Duration::from_secs(1);
@@ -198,6 +199,11 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let run_facts = RunFacts {
+        started,
+        start_duration: started.elapsed(),
+        data_dir: data_dir.clone(),
+    };
     // The admin address is written and the API answers before `ready`, so a `hie ctl`
     // sent on `ready` answers.
     if let Some(admin) = &admin {
@@ -211,7 +217,7 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
         admin.set_phase(Phase::Running);
     }
     print_ready(&engine, admin.as_ref());
-    let died = serve(&mut engine, admin.as_ref(), signals, Api::new(started));
+    let died = serve(&mut engine, admin.as_ref(), signals, Api::new(run_facts));
     tracing::info!("shutting down");
     if let Some(admin) = &admin {
         admin.set_phase(Phase::Stopping);

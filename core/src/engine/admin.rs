@@ -7,7 +7,7 @@
 //! then is left out, as is a busy one); an item command [`ITEM_COMMAND_TIMEOUT`]; a
 //! held-list request [`super::HELD_REQUEST_TIMEOUT`] (a `show` or `resend` reads the
 //! WAL); metrics [`METRICS_TIMEOUT`] (a shard that has not answered is left out and
-//! the answer lists the shards that are in).
+//! the answer lists the shards that are in), the WAL counters too.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -22,6 +22,7 @@ use crate::engine::operator::{self, HeldReply, HeldRequest};
 use crate::engine::runtime::{Shard, ShardStatus};
 use crate::engine::shard_call::{CallError, ShardCaller, wait_all};
 use crate::envelope::{Envelope, ItemId};
+use hie_persist::wal::WalStats;
 
 /// How long status waits for the shards.
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -134,4 +135,32 @@ pub fn metrics(caller: &Caller, production: &str) -> EngineMetrics {
         merged.merge(shard, snapshot);
     }
     merged
+}
+
+/// One shard's WAL counters since it opened, and its segments now.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardWalStats {
+    pub shard: usize,
+    pub stats: WalStats,
+    pub segments: usize,
+}
+
+/// Every shard's WAL counters, of the shards that answer within [`METRICS_TIMEOUT`].
+pub fn wal_stats(caller: &Caller) -> Vec<ShardWalStats> {
+    let calls = caller.call_all(|_| {
+        |on: &ShardContext| {
+            let shard = Rc::clone(&on.shard);
+            async move {
+                ShardWalStats {
+                    shard: shard.index,
+                    stats: shard.wal.stats(),
+                    segments: shard.wal.segments().len(),
+                }
+            }
+        }
+    });
+    wait_all(calls, Instant::now() + METRICS_TIMEOUT)
+        .into_iter()
+        .flatten()
+        .collect()
 }

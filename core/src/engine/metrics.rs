@@ -153,6 +153,9 @@ fn latency_histogram() -> Histogram<u64> {
 #[derive(Debug)]
 struct ItemMetrics {
     counters: ItemCounters,
+    /// When the item last reached one of its stages with a message (the clock read that
+    /// measured the latency).
+    last_message_at: Cell<Option<Instant>>,
     /// By stage (index of [`Stage::ALL`]): `None` for a stage the item does not have here.
     latency: [Option<RefCell<Histogram<u64>>>; 4],
 }
@@ -175,6 +178,7 @@ impl ShardMetrics {
                 let stages = if here { Stage::of(&item.role) } else { &[] };
                 ItemMetrics {
                     counters: ItemCounters::default(),
+                    last_message_at: Cell::new(None),
                     latency: Stage::ALL.map(|s| {
                         stages
                             .contains(&s)
@@ -203,9 +207,14 @@ impl ShardMetrics {
         }
     }
 
-    /// [`ShardMetrics::record`] of the time since `since`.
+    /// [`ShardMetrics::record`] of the time since `since`; the item's last message is
+    /// now.
     pub fn record_since(&self, item: ItemId, stage: Stage, since: Instant) {
-        self.record(item, stage, since.elapsed());
+        let now = Instant::now();
+        self.record(item, stage, now.saturating_duration_since(since));
+        if let Some(m) = self.items.get(item as usize) {
+            m.last_message_at.set(Some(now));
+        }
     }
 
     /// A copy of every item's counters and histograms (for items on this shard).
@@ -217,6 +226,7 @@ impl ShardMetrics {
             .map(|(m, item)| ItemSnapshot {
                 item: item.name.clone(),
                 counters: m.counters.values(),
+                last_message_at: m.last_message_at.get(),
                 latency: Stage::ALL
                     .iter()
                     .zip(&m.latency)
@@ -233,6 +243,9 @@ impl ShardMetrics {
 pub struct ItemSnapshot {
     pub item: String,
     pub counters: CounterValues,
+    /// When the item last reached one of its stages with a message (the latest over
+    /// the shards); `None`: never since the start.
+    pub last_message_at: Option<Instant>,
     pub latency: Vec<(Stage, Histogram<u64>)>,
 }
 
@@ -271,6 +284,7 @@ impl EngineMetrics {
         }
         for (into, from) in self.items.iter_mut().zip(snapshot.items) {
             into.counters.add(&from.counters);
+            into.last_message_at = into.last_message_at.max(from.last_message_at);
             for (stage, histogram) in from.latency {
                 match into.latency.iter_mut().find(|(s, _)| *s == stage) {
                     Some((_, into)) => {
@@ -419,6 +433,7 @@ mod tests {
                     received,
                     ..CounterValues::default()
                 },
+                last_message_at: None,
                 latency: vec![(stage, h)],
             }],
         }
@@ -445,6 +460,32 @@ mod tests {
     }
 
     #[test]
+    fn the_last_message_is_the_latest_over_the_stages_and_the_shards() {
+        let metrics = ShardMetrics {
+            items: vec![ItemMetrics {
+                counters: ItemCounters::default(),
+                last_message_at: Cell::new(None),
+                latency: Stage::ALL
+                    .map(|s| (s == Stage::Durable).then(|| RefCell::new(latency_histogram()))),
+            }],
+        };
+        let before = Instant::now();
+        metrics.record_since(0, Stage::Durable, before);
+        let at = metrics.items[0].last_message_at.get().expect("set");
+        assert!(at >= before);
+        let mut one = snapshot("In", Stage::Durable, &[1], 1);
+        one.items[0].last_message_at = Some(at);
+        let mut all = EngineMetrics::new("P");
+        all.merge(1, one);
+        all.merge(0, snapshot("In", Stage::Durable, &[1], 1));
+        assert_eq!(
+            all.items[0].last_message_at,
+            Some(at),
+            "a shard with none keeps it"
+        );
+    }
+
+    #[test]
     fn an_interval_is_the_whole_less_what_came_before() {
         let mut before = EngineMetrics::new("P");
         before.merge(0, snapshot("In", Stage::Durable, &[100, 200], 2));
@@ -463,6 +504,7 @@ mod tests {
         let metrics = ShardMetrics {
             items: vec![ItemMetrics {
                 counters: ItemCounters::default(),
+                last_message_at: Cell::new(None),
                 latency: Stage::ALL
                     .map(|s| (s == Stage::Routed).then(|| RefCell::new(latency_histogram()))),
             }],

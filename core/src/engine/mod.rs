@@ -399,6 +399,11 @@ impl RunningEngine {
         admin::metrics(&self.calls, &self.plan().production)
     }
 
+    /// Every shard's WAL counters (see [`admin::wal_stats`]).
+    pub fn wal_stats(&self) -> Vec<admin::ShardWalStats> {
+        admin::wal_stats(&self.calls)
+    }
+
     /// The latency percentiles of every item's stages (or of the item named `item`).
     pub fn histograms(&self, item: Option<&str>) -> Result<LatencyReport, EngineError> {
         if let Some(name) = item

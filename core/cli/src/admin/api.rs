@@ -6,7 +6,7 @@
 //! `/metrics` (Prometheus text) and `/histograms?format=hdr` (an HdrHistogram interval
 //! log, as `hie-loadgen --hist` writes).
 
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
@@ -18,6 +18,8 @@ use hie_core::envelope::ItemId;
 use hyper::{Method, StatusCode};
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
+
+use super::prometheus::RunFacts;
 
 pub const JSON: &str = "application/json";
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -194,17 +196,16 @@ impl Query {
 /// The main thread's side: answers requests with the engine.
 #[derive(Debug)]
 pub struct Api {
-    started: Instant,
+    run: RunFacts,
     /// The histograms when the current interval began (`?reset=1`), and when.
     interval: Option<(EngineMetrics, SystemTime)>,
     interval_start: SystemTime,
 }
 
 impl Api {
-    /// `started`: when `hie run` started.
-    pub fn new(started: Instant) -> Api {
+    pub fn new(run: RunFacts) -> Api {
         Api {
-            started,
+            run,
             interval: None,
             interval_start: SystemTime::now(),
         }
@@ -215,7 +216,7 @@ impl Api {
         let answer = match request {
             ApiRequest::Ready => ready(&engine.status()),
             ApiRequest::Status => json(StatusCode::OK, &self.status(engine)),
-            ApiRequest::Metrics => super::prometheus::scrape(engine, self.started.elapsed()),
+            ApiRequest::Metrics => super::prometheus::scrape(engine, &self.run),
             ApiRequest::Histograms {
                 item,
                 stage,
@@ -259,7 +260,8 @@ impl Api {
         json!({
             "production": status.production,
             "state": "running",
-            "uptime_s": self.started.elapsed().as_secs_f64(),
+            "uptime_s": self.run.started.elapsed().as_secs_f64(),
+            "start_s": self.run.start_duration.as_secs_f64(),
             "ready": readiness(&status).is_empty(),
             "items": items,
             "shards": status.shards,

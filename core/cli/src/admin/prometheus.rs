@@ -19,12 +19,23 @@
 //! hie_wal_last_lsn{shard}                  last record's sequence number
 //! hie_wal_recovery_errors{shard}           segments recovery found cut short at start
 //! hie_held_failed{shard}, hie_held_suspended{shard}   messages in the held lists
+//! hie_item_last_message_age_seconds{item}  since the item last handled a message
+//! hie_wal_records_total{shard} …           the WAL's counters since it opened (records,
+//!                                           bytes, commits, fdatasyncs, segments created
+//!                                           and removed, failures, refused appends)
+//! hie_wal_segments{shard}                  segments in its directory
+//! hie_data_dir_free_bytes                  free space on the data directory's file system
+//! hie_start_seconds                        how long recovery and the start took
 //! hie_uptime_seconds                       since `hie run` started
 //! ```
 
-use std::time::Duration;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use hie_core::engine::admin::ShardWalStats;
 use hie_core::engine::metrics::EngineMetrics;
 use hie_core::engine::runtime::{ItemStatus, ShardStatus};
 use hie_core::engine::{EngineStatus, RunningEngine};
@@ -39,9 +50,24 @@ const LATENCY_BUCKETS_US: [u64; 16] = [
     1_000_000, 2_500_000, 5_000_000, 10_000_000,
 ];
 
-/// The scrape's answer: every shard asked for its status and its metrics.
-pub fn scrape(engine: &RunningEngine, uptime: Duration) -> ApiResponse {
-    let families = families(&engine.status(), &engine.metrics(), uptime);
+/// What the main thread knows of the run itself.
+#[derive(Debug, Clone)]
+pub struct RunFacts {
+    /// When `hie run` started.
+    pub started: Instant,
+    /// How long recovering the WALs and starting the items took.
+    pub start_duration: Duration,
+    pub data_dir: PathBuf,
+}
+
+/// The scrape's answer: every shard asked for its status, its metrics and its WAL's
+/// counters; the data directory's file system for its free space.
+pub fn scrape(engine: &RunningEngine, run: &RunFacts) -> ApiResponse {
+    let mut families = families(&engine.status(), &engine.metrics(), run.started.elapsed());
+    families.extend(wal_families(&engine.wal_stats()));
+    families.extend(run_families(run));
+    // The encoder refuses a family without samples (an item that has handled nothing).
+    families.retain(|f| !f.get_metric().is_empty());
     let mut body = String::new();
     match prometheus::TextEncoder::new().encode_utf8(&families, &mut body) {
         Ok(()) => ApiResponse {
@@ -246,6 +272,7 @@ fn families(status: &EngineStatus, metrics: &EngineMetrics, uptime: Duration) ->
     let help = "Sequence number of the WAL's last record.";
     families.push(family("hie_wal_last_lsn", help, MetricType::GAUGE, lsn));
     families.push(latency(metrics));
+    families.push(last_message(metrics));
     let help = "Seconds since hie run started.";
     let uptime = vec![sample(Vec::new(), MetricType::GAUGE, uptime.as_secs_f64())];
     families.push(family(
@@ -255,6 +282,132 @@ fn families(status: &EngineStatus, metrics: &EngineMetrics, uptime: Duration) ->
         uptime,
     ));
     families
+}
+
+/// Seconds since each item last handled a message (none before its first).
+fn last_message(metrics: &EngineMetrics) -> MetricFamily {
+    let now = Instant::now();
+    let samples = metrics
+        .items
+        .iter()
+        .filter_map(|item| {
+            let age = now.saturating_duration_since(item.last_message_at?);
+            let pairs = labels(&[("item", &item.item)]);
+            Some(sample(pairs, MetricType::GAUGE, age.as_secs_f64()))
+        })
+        .collect();
+    let help = "Seconds since the item last received, routed or delivered a message.";
+    family(
+        "hie_item_last_message_age_seconds",
+        help,
+        MetricType::GAUGE,
+        samples,
+    )
+}
+
+type WalValue = fn(&ShardWalStats) -> f64;
+
+const WAL_FAMILIES: [(&str, &str, MetricType, WalValue); 9] = [
+    (
+        "hie_wal_records_total",
+        "Records made durable.",
+        MetricType::COUNTER,
+        |w| w.stats.records as f64,
+    ),
+    (
+        "hie_wal_record_bytes_total",
+        "Record bytes written.",
+        MetricType::COUNTER,
+        |w| w.stats.record_bytes as f64,
+    ),
+    (
+        "hie_wal_commits_total",
+        "Group commits (writes).",
+        MetricType::COUNTER,
+        |w| w.stats.commits as f64,
+    ),
+    (
+        "hie_wal_syncs_total",
+        "fdatasync calls.",
+        MetricType::COUNTER,
+        |w| w.stats.syncs as f64,
+    ),
+    (
+        "hie_wal_segments_created_total",
+        "Segments created.",
+        MetricType::COUNTER,
+        |w| w.stats.segments_created as f64,
+    ),
+    (
+        "hie_wal_segments_removed_total",
+        "Segments removed or archived by retention.",
+        MetricType::COUNTER,
+        |w| w.stats.segments_removed as f64,
+    ),
+    (
+        "hie_wal_failures_total",
+        "Times the WAL became unavailable after a failed write or sync.",
+        MetricType::COUNTER,
+        |w| w.stats.failures as f64,
+    ),
+    (
+        "hie_wal_refused_total",
+        "Appends refused while the WAL was unavailable.",
+        MetricType::COUNTER,
+        |w| w.stats.refused as f64,
+    ),
+    (
+        "hie_wal_segments",
+        "Segments in the WAL's directory.",
+        MetricType::GAUGE,
+        |w| w.segments as f64,
+    ),
+];
+
+fn wal_families(wal: &[ShardWalStats]) -> Vec<MetricFamily> {
+    WAL_FAMILIES
+        .iter()
+        .map(|&(name, help, kind, value)| {
+            let samples = wal
+                .iter()
+                .map(|w| sample(labels(&[("shard", &w.shard.to_string())]), kind, value(w)))
+                .collect();
+            family(name, help, kind, samples)
+        })
+        .collect()
+}
+
+fn run_families(run: &RunFacts) -> Vec<MetricFamily> {
+    let gauge = |name: &str, help: &str, value: f64| {
+        family(
+            name,
+            help,
+            MetricType::GAUGE,
+            vec![sample(Vec::new(), MetricType::GAUGE, value)],
+        )
+    };
+    let mut families = vec![gauge(
+        "hie_start_seconds",
+        "Seconds the start took: recovering the WALs and starting the items.",
+        run.start_duration.as_secs_f64(),
+    )];
+    if let Some(free) = free_bytes(&run.data_dir) {
+        let help = "Bytes free to unprivileged users on the data directory's file system.";
+        families.push(gauge("hie_data_dir_free_bytes", help, free as f64));
+    }
+    families
+}
+
+/// The space free to unprivileged users on `path`'s file system (`statvfs`), `None`
+/// when it cannot be read. Blocking: called on the main thread, never on a shard.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain data, all zeros is a valid value.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a NUL-terminated string and `stat` is valid for writes, both for
+    // the duration of the call.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
+    (rc == 0).then(|| stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 fn latency(metrics: &EngineMetrics) -> MetricFamily {
@@ -302,6 +455,13 @@ fn buckets(histogram: &Histogram<u64>) -> proto::Histogram {
 mod tests {
     use super::*;
     use hie_core::engine::metrics::LATENCY_US_MAX;
+
+    #[test]
+    fn the_free_space_of_a_directory_is_read_and_of_nothing_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(free_bytes(dir.path()).is_some_and(|b| b > 0));
+        assert_eq!(free_bytes(&dir.path().join("missing")), None);
+    }
 
     #[test]
     fn buckets_are_cumulative_in_seconds() {
