@@ -533,3 +533,78 @@ fn ctl_stop_stops_the_production_cleanly() {
         "the address file goes with it"
     );
 }
+
+#[test]
+fn readiness_is_503_while_a_long_recovery_runs_and_200_after() {
+    const SENDERS: usize = 8;
+    const EACH: usize = 1_500;
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, out_port) = (free_port(), free_port());
+    // The operation is disabled: every message stays open in the WAL, for recovery to
+    // read at the next start.
+    let text = (head("Recovery", 1)
+        + &tcp_service(IN, in_port, OUT, &[])
+        + &common::disabled(&tcp_operation(
+            OUT,
+            out_port,
+            &[("QueueSize", "100000")],
+            &[],
+        )))
+        .replace("wal_sync = \"fsync\"", "wal_sync = \"none\"")
+        .replace(
+            "wal_segment_bytes = 1048576",
+            "wal_segment_bytes = 67108864",
+        );
+    let (mut hie, data) = start_hie_with(dir.path(), &text, &[]);
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            std::thread::spawn(move || {
+                let address = format!("127.0.0.1:{in_port}");
+                let mut conn = hie_tests::MllpConn::connect(&address).unwrap();
+                for n in 0..EACH {
+                    conn.exchange(&adt(&format!("R-{s}-{n}"), "P1")).unwrap();
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    hie.process.kill();
+    // Restart on a known admin port and ask for readiness from the first moment.
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let config = dir.path().join("production.toml");
+    let child = Command::new(bin("hie"))
+        .arg("run")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--no-pin", "--log", "warn", "--admin", &address])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = hie_tests::ChildGuard::new(child);
+    let mut seen = Vec::new();
+    let ready = wait_until(Duration::from_secs(60), || {
+        let Ok((status, body)) = try_http(&address, "GET", "/health/ready", None) else {
+            return false;
+        };
+        if seen.last().is_none_or(|(s, _)| *s != status) {
+            seen.push((status, body));
+        }
+        status == 200
+    });
+    assert!(ready, "{seen:?}");
+    let (status, why) = &seen[0];
+    assert_eq!(*status, 503, "{seen:?}");
+    assert!(why.contains("recovering"), "{why}");
+    let metrics = get(&address, "/metrics").1;
+    let open = sample(&metrics, "hie_wal_open_messages", "");
+    assert_eq!(open, (SENDERS * EACH) as u64, "every message recovered");
+    assert!(
+        metrics.contains("\nhie_start_seconds "),
+        "the start's length is exported: {metrics}"
+    );
+}
