@@ -608,3 +608,60 @@ fn readiness_is_503_while_a_long_recovery_runs_and_200_after() {
         "the start's length is exported: {metrics}"
     );
 }
+
+#[test]
+fn check_reports_an_unreadable_token_file_and_an_admin_address_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, out_port) = (free_port(), free_port());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let missing = dir.path().join("no-token");
+    let text = production(1, in_port, out_port).replacen(
+        "\n[[item]]",
+        &format!(
+            "admin_address = \"{address}\"\nadmin_token_file = \"{}\"\n\n[[item]]",
+            missing.display()
+        ),
+        1,
+    );
+    let config = common::write_production(dir.path(), &text);
+    let check = |config: &Path| {
+        let out = Command::new(bin("hie"))
+            .args(["check", "--json"])
+            .arg(config)
+            .output()
+            .unwrap();
+        let json = json(&String::from_utf8_lossy(&out.stdout));
+        (out.status.code(), json)
+    };
+    let (code, found) = check(&config);
+    assert_eq!(code, Some(1), "{found:#}");
+    let messages = |kind: &str| found[kind].to_string();
+    assert!(messages("errors").contains("admin_token_file"), "{found:#}");
+    assert!(messages("errors").contains("no-token"), "{found:#}");
+    assert!(
+        messages("warnings").contains(&address.to_string()),
+        "{found:#}"
+    );
+    // hie run agrees: it refuses to start without its token.
+    let out = run_to_end(
+        &config,
+        &dir.path().join("data"),
+        &["--admin", "127.0.0.1:0"],
+    );
+    assert_eq!(out.0, Some(1), "{}", out.1);
+    assert!(out.1.contains("admin token file"), "{}", out.1);
+    // With the token readable and the port free, both are content.
+    std::fs::write(&missing, "t0ken\n").unwrap();
+    drop(taken);
+    let (code, found) = check(&config);
+    assert_eq!(code, Some(0), "{found:#}");
+    assert!(
+        !messages_of(&found, "warnings").contains("admin"),
+        "{found:#}"
+    );
+}
+
+fn messages_of(found: &serde_json::Value, kind: &str) -> String {
+    found[kind].to_string()
+}

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crossbeam_channel::Receiver;
-use hie_core::config::Production;
+use hie_core::config::{Diagnostic, Production};
 
 pub use api::{ApiRequest, ApiResponse};
 
@@ -121,6 +121,55 @@ pub fn read_token(path: &Path) -> Result<String, String> {
     }
     Ok(token.to_string())
 }
+
+/// What `hie check` can tell of the admin API now, as `hie run` would meet it (with its
+/// default address unless the production names one): a token file that cannot be read
+/// or is empty (an error: `hie run` refuses to start), and an address something listens
+/// on now (a warning: it may be free by the time `hie run` starts).
+pub fn check(production: &Production, file: &Path) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    let diagnostic = |message: String| Diagnostic {
+        file: file.to_path_buf(),
+        line: 0,
+        item: None,
+        message,
+    };
+    let Ok(Some(settings)) = settings(production, None, None) else {
+        return (errors, warnings);
+    };
+    if let Some(path) = &settings.token_file
+        && let Err(e) = read_token(path)
+    {
+        errors.push(diagnostic(format!("admin_token_file: {e}")));
+    }
+    if in_use(settings.address) {
+        warnings.push(diagnostic(format!(
+            "something listens on the admin address {} now; hie run will not start \
+             unless it is free by then or --admin names another",
+            settings.address
+        )));
+    }
+    (errors, warnings)
+}
+
+/// True when something accepts connections at `address` now (asked by connecting, so
+/// that the check itself never holds the port).
+fn in_use(address: SocketAddr) -> bool {
+    if address.port() == 0 {
+        return false;
+    }
+    let mut target = address;
+    if target.ip().is_unspecified() {
+        target.set_ip(match target {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    std::net::TcpStream::connect_timeout(&target, IN_USE_CONNECT_TIMEOUT).is_ok()
+}
+
+/// How long `hie check` waits to learn whether the admin address is in use.
+const IN_USE_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The running admin server: its address and the requests for the main thread.
 #[derive(Debug)]
