@@ -90,6 +90,10 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         warnings.extend(admin_warnings);
         warnings.sort_by_key(|d| d.line);
         analysis.findings.errors.extend(admin_errors);
+        analysis
+            .findings
+            .errors
+            .extend(crate::alerts::check(production));
     }
     if args.json {
         emit(&format!("{}\n", to_json(&analysis)));

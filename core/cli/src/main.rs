@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod alerts;
 mod check;
 mod convert;
 mod ctl;

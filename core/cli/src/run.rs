@@ -33,6 +33,7 @@ use hie_core::engine::{EngineOptions, RunningEngine};
 
 use crate::admin::prometheus::RunFacts;
 use crate::admin::{self, AdminServer, Phase, api::Api};
+use crate::alerts::{self, ALERT_CHECK_INTERVAL, Alerts};
 /// How often the main thread lets the allocator return freed memory to the OS.
 const FREED_MEMORY_PURGE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -182,6 +183,19 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
         }
     };
     let started = std::time::Instant::now();
+    let bad_alerts = alerts::check(production);
+    if !bad_alerts.is_empty() {
+        for d in &bad_alerts {
+            eprintln!(
+                "hie: {}:{}: {}: {}",
+                d.file.display(),
+                d.line,
+                d.item.as_deref().unwrap_or(""),
+                d.message
+            );
+        }
+        return ExitCode::from(1);
+    }
     let admin = match start_admin(production, args) {
         Ok(admin) => admin,
         Err(e) => {
@@ -217,7 +231,15 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
         admin.set_phase(Phase::Running);
     }
     print_ready(&engine, admin.as_ref());
-    let died = serve(&mut engine, admin.as_ref(), signals, Api::new(run_facts));
+    let died = serve(
+        &mut engine,
+        admin.as_ref(),
+        signals,
+        Api::new(
+            run_facts,
+            Alerts::new(production, std::time::Instant::now()),
+        ),
+    );
     tracing::info!("shutting down");
     if let Some(admin) = &admin {
         admin.set_phase(Phase::Stopping);
@@ -255,8 +277,8 @@ fn start_admin(production: &Production, args: &EngineArgs) -> Result<Option<Admi
     settings.map(|s| AdminServer::start(&s)).transpose()
 }
 
-/// Serves signals, a shard's end, the allocator's purge and the admin API's requests
-/// until a signal, a stop request or a shard's end; true when a shard died.
+/// Serves signals, a shard's end, the allocator's purge, the alert checks and the admin
+/// API's requests until a signal, a stop request or a shard's end; true when a shard died.
 fn serve(
     engine: &mut RunningEngine,
     admin: Option<&AdminServer>,
@@ -266,6 +288,11 @@ fn serve(
     let purge = crossbeam_channel::tick(FREED_MEMORY_PURGE_INTERVAL);
     let never = crossbeam_channel::never();
     let requests = admin.map_or(&never, AdminServer::requests);
+    let alert_checks = if api.alerts_mut().is_empty() {
+        crossbeam_channel::never()
+    } else {
+        crossbeam_channel::tick(ALERT_CHECK_INTERVAL)
+    };
     loop {
         crossbeam_channel::select! {
             recv(signals) -> _ => return false,
@@ -282,6 +309,7 @@ fn serve(
                 return false;
             }
             recv(purge) -> _ => purge_freed_memory(),
+            recv(alert_checks) -> _ => api.alerts_mut().check(engine),
             recv(requests) -> request => {
                 if let Ok((request, reply)) = request {
                     let (answer, stop) = api.answer(engine, request);

@@ -164,3 +164,25 @@ pub fn wal_stats(caller: &Caller) -> Vec<ShardWalStats> {
         .flatten()
         .collect()
 }
+
+/// When each item (by id) last handled a message, the latest over the shards that answer
+/// within [`METRICS_TIMEOUT`] (no histogram is copied: cheap enough to ask every second).
+pub fn last_messages(caller: &Caller) -> Vec<Option<Instant>> {
+    let calls = caller.call_all(|_| {
+        |on: &ShardContext| {
+            let shard = Rc::clone(&on.shard);
+            async move { shard.metrics.last_messages() }
+        }
+    });
+    let mut latest: Vec<Option<Instant>> = Vec::new();
+    for answer in wait_all(calls, Instant::now() + METRICS_TIMEOUT)
+        .into_iter()
+        .flatten()
+    {
+        latest.resize(latest.len().max(answer.len()), None);
+        for (into, at) in latest.iter_mut().zip(answer) {
+            *into = (*into).max(at);
+        }
+    }
+    latest
+}

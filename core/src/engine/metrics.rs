@@ -94,6 +94,11 @@ pub struct ItemCounters {
     pub discarded: Cell<u64>,
     pub retries: Cell<u64>,
     pub restarts: Cell<u64>,
+    /// Messages a router had no target for (sent to its `BadMessageHandler`, or
+    /// discarded).
+    pub no_route: Cell<u64>,
+    /// `ALERT` lines written for the item (`AlertOnError`, `AlertOnBadMessage`).
+    pub alerts: Cell<u64>,
     /// Instances of the item waiting for the WAL to be writable again
     /// (`Shard::until_wal_writable`).
     pub wal_waits: Cell<u32>,
@@ -111,6 +116,8 @@ pub struct CounterValues {
     pub discarded: u64,
     pub retries: u64,
     pub restarts: u64,
+    pub no_route: u64,
+    pub alerts: u64,
 }
 
 impl ItemCounters {
@@ -125,6 +132,8 @@ impl ItemCounters {
             discarded: self.discarded.get(),
             retries: self.retries.get(),
             restarts: self.restarts.get(),
+            no_route: self.no_route.get(),
+            alerts: self.alerts.get(),
         }
     }
 }
@@ -140,6 +149,8 @@ impl CounterValues {
         self.discarded += o.discarded;
         self.retries += o.retries;
         self.restarts += o.restarts;
+        self.no_route += o.no_route;
+        self.alerts += o.alerts;
     }
 }
 
@@ -215,6 +226,11 @@ impl ShardMetrics {
         if let Some(m) = self.items.get(item as usize) {
             m.last_message_at.set(Some(now));
         }
+    }
+
+    /// When each item (by id) last reached one of its stages with a message here.
+    pub fn last_messages(&self) -> Vec<Option<Instant>> {
+        self.items.iter().map(|m| m.last_message_at.get()).collect()
     }
 
     /// A copy of every item's counters and histograms (for items on this shard).

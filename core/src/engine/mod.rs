@@ -399,6 +399,11 @@ impl RunningEngine {
         admin::metrics(&self.calls, &self.plan().production)
     }
 
+    /// When each item last handled a message (see [`admin::last_messages`]).
+    pub fn last_messages(&self) -> Vec<Option<Instant>> {
+        admin::last_messages(&self.calls)
+    }
+
     /// Every shard's WAL counters (see [`admin::wal_stats`]).
     pub fn wal_stats(&self) -> Vec<admin::ShardWalStats> {
         admin::wal_stats(&self.calls)

@@ -20,6 +20,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 
 use super::prometheus::RunFacts;
+use crate::alerts::Alerts;
 
 pub const JSON: &str = "application/json";
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -197,18 +198,25 @@ impl Query {
 #[derive(Debug)]
 pub struct Api {
     run: RunFacts,
+    alerts: Alerts,
     /// The histograms when the current interval began (`?reset=1`), and when.
     interval: Option<(EngineMetrics, SystemTime)>,
     interval_start: SystemTime,
 }
 
 impl Api {
-    pub fn new(run: RunFacts) -> Api {
+    pub fn new(run: RunFacts, alerts: Alerts) -> Api {
         Api {
             run,
+            alerts,
             interval: None,
             interval_start: SystemTime::now(),
         }
+    }
+
+    /// The alerts, for the main thread to check.
+    pub fn alerts_mut(&mut self) -> &mut Alerts {
+        &mut self.alerts
     }
 
     /// The answer to `request`, and whether the production is to stop.
@@ -216,7 +224,7 @@ impl Api {
         let answer = match request {
             ApiRequest::Ready => ready(&engine.status()),
             ApiRequest::Status => json(StatusCode::OK, &self.status(engine)),
-            ApiRequest::Metrics => super::prometheus::scrape(engine, &self.run),
+            ApiRequest::Metrics => super::prometheus::scrape(engine, &self.run, &self.alerts),
             ApiRequest::Histograms {
                 item,
                 stage,

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! hie_item_received_total{item,shard}      counters of each item instance (see
-//! hie_item_rejected_total …                 hie_core::engine::metrics::ItemCounters)
+//! hie_item_rejected_total …                 hie_core::engine::metrics::ItemCounters:
+//!                                           …, no_route, alerts)
 //! hie_item_queued{item,shard}              gauge: its queue's entries (held ones included)
 //! hie_item_state{item,shard}               gauge: 0 stopped, 1 running, 2 paused,
 //!                                           3 disabled, 4 failed
@@ -25,6 +26,8 @@
 //!                                           and removed, failures, refused appends)
 //! hie_wal_segments{shard}                  segments in its directory
 //! hie_data_dir_free_bytes                  free space on the data directory's file system
+//! hie_item_queue_count_alerts_total{item}  QueueCountAlert / InactivityTimeout alerts
+//! hie_item_inactivity_alerts_total{item}   raised (see crate::alerts)
 //! hie_start_seconds                        how long recovery and the start took
 //! hie_uptime_seconds                       since `hie run` started
 //! ```
@@ -43,6 +46,7 @@ use hyper::StatusCode;
 use prometheus::proto::{self, LabelPair, Metric, MetricFamily, MetricType};
 
 use super::api::{self, ApiResponse};
+use crate::alerts::Alerts;
 
 /// Upper bounds of the latency histogram's buckets, in µs (the last bucket is +Inf).
 const LATENCY_BUCKETS_US: [u64; 16] = [
@@ -61,11 +65,12 @@ pub struct RunFacts {
 }
 
 /// The scrape's answer: every shard asked for its status, its metrics and its WAL's
-/// counters; the data directory's file system for its free space.
-pub fn scrape(engine: &RunningEngine, run: &RunFacts) -> ApiResponse {
+/// counters; the data directory's file system for its free space; the alerts' counters.
+pub fn scrape(engine: &RunningEngine, run: &RunFacts, alerts: &Alerts) -> ApiResponse {
     let mut families = families(&engine.status(), &engine.metrics(), run.started.elapsed());
     families.extend(wal_families(&engine.wal_stats()));
     families.extend(run_families(run));
+    families.extend(alerts.families());
     // The encoder refuses a family without samples (an item that has handled nothing).
     families.retain(|f| !f.get_metric().is_empty());
     let mut body = String::new();
@@ -82,7 +87,7 @@ pub fn scrape(engine: &RunningEngine, run: &RunFacts) -> ApiResponse {
 /// A value of every item instance.
 type ItemValue = fn(&ItemStatus) -> f64;
 
-const ITEM_COUNTERS: [(&str, &str, ItemValue); 9] = [
+const ITEM_COUNTERS: [(&str, &str, ItemValue); 11] = [
     (
         "hie_item_received_total",
         "Messages a service accepted (durable).",
@@ -125,6 +130,16 @@ const ITEM_COUNTERS: [(&str, &str, ItemValue); 9] = [
         "hie_item_restarts_total",
         "Times the item restarted.",
         |i| i.counters.restarts as f64,
+    ),
+    (
+        "hie_item_no_route_total",
+        "Messages a router had no target for (BadMessageHandler or discarded).",
+        |i| i.counters.no_route as f64,
+    ),
+    (
+        "hie_item_alerts_total",
+        "ALERT lines written for the item (AlertOnError, AlertOnBadMessage).",
+        |i| i.counters.alerts as f64,
     ),
 ];
 
@@ -194,6 +209,18 @@ const SHARD_GAUGES: [(&str, &str, ShardValue); 6] = [
         |s| s.held.suspended as f64,
     ),
 ];
+
+/// A counter family of `samples`.
+pub fn counter_family(name: &str, help: &str, samples: Vec<Metric>) -> MetricFamily {
+    family(name, help, MetricType::COUNTER, samples)
+}
+
+/// Counter samples labelled `item`.
+pub fn item_samples<'i>(values: impl Iterator<Item = (&'i str, f64)>) -> Vec<Metric> {
+    values
+        .map(|(item, value)| sample(labels(&[("item", item)]), MetricType::COUNTER, value))
+        .collect()
+}
 
 fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
     let mut family = MetricFamily::default();
