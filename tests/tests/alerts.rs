@@ -153,3 +153,38 @@ fn a_bad_alert_setting_stops_check_and_run() {
     assert_eq!(run.status.code(), Some(1), "{said}");
     assert!(said.contains("InactivityTimeout"), "{said}");
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_alert_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, out_port) = (free_port(), free_port());
+    let text = head("JsonLogs", 1)
+        + &tcp_service("In", in_port, "Out", &[("InactivityTimeout", "1")])
+        + &tcp_operation("Out", out_port, &[], &[]);
+    let config = common::write_production(dir.path(), &text);
+    let data = dir.path().join("data");
+    let args = ["--no-pin", "--log", "info", "--log-format", "json"];
+    let hie = hie_tests::Hie::start(&config, &data, &args);
+    let alert = || {
+        hie.log().lines().find_map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).ok()?;
+            (value["alert"] == "InactivityTimeout").then_some(value)
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || alert().is_some()),
+        "log:\n{}",
+        hie.log()
+    );
+    let alert = alert().unwrap();
+    assert_eq!(alert["item"], "In", "{alert}");
+    assert_eq!(alert["level"], "ERROR", "{alert}");
+    assert_eq!(alert["target"], "hie::alert", "{alert}");
+    for line in hie.log().lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
+    common::stop(hie);
+}

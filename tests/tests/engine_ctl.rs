@@ -134,6 +134,18 @@ fn a_failed_message_is_listed_shown_resent_and_discarded_and_its_list_survives_r
             "{entry}"
         );
     }
+    // Issue #18: /status shows the operation's last error.
+    let api_status = status(&data);
+    let last_error = api_status["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["item"] == OUT))
+        .map(|i| i["last_error"].clone())
+        .unwrap_or_default();
+    assert!(
+        last_error["at"].as_str().is_some_and(|t| t.ends_with('Z'))
+            && last_error["what"].as_str().is_some_and(|w| !w.is_empty()),
+        "{api_status:#}"
+    );
     let id = |n: usize| listed[n]["message_id"].as_str().unwrap().to_string();
     let (code, table) = ctl(&data, &["held"]);
     assert_eq!(code, 0);

@@ -4,7 +4,8 @@
 //! Once every service listens it prints one line per service to stdout
 //! (`listening ITEM ADDRESS`; none for a service an operator disabled, see
 //! [`hie_core::engine::overrides`]) and then `ready`, so scripts and tests know when to send.
-//! Logs go to stderr (`RUST_LOG` or `--log` sets the filter; default `info`).
+//! Logs go to stderr (`RUST_LOG` or `--log` sets the filter; default `info`), as text or,
+//! with `--log-format json`, one JSON object per line.
 //!
 //! The admin HTTP API (see [`crate::admin`]; `hie ctl` is its client) is bound before
 //! the production starts, at `--admin ADDR`, the production's `admin_address` or
@@ -91,6 +92,9 @@ pub struct EngineArgs {
     /// Log filter (tracing syntax, e.g. `info`, `hie_core=debug`). Default: RUST_LOG, else info.
     #[arg(long)]
     pub log: Option<String>,
+    /// Log format: `human` (default) or `json` (one object per line, for log shippers).
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
     /// The admin HTTP API's address (ip:port; port 0: any free port), or `none`.
     /// Default: the production's engine.admin_address, else 127.0.0.1:9090.
     #[arg(long)]
@@ -119,8 +123,19 @@ impl EngineArgs {
     }
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event.
+    #[default]
+    Human,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `message` and the event's
+    /// fields, e.g. `alert` and `item` of an alert), for log shippers.
+    Json,
+}
+
 /// Installs the stderr logger once.
-pub fn init_logging(filter: Option<&str>) {
+pub fn init_logging(filter: Option<&str>, format: LogFormat) {
     let filter = filter
         .map(str::to_string)
         .or_else(|| std::env::var("RUST_LOG").ok())
@@ -128,12 +143,20 @@ pub fn init_logging(filter: Option<&str>) {
     // A log line that cannot be written (stderr on a full disk) is lost, not a panic of
     // the thread logging it: tracing-subscriber reports its write errors with
     // `eprintln!`, which panics when stderr fails, and took a shard down with it.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .log_internal_errors(false)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .try_init();
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter));
+    let _ = match format {
+        LogFormat::Human => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
 }
 
 /// The engine options for `production` with the command line's overrides.
@@ -156,7 +179,7 @@ pub fn load_production(path: &Path, allow_unknown: bool) -> Result<Production, E
 
 /// Runs `hie run`.
 pub fn run(args: RunArgs) -> ExitCode {
-    init_logging(args.engine.log.as_deref());
+    init_logging(args.engine.log.as_deref(), args.engine.log_format);
     let production = match load_production(&args.config, args.engine.allow_unknown) {
         Ok(production) => production,
         Err(code) => return code,

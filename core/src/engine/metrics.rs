@@ -167,6 +167,8 @@ struct ItemMetrics {
     /// When the item last reached one of its stages with a message (the clock read that
     /// measured the latency).
     last_message_at: Cell<Option<Instant>>,
+    /// The item's last error here (error path only: it allocates).
+    last_error: RefCell<Option<LastError>>,
     /// By stage (index of [`Stage::ALL`]): `None` for a stage the item does not have here.
     latency: [Option<RefCell<Histogram<u64>>>; 4],
 }
@@ -190,6 +192,7 @@ impl ShardMetrics {
                 ItemMetrics {
                     counters: ItemCounters::default(),
                     last_message_at: Cell::new(None),
+                    last_error: RefCell::new(None),
                     latency: Stage::ALL.map(|s| {
                         stages
                             .contains(&s)
@@ -228,6 +231,19 @@ impl ShardMetrics {
         }
     }
 
+    /// Notes `what` as the last error of `item` (called where the error is logged).
+    pub fn note_error(&self, item: ItemId, what: &str) {
+        if let Some(m) = self.items.get(item as usize) {
+            let at_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+            *m.last_error.borrow_mut() = Some(LastError {
+                at_us,
+                what: what.to_string(),
+            });
+        }
+    }
+
     /// When each item (by id) last reached one of its stages with a message here.
     pub fn last_messages(&self) -> Vec<Option<Instant>> {
         self.items.iter().map(|m| m.last_message_at.get()).collect()
@@ -243,6 +259,7 @@ impl ShardMetrics {
                 item: item.name.clone(),
                 counters: m.counters.values(),
                 last_message_at: m.last_message_at.get(),
+                last_error: m.last_error.borrow().clone(),
                 latency: Stage::ALL
                     .iter()
                     .zip(&m.latency)
@@ -262,7 +279,16 @@ pub struct ItemSnapshot {
     /// When the item last reached one of its stages with a message (the latest over
     /// the shards); `None`: never since the start.
     pub last_message_at: Option<Instant>,
+    /// The latest error over the shards.
+    pub last_error: Option<LastError>,
     pub latency: Vec<(Stage, Histogram<u64>)>,
+}
+
+/// An item's last error: when (µs since the Unix epoch) and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastError {
+    pub at_us: u64,
+    pub what: String,
 }
 
 /// Every item's metrics on one shard, by item id.
@@ -301,6 +327,10 @@ impl EngineMetrics {
         for (into, from) in self.items.iter_mut().zip(snapshot.items) {
             into.counters.add(&from.counters);
             into.last_message_at = into.last_message_at.max(from.last_message_at);
+            if from.last_error.as_ref().map(|e| e.at_us) > into.last_error.as_ref().map(|e| e.at_us)
+            {
+                into.last_error = from.last_error;
+            }
             for (stage, histogram) in from.latency {
                 match into.latency.iter_mut().find(|(s, _)| *s == stage) {
                     Some((_, into)) => {
@@ -450,6 +480,7 @@ mod tests {
                     ..CounterValues::default()
                 },
                 last_message_at: None,
+                last_error: None,
                 latency: vec![(stage, h)],
             }],
         }
@@ -481,6 +512,7 @@ mod tests {
             items: vec![ItemMetrics {
                 counters: ItemCounters::default(),
                 last_message_at: Cell::new(None),
+                last_error: RefCell::new(None),
                 latency: Stage::ALL
                     .map(|s| (s == Stage::Durable).then(|| RefCell::new(latency_histogram()))),
             }],
@@ -521,6 +553,7 @@ mod tests {
             items: vec![ItemMetrics {
                 counters: ItemCounters::default(),
                 last_message_at: Cell::new(None),
+                last_error: RefCell::new(None),
                 latency: Stage::ALL
                     .map(|s| (s == Stage::Routed).then(|| RefCell::new(latency_histogram()))),
             }],

@@ -69,6 +69,7 @@ pub fn requeue(shard: &Shard, queue: &LocalQueue<Envelope>, env: Envelope) {
 /// `AlertOnError`, a warning otherwise.
 pub fn alert(shard: &Shard, item: ItemId, env: &Envelope, what: &str) {
     shard.hook_error(item, env, what);
+    shard.metrics.note_error(item, what);
     let planned = shard.plan.item(item);
     if planned.alert_on_error {
         bump(&shard.counters(item).alerts);

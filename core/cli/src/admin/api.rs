@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hie_core::engine::control::ItemCommand;
+use hie_core::engine::held;
 use hie_core::engine::metrics::{EngineMetrics, Stage};
 use hie_core::engine::operator::HeldRequest;
 use hie_core::engine::{EngineError, EngineStatus, RunningEngine};
@@ -259,11 +260,23 @@ impl Api {
 
     fn status(&self, engine: &RunningEngine) -> Value {
         let status = engine.status();
+        let metrics = engine.metrics();
         let items: Vec<Value> = engine
             .plan()
             .items
             .iter()
-            .map(|planned| item_status(&status, &planned.name, &planned.class, &planned.shards))
+            .map(|planned| {
+                let mut item = item_status(&status, &planned.name, &planned.class, &planned.shards);
+                let last_error = metrics
+                    .items
+                    .get(planned.id as usize)
+                    .and_then(|m| m.last_error.as_ref());
+                item["last_error"] = last_error.map_or(
+                    Value::Null,
+                    |e| json!({"at": held::utc_text(e.at_us), "what": e.what}),
+                );
+                item
+            })
             .collect();
         json!({
             "production": status.production,
