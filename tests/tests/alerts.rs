@@ -1,6 +1,7 @@
 //! Alerts (issue #18) end to end through the real `hie` binary: `InactivityTimeout` fires
-//! once when a feed stops and clears when it resumes; `QueueCountAlert` fires when a
-//! queue reaches its count and clears once it drains; both are log events with a stable
+//! once when a feed stops and clears when it resumes; `QueueCountAlert` and
+//! `QueueWaitAlert` fire when a queue reaches its count or its oldest message its wait,
+//! and clear once it drains; both are log events with a stable
 //! `alert` field and counters in `/metrics`; a bad value stops `hie check` and `hie run`.
 
 mod common;
@@ -43,7 +44,12 @@ fn an_inactivity_alert_fires_once_and_clears_and_a_queue_count_alert_fires_and_c
     let sink = TestSink::start(out_port, Answer::Code("AA"));
     let text = head("Alerts", 1)
         + &tcp_service("In", in_port, "Out", &[("InactivityTimeout", "2")])
-        + &tcp_operation("Out", out_port, &[("QueueCountAlert", "3")], &[]);
+        + &tcp_operation(
+            "Out",
+            out_port,
+            &[("QueueCountAlert", "3"), ("QueueWaitAlert", "2")],
+            &[],
+        );
     let config = common::write_production(dir.path(), &text);
     let data = dir.path().join("data");
     let hie = hie_tests::Hie::start(&config, &data, &["--no-pin", "--log", "info"]);
@@ -104,9 +110,30 @@ fn an_inactivity_alert_fires_once_and_clears_and_a_queue_count_alert_fires_and_c
         "log:\n{}",
         hie.log()
     );
+    // The oldest of them waits: QueueWaitAlert, and its age in /metrics.
+    assert!(
+        wait_until(Duration::from_secs(10), || raised(
+            &hie.log(),
+            "QueueWaitAlert",
+            "Out"
+        ) == 1),
+        "log:\n{}",
+        hie.log()
+    );
+    let age = metric(&address, "hie_item_oldest_queued_age_seconds", "Out");
+    assert!(age.is_some_and(|s| s >= 2.0), "{age:?}");
     let (code, out) = common::ctl(&data, &["enable", "Out"]);
     assert_eq!(code, 0, "{out}");
     assert!(wait_until(Duration::from_secs(15), || sink.count() == 6));
+    assert!(
+        wait_until(Duration::from_secs(10), || cleared(
+            &hie.log(),
+            "QueueWaitAlert",
+            "Out"
+        )),
+        "log:\n{}",
+        hie.log()
+    );
     assert!(
         wait_until(Duration::from_secs(10), || cleared(
             &hie.log(),

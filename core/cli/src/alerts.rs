@@ -3,12 +3,16 @@
 //! - `QueueCountAlert=N`: an alert when an item's queue (summed over its shards) holds
 //!   `N` messages or more; no further alert until it has fallen below 80 % of `N` (the
 //!   alert clears then) and reached `N` again.
+//! - `QueueWaitAlert=S`: an alert when the oldest message in an item's queues has waited
+//!   `S` seconds or more since it was stored at its service; no further alert until that
+//!   wait has fallen below 80 % of `S` (the queue emptied, or moved on) and reached `S`
+//!   again.
 //! - `InactivityTimeout=S`: an alert when a running item has handled no message (received,
 //!   routed or delivered one) for `S` seconds, counted from the start for an item that has
 //!   handled none; it clears, with a log line, at its next message.
 //!
 //! Each alert is a log event (target `hie::alert`) with a stable `alert` field
-//! (`QueueCountAlert`, `InactivityTimeout`) and the `item`, and a counter per item in
+//! (`QueueCountAlert`, `QueueWaitAlert`, `InactivityTimeout`) and the `item`, and a counter per item in
 //! `/metrics`. The main thread checks every [`ALERT_CHECK_INTERVAL`] (only when some
 //! item has one of the settings), asking the shards for their status and for when each
 //! item last handled a message; nothing runs on the data path. `AlertOnError` and
@@ -28,7 +32,7 @@ use crate::admin::prometheus::{counter_family, item_samples};
 pub const ALERT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The settings read here, with their catalog entries (type and range).
-const SETTINGS: [&str; 2] = ["QueueCountAlert", "InactivityTimeout"];
+const SETTINGS: [&str; 3] = ["QueueCountAlert", "QueueWaitAlert", "InactivityTimeout"];
 
 /// The value of setting `name` of every item that sets it, or why it is wrong.
 fn values<'p>(
@@ -69,12 +73,16 @@ pub fn check(production: &Production) -> Vec<Diagnostic> {
 struct Watch {
     item: String,
     queue_count: u64,
+    queue_wait: Option<Duration>,
     inactivity: Option<Duration>,
     /// A queue-count alert was raised and has not cleared.
     queue_raised: bool,
+    /// A queue-wait alert was raised and has not cleared.
+    wait_raised: bool,
     /// An inactivity alert was raised at this time and has not cleared.
     inactive_since: Option<Instant>,
     queue_alerts: u64,
+    wait_alerts: u64,
     inactivity_alerts: u64,
 }
 
@@ -102,10 +110,13 @@ impl Alerts {
                         watches.push(Watch {
                             item: item.name.clone(),
                             queue_count: 0,
+                            queue_wait: None,
                             inactivity: None,
                             queue_raised: false,
+                            wait_raised: false,
                             inactive_since: None,
                             queue_alerts: 0,
+                            wait_alerts: 0,
                             inactivity_alerts: 0,
                         });
                         watches.len() - 1
@@ -113,6 +124,9 @@ impl Alerts {
                 };
                 match name {
                     "QueueCountAlert" => watches[at].queue_count = value,
+                    "QueueWaitAlert" => {
+                        watches[at].queue_wait = Some(Duration::from_secs(value));
+                    }
                     _ => watches[at].inactivity = Some(Duration::from_secs(value)),
                 }
             }
@@ -128,7 +142,7 @@ impl Alerts {
     /// Checks every alert setting against the engine now.
     pub fn check(&mut self, engine: &RunningEngine) {
         let status = engine.status();
-        let last = engine.last_messages();
+        let activity = engine.activity();
         let now = Instant::now();
         for watch in &mut self.watches {
             let Some(planned) = engine.plan().item_named(&watch.item) else {
@@ -139,8 +153,19 @@ impl Alerts {
             let queued: u64 = mine.iter().map(|i| i.queued as u64).sum();
             let running = mine.iter().any(|i| i.state == ItemState::Running);
             watch.check_queue(queued);
-            let last = last.get(planned.id as usize).copied().flatten();
-            watch.check_inactivity(running, last.unwrap_or(self.since).max(self.since), now);
+            let activity = activity
+                .get(planned.id as usize)
+                .copied()
+                .unwrap_or_default();
+            let waited = activity
+                .oldest_queued
+                .map(|at| now.saturating_duration_since(at));
+            watch.check_wait(waited);
+            let last = activity
+                .last_message_at
+                .unwrap_or(self.since)
+                .max(self.since);
+            watch.check_inactivity(running, last, now);
         }
     }
 
@@ -158,6 +183,11 @@ impl Alerts {
                 "hie_item_queue_count_alerts_total",
                 "QueueCountAlert alerts raised.",
                 samples(|w| w.queue_alerts),
+            ),
+            counter_family(
+                "hie_item_queue_wait_alerts_total",
+                "QueueWaitAlert alerts raised.",
+                samples(|w| w.wait_alerts),
             ),
             counter_family(
                 "hie_item_inactivity_alerts_total",
@@ -193,6 +223,37 @@ impl Watch {
                 queued,
                 cleared = true,
                 "alert cleared: {item}: {queued} messages queued, below 80 % of {limit}"
+            );
+        }
+    }
+
+    fn check_wait(&mut self, waited: Option<Duration>) {
+        let Some(limit) = self.queue_wait else {
+            return;
+        };
+        let item = &self.item;
+        let waited = waited.unwrap_or_default();
+        if !self.wait_raised && waited >= limit {
+            self.wait_raised = true;
+            self.wait_alerts += 1;
+            let waited_s = waited.as_secs();
+            tracing::error!(
+                target: "hie::alert",
+                alert = "QueueWaitAlert",
+                item = %item,
+                waited_s,
+                "ALERT {item}: a queued message has waited {waited_s} s (QueueWaitAlert {} s)",
+                limit.as_secs()
+            );
+        } else if self.wait_raised && waited * 5 < limit * 4 {
+            self.wait_raised = false;
+            tracing::info!(
+                target: "hie::alert",
+                alert = "QueueWaitAlert",
+                item = %item,
+                cleared = true,
+                "alert cleared: {item}: its oldest queued message waits below 80 % of {} s",
+                limit.as_secs()
             );
         }
     }
@@ -240,10 +301,13 @@ mod tests {
         Watch {
             item: "In".into(),
             queue_count,
+            queue_wait: Some(Duration::from_secs(10)),
             inactivity: inactivity_s.map(Duration::from_secs),
             queue_raised: false,
+            wait_raised: false,
             inactive_since: None,
             queue_alerts: 0,
+            wait_alerts: 0,
             inactivity_alerts: 0,
         }
     }
@@ -259,6 +323,19 @@ mod tests {
             w.check_queue(queued);
         }
         assert_eq!(w.queue_alerts, 2);
+    }
+
+    #[test]
+    fn a_wait_alert_is_raised_once_and_again_only_after_the_wait_fell_below_80_percent() {
+        let mut w = watch(0, None);
+        let s = |n| Some(Duration::from_secs(n));
+        for waited in [s(9), s(10), s(30), s(9), s(8), s(12)] {
+            w.check_wait(waited);
+        }
+        assert_eq!(w.wait_alerts, 1);
+        w.check_wait(None);
+        w.check_wait(s(10));
+        assert_eq!(w.wait_alerts, 2, "an empty queue clears it");
     }
 
     #[test]

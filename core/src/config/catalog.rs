@@ -241,12 +241,12 @@ pub const HOST_ALL: &[SettingSpec] = &[
         "0",
         "alert when the queue holds this many messages, again once it fell below 80 % (0 = off)",
     ),
-    no(
+    s(
         "QueueWaitAlert",
         H,
         int(0, DAY_S),
         "0",
-        "alert when a message waits this many seconds (0 = off)",
+        "alert when a queued message has waited this many seconds, again once below 80 % (0 = off)",
     ),
     s(
         "RestartPolicy",

@@ -137,24 +137,30 @@ pub fn metrics(caller: &Caller, production: &str) -> EngineMetrics {
     merged
 }
 
-/// One shard's WAL counters since it opened, and its segments now.
+/// One shard's WAL counters since it opened, its segments now, and its executor's time
+/// running tasks and tasks run since it started.
 #[derive(Debug, Clone, Copy)]
-pub struct ShardWalStats {
+pub struct ShardEngineStats {
     pub shard: usize,
-    pub stats: WalStats,
+    pub wal: WalStats,
     pub segments: usize,
+    pub busy: Duration,
+    pub tasks: u64,
 }
 
-/// Every shard's WAL counters, of the shards that answer within [`METRICS_TIMEOUT`].
-pub fn wal_stats(caller: &Caller) -> Vec<ShardWalStats> {
+/// Every shard's engine counters, of the shards that answer within [`METRICS_TIMEOUT`].
+pub fn engine_stats(caller: &Caller) -> Vec<ShardEngineStats> {
     let calls = caller.call_all(|_| {
         |on: &ShardContext| {
             let shard = Rc::clone(&on.shard);
             async move {
-                ShardWalStats {
+                let (busy, tasks) = shard.metrics.executor_totals();
+                ShardEngineStats {
                     shard: shard.index,
-                    stats: shard.wal.stats(),
+                    wal: shard.wal.stats(),
                     segments: shard.wal.segments().len(),
+                    busy,
+                    tasks,
                 }
             }
         }
@@ -165,24 +171,54 @@ pub fn wal_stats(caller: &Caller) -> Vec<ShardWalStats> {
         .collect()
 }
 
-/// When each item (by id) last handled a message, the latest over the shards that answer
-/// within [`METRICS_TIMEOUT`] (no histogram is copied: cheap enough to ask every second).
-pub fn last_messages(caller: &Caller) -> Vec<Option<Instant>> {
+/// What each item has done lately, merged over the shards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ItemActivity {
+    /// When it last handled a message (the latest over the shards).
+    pub last_message_at: Option<Instant>,
+    /// When the oldest message in its queues was stored at its service (the earliest).
+    pub oldest_queued: Option<Instant>,
+}
+
+/// Each item's (by id) [`ItemActivity`], over the shards that answer within
+/// [`METRICS_TIMEOUT`] (no histogram is copied: cheap enough to ask every second).
+pub fn activity(caller: &Caller) -> Vec<ItemActivity> {
     let calls = caller.call_all(|_| {
         |on: &ShardContext| {
             let shard = Rc::clone(&on.shard);
-            async move { shard.metrics.last_messages() }
+            async move { shard_activity(&shard) }
         }
     });
-    let mut latest: Vec<Option<Instant>> = Vec::new();
+    let mut merged: Vec<ItemActivity> = Vec::new();
     for answer in wait_all(calls, Instant::now() + METRICS_TIMEOUT)
         .into_iter()
         .flatten()
     {
-        latest.resize(latest.len().max(answer.len()), None);
-        for (into, at) in latest.iter_mut().zip(answer) {
-            *into = (*into).max(at);
+        merged.resize(merged.len().max(answer.len()), ItemActivity::default());
+        for (into, from) in merged.iter_mut().zip(answer) {
+            into.last_message_at = into.last_message_at.max(from.last_message_at);
+            into.oldest_queued = match (into.oldest_queued, from.oldest_queued) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
     }
-    latest
+    merged
+}
+
+fn shard_activity(shard: &Shard) -> Vec<ItemActivity> {
+    shard
+        .metrics
+        .last_messages()
+        .into_iter()
+        .zip(&shard.queues)
+        .map(|(last_message_at, queues)| ItemActivity {
+            last_message_at,
+            oldest_queued: queues
+                .iter()
+                .flatten()
+                .filter_map(|q| q.least_front(|env| env.received_at))
+                .min(),
+        })
+        .collect()
 }

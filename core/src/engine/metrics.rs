@@ -177,6 +177,10 @@ struct ItemMetrics {
 #[derive(Debug)]
 pub struct ShardMetrics {
     items: Vec<ItemMetrics>,
+    /// The executor's time running tasks and tasks run, summed over every
+    /// [`ShardMetrics::executor_totals`] (glommio hands its counters over and resets them).
+    executor_busy: Cell<Duration>,
+    executor_tasks: Cell<u64>,
 }
 
 impl ShardMetrics {
@@ -201,7 +205,23 @@ impl ShardMetrics {
                 }
             })
             .collect();
-        ShardMetrics { items }
+        ShardMetrics {
+            items,
+            executor_busy: Cell::new(Duration::ZERO),
+            executor_tasks: Cell::new(0),
+        }
+    }
+
+    /// The shard's time running tasks and the tasks it ran since it started. Call it on
+    /// the shard's thread (a task of its own, see `engine::admin`); the only reader of
+    /// glommio's executor counters, which reset when read.
+    pub fn executor_totals(&self) -> (Duration, u64) {
+        let stats = glommio::executor().executor_stats();
+        self.executor_busy
+            .set(self.executor_busy.get() + stats.executor_runtime());
+        self.executor_tasks
+            .set(self.executor_tasks.get() + stats.tasks_executed());
+        (self.executor_busy.get(), self.executor_tasks.get())
     }
 
     pub fn counters(&self, item: ItemId) -> &ItemCounters {
@@ -509,6 +529,8 @@ mod tests {
     #[test]
     fn the_last_message_is_the_latest_over_the_stages_and_the_shards() {
         let metrics = ShardMetrics {
+            executor_busy: Cell::new(Duration::ZERO),
+            executor_tasks: Cell::new(0),
             items: vec![ItemMetrics {
                 counters: ItemCounters::default(),
                 last_message_at: Cell::new(None),
@@ -550,6 +572,8 @@ mod tests {
     #[test]
     fn a_latency_past_the_maximum_is_counted_at_the_maximum_without_growing() {
         let metrics = ShardMetrics {
+            executor_busy: Cell::new(Duration::ZERO),
+            executor_tasks: Cell::new(0),
             items: vec![ItemMetrics {
                 counters: ItemCounters::default(),
                 last_message_at: Cell::new(None),

@@ -399,14 +399,14 @@ impl RunningEngine {
         admin::metrics(&self.calls, &self.plan().production)
     }
 
-    /// When each item last handled a message (see [`admin::last_messages`]).
-    pub fn last_messages(&self) -> Vec<Option<Instant>> {
-        admin::last_messages(&self.calls)
+    /// What each item has done lately (see [`admin::activity`]).
+    pub fn activity(&self) -> Vec<admin::ItemActivity> {
+        admin::activity(&self.calls)
     }
 
-    /// Every shard's WAL counters (see [`admin::wal_stats`]).
-    pub fn wal_stats(&self) -> Vec<admin::ShardWalStats> {
-        admin::wal_stats(&self.calls)
+    /// Every shard's WAL and executor counters (see [`admin::engine_stats`]).
+    pub fn engine_stats(&self) -> Vec<admin::ShardEngineStats> {
+        admin::engine_stats(&self.calls)
     }
 
     /// The latency percentiles of every item's stages (or of the item named `item`).

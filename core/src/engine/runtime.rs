@@ -257,7 +257,7 @@ pub struct Shard {
     pub rings: ShardRings<ShardMsg>,
     /// By item id, then instance: the queues of this shard's instances of routers and
     /// operations (`None` for instances on other shards).
-    queues: Vec<Vec<Option<Rc<LocalQueue<Envelope>>>>>,
+    pub(crate) queues: Vec<Vec<Option<Rc<LocalQueue<Envelope>>>>>,
     pub states: StateWatch,
     /// By item id: the hooks of this shard's instances (empty for most items).
     hooks: Vec<Vec<Rc<dyn ItemHooks>>>,

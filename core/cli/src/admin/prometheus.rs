@@ -25,6 +25,9 @@
 //!                                           bytes, commits, fdatasyncs, segments created
 //!                                           and removed, failures, refused appends)
 //! hie_wal_segments{shard}                  segments in its directory
+//! hie_shard_busy_seconds_total{shard}      the executor's time running tasks, and the
+//! hie_shard_tasks_total{shard}              tasks it ran
+//! hie_item_oldest_queued_age_seconds{item} the oldest queued message's wait
 //! hie_data_dir_free_bytes                  free space on the data directory's file system
 //! hie_item_queue_count_alerts_total{item}  QueueCountAlert / InactivityTimeout alerts
 //! hie_item_inactivity_alerts_total{item}   raised (see crate::alerts)
@@ -38,7 +41,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use hie_core::engine::admin::ShardWalStats;
+use hie_core::engine::admin::ShardEngineStats;
 use hie_core::engine::metrics::EngineMetrics;
 use hie_core::engine::runtime::{ItemStatus, ShardStatus};
 use hie_core::engine::{EngineStatus, RunningEngine};
@@ -68,7 +71,8 @@ pub struct RunFacts {
 /// counters; the data directory's file system for its free space; the alerts' counters.
 pub fn scrape(engine: &RunningEngine, run: &RunFacts, alerts: &Alerts) -> ApiResponse {
     let mut families = families(&engine.status(), &engine.metrics(), run.started.elapsed());
-    families.extend(wal_families(&engine.wal_stats()));
+    families.extend(wal_families(&engine.engine_stats()));
+    families.push(oldest_queued(engine));
     families.extend(run_families(run));
     families.extend(alerts.families());
     // The encoder refuses a family without samples (an item that has handled nothing).
@@ -311,6 +315,29 @@ fn families(status: &EngineStatus, metrics: &EngineMetrics, uptime: Duration) ->
     families
 }
 
+/// Seconds the oldest message in each item's queues has waited since it was stored at
+/// its service (none for an empty queue).
+fn oldest_queued(engine: &RunningEngine) -> MetricFamily {
+    let now = Instant::now();
+    let samples = engine
+        .activity()
+        .iter()
+        .zip(&engine.plan().items)
+        .filter_map(|(activity, item)| {
+            let age = now.saturating_duration_since(activity.oldest_queued?);
+            let pairs = labels(&[("item", &item.name)]);
+            Some(sample(pairs, MetricType::GAUGE, age.as_secs_f64()))
+        })
+        .collect();
+    let help = "Seconds the oldest message in the item's queues has waited since it was stored.";
+    family(
+        "hie_item_oldest_queued_age_seconds",
+        help,
+        MetricType::GAUGE,
+        samples,
+    )
+}
+
 /// Seconds since each item last handled a message (none before its first).
 fn last_message(metrics: &EngineMetrics) -> MetricFamily {
     let now = Instant::now();
@@ -332,56 +359,68 @@ fn last_message(metrics: &EngineMetrics) -> MetricFamily {
     )
 }
 
-type WalValue = fn(&ShardWalStats) -> f64;
+type WalValue = fn(&ShardEngineStats) -> f64;
 
-const WAL_FAMILIES: [(&str, &str, MetricType, WalValue); 9] = [
+const WAL_FAMILIES: [(&str, &str, MetricType, WalValue); 11] = [
+    (
+        "hie_shard_busy_seconds_total",
+        "Seconds the shard's executor spent running tasks.",
+        MetricType::COUNTER,
+        |w| w.busy.as_secs_f64(),
+    ),
+    (
+        "hie_shard_tasks_total",
+        "Tasks the shard's executor ran.",
+        MetricType::COUNTER,
+        |w| w.tasks as f64,
+    ),
     (
         "hie_wal_records_total",
         "Records made durable.",
         MetricType::COUNTER,
-        |w| w.stats.records as f64,
+        |w| w.wal.records as f64,
     ),
     (
         "hie_wal_record_bytes_total",
         "Record bytes written.",
         MetricType::COUNTER,
-        |w| w.stats.record_bytes as f64,
+        |w| w.wal.record_bytes as f64,
     ),
     (
         "hie_wal_commits_total",
         "Group commits (writes).",
         MetricType::COUNTER,
-        |w| w.stats.commits as f64,
+        |w| w.wal.commits as f64,
     ),
     (
         "hie_wal_syncs_total",
         "fdatasync calls.",
         MetricType::COUNTER,
-        |w| w.stats.syncs as f64,
+        |w| w.wal.syncs as f64,
     ),
     (
         "hie_wal_segments_created_total",
         "Segments created.",
         MetricType::COUNTER,
-        |w| w.stats.segments_created as f64,
+        |w| w.wal.segments_created as f64,
     ),
     (
         "hie_wal_segments_removed_total",
         "Segments removed or archived by retention.",
         MetricType::COUNTER,
-        |w| w.stats.segments_removed as f64,
+        |w| w.wal.segments_removed as f64,
     ),
     (
         "hie_wal_failures_total",
         "Times the WAL became unavailable after a failed write or sync.",
         MetricType::COUNTER,
-        |w| w.stats.failures as f64,
+        |w| w.wal.failures as f64,
     ),
     (
         "hie_wal_refused_total",
         "Appends refused while the WAL was unavailable.",
         MetricType::COUNTER,
-        |w| w.stats.refused as f64,
+        |w| w.wal.refused as f64,
     ),
     (
         "hie_wal_segments",
@@ -391,7 +430,7 @@ const WAL_FAMILIES: [(&str, &str, MetricType, WalValue); 9] = [
     ),
 ];
 
-fn wal_families(wal: &[ShardWalStats]) -> Vec<MetricFamily> {
+fn wal_families(wal: &[ShardEngineStats]) -> Vec<MetricFamily> {
     WAL_FAMILIES
         .iter()
         .map(|&(name, help, kind, value)| {
