@@ -11,6 +11,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{
@@ -130,8 +132,13 @@ fn metrics_scraped_under_load_pass_promtool_and_add_up_once_settled() {
     let sink = TestSink::start(out_port, Answer::Code("AA"));
     let (hie, data) = start_hie_with(dir.path(), &production(2, in_port, out_port), &[]);
     let address = admin(&hie);
+    // Each sender keeps its connection open once done until the test has scraped with
+    // every sender done (so that one scrape sees all of them connected).
+    let sent = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(AtomicBool::new(false));
     let senders: Vec<_> = (0..SENDERS)
         .map(|s| {
+            let (sent, release) = (Arc::clone(&sent), Arc::clone(&release));
             std::thread::spawn(move || {
                 let mut conn =
                     hie_tests::MllpConn::connect(&format!("127.0.0.1:{in_port}")).unwrap();
@@ -139,21 +146,35 @@ fn metrics_scraped_under_load_pass_promtool_and_add_up_once_settled() {
                     let ack = conn.exchange(&adt(&format!("M-{s}-{n}"), "P1")).unwrap();
                     assert_eq!(hie_tests::field(&ack, "MSA", 1).as_deref(), Some("AA"));
                 }
+                sent.fetch_add(1, Ordering::AcqRel);
+                while !release.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
             })
         })
         .collect();
-    let mut scrapes = 0;
-    while !senders.iter().all(std::thread::JoinHandle::is_finished) {
+    let connections = format!("item=\"{IN}\"");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the senders did not finish"
+        );
+        let all_sent = sent.load(Ordering::Acquire) == SENDERS;
         let (status, text) = get(&address, "/metrics");
         assert_eq!(status, 200, "{text}");
         promtool(&text).unwrap_or_else(|e| panic!("promtool: {e}\n{text}"));
-        scrapes += 1;
+        if all_sent {
+            let open = sample(&text, "hie_item_connections", &connections);
+            assert_eq!(open, SENDERS as u64, "every sender is connected: {text}");
+            break;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+    release.store(true, Ordering::Release);
     for sender in senders {
         sender.join().unwrap();
     }
-    assert!(scrapes > 0);
     let total = (SENDERS * EACH) as u64;
     assert!(wait_until(Duration::from_secs(30), || sink.count() as u64 == total));
     // Settled: what the service received is what the operation completed, failed,

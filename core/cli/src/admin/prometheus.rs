@@ -28,6 +28,7 @@
 //! hie_shard_busy_seconds_total{shard}      the executor's time running tasks, and the
 //! hie_shard_tasks_total{shard}              tasks it ran
 //! hie_item_oldest_queued_age_seconds{item} the oldest queued message's wait
+//! hie_item_connections{item}               a TCP service's open inbound connections
 //! hie_data_dir_free_bytes                  free space on the data directory's file system
 //! hie_item_queue_count_alerts_total{item}  QueueCountAlert / InactivityTimeout alerts
 //! hie_item_inactivity_alerts_total{item}   raised (see crate::alerts)
@@ -43,6 +44,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use hie_core::engine::admin::ShardEngineStats;
 use hie_core::engine::metrics::EngineMetrics;
+use hie_core::engine::plan::Role;
 use hie_core::engine::runtime::{ItemStatus, ShardStatus};
 use hie_core::engine::{EngineStatus, RunningEngine};
 use hyper::StatusCode;
@@ -73,6 +75,7 @@ pub fn scrape(engine: &RunningEngine, run: &RunFacts, alerts: &Alerts) -> ApiRes
     let mut families = families(&engine.status(), &engine.metrics(), run.started.elapsed());
     families.extend(wal_families(&engine.engine_stats()));
     families.push(oldest_queued(engine));
+    families.push(connections(engine));
     families.extend(run_families(run));
     families.extend(alerts.families());
     // The encoder refuses a family without samples (an item that has handled nothing).
@@ -313,6 +316,28 @@ fn families(status: &EngineStatus, metrics: &EngineMetrics, uptime: Duration) ->
         uptime,
     ));
     families
+}
+
+/// Each TCP service's open inbound connections (its connection table, all shards).
+fn connections(engine: &RunningEngine) -> MetricFamily {
+    let samples = engine
+        .plan()
+        .items
+        .iter()
+        .filter_map(|item| match &item.role {
+            Role::TcpService(plan) => {
+                let pairs = labels(&[("item", &item.name)]);
+                Some(sample(
+                    pairs,
+                    MetricType::GAUGE,
+                    plan.connections.open() as f64,
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    let help = "Inbound connections open at the TCP service.";
+    family("hie_item_connections", help, MetricType::GAUGE, samples)
 }
 
 /// Seconds the oldest message in each item's queues has waited since it was stored at
