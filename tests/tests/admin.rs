@@ -232,6 +232,10 @@ fn metrics_scraped_under_load_pass_promtool_and_add_up_once_settled() {
     assert!(sample(&text, "hie_data_dir_free_bytes", "") > 0, "{text}");
     assert!(sample(&text, "hie_shard_tasks_total", "") > 0, "{text}");
     assert!(
+        text.contains("\nhie_ring_inbound_queued{shard=\"0\"} "),
+        "{text}"
+    );
+    assert!(
         text.contains("\nhie_shard_busy_seconds_total{shard=\"1\"} "),
         "{text}"
     );

@@ -137,8 +137,8 @@ pub fn metrics(caller: &Caller, production: &str) -> EngineMetrics {
     merged
 }
 
-/// One shard's WAL counters since it opened, its segments now, and its executor's time
-/// running tasks and tasks run since it started.
+/// One shard's WAL counters since it opened, its segments now, its executor's time
+/// running tasks and tasks run since it started, and what waits in its inbound rings.
 #[derive(Debug, Clone, Copy)]
 pub struct ShardEngineStats {
     pub shard: usize,
@@ -146,6 +146,8 @@ pub struct ShardEngineStats {
     pub segments: usize,
     pub busy: Duration,
     pub tasks: u64,
+    /// Values waiting in the rings from the other shards to this one.
+    pub ring_inbound_queued: usize,
 }
 
 /// Every shard's engine counters, of the shards that answer within [`METRICS_TIMEOUT`].
@@ -161,6 +163,7 @@ pub fn engine_stats(caller: &Caller) -> Vec<ShardEngineStats> {
                     segments: shard.wal.segments().len(),
                     busy,
                     tasks,
+                    ring_inbound_queued: shard.rings.inbound_queued(),
                 }
             }
         }

@@ -27,6 +27,7 @@
 //! hie_wal_segments{shard}                  segments in its directory
 //! hie_shard_busy_seconds_total{shard}      the executor's time running tasks, and the
 //! hie_shard_tasks_total{shard}              tasks it ran
+//! hie_ring_inbound_queued{shard}           waiting in the rings towards the shard
 //! hie_item_oldest_queued_age_seconds{item} the oldest queued message's wait
 //! hie_item_connections{item}               a TCP service's open inbound connections
 //! hie_data_dir_free_bytes                  free space on the data directory's file system
@@ -386,7 +387,13 @@ fn last_message(metrics: &EngineMetrics) -> MetricFamily {
 
 type WalValue = fn(&ShardEngineStats) -> f64;
 
-const WAL_FAMILIES: [(&str, &str, MetricType, WalValue); 11] = [
+const WAL_FAMILIES: [(&str, &str, MetricType, WalValue); 12] = [
+    (
+        "hie_ring_inbound_queued",
+        "Messages waiting in the rings from the other shards to this one.",
+        MetricType::GAUGE,
+        |w| w.ring_inbound_queued as f64,
+    ),
     (
         "hie_shard_busy_seconds_total",
         "Seconds the shard's executor spent running tasks.",
