@@ -148,6 +148,13 @@ fn an_inactivity_alert_fires_once_and_clears_and_a_queue_count_alert_fires_and_c
         metric(&address, "hie_item_queue_count_alerts_total", "Out"),
         Some(1.0)
     );
+    // The WAL (fsync) counts its fdatasyncs' latencies.
+    let (_, text) = common::ctl_at(&address, &["metrics"]);
+    let syncs = text
+        .lines()
+        .find_map(|l| l.strip_prefix("hie_wal_sync_seconds_count{shard=\"0\"} "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(syncs.is_some_and(|n| n > 0), "{text}");
     common::stop(hie);
 }
 

@@ -25,6 +25,7 @@
 //!                                           bytes, commits, fdatasyncs, segments created
 //!                                           and removed, failures, refused appends)
 //! hie_wal_segments{shard}                  segments in its directory
+//! hie_wal_sync_seconds{shard}              histogram of its fdatasyncs' latency
 //! hie_shard_busy_seconds_total{shard}      the executor's time running tasks, and the
 //! hie_shard_tasks_total{shard}              tasks it ran
 //! hie_ring_inbound_queued{shard}           waiting in the rings towards the shard
@@ -48,6 +49,7 @@ use hie_core::engine::metrics::EngineMetrics;
 use hie_core::engine::plan::Role;
 use hie_core::engine::runtime::{ItemStatus, ShardStatus};
 use hie_core::engine::{EngineStatus, RunningEngine};
+use hie_persist::wal::SYNC_US_BOUNDS;
 use hyper::StatusCode;
 use prometheus::proto::{self, LabelPair, Metric, MetricFamily, MetricType};
 
@@ -462,16 +464,45 @@ const WAL_FAMILIES: [(&str, &str, MetricType, WalValue); 12] = [
     ),
 ];
 
-fn wal_families(wal: &[ShardEngineStats]) -> Vec<MetricFamily> {
-    WAL_FAMILIES
+/// Each shard's `fdatasync` latencies as a histogram in seconds.
+fn sync_latency(stats: &[ShardEngineStats]) -> MetricFamily {
+    let samples = stats
         .iter()
-        .map(|&(name, help, kind, value)| {
+        .map(|w| {
+            let mut cumulative = 0;
+            let buckets = SYNC_US_BOUNDS
+                .iter()
+                .zip(&w.wal.sync_us_buckets)
+                .map(|(&bound, &count)| {
+                    cumulative += count;
+                    let mut bucket = proto::Bucket::default();
+                    bucket.set_upper_bound(bound as f64 / 1e6);
+                    bucket.set_cumulative_count(cumulative);
+                    bucket
+                })
+                .collect();
+            let mut histogram = proto::Histogram::default();
+            histogram.set_sample_count(w.wal.sync_us_buckets.iter().sum());
+            histogram.set_sample_sum(w.wal.sync_us_total as f64 / 1e6);
+            histogram.set_bucket(buckets);
+            let mut metric = Metric::from_label(labels(&[("shard", &w.shard.to_string())]));
+            metric.set_histogram(histogram);
+            metric
+        })
+        .collect();
+    let help = "Latency of the WAL's fdatasync calls.";
+    family("hie_wal_sync_seconds", help, MetricType::HISTOGRAM, samples)
+}
+
+fn wal_families(wal: &[ShardEngineStats]) -> Vec<MetricFamily> {
+    std::iter::once(sync_latency(wal))
+        .chain(WAL_FAMILIES.iter().map(|&(name, help, kind, value)| {
             let samples = wal
                 .iter()
                 .map(|w| sample(labels(&[("shard", &w.shard.to_string())]), kind, value(w)))
                 .collect();
             family(name, help, kind, samples)
-        })
+        }))
         .collect()
 }
 
