@@ -217,6 +217,10 @@ fn metrics_scraped_under_load_pass_promtool_and_add_up_once_settled() {
         total,
         "{text}"
     );
+    let aa = format!("item=\"{OUT}\",shard=\"1\",code=\"AA\"");
+    assert_eq!(sample(&text, "hie_item_acks_total", &aa), total, "{text}");
+    let ae = format!("item=\"{OUT}\",shard=\"1\",code=\"AE\"");
+    assert_eq!(sample(&text, "hie_item_acks_total", &ae), 0, "{text}");
     assert_eq!(
         sample(&text, "hie_shard_up", ""),
         2,

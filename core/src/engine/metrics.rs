@@ -99,6 +99,9 @@ pub struct ItemCounters {
     pub no_route: Cell<u64>,
     /// `ALERT` lines written for the item (`AlertOnError`, `AlertOnBadMessage`).
     pub alerts: Cell<u64>,
+    /// Replies an operation read, by MSA-1 (index of [`ACK_CODES`]; the last: a reply
+    /// with none of them, or not HL7).
+    pub acks: [Cell<u64>; ACK_CODES.len() + 1],
     /// Instances of the item waiting for the WAL to be writable again
     /// (`Shard::until_wal_writable`).
     pub wal_waits: Cell<u32>,
@@ -118,9 +121,27 @@ pub struct CounterValues {
     pub restarts: u64,
     pub no_route: u64,
     pub alerts: u64,
+    /// Replies by MSA-1, as [`ItemCounters::acks`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub acks: [u64; ACK_CODES.len() + 1],
+}
+
+/// The MSA-1 codes counted apart, in this order.
+pub const ACK_CODES: [&str; 6] = ["AA", "AE", "AR", "CA", "CE", "CR"];
+
+fn is_zero(acks: &[u64; ACK_CODES.len() + 1]) -> bool {
+    acks.iter().all(|&n| n == 0)
 }
 
 impl ItemCounters {
+    /// Counts a reply whose MSA-1 is `code` (`None`: none of [`ACK_CODES`], or not HL7).
+    pub fn count_ack(&self, code: Option<&str>) {
+        let at = code
+            .and_then(|c| ACK_CODES.iter().position(|&k| k == c))
+            .unwrap_or(ACK_CODES.len());
+        self.acks[at].set(self.acks[at].get() + 1);
+    }
+
     pub fn values(&self) -> CounterValues {
         CounterValues {
             received: self.received.get(),
@@ -134,6 +155,7 @@ impl ItemCounters {
             restarts: self.restarts.get(),
             no_route: self.no_route.get(),
             alerts: self.alerts.get(),
+            acks: std::array::from_fn(|i| self.acks[i].get()),
         }
     }
 }
@@ -151,6 +173,9 @@ impl CounterValues {
         self.restarts += o.restarts;
         self.no_route += o.no_route;
         self.alerts += o.alerts;
+        for (into, from) in self.acks.iter_mut().zip(o.acks) {
+            *into += from;
+        }
     }
 }
 
@@ -553,6 +578,17 @@ mod tests {
             Some(at),
             "a shard with none keeps it"
         );
+    }
+
+    #[test]
+    fn replies_count_by_their_code_and_the_rest_as_other() {
+        let counters = ItemCounters::default();
+        for code in [Some("AA"), Some("AA"), Some("CR"), Some("ZZ"), None] {
+            counters.count_ack(code);
+        }
+        assert_eq!(counters.values().acks, [2, 0, 0, 0, 0, 1, 2]);
+        let json = serde_json::to_value(ItemCounters::default().values()).unwrap();
+        assert!(json.get("acks").is_none(), "left out when all zero: {json}");
     }
 
     #[test]

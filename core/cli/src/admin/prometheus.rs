@@ -13,6 +13,8 @@
 //! hie_item_state{item,shard}               gauge: 0 stopped, 1 running, 2 paused,
 //!                                           3 disabled, 4 failed
 //! hie_item_waiting_for_wal{item,shard}     gauge: 1 while it waits for the WAL
+//! hie_item_acks_total{item,shard,code}     replies an operation read, by MSA-1 (AA, AE,
+//!                                           AR, CA, CE, CR, other)
 //! hie_item_latency_seconds{item,stage}     histogram, merged over the shards
 //! hie_shard_up{shard}                      1 when the shard answered this scrape
 //! hie_wal_writable{shard}                  1 writable, 0 refusing appends
@@ -45,7 +47,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use hie_core::engine::admin::ShardEngineStats;
-use hie_core::engine::metrics::EngineMetrics;
+use hie_core::engine::metrics::{ACK_CODES, EngineMetrics};
 use hie_core::engine::plan::Role;
 use hie_core::engine::runtime::{ItemStatus, ShardStatus};
 use hie_core::engine::{EngineStatus, RunningEngine};
@@ -287,6 +289,7 @@ fn families(status: &EngineStatus, metrics: &EngineMetrics, uptime: Duration) ->
             .collect();
         families.push(family(name, help, kind, samples));
     }
+    families.push(acks(status));
     for (name, help, value) in SHARD_GAUGES {
         let samples = status
             .shards
@@ -319,6 +322,31 @@ fn families(status: &EngineStatus, metrics: &EngineMetrics, uptime: Duration) ->
         uptime,
     ));
     families
+}
+
+/// Replies each operation instance read, by MSA-1 (`code`; `other`: none of the six).
+fn acks(status: &EngineStatus) -> MetricFamily {
+    let mut samples = Vec::new();
+    for shard in &status.shards {
+        let shard_label = shard.shard.to_string();
+        for item in shard
+            .items
+            .iter()
+            .filter(|i| i.counters.acks.iter().any(|&n| n > 0))
+        {
+            let codes = ACK_CODES.iter().chain(std::iter::once(&"other"));
+            for (code, &count) in codes.zip(&item.counters.acks) {
+                let pairs = labels(&[
+                    ("item", &item.item),
+                    ("shard", &shard_label),
+                    ("code", code),
+                ]);
+                samples.push(sample(pairs, MetricType::COUNTER, count as f64));
+            }
+        }
+    }
+    let help = "Replies an operation read from its downstream, by MSA-1.";
+    family("hie_item_acks_total", help, MetricType::COUNTER, samples)
 }
 
 /// Each TCP service's open inbound connections (its connection table, all shards).
