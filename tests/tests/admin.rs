@@ -699,3 +699,21 @@ fn check_reports_an_unreadable_token_file_and_an_admin_address_in_use() {
 fn messages_of(found: &serde_json::Value, kind: &str) -> String {
     found[kind].to_string()
 }
+
+#[test]
+fn check_warns_of_a_service_on_the_admin_apis_default_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = production(1, 9090, free_port());
+    let config = common::write_production(dir.path(), &text);
+    let out = Command::new(bin("hie"))
+        .args(["check", "--json"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let found = json(&String::from_utf8_lossy(&out.stdout));
+    let warnings = found["warnings"].to_string();
+    assert!(
+        warnings.contains("the admin API's default port") && warnings.contains(IN),
+        "{found:#}"
+    );
+}

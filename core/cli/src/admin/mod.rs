@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crossbeam_channel::Receiver;
-use hie_core::config::{Diagnostic, Production};
+use hie_core::config::{Diagnostic, Production, SettingTarget};
 
 pub use api::{ApiRequest, ApiResponse};
 
@@ -142,6 +142,21 @@ pub fn check(production: &Production, file: &Path) -> (Vec<Diagnostic>, Vec<Diag
     {
         errors.push(diagnostic(format!("admin_token_file: {e}")));
     }
+    if production.engine.admin_address.is_none() {
+        // validate.rs checks a port the production names; the default one is ours.
+        warnings.extend(
+            services_on(production, settings.address.port()).map(|(item, line)| Diagnostic {
+                file: file.to_path_buf(),
+                line,
+                item: Some(item.to_string()),
+                message: format!(
+                    "port {} is the admin API's default port ({ADMIN_ADDRESS_DEFAULT}): \
+                     hie run will not start unless admin_address or --admin names another",
+                    settings.address.port()
+                ),
+            }),
+        );
+    }
     if in_use(settings.address) {
         warnings.push(diagnostic(format!(
             "something listens on the admin address {} now; hie run will not start \
@@ -150,6 +165,19 @@ pub fn check(production: &Production, file: &Path) -> (Vec<Diagnostic>, Vec<Diag
         )));
     }
     (errors, warnings)
+}
+
+/// The enabled items whose adapter `Port` is `port`, with the setting's line.
+fn services_on(production: &Production, port: u16) -> impl Iterator<Item = (&str, u32)> {
+    production
+        .items
+        .iter()
+        .filter(|i| i.enabled)
+        .filter_map(move |item| {
+            let value = item.raw(SettingTarget::Adapter).get("Port")?;
+            (value.value.trim().parse::<u16>().ok()? == port)
+                .then_some((item.name.as_str(), value.line))
+        })
 }
 
 /// True when something accepts connections at `address` now (asked by connecting, so
