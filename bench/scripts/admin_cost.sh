@@ -5,7 +5,8 @@
 # the admin API off (`--admin none`) and once on and scraped (`GET /metrics`) every
 # second; ROUNDS alternating pairs. Prints each run's end-to-end rate (msg/s) and the
 # mean of each mode. Usage: bench/scripts/admin_cost.sh (after
-# `cargo build --release -p hie -p hie-loadgen`; BIN, DURATION, ROUNDS override).
+# `cargo build --release -p hie -p hie-loadgen`; BIN, DURATION, ROUNDS override; ORDER=on
+# runs the admin-on run first in each pair, to tell an order effect from the cost).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
@@ -68,8 +69,13 @@ run() {
 
 declare -a off on
 for round in $(seq "$ROUNDS"); do
-    off+=("$(run off)")
-    on+=("$(run on)")
+    if [ "${ORDER:-off}" = on ]; then
+        on+=("$(run on)")
+        off+=("$(run off)")
+    else
+        off+=("$(run off)")
+        on+=("$(run on)")
+    fi
     echo "round $round: off ${off[-1]} msg/s, on+scraped ${on[-1]} msg/s"
 done
 python3 - "${off[*]}" "${on[*]}" <<'PY'
