@@ -190,6 +190,19 @@ impl<T> LocalQueue<T> {
         .await
     }
 
+    /// The least `key` of the lanes' first entries (the oldest entry, for a key that
+    /// grows with age in each lane); `None` when empty. For the admin API, not the data
+    /// path.
+    pub fn least_front<K: Ord>(&self, key: impl Fn(&T) -> K) -> Option<K> {
+        let inner = self.inner.borrow();
+        let high = inner.high.front().map(&key);
+        let normal = inner.normal.front().map(&key);
+        match (high, normal) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Takes the next entry without waiting (high lane first).
     pub fn try_pop(&self) -> Option<T> {
         let mut inner = self.inner.borrow_mut();
@@ -259,6 +272,18 @@ mod tests {
             (q.try_pop(), q.try_pop(), q.try_pop()),
             (Some(2), Some(3), None)
         );
+    }
+
+    #[test]
+    fn the_least_front_is_the_smaller_of_the_two_lanes_fronts() {
+        let q = LocalQueue::new(10, Overflow::Block);
+        assert_eq!(q.least_front(|v: &u32| *v), None);
+        q.offer(5, Priority::Normal);
+        q.offer(1, Priority::Normal);
+        assert_eq!(q.least_front(|v| *v), Some(5), "a lane's front only");
+        q.offer(3, Priority::High);
+        assert_eq!(q.least_front(|v| *v), Some(3));
+        assert_eq!(q.len(), 3, "nothing taken");
     }
 
     #[test]

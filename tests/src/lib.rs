@@ -191,12 +191,15 @@ pub struct Hie {
     pub process: ChildGuard,
     /// Lines `listening ITEM ADDRESS` printed before `ready`.
     pub listening: Vec<(String, String)>,
+    /// The admin API's address (line `admin ADDRESS`), unless it is off.
+    pub admin: Option<String>,
     pub stderr_path: PathBuf,
 }
 
 impl Hie {
     /// Starts `hie run CONFIG --data-dir DATA [ARGS…]` and waits (up to 60 s) for `ready`.
-    /// Its stderr (the log) goes to `DATA/../hie-N.log`.
+    /// Its stderr (the log) goes to `DATA/../hie-N.log`. Unless ARGS name `--admin`, the
+    /// admin API listens on a free port (`--admin 127.0.0.1:0`), so tests run side by side.
     pub fn start(config: &Path, data_dir: &Path, args: &[&str]) -> Hie {
         Hie::start_binary(&bin("hie"), config, data_dir, args)
     }
@@ -211,11 +214,17 @@ impl Hie {
             .unwrap_or(data_dir)
             .join(format!("hie-{}-{n}.log", std::process::id()));
         let stderr = std::fs::File::create(&stderr_path).expect("create log file");
+        let admin: &[&str] = if args.iter().any(|a| a.starts_with("--admin")) {
+            &[]
+        } else {
+            &["--admin", "127.0.0.1:0"]
+        };
         let child = Command::new(hie)
             .arg("run")
             .arg(config)
             .arg("--data-dir")
             .arg(data_dir)
+            .args(admin)
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(stderr)
@@ -226,10 +235,13 @@ impl Hie {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut listening = Vec::new();
+            let mut admin = None;
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if line == "ready" {
-                    let _ = tx.send(listening.clone());
+                    let _ = tx.send((listening.clone(), admin.clone()));
+                } else if let Some(address) = line.strip_prefix("admin ") {
+                    admin = Some(address.to_string());
                 } else if let Some(rest) = line.strip_prefix("listening ") {
                     let mut parts = rest.splitn(2, ' ');
                     listening.push((
@@ -240,9 +252,10 @@ impl Hie {
             }
         });
         match rx.recv_timeout(std::time::Duration::from_secs(60)) {
-            Ok(listening) => Hie {
+            Ok((listening, admin)) => Hie {
                 process,
                 listening,
+                admin,
                 stderr_path,
             },
             Err(_) => {

@@ -75,7 +75,7 @@ fn run_refuses(dir: &Path, text: &str) -> String {
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.join("data"))
-        .args(["--no-pin", "--log", "warn"])
+        .args(["--no-pin", "--log", "warn", "--admin", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
@@ -349,7 +349,7 @@ fn misspelt_and_ignored_settings_are_warnings_and_errors_with_strict() {
             "Out",
             &[
                 ("TargetConfigName", "Out"),
-                ("QueueCountAlert", "100"),
+                ("ThrottleDelay", "100"),
                 ("ArchiveIO", "0"),
                 // A service has no queue of its own.
                 ("QueueSize", "5"),
@@ -367,7 +367,7 @@ fn misspelt_and_ignored_settings_are_warnings_and_errors_with_strict() {
     let at = |needle: &str| line_of(&text, "name = \"In\"", needle);
     let expected = [
         (at("TargetConfigName ="), "did you mean TargetConfigNames?"),
-        (at("QueueCountAlert"), "hie does not use it"),
+        (at("ThrottleDelay"), "hie does not use it"),
         (at("QueueSize"), "not a setting hie knows for this class"),
         (at("[item.adapter]") + 1, "is a Host setting"),
     ];

@@ -328,7 +328,7 @@ fn run_to_end(config: &Path, data: &Path) -> (Option<i32>, String) {
         .arg(config)
         .arg("--data-dir")
         .arg(data)
-        .args(["--no-pin", "--log", "warn"])
+        .args(["--no-pin", "--log", "warn", "--admin", "127.0.0.1:0"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -202,10 +202,18 @@ fn bad_message_handler_receives_only_what_no_target_takes() {
         s["shards"][0]["wal_open_messages"] == 0
     });
     assert_eq!(counter(&status, "Unroutable", "discarded"), 0, "{status:#}");
+    // Issue #18: counted as no route and as an alert, once.
+    assert_eq!(counter(&status, "Unroutable", "no_route"), 1, "{status:#}");
+    assert_eq!(counter(&status, "Unroutable", "alerts"), 1, "{status:#}");
+    assert_eq!(counter(&status, "Routed", "no_route"), 0, "{status:#}");
     let log = hie.log();
     assert!(
         log.contains("ALERT Unroutable") && !log.contains("ALERT Routed"),
         "AlertOnBadMessage alerts for the bad message only:\n{log}"
+    );
+    assert!(
+        log.contains("alert=\"AlertOnBadMessage\""),
+        "a stable alert field:\n{log}"
     );
 }
 

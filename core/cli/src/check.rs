@@ -7,7 +7,8 @@
 //!
 //! Beyond the validation `hie run` shares, `hie check` looks up the host names of enabled
 //! TCP operations and warns about any that does not resolve now (not an error, even under
-//! `--strict`: the operation resolves it each time it connects).
+//! `--strict`: the operation resolves it each time it connects), and checks the admin
+//! API as `hie run` would start it (see [`crate::admin::check`]).
 //!
 //! Cost: linear in items and settings, so a production of tens of thousands of items is
 //! checked in seconds.
@@ -85,7 +86,14 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     if let Some(production) = &analysis.production {
         let warnings = &mut analysis.findings.warnings;
         warnings.extend(config::startup::unresolved_hosts(production, &args.config));
+        let (admin_errors, admin_warnings) = crate::admin::check(production, &args.config);
+        warnings.extend(admin_warnings);
         warnings.sort_by_key(|d| d.line);
+        analysis.findings.errors.extend(admin_errors);
+        analysis
+            .findings
+            .errors
+            .extend(crate::alerts::check(production));
     }
     if args.json {
         emit(&format!("{}\n", to_json(&analysis)));

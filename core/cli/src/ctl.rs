@@ -1,31 +1,37 @@
-//! `hie ctl`: talks to a running `hie run` through its control socket
-//! (`DATA_DIR/hie.sock`, JSON lines; see [`crate::control_server`]).
+//! `hie ctl`: a client of the admin HTTP API of a running `hie run` (see
+//! [`crate::admin`]); one control plane.
+//!
+//! Where: `--addr ADDR`, else the address `hie run` wrote in `DATA_DIR/admin.address`
+//! (`--data-dir`, default `data`), else 127.0.0.1:9090. `--token-file FILE` sends the
+//! bearer token the engine requires.
 //!
 //! - `status`: a table of every item (state and counters summed over its shards) and the
-//!   held-message counts; `--json` prints the engine's JSON (per shard).
+//!   held-message counts; `--json` prints the API's JSON (`GET /status`).
+//! - `metrics`: the Prometheus text (`GET /metrics`).
 //! - `enable|disable|restart|pause|resume ITEM`: ITEM is one argument, so a name with
 //!   spaces is quoted as the shell quotes it (`hie ctl disable "Main ADT Router"`).
-//! - `held`: the failed and suspended messages (id, item, kind, time, MSH-9, MSH-10,
-//!   reason); `show ID` prints a held message; `resend ID` and `discard ID` act on it
-//!   (`--item ITEM` when it is held at several items).
-//! - `histograms [--item ITEM]`: latency percentiles per item and stage, merged over the
+//! - `held` (or `suspended`): the failed and suspended messages (id, item, kind, time,
+//!   MSH-9, MSH-10, reason); `show ID` prints a held message; `resend ID` and
+//!   `discard ID` act on it (`--item ITEM` when it is held at several items).
+//! - `histograms [ITEM]`: latency percentiles per item and stage, merged over the
 //!   shards (see [`hie_core::engine::metrics`]).
+//! - `stop`: stops the production (as SIGTERM does).
 //!
 //! Exit status: 0 when the engine answered and did what was asked, 1 when it refused the
-//! request, 2 when no engine answers at that data directory.
+//! request, 2 when no engine answers at that address.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use hyper::Method;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
-use crate::control_server::ControlRequest;
-use crate::run::CONTROL_SOCKET;
+use crate::admin::client::{self, ClientError};
+use crate::admin::{ADMIN_ADDRESS_DEFAULT, ADMIN_ADDRESS_FILE};
 use hie_core::engine::metrics::LatencyReport;
 
 /// How long `hie ctl` waits for an answer (a resend reads the WAL and writes to it).
@@ -33,9 +39,17 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[derive(Debug, Args)]
 pub struct CtlArgs {
-    /// The data directory of the running production.
+    /// The data directory of the running production (where `hie run` writes its admin
+    /// address).
     #[arg(long, default_value = "data", global = true)]
     pub data_dir: PathBuf,
+    /// The admin API's address (ip:port). Default: the one in DATA_DIR/admin.address,
+    /// else 127.0.0.1:9090.
+    #[arg(long, global = true)]
+    pub addr: Option<String>,
+    /// A file holding the bearer token the admin API requires.
+    #[arg(long, global = true)]
+    pub token_file: Option<PathBuf>,
     /// Print the engine's JSON answer instead of a table or text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -47,6 +61,8 @@ pub struct CtlArgs {
 pub enum CtlCommand {
     /// Every item's state and counters, and the held-message counts.
     Status,
+    /// The Prometheus metrics.
+    Metrics,
     /// Start a disabled item (kept across restarts).
     Enable { item: String },
     /// Stop an item; its queue keeps its messages (kept across restarts).
@@ -58,6 +74,7 @@ pub enum CtlCommand {
     /// Undo pause.
     Resume { item: String },
     /// The failed and suspended messages.
+    #[command(visible_alias = "suspended")]
     Held,
     /// Print a held message.
     Show { id: String },
@@ -78,79 +95,114 @@ pub enum CtlCommand {
     /// Latency percentiles (µs) per item and stage, merged over the shards.
     Histograms {
         /// Only this item.
-        #[arg(long)]
+        #[arg(conflicts_with = "item_flag")]
         item: Option<String>,
+        /// Only this item (as the positional argument).
+        #[arg(long = "item", id = "item_flag")]
+        item_flag: Option<String>,
     },
+    /// Stop the production (as SIGTERM does).
+    Stop,
+}
+
+/// `s` as one path segment or query value.
+fn encoded(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
 }
 
 impl CtlCommand {
-    fn request(&self) -> ControlRequest {
-        let item = |item: &String| item.clone();
+    /// The API request: method and path (with its query).
+    fn request(&self) -> (Method, String) {
+        let item = |name: &str, command: &str| {
+            (Method::POST, format!("/items/{}/{command}", encoded(name)))
+        };
+        let at = |item: &Option<String>| {
+            item.as_deref()
+                .map_or(String::new(), |i| format!("?item={}", encoded(i)))
+        };
         match self {
-            CtlCommand::Status => ControlRequest::Status,
-            CtlCommand::Enable { item: i } => ControlRequest::Enable { item: item(i) },
-            CtlCommand::Disable { item: i } => ControlRequest::Disable { item: item(i) },
-            CtlCommand::Restart { item: i } => ControlRequest::Restart { item: item(i) },
-            CtlCommand::Pause { item: i } => ControlRequest::Pause { item: item(i) },
-            CtlCommand::Resume { item: i } => ControlRequest::Resume { item: item(i) },
-            CtlCommand::Held => ControlRequest::Held,
-            CtlCommand::Show { id } => ControlRequest::Show { id: id.clone() },
-            CtlCommand::Resend { id, item } => ControlRequest::Resend {
-                id: id.clone(),
-                item: item.clone(),
-            },
-            CtlCommand::Discard { id, item } => ControlRequest::Discard {
-                id: id.clone(),
-                item: item.clone(),
-            },
-            CtlCommand::Histograms { item } => ControlRequest::Histograms { item: item.clone() },
+            CtlCommand::Status => (Method::GET, "/status".into()),
+            CtlCommand::Metrics => (Method::GET, "/metrics".into()),
+            CtlCommand::Enable { item: i } => item(i, "enable"),
+            CtlCommand::Disable { item: i } => item(i, "disable"),
+            CtlCommand::Restart { item: i } => item(i, "restart"),
+            CtlCommand::Pause { item: i } => item(i, "pause"),
+            CtlCommand::Resume { item: i } => item(i, "resume"),
+            CtlCommand::Held => (Method::GET, "/held".into()),
+            CtlCommand::Show { id } => (Method::GET, format!("/held/{}", encoded(id))),
+            CtlCommand::Resend { id, item } => (
+                Method::POST,
+                format!("/held/{}/resend{}", encoded(id), at(item)),
+            ),
+            CtlCommand::Discard { id, item } => (
+                Method::POST,
+                format!("/held/{}/discard{}", encoded(id), at(item)),
+            ),
+            CtlCommand::Histograms { item, item_flag } => (
+                Method::GET,
+                format!("/histograms{}", at(&item.clone().or(item_flag.clone()))),
+            ),
+            CtlCommand::Stop => (Method::POST, "/production/stop".into()),
         }
     }
 }
 
+/// The address to ask: `--addr`, else the data directory's file, else the default.
+fn address(args: &CtlArgs) -> String {
+    if let Some(addr) = &args.addr {
+        return addr.clone();
+    }
+    std::fs::read_to_string(args.data_dir.join(ADMIN_ADDRESS_FILE))
+        .ok()
+        .map(|text| text.trim().to_string())
+        .filter(|text| !text.is_empty())
+        .unwrap_or_else(|| ADMIN_ADDRESS_DEFAULT.to_string())
+}
+
 pub fn run(args: CtlArgs) -> ExitCode {
-    let socket = args.data_dir.join(CONTROL_SOCKET);
-    let request = serde_json::to_string(&args.command.request()).expect("requests serialize");
-    let reply = UnixStream::connect(&socket).and_then(|mut stream| {
-        stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
-        // A refused connection may be closed before the request is written: its
-        // refusal is still there to read.
-        let _ = writeln!(stream, "{request}");
-        let mut line = String::new();
-        BufReader::new(stream).read_line(&mut line)?;
-        Ok(line)
-    });
-    let line = match reply {
-        Ok(line) if !line.is_empty() => line,
-        Ok(_) => {
-            eprintln!(
-                "hie ctl: the engine at {} closed the connection",
-                socket.display()
-            );
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("hie ctl: no engine answers at {}: {e}", socket.display());
+    let token = match args.token_file.as_deref().map(crate::admin::read_token) {
+        None => None,
+        Some(Ok(token)) => Some(token),
+        Some(Err(e)) => {
+            eprintln!("hie ctl: {e}");
             return ExitCode::from(2);
         }
     };
-    let value: Value = match serde_json::from_str(&line) {
+    let address = address(&args);
+    let (method, path) = args.command.request();
+    let (status, body) =
+        match client::request(&address, method, &path, token.as_deref(), ANSWER_TIMEOUT) {
+            Ok(answer) => answer,
+            Err(ClientError::Connect(e)) => {
+                eprintln!("hie ctl: no engine answers at {address}: {e}");
+                return ExitCode::from(2);
+            }
+            Err(ClientError::Exchange(e)) => {
+                eprintln!("hie ctl: the engine at {address} did not answer: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    if matches!(args.command, CtlCommand::Metrics) && status.is_success() {
+        print!("{body}");
+        return ExitCode::SUCCESS;
+    }
+    let value: Value = match serde_json::from_str(&body) {
         Ok(value) => value,
         Err(e) => {
-            eprintln!("hie ctl: the engine's answer is not JSON ({e}): {line}");
+            eprintln!("hie ctl: the engine's answer ({status}) is not JSON ({e}): {body}");
             return ExitCode::from(1);
         }
     };
-    if value.get("ok") == Some(&Value::Bool(false)) {
+    if !status.is_success() {
         if args.json {
-            print!("{line}");
+            println!("{body}");
         }
         let error = value["error"].as_str().unwrap_or("refused");
-        eprintln!("hie ctl: {error}");
+        eprintln!("hie ctl: {error} ({status})");
         return ExitCode::from(1);
     }
     if args.json {
-        print!("{line}");
+        println!("{body}");
     } else {
         print!("{}", human(&args.command, &value));
     }
@@ -175,12 +227,14 @@ fn human(command: &CtlCommand, value: &Value) -> String {
             }
             text
         }
+        CtlCommand::Stop => format!("stopping {}\n", value["production"]),
         _ => {
             let what = value["command"].as_str().unwrap_or("done");
             let whom = value["item"].as_str().unwrap_or_default();
-            match value["message_id"].as_str() {
-                Some(id) => format!("{what}: message {id} at {whom:?}\n"),
-                None => format!("{what}: {whom:?}\n"),
+            match (value["message_id"].as_str(), value["state"].as_str()) {
+                (Some(id), _) => format!("{what}: message {id} at {whom:?}\n"),
+                (None, Some(state)) => format!("{what}: {whom:?} is {state}\n"),
+                (None, None) => format!("{what}: {whom:?}\n"),
             }
         }
     }

@@ -62,7 +62,7 @@ impl Drop for TempDir {
 
 /// Runs `hie demo`.
 pub fn run(args: DemoArgs) -> ExitCode {
-    init_logging(Some("warn"));
+    init_logging(Some("warn"), crate::run::LogFormat::Human);
     let (data_dir, _cleanup) = match &args.data_dir {
         Some(dir) => (dir.clone(), TempDir(None)),
         None => {

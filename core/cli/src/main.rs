@@ -2,14 +2,15 @@
 //! subcommand, each owning its arguments and its exit statuses. Exit status 2 is reserved
 //! for "could not read the input" (and for usage errors, as clap reports them). The
 //! binary, not the library, owns the allocator, the logging setup, signal handling and
-//! the control socket.
+//! the admin HTTP API.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin;
+mod alerts;
 mod check;
-mod control_server;
 mod convert;
 mod ctl;
 mod demo;

@@ -4,11 +4,15 @@
 //! Once every service listens it prints one line per service to stdout
 //! (`listening ITEM ADDRESS`; none for a service an operator disabled, see
 //! [`hie_core::engine::overrides`]) and then `ready`, so scripts and tests know when to send.
-//! Logs go to stderr (`RUST_LOG` or `--log` sets the filter; default `info`).
+//! Logs go to stderr (`RUST_LOG` or `--log` sets the filter; default `info`), as text or,
+//! with `--log-format json`, one JSON object per line.
 //!
-//! While it runs, `DATA_DIR/hie.sock` takes control requests (see `hie ctl` and
-//! [`control_server`]): one JSON line in, one JSON line out. Exit status: 0 after a clean shutdown, 1 when the production is
-//! invalid, fails to start or stops with errors, 2 when the file cannot be read.
+//! The admin HTTP API (see [`crate::admin`]; `hie ctl` is its client) is bound before
+//! the production starts, at `--admin ADDR`, the production's `admin_address` or
+//! 127.0.0.1:9090 (`--admin none`: off); its address is printed (`admin ADDR`) before
+//! `ready`. Exit status: 0 after a clean shutdown, 1 when the production is invalid,
+//! fails to start (the admin port taken included) or stops with errors, 2 when the file
+//! cannot be read.
 //!
 //! A shard thread that ends by itself while the production runs (a bug: a panic in a
 //! debug build; release builds abort) is noticed at once: an ERROR names the shard and
@@ -24,17 +28,12 @@ use std::time::Duration;
 use clap::Args;
 use crossbeam_channel::Receiver;
 use hie_core::config::{Production, WalSync};
-use hie_core::engine::control::ItemCommand;
-use hie_core::engine::operator::HeldRequest;
 use hie_core::engine::options::{self, EngineOverrides, OptionsError};
 use hie_core::engine::{EngineOptions, RunningEngine};
-use hie_core::envelope::ItemId;
-use serde_json::json;
 
-use crate::control_server::{self, ControlRequest};
-
-/// The control socket's name inside the data directory.
-pub const CONTROL_SOCKET: &str = "hie.sock";
+use crate::admin::prometheus::RunFacts;
+use crate::admin::{self, AdminServer, Phase, api::Api};
+use crate::alerts::{self, ALERT_CHECK_INTERVAL, Alerts};
 /// How often the main thread lets the allocator return freed memory to the OS.
 const FREED_MEMORY_PURGE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -66,7 +65,7 @@ pub struct RunArgs {
 /// Settings of the engine that the command line may override.
 #[derive(Debug, Clone, Args)]
 pub struct EngineArgs {
-    /// Data directory (WAL per shard, control socket). Default: the production's
+    /// Data directory (WAL per shard, admin address). Default: the production's
     /// engine.data_dir.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -92,6 +91,17 @@ pub struct EngineArgs {
     /// Log filter (tracing syntax, e.g. `info`, `hie_core=debug`). Default: RUST_LOG, else info.
     #[arg(long)]
     pub log: Option<String>,
+    /// Log format: `human` (default) or `json` (one object per line, for log shippers).
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// The admin HTTP API's address (ip:port; port 0: any free port), or `none`.
+    /// Default: the production's engine.admin_address, else 127.0.0.1:9090.
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// A file holding the bearer token the admin API requires (all but /health/*).
+    /// Default: the production's engine.admin_token_file, else no token.
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl EngineArgs {
@@ -112,8 +122,19 @@ impl EngineArgs {
     }
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event.
+    #[default]
+    Human,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `message` and the event's
+    /// fields, e.g. `alert` and `item` of an alert), for log shippers.
+    Json,
+}
+
 /// Installs the stderr logger once.
-pub fn init_logging(filter: Option<&str>) {
+pub fn init_logging(filter: Option<&str>, format: LogFormat) {
     let filter = filter
         .map(str::to_string)
         .or_else(|| std::env::var("RUST_LOG").ok())
@@ -121,12 +142,20 @@ pub fn init_logging(filter: Option<&str>) {
     // A log line that cannot be written (stderr on a full disk) is lost, not a panic of
     // the thread logging it: tracing-subscriber reports its write errors with
     // `eprintln!`, which panics when stderr fails, and took a shard down with it.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .log_internal_errors(false)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .try_init();
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter));
+    let _ = match format {
+        LogFormat::Human => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
 }
 
 /// The engine options for `production` with the command line's overrides.
@@ -149,7 +178,7 @@ pub fn load_production(path: &Path, allow_unknown: bool) -> Result<Production, E
 
 /// Runs `hie run`.
 pub fn run(args: RunArgs) -> ExitCode {
-    init_logging(args.engine.log.as_deref());
+    init_logging(args.engine.log.as_deref(), args.engine.log_format);
     let production = match load_production(&args.config, args.engine.allow_unknown) {
         Ok(production) => production,
         Err(code) => return code,
@@ -175,50 +204,73 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut engine = match RunningEngine::start(production, options) {
-        Ok(engine) => engine,
+    let started = std::time::Instant::now();
+    let bad_alerts = alerts::check(production);
+    if !bad_alerts.is_empty() {
+        for d in &bad_alerts {
+            eprintln!(
+                "hie: {}:{}: {}: {}",
+                d.file.display(),
+                d.line,
+                d.item.as_deref().unwrap_or(""),
+                d.message
+            );
+        }
+        return ExitCode::from(1);
+    }
+    let admin = match start_admin(production, args) {
+        Ok(admin) => admin,
         Err(e) => {
             eprintln!("hie: {e}");
             return ExitCode::from(1);
         }
     };
-    // The control socket is open before `ready`, so a `hie ctl` sent on `ready` answers.
-    // Each connection waits for its answer before it sends again: one request each.
-    let (requests_tx, requests) =
-        crossbeam_channel::bounded(control_server::CONTROL_CONNECTIONS_MAX);
-    let socket = data_dir.join(CONTROL_SOCKET);
-    if let Err(e) = control_server::serve(&socket, requests_tx) {
-        tracing::warn!("no control socket at {}: {e}", socket.display());
-    }
-    print_ready(&engine);
-    let purge = crossbeam_channel::tick(FREED_MEMORY_PURGE_INTERVAL);
-    let mut died = false;
-    loop {
-        crossbeam_channel::select! {
-            recv(signals) -> _ => break,
-            recv(engine.ended()) -> shard => {
-                if let Ok(shard) = shard {
-                    let why = engine.shard_ended(shard);
-                    tracing::error!(
-                        shard,
-                        "shard {shard} ended unexpectedly ({why}); stopping the other shards \
-                         and exiting with status 1 (the WAL keeps every acknowledged message)"
-                    );
-                    died = true;
-                }
-                break;
+    let mut engine = match RunningEngine::start(production, options) {
+        Ok(engine) => engine,
+        Err(e) => {
+            eprintln!("hie: {e}");
+            if let Some(admin) = admin {
+                admin.stop();
             }
-            recv(purge) -> _ => purge_freed_memory(),
-            recv(requests) -> request => {
-                if let Ok((line, reply)) = request {
-                    let _ = reply.send(answer(&engine, &line));
-                }
-            }
+            return ExitCode::from(1);
         }
+    };
+    let run_facts = RunFacts {
+        started,
+        start_duration: started.elapsed(),
+        data_dir: data_dir.clone(),
+    };
+    // The admin address is written and the API answers before `ready`, so a `hie ctl`
+    // sent on `ready` answers.
+    if let Some(admin) = &admin {
+        let path = data_dir.join(admin::ADMIN_ADDRESS_FILE);
+        if let Err(e) = std::fs::write(&path, format!("{}\n", admin.address)) {
+            tracing::warn!(
+                "cannot write {}: {e} (hie ctl needs --addr)",
+                path.display()
+            );
+        }
+        admin.set_phase(Phase::Running);
     }
+    print_ready(&engine, admin.as_ref());
+    let died = serve(
+        &mut engine,
+        admin.as_ref(),
+        signals,
+        Api::new(
+            run_facts,
+            Alerts::new(production, std::time::Instant::now()),
+        ),
+    );
     tracing::info!("shutting down");
-    let _ = std::fs::remove_file(&socket);
+    if let Some(admin) = &admin {
+        admin.set_phase(Phase::Stopping);
+        let _ = std::fs::remove_file(data_dir.join(admin::ADMIN_ADDRESS_FILE));
+    }
     let exits = engine.shutdown();
+    if let Some(admin) = admin {
+        admin.stop();
+    }
     let left: usize = exits.iter().map(|e| e.left_queued).sum();
     let errors: Vec<&String> = exits.iter().flat_map(|e| &e.errors).collect();
     if left > 0 {
@@ -237,8 +289,68 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
     }
 }
 
-fn print_ready(engine: &RunningEngine) {
+/// Starts the admin API unless it is turned off.
+fn start_admin(production: &Production, args: &EngineArgs) -> Result<Option<AdminServer>, String> {
+    let settings = admin::settings(
+        production,
+        args.admin.as_deref(),
+        args.admin_token_file.as_deref(),
+    )?;
+    settings.map(|s| AdminServer::start(&s)).transpose()
+}
+
+/// Serves signals, a shard's end, the allocator's purge, the alert checks and the admin
+/// API's requests until a signal, a stop request or a shard's end; true when a shard died.
+fn serve(
+    engine: &mut RunningEngine,
+    admin: Option<&AdminServer>,
+    signals: Receiver<i32>,
+    mut api: Api,
+) -> bool {
+    let purge = crossbeam_channel::tick(FREED_MEMORY_PURGE_INTERVAL);
+    let never = crossbeam_channel::never();
+    let requests = admin.map_or(&never, AdminServer::requests);
+    let alert_checks = if api.alerts_mut().is_empty() {
+        crossbeam_channel::never()
+    } else {
+        crossbeam_channel::tick(ALERT_CHECK_INTERVAL)
+    };
+    loop {
+        crossbeam_channel::select! {
+            recv(signals) -> _ => return false,
+            recv(engine.ended()) -> shard => {
+                if let Ok(shard) = shard {
+                    let why = engine.shard_ended(shard);
+                    tracing::error!(
+                        shard,
+                        "shard {shard} ended unexpectedly ({why}); stopping the other shards \
+                         and exiting with status 1 (the WAL keeps every acknowledged message)"
+                    );
+                    return true;
+                }
+                return false;
+            }
+            recv(purge) -> _ => purge_freed_memory(),
+            recv(alert_checks) -> _ => api.alerts_mut().check(engine),
+            recv(requests) -> request => {
+                if let Ok((request, reply)) = request {
+                    let (answer, stop) = api.answer(engine, request);
+                    let _ = reply.send(answer);
+                    if stop {
+                        tracing::info!("stop requested through the admin API");
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn print_ready(engine: &RunningEngine, admin: Option<&AdminServer>) {
     let mut out = std::io::stdout().lock();
+    if let Some(admin) = admin {
+        let _ = writeln!(out, "admin {}", admin.address);
+    }
     for item in &engine.plan().items {
         // A service disabled (in the production or by an operator) does not listen until
         // it is enabled.
@@ -267,84 +379,6 @@ fn signal_channel() -> std::io::Result<Receiver<i32>> {
             }
         })?;
     Ok(rx)
-}
-
-/// One control request line (see [`control_server`]); the answer is one JSON line.
-fn answer(engine: &RunningEngine, line: &str) -> String {
-    let request = match serde_json::from_str::<ControlRequest>(line) {
-        Ok(request) => request,
-        Err(e) => {
-            return control_server::error_line(&format!(
-                "expected one JSON request per line, e.g. {{\"command\":\"status\"}}: {e}"
-            ));
-        }
-    };
-    let reply = match request {
-        ControlRequest::Status => serde_json::to_value(engine.status()).unwrap_or_default(),
-        ControlRequest::Held => match engine.held_list() {
-            Ok(held) => json!({"ok": true, "held": held}),
-            Err(e) => json!({"ok": false, "error": e}),
-        },
-        ControlRequest::Enable { item } => item_command(engine, &item, ItemCommand::Enable),
-        ControlRequest::Disable { item } => item_command(engine, &item, ItemCommand::Disable),
-        ControlRequest::Restart { item } => item_command(engine, &item, ItemCommand::Restart),
-        ControlRequest::Pause { item } => item_command(engine, &item, ItemCommand::Pause),
-        ControlRequest::Resume { item } => item_command(engine, &item, ItemCommand::Resume),
-        ControlRequest::Show { id } => {
-            held_command(engine, &id, None, |wal_id, _| HeldRequest::Show { wal_id })
-        }
-        ControlRequest::Resend { id, item } => {
-            held_command(engine, &id, item.as_deref(), |wal_id, item| {
-                HeldRequest::Resend { wal_id, item }
-            })
-        }
-        ControlRequest::Discard { id, item } => {
-            held_command(engine, &id, item.as_deref(), |wal_id, item| {
-                HeldRequest::Discard { wal_id, item }
-            })
-        }
-        ControlRequest::Histograms { item } => match engine.histograms(item.as_deref()) {
-            Ok(report) => serde_json::to_value(report).unwrap_or_default(),
-            Err(e) => json!({"ok": false, "error": e.to_string()}),
-        },
-    };
-    reply.to_string()
-}
-
-fn item_command(engine: &RunningEngine, item: &str, command: ItemCommand) -> serde_json::Value {
-    match engine.command(item, command) {
-        Ok(()) => json!({"ok": true, "item": item, "command": command}),
-        Err(e) => json!({"ok": false, "error": e.to_string()}),
-    }
-}
-
-/// A request about held message `id` (`SHARD:WAL_ID`), optionally at `item`.
-fn held_command(
-    engine: &RunningEngine,
-    id: &str,
-    item: Option<&str>,
-    request: impl FnOnce(u64, Option<ItemId>) -> HeldRequest,
-) -> serde_json::Value {
-    let parsed = id
-        .split_once(':')
-        .and_then(|(shard, wal_id)| Some((shard.parse::<usize>().ok()?, wal_id.parse().ok()?)));
-    let Some((shard, wal_id)) = parsed else {
-        return json!({"ok": false, "error": format!("{id:?} is not a message id (SHARD:ID, as `hie ctl held` lists them)")});
-    };
-    let item = match item.map(|name| engine.plan().item_named(name).ok_or(name)) {
-        None => None,
-        Some(Ok(planned)) => Some(planned.id),
-        Some(Err(name)) => return json!({"ok": false, "error": format!("no item named {name:?}")}),
-    };
-    match engine.held_request(shard, request(wal_id, item)) {
-        Ok(mut value) => {
-            if let Some(map) = value.as_object_mut() {
-                map.entry("ok").or_insert(json!(true));
-            }
-            value
-        }
-        Err(e) => json!({"ok": false, "error": e}),
-    }
 }
 
 #[cfg(test)]

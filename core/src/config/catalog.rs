@@ -234,19 +234,19 @@ pub const HOST_ALL: &[SettingSpec] = &[
         "0",
         "send an alert to Ens.Alert when the item logs an error",
     ),
-    no(
+    s(
         "QueueCountAlert",
         H,
         int(0, 10_000_000),
         "0",
-        "alert when the queue holds this many messages (0 = off)",
+        "alert when the queue holds this many messages, again once it fell below 80 % (0 = off)",
     ),
-    no(
+    s(
         "QueueWaitAlert",
         H,
         int(0, DAY_S),
         "0",
-        "alert when a message waits this many seconds (0 = off)",
+        "alert when a queued message has waited this many seconds, again once below 80 % (0 = off)",
     ),
     s(
         "RestartPolicy",
@@ -269,12 +269,12 @@ pub const HOST_ALL: &[SettingSpec] = &[
         "5",
         "hie: seconds to wait before each restart",
     ),
-    no(
+    s(
         "InactivityTimeout",
         H,
         int(0, DAY_S),
         "0",
-        "seconds without activity before the status shows inactive",
+        "alert when the item handles no message for this many seconds (0 = off)",
     ),
     no(
         "ArchiveIO",

@@ -101,8 +101,12 @@ pub struct EngineSettings {
     pub wal_sync: WalSync,
     /// WAL segment size in bytes, a multiple of 4096 in 1 MiB..=4 GiB. Default 64 MiB.
     pub wal_segment_bytes: u64,
-    /// Address of the admin HTTP endpoint. `None`: no admin endpoint.
+    /// Address of the admin HTTP endpoint. `None`: `hie run`'s default (127.0.0.1:9090,
+    /// unless `--admin` says otherwise).
     pub admin_address: Option<SocketAddr>,
+    /// File holding the bearer token the admin endpoint requires (except for its health
+    /// probes). `None`: no token.
+    pub admin_token_file: Option<PathBuf>,
     /// Budget of the read buffers of every inbound connection together, in bytes (frames
     /// in progress). Default 1 GiB; 1 MiB..=1 TiB.
     pub inbound_buffer_bytes_max: u64,
@@ -123,6 +127,7 @@ impl Default for EngineSettings {
             wal_sync: WalSync::Fsync,
             wal_segment_bytes: WAL_SEGMENT_BYTES_DEFAULT,
             admin_address: None,
+            admin_token_file: None,
             inbound_buffer_bytes_max: hie_net::INBOUND_BUFFER_BYTES_MAX_DEFAULT as u64,
             rules_path: Vec::new(),
             source_dir: None,

@@ -70,6 +70,7 @@ struct EngineForm {
     wal_sync: Option<Spanned<String>>,
     wal_segment_bytes: Option<Spanned<u64>>,
     admin_address: Option<Spanned<String>>,
+    admin_token_file: Option<PathBuf>,
     inbound_buffer_bytes_max: Option<Spanned<u64>>,
     #[serde(default)]
     rules_path: Vec<PathBuf>,
@@ -305,6 +306,7 @@ fn engine(
             ),
         }
     }
+    engine.admin_token_file = form.admin_token_file;
     engine
 }
 
@@ -398,7 +400,10 @@ fn write_engine(out: &mut String, engine: &EngineSettings) {
     );
     match engine.admin_address {
         Some(addr) => kv(out, "admin_address", &string(&addr.to_string())),
-        None => out.push_str("# admin_address = \"127.0.0.1:9180\"\n"),
+        None => out.push_str("# admin_address = \"127.0.0.1:9090\"\n"),
+    }
+    if let Some(path) = &engine.admin_token_file {
+        kv(out, "admin_token_file", &string(&path.to_string_lossy()));
     }
     kv(
         out,

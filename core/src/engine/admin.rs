@@ -7,7 +7,7 @@
 //! then is left out, as is a busy one); an item command [`ITEM_COMMAND_TIMEOUT`]; a
 //! held-list request [`super::HELD_REQUEST_TIMEOUT`] (a `show` or `resend` reads the
 //! WAL); metrics [`METRICS_TIMEOUT`] (a shard that has not answered is left out and
-//! the answer lists the shards that are in).
+//! the answer lists the shards that are in), the WAL counters too.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -22,6 +22,7 @@ use crate::engine::operator::{self, HeldReply, HeldRequest};
 use crate::engine::runtime::{Shard, ShardStatus};
 use crate::engine::shard_call::{CallError, ShardCaller, wait_all};
 use crate::envelope::{Envelope, ItemId};
+use hie_persist::wal::WalStats;
 
 /// How long status waits for the shards.
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -134,4 +135,86 @@ pub fn metrics(caller: &Caller, production: &str) -> EngineMetrics {
         merged.merge(shard, snapshot);
     }
     merged
+}
+
+/// One shard's WAL counters since it opened, its segments now, its executor's time
+/// running tasks and tasks run since it started, and what waits in its inbound rings.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardEngineStats {
+    pub shard: usize,
+    pub wal: WalStats,
+    pub segments: usize,
+    pub busy: Duration,
+    pub tasks: u64,
+    /// Values waiting in the rings from the other shards to this one.
+    pub ring_inbound_queued: usize,
+}
+
+/// Every shard's engine counters, of the shards that answer within [`METRICS_TIMEOUT`].
+pub fn engine_stats(caller: &Caller) -> Vec<ShardEngineStats> {
+    let calls = caller.call_all(|_| {
+        |on: &ShardContext| {
+            let shard = Rc::clone(&on.shard);
+            async move {
+                let (busy, tasks) = shard.metrics().executor_totals();
+                ShardEngineStats {
+                    shard: shard.index(),
+                    wal: shard.wal().stats(),
+                    segments: shard.wal().segments().len(),
+                    busy,
+                    tasks,
+                    ring_inbound_queued: shard.rings().inbound_queued(),
+                }
+            }
+        }
+    });
+    wait_all(calls, Instant::now() + METRICS_TIMEOUT)
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// What each item has done lately, merged over the shards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ItemActivity {
+    /// When it last handled a message (the latest over the shards).
+    pub last_message_at: Option<Instant>,
+    /// When the oldest message in its queues was stored at its service (the earliest).
+    pub oldest_queued: Option<Instant>,
+}
+
+/// Each item's (by id) [`ItemActivity`], over the shards that answer within
+/// [`METRICS_TIMEOUT`] (no histogram is copied: cheap enough to ask every second).
+pub fn activity(caller: &Caller) -> Vec<ItemActivity> {
+    let calls = caller.call_all(|_| {
+        |on: &ShardContext| {
+            let shard = Rc::clone(&on.shard);
+            async move { shard_activity(&shard) }
+        }
+    });
+    let mut merged: Vec<ItemActivity> = Vec::new();
+    for answer in wait_all(calls, Instant::now() + METRICS_TIMEOUT)
+        .into_iter()
+        .flatten()
+    {
+        merged.resize(merged.len().max(answer.len()), ItemActivity::default());
+        for (into, from) in merged.iter_mut().zip(answer) {
+            into.last_message_at = into.last_message_at.max(from.last_message_at);
+            into.oldest_queued = match (into.oldest_queued, from.oldest_queued) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    merged
+}
+
+fn shard_activity(shard: &Shard) -> Vec<ItemActivity> {
+    (0..)
+        .zip(shard.metrics().last_messages())
+        .map(|(item, last_message_at)| ItemActivity {
+            last_message_at,
+            oldest_queued: shard.slot(item).oldest_queued(),
+        })
+        .collect()
 }

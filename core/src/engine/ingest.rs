@@ -107,8 +107,17 @@ impl Shard {
                 Some(_) => "no target takes it: sent to the BadMessageHandler",
                 None => "no target takes it, and there is no BadMessageHandler",
             };
+            let counters = self.counters(router.id);
+            bump(&counters.no_route);
             if router.alert_on_bad_message {
-                tracing::error!(target: "hie::alert", "ALERT {}: message {wal_id}: {what}", router.name);
+                bump(&counters.alerts);
+                tracing::error!(
+                    target: "hie::alert",
+                    alert = "AlertOnBadMessage",
+                    item = %router.name,
+                    "ALERT {}: message {wal_id}: {what}",
+                    router.name
+                );
             } else {
                 tracing::warn!(item = %router.name, "message {wal_id}: {what}");
             }

@@ -94,6 +94,14 @@ pub struct ItemCounters {
     pub discarded: Cell<u64>,
     pub retries: Cell<u64>,
     pub restarts: Cell<u64>,
+    /// Messages a router had no target for (sent to its `BadMessageHandler`, or
+    /// discarded).
+    pub no_route: Cell<u64>,
+    /// `ALERT` lines written for the item (`AlertOnError`, `AlertOnBadMessage`).
+    pub alerts: Cell<u64>,
+    /// Replies an operation read, by MSA-1 (index of [`ACK_CODES`]; the last: a reply
+    /// with none of them, or not HL7).
+    pub acks: [Cell<u64>; ACK_CODES.len() + 1],
     /// Instances of the item waiting for the WAL to be writable again
     /// (`Shard::until_wal_writable`).
     pub wal_waits: Cell<u32>,
@@ -111,9 +119,29 @@ pub struct CounterValues {
     pub discarded: u64,
     pub retries: u64,
     pub restarts: u64,
+    pub no_route: u64,
+    pub alerts: u64,
+    /// Replies by MSA-1, as [`ItemCounters::acks`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub acks: [u64; ACK_CODES.len() + 1],
+}
+
+/// The MSA-1 codes counted apart, in this order.
+pub const ACK_CODES: [&str; 6] = ["AA", "AE", "AR", "CA", "CE", "CR"];
+
+fn is_zero(acks: &[u64; ACK_CODES.len() + 1]) -> bool {
+    acks.iter().all(|&n| n == 0)
 }
 
 impl ItemCounters {
+    /// Counts a reply whose MSA-1 is `code` (`None`: none of [`ACK_CODES`], or not HL7).
+    pub fn count_ack(&self, code: Option<&str>) {
+        let at = code
+            .and_then(|c| ACK_CODES.iter().position(|&k| k == c))
+            .unwrap_or(ACK_CODES.len());
+        self.acks[at].set(self.acks[at].get() + 1);
+    }
+
     pub fn values(&self) -> CounterValues {
         CounterValues {
             received: self.received.get(),
@@ -125,6 +153,9 @@ impl ItemCounters {
             discarded: self.discarded.get(),
             retries: self.retries.get(),
             restarts: self.restarts.get(),
+            no_route: self.no_route.get(),
+            alerts: self.alerts.get(),
+            acks: std::array::from_fn(|i| self.acks[i].get()),
         }
     }
 }
@@ -140,6 +171,11 @@ impl CounterValues {
         self.discarded += o.discarded;
         self.retries += o.retries;
         self.restarts += o.restarts;
+        self.no_route += o.no_route;
+        self.alerts += o.alerts;
+        for (into, from) in self.acks.iter_mut().zip(o.acks) {
+            *into += from;
+        }
     }
 }
 
@@ -153,6 +189,11 @@ fn latency_histogram() -> Histogram<u64> {
 #[derive(Debug)]
 struct ItemMetrics {
     counters: ItemCounters,
+    /// When the item last reached one of its stages with a message (the clock read that
+    /// measured the latency).
+    last_message_at: Cell<Option<Instant>>,
+    /// The item's last error here (error path only: it allocates).
+    last_error: RefCell<Option<LastError>>,
     /// By stage (index of [`Stage::ALL`]): `None` for a stage the item does not have here.
     latency: [Option<RefCell<Histogram<u64>>>; 4],
 }
@@ -161,6 +202,10 @@ struct ItemMetrics {
 #[derive(Debug)]
 pub struct ShardMetrics {
     items: Vec<ItemMetrics>,
+    /// The executor's time running tasks and tasks run, summed over every
+    /// [`ShardMetrics::executor_totals`] (glommio hands its counters over and resets them).
+    executor_busy: Cell<Duration>,
+    executor_tasks: Cell<u64>,
 }
 
 impl ShardMetrics {
@@ -175,6 +220,8 @@ impl ShardMetrics {
                 let stages = if here { Stage::of(&item.role) } else { &[] };
                 ItemMetrics {
                     counters: ItemCounters::default(),
+                    last_message_at: Cell::new(None),
+                    last_error: RefCell::new(None),
                     latency: Stage::ALL.map(|s| {
                         stages
                             .contains(&s)
@@ -183,7 +230,23 @@ impl ShardMetrics {
                 }
             })
             .collect();
-        ShardMetrics { items }
+        ShardMetrics {
+            items,
+            executor_busy: Cell::new(Duration::ZERO),
+            executor_tasks: Cell::new(0),
+        }
+    }
+
+    /// The shard's time running tasks and the tasks it ran since it started. Call it on
+    /// the shard's thread (a task of its own, see `engine::admin`); the only reader of
+    /// glommio's executor counters, which reset when read.
+    pub fn executor_totals(&self) -> (Duration, u64) {
+        let stats = glommio::executor().executor_stats();
+        self.executor_busy
+            .set(self.executor_busy.get() + stats.executor_runtime());
+        self.executor_tasks
+            .set(self.executor_tasks.get() + stats.tasks_executed());
+        (self.executor_busy.get(), self.executor_tasks.get())
     }
 
     pub fn counters(&self, item: ItemId) -> &ItemCounters {
@@ -203,9 +266,32 @@ impl ShardMetrics {
         }
     }
 
-    /// [`ShardMetrics::record`] of the time since `since`.
+    /// [`ShardMetrics::record`] of the time since `since`; the item's last message is
+    /// now.
     pub fn record_since(&self, item: ItemId, stage: Stage, since: Instant) {
-        self.record(item, stage, since.elapsed());
+        let now = Instant::now();
+        self.record(item, stage, now.saturating_duration_since(since));
+        if let Some(m) = self.items.get(item as usize) {
+            m.last_message_at.set(Some(now));
+        }
+    }
+
+    /// Notes `what` as the last error of `item` (called where the error is logged).
+    pub fn note_error(&self, item: ItemId, what: &str) {
+        if let Some(m) = self.items.get(item as usize) {
+            let at_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+            *m.last_error.borrow_mut() = Some(LastError {
+                at_us,
+                what: what.to_string(),
+            });
+        }
+    }
+
+    /// When each item (by id) last reached one of its stages with a message here.
+    pub fn last_messages(&self) -> Vec<Option<Instant>> {
+        self.items.iter().map(|m| m.last_message_at.get()).collect()
     }
 
     /// A copy of every item's counters and histograms (for items on this shard).
@@ -217,6 +303,8 @@ impl ShardMetrics {
             .map(|(m, item)| ItemSnapshot {
                 item: item.name.clone(),
                 counters: m.counters.values(),
+                last_message_at: m.last_message_at.get(),
+                last_error: m.last_error.borrow().clone(),
                 latency: Stage::ALL
                     .iter()
                     .zip(&m.latency)
@@ -233,7 +321,19 @@ impl ShardMetrics {
 pub struct ItemSnapshot {
     pub item: String,
     pub counters: CounterValues,
+    /// When the item last reached one of its stages with a message (the latest over
+    /// the shards); `None`: never since the start.
+    pub last_message_at: Option<Instant>,
+    /// The latest error over the shards.
+    pub last_error: Option<LastError>,
     pub latency: Vec<(Stage, Histogram<u64>)>,
+}
+
+/// An item's last error: when (µs since the Unix epoch) and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastError {
+    pub at_us: u64,
+    pub what: String,
 }
 
 /// Every item's metrics on one shard, by item id.
@@ -271,6 +371,11 @@ impl EngineMetrics {
         }
         for (into, from) in self.items.iter_mut().zip(snapshot.items) {
             into.counters.add(&from.counters);
+            into.last_message_at = into.last_message_at.max(from.last_message_at);
+            if from.last_error.as_ref().map(|e| e.at_us) > into.last_error.as_ref().map(|e| e.at_us)
+            {
+                into.last_error = from.last_error;
+            }
             for (stage, histogram) in from.latency {
                 match into.latency.iter_mut().find(|(s, _)| *s == stage) {
                     Some((_, into)) => {
@@ -281,6 +386,29 @@ impl EngineMetrics {
                 }
             }
             into.latency.sort_by_key(|(s, _)| *s);
+        }
+    }
+
+    /// Takes `earlier` (a merge of the same shards taken before) out of these counts:
+    /// what happened since. A histogram that cannot be (a shard left out of one of
+    /// the two) is kept whole.
+    pub fn subtract(&mut self, earlier: &EngineMetrics) {
+        for (into, from) in self.items.iter_mut().zip(&earlier.items) {
+            for (stage, histogram) in &mut into.latency {
+                if let Some((_, before)) = from.latency.iter().find(|(s, _)| s == stage) {
+                    let mut since = histogram.clone();
+                    if since.subtract(before).is_ok() {
+                        *histogram = since;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keeps only `stage`'s histograms.
+    pub fn keep_stage(&mut self, stage: Stage) {
+        for item in &mut self.items {
+            item.latency.retain(|(s, _)| *s == stage);
         }
     }
 
@@ -396,6 +524,8 @@ mod tests {
                     received,
                     ..CounterValues::default()
                 },
+                last_message_at: None,
+                last_error: None,
                 latency: vec![(stage, h)],
             }],
         }
@@ -422,10 +552,68 @@ mod tests {
     }
 
     #[test]
-    fn a_latency_past_the_maximum_is_counted_at_the_maximum_without_growing() {
+    fn the_last_message_is_the_latest_over_the_stages_and_the_shards() {
         let metrics = ShardMetrics {
+            executor_busy: Cell::new(Duration::ZERO),
+            executor_tasks: Cell::new(0),
             items: vec![ItemMetrics {
                 counters: ItemCounters::default(),
+                last_message_at: Cell::new(None),
+                last_error: RefCell::new(None),
+                latency: Stage::ALL
+                    .map(|s| (s == Stage::Durable).then(|| RefCell::new(latency_histogram()))),
+            }],
+        };
+        let before = Instant::now();
+        metrics.record_since(0, Stage::Durable, before);
+        let at = metrics.items[0].last_message_at.get().expect("set");
+        assert!(at >= before);
+        let mut one = snapshot("In", Stage::Durable, &[1], 1);
+        one.items[0].last_message_at = Some(at);
+        let mut all = EngineMetrics::new("P");
+        all.merge(1, one);
+        all.merge(0, snapshot("In", Stage::Durable, &[1], 1));
+        assert_eq!(
+            all.items[0].last_message_at,
+            Some(at),
+            "a shard with none keeps it"
+        );
+    }
+
+    #[test]
+    fn replies_count_by_their_code_and_the_rest_as_other() {
+        let counters = ItemCounters::default();
+        for code in [Some("AA"), Some("AA"), Some("CR"), Some("ZZ"), None] {
+            counters.count_ack(code);
+        }
+        assert_eq!(counters.values().acks, [2, 0, 0, 0, 0, 1, 2]);
+        let json = serde_json::to_value(ItemCounters::default().values()).unwrap();
+        assert!(json.get("acks").is_none(), "left out when all zero: {json}");
+    }
+
+    #[test]
+    fn an_interval_is_the_whole_less_what_came_before() {
+        let mut before = EngineMetrics::new("P");
+        before.merge(0, snapshot("In", Stage::Durable, &[100, 200], 2));
+        let mut now = EngineMetrics::new("P");
+        now.merge(0, snapshot("In", Stage::Durable, &[100, 200, 5000], 3));
+        now.subtract(&before);
+        let stage = &now.report(None).items[0].stages[0];
+        assert_eq!(stage.count, 1, "{stage:?}");
+        assert!((4900..=5100).contains(&stage.min_us), "{stage:?}");
+        now.keep_stage(Stage::Routed);
+        assert!(now.report(None).items.is_empty());
+    }
+
+    #[test]
+    fn a_latency_past_the_maximum_is_counted_at_the_maximum_without_growing() {
+        let metrics = ShardMetrics {
+            executor_busy: Cell::new(Duration::ZERO),
+            executor_tasks: Cell::new(0),
+            items: vec![ItemMetrics {
+                counters: ItemCounters::default(),
+                last_message_at: Cell::new(None),
+                last_error: RefCell::new(None),
                 latency: Stage::ALL
                     .map(|s| (s == Stage::Routed).then(|| RefCell::new(latency_histogram()))),
             }],

@@ -412,6 +412,16 @@ impl RunningEngine {
         admin::metrics(&self.calls, &self.plan().production)
     }
 
+    /// What each item has done lately (see [`admin::activity`]).
+    pub fn activity(&self) -> Vec<admin::ItemActivity> {
+        admin::activity(&self.calls)
+    }
+
+    /// Every shard's WAL and executor counters (see [`admin::engine_stats`]).
+    pub fn engine_stats(&self) -> Vec<admin::ShardEngineStats> {
+        admin::engine_stats(&self.calls)
+    }
+
     /// The latency percentiles of every item's stages (or of the item named `item`).
     pub fn histograms(&self, item: Option<&str>) -> Result<LatencyReport, EngineError> {
         if let Some(name) = item

@@ -37,7 +37,7 @@ pub use crate::engine::ordered_acks::EnteredWait;
 use crate::engine::ordered_acks::OrderedAcks;
 use crate::engine::outbox::Outbox;
 use crate::engine::plan::Plan;
-use crate::engine::slots::ItemSlots;
+use crate::engine::slots::{ItemSlot, ItemSlots};
 use crate::envelope::{Envelope, ItemId, OriginRecord, ROUTER_HOPS_MAX, ShardMsg};
 use crate::item::{HookContext, ItemHooks};
 use crate::notify::Notify;
@@ -372,6 +372,11 @@ impl Shard {
     /// The queue of instance `instance` of `item`, if that instance runs on this shard.
     pub fn queue(&self, item: ItemId, instance: usize) -> Option<Rc<LocalQueue<Envelope>>> {
         self.slots.get(item).queue(instance).cloned()
+    }
+
+    /// Item `item`'s slot on this shard (its queues and hooks here), to read.
+    pub fn slot(&self, item: ItemId) -> &ItemSlot {
+        self.slots.get(item)
     }
 
     /// Every queue of this shard.

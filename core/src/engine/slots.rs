@@ -72,6 +72,14 @@ impl ItemSlot {
         self.queues().map(|q| q.len()).sum()
     }
 
+    /// When the oldest message queued for this item here was received; `None` when none
+    /// is queued. For the admin API, not the data path.
+    pub fn oldest_queued(&self) -> Option<std::time::Instant> {
+        self.queues()
+            .filter_map(|q| q.least_front(|env| env.received_at))
+            .min()
+    }
+
     pub fn hooks(&self) -> &[Rc<dyn ItemHooks>] {
         &self.hooks
     }

@@ -265,8 +265,11 @@ fn reject(shard: &Shard, item: ItemId, file: &Path, index: usize, e: &dyn std::f
     c.set(c.get() + 1);
     let name = &shard.plan().item(item).name;
     let what = format!("{} message {}: rejected: {e}", file.display(), index + 1);
+    shard.metrics().note_error(item, &what);
     if shard.plan().item(item).alert_on_error {
-        tracing::error!(target: "hie::alert", "ALERT {name}: {what}");
+        let alerts = &shard.counters(item).alerts;
+        alerts.set(alerts.get() + 1);
+        tracing::error!(target: "hie::alert", alert = "AlertOnError", item = %name, "ALERT {name}: {what}");
     } else {
         tracing::warn!(item = %name, "{what}");
     }

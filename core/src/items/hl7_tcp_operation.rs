@@ -220,6 +220,14 @@ async fn deliver_one(
                         .metrics()
                         .record_since(item, Stage::RoundTrip, sent_at);
                 }
+                if let ReplyOutcome::Replied(reply) = &outcome {
+                    let code = hie_hl7::Message::scan(reply)
+                        .ok()
+                        .and_then(|m| m.ack_code());
+                    shard
+                        .counters(item)
+                        .count_ack(code.map(hie_hl7::AckCode::as_str));
+                }
                 let change = Change::between(before, client.stats(), &outcome);
                 (outcome, change)
             }

@@ -111,6 +111,12 @@ pub trait HostKind: Sync {
         None
     }
 
+    /// Inbound connections open at `item` now, over all shards, for the kinds that take
+    /// connections (`None` by default): the admin API's `hie_item_connections`.
+    fn connections_open(&self, _item: &PlannedItem) -> Option<usize> {
+        None
+    }
+
     /// Starts the services of `item` on `shard` and returns their supervisor task, for
     /// the kinds that are services; `None` for the others (the default) and for a service
     /// that failed to start (the shard then fails the start, as the service says).

@@ -15,7 +15,7 @@ pub mod mllp_reply;
 pub mod routing_engine;
 
 use crate::engine::control::ItemState;
-use crate::engine::runtime::Shard;
+use crate::engine::runtime::{Shard, bump};
 use crate::envelope::{Envelope, ItemId};
 use crate::queue::LocalQueue;
 
@@ -66,13 +66,23 @@ pub fn requeue(shard: &Shard, queue: &LocalQueue<Envelope>, env: Envelope) {
     queue.push_front(env, lane);
 }
 
-/// Logs a problem with one message at one item: an `ALERT` line (target `hie::alert`)
-/// when the item has `AlertOnError`, a warning otherwise.
+/// Logs a problem with one message at one item: an `ALERT` line (target `hie::alert`,
+/// field `alert = "AlertOnError"`, counted in the item's `alerts`) when the item has
+/// `AlertOnError`, a warning otherwise.
 pub fn alert(shard: &Shard, item: ItemId, env: &Envelope, what: &str) {
     shard.hook_error(item, env, what);
+    shard.metrics().note_error(item, what);
     let planned = shard.plan().item(item);
     if planned.alert_on_error {
-        tracing::error!(target: "hie::alert", "ALERT {}: message {}: {what}", planned.name, env.id);
+        bump(&shard.counters(item).alerts);
+        tracing::error!(
+            target: "hie::alert",
+            alert = "AlertOnError",
+            item = %planned.name,
+            "ALERT {}: message {}: {what}",
+            planned.name,
+            env.id
+        );
     } else {
         tracing::warn!(item = %planned.name, id = %env.id, "{what}");
     }

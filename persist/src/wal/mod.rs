@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 use crate::error::WalError;
 
-pub use writer::{SYNC_THREADS, Wal, WalStats};
+pub use writer::{SYNC_THREADS, SYNC_US_BOUNDS, Wal, WalStats};
 
 /// When an append resolves, relative to the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

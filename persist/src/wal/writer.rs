@@ -92,6 +92,12 @@ pub const RESUME_RETRY_INTERVAL_MS: u64 = 1000;
 /// recovery checks the segments against what was synced this long before at most.
 pub const MARKER_INTERVAL_S: u64 = 5;
 
+/// Upper bounds (µs) of the `fdatasync` latency buckets of [`WalStats::sync_us_buckets`].
+pub const SYNC_US_BOUNDS: [u64; 13] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000,
+];
+
 /// Counters of one WAL since open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WalStats {
@@ -103,6 +109,11 @@ pub struct WalStats {
     pub commits: u64,
     /// `fdatasync` calls.
     pub syncs: u64,
+    /// Completed `fdatasync`s by latency: `[i]` counts those of at most
+    /// `SYNC_US_BOUNDS[i]` µs (and more than the bound before); the last, the longer ones.
+    pub sync_us_buckets: [u64; SYNC_US_BOUNDS.len() + 1],
+    /// Their latencies summed, in µs.
+    pub sync_us_total: u64,
     /// Segments created.
     pub segments_created: u64,
     /// Segments removed or archived by retention.
@@ -113,6 +124,15 @@ pub struct WalStats {
     pub resumptions: u64,
     /// Appends refused while it was unavailable.
     pub refused: u64,
+}
+
+impl WalStats {
+    /// Counts one `fdatasync` that took `us` µs.
+    fn record_sync(&mut self, us: u64) {
+        let bucket = SYNC_US_BOUNDS.partition_point(|&bound| bound < us);
+        self.sync_us_buckets[bucket] += 1;
+        self.sync_us_total = self.sync_us_total.saturating_add(us);
+    }
 }
 
 /// One shard's write-ahead log. Use it from tasks of the executor that opened it,
@@ -560,12 +580,15 @@ async fn run_sync(
     mut covers: u64,
 ) {
     loop {
+        let started = std::time::Instant::now();
         let result = sync_data(&syncer).await;
+        let took_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let done = {
             let mut state = shared.state.borrow_mut();
             match result {
                 Ok(()) => {
                     state.stats.syncs += 1;
+                    state.stats.record_sync(took_us);
                     Ok(state.sync.synced(covers))
                 }
                 Err(e) => Err((
@@ -1547,4 +1570,24 @@ async fn run_retention(shared: &Shared) -> Result<Vec<u64>, WalError> {
         sync_dir(&shared.dir).await?;
     }
     Ok(victims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_counts_in_the_first_bucket_whose_bound_holds_it() {
+        let mut stats = WalStats::default();
+        for us in [1, 100, 101, 1_000_000, 1_000_001, u64::MAX] {
+            stats.record_sync(us);
+        }
+        let mut want = [0; SYNC_US_BOUNDS.len() + 1];
+        want[0] = 2;
+        want[1] = 1;
+        want[SYNC_US_BOUNDS.len() - 1] = 1;
+        want[SYNC_US_BOUNDS.len()] = 2;
+        assert_eq!(stats.sync_us_buckets, want);
+        assert_eq!(stats.sync_us_total, u64::MAX, "saturates");
+    }
 }

@@ -375,6 +375,17 @@ pub fn ctl(data_dir: &Path, args: &[&str]) -> (i32, String) {
     }
 }
 
+/// Runs `hie ctl --addr ADDRESS ARGS…` once; its exit code and stdout.
+pub fn ctl_at(address: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new(bin("hie"))
+        .args(["ctl", "--addr", address])
+        .args(args)
+        .output()
+        .expect("run hie ctl");
+    let code = out.status.code().unwrap_or(-1);
+    (code, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// `hie ctl status --json`.
 pub fn status(data_dir: &Path) -> serde_json::Value {
     let (code, out) = ctl(data_dir, &["status", "--json"]);

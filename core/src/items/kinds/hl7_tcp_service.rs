@@ -197,6 +197,10 @@ impl HostKind for Hl7TcpService {
         })
     }
 
+    fn connections_open(&self, item: &PlannedItem) -> Option<usize> {
+        Some(item.role.data::<TcpServicePlan>()?.connections.open())
+    }
+
     fn start_service(&self, shard: &Rc<Shard>, item: &PlannedItem) -> Option<glommio::Task<()>> {
         let plan = item.role.data::<TcpServicePlan>()?;
         hl7_tcp_server::start_tcp_service(shard, item, plan)
