@@ -28,11 +28,13 @@ pub const RULE_FOLDER_FILES_MAX: usize = 10_000;
 /// The rule classes and lookup tables of a set of folders.
 #[derive(Debug, Default)]
 pub struct Library {
-    folders: Vec<PathBuf>,
+    pub(crate) folders: Vec<PathBuf>,
     classes: HashMap<String, (PathBuf, RuleClass)>,
     lookups: Lookups,
     /// Files that could not be read, or classes defined twice.
     broken: Vec<RuleError>,
+    /// The DTL classes found in the same folders ([`crate::transform::library`]).
+    pub(crate) transforms: crate::transform::library::Transforms,
 }
 
 impl Library {
@@ -84,6 +86,7 @@ impl Library {
                 text.contains("[lookup."),
             ),
         };
+        self.transforms.read(file, &text, ext, too_big);
         if !(rules || tables) {
             return;
         }
