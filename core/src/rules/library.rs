@@ -35,6 +35,8 @@ pub struct Library {
     broken: Vec<RuleError>,
     /// The DTL classes found in the same folders ([`crate::transform::library`]).
     pub(crate) transforms: crate::transform::library::Transforms,
+    /// `[engine] transform_skip_code`, for the transforms rules name.
+    pub transform_skip_code: bool,
 }
 
 impl Library {
@@ -202,6 +204,7 @@ impl Library {
                 message,
             });
         };
+        crate::transform::library::check_sends(self, class, file)?;
         let folders = &self.folders;
         CompiledRules::compile(
             class,
@@ -246,7 +249,8 @@ pub fn production_rules(
         Some(dir) => rule_folders(dir, &engine.rules_path),
         None => engine.rules_path.clone(),
     };
-    let lib = Library::load(&folders);
+    let mut lib = Library::load(&folders);
+    lib.transform_skip_code = engine.transform_skip_code;
     named
         .into_iter()
         .map(|(item, class)| (item.to_owned(), lib.compile(class)))

@@ -140,3 +140,48 @@ impl Library {
         compile_transform(t, file, &env)
     }
 }
+
+/// Checks that every `send transform="X"` of rule class `class` (read from `file`) names a
+/// DTL class that loads: an error names the rule file, the send's line and why the
+/// transform does not load (its own file, line and action).
+pub fn check_sends(
+    lib: &Library,
+    class: &crate::rules::RuleClass,
+    file: &Path,
+) -> Result<(), crate::rules::RuleError> {
+    use crate::rules::{Action, Rule};
+    fn sends<'r>(rules: &'r [Rule], out: &mut Vec<(&'r str, &'r str, u32)>) {
+        for r in rules {
+            let blocks = r.whens.iter().map(|w| &w.actions).chain(r.otherwise.iter());
+            for actions in blocks {
+                for a in actions {
+                    match a {
+                        Action::Send {
+                            transform, line, ..
+                        } if !transform.is_empty() => out.push((&r.name, transform, *line)),
+                        Action::Foreach { rules, .. } => sends(rules, out),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for set in &class.rule_sets {
+        sends(&set.rules, &mut found);
+    }
+    for (rule, transform, line) in found {
+        for name in crate::rules::model::split_list(transform) {
+            if let Err(e) = lib.compile_transform(&name, lib.transform_skip_code) {
+                return Err(crate::rules::RuleError {
+                    file: file.to_path_buf(),
+                    line,
+                    class: Some(class.name.clone()),
+                    rule: Some(rule.to_owned()),
+                    message: format!("send transform={name:?} does not load: {e}"),
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -314,3 +314,48 @@ fn a_run_error_names_the_class_and_line() {
         .unwrap_err();
     assert_eq!((e.class.as_str(), e.line), ("T.Run", 4));
 }
+
+const RULE_SENDING_THROUGH: &str = r#"class = "T.Rule"
+[[rule_set]]
+[[rule_set.rule]]
+name = "r"
+[[rule_set.rule.when]]
+condition = "1"
+actions = [{ send = "A", transform = "TRANSFORM" }]
+"#;
+
+fn rule_with(transform: &str, skip_code: bool, dtl: &str) -> crate::rules::RuleError {
+    let dir = folder(&[
+        (
+            "rule.toml",
+            &RULE_SENDING_THROUGH.replace("TRANSFORM", transform),
+        ),
+        ("dtl.toml", dtl),
+    ]);
+    let mut lib = Library::load(&[dir.path().to_path_buf()]);
+    lib.transform_skip_code = skip_code;
+    lib.compile("T.Rule").unwrap_err()
+}
+
+#[test]
+fn a_send_transform_naming_nothing_loadable_is_a_load_error_at_the_send() {
+    let dtl = "transform = \"T.Dtl\"\ncreate = \"copy\"\nactions = [{ code = \"do x\" }]\n";
+    let e = rule_with("No.Such", false, dtl);
+    assert_eq!((e.line, e.rule.as_deref()), (7, Some("r")));
+    assert!(e.message.contains("send transform=\"No.Such\" does not load: :0: class No.Such: no DTL class No.Such in any"), "{e}");
+    let e = rule_with("T.Dtl", false, dtl);
+    assert!(
+        e.message
+            .contains("send transform=\"T.Dtl\" does not load:")
+            && e.message
+                .contains("dtl.toml:3: class T.Dtl: <code>: ObjectScript blocks"),
+        "{e}"
+    );
+    // Skipped code: the class loads, and the router says it does not run transforms yet.
+    let e = rule_with("T.Dtl", true, dtl);
+    assert!(
+        e.message
+            .contains("transforms are not supported yet in a router"),
+        "{e}"
+    );
+}
