@@ -365,8 +365,24 @@ impl<'s> Doc<'s> {
             return Err("not a field path".into());
         };
         let id = path.segment.unwrap_or_default();
-        let i = match self.find(path, vars).first() {
-            Some(&i) => i,
+        // `{NTE():1}` in a target: a new segment, after the last of its kind.
+        let next = path.steps.last().is_some_and(|s| s.idx == Idx::All);
+        let found = if next {
+            None
+        } else {
+            self.find(path, vars).first().copied()
+        };
+        let i = match found {
+            Some(i) => i,
+            None if next => {
+                let mut seg = path.clone();
+                seg.field = None;
+                self.put_segments(&seg, vars, vec![id.to_vec()], true)?;
+                match self.find(path, vars).last() {
+                    Some(&i) => i,
+                    None => return Err("the segment could not be placed".into()),
+                }
+            }
             None => {
                 let mut seg = path.clone();
                 seg.field = None;

@@ -359,3 +359,32 @@ fn a_send_transform_naming_nothing_loadable_is_a_load_error_at_the_send() {
         "{e}"
     );
 }
+
+/// `()` on a target segment is a new instance (IRIS's "next"), as the corpus
+/// OrderReqToORMO01 writes `{NTE():SetIDNTE}` and then fills `{NTE(1):Comment(1)}`.
+#[test]
+fn empty_parentheses_on_a_target_segment_add_a_new_one() {
+    let dir = folder(&[(
+        "t.toml",
+        r#"transform = "T.Nte"
+target_doc_type = "2.5:ORU_R01"
+create = "copy"
+actions = [
+  { assign = "target.{NTE():SetIDNTE}", value = '2' },
+  { assign = "target.{NTE():SetIDNTE}", value = '3' },
+  { assign = "target.{NTE(2):Comment(1)}", value = '"second"' },
+]
+"#,
+    )]);
+    let lib = Library::load(&[dir.path().to_path_buf()]);
+    let t = lib.compile_transform("T.Nte", false).unwrap();
+    let input = hl7("037_hl7_2_oru_r01.hl7");
+    let out = t
+        .run(&Message::scan(&input).unwrap(), lib.lookups())
+        .unwrap();
+    let text = String::from_utf8(out.message).unwrap();
+    assert!(
+        text.ends_with("NTE|1||Fasting sample.\rNTE|2||second\rNTE|3\r"),
+        "{text:?}"
+    );
+}
