@@ -50,6 +50,18 @@ fn rules_test_prints_what_fired_and_where_each_message_goes() {
 }
 
 #[test]
+fn rules_test_runs_the_corpus_abc_rule_with_its_group_path() {
+    let abc = corpus("iris/rules/ensdemo_Demo.HL7.MsgRouter.ABCRoutingRule.xml");
+    let adt = corpus("hl7/038_er7_adt_a08.hl7");
+    let (code, out, err) = hie_rules(&[&abc, &adt, "--category", "2.3.1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("  send: ADT_A08_FileOperation, Priority_FileOperation\n"),
+        "{out}"
+    );
+}
+
+#[test]
 fn rules_test_reads_the_class_by_name_from_a_folder_and_the_toml_form() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -76,14 +88,15 @@ fn rules_test_reads_the_class_by_name_from_a_folder_and_the_toml_form() {
 
 #[test]
 fn rules_test_exit_statuses_name_the_failure() {
-    let abc = corpus("iris/rules/ensdemo_Demo.HL7.MsgRouter.ABCRoutingRule.xml");
+    let xyz = corpus("iris/rules/ensdemo_Demo.HL7.MsgRouter.XYZRoutingRule.xml");
     let adt = corpus("hl7/038_er7_adt_a08.hl7");
-    let (code, _, err) = hie_rules(&[&abc, &adt]);
+    let (code, _, err) = hie_rules(&[&xyz, &adt]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("ABCRoutingRule.xml:33: class Demo.HL7.MsgRouter.ABCRoutingRule"),
+        err.contains("XYZRoutingRule.xml:24: class Demo.HL7.MsgRouter.XYZRoutingRule"),
         "{err}"
     );
+    assert!(err.contains("transforms are not supported yet"), "{err}");
     let rule = corpus("iris/rules/oliverwilms_otw.NewProduction.RoutingRule.cls");
     let (code, _, err) = hie_rules(&[&rule, "/nonexistent/m.hl7"]);
     assert_eq!(code, 2, "{err}");

@@ -15,8 +15,9 @@
 //! that fired, each condition, each send) at info level.
 //!
 //! The WAL's routing records have no field for the rule that fired (an `Enqueued` names
-//! the target only): the fired rules go to the log with `RuleLogging`, and into the
-//! reason of a `Discarded` record when a message is not routed.
+//! the target only, and adding one is a format change): the fired rules go to the log
+//! with `RuleLogging`, and the reason of a `Discarded` record says why a message was not
+//! routed.
 
 use std::sync::Arc;
 
@@ -52,7 +53,8 @@ pub trait Decide {
     fn decide(&self, source: &str, env: &Envelope, outcome: &mut RuleScratch) -> Decisions<'_>;
 }
 
-/// A router without business rules: every message to its `TargetConfigNames`.
+/// A router: by its rule class when it has one, else every message to its
+/// `TargetConfigNames`.
 impl Decide for PlannedItem {
     fn decide(&self, source: &str, env: &Envelope, outcome: &mut RuleScratch) -> Decisions<'_> {
         match &self.rules {
@@ -87,7 +89,8 @@ pub struct RuleScratch {
     now: String,
 }
 
-impl RouterRules {
+/// A router with a `BusinessRuleName`: its rules choose among the targets they name.
+impl Decide for RouterRules {
     /// Runs the rules for `env` (sent by item `source`) into `scratch`.
     fn decide(&self, source: &str, env: &Envelope, scratch: &mut RuleScratch) -> Decisions<'_> {
         let RuleScratch { outcome, now } = scratch;
@@ -123,7 +126,9 @@ impl RouterRules {
         }
         self.chosen(outcome.deleted)
     }
+}
 
+impl RouterRules {
     fn chosen(&self, deleted: bool) -> Decisions<'_> {
         Decisions {
             targets: &self.targets,
@@ -361,6 +366,57 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Format, LoadOptions};
+    use crate::engine::plan::Plan;
+
+    /// A production whose router `R` runs `Trust.Rule`, read from `dir`.
+    fn planned(dir: &std::path::Path, rule: Option<&str>) -> Plan {
+        if let Some(rule) = rule {
+            std::fs::write(dir.join("trust.toml.rule.toml"), rule).unwrap();
+        }
+        let text = "[production]\nname = \"P\"\n\n\
+             [[item]]\nname = \"R\"\nclass = \"EnsLib.HL7.MsgRouter.RoutingEngine\"\n\
+             [item.host]\nBusinessRuleName = \"Trust.Rule\"\nRuleLogging = \"rc\"\n\n\
+             [[item]]\nname = \"Out\"\nclass = \"EnsLib.HL7.Operation.FileOperation\"\n\
+             [item.adapter]\nFilePath = \"/tmp\"\n";
+        let path = dir.join("p.toml");
+        let mut production = crate::config::parse_str(text, &path, Format::Toml)
+            .unwrap()
+            .production;
+        production.engine.source_dir = Some(dir.to_path_buf());
+        let _ = crate::config::validate::validate(&mut production, &path, &LoadOptions::default());
+        Plan::new(&production, 1)
+    }
+
+    #[test]
+    fn a_router_gets_its_compiled_rules_with_targets_resolved_in_the_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let rule = "class = \"Trust.Rule\"\n[[rule_set]]\n[[rule_set.rule]]\n\
+                    [[rule_set.rule.when]]\ncondition = \"1\"\nactions = [{ send = \"Out,Gone\" }]\n";
+        let plan = planned(dir.path(), Some(rule));
+        let router = plan.item_named("R").unwrap();
+        let rules = router.rules.as_ref().expect("rules attached");
+        assert_eq!(
+            rules.targets,
+            [Target::Item(1), Target::Missing("Gone".into())]
+        );
+        assert!(rules.log_trace, "RuleLogging c logs the trace");
+        assert!(matches!(router.role, Role::Router));
+    }
+
+    #[test]
+    fn a_router_whose_rules_do_not_load_is_inert_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = planned(dir.path(), None);
+        let router = plan.item_named("R").unwrap();
+        assert!(router.rules.is_none());
+        assert!(
+            matches!(&router.role, Role::Inert(why) if why.contains("no rule class Trust.Rule")),
+            "{:?}",
+            router.role
+        );
+        assert!(router.shards.is_empty());
+    }
 
     #[test]
     fn routed_lists_each_message_its_own_targets() {

@@ -13,7 +13,7 @@ use super::RuleError;
 use super::expr::{Expr, Scope, compile};
 use super::lookup::Lookups;
 use super::model::{Action, ConstraintKind, Rule, RuleClass};
-use super::vpath::{Sel, VPath};
+use super::vpath::VPath;
 
 /// A compiled rule class.
 #[derive(Debug)]
@@ -60,7 +60,8 @@ pub(super) enum CAction {
     Trace(Expr),
     Debug(Expr),
     Delete,
-    Foreach([u8; 3], Vec<CRule>),
+    /// Every segment the path names, in order; the rules run once per segment.
+    Foreach(VPath, Vec<CRule>),
 }
 
 /// Where compiling finds what literals name.
@@ -111,7 +112,7 @@ impl CompiledRules {
                 .map_err(|m| err(set.line, None, format!("effectiveBegin: {m}")))?;
             let end = normalise(&set.effective_end, "T23:59:59")
                 .map_err(|m| err(set.line, None, format!("effectiveEnd: {m}")))?;
-            let rules = c.rules(&set.rules, false)?;
+            let rules = c.rules(&set.rules, None)?;
             sets.push(CSet {
                 name: set.name.as_str().into(),
                 begin,
@@ -227,7 +228,11 @@ impl Compiler<'_> {
         }
     }
 
-    fn rules(&mut self, rules: &[Rule], in_foreach: bool) -> Result<Vec<CRule>, RuleError> {
+    fn rules(
+        &mut self,
+        rules: &[Rule],
+        in_foreach: Option<[u8; 3]>,
+    ) -> Result<Vec<CRule>, RuleError> {
         let mut out = Vec::new();
         for (i, r) in rules.iter().enumerate() {
             let name = if r.name.is_empty() {
@@ -277,13 +282,13 @@ impl Compiler<'_> {
         line: u32,
         rule: &str,
         what: &str,
-        in_foreach: bool,
+        in_foreach: Option<[u8; 3]>,
     ) -> Result<Expr, RuleError> {
         let scope = Scope {
             vars: self.vars,
             lookups: self.lookups,
             read_lines: self.read_lines,
-            in_foreach,
+            foreach_segment: in_foreach,
         };
         compile(text, &scope).map_err(|(pos, m)| {
             self.err(
@@ -298,7 +303,7 @@ impl Compiler<'_> {
         &mut self,
         actions: &[Action],
         rule: &str,
-        in_foreach: bool,
+        in_foreach: Option<[u8; 3]>,
     ) -> Result<Vec<CAction>, RuleError> {
         let mut out = Vec::new();
         for a in actions {
@@ -321,11 +326,12 @@ impl Compiler<'_> {
                 Action::Trace { value, line } => CAction::Trace(self.expr(value, *line, rule, "trace value", in_foreach)?),
                 Action::Debug { value, line } => CAction::Debug(self.expr(value, *line, rule, "debug value", in_foreach)?),
                 Action::Foreach { property_path, rules, line } => {
-                    if in_foreach {
+                    if in_foreach.is_some() {
                         return Err(self.err(*line, rule, "a <foreach> inside a <foreach> is not supported (IRIS does not nest them)".into()));
                     }
-                    let seg = foreach_segment(property_path).map_err(|m| self.err(*line, rule, m))?;
-                    CAction::Foreach(seg, self.rules(rules, true)?)
+                    let path = foreach_path(property_path).map_err(|m| self.err(*line, rule, m))?;
+                    let id = path.segment_id();
+                    CAction::Foreach(path, self.rules(rules, id)?)
                 }
             });
         }
@@ -343,19 +349,21 @@ impl Compiler<'_> {
     }
 }
 
-/// The segment a `foreach` runs over: `HL7.{OBX()}` (every OBX).
-fn foreach_segment(path: &str) -> Result<[u8; 3], String> {
+/// The segments a `foreach` runs over: `HL7.{OBX()}`, `HL7.{OBXgrp().OBX}` (every
+/// instance of a segment).
+fn foreach_path(path: &str) -> Result<VPath, String> {
     let inner = path
         .trim()
         .strip_prefix("HL7.{")
         .or_else(|| path.trim().strip_prefix("Document.{"))
         .and_then(|p| p.strip_suffix('}'))
-        .ok_or_else(|| format!("foreach propertypath {path:?} is not HL7.{{SEG()}}"))?;
+        .ok_or_else(|| format!("foreach propertypath {path:?} is not HL7.{{..}}"))?;
     let p = VPath::parse(inner).map_err(|m| format!("foreach propertypath {path:?}: {m}"))?;
-    match p.segment_and_occurrence() {
-        (seg, Sel::All, true) => Ok(seg),
-        _ => Err(format!(
-            "foreach propertypath {path:?}: hie runs foreach over every instance of a segment, written HL7.{{SEG()}}"
-        )),
+    if !p.is_every_segment() {
+        return Err(format!(
+            "foreach propertypath {path:?}: hie runs foreach over every instance of a segment, \
+             written with () (HL7.{{OBX()}}, HL7.{{OBXgrp().OBX}})"
+        ));
     }
+    Ok(p)
 }

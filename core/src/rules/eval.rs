@@ -27,6 +27,7 @@ use hie_hl7::Message;
 use super::compile::{CAction, CRule, CompiledRules};
 use super::expr::{Env, Facts};
 use super::model::ConstraintKind;
+use super::vpath::Groups;
 
 /// The message class of every HL7 message hie routes.
 pub const HL7_MESSAGE_CLASS: &str = "EnsLib.HL7.Message";
@@ -77,6 +78,7 @@ pub struct Outcome {
     /// Record every step in `trace`.
     pub tracing: bool,
     vars: Vec<Vec<u8>>,
+    groups: Groups,
     name: String,
     structure: String,
 }
@@ -96,6 +98,7 @@ impl Outcome {
         self.deleted = false;
         self.rule_set = None;
         self.trace.clear();
+        self.groups.reset();
         self.vars.resize_with(vars, Vec::new);
         for v in &mut self.vars {
             v.clear();
@@ -224,6 +227,7 @@ impl Run<'_> {
                 vars: &out.vars,
                 segment,
                 lookups: &self.rules.lookups,
+                groups: &out.groups,
             };
             let yes = cond.truth(&env);
             if out.tracing {
@@ -299,6 +303,7 @@ impl Run<'_> {
                             vars: &out.vars,
                             segment,
                             lookups: &self.rules.lookups,
+                            groups: &out.groups,
                         };
                         value.eval(&env).bytes().to_vec()
                     };
@@ -318,6 +323,7 @@ impl Run<'_> {
                         vars: &out.vars,
                         segment,
                         lookups: &self.rules.lookups,
+                        groups: &out.groups,
                     };
                     let mut line = String::from(if matches!(a, CAction::Trace(_)) {
                         "trace: "
@@ -327,9 +333,11 @@ impl Run<'_> {
                     let _ = write!(line, "{}", value.eval(&env).text());
                     out.trace.push(line);
                 }
-                CAction::Foreach(seg, rules) => {
+                CAction::Foreach(path, rules) => {
                     let m = self.input.message;
-                    for s in m.segments().filter(|s| s.id() == seg) {
+                    let mut found = Vec::new();
+                    path.segments(m, &out.groups, &mut found);
+                    for s in found.into_iter().filter_map(|i| m.segment(i)) {
                         if self.rules(rules, Some(s), out) == Flow::Return {
                             break;
                         }

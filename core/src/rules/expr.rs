@@ -32,7 +32,7 @@ use hie_hl7::{Message, Segment};
 use super::func::{Func, Prepared};
 use super::lookup::Lookups;
 use super::value::{Val, canonical, to_num};
-use super::vpath::VPath;
+use super::vpath::{Groups, VPath};
 
 /// What a rule set knows of a message besides its content.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +59,8 @@ pub struct Env<'e> {
     /// The current segment of a `foreach`.
     pub segment: Option<Segment<'e>>,
     pub lookups: &'e Lookups,
+    /// The message's placement in its structure's groups, made on first use.
+    pub groups: &'e Groups,
 }
 
 /// A property of the message or the routing context.
@@ -122,8 +124,8 @@ pub struct Scope<'a> {
     pub lookups: &'a Lookups,
     /// Reads a file named by `InFile` (its lines), at load time.
     pub read_lines: &'a dyn Fn(&str) -> Result<Vec<String>, String>,
-    /// Inside a `foreach` (`Segment.{..}` is allowed).
-    pub in_foreach: bool,
+    /// Inside a `foreach` over this segment (`Segment.{..}` reads the current one).
+    pub foreach_segment: Option<[u8; 3]>,
 }
 
 impl std::fmt::Debug for Scope<'_> {
@@ -503,9 +505,12 @@ impl Parser<'_, '_> {
     fn path(&self, root: &str, inner: &str, pos: usize) -> Parsed {
         match root {
             "HL7" | "Document" => VPath::parse(inner).map(Expr::Path).map_err(|m| (pos, m)),
-            "Segment" if self.scope.in_foreach => VPath::parse_segment_relative(inner)
-                .map(Expr::SegPath)
-                .map_err(|m| (pos, m)),
+            "Segment" if self.scope.foreach_segment.is_some() => {
+                let id = self.scope.foreach_segment.unwrap_or_default();
+                VPath::parse_segment_relative(inner, id)
+                    .map(Expr::SegPath)
+                    .map_err(|m| (pos, m))
+            }
             "Segment" => Err((
                 pos,
                 "Segment.{..} is only defined inside a <foreach>".into(),
@@ -568,8 +573,10 @@ impl Expr {
         match self {
             Expr::Lit(b) => Val::Borrowed(b),
             Expr::Prop(p) => prop(*p, env),
-            Expr::Path(p) => p.eval(env.msg),
-            Expr::SegPath(p) => p.of_segment(env.segment, env.msg.delimiters()),
+            Expr::Path(p) => p.eval(env.msg, env.groups),
+            Expr::SegPath(p) => {
+                p.of_segment(env.segment, env.msg, env.groups, env.msg.delimiters())
+            }
             Expr::Var(slot) => Val::Borrowed(env.vars.get(*slot).map_or(&[][..], |v| v)),
             Expr::Not(e) => Val::bool(!e.eval(env).truth()),
             Expr::Neg(e) => Val::number(-e.eval(env).num()),

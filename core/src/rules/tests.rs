@@ -55,10 +55,22 @@ fn route(
 ) -> (Vec<String>, Vec<String>, bool) {
     let m = Message::scan(message).unwrap();
     let version = String::from_utf8_lossy(m.version().unwrap_or_default()).into_owned();
+    route_in(rules, message, source, &version, now)
+}
+
+/// [`route`] with the schema category the sending service assigns.
+fn route_in(
+    rules: &CompiledRules,
+    message: &[u8],
+    source: &str,
+    category: &str,
+    now: &str,
+) -> (Vec<String>, Vec<String>, bool) {
+    let m = Message::scan(message).unwrap();
     let input = Input {
         message: &m,
         source,
-        category: &version,
+        category,
         now,
     };
     let mut out = Outcome::new(true);
@@ -86,7 +98,7 @@ fn every_corpus_rule_class_loads_or_is_refused_with_its_reason() {
     let expected: &[(&str, Want)] = &[
         (
             "ensdemo_Demo.HL7.MsgRouter.ABCRoutingRule.xml",
-            Err((33, "group paths need HL7 schema tables")),
+            Ok("Demo.HL7.MsgRouter.ABCRoutingRule"),
         ),
         (
             "ensdemo_Demo.HL7.MsgRouter.AlertRule.xml",
@@ -94,7 +106,7 @@ fn every_corpus_rule_class_loads_or_is_refused_with_its_reason() {
         ),
         (
             "ensdemo_Demo.HL7.MsgRouter.XYZRoutingRule.xml",
-            Err((23, "needs HL7 field-name tables")),
+            Err((24, "transforms are not supported yet")),
         ),
         (
             "irisdemo-mqtt_IRISDemo.RR.MQTTHeartRateRouting.cls",
@@ -114,7 +126,7 @@ fn every_corpus_rule_class_loads_or_is_refused_with_its_reason() {
         ),
         (
             "workshop_Demo.LabWorkflow.LAB.Rule.RouterIn.cls",
-            Err((15, "needs HL7 field-name tables")),
+            Ok("Demo.LabWorkflow.LAB.Rule.RouterIn"),
         ),
     ];
     let mut seen = 0;
@@ -174,6 +186,78 @@ fn alert_router_takes_no_hl7_message() {
         NOW,
     );
     assert!(targets.is_empty() && fired.is_empty());
+}
+
+#[test]
+fn abc_routing_rule_routes_corpus_messages_by_category_name_and_group_path() {
+    let rules = load(
+        &corpus().join("iris/rules/ensdemo_Demo.HL7.MsgRouter.ABCRoutingRule.xml"),
+        &Lookups::default(),
+    )
+    .unwrap();
+    let abc = &rules[0];
+    let a08 = corpus_message("038_er7_adt_a08.hl7"); // ADT^A08^ADT_A01, 2.5
+    // A service with MessageSchemaCategory 2.3.1: rule 1 (docCategory 2.3.1, docName
+    // ADT_A08) sends to both and returns.
+    let (t, f, _) = route_in(abc, &a08, "ABC_In", "2.3.1", NOW);
+    assert_eq!(t, ["ADT_A08_FileOperation", "Priority_FileOperation"]);
+    assert_eq!(f, ["Send 2.3.1 ADT_A08 to ADT_A08 and Priority BOs"]);
+    // Category 2.5: no constrained rule holds; the last rule takes it.
+    assert_eq!(
+        route_in(abc, &a08, "ABC_In", "2.5", NOW).0,
+        ["Regular_FileOperation"]
+    );
+    // ORM_O01 in the custom category: rule 2 tests PIDgrp.PV1grp.PV1:PatientClass.
+    let orm = corpus_message("012_msfc_ORM-O01-01.hl7"); // PV1-2 "O", version 2.6
+    let custom = "Demo.HL7.MsgRouter.Schema";
+    assert_eq!(
+        route_in(abc, &orm, "ABC_In", custom, NOW).0,
+        ["ORM_O01_FileOperation"]
+    );
+    let emergency = String::from_utf8_lossy(&orm).replace("PV1|1|O|", "PV1|1|E|");
+    assert_eq!(
+        route_in(abc, emergency.as_bytes(), "ABC_In", custom, NOW).0,
+        ["Priority_FileOperation"]
+    );
+    let oru = corpus_message("037_hl7_2_oru_r01.hl7");
+    assert_eq!(
+        route_in(abc, &oru, "ABC_In", "2.3.1", NOW).0,
+        ["Extra_Observations"]
+    );
+}
+
+#[test]
+fn lab_router_in_reads_the_named_sending_facility() {
+    let rules = load(
+        &corpus().join("iris/rules/workshop_Demo.LabWorkflow.LAB.Rule.RouterIn.cls"),
+        &Lookups::default(),
+    )
+    .unwrap();
+    let oru = corpus_message("037_hl7_2_oru_r01.hl7"); // 2.5 ORU^R01 from LAB|ACME
+    // Source, category 2.5 and docName ORU_R01 hold; MSH-4.1 is ACME, not LABORATORY.
+    assert!(route(&rules[0], &oru, "LAB TCP In", NOW).0.is_empty());
+    let lab = String::from_utf8_lossy(&oru).replace("|LAB|ACME|", "|LAB|LABORATORY|");
+    assert_eq!(
+        route(&rules[0], lab.as_bytes(), "LAB TCP In", NOW).0,
+        ["LAB Result Process"]
+    );
+    assert!(
+        route(&rules[0], lab.as_bytes(), "Other In", NOW)
+            .0
+            .is_empty()
+    );
+}
+
+#[test]
+fn foreach_runs_over_a_group_path_with_named_fields() {
+    let body = r#"<ruleSet><foreach propertypath="HL7.{PIDgrpgrp(1).ORCgrp(1).OBXgrp().OBX}">
+<rule name="abnormal"><when condition="Segment.{ObservationValue}&gt;100"><send target="Abnormal"/></when></rule>
+</foreach></ruleSet>"#;
+    let oru = b"MSH|^~\\&|LAB|H|EHR|H|20260101||ORU^R01^ORU_R01|C1|P|2.5\rPID|1||1\rOBR|1\rOBX|1|NM|HR||72\rOBX|2|NM|BP||120\r";
+    let (t, f, _) = route_xml(body, oru);
+    assert_eq!(t, ["Abnormal"]);
+    // "#1": the unnamed rule that holds actions placed directly in the rule set.
+    assert_eq!(f, ["#1", "abnormal"]);
 }
 
 /// ABCRoutingRule with its one group path written in numeric form (PV1-2 is

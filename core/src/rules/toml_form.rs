@@ -4,13 +4,13 @@
 //! class = "Trust.ADT.Rule"                       required
 //! context = "EnsLib.HL7.MsgRouter.RoutingEngine"  optional (this default)
 //! [[rule_set]]                                   name, effective_begin, effective_end
-//! [[rule_set.rule]]                              name, disabled, and the constraints:
-//! name = "ADT to PAS"                            source, msg_class, doc_category,
-//! doc_name = "ADT_A01,ADT_A08"                   doc_name, doc_type (comma lists)
+//! [[rule_set.rule]]                              name, disabled, the constraints
+//! name = "ADT to PAS"                            (source, msg_class, doc_category,
+//! doc_name = "ADT_A01,ADT_A08"                   doc_name, doc_type: comma lists) and
+//! otherwise = [{ send = "Other" }]               otherwise, before the when tables
 //! [[rule_set.rule.when]]
 //! condition = 'HL7.{PV1:2}="E"'
 //! actions = [{ send = "PAS_Out,Audit" }, { return = true }]
-//! [rule_set.rule]... otherwise = [{ send = "Other" }]
 //! ```
 //!
 //! Actions: `{ send = "A,B", transform = "" }`, `{ return = true }`, `{ assign = "var",

@@ -52,11 +52,25 @@ impl<'a> Val<'a> {
         Val::Borrowed(if b { b"1" } else { b"0" })
     }
 
-    /// A number in canonical form.
+    /// A number in canonical form (small counts without allocating).
     pub fn number(n: f64) -> Val<'static> {
+        if n >= 0.0 && n < SMALL_INTS.len() as f64 && n.fract() == 0.0 {
+            return Val::Borrowed(SMALL_INTS[n as usize].as_bytes());
+        }
         Val::Owned(canonical(n).into_bytes())
     }
 }
+
+/// 0..=99 in canonical form: lengths, counts and small sums need no allocation.
+const SMALL_INTS: [&str; 100] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31", "32",
+    "33", "34", "35", "36", "37", "38", "39", "40", "41", "42", "43", "44", "45", "46", "47", "48",
+    "49", "50", "51", "52", "53", "54", "55", "56", "57", "58", "59", "60", "61", "62", "63", "64",
+    "65", "66", "67", "68", "69", "70", "71", "72", "73", "74", "75", "76", "77", "78", "79", "80",
+    "81", "82", "83", "84", "85", "86", "87", "88", "89", "90", "91", "92", "93", "94", "95", "96",
+    "97", "98", "99",
+];
 
 /// The longest numeric prefix of `b` as a number (0 when there is none).
 pub fn to_num(b: &[u8]) -> f64 {

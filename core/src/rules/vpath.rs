@@ -1,8 +1,9 @@
-//! Virtual property paths in numeric form, as rule conditions write them inside
-//! `HL7.{…}` / `Document.{…}`, evaluated on the message's zero-copy scan.
+//! Virtual property paths as rule conditions write them inside `HL7.{…}` /
+//! `Document.{…}`, evaluated on the message's zero-copy scan.
 //!
 //! ```text
-//! path   = segment [sel] [":" field [sel] ["." component ["." subcomponent]]]
+//! path   = segpath [":" field [sel] ["." component ["." subcomponent]]]
+//! segpath= segment [sel] | group [sel] {"." group [sel]} ["." segment [sel]]
 //! sel    = "(" n ")" | "()" | "(*)"       n-th, every one, how many
 //! {MSH}            the whole first MSH segment
 //! {PID:3.1}        component 1 of the first repetition of PID-3
@@ -12,18 +13,36 @@
 //! {PID:3()}        every repetition, as IRIS returns them: `<a><b><c>`
 //! {OBX():5}        OBX-5 of every OBX, likewise
 //! {OBX(*)}         how many OBX segments; {PID:3(*)} how many repetitions
+//! {MSH:MessageType.TriggerEvent}            named field and component (schema tables)
+//! {PID:PatientIdentifierList(1).IDNumber}   named, with a repetition
+//! {PIDgrp.PV1grp.PV1:PatientClass}          a segment in the message structure's groups
+//! {PIDgrpgrp(1).ORCgrp(1).OBXgrp(2).OBX:5}  repetitions of groups
+//! {ORCgrp(1)}                                a whole group: its segments, `\r` between
 //! ```
 //!
 //! Values are raw (escape sequences kept), as IRIS's `GetValueAt` returns them. A missing
-//! segment, field or component is the empty string. Named paths (`{PID:PatientName}`) and
-//! message-structure group paths (`{PIDgrp.PV1grp.PV1:2}`) need HL7 schema tables: they are
-//! load-time errors here that say so.
+//! segment, field or component is the empty string.
+//!
+//! Names and groups use the HL7 schema tables of `hie_hl7::schema` (2.3 to 2.5.1): a name
+//! is resolved when the rule loads, for every version (a name no version knows is a load
+//! error), and the message's MSH-12 picks the version when it is evaluated (a version hie
+//! has no tables for reads as 2.5.1, the latest it has; a name that version does not
+//! know is read with the first version that knows it). Groups place the message's
+//! segments in its structure (MSH-9.3, or the structure of MSH-9.1/MSH-9.2 in that
+//! version), once per message, on first use. IRIS resolves both through the message's
+//! DocType, which may name a custom schema category: hie knows the standard's only.
 
+use std::cell::RefCell;
+
+use hie_hl7::schema::{self, Placed, Schema, Step};
 use hie_hl7::{Delimiters, Message, Path, Segment};
 
 use super::value::Val;
 
-/// Which instance(s) of a repeating segment or field a path selects.
+/// The version whose tables read a message of a version hie has none for.
+const FALLBACK_VERSION: &str = "2.5.1";
+
+/// Which instance(s) of a repeating segment, group or field a path selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sel {
     /// Not given: the first segment; for a field, every repetition as written (the first
@@ -37,12 +56,22 @@ pub enum Sel {
     Count,
 }
 
-/// A compiled numeric path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A compiled path.
+#[derive(Debug, Clone, PartialEq)]
 pub struct VPath {
-    segment: [u8; 3],
-    occurrence: Sel,
-    field: Option<FieldSel>,
+    segs: Segs,
+    field: Option<FieldRef>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Segs {
+    /// A segment by id and occurrence.
+    Plain { id: [u8; 3], occurrence: Sel },
+    /// Steps through the structure's groups; the last is a segment or a group.
+    Group {
+        steps: Vec<(String, Sel)>,
+        id: Option<[u8; 3]>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +82,53 @@ struct FieldSel {
     subcomponent: Option<u32>,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+enum FieldRef {
+    Numeric(FieldSel),
+    /// Per version of the schema tables (in `schema::versions()` order): the numbers, or
+    /// `None` where that version does not know a name.
+    Named(Vec<(&'static str, Option<FieldSel>)>),
+}
+
+/// A message's placement in its structure's groups, made on first use and reused.
+#[derive(Debug, Default)]
+pub struct Groups {
+    state: RefCell<GroupState>,
+    /// The schema tables of the message, looked up once (`None` until then).
+    schema: std::cell::Cell<Option<Option<&'static Schema>>>,
+}
+
+#[derive(Debug, Default)]
+struct GroupState {
+    ready: bool,
+    placed: Option<Placed>,
+    ids: Vec<[u8; 3]>,
+}
+
+impl Groups {
+    /// Forgets the placement (a new message).
+    pub fn reset(&self) {
+        self.state.borrow_mut().ready = false;
+        self.schema.set(None);
+    }
+
+    /// The schema tables that read `m` (cached for the message).
+    fn schema(&self, m: &Message<'_>) -> Option<&'static Schema> {
+        if let Some(s) = self.schema.get() {
+            return s;
+        }
+        let s = schema_of(m);
+        self.schema.set(Some(s));
+        s
+    }
+}
+
+/// The schema tables that read `m`.
+fn schema_of(m: &Message<'_>) -> Option<&'static Schema> {
+    let version = std::str::from_utf8(m.version().unwrap_or_default()).unwrap_or("");
+    schema::schema(version).or_else(|| schema::schema(FALLBACK_VERSION))
+}
+
 impl VPath {
     /// Parses the text between the braces; `Err` says why hie cannot compile it.
     pub fn parse(text: &str) -> Result<VPath, String> {
@@ -61,70 +137,187 @@ impl VPath {
             Some((s, f)) => (s, Some(f)),
             None => (text, None),
         };
-        let (seg_name, occurrence) = split_sel(seg_part)?;
-        if seg_name.contains('.') || seg_name.ends_with("grp") {
-            return Err(format!(
-                "{{{text}}}: message-structure group paths need HL7 schema tables, which hie does not have yet"
-            ));
-        }
-        let segment = segment_id(seg_name).ok_or_else(|| {
-            format!("{{{text}}}: {seg_name:?} is not a segment id (3 letters or digits)")
-        })?;
-        let field = field_part.map(|f| parse_field(f, text)).transpose()?;
+        let segs = parse_segs(seg_part, text)?;
+        let seg_id = match &segs {
+            Segs::Plain { id, .. } => Some(*id),
+            Segs::Group { id, .. } => *id,
+        };
+        let field = match field_part {
+            None => None,
+            Some(f) => {
+                let id = seg_id.ok_or_else(|| {
+                    format!("{{{text}}}: a field of a group needs a segment after the group")
+                })?;
+                Some(parse_field(f, text, id)?)
+            }
+        };
+        Ok(VPath { segs, field })
+    }
+
+    /// A path of the current segment of a `foreach` (`Segment.{5.1}`): field part only,
+    /// numeric (names need the segment id, which the foreach's path gives).
+    pub fn parse_segment_relative(text: &str, id: [u8; 3]) -> Result<VPath, String> {
+        let field = parse_field(text.trim(), text, id)?;
         Ok(VPath {
-            segment,
-            occurrence,
-            field,
+            segs: Segs::Plain {
+                id,
+                occurrence: Sel::Default,
+            },
+            field: Some(field),
         })
     }
 
-    /// The value at this path in `m`; `scratch` receives made values.
-    pub fn eval<'m>(&self, m: &Message<'m>) -> Val<'m> {
-        match self.occurrence {
-            Sel::Default => self.of_segment(m.find_segment(&self.segment, 1), m.delimiters()),
-            Sel::Nth(n) => self.of_segment(m.find_segment(&self.segment, n), m.delimiters()),
-            Sel::Count => {
-                let n = m.segments().filter(|s| s.id() == self.segment).count();
-                Val::number(n as f64)
-            }
-            Sel::All => {
-                let mut out = Vec::new();
-                for s in m.segments().filter(|s| s.id() == self.segment) {
-                    match self.of_segment(Some(s), m.delimiters()) {
-                        // Every repetition of every segment, flattened, as IRIS lists them.
-                        Val::Owned(v) if matches!(self.field, Some(f) if f.repetition == Sel::All) => {
-                            out.extend_from_slice(&v)
-                        }
-                        v => {
-                            out.push(b'<');
-                            out.extend_from_slice(v.bytes());
-                            out.push(b'>');
-                        }
-                    }
+    /// The segment id this path's last step names (`None` for a group).
+    pub fn segment_id(&self) -> Option<[u8; 3]> {
+        match &self.segs {
+            Segs::Plain { id, .. } => Some(*id),
+            Segs::Group { id, .. } => *id,
+        }
+    }
+
+    /// True when the path names every instance of a segment and no field
+    /// (`{OBX()}`, `{OBXgrp().OBX}`): what a `foreach` runs over.
+    pub fn is_every_segment(&self) -> bool {
+        self.field.is_none()
+            && match &self.segs {
+                Segs::Plain { occurrence, .. } => *occurrence == Sel::All,
+                Segs::Group { steps, id } => {
+                    id.is_some() && steps.iter().any(|(_, s)| *s == Sel::All)
                 }
-                Val::Owned(out)
+            }
+    }
+
+    /// Indices of the segments this path's segment part names, in order.
+    pub fn segments(&self, m: &Message<'_>, groups: &Groups, out: &mut Vec<usize>) {
+        out.clear();
+        match &self.segs {
+            Segs::Plain { id, occurrence } => {
+                let all = m.segments().filter(|s| s.id() == id).map(|s| s.index());
+                match occurrence {
+                    Sel::Default => out.extend(all.take(1)),
+                    Sel::Nth(n) => out.extend(all.skip(*n as usize - 1).take(1)),
+                    Sel::All | Sel::Count => out.extend(all),
+                }
+            }
+            Segs::Group { steps, id } => group_segments(steps, id.is_some(), m, groups, out),
+        }
+    }
+
+    /// The value at this path in `m`.
+    pub fn eval<'m>(&self, m: &Message<'m>, groups: &Groups) -> Val<'m> {
+        let d = m.delimiters();
+        if let Segs::Plain { id, occurrence } = &self.segs {
+            // The common case, without a buffer: one segment by id.
+            let n = match occurrence {
+                Sel::Default => Some(1),
+                Sel::Nth(n) => Some(*n),
+                _ => None,
+            };
+            if let Some(n) = n {
+                return self.of_segment(m.find_segment(id, n), m, groups, d);
+            }
+            if *occurrence == Sel::Count && self.field.is_none() {
+                return Val::number(m.segments().filter(|s| s.id() == id).count() as f64);
+            }
+        }
+        if let (Segs::Group { steps, id: None }, true) = (&self.segs, self.count_of_segments()) {
+            return Val::number(group_count(steps, m, groups) as f64);
+        }
+        let mut found = Vec::new();
+        self.segments(m, groups, &mut found);
+        if self.count_of_segments() {
+            return Val::number(found.len() as f64);
+        }
+        if self.segment_id().is_none() {
+            // A whole group: its segments, as they stand in the message.
+            let parts: Vec<&[u8]> = found
+                .iter()
+                .filter_map(|&i| m.segment(i))
+                .map(|s| s.as_bytes())
+                .collect();
+            return Val::Owned(parts.join(&b'\r'));
+        }
+        if !self.selects_many() {
+            return self.of_segment(found.first().and_then(|&i| m.segment(i)), m, groups, d);
+        }
+        let mut out = Vec::new();
+        for &i in &found {
+            match self.of_segment(m.segment(i), m, groups, d) {
+                // Every repetition of every segment, flattened, as IRIS lists them.
+                Val::Owned(v)
+                    if self
+                        .field_sel(m, groups)
+                        .is_some_and(|f| f.repetition == Sel::All) =>
+                {
+                    out.extend_from_slice(&v)
+                }
+                v => {
+                    out.push(b'<');
+                    out.extend_from_slice(v.bytes());
+                    out.push(b'>');
+                }
+            }
+        }
+        Val::Owned(out)
+    }
+
+    fn count_of_segments(&self) -> bool {
+        self.field.is_none()
+            && match &self.segs {
+                Segs::Plain { occurrence, .. } => *occurrence == Sel::Count,
+                Segs::Group { steps, .. } => steps.last().is_some_and(|(_, s)| *s == Sel::Count),
+            }
+    }
+
+    fn selects_many(&self) -> bool {
+        match &self.segs {
+            Segs::Plain { occurrence, .. } => *occurrence == Sel::All,
+            Segs::Group { steps, .. } => steps.iter().any(|(_, s)| *s == Sel::All),
+        }
+    }
+
+    fn field_sel(&self, m: &Message<'_>, groups: &Groups) -> Option<FieldSel> {
+        match self.field.as_ref()? {
+            FieldRef::Numeric(f) => Some(*f),
+            FieldRef::Named(per_version) => {
+                // The message's version, else the first version that knows the names
+                // (a rule written against 2.3.1's `familylastname` reads a 2.5 message:
+                // field and component numbers do not move between these versions).
+                let version = groups.schema(m).map(Schema::version);
+                per_version
+                    .iter()
+                    .find(|(v, _)| Some(*v) == version)
+                    .and_then(|(_, f)| *f)
+                    .or_else(|| per_version.iter().find_map(|(_, f)| *f))
             }
         }
     }
 
-    /// The value of this path's field part in segment `s` (the foreach form).
-    pub fn of_segment<'m>(&self, s: Option<Segment<'m>>, d: &Delimiters) -> Val<'m> {
+    /// The value of this path's field part in segment `s` (also the foreach form).
+    pub fn of_segment<'m>(
+        &self,
+        s: Option<Segment<'m>>,
+        m: &Message<'_>,
+        groups: &Groups,
+        d: &Delimiters,
+    ) -> Val<'m> {
         let Some(s) = s else {
             return Val::Borrowed(b"");
         };
-        let Some(f) = self.field else {
+        if self.field.is_none() {
             return Val::Borrowed(s.as_bytes());
+        }
+        let Some(f) = self.field_sel(m, groups) else {
+            return Val::Borrowed(b"");
         };
-        let base = Path::field_of(self.segment, f.field)
+        let base = Path::field_of([0; 3], f.field)
             .with_component(f.component)
             .with_subcomponent(f.subcomponent);
         match f.repetition {
             Sel::Default => Val::Borrowed(s.get(&base).unwrap_or_default()),
             Sel::Nth(n) => Val::Borrowed(s.get(&base.with_repetition(Some(n))).unwrap_or_default()),
             Sel::Count | Sel::All => {
-                let whole = s
-                    .get(&Path::field_of(self.segment, f.field))
-                    .unwrap_or_default();
+                let whole = s.get(&Path::field_of([0; 3], f.field)).unwrap_or_default();
                 let reps = if whole.is_empty() {
                     0
                 } else {
@@ -145,21 +338,100 @@ impl VPath {
             }
         }
     }
+}
 
-    /// A path of the current segment of a `foreach` (`Segment.{5.1}`): field part only.
-    pub fn parse_segment_relative(text: &str) -> Result<VPath, String> {
-        let f = parse_field(text.trim(), text)?;
-        Ok(VPath {
-            segment: *b"???",
-            occurrence: Sel::Default,
-            field: Some(f),
+/// Runs `f` on the message's placement in its structure's groups (made on first use);
+/// `None` when hie has no structure for the message.
+fn with_placed<R>(m: &Message<'_>, groups: &Groups, f: impl FnOnce(&Placed) -> R) -> Option<R> {
+    let mut state = groups.state.borrow_mut();
+    let state = &mut *state;
+    if !state.ready {
+        state.ready = true;
+        state.ids.clear();
+        state.ids.extend(m.segments().map(|s| {
+            let id = s.id();
+            if id.len() == 3 {
+                [id[0], id[1], id[2]]
+            } else {
+                [0; 3]
+            }
+        }));
+        let structure = groups.schema(m).and_then(|sch| {
+            let text = |b: Option<&[u8]>| {
+                std::str::from_utf8(b.unwrap_or_default())
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            let declared = text(m.message_structure());
+            let name = if declared.is_empty() {
+                sch.structure_of(&text(m.message_type()), &text(m.trigger_event()))?
+                    .to_owned()
+            } else {
+                declared
+            };
+            sch.structure(&name)
+        });
+        match structure {
+            Some(st) => state
+                .placed
+                .get_or_insert_with(Placed::default)
+                .place(st, &state.ids),
+            None => state.placed = None,
+        }
+    }
+    state.placed.as_ref().map(f)
+}
+
+/// The placement's steps for a compiled group path: a step without index is the first
+/// instance; `()` (and `(*)`) every one.
+fn steps_of(steps: &[(String, Sel)]) -> Vec<Step<'_>> {
+    steps
+        .iter()
+        .map(|(name, sel)| Step {
+            name,
+            index: match sel {
+                Sel::Nth(n) => Some(*n as usize),
+                Sel::Default => Some(1),
+                Sel::All | Sel::Count => None,
+            },
         })
-    }
+        .collect()
+}
 
-    /// The segment id and occurrence this path names, for `foreach`.
-    pub fn segment_and_occurrence(&self) -> ([u8; 3], Sel, bool) {
-        (self.segment, self.occurrence, self.field.is_none())
-    }
+/// How many instances the last step of a group path has (`OBXgrp(*)`).
+fn group_count(steps: &[(String, Sel)], m: &Message<'_>, groups: &Groups) -> usize {
+    with_placed(m, groups, |placed| placed.count(&steps_of(steps))).unwrap_or(0)
+}
+
+/// Segments at a group path, through the message's placement.
+fn group_segments(
+    steps: &[(String, Sel)],
+    ends_in_segment: bool,
+    m: &Message<'_>,
+    groups: &Groups,
+    out: &mut Vec<usize>,
+) {
+    let last = steps.len() - 1;
+    let every_last_segment = ends_in_segment && matches!(steps[last].1, Sel::All | Sel::Count);
+    with_placed(m, groups, |placed| {
+        let mut path = steps_of(steps);
+        if !every_last_segment {
+            placed.find(&path, out);
+            return;
+        }
+        // Every repetition of the last segment in each group instance before it: the
+        // k-th of each, k = 1, 2, … until none has a k-th.
+        for k in 1.. {
+            path[last].index = Some(k);
+            let before = out.len();
+            placed.find(&path, out);
+            if out.len() == before {
+                break;
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+    });
 }
 
 fn segment_id(name: &str) -> Option<[u8; 3]> {
@@ -190,34 +462,103 @@ fn split_sel(text: &str) -> Result<(&str, Sel), String> {
     Ok((&text[..open], sel))
 }
 
-fn parse_field(text: &str, whole: &str) -> Result<FieldSel, String> {
-    let mut parts = text.split('.');
-    let (field, repetition) = split_sel(parts.next().unwrap_or_default())?;
-    let number = |p: &str| -> Result<u32, String> {
-        match p.trim().parse::<u32>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ if p.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) => Err(format!(
-                "{{{whole}}}: the named part {p:?} needs HL7 field-name tables, which hie does not have yet; write the numeric form"
-            )),
-            _ => Err(format!(
-                "{{{whole}}}: {p:?} is not a 1-based field or component number"
-            )),
+fn parse_segs(text: &str, whole: &str) -> Result<Segs, String> {
+    if !text.contains('.') && !text.to_ascii_lowercase().contains("grp") {
+        let (name, occurrence) = split_sel(text)?;
+        let id = segment_id(name).ok_or_else(|| {
+            format!("{{{whole}}}: {name:?} is not a segment id (3 letters or digits)")
+        })?;
+        return Ok(Segs::Plain { id, occurrence });
+    }
+    let mut steps = Vec::new();
+    for part in text.split('.') {
+        let (name, sel) = split_sel(part)?;
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "{{{whole}}}: {part:?} is not a group or segment name"
+            ));
         }
+        steps.push((name.to_owned(), sel));
+    }
+    let last = &steps[steps.len() - 1].0;
+    let id = if last.to_ascii_lowercase().ends_with("grp") {
+        None
+    } else {
+        segment_id(last)
     };
-    let field = number(field)?;
-    let component = parts.next().map(number).transpose()?;
-    let subcomponent = parts.next().map(number).transpose()?;
-    if parts.next().is_some() {
+    if id.is_none() && !last.to_ascii_lowercase().ends_with("grp") {
+        return Err(format!(
+            "{{{whole}}}: {last:?} is neither a group (..grp) nor a segment id"
+        ));
+    }
+    Ok(Segs::Group { steps, id })
+}
+
+/// A part of a field path: a number, or a name resolved by `resolve` per version.
+fn parse_field(text: &str, whole: &str, id: [u8; 3]) -> Result<FieldRef, String> {
+    let parts: Vec<&str> = text.split('.').collect();
+    if parts.len() > 3 {
         return Err(format!(
             "{{{whole}}}: more than field.component.subcomponent"
         ));
     }
-    Ok(FieldSel {
-        field,
-        repetition,
-        component,
-        subcomponent,
-    })
+    let (field, repetition) = split_sel(parts[0])?;
+    let numeric = |p: &str| -> Option<u32> { p.trim().parse::<u32>().ok().filter(|&n| n > 0) };
+    let bad = |p: &str| format!("{{{whole}}}: {p:?} is not a 1-based number or a name");
+    let is_name = |p: &str| p.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+    for p in [field].iter().chain(parts[1..].iter()) {
+        if numeric(p).is_none() && !is_name(p) {
+            return Err(bad(p));
+        }
+    }
+    if parts
+        .iter()
+        .skip(1)
+        .chain([&field])
+        .all(|p| numeric(p).is_some())
+    {
+        return Ok(FieldRef::Numeric(FieldSel {
+            field: numeric(field).unwrap_or(1),
+            repetition,
+            component: parts.get(1).and_then(|p| numeric(p)),
+            subcomponent: parts.get(2).and_then(|p| numeric(p)),
+        }));
+    }
+    let seg = std::str::from_utf8(&id).unwrap_or("");
+    let per_version: Vec<(&'static str, Option<FieldSel>)> = schema::versions()
+        .filter_map(schema::schema)
+        .map(|s| {
+            let resolved = (|| {
+                let f = numeric(field).or_else(|| s.field(seg, field).map(u32::from))?;
+                let c = match parts.get(1) {
+                    None => None,
+                    Some(p) => {
+                        Some(numeric(p).or_else(|| s.component(seg, f as u16, p).map(u32::from))?)
+                    }
+                };
+                let sub =
+                    match parts.get(2) {
+                        None => None,
+                        Some(p) => Some(numeric(p).or_else(|| {
+                            s.subcomponent(seg, f as u16, c? as u16, p).map(u32::from)
+                        })?),
+                    };
+                Some(FieldSel {
+                    field: f,
+                    repetition,
+                    component: c,
+                    subcomponent: sub,
+                })
+            })();
+            (s.version(), resolved)
+        })
+        .collect();
+    if per_version.iter().all(|(_, f)| f.is_none()) {
+        return Err(format!(
+            "{{{whole}}}: no HL7 version hie has tables for (2.3 to 2.5.1) names {text:?} in segment {seg}"
+        ));
+    }
+    Ok(FieldRef::Named(per_version))
 }
 
 #[cfg(test)]
@@ -225,11 +566,15 @@ mod tests {
     use super::*;
 
     const ORU: &[u8] = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101||ORU^R01^ORU_R01|C1|P|2.5\r\
-PID|1||111^^^H^MR~222^^^S^SS||DOE^JOHN\rOBX|1|NM|HR||72\rOBX|2|NM|BP||120\r";
+PID|1||111^^^H^MR~222^^^S^SS||DOE^JOHN\rPV1|1|E\rOBR|1\rOBX|1|NM|HR||72\rOBX|2|NM|BP||120\r";
 
     fn at(path: &str) -> String {
         let m = Message::scan(ORU).unwrap();
-        VPath::parse(path).unwrap().eval(&m).text().into_owned()
+        VPath::parse(path)
+            .unwrap()
+            .eval(&m, &Groups::default())
+            .text()
+            .into_owned()
     }
 
     #[test]
@@ -240,7 +585,7 @@ PID|1||111^^^H^MR~222^^^S^SS||DOE^JOHN\rOBX|1|NM|HR||72\rOBX|2|NM|BP||120\r";
         assert_eq!(at("PID:3"), "111^^^H^MR~222^^^S^SS");
         assert_eq!(at("OBX(2):5"), "120");
         assert_eq!(at("PID:5.2"), "JOHN");
-        assert_eq!(at("PV1:2"), "");
+        assert_eq!(at("PV2:2"), "");
         assert_eq!(at("MSH:3"), "LAB");
     }
 
@@ -254,12 +599,29 @@ PID|1||111^^^H^MR~222^^^S^SS||DOE^JOHN\rOBX|1|NM|HR||72\rOBX|2|NM|BP||120\r";
     }
 
     #[test]
-    fn named_and_group_paths_say_they_need_schema_tables() {
-        let e = VPath::parse("MSH:MessageType.TriggerEvent").unwrap_err();
-        assert!(e.contains("field-name tables"), "{e}");
-        let e = VPath::parse("PIDgrp.PV1grp.PV1:2").unwrap_err();
-        assert!(e.contains("group paths"), "{e}");
+    fn named_paths_resolve_through_the_schema_tables() {
+        assert_eq!(at("MSH:MessageType.TriggerEvent"), "R01");
+        assert_eq!(at("PID:PatientName(1).FamilyName"), "DOE");
+        assert_eq!(at("PID:PatientName(1).familylastname"), "DOE");
+        assert_eq!(at("PID:PatientIdentifierList(2).IDNumber"), "222");
+        assert_eq!(at("PID:PatientIdentifierList().IDNumber"), "<111><222>");
+        assert_eq!(at("MSH:SendingFacility.NamespaceID"), "HOSP");
+    }
+
+    #[test]
+    fn group_paths_place_the_message_in_its_structure() {
+        assert_eq!(at("PIDgrpgrp(1).PIDgrp.PV1grp.PV1:PatientClass"), "E");
+        assert_eq!(at("PIDgrpgrp(1).ORCgrp(1).OBXgrp(2).OBX:5"), "120");
+        assert_eq!(at("PIDgrpgrp(1).ORCgrp(1).OBXgrp().OBX:5"), "<72><120>");
+        assert_eq!(at("PIDgrpgrp(1).ORCgrp(1).OBXgrp(*)"), "2");
+    }
+
+    #[test]
+    fn unknown_names_and_malformed_paths_are_refused() {
+        let e = VPath::parse("PID:Colour").unwrap_err();
+        assert!(e.contains("no HL7 version"), "{e}");
         assert!(VPath::parse("PID:0").is_err());
         assert!(VPath::parse("PI:3").is_err());
+        assert!(VPath::parse("PID:3(x)").is_err());
     }
 }

@@ -353,7 +353,7 @@ impl Compiler<'_> {
             vars: &self.vars,
             lookups: self.env.lookups,
             read_lines: &read_lines,
-            in_foreach: false,
+            foreach_segment: None,
         };
         let expr = compile(text, &scope).map_err(|(pos, m)| {
             self.err(

@@ -44,6 +44,8 @@ struct Run<'s, 'c> {
     lookups: &'c Lookups,
     facts_name: String,
     scratch: Vec<u8>,
+    /// The source's placement, for `HL7.{..}` group paths in values.
+    groups: crate::rules::vpath::Groups,
 }
 
 impl Compiled {
@@ -69,6 +71,7 @@ impl Compiled {
             lookups,
             facts_name: name,
             scratch: Vec::new(),
+            groups: crate::rules::vpath::Groups::default(),
         };
         run.acts(&self.acts)?;
         let mut message = Vec::with_capacity(msg.as_bytes().len() + 64);
@@ -121,6 +124,7 @@ impl<'s> Run<'s, '_> {
             vars: &self.vars,
             segment: None,
             lookups: self.lookups,
+            groups: &self.groups,
         };
         out.clear();
         out.extend_from_slice(e.expr.eval(&env).bytes());
