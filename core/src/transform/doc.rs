@@ -163,10 +163,23 @@ impl<'s> Doc<'s> {
         out
     }
 
+    /// The first segment `path` addresses (without allocating for a segment path).
+    pub fn first(&mut self, path: &DPath, vars: &[Vec<u8>]) -> Option<usize> {
+        if !path.grouped()
+            && let Some(n) = resolve(path.steps[0].idx, vars)
+        {
+            let id = path.segment.unwrap_or_default();
+            return (0..self.segs.len())
+                .filter(|&i| self.id(i) == id)
+                .nth(n.saturating_sub(1) as usize);
+        }
+        self.find(path, vars).first().copied()
+    }
+
     /// How many instances the path's last `()` step has (for `foreach` and `(*)`).
     pub fn count(&mut self, path: &DPath, vars: &[Vec<u8>]) -> usize {
         if let Some(f) = path.field {
-            let Some(&i) = self.find(path, vars).first() else {
+            let Some(i) = self.first(path, vars) else {
                 return 0;
             };
             let whole = field_value(
@@ -217,8 +230,8 @@ impl<'s> Doc<'s> {
             out.extend_from_slice(self.count(path, vars).to_string().as_bytes());
             return;
         }
-        let found = self.find(path, vars);
         let Some(f) = path.field else {
+            let found = self.find(path, vars);
             for (k, &i) in found.iter().enumerate() {
                 if k > 0 {
                     out.extend_from_slice(self.term);
@@ -227,7 +240,9 @@ impl<'s> Doc<'s> {
             }
             return;
         };
-        let Some(&i) = found.first() else { return };
+        let Some(i) = self.first(path, vars) else {
+            return;
+        };
         let rep = match f.rep {
             Idx::Count => {
                 let n = self.count(path, vars);
@@ -367,11 +382,7 @@ impl<'s> Doc<'s> {
         let id = path.segment.unwrap_or_default();
         // `{NTE():1}` in a target: a new segment, after the last of its kind.
         let next = path.steps.last().is_some_and(|s| s.idx == Idx::All);
-        let found = if next {
-            None
-        } else {
-            self.find(path, vars).first().copied()
-        };
+        let found = if next { None } else { self.first(path, vars) };
         let i = match found {
             Some(i) => i,
             None if next => {

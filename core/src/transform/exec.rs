@@ -44,6 +44,8 @@ struct Run<'s, 'c> {
     lookups: &'c Lookups,
     facts_name: String,
     scratch: Vec<u8>,
+    /// An assign's value, reused.
+    value: Vec<u8>,
     /// The source's placement, for `HL7.{..}` group paths in values.
     groups: crate::rules::vpath::Groups,
 }
@@ -71,6 +73,7 @@ impl Compiled {
             lookups,
             facts_name: name,
             scratch: Vec::new(),
+            value: Vec::new(),
             groups: crate::rules::vpath::Groups::default(),
         };
         run.acts(&self.acts)?;
@@ -224,29 +227,43 @@ impl<'s> Run<'s, '_> {
         }
         let segments = match value {
             CValue::Segments(src) => Some(self.source.segments_at(src, &self.vars)),
-            CValue::Expr(_) if path.field.is_none() => None,
             CValue::Expr(_) => None,
         };
-        let mut raw = Vec::new();
+        let mut raw = std::mem::take(&mut self.value);
+        raw.clear();
         if let CValue::Expr(e) = value {
             self.eval(e, &mut raw);
         }
+        let r = self.apply(path, kind, segments, &raw, key, line);
+        self.value = raw;
+        r
+    }
+
+    fn apply(
+        &mut self,
+        path: &super::path::DPath,
+        kind: AssignKind,
+        segments: Option<Vec<Vec<u8>>>,
+        raw: &[u8],
+        key: usize,
+        line: u32,
+    ) -> Result<(), RunError> {
         let r = if path.field.is_some() {
             match kind {
-                AssignKind::Append => self.target.set_field(path, &self.vars, &raw, true),
+                AssignKind::Append => self.target.set_field(path, &self.vars, raw, true),
                 AssignKind::Insert => {
                     let mut p = path.clone();
                     if let Some(f) = p.field.as_mut() {
                         f.rep = super::path::Idx::Nth(key as u32);
                     }
-                    self.target.set_field(&p, &self.vars, &raw, false)
+                    self.target.set_field(&p, &self.vars, raw, false)
                 }
-                _ => self.target.set_field(path, &self.vars, &raw, false),
+                _ => self.target.set_field(path, &self.vars, raw, false),
             }
         } else {
             let segs = match segments {
                 Some(s) => s,
-                None => split_segments(&raw),
+                None => split_segments(raw),
             };
             if segs.is_empty() {
                 // An empty source: nothing to create, unless GENERATEEMPTYSEGMENTS.
