@@ -229,34 +229,47 @@ impl<'a> MessageWriter<'a> {
             Some(Op::Replace(v)) => v.clone(),
             None => seg.as_bytes().to_vec(),
         };
-        let d = *self.msg.delimiters();
-        let header = crate::scan::is_header_segment(&buf, d.field);
-        if header && path.field() <= 2 {
-            return Err(ScanError::DelimiterFieldNotWritable {
-                field: path.field(),
-            });
-        }
-        let element = if header {
-            path.field()
-        } else {
-            path.field() + 1
-        };
-        let len = buf.len();
-        let mut range = locate(&mut buf, (0, len), d.field, element)?;
-        let rep = path.repetition().or(path.component().map(|_| 1));
-        for (sep, n) in [
-            (d.repetition, rep),
-            (d.component, path.component()),
-            (d.subcomponent, path.subcomponent()),
-        ] {
-            if let Some(n) = n {
-                range = locate(&mut buf, range, sep, n)?;
-            }
-        }
-        buf.splice(range.0..range.1, raw.iter().copied());
+        splice_segment(&mut buf, self.msg.delimiters(), path, raw)?;
         self.set_op(index, Op::Replace(buf));
         Ok(())
     }
+}
+
+/// Replaces the value at `path` (its field, repetition, component and subcomponent;
+/// the segment part is not read) in the segment `buf` (terminator excluded) with `raw`,
+/// adding separators when the segment does not reach that far. The transforms
+/// (`hie_core::transform`) edit segments they own with it.
+pub fn splice_segment(
+    buf: &mut Vec<u8>,
+    d: &crate::scan::Delimiters,
+    path: &Path,
+    raw: &[u8],
+) -> Result<(), ScanError> {
+    let header = crate::scan::is_header_segment(buf, d.field);
+    if header && path.field() <= 2 {
+        return Err(ScanError::DelimiterFieldNotWritable {
+            field: path.field(),
+        });
+    }
+    let element = if header {
+        path.field()
+    } else {
+        path.field() + 1
+    };
+    let len = buf.len();
+    let mut range = locate(buf, (0, len), d.field, element)?;
+    let rep = path.repetition().or(path.component().map(|_| 1));
+    for (sep, n) in [
+        (d.repetition, rep),
+        (d.component, path.component()),
+        (d.subcomponent, path.subcomponent()),
+    ] {
+        if let Some(n) = n {
+            range = locate(buf, range, sep, n)?;
+        }
+    }
+    buf.splice(range.0..range.1, raw.iter().copied());
+    Ok(())
 }
 
 /// Range of the `n`-th element of `buf[range]` split on `sep`, after appending the

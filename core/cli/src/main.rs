@@ -17,6 +17,7 @@ mod demo;
 mod inspect;
 mod rules;
 mod run;
+mod transform;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -52,6 +53,9 @@ enum Command {
     /// Routing rules: `hie rules test RULECLASS MESSAGE…` prints, per message, the rules
     /// that fired, where it goes and the trace.
     Rules(rules::RulesArgs),
+    /// Data transformations: `hie transform DTLCLASS MESSAGE… [--diff]` prints each
+    /// output message, or the fields that changed.
+    Transform(transform::TransformArgs),
 }
 
 /// Runs the command line and returns the process exit status.
@@ -65,5 +69,6 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Ctl(args) => ctl::run(args),
         Command::Rules(args) => rules::run(args),
+        Command::Transform(args) => transform::run(&args),
     }
 }

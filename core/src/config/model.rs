@@ -113,6 +113,9 @@ pub struct EngineSettings {
     /// Folders searched for rule classes (`BusinessRuleName`) after the production file's
     /// own folder; relative ones are taken from that folder. Default none.
     pub rules_path: Vec<PathBuf>,
+    /// Load DTL classes holding `<code>` / `<sql>` blocks (ObjectScript hie cannot run)
+    /// without those blocks; otherwise such a class does not load. Default false.
+    pub transform_skip_code: bool,
     /// The folder of the file the production was read from (set by [`super::read`] and
     /// [`super::analyze`]; not part of any file form). `None` for a model built in memory:
     /// rule classes are then looked for in `rules_path` only.
@@ -130,6 +133,7 @@ impl Default for EngineSettings {
             admin_token_file: None,
             inbound_buffer_bytes_max: hie_net::INBOUND_BUFFER_BYTES_MAX_DEFAULT as u64,
             rules_path: Vec::new(),
+            transform_skip_code: false,
             source_dir: None,
         }
     }

@@ -10,7 +10,8 @@
 //! wal_sync = "fsync"                data_dir, wal_sync ("fsync" | "none" | "interval:<ms>ms"),
 //!                                   wal_segment_bytes, admin_address ("ip:port"),
 //!                                   inbound_buffer_bytes_max, rules_path (folders of
-//!                                   rule classes, beside the production's own)
+//!                                   rule classes, beside the production's own),
+//!                                   transform_skip_code (load DTLs without code blocks)
 //! [[item]]                          one per item, in production order: name, class
 //! name = "ADT_In"                   (required), category, comment, pool_size (default 1),
 //! class = "EnsLib.HL7.Service.TCPService"   enabled (default true), foreground,
@@ -74,6 +75,8 @@ struct EngineForm {
     inbound_buffer_bytes_max: Option<Spanned<u64>>,
     #[serde(default)]
     rules_path: Vec<PathBuf>,
+    #[serde(default)]
+    transform_skip_code: bool,
 }
 
 #[derive(Deserialize)]
@@ -293,6 +296,7 @@ fn engine(
         }
     }
     engine.rules_path = form.rules_path;
+    engine.transform_skip_code = form.transform_skip_code;
     if let Some(address) = form.admin_address {
         match address.get_ref().parse::<SocketAddr>() {
             Ok(addr) => engine.admin_address = Some(addr),
@@ -417,6 +421,9 @@ fn write_engine(out: &mut String, engine: &EngineSettings) {
             .map(|d| string(&d.to_string_lossy()))
             .collect();
         kv(out, "rules_path", &format!("[{}]", dirs.join(", ")));
+    }
+    if engine.transform_skip_code {
+        kv(out, "transform_skip_code", "true");
     }
 }
 

@@ -310,7 +310,7 @@ impl Compiler<'_> {
             out.push(match a {
                 Action::Send { targets, transform, line } => {
                     if !transform.is_empty() {
-                        return Err(self.err(*line, rule, format!("send transform={transform:?}: transforms are not supported yet")));
+                        return Err(self.err(*line, rule, format!("send transform={transform:?}: transforms are not supported yet in a router (`hie transform` runs the class)")));
                     }
                     if targets.is_empty() {
                         return Err(self.err(*line, rule, "send names no target".into()));

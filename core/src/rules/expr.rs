@@ -515,10 +515,18 @@ impl Parser<'_, '_> {
                 pos,
                 "Segment.{..} is only defined inside a <foreach>".into(),
             )),
-            other => Err((
-                pos,
-                format!("{other}.{{..}}: hie reads paths of HL7 and Document only"),
-            )),
+            other => {
+                // A transform (DTL) names its `source.{..}` / `target.{..}` paths as
+                // variables, filled before the expression runs.
+                let whole = format!("{other}.{{{inner}}}");
+                match self.scope.vars.iter().position(|v| *v == whole) {
+                    Some(slot) => Ok(Expr::Var(slot)),
+                    None => Err((
+                        pos,
+                        format!("{other}.{{..}}: hie reads paths of HL7 and Document only"),
+                    )),
+                }
+            }
         }
     }
 

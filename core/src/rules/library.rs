@@ -28,11 +28,15 @@ pub const RULE_FOLDER_FILES_MAX: usize = 10_000;
 /// The rule classes and lookup tables of a set of folders.
 #[derive(Debug, Default)]
 pub struct Library {
-    folders: Vec<PathBuf>,
+    pub(crate) folders: Vec<PathBuf>,
     classes: HashMap<String, (PathBuf, RuleClass)>,
     lookups: Lookups,
     /// Files that could not be read, or classes defined twice.
     broken: Vec<RuleError>,
+    /// The DTL classes found in the same folders ([`crate::transform::library`]).
+    pub(crate) transforms: crate::transform::library::Transforms,
+    /// `[engine] transform_skip_code`, for the transforms rules name.
+    pub transform_skip_code: bool,
 }
 
 impl Library {
@@ -84,6 +88,7 @@ impl Library {
                 text.contains("[lookup."),
             ),
         };
+        self.transforms.read(file, &text, ext, too_big);
         if !(rules || tables) {
             return;
         }
@@ -199,6 +204,7 @@ impl Library {
                 message,
             });
         };
+        crate::transform::library::check_sends(self, class, file)?;
         let folders = &self.folders;
         CompiledRules::compile(
             class,
@@ -242,7 +248,8 @@ pub fn production_rules(
         Some(dir) => rule_folders(dir, &engine.rules_path),
         None => engine.rules_path.clone(),
     };
-    let lib = Library::load(&folders);
+    let mut lib = Library::load(&folders);
+    lib.transform_skip_code = engine.transform_skip_code;
     named
         .into_iter()
         .map(|(item, class)| (item.to_owned(), lib.compile(class)))

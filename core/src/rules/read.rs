@@ -70,7 +70,7 @@ pub fn read_cls(text: &str, file: &Path) -> Result<Vec<RuleClass>, RuleError> {
 }
 
 /// The class name of `Class NAME Extends ..` at the start of a line.
-fn cls_class_name(text: &str) -> Option<String> {
+pub(crate) fn cls_class_name(text: &str) -> Option<String> {
     text.lines().find_map(|l| {
         let rest = l.strip_prefix("Class ")?;
         rest.split_whitespace().next().map(str::to_owned)
@@ -121,7 +121,7 @@ pub fn read_export(text: &str, file: &Path) -> Result<Vec<RuleClass>, RuleError>
 }
 
 /// Element text up to the end tag of the element just opened: text and CDATA joined.
-fn read_text(reader: &mut Reader<&[u8]>) -> Result<String, String> {
+pub(crate) fn read_text(reader: &mut Reader<&[u8]>) -> Result<String, String> {
     let mut out = String::new();
     loop {
         match reader.read_event() {
@@ -151,7 +151,7 @@ fn read_text(reader: &mut Reader<&[u8]>) -> Result<String, String> {
 }
 
 /// The unescaped value of attribute `name`.
-fn attr(e: &BytesStart<'_>, name: &str) -> Result<Option<String>, String> {
+pub(crate) fn attr(e: &BytesStart<'_>, name: &str) -> Result<Option<String>, String> {
     for a in e.attributes() {
         let a = a.map_err(|err| format!("malformed attribute: {err}"))?;
         if a.key.as_ref() == name.as_bytes() {
