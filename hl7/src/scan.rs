@@ -719,6 +719,12 @@ impl<'a> Segment<'a> {
         out
     }
 
+    /// Appends the offset in the segment of each field separator to `out`, in order (one
+    /// pass; for callers that read many fields of the same segment).
+    pub fn separators(&self, out: &mut Vec<u32>) {
+        crate::swar::positions(self.bytes, self.delimiters.field, out);
+    }
+
     /// Number of fields (HL7 numbering: the last field's number).
     pub fn field_count(&self) -> usize {
         let seps = memchr::memchr_iter(self.delimiters.field, self.bytes).count();
@@ -743,6 +749,19 @@ impl<'a> Segment<'a> {
             path.subcomponent(),
         )
     }
+}
+
+/// The value at `path`'s repetition, component and sub-component inside `field`, the raw
+/// value of field `path.field()` of a segment (not MSH-1 or MSH-2): what [`Segment::get`]
+/// does once it has the field, for callers that keep a segment's field boundaries.
+pub fn narrow_field<'v>(field: &'v [u8], d: &Delimiters, path: &Path) -> Option<&'v [u8]> {
+    narrow(
+        field,
+        d,
+        path.repetition(),
+        path.component(),
+        path.subcomponent(),
+    )
 }
 
 /// Narrows a field to a repetition, component and sub-component. A component without a
@@ -785,6 +804,22 @@ EVN|A01|20240101\rPID|1||123^^^H^MR~456^^^S^SS||DOE^JOHN^Q\rPV1|1|I\r";
         let ids: Vec<&[u8]> = m.segments().map(|s| s.id()).collect();
         assert_eq!(ids, [&b"MSH"[..], b"EVN", b"PID", b"PV1"]);
         assert!(!m.index().spilled());
+    }
+
+    #[test]
+    fn separators_are_every_field_separator_in_order() {
+        let long = b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|X|P|2.5|||||||||||||||||||||||end";
+        for bytes in [ADT, &long[..]] {
+            let m = Message::scan(bytes).unwrap();
+            for s in m.segments() {
+                let mut out = Vec::new();
+                s.separators(&mut out);
+                let expected: Vec<u32> = memchr::memchr_iter(b'|', s.as_bytes())
+                    .map(|p| p as u32)
+                    .collect();
+                assert_eq!(out, expected, "{:?}", String::from_utf8_lossy(s.as_bytes()));
+            }
+        }
     }
 
     #[test]

@@ -39,6 +39,26 @@ pub(crate) fn count_marked(m: u64) -> u32 {
     ((m >> 7).wrapping_mul(LO) >> 56) as u32
 }
 
+/// Appends the offset of every `sep` in `hay` to `out`, in order.
+pub(crate) fn positions(hay: &[u8], sep: u8, out: &mut Vec<u32>) {
+    let splat = LO * u64::from(sep);
+    let chunks = hay.chunks_exact(8);
+    let tail = chunks.remainder();
+    for (ci, chunk) in chunks.enumerate() {
+        let mut m = eq_mask(load(chunk), splat);
+        while m != 0 {
+            out.push((ci * 8) as u32 + m.trailing_zeros() / 8);
+            m &= m - 1;
+        }
+    }
+    let base = hay.len() - tail.len();
+    for (j, &b) in tail.iter().enumerate() {
+        if b == sep {
+            out.push((base + j) as u32);
+        }
+    }
+}
+
 /// Offset just past the `k`-th (1-based, `k >= 1`) occurrence of `sep` in `hay`.
 #[inline]
 pub(crate) fn after_nth(hay: &[u8], sep: u8, mut k: u32) -> Option<usize> {

@@ -138,17 +138,15 @@ impl CompiledRules {
         let mut name = std::mem::take(&mut out.name);
         name.clear();
         let m = input.message;
-        name.push_str(&String::from_utf8_lossy(
-            m.message_type().unwrap_or_default(),
-        ));
+        // MSH-9's components, through the message's cache of the MSH's fields.
+        let [kind, trigger, declared] = out.groups.msh.message_type(m);
+        push_text(&mut name, kind);
         name.push('_');
-        name.push_str(&String::from_utf8_lossy(
-            m.trigger_event().unwrap_or_default(),
-        ));
+        push_text(&mut name, trigger);
         let mut structure = std::mem::take(&mut out.structure);
         structure.clear();
-        match m.message_structure() {
-            Some(s) if !s.is_empty() => structure.push_str(&String::from_utf8_lossy(s)),
+        match declared {
+            s if !s.is_empty() => push_text(&mut structure, s),
             _ => structure.push_str(&name),
         }
         let run = Run {
@@ -165,6 +163,14 @@ impl CompiledRules {
         run.rules(&set.rules, None, out);
         out.name = name;
         out.structure = structure;
+    }
+}
+
+/// Appends `b` as text (lossy for bytes that are not UTF-8).
+fn push_text(to: &mut String, b: &[u8]) {
+    match std::str::from_utf8(b) {
+        Ok(t) => to.push_str(t),
+        Err(_) => to.push_str(&String::from_utf8_lossy(b)),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod func;
 pub mod library;
 pub mod lookup;
 pub mod model;
+pub mod msh;
 pub mod pattern;
 pub mod read;
 pub mod toml_form;

@@ -37,6 +37,7 @@ use std::cell::RefCell;
 use hie_hl7::schema::{self, Placed, Schema, Step};
 use hie_hl7::{Delimiters, Message, Path, Segment};
 
+use super::msh::MshFields;
 use super::value::Val;
 
 /// The version whose tables read a message of a version hie has none for.
@@ -90,12 +91,15 @@ enum FieldRef {
     Named(Vec<(&'static str, Option<FieldSel>)>),
 }
 
-/// A message's placement in its structure's groups, made on first use and reused.
+/// What paths read of a message, made on first use and reused until the next message:
+/// its placement in its structure's groups, its schema tables and its MSH's fields.
 #[derive(Debug, Default)]
 pub struct Groups {
     state: RefCell<GroupState>,
     /// The schema tables of the message, looked up once (`None` until then).
     schema: std::cell::Cell<Option<Option<&'static Schema>>>,
+    /// The MSH's field boundaries.
+    pub(super) msh: MshFields,
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +114,7 @@ impl Groups {
     pub fn reset(&self) {
         self.state.borrow_mut().ready = false;
         self.schema.set(None);
+        self.msh.reset();
     }
 
     /// The schema tables that read `m` (cached for the message).
@@ -117,15 +122,15 @@ impl Groups {
         if let Some(s) = self.schema.get() {
             return s;
         }
-        let s = schema_of(m);
+        let s = schema_of(m, &self.msh);
         self.schema.set(Some(s));
         s
     }
 }
 
-/// The schema tables that read `m`.
-fn schema_of(m: &Message<'_>) -> Option<&'static Schema> {
-    let version = std::str::from_utf8(m.version().unwrap_or_default()).unwrap_or("");
+/// The schema tables that read `m` (by its MSH-12).
+fn schema_of(m: &Message<'_>, msh: &MshFields) -> Option<&'static Schema> {
+    let version = std::str::from_utf8(msh.field(m, 12).unwrap_or_default()).unwrap_or("");
     schema::schema(version).or_else(|| schema::schema(FALLBACK_VERSION))
 }
 
@@ -297,7 +302,7 @@ impl VPath {
     pub fn of_segment<'m>(
         &self,
         s: Option<Segment<'m>>,
-        m: &Message<'_>,
+        m: &Message<'m>,
         groups: &Groups,
         d: &Delimiters,
     ) -> Val<'m> {
@@ -313,11 +318,20 @@ impl VPath {
         let base = Path::field_of([0; 3], f.field)
             .with_component(f.component)
             .with_subcomponent(f.subcomponent);
+        // The MSH's fields from 3 on through the message's cache of its boundaries.
+        let get = |p: &Path| {
+            if s.index() == 0 && f.field >= 3 {
+                groups.msh.get(m, p)
+            } else {
+                s.get(p)
+            }
+            .unwrap_or_default()
+        };
         match f.repetition {
-            Sel::Default => Val::Borrowed(s.get(&base).unwrap_or_default()),
-            Sel::Nth(n) => Val::Borrowed(s.get(&base.with_repetition(Some(n))).unwrap_or_default()),
+            Sel::Default => Val::Borrowed(get(&base)),
+            Sel::Nth(n) => Val::Borrowed(get(&base.with_repetition(Some(n)))),
             Sel::Count | Sel::All => {
-                let whole = s.get(&Path::field_of([0; 3], f.field)).unwrap_or_default();
+                let whole = get(&Path::field_of([0; 3], f.field));
                 let reps = if whole.is_empty() {
                     0
                 } else {
@@ -329,9 +343,7 @@ impl VPath {
                 let mut out = Vec::new();
                 for r in 1..=reps {
                     out.push(b'<');
-                    out.extend_from_slice(
-                        s.get(&base.with_repetition(Some(r))).unwrap_or_default(),
-                    );
+                    out.extend_from_slice(get(&base.with_repetition(Some(r))));
                     out.push(b'>');
                 }
                 Val::Owned(out)
@@ -348,28 +360,31 @@ fn with_placed<R>(m: &Message<'_>, groups: &Groups, f: impl FnOnce(&Placed) -> R
     if !state.ready {
         state.ready = true;
         state.ids.clear();
-        state.ids.extend(m.segments().map(|s| {
-            let id = s.id();
-            if id.len() == 3 {
-                [id[0], id[1], id[2]]
-            } else {
-                [0; 3]
+        let sep = m.delimiters().field;
+        state.ids.extend(m.segments().map(|s| match s.as_bytes() {
+            // The common case without a search: a 3-letter id and its separator.
+            [a, b, c, x, ..] if *x == sep && ![a, b, c].contains(&&sep) => [*a, *b, *c],
+            _ => {
+                let id = s.id();
+                if id.len() == 3 {
+                    [id[0], id[1], id[2]]
+                } else {
+                    [0; 3]
+                }
             }
         }));
         let structure = groups.schema(m).and_then(|sch| {
-            let text = |b: Option<&[u8]>| {
-                std::str::from_utf8(b.unwrap_or_default())
-                    .unwrap_or("")
-                    .to_owned()
+            let msh9 = |c| {
+                let b = groups.msh.component(m, 9, c).unwrap_or_default();
+                std::str::from_utf8(b).unwrap_or("")
             };
-            let declared = text(m.message_structure());
+            let declared = msh9(3);
             let name = if declared.is_empty() {
-                sch.structure_of(&text(m.message_type()), &text(m.trigger_event()))?
-                    .to_owned()
+                sch.structure_of(msh9(1), msh9(2))?
             } else {
                 declared
             };
-            sch.structure(&name)
+            sch.structure(name)
         });
         match structure {
             Some(st) => state
