@@ -14,6 +14,10 @@
 //! silently. `RuleLogging` with `c`, `d` or `a` logs each evaluation's trace (the rules
 //! that fired, each condition, each send) at info level.
 //!
+//! A `send transform="X"` runs DTL class `X` on the message: its output is a new
+//! message, recorded and sent on by [`crate::engine::made`]; a transform that fails
+//! leaves the message held at the router (see there).
+//!
 //! The WAL's routing records have no field for the rule that fired (an `Enqueued` names
 //! the target only, and adding one is a format change): the fired rules go to the log
 //! with `RuleLogging`, and the reason of a `Discarded` record says why a message was not
@@ -24,10 +28,12 @@ use std::sync::Arc;
 use hie_persist::{Record, WalError};
 
 use crate::config::Production;
+use crate::engine::made::Made;
 use crate::engine::plan::{PlannedItem, Role, Target};
 use crate::engine::runtime::{Shard, hop_limit_reached, log_append_error};
 use crate::envelope::{Envelope, ItemId};
-use crate::rules::{CompiledRules, Input, Outcome};
+use crate::rules::{CompiledRules, Input, NO_TRANSFORM, Outcome};
+use crate::transform::Compiled;
 
 /// Where a router sends one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +84,11 @@ pub struct RouterRules {
     pub categories: Vec<String>,
     /// `RuleLogging` holds `c`, `d` or `a`: log each evaluation's trace.
     pub log_trace: bool,
+    /// The DTL classes of each `send transform=` value (`rules.transforms()` order).
+    pub transforms: Vec<Vec<Compiled>>,
+    /// `ActOnTransformError`: a transform error stops the message's routing (none of its
+    /// sends go); without it (IRIS's default) only the failed send is held.
+    pub act_on_transform_error: bool,
 }
 
 /// A router's reused buffers for rule evaluation.
@@ -185,16 +196,16 @@ pub fn attach(
         let item = &production.items[index];
         let planned = &mut items[index];
         match compiled {
-            Ok(rules) => {
-                let flags = item
-                    .host_settings
-                    .get("RuleLogging")
-                    .map_or("r", |v| v.value.as_str());
+            Ok((rules, transforms)) => {
+                let setting = |name: &str| item.host_settings.get(name).map(|v| v.value.trim());
+                let flags = setting("RuleLogging").unwrap_or("r");
                 planned.rules = Some(Arc::new(RouterRules {
                     targets: rules.targets().iter().map(|t| resolve(t)).collect(),
                     rules,
                     categories: categories.clone(),
                     log_trace: flags.contains(['c', 'd', 'a']),
+                    transforms,
+                    act_on_transform_error: is_true(setting("ActOnTransformError")),
                 }));
             }
             Err(e) if planned.is_router() => {
@@ -207,6 +218,11 @@ pub fn attach(
     }
 }
 
+/// An IRIS boolean setting's value: `1` or `true` (any case).
+fn is_true(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
 /// The items each message of a batch goes to, in one buffer a router reuses from batch
 /// to batch.
 #[derive(Debug, Default)]
@@ -216,6 +232,8 @@ pub struct Routed {
     ends: Vec<usize>,
     /// Rule evaluation's buffers.
     scratch: RuleScratch,
+    /// The messages the batch's transforms made, and the transforms that failed.
+    pub made: Made,
 }
 
 impl Routed {
@@ -228,6 +246,7 @@ impl Routed {
     fn clear(&mut self) {
         self.targets.clear();
         self.ends.clear();
+        self.made.clear();
     }
 
     fn end_message(&mut self) {
@@ -266,8 +285,9 @@ impl Shard {
             now_text(&mut routed.scratch.now);
         }
         let mut unrouted = 0u64;
-        for env in batch {
+        for (i, env) in batch.iter().enumerate() {
             if !hop_limit_reached(env) {
+                let (records_before, targets_before) = (records.len(), routed.targets.len());
                 debug_assert_eq!(
                     env.id.origin_shard as usize,
                     self.index(),
@@ -286,25 +306,55 @@ impl Shard {
                     ),
                     Some(chosen) => {
                         let outcome = &routed.scratch.outcome;
+                        let made = match (&item.rules, chosen.deleted) {
+                            (Some(rules), false) => self.transform_sends(
+                                rules,
+                                env,
+                                i,
+                                outcome,
+                                &mut routed.made,
+                                &mut records,
+                            ),
+                            _ => false,
+                        };
+                        let taken = made || routed.made.failure_of(i).is_some();
                         let routed = self.rule_records(
                             item,
                             wal_id,
                             decisions.targets,
                             outcome,
                             chosen,
+                            taken,
                             &mut records,
                             to,
                         );
                         unrouted += u64::from(!routed);
                     }
                 }
-                records.push(Record::Completed {
-                    message_id: wal_id,
-                    target: &item.name,
-                });
+                match routed.made.failure_of(i) {
+                    // Held at the router (the `Failed` record follows from the router).
+                    Some(_)
+                        if item
+                            .rules
+                            .as_ref()
+                            .is_some_and(|r| r.act_on_transform_error) =>
+                    {
+                        // Not routed at all: nothing of it goes on.
+                        records.truncate(records_before);
+                        routed.targets.truncate(targets_before);
+                        routed.made.messages.retain(|m| m.of != i);
+                    }
+                    Some(_) => {}
+                    None => records.push(Record::Completed {
+                        message_id: wal_id,
+                        target: &item.name,
+                    }),
+                }
             }
             routed.end_message();
         }
+        let names = routed.made.names(self);
+        routed.made.records(&item.name, batch, &names, &mut records);
         self.wal()
             .submit(&records)
             .inspect_err(|e| log_append_error(&item.name, e))?;
@@ -314,8 +364,10 @@ impl Shard {
         Ok(())
     }
 
-    /// The routing records of a message the rules decided for: one per chosen target; with
-    /// none, the `BadMessageHandler` or a "no route" discard that says why. False when
+    /// The routing records of a message the rules decided for: one per chosen target
+    /// without a transform (`transformed`: the message's transformed sends made or held
+    /// something); with none, the `BadMessageHandler` or a "no route" discard that says
+    /// why. False when
     /// the message was discarded as not routed (no route, or deleted by a rule).
     #[allow(clippy::too_many_arguments)]
     fn rule_records<'r>(
@@ -325,17 +377,22 @@ impl Shard {
         targets: &'r [Target],
         outcome: &Outcome,
         chosen: Chosen,
+        transformed: bool,
         records: &mut Vec<Record<'r>>,
         to: &mut Vec<ItemId>,
     ) -> bool {
         let before = to.len();
         if !chosen.deleted {
-            for d in &outcome.decisions {
+            for d in outcome
+                .decisions
+                .iter()
+                .filter(|d| d.transform == NO_TRANSFORM)
+            {
                 let target = std::slice::from_ref(&targets[d.target as usize]);
                 self.routing_records(wal_id, target, None, records, to);
             }
         }
-        if to.len() > before {
+        if to.len() > before || transformed {
             return true;
         }
         if router.bad_message_handler.is_some() && !chosen.deleted {
