@@ -4,7 +4,8 @@
 //! fails holds the message at the router with the transform's error (`hie ctl held`),
 //! and `hie ctl resend` routes the original through the rules and transforms again;
 //! `ActOnTransformError=1` stops all of a failing message's sends; a SIGKILL after the
-//! transform and before delivery redelivers the made message once, as it was made.
+//! transform and before delivery redelivers the made message once, as it was made; an
+//! `AckMode=App` service answers with the downstream reply to the made message.
 
 mod common;
 
@@ -74,13 +75,24 @@ fn fixed(kind: &str, control_id: &str, patient_class: &str) -> Vec<u8> {
 /// The production: `PAS_In` -> `Router` (the rule above) -> `ED_Out` (MLLP to
 /// `ed_port`), `Audit_File`, `Raw_File`; the classes written beside it.
 fn production(dir: &Path, in_port: u16, ed_port: u16, router_host: &str) -> std::path::PathBuf {
-    std::fs::write(dir.join("Trust.ADT.Rule.cls"), RULE).unwrap();
+    production_with(dir, (in_port, &[]), ed_port, router_host, RULE)
+}
+
+/// [`production`] with the service's host settings and another rule class text.
+fn production_with(
+    dir: &Path,
+    (in_port, service_host): (u16, &[(&str, &str)]),
+    ed_port: u16,
+    router_host: &str,
+    rule: &str,
+) -> std::path::PathBuf {
+    std::fs::write(dir.join("Trust.ADT.Rule.cls"), rule).unwrap();
     std::fs::write(dir.join("fix.toml"), FIX).unwrap();
     std::fs::write(dir.join("bad.toml"), BAD).unwrap();
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
     let text = head("Trust", 1)
-        + &tcp_service("PAS_In", in_port, "Router", &[])
+        + &tcp_service("PAS_In", in_port, "Router", service_host)
         + "\n[[item]]\nname = \"Router\"\nclass = \"EnsLib.HL7.MsgRouter.RoutingEngine\"\n\
            [item.host]\nBusinessRuleName = \"Trust.ADT.Rule\"\n"
         + router_host
@@ -284,5 +296,29 @@ fn a_sigkill_after_the_transform_redelivers_the_made_message_once_as_made() {
     // Not made again: the audit file still has its one copy, the raw file its one.
     assert_eq!(messages_in(&audit), [fixed("ADT^A01", "E-1", "E")]);
     assert_eq!(control_ids_in(&dir.path().join("out/raw.hl7")), ["E-1"]);
+    common::stop(hie);
+}
+
+#[test]
+fn an_app_mode_service_answers_with_the_reply_to_the_message_its_router_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, ed_port) = (free_port(), free_port());
+    let ed = TestSink::start(ed_port, Answer::Code("AA"));
+    // The ADT goes only through the fix, only to ED: ED's reply is the one to answer.
+    let rule = RULE
+        .replace("ED_Out,Audit_File", "ED_Out")
+        .replace("<send transform=\"\" target=\"Raw_File\"></send>", "");
+    let service = [("AckMode", "App")];
+    let config = production_with(dir.path(), (in_port, &service), ed_port, "", &rule);
+    let data = dir.path().join("data");
+    let hie = Hie::start(&config, &data, &["--no-pin", "--log", "info"]);
+    // Without the made message's reply, the service would answer AE after its timeout.
+    assert_eq!(
+        send_one(in_port, &message("ADT^A01", "E-1", "E")),
+        "AA",
+        "log:\n{}",
+        hie.log()
+    );
+    assert_eq!(ed.control_ids(), ["E-1"]);
     common::stop(hie);
 }
