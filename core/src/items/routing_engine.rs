@@ -2,9 +2,9 @@
 //! messages from its queue on this shard and sends each on to its targets.
 //!
 //! A router asks its rules, one message at a time, where each message goes
-//! (`crate::engine::rules`). Until business rules are loaded (a later change) a router
-//! forwards every message to its `TargetConfigNames`; a router with none discards the
-//! message as "no route", which the WAL records and the status shows.
+//! (`crate::engine::rules`): its `BusinessRuleName` class, or, without one, every message
+//! to its `TargetConfigNames`; a message nothing takes is discarded as "no route", which
+//! the WAL records and the status shows.
 //!
 //! A router works in batches: it takes what its queue holds (up to [`ROUTE_BATCH_MAX`]),
 //! queues the routing records of the whole batch for the WAL's next group commit, and
