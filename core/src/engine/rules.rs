@@ -475,6 +475,119 @@ mod tests {
         assert!(router.shards.is_empty());
     }
 
+    /// `In` -> `R` (rules: ADTs to `Out` through `T.Fix`, ORUs to `Out` through
+    /// `T.Bad`, everything to `Raw`), with `ActOnTransformError` = `act`.
+    async fn transforming_shard(dir: &std::path::Path, act: &str) -> std::rc::Rc<Shard> {
+        let rule = "class = \"Trust.Rule\"\n[[rule_set]]\n[[rule_set.rule]]\n\
+            [[rule_set.rule.when]]\ncondition = 'HL7.{MSH:9.1}=\"ADT\"'\n\
+            actions = [{ send = \"Out\", transform = \"T.Fix\" }]\n\
+            [[rule_set.rule.when]]\ncondition = 'HL7.{MSH:9.1}=\"ORU\"'\n\
+            actions = [{ send = \"Out\", transform = \"T.Bad\" }]\n\
+            [[rule_set.rule]]\n[[rule_set.rule.when]]\ncondition = \"1\"\n\
+            actions = [{ send = \"Raw\" }]\n";
+        std::fs::write(dir.join("rule.toml"), rule).unwrap();
+        let fix = "transform = \"T.Fix\"\ncreate = \"copy\"\nactions = [\n  \
+            { assign = \"target.{MSH:5}\", value = '\"EPR\"' },\n]\n";
+        std::fs::write(dir.join("fix.toml"), fix).unwrap();
+        let bad = "transform = \"T.Bad\"\ncreate = \"copy\"\nactions = [\n  \
+            { assign = \"target.{PID:3(5000)}\", value = '\"x\"' },\n]\n";
+        std::fs::write(dir.join("bad.toml"), bad).unwrap();
+        let text = format!(
+            "[production]\nname = \"P\"\n\n\
+             [[item]]\nname = \"In\"\nclass = \"EnsLib.HL7.Service.TCPService\"\n\
+             [item.host]\nTargetConfigNames = \"R\"\n[item.adapter]\nPort = \"1\"\n\n\
+             [[item]]\nname = \"R\"\nclass = \"EnsLib.HL7.MsgRouter.RoutingEngine\"\n\
+             [item.host]\nBusinessRuleName = \"Trust.Rule\"\nActOnTransformError = \"{act}\"\n\n\
+             [[item]]\nname = \"Out\"\nclass = \"EnsLib.HL7.Operation.FileOperation\"\n\
+             [item.adapter]\nFilePath = \"/tmp\"\n\n\
+             [[item]]\nname = \"Raw\"\nclass = \"EnsLib.HL7.Operation.FileOperation\"\n\
+             [item.adapter]\nFilePath = \"/tmp\"\n"
+        );
+        crate::engine::runtime::tests::shard_of(dir, &text).await
+    }
+
+    /// Message `kind` as the service `In` would pass it to `R`, with WAL id `wal_id`.
+    fn routed_envelope(shard: &Shard, kind: &str, wal_id: u64) -> Envelope {
+        let bytes =
+            format!("MSH|^~\\&|PAS|RBH|HIE|RBH|20260101||{kind}|C{wal_id}|P|2.4\rPID|1||P1\r");
+        let scan = crate::engine::ingest::scan_of(bytes.as_bytes());
+        let id = crate::envelope::MessageId {
+            origin_shard: 0,
+            wal_id,
+        };
+        let (source, router) = (
+            shard.plan().item_named("In").unwrap().id,
+            shard.plan().item_named("R").unwrap().id,
+        );
+        crate::engine::ingest::envelope(
+            id,
+            (Arc::from(bytes.as_bytes()), scan),
+            source,
+            "In".into(),
+            router,
+            b"P1",
+        )
+    }
+
+    #[test]
+    fn a_transformed_send_makes_a_message_and_a_failed_one_is_noted_with_its_error() {
+        let dir = tempfile::tempdir().unwrap();
+        glommio::LocalExecutor::default().run(async {
+            let shard = transforming_shard(dir.path(), "0").await;
+            let plan = shard.plan();
+            let (router, out, raw) = (
+                plan.item_named("R").unwrap().id,
+                plan.item_named("Out").unwrap().id,
+                plan.item_named("Raw").unwrap().id,
+            );
+            let batch = [
+                routed_envelope(&shard, "ADT^A01", 100),
+                routed_envelope(&shard, "ORU^R01", 101),
+            ];
+            let mut routed = Routed::default();
+            shard.route_batch(router, &batch, &mut routed).unwrap();
+            // The ADT: Raw as it came; one made message, through T.Fix, for Out.
+            assert_eq!(routed.of(0), [raw]);
+            let made = &routed.made.messages;
+            assert_eq!(made.len(), 1);
+            assert_eq!(made[0].of, 0);
+            assert_eq!(
+                &*made[0].bytes,
+                b"MSH|^~\\&|PAS|RBH|EPR|RBH|20260101||ADT^A01|C100|P|2.4\rPID|1||P1\r"
+            );
+            assert_eq!(routed.made.targets_of(&made[0]), [out]);
+            assert_ne!(made[0].wal_id, 100, "an id of its own");
+            let env = routed.made.envelope(&made[0], router, &batch[0]);
+            assert_eq!(
+                (env.id.wal_id, env.source, env.target),
+                (made[0].wal_id, router, out)
+            );
+            assert_eq!(env.message().unwrap().control_id(), Some(&b"C100"[..]));
+            assert!(routed.made.failure_of(0).is_none());
+            // The ORU: T.Bad fails; its raw send still goes (ActOnTransformError=0).
+            assert_eq!(routed.of(1), [raw]);
+            let why = routed.made.failure_of(1).expect("noted");
+            assert!(why.contains("transform T.Bad, line 4"), "{why}");
+            shard.wal().close().await.unwrap();
+        });
+    }
+
+    #[test]
+    fn with_act_on_transform_error_a_failed_transform_stops_the_message() {
+        let dir = tempfile::tempdir().unwrap();
+        glommio::LocalExecutor::default().run(async {
+            let shard = transforming_shard(dir.path(), "1").await;
+            let router = shard.plan().item_named("R").unwrap().id;
+            let batch = [routed_envelope(&shard, "ORU^R01", 1)];
+            let mut routed = Routed::default();
+            shard.route_batch(router, &batch, &mut routed).unwrap();
+            assert!(routed.of(0).is_empty(), "{:?}", routed.of(0));
+            assert!(routed.made.messages.is_empty());
+            assert!(routed.made.failure_of(0).is_some());
+            shard.wal().close().await.unwrap();
+        });
+    }
+
     #[test]
     fn routed_lists_each_message_its_own_targets() {
         let mut routed = Routed::default();
