@@ -113,3 +113,25 @@ fn rules_test_exit_statuses_name_the_failure() {
     assert_eq!(code, 1);
     assert!(err.contains("no rule class No.Such.Rule"), "{err}");
 }
+
+#[test]
+fn rules_test_names_the_transform_of_each_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("rule.toml");
+    std::fs::write(
+        &rule,
+        "class = \"T.Rule\"\n[[rule_set]]\n[[rule_set.rule]]\n[[rule_set.rule.when]]\n\
+         condition = \"1\"\nactions = [{ send = \"A\", transform = \"T.Dtl\" }, { send = \"B\" }]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("dtl.toml"),
+        "transform = \"T.Dtl\"\ncreate = \"copy\"\nactions = []\n",
+    )
+    .unwrap();
+    let adt = corpus("hl7/038_er7_adt_a08.hl7");
+    let folder = dir.path().to_str().unwrap();
+    let (code, out, err) = hie_rules(&[rule.to_str().unwrap(), &adt, "--rules-path", folder]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("  send: A via T.Dtl, B\n"), "{out}");
+}

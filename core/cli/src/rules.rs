@@ -195,10 +195,16 @@ fn report(text: &mut String, rules: &CompiledRules, m: &Message<'_>, name: &str,
             fired.join(", ")
         }
     );
-    let sent: Vec<&str> = out
+    let sent: Vec<String> = out
         .decisions
         .iter()
-        .map(|d| rules.targets()[d.target as usize].as_str())
+        .map(|d| {
+            let to = &rules.targets()[d.target as usize];
+            match rules.transforms().get(d.transform as usize) {
+                Some(dtl) => format!("{to} via {dtl}"),
+                None => to.clone(),
+            }
+        })
         .collect();
     let decision = if out.deleted {
         "deleted (no route)".to_owned()

@@ -582,12 +582,12 @@ pub const ROUTER_HOST: &[SettingSpec] = &[
         "r",
         "rule log flags: hie logs each evaluation's trace when they hold c, d or a",
     ),
-    no(
+    s(
         "ActOnTransformError",
         H,
         BOOL,
         "0",
-        "apply ReplyCodeActions to transform errors",
+        "a transform error stops all of the message's sends (0: only the failed send is held)",
     ),
     no(
         "ActOnValidationError",

@@ -126,7 +126,7 @@ fn check_rule_classes(
             .map_or((item.source.line, ""), |v| (v.line, v.value.as_str()));
         let mut found = Vec::new();
         match compiled {
-            Ok(c) => check_rule_targets(production, index, item, c.targets(), &mut found),
+            Ok((c, _)) => check_rule_targets(production, index, item, c.targets(), &mut found),
             Err(e) => found.push((true, format!("BusinessRuleName {class:?}: {e}"))),
         }
         for (is_error, message) in found {

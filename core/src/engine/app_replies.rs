@@ -9,6 +9,11 @@
 //! travels from the shard that has it to the message's origin shard
 //! ([`Shard::send_reply`]: locally, or [`ShardMsg::Reply`] through the outbox).
 //!
+//! A message a router made from a waited-for message (a `send transform=`'s output, with
+//! an id of its own) answers for it: [`AppReplies::follow`] maps its id to the one
+//! waited for, so that its downstream reply reaches the service; the map entry goes when
+//! the wait ends.
+//!
 //! Limits: one entry per message a service waits for, so at most one per open
 //! connection of an `AckMode=App` service; the wait is bounded by its caller's timeout
 //! (`APPLICATION_ACK_TIMEOUT` for the TCP service) and removes the entry whether the
@@ -26,6 +31,8 @@ use crate::notify::Notify;
 #[derive(Debug, Default)]
 pub struct AppReplies {
     replies: RefCell<HashMap<MessageId, Option<AppReply>>>,
+    /// Made message -> the waited-for message it was made from.
+    made: RefCell<HashMap<MessageId, MessageId>>,
     ready: Notify,
 }
 
@@ -47,12 +54,25 @@ impl AppReplies {
             }
         };
         futures_lite::future::or(arrived, glommio::timer::sleep(timeout)).await;
+        let mut made = self.made.borrow_mut();
+        if !made.is_empty() {
+            made.retain(|_, parent| *parent != id);
+        }
         self.replies.borrow_mut().remove(&id).flatten()
+    }
+
+    /// A reply for message `made` answers the wait for `parent` (which a router made it
+    /// from); nothing when no service waits for `parent`.
+    pub fn follow(&self, made: MessageId, parent: MessageId) {
+        if self.replies.borrow().contains_key(&parent) {
+            self.made.borrow_mut().insert(made, parent);
+        }
     }
 
     /// Hands `reply` to the service waiting for message `id`; false when it is dropped
     /// (nobody waits, or an earlier reply won).
     pub fn take(&self, id: MessageId, reply: AppReply) -> bool {
+        let id = self.made.borrow().get(&id).copied().unwrap_or(id);
         match self.replies.borrow_mut().get_mut(&id) {
             Some(slot @ None) => *slot = Some(reply),
             _ => return false,
@@ -125,6 +145,27 @@ mod tests {
         let replies = AppReplies::default();
         assert!(!replies.take(id(1), AppReply::Accepted));
         assert_eq!(replies.waiting(), 0, "it is not kept");
+    }
+
+    #[test]
+    fn a_reply_for_a_made_message_answers_the_message_it_was_made_from() {
+        glommio::LocalExecutor::default().run(async {
+            let replies = AppReplies::default();
+            replies.follow(id(9), id(1));
+            assert!(
+                !replies.take(id(9), AppReply::Accepted),
+                "nobody waits for 1"
+            );
+            replies.expect(id(1));
+            replies.follow(id(9), id(1));
+            assert!(replies.take(id(9), AppReply::Error("downstream".into())));
+            let got = replies.wait(id(1), Duration::from_secs(10)).await;
+            assert!(
+                matches!(got, Some(AppReply::Error(ref r)) if r == "downstream"),
+                "{got:?}"
+            );
+            assert!(replies.made.borrow().is_empty(), "forgotten with the wait");
+        });
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod delivery;
 pub mod held;
 mod hold;
 pub mod ingest;
+pub mod made;
 pub mod metrics;
 pub mod operator;
 pub mod options;

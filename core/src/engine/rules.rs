@@ -14,6 +14,10 @@
 //! silently. `RuleLogging` with `c`, `d` or `a` logs each evaluation's trace (the rules
 //! that fired, each condition, each send) at info level.
 //!
+//! A `send transform="X"` runs DTL class `X` on the message: its output is a new
+//! message, recorded and sent on by [`crate::engine::made`]; a transform that fails
+//! leaves the message held at the router (see there).
+//!
 //! The WAL's routing records have no field for the rule that fired (an `Enqueued` names
 //! the target only, and adding one is a format change): the fired rules go to the log
 //! with `RuleLogging`, and the reason of a `Discarded` record says why a message was not
@@ -24,10 +28,12 @@ use std::sync::Arc;
 use hie_persist::{Record, WalError};
 
 use crate::config::Production;
+use crate::engine::made::Made;
 use crate::engine::plan::{PlannedItem, Role, Target};
 use crate::engine::runtime::{Shard, hop_limit_reached, log_append_error};
 use crate::envelope::{Envelope, ItemId};
-use crate::rules::{CompiledRules, Input, Outcome};
+use crate::rules::{CompiledRules, Input, NO_TRANSFORM, Outcome};
+use crate::transform::Compiled;
 
 /// Where a router sends one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +84,11 @@ pub struct RouterRules {
     pub categories: Vec<String>,
     /// `RuleLogging` holds `c`, `d` or `a`: log each evaluation's trace.
     pub log_trace: bool,
+    /// The DTL classes of each `send transform=` value (`rules.transforms()` order).
+    pub transforms: Vec<Vec<Compiled>>,
+    /// `ActOnTransformError`: a transform error stops the message's routing (none of its
+    /// sends go); without it (IRIS's default) only the failed send is held.
+    pub act_on_transform_error: bool,
 }
 
 /// A router's reused buffers for rule evaluation.
@@ -185,16 +196,16 @@ pub fn attach(
         let item = &production.items[index];
         let planned = &mut items[index];
         match compiled {
-            Ok(rules) => {
-                let flags = item
-                    .host_settings
-                    .get("RuleLogging")
-                    .map_or("r", |v| v.value.as_str());
+            Ok((rules, transforms)) => {
+                let setting = |name: &str| item.host_settings.get(name).map(|v| v.value.trim());
+                let flags = setting("RuleLogging").unwrap_or("r");
                 planned.rules = Some(Arc::new(RouterRules {
                     targets: rules.targets().iter().map(|t| resolve(t)).collect(),
                     rules,
                     categories: categories.clone(),
                     log_trace: flags.contains(['c', 'd', 'a']),
+                    transforms,
+                    act_on_transform_error: is_true(setting("ActOnTransformError")),
                 }));
             }
             Err(e) if planned.is_router() => {
@@ -207,6 +218,11 @@ pub fn attach(
     }
 }
 
+/// An IRIS boolean setting's value: `1` or `true` (any case).
+fn is_true(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
 /// The items each message of a batch goes to, in one buffer a router reuses from batch
 /// to batch.
 #[derive(Debug, Default)]
@@ -216,6 +232,8 @@ pub struct Routed {
     ends: Vec<usize>,
     /// Rule evaluation's buffers.
     scratch: RuleScratch,
+    /// The messages the batch's transforms made, and the transforms that failed.
+    pub made: Made,
 }
 
 impl Routed {
@@ -228,6 +246,7 @@ impl Routed {
     fn clear(&mut self) {
         self.targets.clear();
         self.ends.clear();
+        self.made.clear();
     }
 
     fn end_message(&mut self) {
@@ -266,8 +285,9 @@ impl Shard {
             now_text(&mut routed.scratch.now);
         }
         let mut unrouted = 0u64;
-        for env in batch {
+        for (i, env) in batch.iter().enumerate() {
             if !hop_limit_reached(env) {
+                let (records_before, targets_before) = (records.len(), routed.targets.len());
                 debug_assert_eq!(
                     env.id.origin_shard as usize,
                     self.index(),
@@ -286,25 +306,55 @@ impl Shard {
                     ),
                     Some(chosen) => {
                         let outcome = &routed.scratch.outcome;
+                        let made = match (&item.rules, chosen.deleted) {
+                            (Some(rules), false) => self.transform_sends(
+                                rules,
+                                env,
+                                i,
+                                outcome,
+                                &mut routed.made,
+                                &mut records,
+                            ),
+                            _ => false,
+                        };
+                        let taken = made || routed.made.failure_of(i).is_some();
                         let routed = self.rule_records(
                             item,
                             wal_id,
                             decisions.targets,
                             outcome,
                             chosen,
+                            taken,
                             &mut records,
                             to,
                         );
                         unrouted += u64::from(!routed);
                     }
                 }
-                records.push(Record::Completed {
-                    message_id: wal_id,
-                    target: &item.name,
-                });
+                match routed.made.failure_of(i) {
+                    // Held at the router (the `Failed` record follows from the router).
+                    Some(_)
+                        if item
+                            .rules
+                            .as_ref()
+                            .is_some_and(|r| r.act_on_transform_error) =>
+                    {
+                        // Not routed at all: nothing of it goes on.
+                        records.truncate(records_before);
+                        routed.targets.truncate(targets_before);
+                        routed.made.messages.retain(|m| m.of != i);
+                    }
+                    Some(_) => {}
+                    None => records.push(Record::Completed {
+                        message_id: wal_id,
+                        target: &item.name,
+                    }),
+                }
             }
             routed.end_message();
         }
+        let names = routed.made.names(self);
+        routed.made.records(&item.name, batch, &names, &mut records);
         self.wal()
             .submit(&records)
             .inspect_err(|e| log_append_error(&item.name, e))?;
@@ -314,8 +364,10 @@ impl Shard {
         Ok(())
     }
 
-    /// The routing records of a message the rules decided for: one per chosen target; with
-    /// none, the `BadMessageHandler` or a "no route" discard that says why. False when
+    /// The routing records of a message the rules decided for: one per chosen target
+    /// without a transform (`transformed`: the message's transformed sends made or held
+    /// something); with none, the `BadMessageHandler` or a "no route" discard that says
+    /// why. False when
     /// the message was discarded as not routed (no route, or deleted by a rule).
     #[allow(clippy::too_many_arguments)]
     fn rule_records<'r>(
@@ -325,17 +377,22 @@ impl Shard {
         targets: &'r [Target],
         outcome: &Outcome,
         chosen: Chosen,
+        transformed: bool,
         records: &mut Vec<Record<'r>>,
         to: &mut Vec<ItemId>,
     ) -> bool {
         let before = to.len();
         if !chosen.deleted {
-            for d in &outcome.decisions {
+            for d in outcome
+                .decisions
+                .iter()
+                .filter(|d| d.transform == NO_TRANSFORM)
+            {
                 let target = std::slice::from_ref(&targets[d.target as usize]);
                 self.routing_records(wal_id, target, None, records, to);
             }
         }
-        if to.len() > before {
+        if to.len() > before || transformed {
             return true;
         }
         if router.bad_message_handler.is_some() && !chosen.deleted {
@@ -416,6 +473,119 @@ mod tests {
             router.role
         );
         assert!(router.shards.is_empty());
+    }
+
+    /// `In` -> `R` (rules: ADTs to `Out` through `T.Fix`, ORUs to `Out` through
+    /// `T.Bad`, everything to `Raw`), with `ActOnTransformError` = `act`.
+    async fn transforming_shard(dir: &std::path::Path, act: &str) -> std::rc::Rc<Shard> {
+        let rule = "class = \"Trust.Rule\"\n[[rule_set]]\n[[rule_set.rule]]\n\
+            [[rule_set.rule.when]]\ncondition = 'HL7.{MSH:9.1}=\"ADT\"'\n\
+            actions = [{ send = \"Out\", transform = \"T.Fix\" }]\n\
+            [[rule_set.rule.when]]\ncondition = 'HL7.{MSH:9.1}=\"ORU\"'\n\
+            actions = [{ send = \"Out\", transform = \"T.Bad\" }]\n\
+            [[rule_set.rule]]\n[[rule_set.rule.when]]\ncondition = \"1\"\n\
+            actions = [{ send = \"Raw\" }]\n";
+        std::fs::write(dir.join("rule.toml"), rule).unwrap();
+        let fix = "transform = \"T.Fix\"\ncreate = \"copy\"\nactions = [\n  \
+            { assign = \"target.{MSH:5}\", value = '\"EPR\"' },\n]\n";
+        std::fs::write(dir.join("fix.toml"), fix).unwrap();
+        let bad = "transform = \"T.Bad\"\ncreate = \"copy\"\nactions = [\n  \
+            { assign = \"target.{PID:3(5000)}\", value = '\"x\"' },\n]\n";
+        std::fs::write(dir.join("bad.toml"), bad).unwrap();
+        let text = format!(
+            "[production]\nname = \"P\"\n\n\
+             [[item]]\nname = \"In\"\nclass = \"EnsLib.HL7.Service.TCPService\"\n\
+             [item.host]\nTargetConfigNames = \"R\"\n[item.adapter]\nPort = \"1\"\n\n\
+             [[item]]\nname = \"R\"\nclass = \"EnsLib.HL7.MsgRouter.RoutingEngine\"\n\
+             [item.host]\nBusinessRuleName = \"Trust.Rule\"\nActOnTransformError = \"{act}\"\n\n\
+             [[item]]\nname = \"Out\"\nclass = \"EnsLib.HL7.Operation.FileOperation\"\n\
+             [item.adapter]\nFilePath = \"/tmp\"\n\n\
+             [[item]]\nname = \"Raw\"\nclass = \"EnsLib.HL7.Operation.FileOperation\"\n\
+             [item.adapter]\nFilePath = \"/tmp\"\n"
+        );
+        crate::engine::runtime::tests::shard_of(dir, &text).await
+    }
+
+    /// Message `kind` as the service `In` would pass it to `R`, with WAL id `wal_id`.
+    fn routed_envelope(shard: &Shard, kind: &str, wal_id: u64) -> Envelope {
+        let bytes =
+            format!("MSH|^~\\&|PAS|RBH|HIE|RBH|20260101||{kind}|C{wal_id}|P|2.4\rPID|1||P1\r");
+        let scan = crate::engine::ingest::scan_of(bytes.as_bytes());
+        let id = crate::envelope::MessageId {
+            origin_shard: 0,
+            wal_id,
+        };
+        let (source, router) = (
+            shard.plan().item_named("In").unwrap().id,
+            shard.plan().item_named("R").unwrap().id,
+        );
+        crate::engine::ingest::envelope(
+            id,
+            (Arc::from(bytes.as_bytes()), scan),
+            source,
+            "In".into(),
+            router,
+            b"P1",
+        )
+    }
+
+    #[test]
+    fn a_transformed_send_makes_a_message_and_a_failed_one_is_noted_with_its_error() {
+        let dir = tempfile::tempdir().unwrap();
+        glommio::LocalExecutor::default().run(async {
+            let shard = transforming_shard(dir.path(), "0").await;
+            let plan = shard.plan();
+            let (router, out, raw) = (
+                plan.item_named("R").unwrap().id,
+                plan.item_named("Out").unwrap().id,
+                plan.item_named("Raw").unwrap().id,
+            );
+            let batch = [
+                routed_envelope(&shard, "ADT^A01", 100),
+                routed_envelope(&shard, "ORU^R01", 101),
+            ];
+            let mut routed = Routed::default();
+            shard.route_batch(router, &batch, &mut routed).unwrap();
+            // The ADT: Raw as it came; one made message, through T.Fix, for Out.
+            assert_eq!(routed.of(0), [raw]);
+            let made = &routed.made.messages;
+            assert_eq!(made.len(), 1);
+            assert_eq!(made[0].of, 0);
+            assert_eq!(
+                &*made[0].bytes,
+                b"MSH|^~\\&|PAS|RBH|EPR|RBH|20260101||ADT^A01|C100|P|2.4\rPID|1||P1\r"
+            );
+            assert_eq!(routed.made.targets_of(&made[0]), [out]);
+            assert_ne!(made[0].wal_id, 100, "an id of its own");
+            let env = routed.made.envelope(&made[0], router, &batch[0]);
+            assert_eq!(
+                (env.id.wal_id, env.source, env.target),
+                (made[0].wal_id, router, out)
+            );
+            assert_eq!(env.message().unwrap().control_id(), Some(&b"C100"[..]));
+            assert!(routed.made.failure_of(0).is_none());
+            // The ORU: T.Bad fails; its raw send still goes (ActOnTransformError=0).
+            assert_eq!(routed.of(1), [raw]);
+            let why = routed.made.failure_of(1).expect("noted");
+            assert!(why.contains("transform T.Bad, line 4"), "{why}");
+            shard.wal().close().await.unwrap();
+        });
+    }
+
+    #[test]
+    fn with_act_on_transform_error_a_failed_transform_stops_the_message() {
+        let dir = tempfile::tempdir().unwrap();
+        glommio::LocalExecutor::default().run(async {
+            let shard = transforming_shard(dir.path(), "1").await;
+            let router = shard.plan().item_named("R").unwrap().id;
+            let batch = [routed_envelope(&shard, "ORU^R01", 1)];
+            let mut routed = Routed::default();
+            shard.route_batch(router, &batch, &mut routed).unwrap();
+            assert!(routed.of(0).is_empty(), "{:?}", routed.of(0));
+            assert!(routed.made.messages.is_empty());
+            assert!(routed.made.failure_of(0).is_some());
+            shard.wal().close().await.unwrap();
+        });
     }
 
     #[test]

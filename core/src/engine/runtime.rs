@@ -602,10 +602,17 @@ pub(crate) mod tests {
              [item.host]\nTargetConfigNames = \"Out\"\n[item.adapter]\nPort = \"1\"\n\n\
              [[item]]\nname = \"Out\"\nclass = \"EnsLib.HL7.Operation.TCPOperation\"\n\
              [item.adapter]\nIPAddress = \"127.0.0.1\"\nPort = \"1\"\n";
+        shard_of(dir, text).await
+    }
+
+    /// One shard of production `text` (TOML), read as if from `dir` (its rule and DTL
+    /// classes are found there), with its WAL in `dir`.
+    pub(crate) async fn shard_of(dir: &std::path::Path, text: &str) -> Rc<Shard> {
         let path = dir.join("p.toml");
         let mut production = crate::config::parse_str(text, &path, Format::Toml)
             .expect("the production reads")
             .production;
+        production.engine.source_dir = Some(dir.to_path_buf());
         // Resolves the settings and the targets; the findings do not concern this test.
         let _ = crate::config::validate::validate(&mut production, &path, &Default::default());
         let plan = Arc::new(Plan::new(&production, 1));

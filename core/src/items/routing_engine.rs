@@ -2,15 +2,19 @@
 //! messages from its queue on this shard and sends each on to its targets.
 //!
 //! A router asks its rules, one message at a time, where each message goes
-//! (`crate::engine::rules`). Until business rules are loaded (a later change) a router
-//! forwards every message to its `TargetConfigNames`; a router with none discards the
-//! message as "no route", which the WAL records and the status shows.
+//! (`crate::engine::rules`): its `BusinessRuleName` class, or, without one, every message
+//! to its `TargetConfigNames`; a message nothing takes is discarded as "no route", which
+//! the WAL records and the status shows.
 //!
 //! A router works in batches: it takes what its queue holds (up to [`ROUTE_BATCH_MAX`]),
 //! queues the routing records of the whole batch for the WAL's next group commit, and
 //! delivers without waiting for that commit (`Shard::route_batch` says why no message
 //! can be lost). Routers run on every shard, on the shard that received the message
 //! (docs/adr/0001), so their records are local appends.
+//!
+//! A `send transform=` makes a new message (`crate::engine::made`), sent on here after
+//! the batch's records; a message whose transform failed is recorded `Failed` at the
+//! router with the transform's error, held for an operator.
 //!
 //! A message that has passed through [`ROUTER_HOPS_MAX`] routers (a routing cycle) is
 //! recorded `Failed` at the router that has it, logged and counted, instead of going
@@ -26,6 +30,7 @@
 
 use std::rc::Rc;
 
+use crate::engine::made::Made;
 use crate::engine::metrics::Stage;
 use crate::engine::rules::Routed;
 use crate::engine::runtime::{HOP_LIMIT_REASON, Shard, hop_limit_reached};
@@ -68,7 +73,13 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
                         fail_at_hop_limit(&shard, item, env);
                         continue;
                     }
-                    pass_on(&shard, item, env, routed.of(i)).await;
+                    pass_on_made(&shard, item, &env, i, &routed.made).await;
+                    match routed.made.failure_of(i) {
+                        Some(reason) => {
+                            fail_transform(&shard, item, env, routed.of(i), reason).await;
+                        }
+                        None => pass_on(&shard, item, env, routed.of(i)).await,
+                    }
                 }
                 worked = true;
             }
@@ -112,6 +123,54 @@ async fn pass_on(shard: &Shard, item: ItemId, env: Envelope, targets: &[ItemId])
         ..env
     };
     shard.fan_out(next, targets).await;
+    shard.work_ended(1);
+}
+
+/// Sends the messages router `item` made from `parent` (message `i` of its batch) to
+/// their targets.
+async fn pass_on_made(shard: &Shard, item: ItemId, parent: &Envelope, i: usize, made: &Made) {
+    for m in made.messages.iter().filter(|m| m.of == i) {
+        let env = made.envelope(m, item, parent);
+        if env.wants_reply {
+            shard.app_replies().follow(env.id, parent.id);
+        }
+        shard.fan_out(env, made.targets_of(m)).await;
+    }
+}
+
+/// Records `env`, one of whose transforms failed, as failed at router `item` with the
+/// transform's error: held for an operator (`hie ctl resend` routes it again, rules and
+/// transforms), logged with an alert (`AlertOnError`), answered (an `AckMode=App`
+/// service gets the error). Its untransformed sends (`targets`; none with
+/// `ActOnTransformError`) go on.
+async fn fail_transform(
+    shard: &Shard,
+    item: ItemId,
+    env: Envelope,
+    targets: &[ItemId],
+    reason: &str,
+) {
+    alert(shard, item, &env, reason);
+    if env.ordered {
+        shard.routed_ordered(env.id, targets.len());
+    }
+    if !targets.is_empty() {
+        let next = Envelope {
+            source: item,
+            attempts: 0,
+            router_hops: env.router_hops + 1,
+            ordered: env.ordered,
+            wants_reply: false,
+            ..env.clone()
+        };
+        shard.fan_out(next, targets).await;
+    }
+    shard.record(
+        &env,
+        OriginRecord::Failed {
+            reason: reason.to_owned(),
+        },
+    );
     shard.work_ended(1);
 }
 

@@ -3,7 +3,7 @@
 //! once, at start), rule sets with their effective dates normalised.
 //!
 //! Refused at load, with class, rule and line: a condition or value that does not compile;
-//! a `send` with a `transform` (transforms are not supported yet); a `foreach` over
+//! a `foreach` over
 //! anything but a segment (`HL7.{OBX()}`); a rule class with no rule set.
 
 use std::path::{Path, PathBuf};
@@ -25,6 +25,9 @@ pub struct CompiledRules {
     pub(super) sets: Vec<CSet>,
     /// Interned send targets; a decision's `target` indexes this.
     pub(super) targets: Vec<String>,
+    /// Interned `send transform=` values (a DTL class, or a comma list run in order); a
+    /// decision's `transform` indexes this.
+    pub(super) transforms: Vec<String>,
     /// Names of the variables `<assign>` sets (slot order).
     pub(super) vars: Vec<String>,
     pub(super) lookups: Lookups,
@@ -53,8 +56,9 @@ pub(super) struct CRule {
 
 #[derive(Debug)]
 pub(super) enum CAction {
-    /// Targets as indices into [`CompiledRules::targets`].
-    Send(Vec<u32>),
+    /// Targets as indices into [`CompiledRules::targets`], and the transform as an index
+    /// into [`CompiledRules::transforms`] ([`NO_TRANSFORM`]: none).
+    Send(Vec<u32>, u32),
     Return,
     Assign(usize, Expr),
     Trace(Expr),
@@ -102,6 +106,7 @@ impl CompiledRules {
             file,
             class: &class.name,
             targets: Vec::new(),
+            transforms: Vec::new(),
             vars: &vars,
             lookups: res.lookups,
             read_lines: &read_lines,
@@ -121,11 +126,13 @@ impl CompiledRules {
             });
         }
         let targets = std::mem::take(&mut c.targets);
+        let transforms = std::mem::take(&mut c.transforms);
         Ok(CompiledRules {
             class: class.name.clone(),
             file: file.to_path_buf(),
             sets,
             targets,
+            transforms,
             vars,
             lookups: res.lookups.clone(),
         })
@@ -134,6 +141,16 @@ impl CompiledRules {
     /// Every target a `send` names, in first-use order.
     pub fn targets(&self) -> &[String] {
         &self.targets
+    }
+
+    /// Every `send transform=` value, in first-use order.
+    pub fn transforms(&self) -> &[String] {
+        &self.transforms
+    }
+
+    /// The lookup tables the class was compiled with (transforms read them too).
+    pub fn lookups(&self) -> &Lookups {
+        &self.lookups
     }
 }
 
@@ -212,6 +229,7 @@ struct Compiler<'a> {
     file: &'a Path,
     class: &'a str,
     targets: Vec<String>,
+    transforms: Vec<String>,
     vars: &'a [String],
     lookups: &'a Lookups,
     read_lines: &'a dyn Fn(&str) -> Result<Vec<String>, String>,
@@ -309,13 +327,14 @@ impl Compiler<'_> {
         for a in actions {
             out.push(match a {
                 Action::Send { targets, transform, line } => {
-                    if !transform.is_empty() {
-                        return Err(self.err(*line, rule, format!("send transform={transform:?}: transforms are not supported yet in a router (`hie transform` runs the class)")));
-                    }
                     if targets.is_empty() {
                         return Err(self.err(*line, rule, "send names no target".into()));
                     }
-                    CAction::Send(targets.iter().map(|t| self.intern(t)).collect())
+                    let transform = match transform.trim() {
+                        "" => NO_TRANSFORM,
+                        t => intern(&mut self.transforms, t),
+                    };
+                    CAction::Send(targets.iter().map(|t| intern(&mut self.targets, t)).collect(), transform)
                 }
                 Action::Return { .. } => CAction::Return,
                 Action::Delete { .. } => CAction::Delete,
@@ -337,14 +356,18 @@ impl Compiler<'_> {
         }
         Ok(out)
     }
+}
 
-    fn intern(&mut self, target: &str) -> u32 {
-        match self.targets.iter().position(|t| t == target) {
-            Some(i) => i as u32,
-            None => {
-                self.targets.push(target.to_owned());
-                (self.targets.len() - 1) as u32
-            }
+/// A decision's `transform` when its send names none.
+pub const NO_TRANSFORM: u32 = u32::MAX;
+
+/// The index of `name` in `list`, added at the end when new.
+fn intern(list: &mut Vec<String>, name: &str) -> u32 {
+    match list.iter().position(|t| t == name) {
+        Some(i) => i as u32,
+        None => {
+            list.push(name.to_owned());
+            (list.len() - 1) as u32
         }
     }
 }

@@ -51,6 +51,9 @@ pub struct Input<'e> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     pub target: u32,
+    /// The send's transform: an index into [`CompiledRules::transforms`], or
+    /// [`super::compile::NO_TRANSFORM`].
+    pub transform: u32,
     /// Index into [`Outcome::fired`].
     pub fired: u32,
 }
@@ -277,15 +280,26 @@ impl Run<'_> {
         let fired = out.fired.len() as u32 - 1;
         for a in actions {
             match a {
-                CAction::Send(targets) => {
+                CAction::Send(targets, transform) => {
                     for &t in targets {
-                        if !out.decisions.iter().any(|d| d.target == t) {
-                            out.decisions
-                                .push(crate::rules::eval::Decision { target: t, fired });
+                        let d = crate::rules::eval::Decision {
+                            target: t,
+                            transform: *transform,
+                            fired,
+                        };
+                        if !out
+                            .decisions
+                            .iter()
+                            .any(|o| o.target == t && o.transform == *transform)
+                        {
+                            out.decisions.push(d);
                         }
                         if out.tracing {
-                            out.trace
-                                .push(format!("send to {}", self.rules.targets[t as usize]));
+                            let to = &self.rules.targets[t as usize];
+                            match self.rules.transforms.get(*transform as usize) {
+                                Some(dtl) => out.trace.push(format!("send to {to} via {dtl}")),
+                                None => out.trace.push(format!("send to {to}")),
+                            }
                         }
                     }
                 }

@@ -225,11 +225,15 @@ pub fn rule_folders(production_dir: &Path, rules_path: &[PathBuf]) -> Vec<PathBu
     out
 }
 
+/// A router's rule class compiled, with the DTL classes of each of its `send transform=`
+/// values (by [`CompiledRules::transforms`] index; a comma list is several, run in order).
+pub type RouterClass = (CompiledRules, Vec<Vec<crate::transform::Compiled>>);
+
 /// The compiled rules of every router of `production` that names a `BusinessRuleName`,
 /// by item name (one library read for them all). Routers without one are not listed.
 pub fn production_rules(
     production: &crate::config::Production,
-) -> Vec<(String, Result<CompiledRules, RuleError>)> {
+) -> Vec<(String, Result<RouterClass, RuleError>)> {
     use crate::items::kinds::routing_engine::RouterSettings;
     let named: Vec<(&str, &str)> = production
         .items
@@ -252,6 +256,12 @@ pub fn production_rules(
     lib.transform_skip_code = engine.transform_skip_code;
     named
         .into_iter()
-        .map(|(item, class)| (item.to_owned(), lib.compile(class)))
+        .map(|(item, class)| {
+            let compiled = lib.compile(class).and_then(|rules| {
+                let dtls = crate::transform::library::router_transforms(&lib, &rules)?;
+                Ok((rules, dtls))
+            });
+            (item.to_owned(), compiled)
+        })
         .collect()
 }

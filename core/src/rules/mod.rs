@@ -24,7 +24,7 @@ pub mod vpath;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use compile::{CompiledRules, Resources};
+pub use compile::{CompiledRules, NO_TRANSFORM, Resources};
 pub use eval::{Decision, Fired, Input, Outcome};
 pub use lookup::Lookups;
 pub use model::{Action, Constraint, ConstraintKind, Rule, RuleClass, RuleSet, When};

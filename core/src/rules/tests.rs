@@ -102,19 +102,19 @@ fn every_corpus_rule_class_loads_or_is_refused_with_its_reason() {
         ),
         (
             "ensdemo_Demo.HL7.MsgRouter.AlertRule.xml",
-            Err((23, "transforms are not supported yet")),
+            Ok("Demo.HL7.MsgRouter.AlertRule"),
         ),
         (
             "ensdemo_Demo.HL7.MsgRouter.XYZRoutingRule.xml",
-            Err((24, "transforms are not supported yet")),
+            Ok("Demo.HL7.MsgRouter.XYZRoutingRule"),
         ),
         (
             "irisdemo-mqtt_IRISDemo.RR.MQTTHeartRateRouting.cls",
-            Err((10, "transforms are not supported yet")),
+            Ok("IRISDemo.RR.MQTTHeartRateRouting"),
         ),
         (
             "irisdemo-mqtt_MQTT.DemoProcessRoutingRule.export.xml",
-            Err((21, "transforms are not supported yet")),
+            Ok("MQTT.DemoProcessRoutingRule"),
         ),
         (
             "oliverwilms_otw.NewProduction.RoutingRule.cls",
@@ -550,10 +550,23 @@ actions = [{ send = "A" }, { trace = '"hi"' }, { return = true }]
 "#;
     let rules = load_text("t.toml", toml).unwrap();
     assert_eq!(route(&rules, ADT, "PAS_In", NOW).0, ["A"]);
-    let e = load_text("t.toml", "class = \"T\"\n[[rule_set]]\n[[rule_set.rule]]\n[[rule_set.rule.when]]\ncondition = \"1\"\nactions = [{ send = \"A\", transform = \"X.DTL\" }]\n").unwrap_err();
-    assert!(
-        e.to_string().contains("transforms are not supported yet"),
-        "{e}"
-    );
-    assert_eq!(e.line, 6);
+    let text = "class = \"T\"\n[[rule_set]]\n[[rule_set.rule]]\n[[rule_set.rule.when]]\ncondition = \"1\"\nactions = [{ send = \"A,B\", transform = \"X.DTL\" }, { send = \"A\" }]\n";
+    let rules = load_text("t.toml", text).unwrap();
+    assert_eq!(rules.transforms(), ["X.DTL"]);
+    let m = Message::scan(ADT).unwrap();
+    let input = Input {
+        message: &m,
+        source: "S",
+        category: "2.5",
+        now: NOW,
+    };
+    let mut out = Outcome::new(false);
+    rules.evaluate(&input, &mut out);
+    let sends: Vec<(u32, u32)> = out
+        .decisions
+        .iter()
+        .map(|d| (d.target, d.transform))
+        .collect();
+    // A and B through X.DTL; A again untransformed (another send, not a duplicate).
+    assert_eq!(sends, [(0, 0), (1, 0), (0, crate::rules::NO_TRANSFORM)]);
 }

@@ -185,3 +185,31 @@ pub fn check_sends(
     }
     Ok(())
 }
+
+/// The DTL classes of each `send transform=` value of `rules` (in
+/// [`crate::rules::CompiledRules::transforms`] order; a comma list is a chain, run in
+/// order). [`check_sends`] has loaded each already; an error here names the rule file.
+pub fn router_transforms(
+    lib: &Library,
+    rules: &crate::rules::CompiledRules,
+) -> Result<Vec<Vec<Compiled>>, crate::rules::RuleError> {
+    rules
+        .transforms()
+        .iter()
+        .map(|value| {
+            crate::rules::model::split_list(value)
+                .iter()
+                .map(|name| {
+                    lib.compile_transform(name, lib.transform_skip_code)
+                        .map_err(|e| crate::rules::RuleError {
+                            file: rules.file.clone(),
+                            line: 0,
+                            class: Some(rules.class.clone()),
+                            rule: None,
+                            message: format!("send transform={name:?} does not load: {e}"),
+                        })
+                })
+                .collect()
+        })
+        .collect()
+}

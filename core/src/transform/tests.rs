@@ -351,13 +351,20 @@ fn a_send_transform_naming_nothing_loadable_is_a_load_error_at_the_send() {
                 .contains("dtl.toml:3: class T.Dtl: <code>: ObjectScript blocks"),
         "{e}"
     );
-    // Skipped code: the class loads, and the router says it does not run transforms yet.
-    let e = rule_with("T.Dtl", true, dtl);
-    assert!(
-        e.message
-            .contains("transforms are not supported yet in a router"),
-        "{e}"
-    );
+    // Skipped code: the class loads, and so does the rule that sends through it.
+    let dir = folder(&[
+        (
+            "rule.toml",
+            &RULE_SENDING_THROUGH.replace("TRANSFORM", "T.Dtl"),
+        ),
+        ("dtl.toml", dtl),
+    ]);
+    let mut lib = Library::load(&[dir.path().to_path_buf()]);
+    lib.transform_skip_code = true;
+    let rules = lib.compile("T.Rule").unwrap();
+    let chains = crate::transform::library::router_transforms(&lib, &rules).unwrap();
+    assert_eq!(chains.len(), 1);
+    assert_eq!(chains[0][0].name, "T.Dtl");
 }
 
 /// `()` on a target segment is a new instance (IRIS's "next"), as the corpus
