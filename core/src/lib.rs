@@ -13,4 +13,5 @@ pub mod reply_code_actions;
 pub mod ring;
 pub mod rules;
 pub mod shard;
+pub mod stalls;
 pub mod transform;
