@@ -13,5 +13,4 @@ pub mod reply_code_actions;
 pub mod ring;
 pub mod rules;
 pub mod shard;
-pub mod stalls;
 pub mod transform;

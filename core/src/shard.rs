@@ -178,11 +178,11 @@ where
                 // the file items' I/O, so it has room for both. It is unbound: glommio
                 // would otherwise pin it to the shard's own CPU, where each sync's
                 // wake-up would preempt the shard.
-                let builder = LocalExecutorBuilder::new(placement)
+                let made = LocalExecutorBuilder::new(placement)
                     .name(&format!("hie-shard-{shard}"))
                     .io_memory(io_memory)
-                    .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS));
-                let made = crate::stalls::detect_stalls(builder).make();
+                    .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS))
+                    .make();
                 let executor = match made {
                     Ok(executor) => {
                         let _ = ready_tx.send(Ok(()));
@@ -198,8 +198,6 @@ where
                     return None;
                 }
                 let _ended = Ended { shard, tx: ended };
-                let _stalls = crate::stalls::StallWatch::start()
-                    .map_err(|e| tracing::warn!(shard, "reactor stalls are not counted: {e}"));
                 Some(executor.run(main(shard)))
             })
             .map_err(|source| ShardError::Thread { shard, source });

@@ -110,18 +110,23 @@ fn file_service(name: &str, dir: &std::path::Path, grace: &str) -> String {
 #[test]
 fn an_unreadable_file_path_alerts_once_its_grace_period_has_passed_and_clears() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = dir.path().join("in");
+    // A directory each: services sharing one would race for its files.
+    let inbox = |name: &str| dir.path().join(format!("in-{name}"));
     let outbox = dir.path().join("out");
-    std::fs::create_dir_all(&inbox).unwrap();
+    for name in ["Now", "Later", "Never"] {
+        std::fs::create_dir_all(inbox(name)).unwrap();
+    }
     let text = head("ServiceGrace", 1)
-        + &file_service("Now", &inbox, "0")
-        + &file_service("Later", &inbox, "3")
-        + &file_service("Never", &inbox, "600")
+        + &file_service("Now", &inbox("Now"), "0")
+        + &file_service("Later", &inbox("Later"), "3")
+        + &file_service("Never", &inbox("Never"), "600")
         + &common::file_operation("Out", &outbox, "out.hl7");
     let config = common::write_production(dir.path(), &text);
     let data = dir.path().join("data");
     let hie = hie_tests::Hie::start(&config, &data, &["--no-pin", "--log", "info"]);
-    std::fs::remove_dir(&inbox).unwrap();
+    for name in ["Now", "Later", "Never"] {
+        std::fs::remove_dir(inbox(name)).unwrap();
+    }
     let gone = Instant::now();
 
     assert!(
@@ -144,8 +149,10 @@ fn an_unreadable_file_path_alerts_once_its_grace_period_has_passed_and_clears() 
     assert_eq!(raised(&log, "Never"), 0, "{log}");
 
     // The directory is back: the alerts clear, and its files flow again.
-    std::fs::create_dir_all(&inbox).unwrap();
-    std::fs::write(inbox.join("a.hl7"), adt("F-1", "P1")).unwrap();
+    for name in ["Now", "Later", "Never"] {
+        std::fs::create_dir_all(inbox(name)).unwrap();
+    }
+    std::fs::write(inbox("Now").join("a.hl7"), adt("F-1", "P1")).unwrap();
     assert!(
         wait_until(Duration::from_secs(15), || cleared(&hie.log(), "Now")
             && cleared(&hie.log(), "Later")),

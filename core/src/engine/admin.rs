@@ -150,8 +150,6 @@ pub struct ShardEngineStats {
     pub ring_inbound_queued: usize,
     /// Of those, `(sending shard, values)` for each ring towards this shard.
     pub ring_inbound_by_peer: Vec<(usize, usize)>,
-    /// Reactor stalls counted since the shard started (see [`crate::stalls`]).
-    pub reactor_stalls: u64,
 }
 
 /// Every shard's engine counters, of the shards that answer within [`METRICS_TIMEOUT`].
@@ -169,7 +167,6 @@ pub fn engine_stats(caller: &Caller) -> Vec<ShardEngineStats> {
                     tasks,
                     ring_inbound_queued: shard.rings().inbound_queued(),
                     ring_inbound_by_peer: shard.rings().inbound_queued_by_peer(),
-                    reactor_stalls: crate::stalls::stalls(),
                 }
             }
         }

@@ -30,8 +30,6 @@
 //! hie_wal_sync_seconds{shard}              histogram of its fdatasyncs' latency
 //! hie_shard_busy_seconds_total{shard}      the executor's time running tasks, and the
 //! hie_shard_tasks_total{shard}              tasks it ran
-//! hie_shard_reactor_stalls_total{shard}    its task queues' runs past their budget
-//!                                           (see hie_core::stalls)
 //! hie_ring_inbound_queued{shard}           waiting in the rings towards the shard
 //! hie_ring_queued{shard,peer}              of those, in the ring from shard `peer`
 //! hie_item_oldest_queued_age_seconds{item} the oldest queued message's wait
@@ -413,7 +411,7 @@ fn last_message(metrics: &EngineMetrics) -> MetricFamily {
 
 type WalValue = fn(&ShardEngineStats) -> f64;
 
-const WAL_FAMILIES: [(&str, &str, MetricType, WalValue); 13] = [
+const WAL_FAMILIES: [(&str, &str, MetricType, WalValue); 12] = [
     (
         "hie_ring_inbound_queued",
         "Messages waiting in the rings from the other shards to this one.",
@@ -431,12 +429,6 @@ const WAL_FAMILIES: [(&str, &str, MetricType, WalValue); 13] = [
         "Tasks the shard's executor ran.",
         MetricType::COUNTER,
         |w| w.tasks as f64,
-    ),
-    (
-        "hie_shard_reactor_stalls_total",
-        "Times a task queue of the shard ran over its budget by more than 10 ms without yielding.",
-        MetricType::COUNTER,
-        |w| w.reactor_stalls as f64,
     ),
     (
         "hie_wal_records_total",
