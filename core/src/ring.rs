@@ -164,6 +164,16 @@ impl<T> ShardRings<T> {
             .sum()
     }
 
+    /// Values waiting in each ring towards this shard, as `(sending shard, values)` (for
+    /// the admin API; a ring in use at the moment is left out).
+    pub fn inbound_queued_by_peer(&self) -> Vec<(usize, usize)> {
+        self.inbound
+            .iter()
+            .enumerate()
+            .filter_map(|(peer, ring)| Some((peer, ring.as_ref()?.try_borrow().ok()?.slots())))
+            .collect()
+    }
+
     /// Pushes `value` to shard `to`, or hands it back if that ring is full.
     ///
     /// Panics if `to` is this shard or out of range: routing to oneself goes through the
@@ -313,9 +323,11 @@ mod tests {
             one.try_push(2, 100 + v).unwrap();
         }
         assert_eq!((two.inbound_queued(), zero.inbound_queued()), (8, 0));
+        assert_eq!(two.inbound_queued_by_peer(), [(0, 4), (1, 4)]);
         let mut got = Vec::new();
         assert_eq!(two.drain(3, |from, v| got.push((from, v))), 3);
         assert_eq!(two.inbound_queued(), 5);
+        assert_eq!(two.inbound_queued_by_peer(), [(0, 1), (1, 4)]);
         assert_eq!(two.drain(usize::MAX, |from, v| got.push((from, v))), 5);
         let from_zero: Vec<u32> = got.iter().filter(|g| g.0 == 0).map(|g| g.1).collect();
         let from_one: Vec<u32> = got.iter().filter(|g| g.0 == 1).map(|g| g.1).collect();

@@ -243,6 +243,15 @@ fn metrics_scraped_under_load_pass_promtool_and_add_up_once_settled() {
         text.contains("\nhie_shard_busy_seconds_total{shard=\"1\"} "),
         "{text}"
     );
+    // Each ordered pair of shards has its ring.
+    for (shard, peer) in [("0", "1"), ("1", "0")] {
+        let line = format!("\nhie_ring_queued{{shard=\"{shard}\",peer=\"{peer}\"}} ");
+        assert!(text.contains(&line), "{line}: {text}");
+    }
+    assert!(
+        !text.contains("shard=\"0\",peer=\"0\""),
+        "no ring to itself: {text}"
+    );
     for item in [IN, OUT] {
         let line = format!("hie_item_last_message_age_seconds{{item=\"{item}\"}}");
         assert!(text.contains(&line), "{line}: {text}");

@@ -293,22 +293,13 @@ pub const HOST_ALL: &[SettingSpec] = &[
 ];
 
 /// Business services.
-pub const SERVICE_HOST: &[SettingSpec] = &[
-    s(
-        "TargetConfigNames",
-        H,
-        ValueType::Targets,
-        "",
-        "items that receive what the service gets",
-    ),
-    no(
-        "AlertGracePeriod",
-        H,
-        int(0, DAY_S),
-        "0",
-        "seconds an error may last before alerting",
-    ),
-];
+pub const SERVICE_HOST: &[SettingSpec] = &[s(
+    "TargetConfigNames",
+    H,
+    ValueType::Targets,
+    "",
+    "items that receive what the service gets",
+)];
 
 /// Business processes.
 pub const PROCESS_HOST: &[SettingSpec] = &[
@@ -397,12 +388,12 @@ pub const OPERATION_HOST: &[SettingSpec] = &[
         "E=F",
         "what each reply or error leads to",
     ),
-    no(
+    s(
         "AlertRetryGracePeriod",
         H,
         int(0, DAY_S),
         "0",
-        "seconds of retries before alerting",
+        "seconds a delivery error may last, retried, before AlertOnError alerts",
     ),
 ];
 

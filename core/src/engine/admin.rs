@@ -139,7 +139,7 @@ pub fn metrics(caller: &Caller, production: &str) -> EngineMetrics {
 
 /// One shard's WAL counters since it opened, its segments now, its executor's time
 /// running tasks and tasks run since it started, and what waits in its inbound rings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ShardEngineStats {
     pub shard: usize,
     pub wal: WalStats,
@@ -148,6 +148,8 @@ pub struct ShardEngineStats {
     pub tasks: u64,
     /// Values waiting in the rings from the other shards to this one.
     pub ring_inbound_queued: usize,
+    /// Of those, `(sending shard, values)` for each ring towards this shard.
+    pub ring_inbound_by_peer: Vec<(usize, usize)>,
 }
 
 /// Every shard's engine counters, of the shards that answer within [`METRICS_TIMEOUT`].
@@ -164,6 +166,7 @@ pub fn engine_stats(caller: &Caller) -> Vec<ShardEngineStats> {
                     busy,
                     tasks,
                     ring_inbound_queued: shard.rings().inbound_queued(),
+                    ring_inbound_by_peer: shard.rings().inbound_queued_by_peer(),
                 }
             }
         }

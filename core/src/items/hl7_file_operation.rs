@@ -31,6 +31,7 @@ use crate::config::Framing;
 use crate::engine::metrics::Stage;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{Envelope, ItemId, OriginRecord};
+use crate::items::error_spell::{self, ErrorSpell};
 use crate::items::filename::{LocalTime, expand};
 use crate::items::kinds::hl7_file_operation::FileOperationPlan;
 use crate::items::{WorkerExit, alert, next_entry, requeue};
@@ -149,6 +150,7 @@ pub async fn run(
         plan.settings.filename.clone()
     };
     let mut batch: Vec<Envelope> = Vec::with_capacity(WRITE_BATCH_MAX);
+    let mut spell = ErrorSpell::new(plan.settings.alert_retry_grace_s);
     loop {
         let Some(first) = next_entry(&shard, item, &queue).await else {
             return WorkerExit::Stopped;
@@ -178,6 +180,9 @@ pub async fn run(
                 .await;
             match written {
                 Ok(()) => {
+                    if spell.cleared() {
+                        error_spell::cleared(&shard, item);
+                    }
                     for env in batch.drain(..) {
                         shard
                             .metrics()
@@ -205,6 +210,11 @@ pub async fn run(
                     }
                     for env in &batch {
                         shard.hook_error(item, env, &what);
+                    }
+                    if shard.plan().item(item).alert_on_error
+                        && let Some(lasted) = spell.failed(Instant::now())
+                    {
+                        error_spell::raise(&shard, item, lasted, &format!("retrying: {what}"));
                     }
                     let retries = &shard.counters(item).retries;
                     retries.set(retries.get() + 1);

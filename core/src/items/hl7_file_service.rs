@@ -25,12 +25,15 @@
 //!   its place in the file and its error (with the byte offset where the scanner gives
 //!   one). (IRIS sends such a message to the service's `BadMessageHandler`; hie's HL7
 //!   services have no `BadMessageHandler`, and the held list holds only stored messages.)
+//! - A `FilePath` that cannot be listed is logged at each poll; with `AlertOnError` it
+//!   alerts once it has stayed so for `AlertGracePeriod` ([`error_spell`]), and the alert
+//!   clears at the next poll that lists it.
 //! - Directory listing and file reads run on glommio's blocking thread pool.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use hie_hl7::{Batch, Envelope, Message, ScanIndex};
 
@@ -39,6 +42,7 @@ use crate::engine::control::ItemState;
 use crate::engine::ingest::envelope;
 use crate::engine::runtime::{Phase, Shard, partition_key};
 use crate::envelope::{ItemId, MessageId};
+use crate::items::error_spell::{self, ErrorSpell};
 use crate::items::filename::{LocalTime, expand};
 use crate::items::hl7_tcp_service::check_charset;
 use crate::items::kinds::hl7_file_service::FileServicePlan;
@@ -158,6 +162,7 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, plan: FileServicePlan) {
         .map(PathBuf::from);
     let interval = Duration::from_secs(u64::from(settings.call_interval_s.max(1)));
     let name = shard.plan().item(item).name.clone();
+    let mut spell = ErrorSpell::new(settings.alert_grace_s);
     loop {
         if shard.phase() >= Phase::StopServices {
             return;
@@ -170,6 +175,9 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, plan: FileServicePlan) {
                 .await
             {
                 Ok(files) => {
+                    if spell.cleared() {
+                        error_spell::cleared(&shard, item);
+                    }
                     for file in files {
                         if shard.phase() >= Phase::StopServices
                             || shard.states().get(item) != ItemState::Running
@@ -188,7 +196,15 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, plan: FileServicePlan) {
                         }
                     }
                 }
-                Err(e) => tracing::warn!(item = %name, "cannot list {}: {e}", dir.display()),
+                Err(e) => {
+                    let what = format!("cannot list {}: {e}", dir.display());
+                    tracing::warn!(item = %name, "{what}");
+                    if shard.plan().item(item).alert_on_error
+                        && let Some(lasted) = spell.failed(Instant::now())
+                    {
+                        error_spell::raise(&shard, item, lasted, &what);
+                    }
+                }
             }
         }
         // Sleep until the next poll, waking early for a state or phase change.

@@ -18,7 +18,8 @@
 //! never stops the production or the other items from starting.
 //!
 //! `AlertOnError` writes an `ALERT` line to the log for every failure, suspension and
-//! disablement. A message interrupted by a pause, a disable or shutdown goes back to the
+//! disablement, and one when failed attempts have lasted `AlertRetryGracePeriod`
+//! ([`error_spell`]). A message interrupted by a pause, a disable or shutdown goes back to the
 //! head of its queue (or, at shutdown, stays open in the WAL for the next start).
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -33,6 +34,7 @@ use crate::engine::metrics::Stage;
 use crate::engine::runtime::{Phase, Shard};
 use crate::envelope::{AppReply, Envelope, ItemId, OriginRecord};
 use crate::items::downstream_log::{Change, DownstreamLog};
+use crate::items::error_spell::{self, ErrorSpell};
 use crate::items::kinds::hl7_tcp_operation::TcpOperationPlan;
 use crate::items::mllp_reply::OutcomeFacts as _;
 use crate::items::{WorkerExit, alert, next_entry, requeue};
@@ -119,10 +121,12 @@ fn describe(outcome: &ReplyOutcome) -> String {
     }
 }
 
-/// The operation's connection to its downstream system and that connection's log.
+/// The operation's connection to its downstream system, that connection's log and its
+/// error condition (`AlertRetryGracePeriod`).
 struct Link<'a> {
     client: &'a mut MllpClient,
     log: &'a mut DownstreamLog,
+    spell: &'a mut ErrorSpell,
 }
 
 /// How one message ended at this operation.
@@ -147,6 +151,7 @@ pub async fn run(
     let per_message = plan.settings.stay_connected == config::StayConnected::AfterEachMessage;
     let downstream = format!("{}:{}", plan.settings.ip_address.trim(), plan.settings.port);
     let mut log = DownstreamLog::new(&shard.plan().item(item).name, downstream, per_message);
+    let mut spell = ErrorSpell::new(plan.settings.alert_retry_grace_s);
     loop {
         if shard.states().get(item) != ItemState::Running {
             client.close().await;
@@ -161,6 +166,7 @@ pub async fn run(
         let link = Link {
             client: &mut client,
             log: &mut log,
+            spell: &mut spell,
         };
         let done = deliver_one(&shard, item, &queue, &plan, link, env).await;
         shard.work_ended(1);
@@ -182,7 +188,7 @@ async fn deliver_one(
     link: Link<'_>,
     mut env: Envelope,
 ) -> Done {
-    let Link { client, log } = link;
+    let Link { client, log, spell } = link;
     let first_attempt = Instant::now();
     shard.hook_before(item, &env);
     loop {
@@ -241,6 +247,12 @@ async fn deliver_one(
                     .is_some_and(|limit| first_attempt.elapsed() >= limit);
                 if !expired {
                     shard.hook_error(item, &env, &describe(&outcome));
+                    if shard.plan().item(item).alert_on_error
+                        && let Some(lasted) = spell.failed(Instant::now())
+                    {
+                        let what = format!("message {}: retrying: {}", env.id, describe(&outcome));
+                        error_spell::raise(shard, item, lasted, &what);
+                    }
                     let retries = &shard.counters(item).retries;
                     retries.set(retries.get() + 1);
                     tracing::debug!(id = %env.id, attempt = env.attempts, "retry: {}", describe(&outcome));
@@ -266,6 +278,9 @@ async fn deliver_one(
         }
         return match action {
             Action::Complete => {
+                if spell.cleared() {
+                    error_spell::cleared(shard, item);
+                }
                 shard.record(&env, OriginRecord::Completed);
                 Done::Recorded
             }

@@ -3,6 +3,7 @@
 //! rest of the engine only through its [`Shard`](crate::engine::runtime::Shard).
 
 pub mod downstream_log;
+pub mod error_spell;
 pub mod filename;
 pub mod hl7_file_operation;
 pub mod hl7_file_service;

@@ -31,6 +31,7 @@
 //! hie_shard_busy_seconds_total{shard}      the executor's time running tasks, and the
 //! hie_shard_tasks_total{shard}              tasks it ran
 //! hie_ring_inbound_queued{shard}           waiting in the rings towards the shard
+//! hie_ring_queued{shard,peer}              of those, in the ring from shard `peer`
 //! hie_item_oldest_queued_age_seconds{item} the oldest queued message's wait
 //! hie_item_connections{item}               a TCP service's open inbound connections
 //! hie_data_dir_free_bytes                  free space on the data directory's file system
@@ -516,7 +517,8 @@ fn sync_latency(stats: &[ShardEngineStats]) -> MetricFamily {
 }
 
 fn wal_families(wal: &[ShardEngineStats]) -> Vec<MetricFamily> {
-    std::iter::once(sync_latency(wal))
+    [sync_latency(wal), ring_queued(wal)]
+        .into_iter()
         .chain(WAL_FAMILIES.iter().map(|&(name, help, kind, value)| {
             let samples = wal
                 .iter()
@@ -525,6 +527,22 @@ fn wal_families(wal: &[ShardEngineStats]) -> Vec<MetricFamily> {
             family(name, help, kind, samples)
         }))
         .collect()
+}
+
+/// Values waiting in each ring, by receiving shard and sending shard (`peer`).
+fn ring_queued(wal: &[ShardEngineStats]) -> MetricFamily {
+    let samples = wal
+        .iter()
+        .flat_map(|w| {
+            let shard = w.shard.to_string();
+            w.ring_inbound_by_peer.iter().map(move |(peer, queued)| {
+                let pairs = labels(&[("shard", &shard), ("peer", &peer.to_string())]);
+                sample(pairs, MetricType::GAUGE, *queued as f64)
+            })
+        })
+        .collect();
+    let help = "Messages waiting in the ring from shard `peer` to shard `shard`.";
+    family("hie_ring_queued", help, MetricType::GAUGE, samples)
 }
 
 fn run_families(run: &RunFacts) -> Vec<MetricFamily> {

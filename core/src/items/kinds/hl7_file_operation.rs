@@ -36,6 +36,9 @@ pub struct Hl7FileOperationSettings {
     pub retry_interval_s: u32,
     /// `FailureTimeout`, default 15 s.
     pub failure_timeout: Timeout,
+    /// `AlertRetryGracePeriod` seconds failed attempts may last before `AlertOnError`
+    /// alerts, default 0 (see [`crate::items::error_spell`]).
+    pub alert_retry_grace_s: u32,
     /// `Framing`: what ends each message in the file, default `AsciiLF`.
     pub framing: Framing,
 }
@@ -124,6 +127,7 @@ impl HostKind for Hl7FileOperation {
             overwrite: r.bool(a, "Overwrite"),
             retry_interval_s: r.retry_interval(),
             failure_timeout: r.timeout(h, "FailureTimeout"),
+            alert_retry_grace_s: r.u32(h, "AlertRetryGracePeriod"),
             framing: r.output_framing(),
         })
     }

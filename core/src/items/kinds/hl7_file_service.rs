@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::config::catalog::{
-    A, BOOL, DAY_S, HL7_SERVICE_HOST, HOST_ALL, SERVICE_HOST, SettingSpec, TEXT, int, no, req, s,
+    A, BOOL, DAY_S, H, HL7_SERVICE_HOST, HOST_ALL, SERVICE_HOST, SettingSpec, TEXT, int, no, req, s,
 };
 use crate::config::model::{ItemKind, SettingTarget};
 use crate::config::settings::{BatchHandling, CharsetValidation, ItemSettings, Reader};
@@ -36,6 +36,9 @@ pub struct Hl7FileServiceSettings {
     pub batch_handling: BatchHandling,
     /// hie `CharsetValidation`, default `Declared`.
     pub charset_validation: CharsetValidation,
+    /// `AlertGracePeriod` seconds an unreadable `FilePath` may last before
+    /// `AlertOnError` alerts, default 0 (see [`crate::items::error_spell`]).
+    pub alert_grace_s: u32,
 }
 
 /// What a file service runs with.
@@ -44,6 +47,15 @@ pub struct FileServicePlan {
     /// Its settings.
     pub settings: Hl7FileServiceSettings,
 }
+
+/// Host settings of the file service.
+const FILE_SERVICE_HOST: &[SettingSpec] = &[s(
+    "AlertGracePeriod",
+    H,
+    int(0, DAY_S),
+    "0",
+    "seconds FilePath may stay unreadable before AlertOnError alerts",
+)];
 
 /// `EnsLib.File.InboundAdapter`.
 const FILE_INBOUND_ADAPTER: &[SettingSpec] = &[
@@ -115,6 +127,7 @@ impl HostKind for Hl7FileService {
             HL7_SERVICE_HOST,
             FILE_INBOUND_ADAPTER,
             SERVICE_HOST,
+            FILE_SERVICE_HOST,
             HOST_ALL,
         ]
     }
@@ -130,6 +143,7 @@ impl HostKind for Hl7FileService {
             call_interval_s: r.u32(a, "CallInterval"),
             batch_handling: r.batch_handling(),
             charset_validation: r.charset_validation(),
+            alert_grace_s: r.u32(SettingTarget::Host, "AlertGracePeriod"),
         })
     }
 

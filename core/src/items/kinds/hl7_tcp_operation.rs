@@ -44,6 +44,9 @@ pub struct Hl7TcpOperationSettings {
     pub retry_interval_s: u32,
     /// `FailureTimeout`, default 15 s.
     pub failure_timeout: Timeout,
+    /// `AlertRetryGracePeriod` seconds failed attempts may last before `AlertOnError`
+    /// alerts, default 0 (see [`crate::items::error_spell`]).
+    pub alert_retry_grace_s: u32,
     /// `ReplyCodeActions`, default `:?R=RF,:?E=S,:~=S,:?A=C,:*=S,:I?=W,:T?=C`.
     pub reply_code_actions: ReplyCodeActions,
 }
@@ -169,6 +172,7 @@ impl HostKind for Hl7TcpOperation {
             retry_interval_s: r.retry_interval(),
             failure_timeout: r.timeout(h, "FailureTimeout"),
             reply_code_actions: r.reply_code_actions(),
+            alert_retry_grace_s: r.u32(h, "AlertRetryGracePeriod"),
         })
     }
 

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::config::catalog::{
-    A, BOOL, DAY_S, HL7_SERVICE_HOST, HOST_ALL, SERVICE_HOST, SettingSpec, TEXT, ValueType, int,
+    A, BOOL, DAY_S, H, HL7_SERVICE_HOST, HOST_ALL, SERVICE_HOST, SettingSpec, TEXT, ValueType, int,
     no, req, s,
 };
 use crate::config::model::{Item, ItemKind, SettingTarget};
@@ -128,6 +128,15 @@ const TCP_INBOUND_ADAPTER: &[SettingSpec] = &[
     no("JobPerConnection", A, BOOL, "0", "one job per connection"),
 ];
 
+/// Host settings of the TCP service that hie records but does not use.
+const TCP_SERVICE_HOST: &[SettingSpec] = &[no(
+    "AlertGracePeriod",
+    H,
+    int(0, DAY_S),
+    "0",
+    "seconds a connection error may last before alerting (hie's TCP service raises no such alert)",
+)];
+
 impl HostKind for Hl7TcpService {
     fn classes(&self) -> &'static [ClassDef] {
         &[ClassDef {
@@ -142,6 +151,7 @@ impl HostKind for Hl7TcpService {
             HL7_SERVICE_HOST,
             TCP_INBOUND_ADAPTER,
             SERVICE_HOST,
+            TCP_SERVICE_HOST,
             HOST_ALL,
         ]
     }
