@@ -243,6 +243,13 @@ fn metrics_scraped_under_load_pass_promtool_and_add_up_once_settled() {
         text.contains("\nhie_shard_busy_seconds_total{shard=\"1\"} "),
         "{text}"
     );
+    for family in [
+        "hie_shard_reactor_stalls_total",
+        "hie_shard_reactor_stall_seconds_total",
+    ] {
+        let line = format!("\n{family}{{shard=\"1\"}} ");
+        assert!(text.contains(&line), "{line}: {text}");
+    }
     // Each ordered pair of shards has its ring.
     for (shard, peer) in [("0", "1"), ("1", "0")] {
         let line = format!("\nhie_ring_queued{{shard=\"{shard}\",peer=\"{peer}\"}} ");

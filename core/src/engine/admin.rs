@@ -146,6 +146,9 @@ pub struct ShardEngineStats {
     pub segments: usize,
     pub busy: Duration,
     pub tasks: u64,
+    /// Reactor stalls and their lateness summed (`ShardMetrics::stalls`).
+    pub stalls: u64,
+    pub stalled: Duration,
     /// Values waiting in the rings from the other shards to this one.
     pub ring_inbound_queued: usize,
     /// Of those, `(sending shard, values)` for each ring towards this shard.
@@ -159,12 +162,15 @@ pub fn engine_stats(caller: &Caller) -> Vec<ShardEngineStats> {
             let shard = Rc::clone(&on.shard);
             async move {
                 let (busy, tasks) = shard.metrics().executor_totals();
+                let (stalls, stalled) = shard.metrics().stalls();
                 ShardEngineStats {
                     shard: shard.index(),
                     wal: shard.wal().stats(),
                     segments: shard.wal().segments().len(),
                     busy,
                     tasks,
+                    stalls,
+                    stalled,
                     ring_inbound_queued: shard.rings().inbound_queued(),
                     ring_inbound_by_peer: shard.rings().inbound_queued_by_peer(),
                 }

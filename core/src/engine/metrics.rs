@@ -206,7 +206,18 @@ pub struct ShardMetrics {
     /// [`ShardMetrics::executor_totals`] (glommio hands its counters over and resets them).
     executor_busy: Cell<Duration>,
     executor_tasks: Cell<u64>,
+    /// Reactor stalls the probe saw ([`ShardMetrics::note_probe_lateness`]), and their
+    /// lateness summed.
+    stalls: Cell<u64>,
+    stalled: Cell<Duration>,
 }
+
+/// How often each shard's reactor probe sleeps and checks how late it woke.
+pub const REACTOR_PROBE_INTERVAL: Duration = Duration::from_millis(20);
+/// A probe that wakes at least this late past its deadline counts one reactor stall: the
+/// shard did not get back to its timers for that long (a task that ran without yielding,
+/// a blocking call on the shard's thread, or the OS not running the thread).
+pub const REACTOR_STALL_MIN: Duration = Duration::from_millis(20);
 
 impl ShardMetrics {
     /// Counters for every item of `plan`; histograms for the stages of the items that run
@@ -230,10 +241,16 @@ impl ShardMetrics {
                 }
             })
             .collect();
+        ShardMetrics::of_items(items)
+    }
+
+    fn of_items(items: Vec<ItemMetrics>) -> Self {
         ShardMetrics {
             items,
             executor_busy: Cell::new(Duration::ZERO),
             executor_tasks: Cell::new(0),
+            stalls: Cell::new(0),
+            stalled: Cell::new(Duration::ZERO),
         }
     }
 
@@ -247,6 +264,20 @@ impl ShardMetrics {
         self.executor_tasks
             .set(self.executor_tasks.get() + stats.tasks_executed());
         (self.executor_busy.get(), self.executor_tasks.get())
+    }
+
+    /// The reactor probe woke `late` past its deadline: a stall when at least
+    /// [`REACTOR_STALL_MIN`].
+    pub fn note_probe_lateness(&self, late: Duration) {
+        if late >= REACTOR_STALL_MIN {
+            self.stalls.set(self.stalls.get() + 1);
+            self.stalled.set(self.stalled.get() + late);
+        }
+    }
+
+    /// Reactor stalls since the shard started, and their lateness summed.
+    pub fn stalls(&self) -> (u64, Duration) {
+        (self.stalls.get(), self.stalled.get())
     }
 
     pub fn counters(&self, item: ItemId) -> &ItemCounters {
@@ -532,6 +563,18 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_wake_up_at_least_the_stall_minimum_late_counts_one_stall() {
+        let metrics = ShardMetrics::of_items(Vec::new());
+        metrics.note_probe_lateness(Duration::ZERO);
+        metrics.note_probe_lateness(REACTOR_STALL_MIN - Duration::from_millis(1));
+        assert_eq!(metrics.stalls(), (0, Duration::ZERO), "on time, or nearly");
+        metrics.note_probe_lateness(REACTOR_STALL_MIN);
+        metrics.note_probe_lateness(Duration::from_millis(500));
+        let late = REACTOR_STALL_MIN + Duration::from_millis(500);
+        assert_eq!(metrics.stalls(), (2, late));
+    }
+
+    #[test]
     fn shards_merge_into_one_histogram_per_stage_and_summed_counters() {
         let mut all = EngineMetrics::new("P");
         all.merge(0, snapshot("In", Stage::Durable, &[100, 200], 2));
@@ -553,17 +596,13 @@ mod tests {
 
     #[test]
     fn the_last_message_is_the_latest_over_the_stages_and_the_shards() {
-        let metrics = ShardMetrics {
-            executor_busy: Cell::new(Duration::ZERO),
-            executor_tasks: Cell::new(0),
-            items: vec![ItemMetrics {
-                counters: ItemCounters::default(),
-                last_message_at: Cell::new(None),
-                last_error: RefCell::new(None),
-                latency: Stage::ALL
-                    .map(|s| (s == Stage::Durable).then(|| RefCell::new(latency_histogram()))),
-            }],
-        };
+        let metrics = ShardMetrics::of_items(vec![ItemMetrics {
+            counters: ItemCounters::default(),
+            last_message_at: Cell::new(None),
+            last_error: RefCell::new(None),
+            latency: Stage::ALL
+                .map(|s| (s == Stage::Durable).then(|| RefCell::new(latency_histogram()))),
+        }]);
         let before = Instant::now();
         metrics.record_since(0, Stage::Durable, before);
         let at = metrics.items[0].last_message_at.get().expect("set");
@@ -607,17 +646,13 @@ mod tests {
 
     #[test]
     fn a_latency_past_the_maximum_is_counted_at_the_maximum_without_growing() {
-        let metrics = ShardMetrics {
-            executor_busy: Cell::new(Duration::ZERO),
-            executor_tasks: Cell::new(0),
-            items: vec![ItemMetrics {
-                counters: ItemCounters::default(),
-                last_message_at: Cell::new(None),
-                last_error: RefCell::new(None),
-                latency: Stage::ALL
-                    .map(|s| (s == Stage::Routed).then(|| RefCell::new(latency_histogram()))),
-            }],
-        };
+        let metrics = ShardMetrics::of_items(vec![ItemMetrics {
+            counters: ItemCounters::default(),
+            last_message_at: Cell::new(None),
+            last_error: RefCell::new(None),
+            latency: Stage::ALL
+                .map(|s| (s == Stage::Routed).then(|| RefCell::new(latency_histogram()))),
+        }]);
         let before = metrics.items[0].latency[1]
             .as_ref()
             .unwrap()

@@ -20,6 +20,7 @@ use crate::engine::control::ItemState;
 use crate::engine::held::{HeldEntry, HeldKind};
 use crate::engine::hold::HoldLists;
 use crate::engine::ingest::{Rebuilt, copies};
+use crate::engine::metrics::REACTOR_PROBE_INTERVAL;
 use crate::engine::runtime::{DRAIN_BATCH_MAX, Phase, Shard, Shared};
 use crate::engine::shard_call::{self, ShardTask};
 use crate::engine::supervise;
@@ -111,6 +112,7 @@ pub async fn run(
         Rc::clone(&done),
     ));
     let recorder = glommio::spawn_local(Rc::clone(&shard).run_recorder());
+    glommio::spawn_local(reactor_probe(Rc::clone(&shard))).detach();
 
     let workers = supervise::start_workers(&shard);
     recover(&shard, recovery).await;
@@ -173,6 +175,18 @@ pub async fn run(
 
 /// True when nothing held waits for a running item (a paused or disabled item's held
 /// envelopes stay open in the WAL, as its queue does, and shutdown does not wait for them).
+/// Sleeps [`REACTOR_PROBE_INTERVAL`] again and again, noting how late each wake-up comes
+/// (reactor stalls, `hie_shard_reactor_stalls_total`), until the shard stops. Detached:
+/// the executor drops it when the shard's run ends.
+async fn reactor_probe(shard: Rc<Shard>) {
+    while shard.phase() < Phase::Stop {
+        let asleep = std::time::Instant::now();
+        glommio::timer::sleep(REACTOR_PROBE_INTERVAL).await;
+        let late = asleep.elapsed().saturating_sub(REACTOR_PROBE_INTERVAL);
+        shard.metrics().note_probe_lateness(late);
+    }
+}
+
 fn holds_idle(shard: &Shard, holds: &Holds) -> bool {
     holds
         .borrow()

@@ -30,6 +30,8 @@
 //! hie_wal_sync_seconds{shard}              histogram of its fdatasyncs' latency
 //! hie_shard_busy_seconds_total{shard}      the executor's time running tasks, and the
 //! hie_shard_tasks_total{shard}              tasks it ran
+//! hie_shard_reactor_stalls_total{shard}    wake-ups of its probe 20 ms or more late, and
+//! hie_shard_reactor_stall_seconds_total{shard}   their lateness (engine::metrics)
 //! hie_ring_inbound_queued{shard}           waiting in the rings towards the shard
 //! hie_ring_queued{shard,peer}              of those, in the ring from shard `peer`
 //! hie_item_oldest_queued_age_seconds{item} the oldest queued message's wait
@@ -411,7 +413,7 @@ fn last_message(metrics: &EngineMetrics) -> MetricFamily {
 
 type WalValue = fn(&ShardEngineStats) -> f64;
 
-const WAL_FAMILIES: [(&str, &str, MetricType, WalValue); 12] = [
+const WAL_FAMILIES: [(&str, &str, MetricType, WalValue); 14] = [
     (
         "hie_ring_inbound_queued",
         "Messages waiting in the rings from the other shards to this one.",
@@ -429,6 +431,18 @@ const WAL_FAMILIES: [(&str, &str, MetricType, WalValue); 12] = [
         "Tasks the shard's executor ran.",
         MetricType::COUNTER,
         |w| w.tasks as f64,
+    ),
+    (
+        "hie_shard_reactor_stalls_total",
+        "Times the shard's reactor probe woke 20 ms or more past its deadline.",
+        MetricType::COUNTER,
+        |w| w.stalls as f64,
+    ),
+    (
+        "hie_shard_reactor_stall_seconds_total",
+        "The lateness of those wake-ups, summed.",
+        MetricType::COUNTER,
+        |w| w.stalled.as_secs_f64(),
     ),
     (
         "hie_wal_records_total",
