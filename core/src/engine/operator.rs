@@ -123,6 +123,8 @@ fn names(shard: &Shard, items: &[ItemId]) -> String {
 /// bytes.
 struct Stored {
     source: String,
+    /// The message it was made from (a `Created` one's parent).
+    parent: Option<u64>,
     partition_key: String,
     bytes: Vec<u8>,
 }
@@ -135,6 +137,10 @@ async fn read_message(shard: &Shard, wal_id: u64) -> Result<Stored, String> {
         .await
         .map_err(|e| format!("reading message {id} from the WAL: {e}"))?
         .ok_or_else(|| format!("message {id} is no longer in the WAL"))?;
+    let parent = match found.record() {
+        Some(Record::Created { parent, .. }) => Some(parent),
+        _ => None,
+    };
     match found.record() {
         Some(
             Record::MessageReceived {
@@ -151,6 +157,7 @@ async fn read_message(shard: &Shard, wal_id: u64) -> Result<Stored, String> {
             },
         ) => Ok(Stored {
             source: source.to_string(),
+            parent,
             partition_key: meta.partition_key.to_string(),
             bytes: bytes.to_vec(),
         }),
@@ -167,7 +174,12 @@ async fn show(shard: &Shard, wal_id: u64) -> HeldReply {
             .collect()
     };
     let stored = read_message(shard, wal_id).await?;
-    let rules = rule_outcomes(shard, wal_id).await?;
+    // A made message went where its parent's rules sent it.
+    let mut rules = match stored.parent {
+        Some(parent) => rule_outcomes(shard, parent).await?,
+        None => Vec::new(),
+    };
+    rules.extend(rule_outcomes(shard, wal_id).await?);
     Ok(json!({
         "message_id": message_id(shard, wal_id).to_string(),
         "source": stored.source,
