@@ -11,7 +11,7 @@
 //! - `enable|disable|restart|pause|resume ITEM`: ITEM is one argument, so a name with
 //!   spaces is quoted as the shell quotes it (`hie ctl disable "Main ADT Router"`).
 //! - `held` (or `suspended`): the failed and suspended messages (id, item, kind, time,
-//!   MSH-9, MSH-10, reason); `show ID` prints a held message; `resend ID` and
+//!   MSH-9, MSH-10, reason); `show ID` prints a held message (then, one a line, what routers' rules decided for it); `resend ID` and
 //!   `discard ID` act on it (`--item ITEM` when it is held at several items).
 //! - `histograms [ITEM]`: latency percentiles per item and stage, merged over the
 //!   shards (see [`hie_core::engine::metrics`]).
@@ -76,7 +76,7 @@ pub enum CtlCommand {
     /// The failed and suspended messages.
     #[command(visible_alias = "suspended")]
     Held,
-    /// Print a held message.
+    /// Print a held message and what routers' rules decided for it.
     Show { id: String },
     /// Deliver a held message again to the item where it is held.
     Resend {
@@ -223,6 +223,11 @@ fn human(command: &CtlCommand, value: &Value) -> String {
             let message = value["message"].as_str().unwrap_or_default();
             let mut text = message.replace('\r', "\n");
             if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            for rule in value["rules"].as_array().into_iter().flatten() {
+                text.push_str("routed by ");
+                text.push_str(rule["text"].as_str().unwrap_or_default());
                 text.push('\n');
             }
             text

@@ -571,7 +571,7 @@ pub const ROUTER_HOST: &[SettingSpec] = &[
         H,
         TEXT,
         "r",
-        "rule log flags: hie logs each evaluation's trace when they hold c, d or a",
+        "rule log flags: not empty (default r): each evaluation's rule set, fired rules and sends go into the message's WAL record, shown by hie ctl show; c, d or a also log its trace",
     ),
     s(
         "ActOnTransformError",

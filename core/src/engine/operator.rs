@@ -1,5 +1,6 @@
 //! What an operator does with held messages (see [`super::held`]), on the message's
-//! origin shard: list them, show one (its bytes read back from the WAL), resend one to
+//! origin shard: list them, show one (its bytes and what routers' rules decided for it,
+//! read back from the WAL), resend one to
 //! the item where it is held, discard one.
 //!
 //! Invariants:
@@ -17,6 +18,7 @@ use serde_json::json;
 
 use crate::engine::held::{HeldEntry, HeldKind, utc_text};
 use crate::engine::ingest::{envelope, scan_of};
+use crate::engine::ruled;
 use crate::engine::runtime::{Shard, text_of};
 use crate::envelope::{ItemId, MessageId};
 
@@ -121,6 +123,8 @@ fn names(shard: &Shard, items: &[ItemId]) -> String {
 /// bytes.
 struct Stored {
     source: String,
+    /// The message it was made from (a `Created` one's parent).
+    parent: Option<u64>,
     partition_key: String,
     bytes: Vec<u8>,
 }
@@ -133,6 +137,10 @@ async fn read_message(shard: &Shard, wal_id: u64) -> Result<Stored, String> {
         .await
         .map_err(|e| format!("reading message {id} from the WAL: {e}"))?
         .ok_or_else(|| format!("message {id} is no longer in the WAL"))?;
+    let parent = match found.record() {
+        Some(Record::Created { parent, .. }) => Some(parent),
+        _ => None,
+    };
     match found.record() {
         Some(
             Record::MessageReceived {
@@ -149,6 +157,7 @@ async fn read_message(shard: &Shard, wal_id: u64) -> Result<Stored, String> {
             },
         ) => Ok(Stored {
             source: source.to_string(),
+            parent,
             partition_key: meta.partition_key.to_string(),
             bytes: bytes.to_vec(),
         }),
@@ -165,12 +174,52 @@ async fn show(shard: &Shard, wal_id: u64) -> HeldReply {
             .collect()
     };
     let stored = read_message(shard, wal_id).await?;
+    // A made message went where its parent's rules sent it.
+    let mut rules = match stored.parent {
+        Some(parent) => rule_outcomes(shard, parent).await?,
+        None => Vec::new(),
+    };
+    rules.extend(rule_outcomes(shard, wal_id).await?);
     Ok(json!({
         "message_id": message_id(shard, wal_id).to_string(),
         "source": stored.source,
         "held": held,
+        "rules": rules,
         "message": text_of(&stored.bytes),
     }))
+}
+
+/// What routers' rules decided for message `wal_id` (its `Ruled` records), in order.
+async fn rule_outcomes(shard: &Shard, wal_id: u64) -> Result<Vec<serde_json::Value>, String> {
+    let id = message_id(shard, wal_id);
+    let stored = shard
+        .wal()
+        .find_ruled(wal_id)
+        .await
+        .map_err(|e| format!("reading message {id}'s rule outcomes from the WAL: {e}"))?;
+    Ok(stored
+        .iter()
+        .filter_map(|r| {
+            let record = r.record()?;
+            let Record::Ruled {
+                router,
+                rule_set,
+                fired,
+                decisions,
+                ..
+            } = record
+            else {
+                return None;
+            };
+            Some(json!({
+                "router": router,
+                "rule_set": rule_set,
+                "fired": fired.iter().collect::<Vec<_>>(),
+                "decisions": decisions.iter().collect::<Vec<_>>(),
+                "text": ruled::text_of(&record)?,
+            }))
+        })
+        .collect())
 }
 
 async fn resend(shard: &Rc<Shard>, wal_id: u64, item: Option<ItemId>) -> HeldReply {

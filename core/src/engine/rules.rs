@@ -18,10 +18,11 @@
 //! message, recorded and sent on by [`crate::engine::made`]; a transform that fails
 //! leaves the message held at the router (see there).
 //!
-//! The WAL's routing records have no field for the rule that fired (an `Enqueued` names
-//! the target only, and adding one is a format change): the fired rules go to the log
-//! with `RuleLogging`, and the reason of a `Discarded` record says why a message was not
-//! routed.
+//! What the rules decided for a message (the rule set, the rules that fired, each send)
+//! goes into a `Ruled` record in the same WAL commit as its routing records, when the
+//! router's `RuleLogging` is not empty (IRIS's default `r`; `""` records nothing), for
+//! `hie ctl show` to print ([`crate::engine::ruled`]); the reason of a `Discarded` record
+//! says why a message was not routed.
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ use hie_persist::{Record, WalError};
 use crate::config::Production;
 use crate::engine::made::Made;
 use crate::engine::plan::{PlannedItem, Role, Target};
+use crate::engine::ruled::RuleNotes;
 use crate::engine::runtime::{Shard, hop_limit_reached, log_append_error};
 use crate::envelope::{Envelope, ItemId};
 use crate::rules::{CompiledRules, Input, NO_TRANSFORM, Outcome};
@@ -84,6 +86,8 @@ pub struct RouterRules {
     pub categories: Vec<String>,
     /// `RuleLogging` holds `c`, `d` or `a`: log each evaluation's trace.
     pub log_trace: bool,
+    /// `RuleLogging` is not empty: each outcome gets a `Ruled` record.
+    pub record_outcome: bool,
     /// The DTL classes of each `send transform=` value (`rules.transforms()` order).
     pub transforms: Vec<Vec<Compiled>>,
     /// `ActOnTransformError`: a transform error stops the message's routing (none of its
@@ -204,6 +208,7 @@ pub fn attach(
                     rules,
                     categories: categories.clone(),
                     log_trace: flags.contains(['c', 'd', 'a']),
+                    record_outcome: !flags.is_empty(),
                     transforms,
                     act_on_transform_error: is_true(setting("ActOnTransformError")),
                 }));
@@ -234,6 +239,8 @@ pub struct Routed {
     scratch: RuleScratch,
     /// The messages the batch's transforms made, and the transforms that failed.
     pub made: Made,
+    /// What the rules decided for each message, for its `Ruled` record.
+    notes: RuleNotes,
 }
 
 impl Routed {
@@ -247,6 +254,7 @@ impl Routed {
         self.targets.clear();
         self.ends.clear();
         self.made.clear();
+        self.notes.clear();
     }
 
     fn end_message(&mut self) {
@@ -306,6 +314,9 @@ impl Shard {
                     ),
                     Some(chosen) => {
                         let outcome = &routed.scratch.outcome;
+                        if let Some(rules) = item.rules.as_ref().filter(|r| r.record_outcome) {
+                            routed.notes.note(wal_id, &rules.rules, outcome);
+                        }
                         let made = match (&item.rules, chosen.deleted) {
                             (Some(rules), false) => self.transform_sends(
                                 rules,
@@ -353,6 +364,7 @@ impl Shard {
             }
             routed.end_message();
         }
+        routed.notes.records(&item.name, &mut records);
         let names = routed.made.names(self);
         routed.made.records(&item.name, batch, &names, &mut records);
         self.wal()
@@ -568,6 +580,55 @@ mod tests {
             assert_eq!(routed.of(1), [raw]);
             let why = routed.made.failure_of(1).expect("noted");
             assert!(why.contains("transform T.Bad, line 4"), "{why}");
+            shard.wal().close().await.unwrap();
+        });
+    }
+
+    /// The `Ruled` records of message `wal_id`, as `hie ctl show` prints them, once what
+    /// was submitted before is durable.
+    async fn ruled_texts(shard: &Shard, wal_id: u64) -> Vec<String> {
+        let marker = Record::Completed {
+            message_id: wal_id,
+            target: "R",
+        };
+        shard.wal().append(&marker).await.unwrap();
+        let stored = shard.wal().find_ruled(wal_id).await.unwrap();
+        stored
+            .iter()
+            .map(|r| crate::engine::ruled::text_of(&r.record().unwrap()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn each_rule_outcome_goes_into_a_ruled_record_of_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        glommio::LocalExecutor::default().run(async {
+            let shard = transforming_shard(dir.path(), "1").await;
+            let router = shard.plan().item_named("R").unwrap().id;
+            let batch = [
+                routed_envelope(&shard, "ADT^A01", 100),
+                routed_envelope(&shard, "ORU^R01", 101),
+            ];
+            for env in &batch {
+                let received = Record::MessageReceived {
+                    message_id: env.id.wal_id,
+                    source: "In",
+                    meta: hie_persist::MessageMeta::default(),
+                    bytes: &env.bytes,
+                };
+                shard.wal().append(&received).await.unwrap();
+            }
+            let mut routed = Routed::default();
+            shard.route_batch(router, &batch, &mut routed).unwrap();
+            assert_eq!(
+                ruled_texts(&shard, 100).await,
+                ["R: rule set (unnamed), fired #1 (when 1), #2 (when 1) → Out via T.Fix, Raw"]
+            );
+            // Not routed at all (ActOnTransformError), but what the rules said is kept.
+            assert_eq!(
+                ruled_texts(&shard, 101).await,
+                ["R: rule set (unnamed), fired #1 (when 2), #2 (when 1) → Out via T.Bad, Raw"]
+            );
             shard.wal().close().await.unwrap();
         });
     }

@@ -7,6 +7,7 @@
 //! `Completed` and `Discarded` close one (a `Discarded` with an empty target closes a
 //! message routed nowhere); `Failed` and `Suspended` leave it owed, held for an
 //! operator. A message is closed once it has seen a closing record and owes no delivery.
+//! `Ruled` (what a router's rules decided) is a note for the user: no effect.
 
 use crate::wal::record::{Record, Targets};
 
@@ -68,6 +69,25 @@ pub fn effect<'a>(record: &Record<'a>) -> Effect<'a> {
             reason,
             failed: matches!(record, Record::Failed { .. }),
         },
-        Record::Checkpoint { .. } | Record::SegmentStart { .. } => Effect::None,
+        Record::Checkpoint { .. } | Record::SegmentStart { .. } | Record::Ruled { .. } => {
+            Effect::None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ruled_record_neither_opens_nor_closes_its_message() {
+        let ruled = Record::Ruled {
+            message_id: 7,
+            router: "R",
+            rule_set: "S",
+            fired: Targets::List(&["rule 1"]),
+            decisions: Targets::List(&["Out"]),
+        };
+        assert_eq!(effect(&ruled), Effect::None);
     }
 }

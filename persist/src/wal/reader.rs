@@ -12,6 +12,7 @@ use crate::{
     wal::{
         Wal,
         record::{self, Check, HEADER_BYTES, Record, RecordKind},
+        recovery::SegmentMeta,
         segment::{Location, Scanned, SegmentScanner, segment_path},
     },
 };
@@ -157,6 +158,47 @@ impl Wal {
             }
         }
         Ok(None)
+    }
+
+    /// The `Ruled` records of `message_id` (what a router's rules decided for it), in log
+    /// order. A router writes them after the message's opening record, in its segment or
+    /// a later one: this reads each segment whose id range contains the message and the
+    /// segment after it, so a rule outcome written more than a segment later is not
+    /// found.
+    pub async fn find_ruled(&self, message_id: u64) -> Result<Vec<StoredRecord>, WalError> {
+        let candidates: Vec<(u64, u64)> = {
+            let state = self.shared().state.borrow();
+            let holds = |m: &SegmentMeta| (m.id_min..=m.id_max).contains(&message_id);
+            let mut after_holder = false;
+            let mut candidates = Vec::new();
+            for (&first, m) in &state.segments {
+                if holds(m) || after_holder {
+                    candidates.push((first, m.end_offset));
+                }
+                after_holder = holds(m);
+            }
+            candidates
+        };
+        let mut found = Vec::new();
+        for (segment, end) in candidates {
+            let path = segment_path(self.dir(), segment);
+            let mut scanner = SegmentScanner::open(&path, segment - 1).await?;
+            scanner.limit(end);
+            while let Some(scanned) = scanner.next().await? {
+                if let Scanned::Record {
+                    offset,
+                    header,
+                    bytes,
+                } = scanned
+                    && header.kind == RecordKind::Ruled as u16
+                    && record::payload_of(bytes).get(..8) == Some(&message_id.to_le_bytes()[..])
+                {
+                    found.push(StoredRecord::from_scan(segment, offset, &header, bytes));
+                }
+            }
+            scanner.close().await;
+        }
+        Ok(found)
     }
 
     /// The record at `location` (from a [`StoredRecord`] or a recovered message).

@@ -8,7 +8,7 @@
 //! offset size field
 //!      0    4 magic          0x5745_4948 ("HIEW" read as bytes)
 //!      4    2 version        format version of the writer (currently 1)
-//!      6    2 kind           RecordKind (1..=9 in version 1)
+//!      6    2 kind           RecordKind (1..=10 in version 1)
 //!      8    4 payload_len    bytes of payload after the header (≤ RECORD_PAYLOAD_BYTES_MAX)
 //!     12    4 crc32c         CRC32C of the header with this field zeroed, then the payload
 //!     16    8 lsn            log sequence number: 1 for the first record of a WAL, +1 each
@@ -35,6 +35,8 @@
 //! 9 Created          message_id u64 | parent u64 | source str | message_type str
 //!                    | control_id str | partition_key str | targets (u16 count, then
 //!                    that many str) | bytes
+//! 10 Ruled           message_id u64 | router str | rule_set str | fired (u16 count, then
+//!                    that many str) | decisions (u16 count, then that many str)
 //! ```
 //!
 //! `Created` is a message an item made (a transform's output) from message `parent`:
@@ -42,6 +44,11 @@
 //! enqueued for its `targets` by the same record, so recovery redelivers it as it was
 //! made, without making it again. A reader of version 1 that predates it skips it as an
 //! unknown kind.
+//!
+//! `Ruled` is what a router's rule class decided for a message: the rule set that ran,
+//! the rules that fired and each send as `target` or `target via transform`. It is a
+//! note for the user (why the message went where it went): it neither opens nor closes
+//! anything, so recovery and retention pass over it.
 //!
 //! Invariants: a record is valid only if its magic matches, its length fits in what was
 //! read, and its CRC matches; decoding never panics on arbitrary bytes.
@@ -89,6 +96,7 @@ pub enum RecordKind {
     Checkpoint = 7,
     SegmentStart = 8,
     Created = 9,
+    Ruled = 10,
 }
 
 impl RecordKind {
@@ -104,6 +112,7 @@ impl RecordKind {
             7 => Self::Checkpoint,
             8 => Self::SegmentStart,
             9 => Self::Created,
+            10 => Self::Ruled,
             _ => return None,
         })
     }
@@ -173,10 +182,21 @@ pub enum Record<'a> {
         targets: Targets<'a>,
         bytes: &'a [u8],
     },
+    /// Router `router`'s rule set `rule_set` ran for the message: the rules in `fired`
+    /// fired and it was sent as `decisions` says (`target` or `target via transform`).
+    Ruled {
+        message_id: u64,
+        router: &'a str,
+        rule_set: &'a str,
+        fired: Targets<'a>,
+        decisions: Targets<'a>,
+    },
 }
 
-/// The targets of a [`Record::Created`]: a list from the caller on append, the encoded
-/// list (checked on decode) on read. Equal when they name the same targets in order.
+/// A list of strings (the targets of a [`Record::Created`], the fired rules and decisions
+/// of a [`Record::Ruled`]): a list from the caller, or the encoded list (built with
+/// [`Targets::push_encoded`], checked on decode). Equal when they hold the same strings in
+/// order.
 #[derive(Clone, Copy, Debug)]
 pub enum Targets<'a> {
     List(&'a [&'a str]),
@@ -206,6 +226,25 @@ impl<'a> Targets<'a> {
         list.iter()
             .copied()
             .chain(std::iter::from_fn(move || cur.str()))
+    }
+
+    /// Appends `parts`, joined, as one encoded string of the list to `out` (whose count
+    /// the caller keeps for [`Targets::Encoded`]), cut at a character boundary to the
+    /// 65,535 bytes a string may have.
+    pub fn push_encoded(out: &mut Vec<u8>, parts: &[&str]) {
+        let at = out.len();
+        out.extend_from_slice(&[0, 0]);
+        let mut left = u16::MAX as usize;
+        for part in parts {
+            let mut end = part.len().min(left);
+            while !part.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.extend_from_slice(&part.as_bytes()[..end]);
+            left -= end;
+        }
+        let len = (u16::MAX as usize - left) as u16;
+        out[at..at + 2].copy_from_slice(&len.to_le_bytes());
     }
 
     /// Encoded size: the count and each string with its length.
@@ -246,6 +285,7 @@ impl<'a> Record<'a> {
             Self::Checkpoint { .. } => RecordKind::Checkpoint,
             Self::SegmentStart { .. } => RecordKind::SegmentStart,
             Self::Created { .. } => RecordKind::Created,
+            Self::Ruled { .. } => RecordKind::Ruled,
         }
     }
 
@@ -258,7 +298,8 @@ impl<'a> Record<'a> {
             | Self::Failed { message_id, .. }
             | Self::Suspended { message_id, .. }
             | Self::Discarded { message_id, .. }
-            | Self::Created { message_id, .. } => Some(message_id),
+            | Self::Created { message_id, .. }
+            | Self::Ruled { message_id, .. } => Some(message_id),
             Self::Checkpoint { .. } | Self::SegmentStart { .. } => None,
         }
     }
@@ -301,6 +342,13 @@ impl<'a> Record<'a> {
                     + 4
                     + bytes.len()
             }
+            Self::Ruled {
+                router,
+                rule_set,
+                fired,
+                decisions,
+                ..
+            } => 8 + s(router) + s(rule_set) + fired.encoded_len() + decisions.encoded_len(),
         }
     }
 
@@ -340,19 +388,28 @@ impl<'a> Record<'a> {
             Self::Failed { target, reason, .. }
             | Self::Suspended { target, reason, .. }
             | Self::Discarded { target, reason, .. } => [target, reason, "", ""],
+            Self::Ruled {
+                router, rule_set, ..
+            } => [router, rule_set, "", ""],
             Self::Checkpoint { .. } | Self::SegmentStart { .. } => ["", "", "", ""],
         };
-        let targets = match self {
-            Self::Created { targets, .. } => *targets,
-            _ => Targets::List(&[]),
+        let (targets, more) = match self {
+            Self::Created { targets, .. } => (*targets, Targets::List(&[])),
+            Self::Ruled {
+                fired, decisions, ..
+            } => (*fired, *decisions),
+            _ => (Targets::List(&[]), Targets::List(&[])),
         };
-        if targets.len() > u16::MAX as usize {
+        if let Some(long) = [targets, more]
+            .iter()
+            .find(|list| list.len() > u16::MAX as usize)
+        {
             return Err(WalError::FieldTooLong {
                 kind: self.kind(),
-                field_bytes: targets.len(),
+                field_bytes: long.len(),
             });
         }
-        let mut strings = strings.into_iter().chain(targets.iter());
+        let mut strings = strings.into_iter().chain(targets.iter()).chain(more.iter());
         if let Some(long) = strings.find(|v| v.len() > u16::MAX as usize) {
             return Err(WalError::FieldTooLong {
                 kind: self.kind(),
@@ -422,6 +479,20 @@ impl<'a> Record<'a> {
                 targets.iter().for_each(|t| put_str(out, t));
                 put_bytes(out, bytes);
             }
+            Self::Ruled {
+                router,
+                rule_set,
+                fired,
+                decisions,
+                ..
+            } => {
+                put_str(out, router);
+                put_str(out, rule_set);
+                for list in [fired, decisions] {
+                    out.extend_from_slice(&(list.len() as u16).to_le_bytes());
+                    list.iter().for_each(|t| put_str(out, t));
+                }
+            }
         }
     }
 
@@ -481,6 +552,13 @@ impl<'a> Record<'a> {
                         },
                         targets: Targets::decode(&mut cur)?,
                         bytes: cur.bytes()?,
+                    },
+                    RecordKind::Ruled => Self::Ruled {
+                        message_id,
+                        router: cur.str()?,
+                        rule_set: cur.str()?,
+                        fired: Targets::decode(&mut cur)?,
+                        decisions: Targets::decode(&mut cur)?,
                     },
                     RecordKind::Checkpoint | RecordKind::SegmentStart => return None,
                 }
@@ -659,6 +737,13 @@ mod tests {
                 targets: Targets::List(&["Out.A", "", "Out.B"]),
                 bytes: b"MSH|^~\\&|X|Y\r",
             },
+            Record::Ruled {
+                message_id: 42,
+                router: "ADT Router",
+                rule_set: "",
+                fired: Targets::List(&["rule 1", "#3"]),
+                decisions: Targets::List(&["Out", "File via Demo.T"]),
+            },
         ];
         for (i, record) in records.iter().enumerate() {
             let bytes = sealed(record, i as u64 + 1);
@@ -710,6 +795,34 @@ mod tests {
     }
 
     #[test]
+    fn an_encoded_list_decodes_to_its_strings_and_cuts_a_long_one() {
+        let mut bytes = Vec::new();
+        Targets::push_encoded(&mut bytes, &["Out"]);
+        Targets::push_encoded(&mut bytes, &["File", " via ", "Demo.T"]);
+        let long = "é".repeat(40_000);
+        Targets::push_encoded(&mut bytes, &[&long]);
+        let decisions = Targets::Encoded {
+            count: 3,
+            bytes: &bytes,
+        };
+        let record = Record::Ruled {
+            message_id: 5,
+            router: "R",
+            rule_set: "S",
+            fired: Targets::List(&[]),
+            decisions,
+        };
+        let sealed = sealed(&record, 1);
+        let decoded = Record::decode(RecordKind::Ruled, payload_of(&sealed)).unwrap();
+        let Record::Ruled { decisions, .. } = decoded else {
+            panic!("{decoded:?}");
+        };
+        let got: Vec<&str> = decisions.iter().collect();
+        assert_eq!(got[..2], ["Out", "File via Demo.T"]);
+        assert_eq!(got[2].len(), 65_534, "cut at a character boundary");
+    }
+
+    #[test]
     fn decode_of_malformed_payload_is_none() {
         assert_eq!(Record::decode(RecordKind::Enqueued, &[1, 2, 3]), None);
         assert_eq!(
@@ -722,7 +835,7 @@ mod tests {
         #[test]
         fn check_and_decode_never_panic_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
             let _ = check(&bytes);
-            for kind in 1..=9 {
+            for kind in 1..=10 {
                 let _ = Record::decode(RecordKind::from_u16(kind).unwrap(), &bytes);
             }
         }
