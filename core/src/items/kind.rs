@@ -30,7 +30,7 @@ use crate::config::catalog::SettingSpec;
 use crate::config::model::{Item, ItemKind};
 use crate::config::settings::{ItemSettings, Reader};
 use crate::config::startup::StartupChecks;
-use crate::engine::plan::{KindPlan, PlannedItem};
+use crate::engine::plan::{KindPlan, PlanData, PlannedItem};
 use crate::engine::runtime::Shard;
 use crate::envelope::{Envelope, ItemId};
 use crate::items::WorkerExit;
@@ -48,6 +48,14 @@ pub struct Worker {
     pub item: ItemId,
     /// The instance's queue.
     pub queue: Rc<LocalQueue<Envelope>>,
+}
+
+impl Worker {
+    /// The kind's plan data of this worker's item, as `T` (a copy the run owns); `None`
+    /// when the item's role holds other data.
+    pub fn plan_data<T: PlanData + Clone>(&self) -> Option<T> {
+        self.shard.plan().item(self.item).role.data::<T>().cloned()
+    }
 }
 
 /// What the run plan gives a kind besides an item's settings: what every service of the

@@ -149,13 +149,7 @@ impl HostKind for Hl7FileOperation {
     }
 
     fn run_worker(&self, w: Worker) -> Option<WorkerRun> {
-        let plan = w
-            .shard
-            .plan()
-            .item(w.item)
-            .role
-            .data::<FileOperationPlan>()?
-            .clone();
+        let plan = w.plan_data::<FileOperationPlan>()?;
         Some(Box::pin(hl7_file_operation::run(
             w.shard, w.item, w.queue, plan,
         )))

@@ -210,13 +210,7 @@ impl HostKind for Hl7TcpOperation {
     }
 
     fn run_worker(&self, w: Worker) -> Option<WorkerRun> {
-        let plan = w
-            .shard
-            .plan()
-            .item(w.item)
-            .role
-            .data::<TcpOperationPlan>()?
-            .clone();
+        let plan = w.plan_data::<TcpOperationPlan>()?;
         Some(Box::pin(hl7_tcp_operation::run(
             w.shard, w.item, w.queue, plan,
         )))
