@@ -15,6 +15,7 @@ mod convert;
 mod ctl;
 mod demo;
 mod inspect;
+mod message_files;
 mod rules;
 mod run;
 mod transform;

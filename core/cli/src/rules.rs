@@ -16,7 +16,9 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use hie_core::rules::library::{Library, rule_folders};
 use hie_core::rules::{CompiledRules, Input, Outcome, datetime};
-use hie_hl7::{Batch, Message};
+use hie_hl7::Message;
+
+use crate::message_files::for_each_message;
 
 #[derive(Debug, Args)]
 pub struct RulesArgs {
@@ -83,45 +85,22 @@ fn test(args: &TestArgs) -> ExitCode {
     });
     let mut out = Outcome::new(true);
     let mut text = String::new();
-    for file in &args.messages {
-        let bytes = match std::fs::read(file) {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("hie: cannot read {}: {e}", file.display());
-                return ExitCode::from(2);
-            }
+    let each = |file: &Path, n: usize, m: &Message<'_>| {
+        let version = String::from_utf8_lossy(m.version().unwrap_or_default()).into_owned();
+        let category = args.category.as_deref().unwrap_or(&version);
+        let input = Input {
+            message: m,
+            source: &args.source,
+            category,
+            now: &now,
         };
-        let mut count = 0;
-        for (n, raw) in Batch::new(&bytes).enumerate() {
-            let m = match Message::scan(raw) {
-                Ok(m) => m,
-                Err(e) => {
-                    eprintln!("hie: {} message {}: {e}", file.display(), n + 1);
-                    return ExitCode::from(2);
-                }
-            };
-            count += 1;
-            let version = String::from_utf8_lossy(m.version().unwrap_or_default()).into_owned();
-            let category = args.category.as_deref().unwrap_or(&version);
-            let input = Input {
-                message: &m,
-                source: &args.source,
-                category,
-                now: &now,
-            };
-            rules.evaluate(&input, &mut out);
-            report(
-                &mut text,
-                &rules,
-                &m,
-                &format!("{}#{}", file.display(), n + 1),
-                &out,
-            );
-        }
-        if count == 0 {
-            eprintln!("hie: {} holds no HL7 message", file.display());
-            return ExitCode::from(2);
-        }
+        rules.evaluate(&input, &mut out);
+        let name = format!("{}#{n}", file.display());
+        report(&mut text, &rules, m, &name, &out);
+        Ok(())
+    };
+    if let Err(code) = for_each_message(&args.messages, each) {
+        return code;
     }
     print!("{text}");
     ExitCode::SUCCESS

@@ -19,7 +19,9 @@ use std::process::ExitCode;
 use clap::Args;
 use hie_core::rules::library::{Library, rule_folders};
 use hie_core::transform::Compiled;
-use hie_hl7::{Batch, Message};
+use hie_hl7::Message;
+
+use crate::message_files::for_each_message;
 
 #[derive(Debug, Args)]
 pub struct TransformArgs {
@@ -66,55 +68,34 @@ pub fn run(args: &TransformArgs) -> ExitCode {
         eprintln!("hie: class {}: <{element}> at line {line} skipped", t.name);
     }
     let mut out: Vec<u8> = Vec::new();
-    for file in &args.messages {
-        let bytes = match std::fs::read(file) {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("hie: cannot read {}: {e}", file.display());
-                return ExitCode::from(2);
-            }
-        };
-        let mut count = 0;
-        for (n, raw) in Batch::new(&bytes).enumerate() {
-            let m = match Message::scan(raw) {
-                Ok(m) => m,
-                Err(e) => {
-                    eprintln!("hie: {} message {}: {e}", file.display(), n + 1);
-                    return ExitCode::from(2);
+    let each = |file: &Path, n: usize, m: &Message<'_>| {
+        let result = t.run(m, lib.lookups()).map_err(|e| {
+            let _ = std::io::stdout().write_all(&out);
+            eprintln!("hie: {} message {n}: {e}", file.display());
+            ExitCode::from(3)
+        })?;
+        let name = format!("{}#{n}", file.display());
+        if args.raw {
+            out.extend_from_slice(&result.message);
+        } else if args.diff {
+            let mut text = format!("{name}\n");
+            diff(m, &result.message, &mut text);
+            out.extend_from_slice(text.as_bytes());
+        } else {
+            for seg in result.message.split(|&b| b == b'\r' || b == b'\n') {
+                if !seg.is_empty() {
+                    out.extend_from_slice(seg);
+                    out.push(b'\n');
                 }
-            };
-            count += 1;
-            let result = match t.run(&m, lib.lookups()) {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = std::io::stdout().write_all(&out);
-                    eprintln!("hie: {} message {}: {e}", file.display(), n + 1);
-                    return ExitCode::from(3);
-                }
-            };
-            let name = format!("{}#{}", file.display(), n + 1);
-            if args.raw {
-                out.extend_from_slice(&result.message);
-            } else if args.diff {
-                let mut text = format!("{name}\n");
-                diff(&m, &result.message, &mut text);
-                out.extend_from_slice(text.as_bytes());
-            } else {
-                for seg in result.message.split(|&b| b == b'\r' || b == b'\n') {
-                    if !seg.is_empty() {
-                        out.extend_from_slice(seg);
-                        out.push(b'\n');
-                    }
-                }
-            }
-            for line in &result.trace {
-                eprintln!("hie: {name}: trace: {line}");
             }
         }
-        if count == 0 {
-            eprintln!("hie: {} holds no HL7 message", file.display());
-            return ExitCode::from(2);
+        for line in &result.trace {
+            eprintln!("hie: {name}: trace: {line}");
         }
+        Ok(())
+    };
+    if let Err(code) = for_each_message(&args.messages, each) {
+        return code;
     }
     let _ = std::io::stdout().write_all(&out);
     ExitCode::SUCCESS
