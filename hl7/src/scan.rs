@@ -419,6 +419,16 @@ impl<'a> Message<'a> {
         (0..self.segment_count()).filter_map(move |i| self.segment(i))
     }
 
+    /// Every segment's bytes (terminator excluded), in order: what [`Message::segments`]
+    /// gives as `Segment::as_bytes`, without making each `Segment`.
+    pub fn segment_bytes(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        let bytes = self.bytes;
+        self.index
+            .segments
+            .iter()
+            .map(move |s| &bytes[s.start as usize..s.end as usize])
+    }
+
     /// The `occurrence`-th (1-based) segment whose id is `id`, e.g. `(b"OBX", 3)`.
     pub fn find_segment(&self, id: &[u8], occurrence: u32) -> Option<Segment<'a>> {
         let fsep = self.index.delimiters.field;
@@ -621,6 +631,10 @@ pub(crate) fn is_header_segment(seg: &[u8], fsep: u8) -> bool {
 
 #[inline]
 fn segment_has_id(seg: &[u8], id: &[u8], fsep: u8) -> bool {
+    if let (&[a, b, c], &[x, y, z, ..]) = (id, seg) {
+        // Three-letter ids, the common case, compared without a call to memcmp.
+        return [a, b, c] == [x, y, z] && seg.get(3).is_none_or(|&s| s == fsep);
+    }
     seg.len() >= id.len() && &seg[..id.len()] == id && seg.get(id.len()).is_none_or(|&b| b == fsep)
 }
 
@@ -886,6 +900,14 @@ EVN|A01|20240101\rPID|1||123^^^H^MR~456^^^S^SS||DOE^JOHN^Q\rPV1|1|I\r";
         let m = Message::scan(b"MSH^~|\\&^A\r").unwrap();
         assert_eq!(m.delimiters().field, b'^');
         assert_eq!(m.delimiters().repetition, b'|');
+    }
+
+    #[test]
+    fn segment_bytes_are_the_segments_as_bytes() {
+        let m = Message::scan(b"MSH|^~\\&|A\rPID\rOBX|1\r\rZZZZ|x").unwrap();
+        let made: Vec<&[u8]> = m.segments().map(|s| s.as_bytes()).collect();
+        assert_eq!(m.segment_bytes().collect::<Vec<_>>(), made);
+        assert_eq!(made.len(), m.segment_count());
     }
 
     #[test]

@@ -169,6 +169,12 @@ impl CompiledRules {
     }
 }
 
+/// `a == b` for the short names constraints compare (`ADT_A01`), byte by byte rather
+/// than through a call to memcmp: a rule set compares several per message.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
 /// Appends `b` as text (lossy for bytes that are not UTF-8).
 fn push_text(to: &mut String, b: &[u8]) {
     match std::str::from_utf8(b) {
@@ -219,13 +225,13 @@ impl Run<'_> {
             ConstraintKind::DocName => f.name,
             ConstraintKind::DocType => {
                 return values.iter().any(|x| {
-                    x == f.structure
+                    same(x, f.structure)
                         || x.split_once(':')
-                            .is_some_and(|(c, s)| c == f.category && s == f.structure)
+                            .is_some_and(|(c, s)| same(c, f.category) && same(s, f.structure))
                 });
             }
         };
-        values.iter().any(|x| x == v)
+        values.iter().any(|x| same(x, v))
     }
 
     fn rule(&self, rule: &CRule, segment: Option<hie_hl7::Segment<'_>>, out: &mut Outcome) -> Flow {

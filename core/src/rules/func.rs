@@ -397,7 +397,11 @@ fn lookup<'e>(args: &'e [Expr], env: &Env<'e>) -> Val<'e> {
 fn length<'e>(v: &Val<'e>, delim: Option<Val<'e>>) -> Val<'e> {
     match delim {
         Some(d) if !d.bytes().is_empty() => Val::number(items(v.bytes(), d.bytes()).len() as f64),
-        _ => Val::number(v.text().chars().count() as f64),
+        // Characters; without a copy unless the bytes are not UTF-8.
+        _ => Val::number(match std::str::from_utf8(v.bytes()) {
+            Ok(t) => t.chars().count(),
+            Err(_) => v.text().chars().count(),
+        } as f64),
     }
 }
 

@@ -74,6 +74,11 @@ const SMALL_INTS: [&str; 100] = [
 
 /// The longest numeric prefix of `b` as a number (0 when there is none).
 pub fn to_num(b: &[u8]) -> f64 {
+    // Digits only, up to 15 of them (exact in an f64): what counts, lengths and most
+    // field values are; read without the float parser.
+    if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
+        return b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')) as f64;
+    }
     let mut i = 0;
     let mut negative = false;
     while i < b.len() && (b[i] == b'+' || b[i] == b'-') {
@@ -150,6 +155,9 @@ mod tests {
         assert_eq!(to_num(b"1E3x"), 1000.0);
         assert_eq!(to_num(b".5"), 0.5);
         assert_eq!(to_num(b"."), 0.0);
+        assert_eq!(to_num(b"007"), 7.0);
+        assert_eq!(to_num(b"123456789012345"), 123456789012345.0);
+        assert_eq!(to_num(b"1234567890123456789"), 1234567890123456789.0);
     }
 
     #[test]

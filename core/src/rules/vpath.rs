@@ -105,6 +105,8 @@ pub struct Groups {
 #[derive(Debug, Default)]
 struct GroupState {
     ready: bool,
+    /// The message has a structure hie knows (and `placed` is begun in it).
+    structured: bool,
     placed: Option<Placed>,
     ids: Vec<[u8; 3]>,
 }
@@ -289,9 +291,10 @@ impl VPath {
                 // (a rule written against 2.3.1's `familylastname` reads a 2.5 message:
                 // field and component numbers do not move between these versions).
                 let version = groups.schema(m).map(Schema::version);
+                // Both names are the tables' own statics: compared by address first.
                 per_version
                     .iter()
-                    .find(|(v, _)| Some(*v) == version)
+                    .find(|(v, _)| version.is_some_and(|w| std::ptr::eq(*v, w) || *v == w))
                     .and_then(|(_, f)| *f)
                     .or_else(|| per_version.iter().find_map(|(_, f)| *f))
             }
@@ -352,49 +355,76 @@ impl VPath {
     }
 }
 
-/// Runs `f` on the message's placement in its structure's groups (made on first use);
-/// `None` when hie has no structure for the message.
-fn with_placed<R>(m: &Message<'_>, groups: &Groups, f: impl FnOnce(&Placed) -> R) -> Option<R> {
+/// Segments placed per step when a reader places only as far as it needs.
+const PLACE_STEP: usize = 8;
+
+/// Runs `f` on the message's placement in its structure's groups (begun on first use);
+/// `None` when hie has no structure for the message. With `early`, `f` answers whether
+/// it found what it looks for, and segments are placed [`PLACE_STEP`] at a time until it
+/// has (a path naming one segment, indexed at every step: see [`Placed::begin`]);
+/// otherwise the whole message is placed first.
+fn with_placed(m: &Message<'_>, groups: &Groups, early: bool, mut f: impl FnMut(&Placed) -> bool) {
     let mut state = groups.state.borrow_mut();
     let state = &mut *state;
     if !state.ready {
         state.ready = true;
-        state.ids.clear();
-        let sep = m.delimiters().field;
-        state.ids.extend(m.segments().map(|s| match s.as_bytes() {
-            // The common case without a search: a 3-letter id and its separator.
-            [a, b, c, x, ..] if *x == sep && ![a, b, c].contains(&&sep) => [*a, *b, *c],
-            _ => {
-                let id = s.id();
-                if id.len() == 3 {
-                    [id[0], id[1], id[2]]
-                } else {
-                    [0; 3]
-                }
-            }
-        }));
-        let structure = groups.schema(m).and_then(|sch| {
-            let msh9 = |c| {
-                let b = groups.msh.component(m, 9, c).unwrap_or_default();
-                std::str::from_utf8(b).unwrap_or("")
-            };
-            let declared = msh9(3);
-            let name = if declared.is_empty() {
-                sch.structure_of(msh9(1), msh9(2))?
-            } else {
-                declared
-            };
-            sch.structure(name)
-        });
-        match structure {
-            Some(st) => state
-                .placed
-                .get_or_insert_with(Placed::default)
-                .place(st, &state.ids),
-            None => state.placed = None,
-        }
+        begin_placement(m, groups, state);
     }
-    state.placed.as_ref().map(f)
+    let Some(placed) = state.placed.as_mut().filter(|_| state.structured) else {
+        return;
+    };
+    let all = state.ids.len();
+    if !early {
+        placed.extend(&state.ids, all);
+        f(placed);
+        return;
+    }
+    loop {
+        if placed.placed() > 0 && f(placed) {
+            return;
+        }
+        if placed.placed() == all {
+            if placed.placed() == 0 {
+                f(placed);
+            }
+            return;
+        }
+        placed.extend(&state.ids, placed.placed() + PLACE_STEP);
+    }
+}
+
+/// Reads the message's segment ids and structure and begins its placement (nothing
+/// placed yet).
+fn begin_placement(m: &Message<'_>, groups: &Groups, state: &mut GroupState) {
+    state.ids.clear();
+    let sep = m.delimiters().field;
+    state.ids.extend(m.segment_bytes().map(|s| match s {
+        // A 3-letter id and its separator (or the segment's end); anything else is no
+        // id a structure names.
+        [a, b, c, rest @ ..]
+            if rest.first().is_none_or(|&x| x == sep) && ![a, b, c].contains(&&sep) =>
+        {
+            [*a, *b, *c]
+        }
+        _ => [0; 3],
+    }));
+    let structure = groups.schema(m).and_then(|sch| {
+        let msh9 = |c| {
+            let b = groups.msh.component(m, 9, c).unwrap_or_default();
+            std::str::from_utf8(b).unwrap_or("")
+        };
+        let declared = msh9(3);
+        let name = if declared.is_empty() {
+            sch.structure_of(msh9(1), msh9(2))?
+        } else {
+            declared
+        };
+        sch.structure(name)
+    });
+    state.structured = structure.is_some();
+    if let Some(st) = structure {
+        state.placed.get_or_insert_with(Placed::default).begin(st);
+    }
 }
 
 /// The placement's steps for a compiled group path: a step without index is the first
@@ -415,7 +445,12 @@ fn steps_of(steps: &[(String, Sel)]) -> Vec<Step<'_>> {
 
 /// How many instances the last step of a group path has (`OBXgrp(*)`).
 fn group_count(steps: &[(String, Sel)], m: &Message<'_>, groups: &Groups) -> usize {
-    with_placed(m, groups, |placed| placed.count(&steps_of(steps))).unwrap_or(0)
+    let mut n = 0;
+    with_placed(m, groups, false, |placed| {
+        n = placed.count(&steps_of(steps));
+        true
+    });
+    n
 }
 
 /// Segments at a group path, through the message's placement.
@@ -428,11 +463,17 @@ fn group_segments(
 ) {
     let last = steps.len() - 1;
     let every_last_segment = ends_in_segment && matches!(steps[last].1, Sel::All | Sel::Count);
-    with_placed(m, groups, |placed| {
-        let mut path = steps_of(steps);
+    // One segment, indexed at every step: answered as soon as it is placed.
+    let one_segment = ends_in_segment
+        && steps
+            .iter()
+            .all(|(_, s)| matches!(s, Sel::Default | Sel::Nth(_)));
+    let mut path = steps_of(steps);
+    with_placed(m, groups, one_segment, |placed| {
         if !every_last_segment {
+            out.clear();
             placed.find(&path, out);
-            return;
+            return !out.is_empty();
         }
         // Every repetition of the last segment in each group instance before it: the
         // k-th of each, k = 1, 2, … until none has a k-th.
@@ -446,6 +487,7 @@ fn group_segments(
         }
         out.sort_unstable();
         out.dedup();
+        true
     });
 }
 
@@ -629,6 +671,47 @@ PID|1||111^^^H^MR~222^^^S^SS||DOE^JOHN\rPV1|1|E\rOBR|1\rOBX|1|NM|HR||72\rOBX|2|N
         assert_eq!(at("PIDgrpgrp(1).ORCgrp(1).OBXgrp(2).OBX:5"), "120");
         assert_eq!(at("PIDgrpgrp(1).ORCgrp(1).OBXgrp().OBX:5"), "<72><120>");
         assert_eq!(at("PIDgrpgrp(1).ORCgrp(1).OBXgrp(*)"), "2");
+    }
+
+    #[test]
+    fn a_group_path_answered_early_reads_what_the_whole_placement_reads() {
+        let corpus =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/hl7");
+        let paths = [
+            "PIDgrpgrp(1).ORCgrp(1).OBR:4.1",
+            "PIDgrpgrp(1).ORCgrp(2).OBR:4",
+            "PIDgrpgrp(1).ORCgrp(1).OBXgrp(3).OBX:5",
+            "PIDgrpgrp(1).PIDgrp.PV1grp.PV1:2",
+            "PIDgrp.PV1grp.PV1:2",
+            "ORCgrp(1).ORC:1",
+            "PIDgrpgrp(1).ORCgrp(1).OBXgrp(1).NTE(2):3",
+        ];
+        let mut files: Vec<_> = std::fs::read_dir(&corpus)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let mut read = 0;
+        for file in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|x| x == "hl7"))
+        {
+            let bytes = std::fs::read(file).unwrap();
+            for one in hie_hl7::Batch::new(&bytes) {
+                let Ok(m) = Message::scan(one) else { continue };
+                for p in paths {
+                    let path = VPath::parse(p).unwrap();
+                    let early = path.eval(&m, &Groups::default()).bytes().to_vec();
+                    // A count first places the whole message.
+                    let whole_first = Groups::default();
+                    VPath::parse("PIDgrpgrp(*)").unwrap().eval(&m, &whole_first);
+                    let whole = path.eval(&m, &whole_first).bytes().to_vec();
+                    assert_eq!(early, whole, "{p} in {}", file.display());
+                    read += usize::from(!early.is_empty());
+                }
+            }
+        }
+        assert!(read > 10, "the paths read something in the corpus ({read})");
     }
 
     #[test]

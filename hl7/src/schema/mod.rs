@@ -67,9 +67,8 @@ pub const SOURCE: &str = tables::SOURCE;
 
 /// The tables for `version` as MSH-12 gives it ("2.5.1"); None when hie has none.
 pub fn schema(version: &str) -> Option<&'static Schema> {
-    tables::VERSIONS
-        .iter()
-        .find(|s| s.version == version.trim())
+    let version = version.trim();
+    tables::VERSIONS.iter().find(|s| s.version == version)
 }
 
 /// The tables and structure an IRIS DocType names (`category:structure`, as a rule's

@@ -75,6 +75,8 @@ pub struct Placed {
     entries: Vec<Entry>,
     stack: Vec<Frame>,
     unexpected: usize,
+    /// Segments placed so far (a prefix of the message's).
+    placed: usize,
 }
 
 /// Places the segments (their 3-letter ids in message order) in `structure`'s groups.
@@ -89,7 +91,20 @@ pub fn place(structure: &'static Structure, segment_ids: &[[u8; 3]]) -> Placed {
 impl Placed {
     /// Places `segment_ids` anew, reusing this value's buffers.
     pub fn place(&mut self, structure: &'static Structure, segment_ids: &[[u8; 3]]) {
+        self.begin(structure);
+        self.extend(segment_ids, segment_ids.len());
+    }
+
+    /// Starts a placement in `structure` with no segment placed yet (then
+    /// [`Placed::extend`]), reusing this value's buffers.
+    ///
+    /// Placing more segments only adds entries after those placed (placement is greedy,
+    /// in message order, and never looks ahead): a placed segment keeps its path. So a
+    /// path that names one segment with an index at every step has its answer once that
+    /// segment is placed, and a reader may place only as far as it needs.
+    pub fn begin(&mut self, structure: &'static Structure) {
         self.structure = Some(structure);
+        self.placed = 0;
         self.entries.clear();
         self.stack.clear();
         self.unexpected = 0;
@@ -107,9 +122,24 @@ impl Placed {
             reps: 0,
             entry: 0,
         });
-        for (k, id) in segment_ids.iter().enumerate() {
+    }
+
+    /// Places the segments of `segment_ids` (all of the message's, in order) from the
+    /// first not placed yet up to, not including, `upto` (at most all of them).
+    pub fn extend(&mut self, segment_ids: &[[u8; 3]], upto: usize) {
+        let Some(structure) = self.structure else {
+            return;
+        };
+        let upto = upto.min(segment_ids.len());
+        for (k, id) in segment_ids.iter().enumerate().take(upto).skip(self.placed) {
             self.place_one(structure, u32::try_from(k).unwrap_or(NONE), id);
         }
+        self.placed = self.placed.max(upto);
+    }
+
+    /// How many of the message's segments are placed.
+    pub fn placed(&self) -> usize {
+        self.placed
     }
 
     /// The structure the segments were placed in.
@@ -410,6 +440,28 @@ mod tests {
         let mut out = Vec::new();
         p.find(&steps(path), &mut out);
         out
+    }
+
+    #[test]
+    fn placing_a_few_segments_at_a_time_gives_the_whole_placement() {
+        let list = "MSH PID PV1 ORC OBR NTE OBX NTE OBX ZDS OBX ORC OBR OBX SPM OBX DSC";
+        let whole = placed("2.5.1", "ORU_R01", list);
+        let n = ids(list).len();
+        for step in 1..=n {
+            let st = schema("2.5.1").unwrap().structure("ORU_R01").unwrap();
+            let mut part = Placed::default();
+            part.begin(st);
+            let mut paths_so_far = Vec::new();
+            while part.placed() < n {
+                part.extend(&ids(list), part.placed() + step);
+                // What is placed keeps its path as more is placed.
+                let now = paths(&part, part.placed());
+                assert_eq!(now[..paths_so_far.len()], paths_so_far[..], "step {step}");
+                paths_so_far = now;
+            }
+            assert_eq!(paths(&part, n), paths(&whole, n), "step {step}");
+            assert_eq!(part.unexpected(), whole.unexpected());
+        }
     }
 
     #[test]

@@ -103,7 +103,7 @@ impl Structure {
     pub(super) fn starts_first(&self, at: usize, id: &[u8; 3]) -> bool {
         let node = &self.nodes[at];
         match node.kind() {
-            NodeKind::Segment => node.0.as_bytes() == id,
+            NodeKind::Segment => is_id(node.0, id),
             NodeKind::Choice => self.children(at).any(|c| self.starts_first(c, id)),
             NodeKind::Group => self
                 .children(at)
@@ -117,7 +117,7 @@ impl Structure {
     pub(super) fn starts(&self, at: usize, id: &[u8; 3]) -> bool {
         let node = &self.nodes[at];
         match node.kind() {
-            NodeKind::Segment => node.0.as_bytes() == id,
+            NodeKind::Segment => is_id(node.0, id),
             NodeKind::Choice => self.children(at).any(|c| self.starts(c, id)),
             NodeKind::Group => {
                 for c in self.children(at) {
@@ -132,6 +132,12 @@ impl Structure {
             }
         }
     }
+}
+
+/// Whether segment name `name` is `id` (an array compare, not a call to memcmp: it runs
+/// for every candidate node of every segment placed).
+fn is_id(name: &str, id: &[u8; 3]) -> bool {
+    matches!(name.as_bytes(), &[a, b, c] if [a, b, c] == *id)
 }
 
 /// Iterator over a node's children (indices into the structure's nodes).
