@@ -89,12 +89,9 @@ impl AppReplies {
                 }
             }
         };
+        let forget = Forget { replies: self, id };
         futures_lite::future::or(decided, glommio::timer::sleep(timeout)).await;
-        let mut made = self.made.borrow_mut();
-        if !made.is_empty() {
-            made.retain(|_, parent| *parent != id);
-        }
-        drop(made);
+        forget.made();
         let Some(wait) = self.replies.borrow_mut().remove(&id) else {
             return (None, None);
         };
@@ -187,6 +184,30 @@ impl AppReplies {
     /// How many messages services wait for.
     pub fn waiting(&self) -> usize {
         self.replies.borrow().len()
+    }
+}
+
+/// Forgets a wait whose future is dropped before it ends (its service's connection went
+/// away), so that its entries do not outlive it.
+struct Forget<'a> {
+    replies: &'a AppReplies,
+    id: MessageId,
+}
+
+impl Forget<'_> {
+    /// Forgets the made messages that answer for the wait's message.
+    fn made(&self) {
+        let mut made = self.replies.made.borrow_mut();
+        if !made.is_empty() {
+            made.retain(|_, parent| *parent != self.id);
+        }
+    }
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.made();
+        self.replies.replies.borrow_mut().remove(&self.id);
     }
 }
 
@@ -324,6 +345,20 @@ mod tests {
                 1,
                 "message 1's reply waits for its service"
             );
+        });
+    }
+
+    #[test]
+    fn a_wait_dropped_before_it_ends_forgets_its_message() {
+        glommio::LocalExecutor::default().run(async {
+            let replies = AppReplies::default();
+            replies.expect(id(1));
+            replies.follow(id(9), id(1));
+            let wait = replies.wait(id(1), Duration::from_secs(10));
+            let polled = futures_lite::future::poll_once(Box::pin(wait)).await;
+            assert!(polled.is_none(), "it was waiting");
+            assert_eq!(replies.waiting(), 0);
+            assert!(replies.made.borrow().is_empty());
         });
     }
 
