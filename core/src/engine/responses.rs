@@ -42,7 +42,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hie_hl7::{AckCode, ErrDetail, Message};
-use hie_persist::{MessageMeta, Record, Targets};
+use hie_persist::{MessageMeta, Record, Targets, WalError};
 
 use crate::config::Timeout;
 use crate::config::response_from::Gather;
@@ -269,8 +269,9 @@ impl Forward {
 impl Shard {
     /// Sends `forward`'s reply on as a new message to its `ResponseTargetConfigNames`:
     /// one `Created` record (a target that names no item gets a `Discarded` one), durable
-    /// before any envelope leaves. A WAL that refuses the record is logged with the
-    /// message and the router; the caller's answer is not held back for it.
+    /// before any envelope leaves. While the WAL is unavailable it waits (and the caller's
+    /// answer with it); a WAL that refuses the record otherwise, or a run that stops
+    /// first, is logged with the message and the router.
     pub async fn forward_response(&self, forward: Forward) {
         let Some(bytes) = self.response_bytes(&forward) else {
             let router = &self.plan().item(forward.policy.router).name;
@@ -312,7 +313,7 @@ impl Shard {
                 });
             }
         }
-        if let Err(e) = self.wal().append_many(&records).await {
+        if let Err(e) = self.append_forward(forward.policy.router, &records).await {
             log_append_error(router, &e);
             tracing::error!(item = %router, "message {}: its response is not forwarded to ResponseTargetConfigNames: {e}", forward.routed.id);
             return;
@@ -335,6 +336,19 @@ impl Shard {
             key.as_bytes(),
         );
         self.fan_out(env, &items).await;
+    }
+
+    /// Appends a forward's records, waiting while the WAL is unavailable (a full disk:
+    /// the router shows `waiting_for_wal`, and the service's answer waits with it) and
+    /// trying again once it is writable; an error when the run stops first or the WAL
+    /// refuses the records for another reason.
+    async fn append_forward(&self, router: ItemId, records: &[Record<'_>]) -> Result<(), WalError> {
+        loop {
+            match self.wal().append_many(records).await {
+                Err(e) if e.is_storage() && self.until_wal_writable(Some(router)).await => {}
+                other => return other.map(|_| ()),
+            }
+        }
     }
 
     /// The bytes of `forward`'s reply: the downstream ACK as it came, else the ACK the
