@@ -348,6 +348,74 @@ mod tests {
         });
     }
 
+    fn routed(wal_id: u64) -> Envelope {
+        let bytes: std::sync::Arc<[u8]> =
+            std::sync::Arc::from(&b"MSH|^~\\&|A|B|C|D|1||ADT^A01|M1|P|2.5\r"[..]);
+        let scan = crate::engine::ingest::scan_of(&bytes);
+        crate::engine::ingest::envelope(id(wal_id), (bytes, scan), 0, "t".into(), 2, b"M1")
+    }
+
+    fn policy(timeout: Option<Duration>) -> Responses {
+        use crate::config::response_from::Gather;
+        use crate::engine::plan::Target;
+        use crate::engine::responses::ResponsePolicy;
+        Responses::Gather(Rc::new(ResponsePolicy {
+            router: 5,
+            gather: Gather::First,
+            from: Some(vec![2]),
+            timeout,
+            forward_to: vec![Target::Item(3)],
+            forward_generated: true,
+        }))
+    }
+
+    #[test]
+    fn a_blank_response_from_answers_accepted_at_routing_and_later_replies_are_dropped() {
+        glommio::LocalExecutor::default().run(async {
+            let replies = AppReplies::default();
+            replies.expect(id(1));
+            replies.gather(5, &Responses::Blank, &routed(1), &[1, 2]);
+            assert!(!replies.take(id(1), FROM, AppReply::Error("late".into())));
+            let (reply, forward) = replies.wait(id(1), Duration::from_secs(10)).await;
+            assert_eq!(reply, Some(AppReply::Accepted));
+            assert!(forward.is_none());
+        });
+    }
+
+    #[test]
+    fn a_router_response_timeout_ends_the_wait_before_the_services_own() {
+        glommio::LocalExecutor::default().run(async {
+            let replies = AppReplies::default();
+            replies.expect(id(1));
+            let router = policy(Some(Duration::from_millis(5)));
+            replies.gather(5, &router, &routed(1), &[1, 2]);
+            let (reply, forward) = replies.wait(id(1), Duration::from_secs(600)).await;
+            assert!(
+                matches!(reply, Some(AppReply::Error(ref r)) if r.contains("ResponseTimeout")),
+                "{reply:?}"
+            );
+            assert!(
+                forward.is_some(),
+                "a generated answer, forwarded by default"
+            );
+        });
+    }
+
+    #[test]
+    fn only_a_listed_targets_reply_answers_and_it_is_forwarded() {
+        glommio::LocalExecutor::default().run(async {
+            let replies = AppReplies::default();
+            replies.expect(id(1));
+            replies.gather(5, &policy(None), &routed(1), &[1, 2]);
+            assert!(!replies.take(id(1), FROM, AppReply::Error("1 is not listed".into())));
+            let listed = ReplyFrom { item: 2, via: 5 };
+            assert!(replies.take(id(1), listed, AppReply::Accepted));
+            let (reply, forward) = replies.wait(id(1), Duration::from_secs(10)).await;
+            assert_eq!(reply, Some(AppReply::Accepted));
+            assert!(forward.is_some_and(|f| f.reply == AppReply::Accepted));
+        });
+    }
+
     #[test]
     fn a_wait_dropped_before_it_ends_forgets_its_message() {
         glommio::LocalExecutor::default().run(async {
