@@ -102,6 +102,24 @@ pub enum AppReply {
     Error(String),
 }
 
+/// Who sent an [`AppReply`]: the item that had the message, and the item that passed it
+/// there (its [`Envelope::source`]), for a router's `ResponseFrom`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyFrom {
+    pub item: ItemId,
+    pub via: ItemId,
+}
+
+impl ReplyFrom {
+    /// The sender of a reply about `env`: its target, passed there by its source.
+    pub fn of(env: &Envelope) -> ReplyFrom {
+        ReplyFrom {
+            item: env.target,
+            via: env.source,
+        }
+    }
+}
+
 /// A record that belongs in a message's origin WAL, sent there by the shard that acted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OriginRecord {
@@ -131,7 +149,11 @@ pub enum ShardMsg {
     },
     /// The reply for the `AckMode=App` service waiting on message `id` (this shard is its
     /// origin).
-    Reply { id: MessageId, reply: AppReply },
+    Reply {
+        id: MessageId,
+        from: ReplyFrom,
+        reply: AppReply,
+    },
     /// Message `id` (this shard is its origin) is in the queue of one of the operations
     /// its service waits for (see [`Envelope::ordered`]).
     Entered { id: MessageId },

@@ -533,3 +533,27 @@ fn a_production_of_20000_items_is_checked_in_linear_time() {
         "hie check of 20,000 items did not finish valid within 60 s"
     );
 }
+
+#[test]
+fn a_response_from_naming_no_item_fails_check_and_run_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = production(&[
+        tcp_service("In", free_port(), "R", &[("AckMode", "App")]),
+        router("R", "Out", &[("ResponseFrom", "+Out,Nope")]),
+        tcp_operation("Out", free_port(), &[], &[]),
+    ]);
+    let (code, json) = check(dir.path(), &text, &[]);
+    assert_eq!(code, 1, "{json:#}");
+    let errors = findings(&json, "errors");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        (errors[0].0, errors[0].1.as_str()),
+        (line_of(&text, "name = \"R\"", "ResponseFrom"), "R")
+    );
+    assert!(
+        errors[0].2.contains("ResponseFrom names \"Nope\""),
+        "{errors:?}"
+    );
+    let stderr = run_refuses(dir.path(), &text);
+    assert!(stderr.contains("ResponseFrom names \"Nope\""), "{stderr}");
+}

@@ -16,7 +16,7 @@ use common::{
     Answer, TestSink, control_ids_in, ctl, file_operation, head, held, send_one, tcp_operation,
     tcp_service, wait_status,
 };
-use hie_tests::{Hie, free_port, wait_until};
+use hie_tests::{Hie, field, free_port, wait_until};
 
 const RULE: &str = r#"Class Trust.ADT.Rule Extends Ens.Rule.Definition
 {
@@ -309,14 +309,18 @@ fn an_app_mode_service_answers_with_the_reply_to_the_message_its_router_made() {
         .replace("ED_Out,Audit_File", "ED_Out")
         .replace("<send transform=\"\" target=\"Raw_File\"></send>", "");
     let service = [("AckMode", "App")];
-    let config = production_with(dir.path(), (in_port, &service), ed_port, "", &rule);
+    // ResponseFrom: ED's reply answers (a blank one would answer AA once routed).
+    let router_host = "ResponseFrom = \"ED_Out\"\n";
+    let config = production_with(dir.path(), (in_port, &service), ed_port, router_host, &rule);
     let data = dir.path().join("data");
     let hie = Hie::start(&config, &data, &["--no-pin", "--log", "info"]);
     // Without the made message's reply, the service would answer AE after its timeout.
+    let mut conn = hie_tests::MllpConn::connect(&format!("127.0.0.1:{in_port}")).unwrap();
+    let reply = conn.exchange(&message("ADT^A01", "E-1", "E")).unwrap();
     assert_eq!(
-        send_one(in_port, &message("ADT^A01", "E-1", "E")),
-        "AA",
-        "log:\n{}",
+        (field(&reply, "MSA", 1), field(&reply, "MSH", 3)),
+        (Some("AA".into()), Some("SINK".into())),
+        "ED's own ACK; log:\n{}",
         hie.log()
     );
     assert_eq!(ed.control_ids(), ["E-1"]);

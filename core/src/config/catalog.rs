@@ -531,33 +531,33 @@ pub const ROUTER_HOST: &[SettingSpec] = &[
         "0",
         "alert when no target takes a message (it goes to the BadMessageHandler)",
     ),
-    no(
+    s(
         "ResponseFrom",
         H,
         TEXT,
         "",
-        "targets whose response is returned",
+        "targets whose response answers an AckMode=App caller: a,b (the first of them), * (any), +a,b (all: the worst), -a,b (the first error, else AA); blank: AA once routed",
     ),
-    no(
+    s(
         "ResponseTimeout",
         H,
         int(-1, DAY_S),
         "-1",
-        "seconds to wait for responses",
+        "seconds to wait for ResponseFrom's responses, then a generated AE (-1: the caller's own wait)",
     ),
-    no(
+    s(
         "ResponseTargetConfigNames",
         H,
         ValueType::Targets,
         "",
-        "items that receive responses",
+        "items that also receive the response (a new message, written to the WAL), when ResponseFrom has a value",
     ),
-    no(
+    s(
         "ForwardGeneratedResponseToTarget",
         H,
         BOOL,
         "1",
-        "forward generated responses",
+        "send responses the router generated (timeouts, -'s AA) to ResponseTargetConfigNames too",
     ),
     no(
         "ForceSyncSend",

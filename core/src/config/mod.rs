@@ -19,6 +19,7 @@
 pub mod catalog;
 pub mod iris;
 pub mod model;
+pub mod response_from;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -155,6 +155,7 @@ pub fn validate_with(
         }
     }
     routes::check(production, file, &mut f);
+    super::response_from::check(production, file, &mut f);
     startup::check(production, file, &mut f);
     check_ports(production, file, &mut f);
     check_inbound_budget(production, file, &mut f);

@@ -30,6 +30,7 @@ pub mod ordered_acks;
 pub mod outbox;
 pub mod overrides;
 pub mod plan;
+pub mod responses;
 pub mod ruled;
 pub mod rules;
 pub mod runtime;

@@ -467,7 +467,7 @@ fn move_inbound(
                 record,
                 facts,
             } => shard.record_at_origin(id, target, record, facts),
-            ShardMsg::Reply { id, reply } => shard.take_reply(id, reply),
+            ShardMsg::Reply { id, from, reply } => shard.take_reply(id, from, reply),
             ShardMsg::Entered { id } => shard.ordered_acks().add_hops(id, -1),
         }
     }

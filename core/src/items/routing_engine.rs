@@ -12,6 +12,10 @@
 //! can be lost). Routers run on every shard, on the shard that received the message
 //! (docs/adr/0001), so their records are local appends.
 //!
+//! A message a service waits for (`AckMode=App`) is registered, before it leaves, with
+//! the router's `ResponseFrom` and the targets it goes to (`crate::engine::responses`
+//! says which replies answer the service).
+//!
 //! A `send transform=` makes a new message (`crate::engine::made`), sent on here after
 //! the batch's records; a message whose transform failed is recorded `Failed` at the
 //! router with the transform's error, held for an operator.
@@ -32,6 +36,7 @@ use std::rc::Rc;
 
 use crate::engine::made::Made;
 use crate::engine::metrics::Stage;
+use crate::engine::responses::Responses;
 use crate::engine::rules::Routed;
 use crate::engine::runtime::{HOP_LIMIT_REASON, Shard, hop_limit_reached};
 #[cfg(doc)]
@@ -49,6 +54,8 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
     let mut batch: Vec<Envelope> = Vec::with_capacity(ROUTE_BATCH_MAX);
     let mut routed = Routed::default();
     let mut worked = false;
+    let responses = Responses::of(shard.plan(), item);
+    let mut sent_to: Vec<ItemId> = Vec::new();
     loop {
         let Some(first) = next_entry(&shard, item, &queue).await else {
             return WorkerExit::Stopped;
@@ -73,8 +80,12 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
                         fail_at_hop_limit(&shard, item, env);
                         continue;
                     }
+                    let failure = routed.made.failure_of(i);
+                    if env.wants_reply && failure.is_none() {
+                        gather(&shard, item, &responses, &env, i, &routed, &mut sent_to);
+                    }
                     pass_on_made(&shard, item, &env, i, &routed.made).await;
-                    match routed.made.failure_of(i) {
+                    match failure {
                         Some(reason) => {
                             fail_transform(&shard, item, env, routed.of(i), reason).await;
                         }
@@ -105,6 +116,27 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
             }
         }
     }
+}
+
+/// Tells the service waiting for `env` (message `i` of the batch) which replies answer
+/// it: router `item`'s `ResponseFrom` over every target the message and the messages
+/// made from it go to (`sent_to` is a buffer the router reuses).
+fn gather(
+    shard: &Shard,
+    item: ItemId,
+    responses: &Responses,
+    env: &Envelope,
+    i: usize,
+    routed: &Routed,
+    sent_to: &mut Vec<ItemId>,
+) {
+    sent_to.clear();
+    sent_to.extend_from_slice(routed.of(i));
+    let made = &routed.made;
+    for m in made.messages.iter().filter(|m| m.of == i) {
+        sent_to.extend_from_slice(made.targets_of(m));
+    }
+    shard.app_replies().gather(item, responses, env, sent_to);
 }
 
 /// Passes `env`, routed by router `item`, on to `targets`.

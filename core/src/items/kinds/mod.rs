@@ -82,12 +82,17 @@ mod tests {
     }
 
     #[test]
-    fn services_route_by_their_targets_and_routers_by_theirs_and_the_bad_message_handler() {
+    fn services_route_by_their_targets_and_routers_by_theirs_the_bad_message_handler_and_response_targets()
+     {
         for kind in KINDS {
             for class in kind.classes() {
                 let expected: &[&str] = match class.kind {
                     ItemKind::Service => &["TargetConfigNames"],
-                    ItemKind::Process => &["TargetConfigNames", "BadMessageHandler"],
+                    ItemKind::Process => &[
+                        "TargetConfigNames",
+                        "BadMessageHandler",
+                        "ResponseTargetConfigNames",
+                    ],
                     _ => &[],
                 };
                 assert_eq!(catalog::routed_by(*kind), expected, "{}", class.class);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::config::catalog::{HOST_ALL, PROCESS_HOST, QUEUE_HOST, ROUTER_HOST, SettingSpec};
 use crate::config::model::{Item, ItemKind, SettingTarget};
+use crate::config::response_from::{ResponseFrom, ResponseSettings};
 use crate::config::settings::{ItemSettings, Reader};
 use crate::config::startup::StartupChecks;
 use crate::engine::plan::KindPlan;
@@ -20,6 +21,14 @@ pub struct RouterSettings {
     /// `BusinessRuleName`: the rule class. hie does not run rules yet, so validation
     /// refuses an enabled router that has one.
     pub business_rule_name: String,
+    /// `ResponseFrom` and the settings that go with it.
+    pub responses: ResponseSettings,
+}
+
+/// A router's plan data: what its worker reads besides the plan's routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterPlan {
+    pub responses: ResponseSettings,
 }
 
 /// A kind of router: its classes and setting groups.
@@ -61,6 +70,12 @@ impl HostKind for RoutingEngine {
         let h = SettingTarget::Host;
         r.settings(|r| RouterSettings {
             business_rule_name: r.string(h, "BusinessRuleName"),
+            responses: ResponseSettings {
+                from: ResponseFrom::parse(&r.string(h, "ResponseFrom")),
+                timeout: r.timeout(h, "ResponseTimeout"),
+                targets: r.list(h, "ResponseTargetConfigNames", false),
+                forward_generated: r.bool(h, "ForwardGeneratedResponseToTarget"),
+            },
         })
     }
 
@@ -85,12 +100,14 @@ impl HostKind for RoutingEngine {
         }
     }
 
-    /// A router has no plan data of its own: its routes are the plan's.
+    /// A router's plan data is its response settings; its routes are the plan's.
     fn plan(&self, settings: &ItemSettings, _ctx: &PlanContext<'_>) -> Result<KindPlan, String> {
-        settings
+        let router = settings
             .of::<RouterSettings>()
             .ok_or_else(|| mismatched(self))?;
-        Ok(Arc::new(()))
+        Ok(Arc::new(RouterPlan {
+            responses: router.responses.clone(),
+        }))
     }
 
     fn run_worker(&self, w: Worker) -> Option<WorkerRun> {
