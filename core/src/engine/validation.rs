@@ -41,6 +41,7 @@ use crate::engine::runtime::Shard;
 use crate::engine::runtime::bump;
 use crate::envelope::{Envelope, ItemId, OriginRecord};
 use crate::items::alert;
+use crate::items::kinds::routing_engine::RouterSettings;
 
 /// The `Validation` flags hie checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -126,15 +127,20 @@ pub fn attach(production: &Production, items: &mut [PlannedItem]) {
         .map(|item| setting(item, "MessageSchemaCategory").to_owned())
         .collect();
     for (item, planned) in production.items.iter().zip(items.iter_mut()) {
-        let flags = Flags::parse(setting(item, "Validation"));
-        if !planned.is_router() || !flags.is_on() {
+        let Some(router) = item
+            .settings
+            .as_ref()
+            .and_then(|s| s.of::<RouterSettings>())
+        else {
+            continue;
+        };
+        if !planned.is_router() || !router.validation.is_on() {
             continue;
         }
-        let act = setting(item, "ActOnValidationError");
         planned.validation = Some(Arc::new(RouterValidation {
-            flags,
+            flags: router.validation,
             categories: categories.clone(),
-            act_on_validation_error: act == "1" || act.eq_ignore_ascii_case("true"),
+            act_on_validation_error: router.act_on_validation_error,
         }));
     }
 }
@@ -560,5 +566,59 @@ mod tests {
         assert_eq!(unsupported_flags("dm-zsc-r2s"), ['s', 'c', '2']);
         assert!(unsupported_flags("1").is_empty());
         assert!(unsupported_flags("dm-z").is_empty());
+    }
+
+    /// A production of router `R` (host settings `host`) sending to file operation `Out`,
+    /// its findings and plan.
+    fn planned(host: &str) -> (crate::config::validate::Findings, crate::engine::plan::Plan) {
+        use crate::config::{Format, LoadOptions};
+        let text = format!(
+            "[production]\nname = \"P\"\n\n\
+             [[item]]\nname = \"R\"\nclass = \"EnsLib.HL7.MsgRouter.RoutingEngine\"\n\
+             [item.host]\nTargetConfigNames = \"Out\"\n{host}\n\n\
+             [[item]]\nname = \"Out\"\nclass = \"EnsLib.HL7.Operation.FileOperation\"\n\
+             [item.adapter]\nFilePath = \"/tmp\"\n"
+        );
+        let path = std::path::Path::new("p.toml");
+        let mut production = crate::config::parse_str(&text, path, Format::Toml)
+            .unwrap()
+            .production;
+        let f = crate::config::validate::validate(&mut production, path, &LoadOptions::default());
+        (f, crate::engine::plan::Plan::new(&production, 1))
+    }
+
+    #[test]
+    fn a_router_gets_its_validation_and_check_warns_of_flags_hie_does_not_check() {
+        let (f, plan) = planned("Validation = \"dm-zsc\"\nActOnValidationError = \"1\"");
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        assert_eq!(f.warnings.len(), 1, "{:?}", f.warnings);
+        assert_eq!(f.warnings[0].line, 9);
+        assert!(
+            f.warnings[0]
+                .message
+                .contains("hie does not check flag 's', 'c'"),
+            "{}",
+            f.warnings[0].message
+        );
+        let v = plan.item_named("R").unwrap().validation.as_ref().unwrap();
+        assert_eq!(v.flags, Flags::parse("dm-z"));
+        assert!(v.act_on_validation_error);
+        assert!(plan.item_named("Out").unwrap().validation.is_none());
+    }
+
+    #[test]
+    fn a_router_without_validation_checks_nothing() {
+        for host in ["", "Validation = \"0\"", "Validation = \"\""] {
+            let (f, plan) = planned(host);
+            assert!(f.errors.is_empty() && f.warnings.is_empty(), "{f:?}");
+            assert!(plan.item_named("R").unwrap().validation.is_none(), "{host}");
+        }
+        let (f, _) = planned("ActOnValidationError = \"maybe\"");
+        assert!(
+            f.errors
+                .iter()
+                .any(|e| e.message.contains("ActOnValidationError")),
+            "{f:?}"
+        );
     }
 }
