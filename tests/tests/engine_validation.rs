@@ -4,7 +4,8 @@
 //! `BadMessageHandler` (a file operation) with an `AlertOnBadMessage` alert; without a
 //! handler, or with `ActOnValidationError=1`, it is held as failed at the router with the
 //! reason (`hie ctl held`), and an `AckMode=App` sender gets AE with an ERR segment naming
-//! it. Every ACKed control id is delivered or listed.
+//! it; `hie ctl resend` validates it again. Every ACKed control id is delivered or
+//! listed.
 
 mod common;
 
@@ -174,6 +175,21 @@ fn without_a_handler_or_with_act_on_validation_error_a_refused_message_is_held_f
         "{entry:#}"
     );
     assert_eq!(entry["reason"], UNKNOWN_REASON, "{entry:#}");
+    // Resent, it is validated again and held again.
+    let id = entry["message_id"].as_str().unwrap().to_owned();
+    let (code, text) = common::ctl(&data, &["resend", &id]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        wait_until(Duration::from_secs(10), || hie
+            .log()
+            .matches(UNKNOWN_REASON)
+            .count()
+            >= 2),
+        "log:\n{}",
+        hie.log()
+    );
+    let again = held_entry(&data, "B-1", || hie.log());
+    assert_eq!(again["message_id"], entry["message_id"], "{again:#}");
     // ActOnValidationError: held (not sent to the handler), the App sender gets AE with
     // the reason in its ERR segment.
     let mut conn = MllpConn::connect(&format!("127.0.0.1:{app_port}")).unwrap();
@@ -207,7 +223,8 @@ fn without_a_handler_or_with_act_on_validation_error_a_refused_message_is_held_f
     let status = wait_status(&hie, &data, Duration::from_secs(5), "settled", |s| {
         s["shards"][0]["wal_open_messages"] == 2
     });
-    assert_eq!(counter(&status, "Plain", "failed"), 1, "{status:#}");
+    // B-1 failed twice (sent, then resent).
+    assert_eq!(counter(&status, "Plain", "failed"), 2, "{status:#}");
     assert_eq!(counter(&status, "Acting", "failed"), 1, "{status:#}");
     assert_eq!(counter(&status, "Acting", "no_route"), 0, "{status:#}");
     // Conservation: each ACKed control id is delivered or listed.
