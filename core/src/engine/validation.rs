@@ -6,7 +6,9 @@
 //! - `d`: the message must have a DocType. Its category is the sending item's
 //!   `MessageSchemaCategory`, else the message's version (MSH-12); its structure is
 //!   MSH-9.3 when the category's schema has it, else the schema's map of MSH-9's type
-//!   and trigger event. A category hie has no schema tables for gives no DocType.
+//!   and trigger event. A category hie has no schema tables for (a custom schema) is
+//!   read as the standard of the message's version, as the rules read it; with neither,
+//!   the message has no DocType.
 //! - `m`: the segments must fit the DocType's structure (placed as
 //!   [`hie_hl7::schema::place`] places them): none missing that the structure
 //!   requires, none that it does not expect where it stands (unknown, out of order, one
@@ -207,47 +209,69 @@ impl Validator {
 }
 
 /// The message's DocType: the schema of its category and its structure; `Err` says
-/// why it has none.
+/// why it has none. A category hie has no tables for (a custom schema) is read as the
+/// standard of the message's version, as the rules read it. Allocates only for `Err`.
 fn doc_type(
     m: &Message<'_>,
     category: &str,
 ) -> Result<(&'static Schema, &'static Structure), String> {
-    let (category, from) = if category.is_empty() {
-        let version = m.version().unwrap_or_default();
-        let first = version
-            .split(|&b| b == m.delimiters().component)
-            .next()
-            .unwrap_or_default();
-        (String::from_utf8_lossy(first), "MSH-12")
-    } else {
-        (category.into(), "MessageSchemaCategory")
-    };
-    let category = category.trim();
-    if category.is_empty() {
-        return Err("no MessageSchemaCategory and no version in MSH-12".into());
-    }
+    let version = m.version().unwrap_or_default();
+    let version = version
+        .split(|&b| b == m.delimiters().component)
+        .next()
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .unwrap_or("")
+        .trim();
     let schema = schema::schema(category)
-        .ok_or_else(|| format!("hie has no schema for category {category:?} ({from})"))?;
-    let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
-    let declared = text(m.message_structure());
-    let (kind, trigger) = (text(m.message_type()), text(m.trigger_event()));
-    let structure = Some(declared.trim())
+        .or_else(|| schema::schema(version))
+        .ok_or_else(|| no_schema(category, version))?;
+    let declared = trimmed_text(m.message_structure());
+    let structure = Some(declared)
         .filter(|d| !d.is_empty())
         .and_then(|d| schema.structure(d))
         .or_else(|| {
-            let name = schema.structure_of(kind.trim(), trigger.trim())?;
+            let name = schema.structure_of(
+                trimmed_text(m.message_type()),
+                trimmed_text(m.trigger_event()),
+            )?;
             schema.structure(name)
         });
     structure.map(|s| (schema, s)).ok_or_else(|| {
+        let lossy = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+        let declared = lossy(m.message_structure());
         format!(
-            "MSH-9 {kind}^{trigger}{} names no message structure of {category}",
+            "MSH-9 {}^{}{} names no message structure of {}",
+            lossy(m.message_type()),
+            lossy(m.trigger_event()),
             if declared.is_empty() {
                 String::new()
             } else {
                 format!("^{declared}")
-            }
+            },
+            schema.version()
         )
     })
+}
+
+/// A field as text, trimmed; "" when absent or not UTF-8.
+fn trimmed_text(b: Option<&[u8]>) -> &str {
+    std::str::from_utf8(b.unwrap_or_default())
+        .unwrap_or("")
+        .trim()
+}
+
+/// Why neither the category nor the version (MSH-12) has schema tables.
+fn no_schema(category: &str, version: &str) -> String {
+    let version = match version {
+        "" => "no version in MSH-12".to_owned(),
+        v => format!("none for version {v:?} (MSH-12)"),
+    };
+    match category {
+        "" => format!("hie has no schema tables: no MessageSchemaCategory, {version}"),
+        c => format!(
+            "hie has no schema tables for category {c:?} (MessageSchemaCategory), {version}"
+        ),
+    }
 }
 
 /// Where the run of Z segments that ends the message starts (the length when none).
@@ -507,12 +531,20 @@ mod tests {
         let bytes = corpus("001_msfc_ADT-A01-01.hl7");
         assert_eq!(
             check("d", &bytes, "").unwrap_err(),
-            "d: no DocType: hie has no schema for category \"2.8\" (MSH-12)"
+            "d: no DocType: hie has no schema tables: no MessageSchemaCategory, none for \
+             version \"2.8\" (MSH-12)"
         );
         assert_eq!(check("d", &bytes, "2.5"), Ok(()));
         assert_eq!(
-            check("d", &adt("EVN PID PV1"), "PAS").unwrap_err(),
-            "d: no DocType: hie has no schema for category \"PAS\" (MessageSchemaCategory)"
+            check("d", &bytes, "PAS").unwrap_err(),
+            "d: no DocType: hie has no schema tables for category \"PAS\" \
+             (MessageSchemaCategory), none for version \"2.8\" (MSH-12)"
+        );
+        // A custom category is read as the standard of the message's version (2.3.1).
+        assert_eq!(check("1", &adt("EVN PID PV1"), "PAS"), Ok(()));
+        assert_eq!(
+            check("1", &adt("EVN PID ZZ1 PV1"), "PAS").unwrap_err(),
+            "m: segment ZZ1 at 4 is not in ADT_A01 (2.3.1)"
         );
         // m without d does not check a message that has no DocType.
         assert_eq!(check("m", &bytes, ""), Ok(()));
@@ -528,7 +560,8 @@ mod tests {
         let no_version = b"MSH|^~\\&|PAS|RBH|HIE|RBH|20260101||ADT^A01|C1|P\rEVN|1\r";
         assert_eq!(
             check("1", no_version, "").unwrap_err(),
-            "d: no DocType: no MessageSchemaCategory and no version in MSH-12"
+            "d: no DocType: hie has no schema tables: no MessageSchemaCategory, no version \
+             in MSH-12"
         );
         // MSH-9.3 names the structure when the schema has it (A08 maps to ADT_A01).
         let declared = b"MSH|^~\\&|PAS|RBH|HIE|RBH|20260101||ADT^A08^ADT_A01|C1|P|2.4\r\
