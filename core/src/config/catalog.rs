@@ -404,7 +404,7 @@ pub(crate) const SCHEMA: SettingSpec = s(
     H,
     TEXT,
     "",
-    "HL7 schema category (2.3, 2.3.1, 2.4, 2.5, 2.5.1) of the messages it sends on: the rules' docCategory and the DocType a router's Validation checks (empty: MSH-12)",
+    "HL7 schema category of the messages it sends on: the rules' docCategory and the DocType category a router's Validation checks (empty: MSH-12; one with no tables in hie, not 2.3 to 2.5.1, reads as the standard of MSH-12)",
 );
 
 /// `EnsLib.HL7.Service.Standard`.

@@ -36,8 +36,8 @@ use hie_hl7::Message;
 use hie_hl7::schema::{self, Missing, Placed, Schema, Structure};
 use hie_persist::Record;
 
-use crate::config::Production;
 use crate::config::model::Item;
+use crate::config::{Diagnostic, Production};
 use crate::engine::plan::PlannedItem;
 use crate::engine::runtime::Shard;
 use crate::engine::runtime::bump;
@@ -149,6 +149,54 @@ pub fn attach(production: &Production, items: &mut [PlannedItem]) {
 
 fn setting<'i>(item: &'i Item, name: &str) -> &'i str {
     item.host_settings.get(name).map_or("", |v| v.value.trim())
+}
+
+/// Warnings for each item sending straight to a validating router (its
+/// `TargetConfigNames`) whose `MessageSchemaCategory` hie has no schema tables for (a
+/// custom schema): the router reads its messages as the standard of their MSH-12
+/// version, not as the custom schema says. For `hie check` and `hie run` alike
+/// (`config::validate`), at the category's line.
+pub fn check_categories(production: &Production, file: &std::path::Path) -> Vec<Diagnostic> {
+    let validating: Vec<&str> = production
+        .items
+        .iter()
+        .filter(|i| i.enabled && Flags::parse(setting(i, "Validation")).is_on())
+        .map(|i| i.name.as_str())
+        .collect();
+    let mut out = Vec::new();
+    if validating.is_empty() {
+        return out;
+    }
+    for item in &production.items {
+        let category = setting(item, "MessageSchemaCategory");
+        if category.is_empty() || schema::schema(category).is_some() {
+            continue;
+        }
+        let Some(settings) = &item.settings else {
+            continue;
+        };
+        for router in settings
+            .targets()
+            .into_iter()
+            .filter(|t| validating.contains(t))
+        {
+            let line = item
+                .host_settings
+                .get("MessageSchemaCategory")
+                .map_or(item.source.line, |v| v.line);
+            out.push(Diagnostic {
+                file: file.to_path_buf(),
+                line,
+                item: Some(item.name.clone()),
+                message: format!(
+                    "MessageSchemaCategory {category:?} is not a category hie has schema \
+                     tables for (2.3 to 2.5.1): router {router}'s Validation checks these \
+                     messages against the standard of their MSH-12 version"
+                ),
+            });
+        }
+    }
+    out
 }
 
 /// A router's reused buffers for validation, and the messages of the batch it holds.
@@ -653,5 +701,37 @@ mod tests {
                 .any(|e| e.message.contains("ActOnValidationError")),
             "{f:?}"
         );
+    }
+
+    #[test]
+    fn check_warns_of_a_custom_category_sent_to_a_validating_router() {
+        let (f, _) = planned(
+            "Validation = \"1\"\n\n\
+             [[item]]\nname = \"In\"\nclass = \"EnsLib.HL7.Service.TCPService\"\n\
+             [item.host]\nTargetConfigNames = \"R\"\n\
+             MessageSchemaCategory = \"Demo.Custom\"\n[item.adapter]\nPort = \"1\"",
+        );
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        assert_eq!(f.warnings.len(), 1, "{:?}", f.warnings);
+        let w = &f.warnings[0];
+        assert_eq!((w.item.as_deref(), w.line), (Some("In"), 16));
+        assert!(
+            w.message.contains(
+                "MessageSchemaCategory \"Demo.Custom\" is not a category hie has schema tables \
+                 for (2.3 to 2.5.1): router R's Validation"
+            ),
+            "{}",
+            w.message
+        );
+        // A standard category, or a router that does not validate: nothing to say.
+        for (validation, category) in [("1", "2.4"), ("0", "Demo.Custom")] {
+            let (f, _) = planned(&format!(
+                "Validation = \"{validation}\"\n\n\
+                 [[item]]\nname = \"In\"\nclass = \"EnsLib.HL7.Service.TCPService\"\n\
+                 [item.host]\nTargetConfigNames = \"R\"\n\
+                 MessageSchemaCategory = \"{category}\"\n[item.adapter]\nPort = \"1\""
+            ));
+            assert!(f.warnings.is_empty(), "{:?}", f.warnings);
+        }
     }
 }
