@@ -397,13 +397,14 @@ pub const OPERATION_HOST: &[SettingSpec] = &[
     ),
 ];
 
-/// HL7 schema category: recorded for the rules and ACKs, not validated against schemas yet.
-pub(crate) const SCHEMA: SettingSpec = no(
+/// HL7 schema category: the DocType category of the messages the item sends on, for the
+/// rules (`docCategory`) and a router's `Validation`.
+pub(crate) const SCHEMA: SettingSpec = s(
     "MessageSchemaCategory",
     H,
     TEXT,
     "",
-    "HL7 schema category (e.g. 2.5) given to received messages",
+    "HL7 schema category of the messages it sends on: the rules' docCategory and the DocType category a router's Validation checks (empty: MSH-12; one with no tables in hie, not 2.3 to 2.5.1, reads as the standard of MSH-12)",
 );
 
 /// `EnsLib.HL7.Service.Standard`.
@@ -510,12 +511,12 @@ pub const ROUTER_HOST: &[SettingSpec] = &[
         "",
         "hie: items a router without BusinessRuleName forwards every message to",
     ),
-    no(
+    s(
         "Validation",
         H,
         TEXT,
         "",
-        "validation flags (d, m, z, -z; 1 = dm-z)",
+        "checks before the rules: d (a DocType), m (segments fit its structure), -z (unknown trailing Z segments accepted); 1 = dm-z; a refused message goes to the BadMessageHandler, else is held failed",
     ),
     s(
         "BadMessageHandler",
@@ -580,12 +581,12 @@ pub const ROUTER_HOST: &[SettingSpec] = &[
         "0",
         "a transform error stops all of the message's sends (0: only the failed send is held)",
     ),
-    no(
+    s(
         "ActOnValidationError",
         H,
         BOOL,
         "0",
-        "apply ReplyCodeActions to validation errors",
+        "a message Validation refuses is held failed at the router (an AckMode=App sender gets AE), not sent to the BadMessageHandler",
     ),
 ];
 

@@ -15,6 +15,8 @@
 //! - A router with `BusinessRuleName` (hie does not run rules yet) would route nothing,
 //!   and one with neither it nor `TargetConfigNames` (nor a `BadMessageHandler`) would
 //!   complete every message with no target: errors on an enabled router.
+//! - A router's `Validation` flag that hie does not check (only `d`, `m` and `z`): a
+//!   warning naming it.
 //! - A downstream host name is not resolved here: the operation resolves it each time it
 //!   connects (as IRIS does), so a name that does not resolve now never stops the other
 //!   items. `hie check` alone looks the names up ([`unresolved_hosts`], each kind's
@@ -59,6 +61,16 @@ impl StartupChecks<'_> {
             .get(setting)
             .map_or(item.source.line, |v| v.line);
         self.report_at(item, line, message);
+    }
+
+    /// A warning at `setting`'s line (the item's line when it is not written): the item
+    /// runs, but not quite as configured.
+    pub fn warn(&mut self, item: &Item, target: SettingTarget, setting: &str, message: String) {
+        let line = item
+            .raw(target)
+            .get(setting)
+            .map_or(item.source.line, |v| v.line);
+        self.f.warn(self.file, line, Some(&item.name), message);
     }
 
     /// An error at the item's line on an enabled item, a warning on a disabled one.

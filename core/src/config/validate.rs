@@ -157,6 +157,10 @@ pub fn validate_with(
     routes::check(production, file, &mut f);
     super::response_from::check(production, file, &mut f);
     startup::check(production, file, &mut f);
+    f.warnings
+        .extend(crate::engine::validation::check_categories(
+            production, file,
+        ));
     check_ports(production, file, &mut f);
     check_inbound_budget(production, file, &mut f);
     if opts.strict {

@@ -38,6 +38,7 @@ pub mod shard_call;
 pub(crate) mod shard_main;
 pub mod slots;
 pub(crate) mod supervise;
+pub mod validation;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -131,6 +131,9 @@ pub struct PlannedItem {
     /// A router's compiled `BusinessRuleName` class ([`crate::engine::rules`]); `None`
     /// for a router that forwards to its `TargetConfigNames` and for other items.
     pub rules: Option<std::sync::Arc<crate::engine::rules::RouterRules>>,
+    /// A router's `Validation` ([`crate::engine::validation`]); `None` when it checks
+    /// nothing, and for other items.
+    pub validation: Option<std::sync::Arc<crate::engine::validation::RouterValidation>>,
 }
 
 impl PlannedItem {
@@ -288,9 +291,11 @@ impl Plan {
                 log_trace_events: item.log_trace_events,
                 restart: common.map(|c| c.restart).unwrap_or_default(),
                 rules: None,
+                validation: None,
             });
         }
         crate::engine::rules::attach(production, &mut items, &resolve);
+        crate::engine::validation::attach(production, &mut items);
         Plan {
             production: production.name.clone(),
             shards,

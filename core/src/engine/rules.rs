@@ -14,6 +14,9 @@
 //! silently. `RuleLogging` with `c`, `d` or `a` logs each evaluation's trace (the rules
 //! that fired, each condition, each send) at info level.
 //!
+//! A router with `Validation` checks each message first
+//! ([`crate::engine::validation`]): one that fails never reaches the rules.
+//!
 //! A `send transform="X"` runs DTL class `X` on the message: its output is a new
 //! message, recorded and sent on by [`crate::engine::made`]; a transform that fails
 //! leaves the message held at the router (see there).
@@ -33,6 +36,7 @@ use crate::engine::made::Made;
 use crate::engine::plan::{PlannedItem, Role, Target};
 use crate::engine::ruled::RuleNotes;
 use crate::engine::runtime::{Shard, hop_limit_reached, log_append_error};
+use crate::engine::validation::Validator;
 use crate::envelope::{Envelope, ItemId};
 use crate::rules::{CompiledRules, Input, NO_TRANSFORM, Outcome};
 use crate::transform::Compiled;
@@ -241,6 +245,8 @@ pub struct Routed {
     pub made: Made,
     /// What the rules decided for each message, for its `Ruled` record.
     notes: RuleNotes,
+    /// `Validation`'s buffers, and the messages it refused that the router holds.
+    pub validator: Validator,
 }
 
 impl Routed {
@@ -255,6 +261,7 @@ impl Routed {
         self.ends.clear();
         self.made.clear();
         self.notes.clear();
+        self.validator.clear();
     }
 
     fn end_message(&mut self) {
@@ -294,7 +301,16 @@ impl Shard {
         }
         let mut unrouted = 0u64;
         for (i, env) in batch.iter().enumerate() {
-            if !hop_limit_reached(env) {
+            if !hop_limit_reached(env)
+                && !self.refuse_invalid(
+                    item,
+                    env,
+                    i,
+                    &mut routed.validator,
+                    &mut records,
+                    &mut routed.targets,
+                )
+            {
                 let (records_before, targets_before) = (records.len(), routed.targets.len());
                 debug_assert_eq!(
                     env.id.origin_shard as usize,

@@ -20,6 +20,9 @@
 //! the batch's records; a message whose transform failed is recorded `Failed` at the
 //! router with the transform's error, held for an operator.
 //!
+//! A message the router's `Validation` refuses (`crate::engine::validation`) goes to
+//! its `BadMessageHandler`, or is recorded `Failed` at the router with the reason.
+//!
 //! A message that has passed through [`ROUTER_HOPS_MAX`] routers (a routing cycle) is
 //! recorded `Failed` at the router that has it, logged and counted, instead of going
 //! round for ever.
@@ -39,6 +42,7 @@ use crate::engine::metrics::Stage;
 use crate::engine::responses::Responses;
 use crate::engine::rules::Routed;
 use crate::engine::runtime::{HOP_LIMIT_REASON, Shard, hop_limit_reached};
+use crate::engine::validation::hold_invalid;
 #[cfg(doc)]
 use crate::envelope::ROUTER_HOPS_MAX;
 use crate::envelope::{Envelope, ItemId, OriginRecord};
@@ -78,6 +82,10 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
                 for (i, env) in batch.drain(..).enumerate() {
                     if hop_limit_reached(&env) {
                         fail_at_hop_limit(&shard, item, env);
+                        continue;
+                    }
+                    if let Some(reason) = routed.validator.held_of(i) {
+                        hold_invalid(&shard, item, env, reason);
                         continue;
                     }
                     let failure = routed.made.failure_of(i);

@@ -31,7 +31,7 @@ pub mod structure;
 #[rustfmt::skip]
 mod tables;
 
-pub use place::{Placed, Step, place};
+pub use place::{Missing, Placed, Step, place};
 pub use structure::{Node, NodeKind, Structure};
 
 /// IRIS cuts property names longer than this many characters.

@@ -27,6 +27,9 @@
 
 use super::structure::{NodeKind, Structure};
 
+mod check;
+pub use check::Missing;
+
 const NONE: u32 = u32::MAX;
 /// An entry that is a segment the structure does not expect there.
 const UNEXPECTED: u16 = u16::MAX;

@@ -11,6 +11,7 @@ use crate::config::model::{Item, ItemKind, SettingTarget};
 use crate::config::response_from::{ResponseFrom, ResponseSettings};
 use crate::config::settings::{ItemSettings, Reader};
 use crate::config::startup::StartupChecks;
+use crate::engine::validation::{Flags, unsupported_flags};
 use crate::engine::plan::KindPlan;
 use crate::items::kind::{ClassDef, HostKind, PlanContext, Worker, WorkerRun, mismatched};
 use crate::items::routing_engine;
@@ -18,11 +19,15 @@ use crate::items::routing_engine;
 /// A router's own settings (where it routes is in [`Routes`](crate::config::settings::Routes)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouterSettings {
-    /// `BusinessRuleName`: the rule class. hie does not run rules yet, so validation
-    /// refuses an enabled router that has one.
+    /// `BusinessRuleName`: the rule class.
     pub business_rule_name: String,
     /// `ResponseFrom` and the settings that go with it.
     pub responses: ResponseSettings,
+    /// `Validation`: what the router checks before its rules
+    /// ([`crate::engine::validation`]).
+    pub validation: Flags,
+    /// `ActOnValidationError`: a refused message is held failed at the router.
+    pub act_on_validation_error: bool,
 }
 
 /// A router's plan data: what its worker reads besides the plan's routes.
@@ -76,6 +81,8 @@ impl HostKind for RoutingEngine {
                 targets: r.list(h, "ResponseTargetConfigNames", false),
                 forward_generated: r.bool(h, "ForwardGeneratedResponseToTarget"),
             },
+            validation: Flags::parse(&r.string(h, "Validation")),
+            act_on_validation_error: r.bool(h, "ActOnValidationError"),
         })
     }
 
@@ -98,6 +105,7 @@ impl HostKind for RoutingEngine {
                 .to_owned();
             checks.report_item(item, message);
         }
+        check_validation(item, checks);
     }
 
     /// A router's plan data is its response settings; its routes are the plan's.
@@ -113,4 +121,27 @@ impl HostKind for RoutingEngine {
     fn run_worker(&self, w: Worker) -> Option<WorkerRun> {
         Some(Box::pin(routing_engine::run(w.shard, w.item, w.queue)))
     }
+}
+
+/// A warning naming each `Validation` flag hie does not check (IRIS's segment content,
+/// field and table checks): the router runs, checking only `d`, `m` and `z`.
+fn check_validation(item: &Item, checks: &mut StartupChecks<'_>) {
+    let Some(raw) = item.host_settings.get("Validation") else {
+        return;
+    };
+    let unsupported = unsupported_flags(&raw.value);
+    if unsupported.is_empty() {
+        return;
+    }
+    let flags: Vec<String> = unsupported.iter().map(|c| format!("{c:?}")).collect();
+    checks.warn(
+        item,
+        SettingTarget::Host,
+        "Validation",
+        format!(
+            "Validation {:?}: hie does not check flag {}; it checks only d, m and z",
+            raw.value.trim(),
+            flags.join(", ")
+        ),
+    );
 }
