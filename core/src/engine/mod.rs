@@ -424,6 +424,11 @@ impl RunningEngine {
         admin::engine_stats(&self.calls)
     }
 
+    /// Everything `/metrics` shows of the shards, in one round (see [`admin::scrape`]).
+    pub fn scrape(&self) -> admin::EngineScrape {
+        admin::scrape(&self.calls, &self.plan().production)
+    }
+
     /// The latency percentiles of every item's stages (or of the item named `item`).
     pub fn histograms(&self, item: Option<&str>) -> Result<LatencyReport, EngineError> {
         if let Some(name) = item
