@@ -49,16 +49,17 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use hie_core::engine::EngineStatus;
 use hie_core::engine::admin::{EngineScrape, ItemActivity, ShardEngineStats};
 use hie_core::engine::metrics::{ACK_CODES, LatencyBuckets, Stage};
+use hie_core::engine::reader::EngineReader;
 use hie_core::engine::runtime::{ItemStatus, ShardStatus};
-use hie_core::engine::{EngineStatus, RunningEngine};
 use hie_persist::wal::SYNC_US_BOUNDS;
 use hyper::StatusCode;
 use prometheus::proto::{self, LabelPair, Metric, MetricFamily, MetricType};
 
 use super::api::{self, ApiResponse};
-use crate::alerts::Alerts;
+use crate::alerts::AlertCounters;
 
 /// What the main thread knows of the run itself.
 #[derive(Debug, Clone)]
@@ -72,7 +73,7 @@ pub struct RunFacts {
 
 /// The scrape's answer: every shard asked for its status, its metrics and its WAL's
 /// counters; the data directory's file system for its free space; the alerts' counters.
-pub fn scrape(engine: &RunningEngine, run: &RunFacts, alerts: &Alerts) -> ApiResponse {
+pub fn scrape(engine: &EngineReader, run: &RunFacts, alerts: &AlertCounters) -> ApiResponse {
     let scrape = engine.scrape();
     let names = || engine.plan().items.iter().map(|i| i.name.as_str());
     let mut families = families(&scrape, names, run.started.elapsed());
@@ -354,7 +355,7 @@ fn acks(status: &EngineStatus) -> MetricFamily {
 }
 
 /// Each service's open inbound connections (its connection table, all shards).
-fn connections(engine: &RunningEngine) -> MetricFamily {
+fn connections(engine: &EngineReader) -> MetricFamily {
     let samples = engine
         .plan()
         .items
