@@ -4,7 +4,7 @@
 //!   `N` messages or more; no further alert until it has fallen below 80 % of `N` (the
 //!   alert clears then) and reached `N` again.
 //! - `QueueWaitAlert=S`: an alert when the oldest message in an item's queues has waited
-//!   `S` seconds or more since it was stored at its service; no further alert until that
+//!   `S` seconds or more in that queue (since it entered it, as IRIS counts); no further alert until that
 //!   wait has fallen below 80 % of `S` (the queue emptied, or moved on) and reached `S`
 //!   again.
 //! - `InactivityTimeout=S`: an alert when a running item has handled no message (received,

@@ -270,7 +270,7 @@ fn merge_latency(
 pub struct ItemActivity {
     /// When it last handled a message (the latest over the shards).
     pub last_message_at: Option<Instant>,
-    /// When the oldest message in its queues was stored at its service (the earliest).
+    /// When the oldest entry in its queues entered its queue (the earliest).
     pub oldest_queued: Option<Instant>,
 }
 

@@ -271,6 +271,9 @@ pub struct ShardMetrics {
     /// lateness summed.
     stalls: Cell<u64>,
     stalled: Cell<Duration>,
+    /// The shard's coarse clock: when the reactor probe last woke
+    /// ([`ShardMetrics::note_probe`]).
+    clock: Cell<Instant>,
 }
 
 /// How often each shard's reactor probe sleeps and checks how late it woke.
@@ -312,6 +315,7 @@ impl ShardMetrics {
             executor_tasks: Cell::new(0),
             stalls: Cell::new(0),
             stalled: Cell::new(Duration::ZERO),
+            clock: Cell::new(Instant::now()),
         }
     }
 
@@ -325,6 +329,21 @@ impl ShardMetrics {
         self.executor_tasks
             .set(self.executor_tasks.get() + stats.tasks_executed());
         (self.executor_busy.get(), self.executor_tasks.get())
+    }
+
+    /// The reactor probe woke at `woke`, `late` past its deadline: the coarse clock moves
+    /// to `woke` ([`ShardMetrics::coarse_now`]), and a stall is counted when `late` is
+    /// at least [`REACTOR_STALL_MIN`].
+    pub fn note_probe(&self, woke: Instant, late: Duration) {
+        self.clock.set(self.clock.get().max(woke));
+        self.note_probe_lateness(late);
+    }
+
+    /// The shard's coarse clock, read without a system call: the reactor probe's last
+    /// wake-up, at most [`REACTOR_PROBE_INTERVAL`] (plus any reactor stall) behind the
+    /// time. Stamps queue entries (their wait is shown and alerted on in seconds).
+    pub fn coarse_now(&self) -> Instant {
+        self.clock.get()
     }
 
     /// The reactor probe woke `late` past its deadline: a stall when at least

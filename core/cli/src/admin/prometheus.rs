@@ -370,8 +370,8 @@ fn connections(engine: &EngineReader) -> MetricFamily {
     family("hie_item_connections", help, MetricType::GAUGE, samples)
 }
 
-/// Seconds the oldest message in each item's queues has waited since it was stored at
-/// its service (none for an empty queue).
+/// Seconds the oldest entry in each item's queues has waited since it entered that
+/// queue (none for an empty queue).
 fn oldest_queued<'n>(
     activity: &[ItemActivity],
     names: impl Iterator<Item = &'n str>,
@@ -386,7 +386,7 @@ fn oldest_queued<'n>(
             Some(sample(pairs, MetricType::GAUGE, age.as_secs_f64()))
         })
         .collect();
-    let help = "Seconds the oldest message in the item's queues has waited since it was stored.";
+    let help = "Seconds the oldest message in the item's queues has waited in them.";
     family(
         "hie_item_oldest_queued_age_seconds",
         help,
