@@ -68,6 +68,11 @@ pub struct Envelope {
     pub partition: u64,
     /// When the service received it, for end-to-end latency.
     pub received_at: Instant,
+    /// When it entered the queue it is in (or last was in): stamped by
+    /// `Shard::enqueue_local` / `offer_local` from the shard's coarse clock, never before
+    /// `received_at`; a retry put back at the queue's front keeps it. For the queue's
+    /// oldest-entry age (`QueueWaitAlert`), not for latency.
+    pub queued_at: Instant,
     /// Delivery attempts so far (a retry after recovery starts again at 0).
     pub attempts: u32,
     /// Routers it has passed through (see [`ROUTER_HOPS_MAX`]; recovery starts again

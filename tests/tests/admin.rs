@@ -3,7 +3,8 @@
 //! token required everywhere but the probes; the request, header and connection limits;
 //! items disabled and enabled through the API with nothing lost; `/histograms` counts and
 //! its HdrHistogram log and interval reset; readiness during a long recovery; a port in
-//! use; a slow admin client that holds up nothing; `hie ctl stop`.
+//! use; a slow admin client that holds up nothing; a scrape answered while a slow resend
+//! holds the main thread; `hie ctl stop`.
 
 mod common;
 
@@ -567,6 +568,70 @@ fn a_slow_admin_client_holds_up_neither_the_data_path_nor_other_admin_requests()
     assert_eq!(get(&address, "/health/live").0, 200);
     assert_eq!(get(&address, "/status").0, 200);
     drop((half, unread));
+}
+
+#[test]
+fn requests_that_only_read_are_answered_while_a_slow_resend_holds_the_main_thread() {
+    const DELAY: Duration = Duration::from_secs(10);
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, out_port) = (free_port(), free_port());
+    // Nothing listens at out_port yet: F-1 fails and is held. Out's queue holds one.
+    let host = [
+        ("RetryInterval", "1"),
+        ("FailureTimeout", "2"),
+        ("QueueSize", "1"),
+    ];
+    let text = (head("Admin", 1)
+        + &tcp_service(IN, in_port, OUT, &[])
+        + &tcp_operation(OUT, out_port, &host, &[]))
+        .replace("wal_sync = \"fsync\"", "wal_sync = \"none\"");
+    let (hie, data) = start_hie_with(dir.path(), &text, &[]);
+    let address = admin(&hie);
+    assert_eq!(send_one(in_port, &adt("F-1", "P1")), "AA");
+    assert!(
+        wait_until(Duration::from_secs(30), || common::held(&data).len() == 1),
+        "F-1 fails; log:\n{}",
+        hie.log()
+    );
+    let id = common::held(&data)[0]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A slow downstream takes F-2 and answers after DELAY; F-3 fills Out's queue, so
+    // resending F-1 waits for room (on the main thread, one command at a time) until then.
+    let sink = TestSink::start(out_port, Answer::Code("AA"));
+    sink.set_delay(DELAY);
+    assert_eq!(send_one(in_port, &adt("F-2", "P1")), "AA");
+    assert!(wait_until(Duration::from_secs(15), || sink.count() == 1));
+    sink.set_delay(Duration::ZERO);
+    assert_eq!(send_one(in_port, &adt("F-3", "P1")), "AA");
+    let resent = Arc::new(AtomicBool::new(false));
+    let resend = std::thread::spawn({
+        let (address, resent) = (address.clone(), Arc::clone(&resent));
+        move || {
+            let answer = http(&address, "POST", &format!("/held/{id}/resend"), None);
+            resent.store(true, Ordering::Release);
+            answer
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    for path in ["/metrics", "/status", "/held", "/health/ready"] {
+        let (code, body) = get(&address, path);
+        assert_eq!(code, 200, "{path}: {body}");
+    }
+    assert!(
+        !resent.load(Ordering::Acquire),
+        "the reads were answered while the resend still waited (it waits until the \
+         downstream answers F-2, {DELAY:?} after it arrived)"
+    );
+    let (code, body) = resend.join().unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        wait_until(Duration::from_secs(15), || sink.count() == 3),
+        "F-2, F-3 and the resent F-1 arrive; log:\n{}",
+        hie.log()
+    );
+    assert_eq!(sink.control_ids(), ["F-2", "F-3", "F-1"]);
 }
 
 #[test]

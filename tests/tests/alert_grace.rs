@@ -2,7 +2,9 @@
 //! `AlertRetryGracePeriod` (an operation's failed attempts alert once they have lasted it,
 //! once per error condition; a condition that clears within it never alerts) and
 //! `AlertGracePeriod` (a file service whose `FilePath` cannot be listed alerts once that
-//! has lasted it, and the alert clears when the directory is back).
+//! has lasted it, and the alert clears when the directory is back; a TCP service whose
+//! port cannot be bound when it is enabled alerts once that has lasted it, and the alert
+//! clears when it binds).
 
 mod common;
 
@@ -162,6 +164,98 @@ fn an_unreadable_file_path_alerts_once_its_grace_period_has_passed_and_clears() 
     assert!(
         wait_until(Duration::from_secs(15), || {
             common::control_ids_in(&outbox.join("out.hl7")) == ["F-1"]
+        }),
+        "log:\n{}",
+        hie.log()
+    );
+    assert!(!cleared(&hie.log(), "Never"), "{}", hie.log());
+    common::stop(hie);
+}
+
+fn tcp_service_with_grace(name: &str, port: u16, grace: &str) -> String {
+    tcp_service(
+        name,
+        port,
+        "Out",
+        &[
+            ("AlertOnError", "1"),
+            ("AlertGracePeriod", grace),
+            ("RestartPolicy", "always"),
+            ("RestartDelay", "0.5"),
+        ],
+    )
+}
+
+#[test]
+fn a_port_that_cannot_be_bound_alerts_once_its_grace_period_has_passed_and_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [(); 3].map(|()| free_port());
+    let names = ["Now", "Later", "Never"];
+    let outbox = dir.path().join("out");
+    let text = head("BindGrace", 1)
+        + &tcp_service_with_grace(names[0], ports[0], "0")
+        + &tcp_service_with_grace(names[1], ports[1], "3")
+        + &tcp_service_with_grace(names[2], ports[2], "600")
+        + &common::file_operation("Out", &outbox, "out.hl7");
+    let config = common::write_production(dir.path(), &text);
+    let data = dir.path().join("data");
+    let hie = hie_tests::Hie::start(&config, &data, &["--no-pin", "--log", "info"]);
+    // Each service lets its port go, something else takes it, and it is enabled again:
+    // it retries binding every 0.5 s (RestartPolicy always).
+    for name in names {
+        assert_eq!(common::ctl(&data, &["disable", name]).0, 0);
+    }
+    let squatters = ports.map(|port| {
+        let taken = (0..200).find_map(|_| {
+            std::net::TcpListener::bind(("0.0.0.0", port))
+                .inspect_err(|_| std::thread::sleep(Duration::from_millis(25)))
+                .ok()
+        });
+        taken.unwrap_or_else(|| panic!("port {port} stays bound after disable"))
+    });
+    for name in names {
+        assert_eq!(common::ctl(&data, &["enable", name]).0, 0);
+    }
+    let enabled = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(15), || raised(&hie.log(), "Now") == 1),
+        "log:\n{}",
+        hie.log()
+    );
+    if enabled.elapsed() < Duration::from_secs(2) {
+        assert_eq!(raised(&hie.log(), "Later"), 0, "{}", hie.log());
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || raised(&hie.log(), "Later") == 1),
+        "log:\n{}",
+        hie.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let log = hie.log();
+    assert_eq!(raised(&log, "Now"), 1, "once per condition: {log}");
+    assert_eq!(raised(&log, "Later"), 1, "once per condition: {log}");
+    assert_eq!(raised(&log, "Never"), 0, "{log}");
+    assert!(log.contains("cannot listen"), "{log}");
+
+    // The ports are free again: the services bind, the alerts clear, messages flow.
+    drop(squatters);
+    assert!(
+        wait_until(Duration::from_secs(15), || cleared(&hie.log(), "Now")
+            && cleared(&hie.log(), "Later")),
+        "log:\n{}",
+        hie.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            std::net::TcpStream::connect(("127.0.0.1", ports[0])).is_ok()
+        }),
+        "log:\n{}",
+        hie.log()
+    );
+    assert_eq!(send_one(ports[0], &adt("B-1", "P1")), "AA");
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            common::control_ids_in(&outbox.join("out.hl7")) == ["B-1"]
         }),
         "log:\n{}",
         hie.log()

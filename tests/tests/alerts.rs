@@ -2,7 +2,9 @@
 //! once when a feed stops and clears when it resumes; `QueueCountAlert` and
 //! `QueueWaitAlert` fire when a queue reaches its count or its oldest message its wait,
 //! and clear once it drains; both are log events with a stable
-//! `alert` field and counters in `/metrics`; a bad value stops `hie check` and `hie run`.
+//! `alert` field and counters in `/metrics`; a bad value stops `hie check` and `hie run`;
+//! a queue's oldest-message age is the wait in that item's own queue, not since the
+//! message was stored.
 
 mod common;
 
@@ -220,5 +222,60 @@ fn json_logs_are_one_object_per_line_with_the_alert_field() {
             "not JSON: {line}"
         );
     }
+    common::stop(hie);
+}
+
+#[test]
+fn the_oldest_queued_age_is_the_wait_in_the_items_own_queue_not_since_it_was_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, out_port) = (free_port(), free_port());
+    // Messages wait at the disabled router first, then in the disabled operation's queue.
+    let text = head("QueueAge", 1)
+        + &tcp_service("In", in_port, "Router", &[])
+        + &common::disabled(&common::router("Router", "Out", &[]))
+        + &common::disabled(&tcp_operation(
+            "Out",
+            out_port,
+            &[("QueueWaitAlert", "3")],
+            &[],
+        ));
+    let config = common::write_production(dir.path(), &text);
+    let data = dir.path().join("data");
+    let hie = hie_tests::Hie::start(&config, &data, &["--no-pin", "--log", "info"]);
+    let address = hie.admin.clone().expect("admin API");
+    for n in 0..3 {
+        assert_eq!(send_one(in_port, &adt(&format!("W-{n}"), "P1")), "AA");
+    }
+    let age = |item| metric(&address, "hie_item_oldest_queued_age_seconds", item);
+    assert!(
+        wait_until(Duration::from_secs(20), || age("Router")
+            .is_some_and(|s| s >= 5.0)),
+        "they wait at the router; log:\n{}",
+        hie.log()
+    );
+    let (code, out) = common::ctl(&data, &["enable", "Router"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        wait_until(Duration::from_secs(10), || age("Out").is_some()),
+        "log:\n{}",
+        hie.log()
+    );
+    let waited = age("Out").unwrap();
+    assert!(
+        waited < 4.0,
+        "Out's oldest has waited {waited} s in Out's queue, not the 5 s and more since it was \
+         stored"
+    );
+    // QueueWaitAlert counts the same wait: it fires once that reaches 3 s.
+    assert!(
+        wait_until(Duration::from_secs(15), || raised(
+            &hie.log(),
+            "QueueWaitAlert",
+            "Out"
+        ) == 1),
+        "log:\n{}",
+        hie.log()
+    );
+    assert!(age("Out").is_some_and(|s| s >= 3.0));
     common::stop(hie);
 }

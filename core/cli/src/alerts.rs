@@ -4,7 +4,7 @@
 //!   `N` messages or more; no further alert until it has fallen below 80 % of `N` (the
 //!   alert clears then) and reached `N` again.
 //! - `QueueWaitAlert=S`: an alert when the oldest message in an item's queues has waited
-//!   `S` seconds or more since it was stored at its service; no further alert until that
+//!   `S` seconds or more in that queue (since it entered it, as IRIS counts); no further alert until that
 //!   wait has fallen below 80 % of `S` (the queue emptied, or moved on) and reached `S`
 //!   again.
 //! - `InactivityTimeout=S`: an alert when a running item has handled no message (received,
@@ -13,11 +13,14 @@
 //!
 //! Each alert is a log event (target `hie::alert`) with a stable `alert` field
 //! (`QueueCountAlert`, `QueueWaitAlert`, `InactivityTimeout`) and the `item`, and a counter per item in
-//! `/metrics`. The main thread checks every [`ALERT_CHECK_INTERVAL`] (only when some
+//! `/metrics` (read through [`AlertCounters`], which the admin API's readers share). The
+//! main thread checks every [`ALERT_CHECK_INTERVAL`] (only when some
 //! item has one of the settings), asking the shards for their status and for when each
 //! item last handled a message; nothing runs on the data path. `AlertOnError` and
 //! `AlertOnBadMessage` are written where the error happens (see `hie_core::items`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hie_core::config::catalog::{self, SettingSpec};
@@ -86,10 +89,46 @@ struct Watch {
     inactivity_alerts: u64,
 }
 
+/// The alerts raised so far, by item: queue count, queue wait, inactivity. Written by
+/// [`Alerts::check`] on the main thread, read by any thread (`/metrics`).
+#[derive(Debug, Clone, Default)]
+pub struct AlertCounters(Arc<Vec<(String, [AtomicU64; 3])>>);
+
+impl AlertCounters {
+    /// The alert counters, one family per kind of alert, by item.
+    pub fn families(&self) -> Vec<MetricFamily> {
+        let samples =
+            |kind: usize| {
+                item_samples(self.0.iter().map(|(item, counts)| {
+                    (item.as_str(), counts[kind].load(Ordering::Relaxed) as f64)
+                }))
+            };
+        vec![
+            counter_family(
+                "hie_item_queue_count_alerts_total",
+                "QueueCountAlert alerts raised.",
+                samples(0),
+            ),
+            counter_family(
+                "hie_item_queue_wait_alerts_total",
+                "QueueWaitAlert alerts raised.",
+                samples(1),
+            ),
+            counter_family(
+                "hie_item_inactivity_alerts_total",
+                "InactivityTimeout alerts raised.",
+                samples(2),
+            ),
+        ]
+    }
+}
+
 /// The alert settings of a production and where each alert stands.
 #[derive(Debug)]
 pub struct Alerts {
     watches: Vec<Watch>,
+    /// The watches' counters (same order), for `/metrics`.
+    counters: AlertCounters,
     /// When the production started running (inactivity counts from here at the most).
     since: Instant,
 }
@@ -131,7 +170,20 @@ impl Alerts {
                 }
             }
         }
-        Alerts { watches, since }
+        let counters = watches
+            .iter()
+            .map(|w| (w.item.clone(), Default::default()))
+            .collect();
+        Alerts {
+            watches,
+            counters: AlertCounters(Arc::new(counters)),
+            since,
+        }
+    }
+
+    /// The counters of the alerts raised, shared.
+    pub fn counters(&self) -> AlertCounters {
+        self.counters.clone()
     }
 
     /// True when no item has an alert setting (nothing to check).
@@ -167,34 +219,16 @@ impl Alerts {
                 .max(self.since);
             watch.check_inactivity(running, last, now);
         }
-    }
-
-    /// The alert counters, one family per kind of alert, by item.
-    pub fn families(&self) -> Vec<MetricFamily> {
-        let samples = |value: fn(&Watch) -> u64| {
-            item_samples(
-                self.watches
-                    .iter()
-                    .map(|w| (w.item.as_str(), value(w) as f64)),
-            )
-        };
-        vec![
-            counter_family(
-                "hie_item_queue_count_alerts_total",
-                "QueueCountAlert alerts raised.",
-                samples(|w| w.queue_alerts),
-            ),
-            counter_family(
-                "hie_item_queue_wait_alerts_total",
-                "QueueWaitAlert alerts raised.",
-                samples(|w| w.wait_alerts),
-            ),
-            counter_family(
-                "hie_item_inactivity_alerts_total",
-                "InactivityTimeout alerts raised.",
-                samples(|w| w.inactivity_alerts),
-            ),
-        ]
+        for (watch, (_, counts)) in self.watches.iter().zip(self.counters.0.iter()) {
+            let raised = [
+                watch.queue_alerts,
+                watch.wait_alerts,
+                watch.inactivity_alerts,
+            ];
+            for (count, value) in counts.iter().zip(raised) {
+                count.store(value, Ordering::Relaxed);
+            }
+        }
     }
 }
 

@@ -242,7 +242,13 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
     };
     // The admin address is written and the API answers before `ready`, so a `hie ctl`
     // sent on `ready` answers.
+    let api = Api::new(
+        run_facts,
+        Alerts::new(production, std::time::Instant::now()),
+        engine.reader(),
+    );
     if let Some(admin) = &admin {
+        admin.serve_reads(api.reads());
         let path = data_dir.join(admin::ADMIN_ADDRESS_FILE);
         if let Err(e) = std::fs::write(&path, format!("{}\n", admin.address)) {
             tracing::warn!(
@@ -253,15 +259,7 @@ pub fn run_production(production: &Production, args: &EngineArgs) -> ExitCode {
         admin.set_phase(Phase::Running);
     }
     print_ready(&engine, admin.as_ref());
-    let died = serve(
-        &mut engine,
-        admin.as_ref(),
-        signals,
-        Api::new(
-            run_facts,
-            Alerts::new(production, std::time::Instant::now()),
-        ),
-    );
+    let died = serve(&mut engine, admin.as_ref(), signals, api);
     tracing::info!("shutting down");
     if let Some(admin) = &admin {
         admin.set_phase(Phase::Stopping);

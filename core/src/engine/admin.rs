@@ -8,6 +8,10 @@
 //! held-list request [`super::HELD_REQUEST_TIMEOUT`] (a `show` or `resend` reads the
 //! WAL); metrics [`METRICS_TIMEOUT`] (a shard that has not answered is left out and
 //! the answer lists the shards that are in), the WAL counters too.
+//!
+//! The scrape ([`scrape`]) asks each shard once for everything `/metrics` shows (status,
+//! latency buckets, engine counters, activity): one round, not one per kind, since under
+//! load each round waits for the busiest shard to run its task.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -17,7 +21,7 @@ use crate::engine::EngineStatus;
 use crate::engine::HELD_REQUEST_TIMEOUT;
 use crate::engine::control::{self, ItemCommand};
 use crate::engine::hold::HoldLists;
-use crate::engine::metrics::EngineMetrics;
+use crate::engine::metrics::{EngineMetrics, LatencyBuckets, Stage};
 use crate::engine::operator::{self, HeldReply, HeldRequest};
 use crate::engine::runtime::{Shard, ShardStatus};
 use crate::engine::shard_call::{CallError, ShardCaller, wait_all};
@@ -160,21 +164,7 @@ pub fn engine_stats(caller: &Caller) -> Vec<ShardEngineStats> {
     let calls = caller.call_all(|_| {
         |on: &ShardContext| {
             let shard = Rc::clone(&on.shard);
-            async move {
-                let (busy, tasks) = shard.metrics().executor_totals();
-                let (stalls, stalled) = shard.metrics().stalls();
-                ShardEngineStats {
-                    shard: shard.index(),
-                    wal: shard.wal().stats(),
-                    segments: shard.wal().segments().len(),
-                    busy,
-                    tasks,
-                    stalls,
-                    stalled,
-                    ring_inbound_queued: shard.rings().inbound_queued(),
-                    ring_inbound_by_peer: shard.rings().inbound_queued_by_peer(),
-                }
-            }
+            async move { shard_engine_stats(&shard) }
         }
     });
     wait_all(calls, Instant::now() + METRICS_TIMEOUT)
@@ -183,12 +173,104 @@ pub fn engine_stats(caller: &Caller) -> Vec<ShardEngineStats> {
         .collect()
 }
 
+fn shard_engine_stats(shard: &Shard) -> ShardEngineStats {
+    let (busy, tasks) = shard.metrics().executor_totals();
+    let (stalls, stalled) = shard.metrics().stalls();
+    ShardEngineStats {
+        shard: shard.index(),
+        wal: shard.wal().stats(),
+        segments: shard.wal().segments().len(),
+        busy,
+        tasks,
+        stalls,
+        stalled,
+        ring_inbound_queued: shard.rings().inbound_queued(),
+        ring_inbound_by_peer: shard.rings().inbound_queued_by_peer(),
+    }
+}
+
+/// Everything `/metrics` shows of the shards, from one round of calls.
+#[derive(Debug, Clone)]
+pub struct EngineScrape {
+    /// The shards that answered, as [`status`] has them.
+    pub status: EngineStatus,
+    /// By item id: each stage's latency buckets, added over the shards.
+    pub latency: Vec<Vec<(Stage, LatencyBuckets)>>,
+    /// As [`engine_stats`] has them.
+    pub stats: Vec<ShardEngineStats>,
+    /// As [`activity`] has them.
+    pub activity: Vec<ItemActivity>,
+}
+
+/// One shard's part of an [`EngineScrape`].
+struct ShardScrape {
+    status: ShardStatus,
+    latency: Vec<Vec<(Stage, LatencyBuckets)>>,
+    stats: ShardEngineStats,
+    activity: Vec<ItemActivity>,
+}
+
+/// Asks every shard at once, one task each, for its part of `/metrics`; a shard that
+/// does not answer within [`STATUS_TIMEOUT`] is left out (its `hie_shard_up` is absent).
+/// No histogram is copied: each shard reads its own into [`LatencyBuckets`].
+pub fn scrape(caller: &Caller, production: &str) -> EngineScrape {
+    let calls = caller.call_all(|_| {
+        |on: &ShardContext| {
+            let (shard, holds) = (Rc::clone(&on.shard), Rc::clone(&on.holds));
+            async move {
+                ShardScrape {
+                    status: status_with_held(&shard, &holds.borrow()),
+                    latency: shard.metrics().latency_buckets(),
+                    stats: shard_engine_stats(&shard),
+                    activity: shard_activity(&shard),
+                }
+            }
+        }
+    });
+    let mut merged = EngineScrape {
+        status: EngineStatus {
+            production: production.to_string(),
+            shards: Vec::new(),
+        },
+        latency: Vec::new(),
+        stats: Vec::new(),
+        activity: Vec::new(),
+    };
+    for part in wait_all(calls, Instant::now() + STATUS_TIMEOUT)
+        .into_iter()
+        .flatten()
+    {
+        merged.status.shards.push(part.status);
+        merged.stats.push(part.stats);
+        merge_activity(&mut merged.activity, part.activity);
+        merge_latency(&mut merged.latency, part.latency);
+    }
+    merged
+}
+
+/// Adds one shard's latency buckets (by item id, then stage) into `into`.
+fn merge_latency(
+    into: &mut Vec<Vec<(Stage, LatencyBuckets)>>,
+    from: Vec<Vec<(Stage, LatencyBuckets)>>,
+) {
+    into.resize(into.len().max(from.len()), Vec::new());
+    for (into, from) in into.iter_mut().zip(from) {
+        for (stage, buckets) in from {
+            match into.iter_mut().find(|(s, _)| *s == stage) {
+                Some((_, sum)) => sum.add(&buckets),
+                None => into.push((stage, buckets)),
+            }
+        }
+        into.sort_by_key(|(s, _)| *s);
+    }
+}
+
 /// What each item has done lately, merged over the shards.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ItemActivity {
     /// When it last handled a message (the latest over the shards).
     pub last_message_at: Option<Instant>,
-    /// When the oldest message in its queues was stored at its service (the earliest).
+    /// When the oldest entry in its queues entered its queue (the earliest).
     pub oldest_queued: Option<Instant>,
 }
 
@@ -206,16 +288,21 @@ pub fn activity(caller: &Caller) -> Vec<ItemActivity> {
         .into_iter()
         .flatten()
     {
-        merged.resize(merged.len().max(answer.len()), ItemActivity::default());
-        for (into, from) in merged.iter_mut().zip(answer) {
-            into.last_message_at = into.last_message_at.max(from.last_message_at);
-            into.oldest_queued = match (into.oldest_queued, from.oldest_queued) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
+        merge_activity(&mut merged, answer);
     }
     merged
+}
+
+/// Adds one shard's activity (by item id) into `merged`.
+fn merge_activity(merged: &mut Vec<ItemActivity>, answer: Vec<ItemActivity>) {
+    merged.resize(merged.len().max(answer.len()), ItemActivity::default());
+    for (into, from) in merged.iter_mut().zip(answer) {
+        into.last_message_at = into.last_message_at.max(from.last_message_at);
+        into.oldest_queued = match (into.oldest_queued, from.oldest_queued) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
 }
 
 fn shard_activity(shard: &Shard) -> Vec<ItemActivity> {

@@ -77,11 +77,12 @@ impl Shard {
 
     /// Puts `env` on this shard's queue of its target, applying the overflow strategy
     /// (waiting for room with `block`).
-    pub async fn enqueue_local(&self, env: Envelope) {
+    pub async fn enqueue_local(&self, mut env: Envelope) {
         let Some(queue) = self.local_queue_of(&env) else {
             self.note_entered(&env);
             return;
         };
+        self.stamp_queued(&mut env);
         let lane = self.lane_of(&env);
         let entering = self.entering_of(&env);
         let offered = queue.push(env, lane).await;
@@ -94,11 +95,12 @@ impl Shard {
 
     /// [`Shard::enqueue_local`] without waiting: hands `env` back when its queue is full
     /// and its strategy is `block` (the dispatcher keeps it and tries again).
-    pub fn offer_local(&self, env: Envelope) -> Result<(), Envelope> {
+    pub fn offer_local(&self, mut env: Envelope) -> Result<(), Envelope> {
         let Some(queue) = self.local_queue_of(&env) else {
             self.note_entered(&env);
             return Ok(());
         };
+        self.stamp_queued(&mut env);
         let lane = self.lane_of(&env);
         let entering: Option<MessageId> = self.entering_of(&env);
         let offered = queue.offer(env, lane);
@@ -109,6 +111,12 @@ impl Shard {
             self.entered(id);
         }
         settled
+    }
+
+    /// Stamps `env` as entering its queue now, by the shard's coarse clock (no clock read:
+    /// [`crate::engine::metrics::ShardMetrics::coarse_now`]), never before it was received.
+    fn stamp_queued(&self, env: &mut Envelope) {
+        env.queued_at = self.metrics().coarse_now().max(env.received_at);
     }
 
     /// The lane of its target's queue `env` takes (`QueueOrder`; see [`crate::priority`]):

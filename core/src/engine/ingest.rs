@@ -208,6 +208,7 @@ pub fn envelope(
     target: ItemId,
     key: &[u8],
 ) -> Envelope {
+    let now = Instant::now();
     Envelope {
         id,
         bytes,
@@ -216,7 +217,8 @@ pub fn envelope(
         origin_name,
         target,
         partition: partition_hash(key),
-        received_at: Instant::now(),
+        received_at: now,
+        queued_at: now,
         attempts: 0,
         router_hops: 0,
         wants_reply: false,

@@ -132,6 +132,7 @@ impl Made {
             target: self.targets_of(m).first().copied().unwrap_or(router),
             partition: crate::envelope::partition_hash(key),
             received_at: parent.received_at,
+            queued_at: parent.queued_at,
             attempts: 0,
             router_hops: parent.router_hops + 1,
             // An `AckMode=App` reply for it answers the routed message (the router maps

@@ -24,7 +24,9 @@
 //!   `round_trip`), and recording never allocates: values past
 //!   [`LATENCY_US_MAX`] are counted at it, precision is [`LATENCY_SIGNIFICANT_DIGITS`]
 //!   significant digits (about 26 KiB per histogram).
-//! - A snapshot copies the histograms (on the control path, never per message).
+//! - A snapshot copies the histograms (on the control path, never per message); the
+//!   scrape copies none: each shard reads its histograms into [`LatencyBuckets`] (the
+//!   counts at [`LATENCY_BUCKETS_US`], 17 numbers) and those are added up.
 
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
@@ -40,6 +42,65 @@ pub const LATENCY_US_MAX: u64 = 3_600_000_000;
 
 /// Significant decimal digits each histogram keeps (1 % resolution).
 pub const LATENCY_SIGNIFICANT_DIGITS: u8 = 2;
+
+/// Upper bounds of the latency buckets `/metrics` reports, in µs (the last bucket, past
+/// these, is +Inf).
+pub const LATENCY_BUCKETS_US: [u64; 16] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// One latency histogram read at [`LATENCY_BUCKETS_US`]: what a Prometheus histogram
+/// needs, without copying the histogram.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LatencyBuckets {
+    /// Values in each bucket (not cumulative): `counts[i]` are at or below
+    /// `LATENCY_BUCKETS_US[i]` and above the bound before; the last, above them all.
+    pub counts: [u64; 17],
+    /// Values recorded, and their sum in µs (each value as its bucket's middle, as
+    /// `Histogram::mean` counts it).
+    pub count: u64,
+    pub sum_us: f64,
+}
+
+impl LatencyBuckets {
+    /// `histogram` read in one pass over its recorded values (no allocation). A value
+    /// counts at or below a bound when its histogram bucket starts at or below it, as
+    /// `Histogram::count_between(0, bound)` counts.
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        let mut out = LatencyBuckets::default();
+        for recorded in histogram.iter_recorded() {
+            let value = recorded.value_iterated_to();
+            let count = recorded.count_since_last_iteration();
+            let low = histogram.lowest_equivalent(value);
+            let bucket = LATENCY_BUCKETS_US.partition_point(|&bound| bound < low);
+            out.counts[bucket] += count;
+            out.count += count;
+            out.sum_us += histogram.median_equivalent(value) as f64 * count as f64;
+        }
+        out
+    }
+
+    /// Adds `other`'s counts (another shard's).
+    pub fn add(&mut self, other: &LatencyBuckets) {
+        for (into, from) in self.counts.iter_mut().zip(&other.counts) {
+            *into += from;
+        }
+        self.count += other.count;
+        self.sum_us += other.sum_us;
+    }
+
+    /// Each bound of [`LATENCY_BUCKETS_US`] with the values at or below it.
+    pub fn cumulative(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        LATENCY_BUCKETS_US
+            .iter()
+            .zip(&self.counts)
+            .scan(0, |sum, (&bound, &count)| {
+                *sum += count;
+                Some((bound, *sum))
+            })
+    }
+}
 
 /// A point on a message's way whose latency is measured (module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -210,6 +271,9 @@ pub struct ShardMetrics {
     /// lateness summed.
     stalls: Cell<u64>,
     stalled: Cell<Duration>,
+    /// The shard's coarse clock: when the reactor probe last woke
+    /// ([`ShardMetrics::note_probe`]).
+    clock: Cell<Instant>,
 }
 
 /// How often each shard's reactor probe sleeps and checks how late it woke.
@@ -251,6 +315,7 @@ impl ShardMetrics {
             executor_tasks: Cell::new(0),
             stalls: Cell::new(0),
             stalled: Cell::new(Duration::ZERO),
+            clock: Cell::new(Instant::now()),
         }
     }
 
@@ -264,6 +329,21 @@ impl ShardMetrics {
         self.executor_tasks
             .set(self.executor_tasks.get() + stats.tasks_executed());
         (self.executor_busy.get(), self.executor_tasks.get())
+    }
+
+    /// The reactor probe woke at `woke`, `late` past its deadline: the coarse clock moves
+    /// to `woke` ([`ShardMetrics::coarse_now`]), and a stall is counted when `late` is
+    /// at least [`REACTOR_STALL_MIN`].
+    pub fn note_probe(&self, woke: Instant, late: Duration) {
+        self.clock.set(self.clock.get().max(woke));
+        self.note_probe_lateness(late);
+    }
+
+    /// The shard's coarse clock, read without a system call: the reactor probe's last
+    /// wake-up, at most [`REACTOR_PROBE_INTERVAL`] (plus any reactor stall) behind the
+    /// time. Stamps queue entries (their wait is shown and alerted on in seconds).
+    pub fn coarse_now(&self) -> Instant {
+        self.clock.get()
     }
 
     /// The reactor probe woke `late` past its deadline: a stall when at least
@@ -323,6 +403,21 @@ impl ShardMetrics {
     /// When each item (by id) last reached one of its stages with a message here.
     pub fn last_messages(&self) -> Vec<Option<Instant>> {
         self.items.iter().map(|m| m.last_message_at.get()).collect()
+    }
+
+    /// Every item's (by id) histograms read as [`LatencyBuckets`], by stage: the scrape's
+    /// part, without copying a histogram.
+    pub fn latency_buckets(&self) -> Vec<Vec<(Stage, LatencyBuckets)>> {
+        self.items
+            .iter()
+            .map(|m| {
+                Stage::ALL
+                    .iter()
+                    .zip(&m.latency)
+                    .filter_map(|(&s, h)| Some((s, LatencyBuckets::of(&h.as_ref()?.borrow()))))
+                    .collect()
+            })
+            .collect()
     }
 
     /// A copy of every item's counters and histograms (for items on this shard).
@@ -560,6 +655,45 @@ mod tests {
                 latency: vec![(stage, h)],
             }],
         }
+    }
+
+    #[test]
+    fn buckets_count_as_count_between_does_and_add_over_shards() {
+        let mut h = latency_histogram();
+        let values = [
+            50,
+            90,
+            100,
+            101,
+            300,
+            2_499,
+            2_600,
+            99_000,
+            20_000_000,
+            LATENCY_US_MAX,
+        ];
+        for v in values {
+            h.record(v).unwrap();
+        }
+        let buckets = LatencyBuckets::of(&h);
+        assert_eq!(buckets.count, values.len() as u64);
+        for (bound, cumulative) in buckets.cumulative() {
+            assert_eq!(cumulative, h.count_between(0, bound), "at {bound}");
+        }
+        assert_eq!(buckets.counts[16], 2, "past the last bound");
+        let expected = h.mean() * h.len() as f64;
+        assert!(
+            (buckets.sum_us - expected).abs() < 1.0,
+            "{}",
+            buckets.sum_us
+        );
+        let mut two = buckets;
+        two.add(&buckets);
+        assert_eq!((two.count, two.counts[0]), (20, 6));
+        assert_eq!(
+            LatencyBuckets::of(&latency_histogram()),
+            LatencyBuckets::default()
+        );
     }
 
     #[test]

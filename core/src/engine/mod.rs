@@ -30,6 +30,7 @@ pub mod ordered_acks;
 pub mod outbox;
 pub mod overrides;
 pub mod plan;
+pub mod reader;
 pub mod responses;
 pub mod ruled;
 pub mod rules;
@@ -155,8 +156,9 @@ pub struct EngineStatus {
 #[derive(Debug)]
 pub struct RunningEngine {
     shared: Arc<Shared>,
-    /// Runs tasks on the shards (control, status, metrics; see [`shard_call`]).
-    calls: Caller,
+    /// Runs tasks on the shards (control, status, metrics; see [`shard_call`]); shared
+    /// with the [`reader::EngineReader`]s.
+    calls: Arc<Caller>,
     doorbells: Arc<Doorbells>,
     handles: Vec<ShardHandle<ShardExit>>,
     /// Each shard's index when its thread ends ([`RunningEngine::ended`]).
@@ -253,7 +255,7 @@ impl RunningEngine {
         let handles = shard::start(&options.layout, ended_tx, main)?;
         let mut engine = RunningEngine {
             shared,
-            calls: admin::Caller::new(control, Arc::clone(&doorbells)),
+            calls: Arc::new(admin::Caller::new(control, Arc::clone(&doorbells))),
             doorbells,
             handles,
             ended,
@@ -424,6 +426,16 @@ impl RunningEngine {
     /// Every shard's WAL and executor counters (see [`admin::engine_stats`]).
     pub fn engine_stats(&self) -> Vec<admin::ShardEngineStats> {
         admin::engine_stats(&self.calls)
+    }
+
+    /// A handle that reads this production from another thread (see [`reader`]).
+    pub fn reader(&self) -> reader::EngineReader {
+        reader::EngineReader::new(Arc::clone(&self.calls), Arc::clone(&self.shared.plan))
+    }
+
+    /// Everything `/metrics` shows of the shards, in one round (see [`admin::scrape`]).
+    pub fn scrape(&self) -> admin::EngineScrape {
+        admin::scrape(&self.calls, &self.plan().production)
     }
 
     /// The latency percentiles of every item's stages (or of the item named `item`).

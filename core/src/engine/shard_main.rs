@@ -182,8 +182,9 @@ async fn reactor_probe(shard: Rc<Shard>) {
     while shard.phase() < Phase::Stop {
         let asleep = std::time::Instant::now();
         glommio::timer::sleep(REACTOR_PROBE_INTERVAL).await;
-        let late = asleep.elapsed().saturating_sub(REACTOR_PROBE_INTERVAL);
-        shard.metrics().note_probe_lateness(late);
+        let woke = std::time::Instant::now();
+        let late = (woke - asleep).saturating_sub(REACTOR_PROBE_INTERVAL);
+        shard.metrics().note_probe(woke, late);
     }
 }
 

@@ -72,11 +72,12 @@ impl ItemSlot {
         self.queues().map(|q| q.len()).sum()
     }
 
-    /// When the oldest message queued for this item here was received; `None` when none
-    /// is queued. For the admin API, not the data path.
+    /// When the oldest entry queued for this item here entered its queue (the earliest
+    /// `queued_at` of the queues' fronts); `None` when none is queued. For the admin API,
+    /// not the data path.
     pub fn oldest_queued(&self) -> Option<std::time::Instant> {
         self.queues()
-            .filter_map(|q| q.least_front(|env| env.received_at))
+            .filter_map(|q| q.least_front(|env| env.queued_at))
             .min()
     }
 

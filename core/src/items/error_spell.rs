@@ -4,7 +4,11 @@
 //! - `AlertGracePeriod` (services): a file service whose `FilePath` cannot be listed is in
 //!   an error condition from the first failed poll until a poll succeeds; it alerts once,
 //!   at the first failed poll after the condition has lasted the grace period (0: at the
-//!   first one). An error that clears within the grace period does not alert.
+//!   first one). An error that clears within the grace period does not alert. A TCP
+//!   service whose port cannot be bound (when it is enabled or restarted, retried per its
+//!   restart policy) is in one from the first failed bind until a bind succeeds, alike
+//!   ([`BindAlert`]); when the restart policy gives up (the item fails), it alerts at
+//!   once if it has not yet: it now waits for a person.
 //! - `AlertRetryGracePeriod` (operations): an operation whose delivery attempts fail is in
 //!   an error condition from the first failed attempt until one succeeds (across the
 //!   messages it retries in between); retries alert once, at the first failed attempt
@@ -50,6 +54,16 @@ impl ErrorSpell {
         Some(lasted)
     }
 
+    /// The worker gave up on the condition (it now waits for a person): `Some(lasted)`
+    /// unless it alerted already, whatever the grace period.
+    pub fn given_up(&mut self, now: Instant) -> Option<Duration> {
+        let since = *self.since.get_or_insert(now);
+        if std::mem::replace(&mut self.alerted, true) {
+            return None;
+        }
+        Some(now.saturating_duration_since(since))
+    }
+
     /// The condition cleared; true when it had alerted.
     pub fn cleared(&mut self) -> bool {
         self.since = None;
@@ -70,6 +84,53 @@ pub fn raise(shard: &Shard, item: ItemId, lasted: Duration, what: &str) {
         "ALERT {name}: {what} (for {}s)",
         lasted.as_secs()
     );
+}
+
+/// A TCP service's "cannot bind its port" condition at one shard, alerting per
+/// `AlertOnError` and `AlertGracePeriod`.
+#[derive(Debug)]
+pub struct BindAlert {
+    on: bool,
+    spell: ErrorSpell,
+}
+
+impl BindAlert {
+    /// For service `item` on `shard` with `AlertGracePeriod` `grace_s`.
+    pub fn new(shard: &Shard, item: ItemId, grace_s: u32) -> Self {
+        BindAlert {
+            on: shard.plan().item(item).alert_on_error,
+            spell: ErrorSpell::new(grace_s),
+        }
+    }
+
+    /// A bind failed with `error`; `retried`: the restart policy tries again.
+    pub fn failed(
+        &mut self,
+        shard: &Shard,
+        item: ItemId,
+        error: &dyn std::fmt::Display,
+        retried: bool,
+    ) {
+        if !self.on {
+            return;
+        }
+        let now = Instant::now();
+        let lasted = if retried {
+            self.spell.failed(now)
+        } else {
+            self.spell.given_up(now)
+        };
+        if let Some(lasted) = lasted {
+            raise(shard, item, lasted, &format!("cannot listen: {error}"));
+        }
+    }
+
+    /// A bind succeeded: the condition, if any, cleared.
+    pub fn bound(&mut self, shard: &Shard, item: ItemId) {
+        if self.spell.cleared() {
+            cleared(shard, item);
+        }
+    }
 }
 
 /// Logs that the condition of an alert raised by [`raise`] at `item` cleared.
@@ -96,6 +157,20 @@ mod tests {
         assert!(spell.cleared());
         assert_eq!(spell.failed(t0 + Duration::from_secs(21)), None);
         assert!(!spell.cleared(), "cleared within its grace: no alert");
+    }
+
+    #[test]
+    fn giving_up_alerts_at_once_unless_the_spell_alerted_already() {
+        let t0 = Instant::now();
+        let mut spell = ErrorSpell::new(600);
+        assert_eq!(spell.failed(t0), None);
+        let later = t0 + Duration::from_secs(5);
+        assert_eq!(spell.given_up(later), Some(Duration::from_secs(5)));
+        assert_eq!(spell.given_up(later), None);
+        assert!(spell.cleared());
+        let mut quick = ErrorSpell::new(0);
+        assert!(quick.failed(t0).is_some());
+        assert_eq!(quick.given_up(later), None, "it alerted already");
     }
 
     #[test]

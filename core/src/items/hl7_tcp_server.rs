@@ -14,6 +14,7 @@ use crate::engine::plan::PlannedItem;
 use crate::engine::runtime::{Phase, Shard};
 use crate::engine::supervise::RestartBudget;
 use crate::envelope::ItemId;
+use crate::items::error_spell::BindAlert;
 use crate::items::hl7_tcp_service::TcpServiceHandler;
 use crate::items::kinds::hl7_tcp_service::TcpServicePlan;
 
@@ -92,6 +93,7 @@ async fn supervise_tcp_service(
     mut server: Option<MllpServer<TcpServiceHandler>>,
 ) {
     let mut restarts = RestartBudget::new(shard.plan().item(item).restart);
+    let mut alert = BindAlert::new(&shard, item, plan.settings.alert_grace_s);
     loop {
         if shard.phase() >= Phase::StopServices {
             return;
@@ -116,9 +118,14 @@ async fn supervise_tcp_service(
                     return;
                 }
                 match bind(&shard, item, &plan) {
-                    Ok(server) => server,
+                    Ok(server) => {
+                        alert.bound(&shard, item);
+                        server
+                    }
                     Err(e) => {
-                        if restarts.failed(&shard, item) {
+                        let retried = restarts.failed(&shard, item);
+                        alert.failed(&shard, item, &e, retried);
+                        if retried {
                             tracing::warn!(item = %shard.plan().item(item).name, "{e}; retrying in {:?}", restarts.delay());
                             glommio::timer::sleep(restarts.delay()).await;
                         } else {

@@ -1,11 +1,16 @@
 //! The admin API's requests and answers: [`route`] turns a method, path and query into
-//! an [`ApiRequest`] (on the HTTP thread); [`Api::answer`] answers it with the running
-//! engine (on the main thread, which waits for the shards).
+//! an [`ApiRequest`] (on the HTTP thread). A request that only reads
+//! ([`ApiRequest::only_reads`]: readiness, status, metrics, histograms, the held list, one
+//! held message) is answered by [`Reads::answer`] on any thread, through an
+//! [`EngineReader`], so several are answered at once; one that changes something (an item
+//! command, resend, discard, stop) by [`Api::answer`] on the main thread, which owns the
+//! engine, one at a time. Both wait for the shards.
 //!
 //! Answers are JSON (`{"error": "..."}` with a 4xx/5xx status when refused), except
 //! `/metrics` (Prometheus text) and `/histograms?format=hdr` (an HdrHistogram interval
 //! log, as `hie-loadgen --hist` writes).
 
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use hdrhistogram::serialization::V2DeflateSerializer;
@@ -14,6 +19,7 @@ use hie_core::engine::control::ItemCommand;
 use hie_core::engine::held;
 use hie_core::engine::metrics::{EngineMetrics, Stage};
 use hie_core::engine::operator::HeldRequest;
+use hie_core::engine::reader::EngineReader;
 use hie_core::engine::{EngineError, EngineStatus, RunningEngine};
 use hie_core::envelope::ItemId;
 use hyper::{Method, StatusCode};
@@ -21,7 +27,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 
 use super::prometheus::RunFacts;
-use crate::alerts::Alerts;
+use crate::alerts::{AlertCounters, Alerts};
 
 pub const JSON: &str = "application/json";
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -58,6 +64,21 @@ pub enum ApiRequest {
         id: String,
         item: Option<String>,
     },
+}
+
+impl ApiRequest {
+    /// True for a request that changes nothing (see the module doc).
+    pub fn only_reads(&self) -> bool {
+        matches!(
+            self,
+            ApiRequest::Ready
+                | ApiRequest::Status
+                | ApiRequest::Metrics
+                | ApiRequest::Histograms { .. }
+                | ApiRequest::Held
+                | ApiRequest::Show { .. }
+        )
+    }
 }
 
 /// An answer: status, content type and body.
@@ -195,70 +216,57 @@ impl Query {
     }
 }
 
-/// The main thread's side: answers requests with the engine.
+/// The answers to requests that only read, shared by the threads that give them.
 #[derive(Debug)]
-pub struct Api {
+pub struct Reads {
+    engine: EngineReader,
     run: RunFacts,
-    alerts: Alerts,
-    /// The histograms when the current interval began (`?reset=1`), and when.
-    interval: Option<(EngineMetrics, SystemTime)>,
-    interval_start: SystemTime,
+    alerts: AlertCounters,
+    interval: Mutex<Interval>,
 }
 
-impl Api {
-    pub fn new(run: RunFacts, alerts: Alerts) -> Api {
-        Api {
-            run,
-            alerts,
-            interval: None,
-            interval_start: SystemTime::now(),
-        }
-    }
+/// The histograms when the current interval began (`?reset=1`; none before the first),
+/// and when it began.
+#[derive(Debug)]
+struct Interval {
+    baseline: Option<EngineMetrics>,
+    start: SystemTime,
+}
 
-    /// The alerts, for the main thread to check.
-    pub fn alerts_mut(&mut self) -> &mut Alerts {
-        &mut self.alerts
-    }
-
-    /// The answer to `request`, and whether the production is to stop.
-    pub fn answer(&mut self, engine: &RunningEngine, request: ApiRequest) -> (ApiResponse, bool) {
-        let answer = match request {
-            ApiRequest::Ready => ready(&engine.status()),
-            ApiRequest::Status => json(StatusCode::OK, &self.status(engine)),
-            ApiRequest::Metrics => super::prometheus::scrape(engine, &self.run, &self.alerts),
+impl Reads {
+    /// The answer to `request`, one that [`ApiRequest::only_reads`] (any other is
+    /// refused: it is for [`Api::answer`]).
+    pub fn answer(&self, request: ApiRequest) -> ApiResponse {
+        match request {
+            ApiRequest::Ready => ready(&self.engine.status()),
+            ApiRequest::Status => json(StatusCode::OK, &self.status()),
+            ApiRequest::Metrics => super::prometheus::scrape(&self.engine, &self.run, &self.alerts),
             ApiRequest::Histograms {
                 item,
                 stage,
                 hdr,
                 reset,
-            } => self.histograms(engine, item.as_deref(), stage, hdr, reset),
-            ApiRequest::Item { name, command } => item(engine, &name, command),
-            ApiRequest::Stop => {
-                let body = json!({"production": engine.plan().production, "state": "stopping"});
-                return (json(StatusCode::ACCEPTED, &body), true);
-            }
-            ApiRequest::Held => match engine.held_list() {
+            } => self.histograms(item.as_deref(), stage, hdr, reset),
+            ApiRequest::Held => match self.engine.held_list() {
                 Ok(held) => json(StatusCode::OK, &json!({"held": held})),
                 Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
             },
-            ApiRequest::Show { id } => {
-                held(engine, &id, None, |wal_id, _| HeldRequest::Show { wal_id })
-            }
-            ApiRequest::Resend { id, item } => {
-                held(engine, &id, item.as_deref(), |wal_id, item| {
-                    HeldRequest::Resend { wal_id, item }
-                })
-            }
-            ApiRequest::Discard { id, item } => {
-                held(engine, &id, item.as_deref(), |wal_id, item| {
-                    HeldRequest::Discard { wal_id, item }
-                })
-            }
-        };
-        (answer, false)
+            ApiRequest::Show { id } => match message_id(&id) {
+                Ok((shard, wal_id)) => match self.engine.held_message(shard, wal_id) {
+                    Ok(value) => json(StatusCode::OK, &value),
+                    Err(e) => error(StatusCode::CONFLICT, &e),
+                },
+                Err(answer) => answer,
+            },
+            other => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("{other:?} is not a request that only reads"),
+            ),
+        }
     }
 
-    fn status(&self, engine: &RunningEngine) -> Value {
+    fn status(&self) -> Value {
+        let engine = &self.engine;
         let status = engine.status();
         let metrics = engine.metrics();
         let items: Vec<Value> = engine
@@ -290,28 +298,30 @@ impl Api {
     }
 
     fn histograms(
-        &mut self,
-        engine: &RunningEngine,
+        &self,
         item: Option<&str>,
         stage: Option<Stage>,
         hdr: bool,
         reset: bool,
     ) -> ApiResponse {
         if let Some(name) = item
-            && engine.plan().item_named(name).is_none()
+            && self.engine.plan().item_named(name).is_none()
         {
             return error(StatusCode::NOT_FOUND, &format!("no item named {name:?}"));
         }
-        let whole = engine.metrics();
+        let whole = self.engine.metrics();
         let mut interval = whole.clone();
-        if let Some((baseline, _)) = &self.interval {
+        // Held across the answer so that a reset and another histogram request agree on
+        // which interval each saw.
+        let mut current = self.interval.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(baseline) = &current.baseline {
             interval.subtract(baseline);
         }
         if let Some(stage) = stage {
             interval.keep_stage(stage);
         }
         let answer = if hdr {
-            hdr_log(&interval, item, self.interval_start)
+            hdr_log(&interval, item, current.start)
         } else {
             let report = interval.report(item);
             json(
@@ -320,10 +330,71 @@ impl Api {
             )
         };
         if reset {
-            self.interval_start = SystemTime::now();
-            self.interval = Some((whole, self.interval_start));
+            *current = Interval {
+                baseline: Some(whole),
+                start: SystemTime::now(),
+            };
         }
         answer
+    }
+}
+
+/// The main thread's side: answers requests that change something with the engine, and
+/// checks the alerts.
+#[derive(Debug)]
+pub struct Api {
+    reads: Arc<Reads>,
+    alerts: Alerts,
+}
+
+impl Api {
+    pub fn new(run: RunFacts, alerts: Alerts, engine: EngineReader) -> Api {
+        let reads = Reads {
+            engine,
+            run,
+            alerts: alerts.counters(),
+            interval: Mutex::new(Interval {
+                baseline: None,
+                start: SystemTime::now(),
+            }),
+        };
+        Api {
+            reads: Arc::new(reads),
+            alerts,
+        }
+    }
+
+    /// The answers to requests that only read, for the threads that give them.
+    pub fn reads(&self) -> Arc<Reads> {
+        Arc::clone(&self.reads)
+    }
+
+    /// The alerts, for the main thread to check.
+    pub fn alerts_mut(&mut self) -> &mut Alerts {
+        &mut self.alerts
+    }
+
+    /// The answer to `request`, and whether the production is to stop.
+    pub fn answer(&mut self, engine: &RunningEngine, request: ApiRequest) -> (ApiResponse, bool) {
+        let answer = match request {
+            ApiRequest::Item { name, command } => item(engine, &name, command),
+            ApiRequest::Stop => {
+                let body = json!({"production": engine.plan().production, "state": "stopping"});
+                return (json(StatusCode::ACCEPTED, &body), true);
+            }
+            ApiRequest::Resend { id, item } => {
+                held(engine, &id, item.as_deref(), |wal_id, item| {
+                    HeldRequest::Resend { wal_id, item }
+                })
+            }
+            ApiRequest::Discard { id, item } => {
+                held(engine, &id, item.as_deref(), |wal_id, item| {
+                    HeldRequest::Discard { wal_id, item }
+                })
+            }
+            reads => self.reads.answer(reads),
+        };
+        (answer, false)
     }
 }
 
@@ -429,12 +500,9 @@ fn held(
     item: Option<&str>,
     request: impl FnOnce(u64, Option<ItemId>) -> HeldRequest,
 ) -> ApiResponse {
-    let parsed = id
-        .split_once(':')
-        .and_then(|(shard, wal_id)| Some((shard.parse::<usize>().ok()?, wal_id.parse().ok()?)));
-    let Some((shard, wal_id)) = parsed else {
-        let text = format!("{id:?} is not a message id (SHARD:ID, as `hie ctl held` lists them)");
-        return error(StatusCode::BAD_REQUEST, &text);
+    let (shard, wal_id) = match message_id(id) {
+        Ok(parsed) => parsed,
+        Err(answer) => return answer,
     };
     let item = match item.map(|name| engine.plan().item_named(name).ok_or(name)) {
         None => None,
@@ -447,6 +515,17 @@ fn held(
         Ok(value) => json(StatusCode::OK, &value),
         Err(e) => error(StatusCode::CONFLICT, &e),
     }
+}
+
+/// The shard and WAL id of message id `id` (`SHARD:WAL_ID`); `Err` is the answer (400).
+fn message_id(id: &str) -> Result<(usize, u64), ApiResponse> {
+    id.split_once(':')
+        .and_then(|(shard, wal_id)| Some((shard.parse::<usize>().ok()?, wal_id.parse().ok()?)))
+        .ok_or_else(|| {
+            let text =
+                format!("{id:?} is not a message id (SHARD:ID, as `hie ctl held` lists them)");
+            error(StatusCode::BAD_REQUEST, &text)
+        })
 }
 
 /// `metrics` as an HdrHistogram interval log: one interval per item and stage, tagged

@@ -22,7 +22,10 @@
 //! request answered within [`ADMIN_REQUEST_TIMEOUT`] (else 503); a connection closed
 //! after [`ADMIN_CONNECTION_LIFETIME`] whatever it does, so a client that stops reading
 //! holds its slot no longer. Each connection is a task of its own: a slow one does not
-//! hold up the others, and nothing here touches a shard.
+//! hold up the others, and nothing here touches a shard. Requests that only read run on
+//! the blocking pool ([`super::ADMIN_READS_AT_ONCE_MAX`] threads); on stop, the thread
+//! waits at most [`ADMIN_STOP_WAIT`] for those still running (each ends at its shard
+//! call's deadline at the latest).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -50,6 +53,8 @@ pub const ADMIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const ADMIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(75);
 /// Longest a connection stays open.
 pub const ADMIN_CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+/// How long stopping the admin thread waits for reads still being answered.
+pub const ADMIN_STOP_WAIT: Duration = Duration::from_secs(1);
 
 /// The thread's body: serves `listener` until `stopped` fires.
 pub(super) fn run(
@@ -59,6 +64,7 @@ pub(super) fn run(
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(super::ADMIN_READS_AT_ONCE_MAX)
         .build()
     {
         Ok(runtime) => runtime,
@@ -80,6 +86,7 @@ pub(super) fn run(
         })
         .await;
     });
+    runtime.shutdown_timeout(ADMIN_STOP_WAIT);
 }
 
 /// Counts a connection while it lives.
@@ -184,7 +191,38 @@ async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Full<By
             );
         }
     }
+    if request.only_reads() {
+        return respond(read(request, shared).await);
+    }
     respond(ask_main_thread(request, shared).await)
+}
+
+/// Answers `request`, one that only reads, on the blocking pool once a turn is free.
+async fn read(request: ApiRequest, shared: &Shared) -> ApiResponse {
+    let Some(reads) = shared.reads.get().map(Arc::clone) else {
+        return api::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the production is starting",
+        );
+    };
+    let Ok(turn) = Arc::clone(&shared.reading).acquire_owned().await else {
+        return api::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the production is stopping",
+        );
+    };
+    // The turn goes with the work: a request that timed out still holds it until its
+    // shard calls end, so no more than the limit run at once.
+    let answered = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        reads.answer(request)
+    });
+    answered.await.unwrap_or_else(|e| {
+        api::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the answer failed: {e}"),
+        )
+    })
 }
 
 /// Hands `request` to the main thread and awaits its answer.

@@ -4,11 +4,15 @@
 //! It lives in the binary, not in the engine library, so that hyper and tokio are not
 //! dependencies of the engine or of its benches. It runs on a thread of its own
 //! (`hie-admin`) with a current-thread tokio runtime, never on a shard. Probes are
-//! answered on that thread; every other request is handed to the main thread, which owns
-//! the [`hie_core::engine::RunningEngine`] and waits for the shards' answers
-//! ([`hie_core::engine::shard_call`]); the HTTP thread only awaits a tokio oneshot for
-//! the answer, with the request's deadline, so a shard call never blocks the tokio
-//! thread (a timed-out request drops its receiver, and with it its waker).
+//! answered on that thread. A request that only reads (status, metrics, histograms, the
+//! held list, one held message: [`api::ApiRequest::only_reads`]) runs on the runtime's
+//! blocking pool through an [`hie_core::engine::reader::EngineReader`], up to
+//! [`ADMIN_READS_AT_ONCE_MAX`] at once, so a scrape does not wait behind a slow request.
+//! Every other request (item commands, resend, discard, stop) is handed to the main
+//! thread, which owns the [`hie_core::engine::RunningEngine`] and answers them one at a
+//! time. Both wait for the shards' answers ([`hie_core::engine::shard_call`]); the tokio
+//! thread itself only awaits them, with the request's deadline, so a shard call never
+//! blocks it (a timed-out request drops its receiver, and with it its waker).
 //!
 //! Address: `hie run --admin ADDR`, else the production's engine setting
 //! `admin_address`, else [`ADMIN_ADDRESS_DEFAULT`]; `--admin none` turns it off. The
@@ -23,7 +27,9 @@
 //!
 //! Limits (each named in [`http`]): connections at once, request header bytes, request
 //! body bytes, header read timeout, per-request deadline, connection lifetime; requests
-//! waiting for the main thread ([`ADMIN_REQUESTS_QUEUED_MAX`]; one more is answered 503).
+//! waiting for the main thread ([`ADMIN_REQUESTS_QUEUED_MAX`]; one more is answered 503);
+//! reads answered at once ([`ADMIN_READS_AT_ONCE_MAX`]; more wait for a turn, within
+//! their deadline, each on its own connection).
 
 pub mod api;
 pub mod client;
@@ -32,8 +38,8 @@ pub mod prometheus;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::Receiver;
 use hie_core::config::{Diagnostic, Production, SettingTarget};
@@ -46,6 +52,9 @@ pub const ADMIN_ADDRESS_DEFAULT: &str = "127.0.0.1:9090";
 pub const ADMIN_ADDRESS_FILE: &str = "admin.address";
 /// Requests waiting for the main thread to answer them.
 pub const ADMIN_REQUESTS_QUEUED_MAX: usize = 16;
+/// Requests that only read answered at once (threads of the admin runtime's blocking
+/// pool); more wait for one of them to finish.
+pub const ADMIN_READS_AT_ONCE_MAX: usize = 4;
 
 /// A request for the main thread and where its answer goes.
 pub type Pending = (ApiRequest, tokio::sync::oneshot::Sender<ApiResponse>);
@@ -66,6 +75,10 @@ pub struct Shared {
     phase: AtomicU8,
     token: Option<String>,
     requests: crossbeam_channel::Sender<Pending>,
+    /// The answers to requests that only read, once the production runs.
+    reads: OnceLock<Arc<api::Reads>>,
+    /// Turns to answer them ([`ADMIN_READS_AT_ONCE_MAX`]).
+    reading: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -228,6 +241,8 @@ impl AdminServer {
             phase: AtomicU8::new(Phase::Starting as u8),
             token,
             requests: requests_tx,
+            reads: OnceLock::new(),
+            reading: Arc::new(tokio::sync::Semaphore::new(ADMIN_READS_AT_ONCE_MAX)),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let serving = Arc::clone(&shared);
@@ -247,6 +262,12 @@ impl AdminServer {
     /// Requests waiting for the main thread.
     pub fn requests(&self) -> &Receiver<Pending> {
         &self.requests
+    }
+
+    /// Answers requests that only read with `reads` from now on (before
+    /// [`Phase::Running`]; once).
+    pub fn serve_reads(&self, reads: Arc<api::Reads>) {
+        let _ = self.shared.reads.set(reads);
     }
 
     pub fn set_phase(&self, phase: Phase) {

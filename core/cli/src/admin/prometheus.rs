@@ -1,7 +1,8 @@
 //! `GET /metrics`: the engine's status and metrics in the Prometheus text exposition
 //! format 0.0.4, encoded by the `prometheus` crate's `TextEncoder` from one snapshot taken
-//! per scrape (every shard asked once for
-//! its status and once for its metrics; nothing is kept between scrapes).
+//! per scrape: every shard asked once, all at once, for its status, its latency buckets
+//! (no histogram copied), its engine counters and its items' activity
+//! ([`hie_core::engine::admin::scrape`]).
 //!
 //! Labels: `item`, `shard`, `stage` only (low cardinality: never a message's content).
 //!
@@ -48,23 +49,17 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-use hie_core::engine::admin::ShardEngineStats;
-use hie_core::engine::metrics::{ACK_CODES, EngineMetrics};
+use hie_core::engine::EngineStatus;
+use hie_core::engine::admin::{EngineScrape, ItemActivity, ShardEngineStats};
+use hie_core::engine::metrics::{ACK_CODES, LatencyBuckets, Stage};
+use hie_core::engine::reader::EngineReader;
 use hie_core::engine::runtime::{ItemStatus, ShardStatus};
-use hie_core::engine::{EngineStatus, RunningEngine};
 use hie_persist::wal::SYNC_US_BOUNDS;
 use hyper::StatusCode;
 use prometheus::proto::{self, LabelPair, Metric, MetricFamily, MetricType};
 
 use super::api::{self, ApiResponse};
-use crate::alerts::Alerts;
-
-/// Upper bounds of the latency histogram's buckets, in µs (the last bucket is +Inf).
-const LATENCY_BUCKETS_US: [u64; 16] = [
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 5_000_000, 10_000_000,
-];
+use crate::alerts::AlertCounters;
 
 /// What the main thread knows of the run itself.
 #[derive(Debug, Clone)]
@@ -78,10 +73,12 @@ pub struct RunFacts {
 
 /// The scrape's answer: every shard asked for its status, its metrics and its WAL's
 /// counters; the data directory's file system for its free space; the alerts' counters.
-pub fn scrape(engine: &RunningEngine, run: &RunFacts, alerts: &Alerts) -> ApiResponse {
-    let mut families = families(&engine.status(), &engine.metrics(), run.started.elapsed());
-    families.extend(wal_families(&engine.engine_stats()));
-    families.push(oldest_queued(engine));
+pub fn scrape(engine: &EngineReader, run: &RunFacts, alerts: &AlertCounters) -> ApiResponse {
+    let scrape = engine.scrape();
+    let names = || engine.plan().items.iter().map(|i| i.name.as_str());
+    let mut families = families(&scrape, names, run.started.elapsed());
+    families.extend(wal_families(&scrape.stats));
+    families.push(oldest_queued(&scrape.activity, names()));
     families.push(connections(engine));
     families.extend(run_families(run));
     families.extend(alerts.families());
@@ -271,8 +268,14 @@ fn sample(labels: Vec<LabelPair>, kind: MetricType, value: f64) -> Metric {
     metric
 }
 
-/// Every family of one scrape.
-fn families(status: &EngineStatus, metrics: &EngineMetrics, uptime: Duration) -> Vec<MetricFamily> {
+/// Every family of one scrape but the WAL's and the run's; `names` are the items' names
+/// by id.
+fn families<'n, N: Iterator<Item = &'n str>>(
+    scrape: &EngineScrape,
+    names: impl Fn() -> N,
+    uptime: Duration,
+) -> Vec<MetricFamily> {
+    let status = &scrape.status;
     let mut families = Vec::new();
     let item_kinds = ITEM_COUNTERS
         .iter()
@@ -313,8 +316,8 @@ fn families(status: &EngineStatus, metrics: &EngineMetrics, uptime: Duration) ->
         .collect();
     let help = "Sequence number of the WAL's last record.";
     families.push(family("hie_wal_last_lsn", help, MetricType::GAUGE, lsn));
-    families.push(latency(metrics));
-    families.push(last_message(metrics));
+    families.push(latency(&scrape.latency, names()));
+    families.push(last_message(&scrape.activity, names()));
     let help = "Seconds since hie run started.";
     let uptime = vec![sample(Vec::new(), MetricType::GAUGE, uptime.as_secs_f64())];
     families.push(family(
@@ -352,7 +355,7 @@ fn acks(status: &EngineStatus) -> MetricFamily {
 }
 
 /// Each service's open inbound connections (its connection table, all shards).
-fn connections(engine: &RunningEngine) -> MetricFamily {
+fn connections(engine: &EngineReader) -> MetricFamily {
     let samples = engine
         .plan()
         .items
@@ -367,21 +370,23 @@ fn connections(engine: &RunningEngine) -> MetricFamily {
     family("hie_item_connections", help, MetricType::GAUGE, samples)
 }
 
-/// Seconds the oldest message in each item's queues has waited since it was stored at
-/// its service (none for an empty queue).
-fn oldest_queued(engine: &RunningEngine) -> MetricFamily {
+/// Seconds the oldest entry in each item's queues has waited since it entered that
+/// queue (none for an empty queue).
+fn oldest_queued<'n>(
+    activity: &[ItemActivity],
+    names: impl Iterator<Item = &'n str>,
+) -> MetricFamily {
     let now = Instant::now();
-    let samples = engine
-        .activity()
+    let samples = activity
         .iter()
-        .zip(&engine.plan().items)
+        .zip(names)
         .filter_map(|(activity, item)| {
             let age = now.saturating_duration_since(activity.oldest_queued?);
-            let pairs = labels(&[("item", &item.name)]);
+            let pairs = labels(&[("item", item)]);
             Some(sample(pairs, MetricType::GAUGE, age.as_secs_f64()))
         })
         .collect();
-    let help = "Seconds the oldest message in the item's queues has waited since it was stored.";
+    let help = "Seconds the oldest message in the item's queues has waited in them.";
     family(
         "hie_item_oldest_queued_age_seconds",
         help,
@@ -391,14 +396,17 @@ fn oldest_queued(engine: &RunningEngine) -> MetricFamily {
 }
 
 /// Seconds since each item last handled a message (none before its first).
-fn last_message(metrics: &EngineMetrics) -> MetricFamily {
+fn last_message<'n>(
+    activity: &[ItemActivity],
+    names: impl Iterator<Item = &'n str>,
+) -> MetricFamily {
     let now = Instant::now();
-    let samples = metrics
-        .items
+    let samples = activity
         .iter()
-        .filter_map(|item| {
-            let age = now.saturating_duration_since(item.last_message_at?);
-            let pairs = labels(&[("item", &item.item)]);
+        .zip(names)
+        .filter_map(|(activity, item)| {
+            let age = now.saturating_duration_since(activity.last_message_at?);
+            let pairs = labels(&[("item", item)]);
             Some(sample(pairs, MetricType::GAUGE, age.as_secs_f64()))
         })
         .collect();
@@ -592,15 +600,17 @@ fn free_bytes(path: &Path) -> Option<u64> {
     (rc == 0).then(|| stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
-fn latency(metrics: &EngineMetrics) -> MetricFamily {
-    let samples = metrics
-        .items
+fn latency<'n>(
+    latency: &[Vec<(Stage, LatencyBuckets)>],
+    names: impl Iterator<Item = &'n str>,
+) -> MetricFamily {
+    let samples = latency
         .iter()
-        .flat_map(|item| item.latency.iter().map(move |(stage, h)| (item, stage, h)))
-        .map(|(item, stage, histogram)| {
-            let mut metric =
-                Metric::from_label(labels(&[("item", &item.item), ("stage", stage.name())]));
-            metric.set_histogram(buckets(histogram));
+        .zip(names)
+        .flat_map(|(stages, item)| stages.iter().map(move |(stage, b)| (item, stage, b)))
+        .map(|(item, stage, latency)| {
+            let mut metric = Metric::from_label(labels(&[("item", item), ("stage", stage.name())]));
+            metric.set_histogram(buckets(latency));
             metric
         })
         .collect();
@@ -614,21 +624,21 @@ fn latency(metrics: &EngineMetrics) -> MetricFamily {
     )
 }
 
-/// `histogram` (µs) as a Prometheus histogram in seconds (cumulative buckets; the
+/// `latency` (µs) as a Prometheus histogram in seconds (cumulative buckets; the
 /// encoder adds +Inf).
-fn buckets(histogram: &Histogram<u64>) -> proto::Histogram {
-    let buckets = LATENCY_BUCKETS_US
-        .iter()
-        .map(|&bound| {
+fn buckets(latency: &LatencyBuckets) -> proto::Histogram {
+    let buckets = latency
+        .cumulative()
+        .map(|(bound, cumulative)| {
             let mut bucket = proto::Bucket::default();
             bucket.set_upper_bound(bound as f64 / 1e6);
-            bucket.set_cumulative_count(histogram.count_between(0, bound));
+            bucket.set_cumulative_count(cumulative);
             bucket
         })
         .collect();
     let mut out = proto::Histogram::default();
-    out.set_sample_count(histogram.len());
-    out.set_sample_sum(histogram.mean() * histogram.len() as f64 / 1e6);
+    out.set_sample_count(latency.count);
+    out.set_sample_sum(latency.sum_us / 1e6);
     out.set_bucket(buckets);
     out
 }
@@ -636,6 +646,7 @@ fn buckets(histogram: &Histogram<u64>) -> proto::Histogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hdrhistogram::Histogram;
     use hie_core::engine::metrics::LATENCY_US_MAX;
 
     #[test]
@@ -651,7 +662,7 @@ mod tests {
         for v in [50, 90, 300, 20_000_000] {
             h.record(v).unwrap();
         }
-        let out = buckets(&h);
+        let out = buckets(&LatencyBuckets::of(&h));
         assert_eq!(out.get_sample_count(), 4);
         let first = &out.get_bucket()[0];
         assert_eq!((first.upper_bound(), first.cumulative_count()), (0.0001, 2));

@@ -45,6 +45,9 @@ pub struct Hl7TcpServiceSettings {
     pub max_message_size: u32,
     /// `BatchHandling`, default `1Session`.
     pub batch_handling: BatchHandling,
+    /// `AlertGracePeriod` seconds the port may stay unbindable before `AlertOnError`
+    /// alerts, default 0.
+    pub alert_grace_s: u32,
     /// hie `CharsetValidation`, default `Declared`.
     pub charset_validation: CharsetValidation,
     /// `LocalInterface`: the address to listen on, default every interface (0.0.0.0).
@@ -128,13 +131,13 @@ const TCP_INBOUND_ADAPTER: &[SettingSpec] = &[
     no("JobPerConnection", A, BOOL, "0", "one job per connection"),
 ];
 
-/// Host settings of the TCP service that hie records but does not use.
-const TCP_SERVICE_HOST: &[SettingSpec] = &[no(
+/// Host settings of the TCP service.
+const TCP_SERVICE_HOST: &[SettingSpec] = &[s(
     "AlertGracePeriod",
     H,
     int(0, DAY_S),
     "0",
-    "seconds a connection error may last before alerting (hie's TCP service raises no such alert)",
+    "seconds the port may stay unbindable (enable, restart) before AlertOnError alerts",
 )];
 
 impl HostKind for Hl7TcpService {
@@ -169,6 +172,7 @@ impl HostKind for Hl7TcpService {
             batch_handling: r.batch_handling(),
             charset_validation: r.charset_validation(),
             local_interface: r.local_interface(),
+            alert_grace_s: r.u32(SettingTarget::Host, "AlertGracePeriod"),
         })
     }
 
