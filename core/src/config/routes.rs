@@ -23,9 +23,11 @@
 //!   (naming the rule file, class, rule and line), and its `send` targets are checked as
 //!   `TargetConfigNames` is. On a disabled router these are warnings.
 //!
-//! Cost: linear in items and targets. Names are looked up in one map built here, and the
-//! cycle search visits each item and each target once (an iterative depth-first search,
-//! so a long chain cannot overflow the stack).
+//! Cost: linear in items and targets (and in the rules' actions). Names are looked up in
+//! one map built here, and each of the two cycle searches (the edges every message
+//! takes, then all) visits each item and each target once (an iterative depth-first
+//! search, so a long chain cannot overflow the stack); a cycle is walked only when
+//! reported, at most `CYCLES_REPORTED_MAX` times.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -269,69 +271,112 @@ fn check_cycles(
 ) {
     let edges = edges(production, index, rules);
     let mut reported = 0usize;
-    let mut report = |members: &[usize], cycle: &[Edge], f: &mut Findings| {
-        let line = cycle[cycle.len() - 1].line;
+    let mut report = |cycle: Cycle<'_>, f: &mut Findings| {
         reported += 1;
         if reported <= CYCLES_REPORTED_MAX {
-            report_cycle(production, members, cycle, line, file, f);
+            let (members, taken) = cycle.members_and_edges();
+            report_cycle(production, &members, &taken, cycle.closing.line, file, f);
         } else if reported == CYCLES_REPORTED_MAX + 1 {
             let message = format!("more routing cycles than the {CYCLES_REPORTED_MAX} reported");
-            f.error(file, line, None, message);
+            f.error(file, cycle.closing.line, None, message);
         }
     };
-    find_cycles(&edges, |e| !e.conditional, |m, c| report(m, c, f));
+    find_cycles(&edges, |e| !e.conditional, |c| report(c, f));
     find_cycles(
         &edges,
         |_| true,
-        |m, c| {
-            if c.iter().any(|e| e.conditional) {
-                report(m, c, f);
+        |c| {
+            // Those without a conditional edge were reported by the first search.
+            if c.conditional > 0 {
+                report(c, f);
             }
         },
     );
 }
 
-/// Calls `found` with the members (in routing order) and edges (the last closes it) of
-/// each cycle a depth-first search over the edges that `follow` meets.
+/// One cycle a search met: read only when reported, so that a production with many
+/// cycles is still checked in linear time.
+struct Cycle<'a> {
+    /// The path from the cycle's first member: (item, index of its next edge).
+    path: &'a [PathStep],
+    edges: &'a [Vec<Edge>],
+    /// The edge from the last member back to the first.
+    closing: &'a Edge,
+    /// Conditional edges on the cycle.
+    conditional: usize,
+}
+
+impl Cycle<'_> {
+    /// The members in routing order, and the edge each leaves by.
+    fn members_and_edges(&self) -> (Vec<usize>, Vec<Edge>) {
+        self.path
+            .iter()
+            // Each member's last edge taken is the one it left by.
+            .map(|s| (s.item, self.edges[s.item][s.next - 1]))
+            .unzip()
+    }
+}
+
+/// One item on the search's path.
+#[derive(Clone, Copy)]
+struct PathStep {
+    item: usize,
+    /// Index of its next edge to follow.
+    next: usize,
+    /// Conditional edges on the path before it.
+    conditional_before: usize,
+}
+
+/// Calls `found` with each cycle a depth-first search over the edges that `follow` meets
+/// (iterative, so that a long chain cannot overflow the stack).
 fn find_cycles(
     edges: &[Vec<Edge>],
     follow: impl Fn(&Edge) -> bool,
-    mut found: impl FnMut(&[usize], &[Edge]),
+    mut found: impl FnMut(Cycle<'_>),
 ) {
     let mut mark = vec![Mark::New; edges.len()];
     // Position of each item on the path, valid while it is marked OnPath.
     let mut depth = vec![0usize; edges.len()];
-    // The path: (item, index of its next edge to follow).
-    let mut path: Vec<(usize, usize)> = Vec::new();
+    let mut path: Vec<PathStep> = Vec::new();
     for start in 0..edges.len() {
         if mark[start] != Mark::New {
             continue;
         }
         mark[start] = Mark::OnPath;
-        path.push((start, 0));
+        path.push(PathStep {
+            item: start,
+            next: 0,
+            conditional_before: 0,
+        });
         while let Some(top) = path.last_mut() {
-            let (node, next) = (top.0, top.1);
-            let Some(edge) = edges[node].get(next) else {
-                mark[node] = Mark::Done;
+            let Some(edge) = edges[top.item].get(top.next) else {
+                mark[top.item] = Mark::Done;
                 path.pop();
                 continue;
             };
-            top.1 += 1;
+            top.next += 1;
             if !follow(edge) {
                 continue;
             }
+            let conditional = top.conditional_before + usize::from(edge.conditional);
             match mark[edge.target] {
                 Mark::New => {
                     mark[edge.target] = Mark::OnPath;
                     depth[edge.target] = path.len();
-                    path.push((edge.target, 0));
+                    path.push(PathStep {
+                        item: edge.target,
+                        next: 0,
+                        conditional_before: conditional,
+                    });
                 }
                 Mark::OnPath => {
-                    let on_cycle = &path[depth[edge.target]..];
-                    let members: Vec<usize> = on_cycle.iter().map(|&(n, _)| n).collect();
-                    // Each member's last edge taken is the one it left by.
-                    let cycle: Vec<Edge> = on_cycle.iter().map(|&(n, i)| edges[n][i - 1]).collect();
-                    found(&members, &cycle);
+                    let path = &path[depth[edge.target]..];
+                    found(Cycle {
+                        path,
+                        edges,
+                        closing: edge,
+                        conditional: conditional - path[0].conditional_before,
+                    });
                 }
                 Mark::Done => {}
             }
