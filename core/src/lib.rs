@@ -4,6 +4,7 @@
 pub mod config;
 pub mod engine;
 pub mod envelope;
+pub mod iris_class;
 pub mod item;
 pub mod items;
 pub mod notify;

@@ -1,5 +1,6 @@
-//! A router's rule outcome (`Ruled`): found for its message in the message's segment or
-//! the next, across a reopen, and without any effect on what recovery redelivers.
+//! A router's rule outcome (`Ruled`): found for its message however many segments after
+//! the message's it was written, across a reopen, and without any effect on what recovery
+//! redelivers.
 
 mod common;
 
@@ -17,7 +18,7 @@ fn ruled(id: u64, decisions: &'static [&'static str]) -> Record<'static> {
 }
 
 #[test]
-fn a_rule_outcome_is_found_in_the_next_segment_and_changes_nothing_recovery_does() {
+fn a_rule_outcome_is_found_segments_later_and_changes_nothing_recovery_does() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();
     run(move || async move {
@@ -34,10 +35,10 @@ fn a_rule_outcome_is_found_in_the_next_segment_and_changes_nothing_recovery_does
         ])
         .await
         .unwrap();
-        // Other messages fill the segment (1 MiB) so that the router's records land in
-        // the next one.
+        // Other messages fill three segments (1 MiB each) so that the router's records
+        // land two segment rolls or more after the message's.
         let big = body(0, 200 << 10);
-        for _ in 0..6 {
+        for _ in 0..16 {
             let other = wal.next_message_id();
             wal.append(&received(other, "o", &big)).await.unwrap();
         }
@@ -60,16 +61,20 @@ fn a_rule_outcome_is_found_in_the_next_segment_and_changes_nothing_recovery_does
             found[0].record(),
             Some(ruled(id, &["Out", "File via Demo.T"]))
         );
+        let message_segment = wal
+            .find_message(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .location
+            .segment;
+        let between = segments(&path)
+            .into_iter()
+            .filter(|&s| s > message_segment && s < found[0].location.segment)
+            .count();
         assert!(
-            found[0].location.segment
-                > wal
-                    .find_message(id)
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .location
-                    .segment,
-            "written in a later segment than the message"
+            between >= 1,
+            "written two segment rolls or more after the message ({between} between)"
         );
         wal.close().await.unwrap();
 
@@ -81,4 +86,15 @@ fn a_rule_outcome_is_found_in_the_next_segment_and_changes_nothing_recovery_does
         assert!(wal.find_ruled(id + 1).await.unwrap().is_empty());
         wal.close().await.unwrap();
     });
+}
+
+/// First LSNs of the segment files in WAL directory `dir`.
+fn segments(dir: &std::path::Path) -> Vec<u64> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().ok()?;
+            name.strip_suffix(".wal")?.parse().ok()
+        })
+        .collect()
 }

@@ -557,3 +557,127 @@ fn a_response_from_naming_no_item_fails_check_and_run_alike() {
     let stderr = run_refuses(dir.path(), &text);
     assert!(stderr.contains("ResponseFrom names \"Nope\""), "{stderr}");
 }
+
+/// A rule class `name` whose one rule set holds `rules` (rule elements).
+fn rule_class(dir: &Path, name: &str, rules: &str) {
+    let text = format!(
+        "Class {name} Extends Ens.Rule.Definition\n{{\n\
+         XData RuleDefinition [ XMLNamespace = \"http://www.intersystems.com/rule\" ]\n{{\n\
+         <ruleDefinition context=\"EnsLib.HL7.MsgRouter.RoutingEngine\">\n\
+         <ruleSet name=\"\">\n{rules}\n</ruleSet>\n</ruleDefinition>\n}}\n}}\n"
+    );
+    std::fs::write(dir.join(format!("{name}.cls")), text).unwrap();
+}
+
+/// A router whose rule class is `class`, with `TargetConfigNames` `targets`.
+fn rule_router(name: &str, class: &str, targets: &str) -> String {
+    router(name, targets, &[("BusinessRuleName", class)])
+}
+
+#[test]
+fn a_cycle_through_rule_sends_every_message_takes_fails_check_and_run_at_the_rule_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // A sends everything to B (when 1), B everything back to A (no when): a loop that
+    // neither router's TargetConfigNames shows (A's names only Out).
+    rule_class(
+        dir.path(),
+        "T.A",
+        r#"<rule name="all"><when condition="1"><send target="B"/></when></rule>"#,
+    );
+    rule_class(
+        dir.path(),
+        "T.B",
+        r#"<rule name="back"><otherwise><send target="A" transform=""/></otherwise></rule>"#,
+    );
+    let text = production(&[
+        tcp_service("In", free_port(), "A", &[]),
+        rule_router("A", "T.A", "Out"),
+        rule_router("B", "T.B", ""),
+        sink_op("Out", free_port()),
+    ]);
+    let (code, json) = check(dir.path(), &text, &[]);
+    assert_eq!(code, 1, "{json:#}");
+    let errors = findings(&json, "errors");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let line = line_of(&text, "name = \"B\"", "BusinessRuleName");
+    assert_eq!(
+        (errors[0].0, errors[0].1.as_str()),
+        (line, "B"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[0].2.contains("routing cycle: A -> B -> A"),
+        "{errors:?}"
+    );
+    assert!(
+        json["errors"][0]["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("production.toml")),
+        "{json:#}"
+    );
+    let stderr = run_refuses(dir.path(), &text);
+    assert!(stderr.contains("routing cycle: A -> B -> A"), "{stderr}");
+}
+
+#[test]
+fn a_cycle_only_some_messages_take_under_rule_conditions_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    // A sends ORM messages to B, B sends everything back: only an ORM would loop (IRIS
+    // runs this; hie fails such a message at the hop limit).
+    rule_class(
+        dir.path(),
+        "T.A",
+        r#"<rule name="orders"><when condition="HL7.{MSH:9.1}=&quot;ORM&quot;"><send target="B"/></when></rule>
+<rule name="rest"><when condition="1"><send target="Out"/></when></rule>"#,
+    );
+    rule_class(
+        dir.path(),
+        "T.B",
+        r#"<rule name="back"><when condition="1"><send target="A"/></when></rule>"#,
+    );
+    let text = production(&[
+        tcp_service("In", free_port(), "A", &[]),
+        rule_router("A", "T.A", ""),
+        rule_router("B", "T.B", ""),
+        sink_op("Out", free_port()),
+    ]);
+    let (code, json) = check(dir.path(), &text, &[]);
+    assert_eq!(code, 0, "{json:#}");
+    let warnings = findings(&json, "warnings");
+    let cycles: Vec<_> = warnings
+        .iter()
+        .filter(|w| w.2.contains("routing cycle"))
+        .collect();
+    assert_eq!(cycles.len(), 1, "{warnings:?}");
+    let line = line_of(&text, "name = \"B\"", "BusinessRuleName");
+    assert_eq!((cycles[0].0, cycles[0].1.as_str()), (line, "B"));
+    assert!(cycles[0].2.contains("A -> B -> A"), "{cycles:?}");
+    assert!(cycles[0].2.contains("rule class of A"), "{cycles:?}");
+    // With --strict it is an error, as every warning is.
+    let (code, _) = check(dir.path(), &text, &["--strict"]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn a_rule_router_is_searched_by_its_sends_not_its_target_config_names() {
+    let dir = tempfile::tempdir().unwrap();
+    // A's TargetConfigNames names itself, but `hie run` routes A by its rules (to Out):
+    // no cycle.
+    rule_class(
+        dir.path(),
+        "T.A",
+        r#"<rule name="all"><when condition="1"><send target="Out"/></when></rule>"#,
+    );
+    let text = production(&[
+        tcp_service("In", free_port(), "A", &[]),
+        rule_router("A", "T.A", "A"),
+        sink_op("Out", free_port()),
+    ]);
+    let (code, json) = check(dir.path(), &text, &[]);
+    assert_eq!(code, 0, "{json:#}");
+    let warnings = findings(&json, "warnings");
+    assert!(
+        !warnings.iter().any(|w| w.2.contains("routing cycle")),
+        "{warnings:?}"
+    );
+}

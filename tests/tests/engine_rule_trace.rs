@@ -2,7 +2,8 @@
 //! it, end to end through `hie run`: a message the rules sent to an operation that is
 //! down is held there, and `hie ctl show` (and `--json`) prints the rule set, the rules
 //! that fired and each send (for a message a transform made, the outcome that sent its
-//! parent through the transform); with `RuleLogging=""` nothing is kept.
+//! parent through the transform), also when the router decided long after the message
+//! was stored (several WAL segments later); with `RuleLogging=""` nothing is kept.
 
 mod common;
 
@@ -167,5 +168,67 @@ fn with_rule_logging_empty_no_rule_outcome_is_kept() {
         let value: serde_json::Value = serde_json::from_str(&json).expect(&json);
         assert_eq!(value["rules"], serde_json::json!([]), "{value:#}");
     }
+    common::stop(hie);
+}
+
+/// The WAL segment files under the data directory `data` (every shard's).
+fn segment_files(data: &std::path::Path) -> usize {
+    let mut count = 0;
+    let mut dirs = vec![data.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "wal") {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+#[test]
+fn show_finds_the_outcome_of_a_router_that_decided_segments_after_the_message_was_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (in_port, bulk_port) = (free_port(), free_port());
+    // The router starts disabled: the message waits in its queue while other traffic
+    // fills two 1 MiB WAL segments or more; enabled, it decides in a later segment.
+    let router = "class = \"EnsLib.HL7.MsgRouter.RoutingEngine\"\n[item.host]";
+    let text = production(dir.path(), in_port, None).replacen(
+        router,
+        &router.replace("\n[item.host]", "\nenabled = false\n[item.host]"),
+        1,
+    ) + &tcp_service("Bulk_In", bulk_port, "Bulk_File", &[])
+        + &file_operation("Bulk_File", &dir.path().join("out"), "bulk.hl7");
+    let (hie, data) = start_hie(dir.path(), &text);
+    assert_eq!(send_one(in_port, &adt("I-1", "I")), "AA");
+    let first = segment_files(&data);
+    let filler = "X".repeat(100 << 10);
+    for n in 0..30 {
+        let bulk = format!(
+            "MSH|^~\\&|LAB|RBH|HIE|RBH|20260101120000||ORU^R01|B-{n}|P|2.4\rOBX|1|TX|||{filler}\r"
+        );
+        assert_eq!(send_one(bulk_port, bulk.as_bytes()), "AA");
+    }
+    let rolled = segment_files(&data);
+    assert!(rolled >= first + 2, "{first} segments, then {rolled}");
+    assert_eq!(ctl(&data, &["enable", "Router"]).0, 0);
+    assert!(
+        wait_until(Duration::from_secs(30), || held(&data).len() == 1),
+        "the ED send fails after FailureTimeout; log:\n{}",
+        hie.log()
+    );
+    let id = held(&data)[0]["message_id"].as_str().unwrap().to_string();
+    let (code, shown) = ctl(&data, &["show", &id]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("|I-1|"), "{shown}");
+    assert!(
+        shown.ends_with(
+            "routed by Router: rule set Main, fired Inpatients only (when 1), \
+             Everything to audit (otherwise) → ED_Out, Audit_File\n"
+        ),
+        "{shown}"
+    );
     common::stop(hie);
 }

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod admin;
 mod alerts;
 mod check;
+mod class_library;
 mod convert;
 mod ctl;
 mod demo;

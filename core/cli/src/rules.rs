@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use hie_core::rules::library::{Library, rule_folders};
 use hie_core::rules::{CompiledRules, Input, Outcome, datetime};
 use hie_hl7::Message;
 
+use crate::class_library::{self, ClassArgs};
 use crate::message_files::for_each_message;
 
 #[derive(Debug, Args)]
@@ -39,18 +39,8 @@ struct TestArgs {
     /// HL7 files (each may hold several messages).
     #[arg(required = true)]
     messages: Vec<PathBuf>,
-    /// The class to take from a RULECLASS file holding several.
-    #[arg(long)]
-    class: Option<String>,
-    /// A production file whose folder and `[engine] rules_path` hold the rule classes.
-    #[arg(long)]
-    production: Option<PathBuf>,
-    /// A folder of rule classes and lookup tables (repeatable; default: the current folder).
-    #[arg(long = "rules-path")]
-    rules_path: Vec<PathBuf>,
-    /// A lookup table file (`<lookupTable>` export or TOML `[lookup.NAME]`), repeatable.
-    #[arg(long)]
-    lookup: Vec<PathBuf>,
+    #[command(flatten)]
+    classes: ClassArgs,
     /// The sending item's name (the `source` constraint and `Source`).
     #[arg(long, default_value = "")]
     source: String,
@@ -107,37 +97,10 @@ fn test(args: &TestArgs) -> ExitCode {
 }
 
 fn load(args: &TestArgs) -> Result<CompiledRules, String> {
-    let mut folders = Vec::new();
-    if let Some(p) = &args.production {
-        let (production, _) = hie_core::config::read(p).map_err(|e| e.to_string())?;
-        let dir = production
-            .engine
-            .source_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("."));
-        folders.extend(rule_folders(&dir, &production.engine.rules_path));
-    }
-    folders.extend(args.rules_path.iter().cloned());
-    if folders.is_empty() {
-        folders.push(PathBuf::from("."));
-    }
-    let mut lib = Library::load(&folders);
-    for file in &args.lookup {
-        lib.add_file(file).map_err(|e| e.to_string())?;
-    }
-    let as_file = Path::new(&args.rule_class);
-    let class = if as_file.is_file() {
-        let names = lib.add_file(as_file).map_err(|e| e.to_string())?;
-        match &args.class {
-            Some(c) => c.clone(),
-            None => names
-                .into_iter()
-                .next()
-                .ok_or_else(|| format!("{} holds no rule class", as_file.display()))?,
-        }
-    } else {
-        args.rule_class.clone()
-    };
+    let (mut lib, _) = class_library::load(&args.classes)?;
+    let class = class_library::class_named(&args.rule_class, &args.classes, "rule", |f| {
+        lib.add_file(f).map_err(|e| e.to_string())
+    })?;
     lib.compile(&class).map_err(|e| e.to_string())
 }
 

@@ -17,10 +17,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use hie_core::rules::library::{Library, rule_folders};
+use hie_core::rules::library::Library;
 use hie_core::transform::Compiled;
 use hie_hl7::Message;
 
+use crate::class_library::{self, ClassArgs};
 use crate::message_files::for_each_message;
 
 #[derive(Debug, Args)]
@@ -36,19 +37,8 @@ pub struct TransformArgs {
     /// Write the output messages' bytes as produced (segment terminators included).
     #[arg(long, conflicts_with = "diff")]
     raw: bool,
-    /// The class to take from a DTLCLASS file holding several.
-    #[arg(long)]
-    class: Option<String>,
-    /// A production file whose folder and `[engine] rules_path` hold the classes (its
-    /// `[engine] transform_skip_code` applies).
-    #[arg(long)]
-    production: Option<PathBuf>,
-    /// A folder of DTL classes and lookup tables (repeatable; default: the current folder).
-    #[arg(long = "rules-path")]
-    rules_path: Vec<PathBuf>,
-    /// A lookup table file (`<lookupTable>` export or TOML `[lookup.NAME]`), repeatable.
-    #[arg(long)]
-    lookup: Vec<PathBuf>,
+    #[command(flatten)]
+    classes: ClassArgs,
     /// Load a class with `code` / `sql` blocks, skipping them (as `[engine]
     /// transform_skip_code = true`).
     #[arg(long)]
@@ -102,44 +92,13 @@ pub fn run(args: &TransformArgs) -> ExitCode {
 }
 
 fn load(args: &TransformArgs) -> Result<(Library, Compiled), String> {
-    let mut folders = Vec::new();
-    let mut skip_code = args.skip_code;
-    if let Some(p) = &args.production {
-        let (production, _) = hie_core::config::read(p).map_err(|e| e.to_string())?;
-        let dir = production
-            .engine
-            .source_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("."));
-        folders.extend(rule_folders(&dir, &production.engine.rules_path));
-        skip_code |= production.engine.transform_skip_code;
-    }
-    folders.extend(args.rules_path.iter().cloned());
-    if folders.is_empty() {
-        folders.push(PathBuf::from("."));
-    }
-    let mut lib = Library::load(&folders);
-    for file in &args.lookup {
-        lib.add_file(file).map_err(|e| e.to_string())?;
-    }
-    let as_file = Path::new(&args.dtl_class);
-    let class = if as_file.is_file() {
-        let names = lib
-            .transforms_mut()
-            .add_file(as_file)
-            .map_err(|e| e.to_string())?;
-        match &args.class {
-            Some(c) => c.clone(),
-            None => names
-                .into_iter()
-                .next()
-                .ok_or_else(|| format!("{} holds no DTL class", as_file.display()))?,
-        }
-    } else {
-        args.dtl_class.clone()
-    };
+    let (mut lib, skip_code) = class_library::load(&args.classes)?;
+    let class = class_library::class_named(&args.dtl_class, &args.classes, "DTL", |f| {
+        let transforms = lib.transforms_mut();
+        transforms.add_file(f).map_err(|e| e.to_string())
+    })?;
     let t = lib
-        .compile_transform(&class, skip_code)
+        .compile_transform(&class, skip_code || args.skip_code)
         .map_err(|e| e.to_string())?;
     Ok((lib, t))
 }

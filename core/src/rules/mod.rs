@@ -16,6 +16,7 @@ pub mod lookup;
 pub mod model;
 pub mod msh;
 pub mod pattern;
+pub mod reach;
 pub mod read;
 pub mod toml_form;
 pub mod value;

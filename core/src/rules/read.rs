@@ -1,199 +1,61 @@
-//! Readers for rule classes in IRIS's two container forms, with `quick-xml`:
-//!
-//! ```text
-//! .cls (UDL class text)                         Export XML
-//! Class P.Rule Extends Ens.Rule.Definition      <Export generator="Cache|IRIS" ..>
-//! {                                             <Class name="P.Rule"> ..
-//! Parameter RuleAssistClass = "..";             <XData name="RuleDefinition">
-//! XData RuleDefinition [ XMLNamespace = .. ]    <Data><![CDATA[ <ruleDefinition ..> ]]></Data>
-//! {                                             </XData></Class> (more classes) </Export>
-//! <ruleDefinition ..> .. </ruleDefinition>
-//! }
-//! }
-//! ```
-//!
-//! The `.cls` reader never matches braces (HL7 paths hold `{}`): it takes the text from the
-//! first `<ruleDefinition` after `XData RuleDefinition` to the first `</ruleDefinition>`.
-//! The Export reader joins the CDATA sections of `<Data>` (a payload holding `]]>` is
-//! split as `]]]]><![CDATA[>`). Lines are those of the file read (the payload's lines
-//! offset by the line it starts on). An element or attribute hie does not know is an
-//! error at its line: a rule that runs differently from IRIS must not load silently.
+//! Readers for rule classes in IRIS's two container forms (`.cls` and `<Export>`, found
+//! by [`crate::iris_class`]: `XData RuleDefinition`, whose payload is one
+//! `<ruleDefinition>` element), with the payload walked by its [`Cursor`]. Lines are those
+//! of the file read. An element or attribute hie does not know is an error at its line: a
+//! rule that runs differently from IRIS must not load silently.
 
 use std::path::Path;
 
-use quick_xml::Reader;
-use quick_xml::escape::resolve_predefined_entity;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::BytesStart;
 
 use super::RuleError;
 use super::model::{
     Action, Constraint, ConstraintKind, Rule, RuleClass, RuleSet, When, split_list,
 };
-use crate::config::iris::Lines;
+use crate::iris_class::{self, ClassError, Cursor, Form, Next, XDataPayload};
 
-/// Reads every rule class of a `.cls` file (one class).
+/// The `XData` block of a rule class, and its payload's root element.
+const BLOCK: (&str, &str) = ("RuleDefinition", "ruleDefinition");
+
+/// Reads the rule class of a `.cls` file.
 pub fn read_cls(text: &str, file: &Path) -> Result<Vec<RuleClass>, RuleError> {
-    let lines = Lines::new(text, 1);
-    let class = cls_class_name(text).ok_or_else(|| RuleError {
-        file: file.to_path_buf(),
-        line: 1,
-        class: None,
-        rule: None,
-        message: "no `Class NAME` declaration in the file".into(),
-    })?;
-    let err = |pos: usize, message: &str| RuleError {
-        file: file.to_path_buf(),
-        line: lines.line(pos as u64),
-        class: Some(class.clone()),
-        rule: None,
-        message: message.into(),
-    };
-    let Some(xdata) = text.find("XData RuleDefinition") else {
-        return Err(err(0, "no `XData RuleDefinition` block in the class"));
-    };
-    let Some(start) = text[xdata..].find("<ruleDefinition").map(|i| xdata + i) else {
-        return Err(err(
-            xdata,
-            "no <ruleDefinition> element in XData RuleDefinition",
-        ));
-    };
-    let close = "</ruleDefinition>";
-    let Some(end) = text[start..].find(close).map(|i| start + i + close.len()) else {
-        return Err(err(
-            start,
-            "<ruleDefinition> has no </ruleDefinition> end tag",
-        ));
-    };
-    let first_line = lines.line(start as u64);
-    let rc = read_payload(&text[start..end], first_line, file, &class)?;
-    Ok(vec![rc])
-}
-
-/// The class name of `Class NAME Extends ..` at the start of a line.
-pub(crate) fn cls_class_name(text: &str) -> Option<String> {
-    text.lines().find_map(|l| {
-        let rest = l.strip_prefix("Class ")?;
-        rest.split_whitespace().next().map(str::to_owned)
-    })
+    read(text, file, Form::Cls)
 }
 
 /// Reads every rule class of an `<Export>` file (classes of other kinds are skipped).
 pub fn read_export(text: &str, file: &Path) -> Result<Vec<RuleClass>, RuleError> {
-    let lines = Lines::new(text, 1);
-    let mut reader = Reader::from_str(text);
-    let mut out = Vec::new();
-    let mut class: Option<String> = None;
-    let mut in_rule_xdata = false;
-    loop {
-        let pos = reader.buffer_position();
-        let fail = |class: &Option<String>, message: String| RuleError {
-            file: file.to_path_buf(),
-            line: lines.line(pos),
-            class: class.clone(),
-            rule: None,
-            message,
-        };
-        match reader.read_event() {
-            Ok(Event::Start(e)) => match e.name().as_ref() {
-                b"Class" => class = attr(&e, "name").map_err(|m| fail(&class, m))?,
-                b"XData" => {
-                    in_rule_xdata = attr(&e, "name").map_err(|m| fail(&class, m))?.as_deref()
-                        == Some("RuleDefinition")
-                }
-                b"Data" if in_rule_xdata => {
-                    let first_line = lines.line(reader.buffer_position());
-                    let payload = read_text(&mut reader).map_err(|m| fail(&class, m))?;
-                    let name = class.clone().unwrap_or_default();
-                    let body = payload.trim_start();
-                    let skipped = &payload[..payload.len() - body.len()];
-                    let first = first_line + skipped.matches('\n').count() as u32;
-                    out.push(read_payload(body, first, file, &name)?);
-                }
-                _ => {}
-            },
-            Ok(Event::End(e)) if e.name().as_ref() == b"XData" => in_rule_xdata = false,
-            Ok(Event::End(e)) if e.name().as_ref() == b"Class" => class = None,
-            Ok(Event::Eof) => return Ok(out),
-            Ok(_) => {}
-            Err(e) => return Err(fail(&class, format!("malformed XML: {e}"))),
-        }
-    }
+    read(text, file, Form::Export)
 }
 
-/// Element text up to the end tag of the element just opened: text and CDATA joined.
-pub(crate) fn read_text(reader: &mut Reader<&[u8]>) -> Result<String, String> {
-    let mut out = String::new();
-    loop {
-        match reader.read_event() {
-            Ok(Event::Text(t)) => out.push_str(&t.xml_content().map_err(|e| e.to_string())?),
-            // Raw, not `xml_content`: XML's line-end normalisation would turn a "\r\r\n"
-            // into two newlines and shift every line after it.
-            Ok(Event::CData(c)) => out.push_str(&String::from_utf8_lossy(&c.into_inner())),
-            Ok(Event::GeneralRef(r)) => {
-                let name = r.decode().map_err(|e| e.to_string())?;
-                match r.resolve_char_ref() {
-                    Ok(Some(c)) => out.push(c),
-                    _ => match resolve_predefined_entity(&name) {
-                        Some(s) => out.push_str(s),
-                        None => return Err(format!("unknown entity &{name};")),
-                    },
-                }
-            }
-            Ok(Event::End(_)) => return Ok(out),
-            Ok(Event::Eof) => return Err("end of file inside <Data>".into()),
-            Ok(Event::Start(_)) | Ok(Event::Empty(_)) => {
-                return Err("unexpected element inside <Data>".into());
-            }
-            Ok(_) => {}
-            Err(e) => return Err(format!("malformed XML: {e}")),
-        }
-    }
-}
-
-/// The unescaped value of attribute `name`.
-pub(crate) fn attr(e: &BytesStart<'_>, name: &str) -> Result<Option<String>, String> {
-    for a in e.attributes() {
-        let a = a.map_err(|err| format!("malformed attribute: {err}"))?;
-        if a.key.as_ref() == name.as_bytes() {
-            let v = a
-                .unescape_value()
-                .map_err(|err| format!("attribute {name}: {err}"))?;
-            return Ok(Some(v.into_owned()));
-        }
-    }
-    Ok(None)
+fn read(text: &str, file: &Path, form: Form) -> Result<Vec<RuleClass>, RuleError> {
+    let wrap = |e: ClassError| RuleError {
+        file: file.to_path_buf(),
+        line: e.line,
+        class: e.class,
+        rule: None,
+        message: e.message,
+    };
+    iris_class::read_classes(text, form, BLOCK, wrap, |p| read_payload(p, file))
 }
 
 /// A reader of one payload, `<ruleDefinition ..> .. </ruleDefinition>`.
 struct Payload<'t, 'f> {
-    reader: Reader<&'t [u8]>,
-    lines: Lines,
+    cursor: Cursor<'t>,
     file: &'f Path,
     class: &'f str,
     rule: Option<String>,
 }
 
-/// The next element event of a payload, with its line.
-enum Next<'t> {
-    Open(BytesStart<'t>, bool, u32),
-    Close,
-}
-
-fn read_payload(
-    text: &str,
-    first_line: u32,
-    file: &Path,
-    class: &str,
-) -> Result<RuleClass, RuleError> {
+fn read_payload(payload: &XDataPayload<'_>, file: &Path) -> Result<RuleClass, RuleError> {
+    let (text, first_line, class) = (&payload.text, payload.first_line, &payload.class);
     let mut p = Payload {
-        reader: Reader::from_str(text),
-        lines: Lines::new(text, first_line),
+        cursor: Cursor::new(text, first_line),
         file,
         class,
         rule: None,
     };
     let (e, empty, line) = match p.next()? {
-        Next::Open(e, empty, line) if e.name().as_ref() == b"ruleDefinition" => (e, empty, line),
+        Next::Open(e, empty, line) if e.name().as_ref() == BLOCK.1.as_bytes() => (e, empty, line),
         _ => return Err(p.err(first_line, "the payload is no <ruleDefinition>".into())),
     };
     p.known_attrs(&e, &["alias", "context", "production"], line)?;
@@ -237,63 +99,29 @@ impl<'t> Payload<'t, '_> {
 
     /// The next start, empty or end tag (text, comments and CDATA between are skipped).
     fn next(&mut self) -> Result<Next<'t>, RuleError> {
-        loop {
-            let pos = self.reader.buffer_position();
-            let line = self.lines.line(pos);
-            match self.reader.read_event() {
-                Ok(Event::Start(e)) => return Ok(Next::Open(e, false, line)),
-                Ok(Event::Empty(e)) => return Ok(Next::Open(e, true, line)),
-                Ok(Event::End(_)) | Ok(Event::Eof) => return Ok(Next::Close),
-                Ok(_) => {}
-                Err(e) => {
-                    let line = self.lines.line(self.reader.error_position());
-                    return Err(self.err(line, format!("malformed XML: {e}")));
-                }
-            }
-        }
+        self.cursor
+            .next_element()
+            .map_err(|(line, m)| self.err(line, m))
     }
 
     fn attr(&self, e: &BytesStart<'_>, name: &str, line: u32) -> Result<Option<String>, RuleError> {
-        attr(e, name).map_err(|m| self.err(line, m))
+        iris_class::attr(e, name).map_err(|m| self.err(line, m))
     }
 
     fn required(&self, e: &BytesStart<'_>, name: &str, line: u32) -> Result<String, RuleError> {
-        self.attr(e, name, line)?.ok_or_else(|| {
-            let el = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-            self.err(line, format!("<{el}> has no {name} attribute"))
-        })
+        iris_class::required(e, name).map_err(|m| self.err(line, m))
     }
 
     /// An attribute not in `known` is an error (it would change what the rule does).
     fn known_attrs(&self, e: &BytesStart<'_>, known: &[&str], line: u32) -> Result<(), RuleError> {
-        for a in e.attributes() {
-            let a = a.map_err(|err| self.err(line, format!("malformed attribute: {err}")))?;
-            let key = String::from_utf8_lossy(a.key.as_ref());
-            if !known.contains(&key.as_ref()) {
-                let el = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-                return Err(self.err(
-                    line,
-                    format!("attribute {key} of <{el}> is not one hie knows"),
-                ));
-            }
-        }
-        Ok(())
+        iris_class::known_attrs(e, known, &[]).map_err(|m| self.err(line, m))
     }
 
     /// Skips the children of an element hie ignores (`comment`, `annotation`).
     fn skip(&mut self, empty: bool) -> Result<(), RuleError> {
-        if empty {
-            return Ok(());
-        }
-        let mut depth = 1usize;
-        while depth > 0 {
-            match self.next()? {
-                Next::Open(_, false, _) => depth += 1,
-                Next::Open(_, true, _) => {}
-                Next::Close => depth -= 1,
-            }
-        }
-        Ok(())
+        self.cursor
+            .skip(empty)
+            .map_err(|(line, m)| self.err(line, m))
     }
 
     fn rule_set(

@@ -1,148 +1,58 @@
-//! Readers for DTL classes in IRIS's two container forms, sharing the rules readers'
-//! XML helpers ([`crate::rules::read`]):
-//!
-//! ```text
-//! .cls (UDL class text)                         Export XML
-//! Class P.T Extends Ens.DataTransformDTL        <Export ..><Class name="P.T"> ..
-//! Parameter GENERATEEMPTYSEGMENTS = 1;          <Parameter name="GENERATEEMPTYSEGMENTS">
-//! XData DTL [ XMLNamespace = .. ]                 <Default>1</Default></Parameter>
-//! { <transform ..> .. </transform> }            <XData name="DTL"><Data><![CDATA[
-//!                                                 <transform ..> ]]></Data></XData>
-//! ```
-//!
-//! The `.cls` reader takes the text from the first `<transform` after `XData DTL` to the
-//! first `</transform>`. An element or attribute hie does not know is an error at its
-//! line; `<annotation>` and `<comment>` are skipped; `<code>` and `<sql>` are kept as
+//! Readers for DTL classes in IRIS's two container forms (`.cls` and `<Export>`, found
+//! by [`crate::iris_class`]: `XData DTL`, whose payload is one `<transform>` element,
+//! and the class's `GENERATEEMPTYSEGMENTS` parameter), with the payload walked by its
+//! [`Cursor`]. An element or attribute hie does not know is an error at its line;
+//! `<annotation>` and `<comment>` are skipped; `<code>` and `<sql>` are kept as
 //! [`Action::Code`] so loading can report each.
 
 use std::path::Path;
 
-use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::BytesStart;
 
 use super::TransformError;
 use super::model::{Action, AssignKind, Create, Transform};
-use crate::config::iris::Lines;
-use crate::rules::read::{attr, cls_class_name, read_text};
+use crate::iris_class::{self, ClassError, Cursor, Form, Next, XDataPayload};
+
+/// The `XData` block of a DTL class, and its payload's root element.
+const BLOCK: (&str, &str) = ("DTL", "transform");
 
 /// Reads the DTL class of a `.cls` file.
 pub fn read_cls(text: &str, file: &Path) -> Result<Vec<Transform>, TransformError> {
-    let lines = Lines::new(text, 1);
-    let class = cls_class_name(text).ok_or_else(|| TransformError {
-        file: file.to_path_buf(),
-        line: 1,
-        class: None,
-        action: None,
-        message: "no `Class NAME` declaration in the file".into(),
-    })?;
-    let err = |pos: usize, message: &str| TransformError {
-        file: file.to_path_buf(),
-        line: lines.line(pos as u64),
-        class: Some(class.clone()),
-        action: None,
-        message: message.into(),
-    };
-    let Some(xdata) = text.find("XData DTL") else {
-        return Err(err(0, "no `XData DTL` block in the class"));
-    };
-    let Some(start) = text[xdata..].find("<transform").map(|i| xdata + i) else {
-        return Err(err(xdata, "no <transform> element in XData DTL"));
-    };
-    let close = "</transform>";
-    let Some(end) = text[start..].find(close).map(|i| start + i + close.len()) else {
-        return Err(err(start, "<transform> has no </transform> end tag"));
-    };
-    let mut t = read_payload(&text[start..end], lines.line(start as u64), file, &class)?;
-    t.generate_empty_segments = text.lines().any(|l| {
-        let l: String = l.chars().filter(|c| !c.is_whitespace()).collect();
-        l.starts_with("ParameterGENERATEEMPTYSEGMENTS=1")
-    });
-    Ok(vec![t])
+    read(text, file, Form::Cls)
 }
 
 /// Reads every DTL class of an `<Export>` file (classes of other kinds are skipped).
 pub fn read_export(text: &str, file: &Path) -> Result<Vec<Transform>, TransformError> {
-    let lines = Lines::new(text, 1);
-    let mut reader = Reader::from_str(text);
-    let mut out = Vec::new();
-    let mut class: Option<String> = None;
-    let mut in_dtl = false;
-    let mut parameter: Option<String> = None;
-    let mut empty_segments = false;
-    loop {
-        let pos = reader.buffer_position();
-        let fail = |class: &Option<String>, message: String| TransformError {
-            file: file.to_path_buf(),
-            line: lines.line(pos),
-            class: class.clone(),
-            action: None,
-            message,
-        };
-        match reader.read_event() {
-            Ok(Event::Start(e)) => match e.name().as_ref() {
-                b"Class" => {
-                    class = attr(&e, "name").map_err(|m| fail(&class, m))?;
-                    empty_segments = false;
-                }
-                b"Parameter" => parameter = attr(&e, "name").map_err(|m| fail(&class, m))?,
-                b"Default" if parameter.as_deref() == Some("GENERATEEMPTYSEGMENTS") => {
-                    empty_segments =
-                        read_text(&mut reader).map_err(|m| fail(&class, m))?.trim() == "1";
-                }
-                b"XData" => {
-                    in_dtl =
-                        attr(&e, "name").map_err(|m| fail(&class, m))?.as_deref() == Some("DTL")
-                }
-                b"Data" if in_dtl => {
-                    let first_line = lines.line(reader.buffer_position());
-                    let payload = read_text(&mut reader).map_err(|m| fail(&class, m))?;
-                    let name = class.clone().unwrap_or_default();
-                    let body = payload.trim_start();
-                    let skipped = &payload[..payload.len() - body.len()];
-                    let first = first_line + skipped.matches('\n').count() as u32;
-                    let mut t = read_payload(body, first, file, &name)?;
-                    t.generate_empty_segments = empty_segments;
-                    out.push(t);
-                }
-                _ => {}
-            },
-            Ok(Event::End(e)) if e.name().as_ref() == b"XData" => in_dtl = false,
-            Ok(Event::End(e)) if e.name().as_ref() == b"Parameter" => parameter = None,
-            Ok(Event::End(e)) if e.name().as_ref() == b"Class" => class = None,
-            Ok(Event::Eof) => return Ok(out),
-            Ok(_) => {}
-            Err(e) => return Err(fail(&class, format!("malformed XML: {e}"))),
-        }
-    }
+    read(text, file, Form::Export)
+}
+
+fn read(text: &str, file: &Path, form: Form) -> Result<Vec<Transform>, TransformError> {
+    let wrap = |e: ClassError| TransformError {
+        file: file.to_path_buf(),
+        line: e.line,
+        class: e.class,
+        action: None,
+        message: e.message,
+    };
+    iris_class::read_classes(text, form, BLOCK, wrap, |p| read_payload(p, file))
 }
 
 /// A reader of one payload, `<transform ..> .. </transform>`.
 struct Payload<'t, 'f> {
-    reader: Reader<&'t [u8]>,
-    lines: Lines,
+    cursor: Cursor<'t>,
     file: &'f Path,
     class: &'f str,
 }
 
-enum Next<'t> {
-    Open(BytesStart<'t>, bool, u32),
-    Close,
-}
-
-fn read_payload(
-    text: &str,
-    first_line: u32,
-    file: &Path,
-    class: &str,
-) -> Result<Transform, TransformError> {
+fn read_payload(payload: &XDataPayload<'_>, file: &Path) -> Result<Transform, TransformError> {
+    let (text, first_line, class) = (&payload.text, payload.first_line, &payload.class);
     let mut p = Payload {
-        reader: Reader::from_str(text),
-        lines: Lines::new(text, first_line),
+        cursor: Cursor::new(text, first_line),
         file,
         class,
     };
     let (e, empty, line) = match p.next()? {
-        Next::Open(e, empty, line) if e.name().as_ref() == b"transform" => (e, empty, line),
+        Next::Open(e, empty, line) if e.name().as_ref() == BLOCK.1.as_bytes() => (e, empty, line),
         _ => return Err(p.err(first_line, None, "the payload is no <transform>".into())),
     };
     p.known_attrs(
@@ -180,7 +90,7 @@ fn read_payload(
         source_doc_type: p.attr(&e, "sourceDocType", line)?.unwrap_or_default(),
         target_doc_type: p.attr(&e, "targetDocType", line)?.unwrap_or_default(),
         create,
-        generate_empty_segments: false,
+        generate_empty_segments: payload.parameter("GENERATEEMPTYSEGMENTS") == Some("1"),
         line,
         actions: Vec::new(),
     };
@@ -202,20 +112,9 @@ impl<'t> Payload<'t, '_> {
     }
 
     fn next(&mut self) -> Result<Next<'t>, TransformError> {
-        loop {
-            let pos = self.reader.buffer_position();
-            let line = self.lines.line(pos);
-            match self.reader.read_event() {
-                Ok(Event::Start(e)) => return Ok(Next::Open(e, false, line)),
-                Ok(Event::Empty(e)) => return Ok(Next::Open(e, true, line)),
-                Ok(Event::End(_)) | Ok(Event::Eof) => return Ok(Next::Close),
-                Ok(_) => {}
-                Err(e) => {
-                    let line = self.lines.line(self.reader.error_position());
-                    return Err(self.err(line, None, format!("malformed XML: {e}")));
-                }
-            }
-        }
+        self.cursor
+            .next_element()
+            .map_err(|(line, m)| self.err(line, None, m))
     }
 
     fn attr(
@@ -224,8 +123,8 @@ impl<'t> Payload<'t, '_> {
         name: &str,
         line: u32,
     ) -> Result<Option<String>, TransformError> {
-        let el = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-        attr(e, name).map_err(|m| self.err(line, Some(&el), m))
+        let el = iris_class::element_name(e);
+        iris_class::attr(e, name).map_err(|m| self.err(line, Some(&el), m))
     }
 
     fn required(
@@ -234,10 +133,8 @@ impl<'t> Payload<'t, '_> {
         name: &str,
         line: u32,
     ) -> Result<String, TransformError> {
-        self.attr(e, name, line)?.ok_or_else(|| {
-            let el = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-            self.err(line, Some(&el), format!("<{el}> has no {name} attribute"))
-        })
+        let el = iris_class::element_name(e);
+        iris_class::required(e, name).map_err(|m| self.err(line, Some(&el), m))
     }
 
     fn known_attrs(
@@ -246,36 +143,15 @@ impl<'t> Payload<'t, '_> {
         known: &[&str],
         line: u32,
     ) -> Result<(), TransformError> {
-        let el = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-        for a in e.attributes() {
-            let a =
-                a.map_err(|err| self.err(line, Some(&el), format!("malformed attribute: {err}")))?;
-            let key = String::from_utf8_lossy(a.key.as_ref());
-            // `disabled` and `expanded` are the DTL editor's; `disabled` changes the run.
-            if !known.contains(&key.as_ref()) && key != "expanded" {
-                return Err(self.err(
-                    line,
-                    Some(&el),
-                    format!("attribute {key} of <{el}> is not one hie knows"),
-                ));
-            }
-        }
-        Ok(())
+        let el = iris_class::element_name(e);
+        // `disabled` and `expanded` are the DTL editor's; `disabled` changes the run.
+        iris_class::known_attrs(e, known, &["expanded"]).map_err(|m| self.err(line, Some(&el), m))
     }
 
     fn skip(&mut self, empty: bool) -> Result<(), TransformError> {
-        if empty {
-            return Ok(());
-        }
-        let mut depth = 1usize;
-        while depth > 0 {
-            match self.next()? {
-                Next::Open(_, false, _) => depth += 1,
-                Next::Open(_, true, _) => {}
-                Next::Close => depth -= 1,
-            }
-        }
-        Ok(())
+        self.cursor
+            .skip(empty)
+            .map_err(|(line, m)| self.err(line, None, m))
     }
 
     /// The actions up to the end tag of the element just opened.

@@ -12,7 +12,6 @@ use crate::{
     wal::{
         Wal,
         record::{self, Check, HEADER_BYTES, Record, RecordKind},
-        recovery::SegmentMeta,
         segment::{Location, Scanned, SegmentScanner, segment_path},
     },
 };
@@ -162,22 +161,19 @@ impl Wal {
 
     /// The `Ruled` records of `message_id` (what a router's rules decided for it), in log
     /// order. A router writes them after the message's opening record, in its segment or
-    /// a later one: this reads each segment whose id range contains the message and the
-    /// segment after it, so a rule outcome written more than a segment later is not
-    /// found.
+    /// any later one (a message may wait at a router for long: queued, the router
+    /// disabled, a restart): this reads every segment still present whose range of
+    /// `Ruled` message ids ([`crate::wal::recovery::SegmentMeta::may_hold_ruled`]) holds the message, and no
+    /// other.
     pub async fn find_ruled(&self, message_id: u64) -> Result<Vec<StoredRecord>, WalError> {
         let candidates: Vec<(u64, u64)> = {
             let state = self.shared().state.borrow();
-            let holds = |m: &SegmentMeta| (m.id_min..=m.id_max).contains(&message_id);
-            let mut after_holder = false;
-            let mut candidates = Vec::new();
-            for (&first, m) in &state.segments {
-                if holds(m) || after_holder {
-                    candidates.push((first, m.end_offset));
-                }
-                after_holder = holds(m);
-            }
-            candidates
+            state
+                .segments
+                .iter()
+                .filter(|(_, m)| m.may_hold_ruled(message_id))
+                .map(|(&first, m)| (first, m.end_offset))
+                .collect()
         };
         let mut found = Vec::new();
         for (segment, end) in candidates {

@@ -178,6 +178,12 @@ pub struct SegmentMeta {
     /// Smallest and largest `MessageReceived` ids (`u64::MAX`/0 when none).
     pub id_min: u64,
     pub id_max: u64,
+    /// Smallest and largest message ids of the segment's `Ruled` records (`u64::MAX`/0
+    /// when none; 0/`u64::MAX`, any id, when not known: a segment recovery took from the
+    /// `SYNCED` marker without reading it). [`crate::Wal::find_ruled`] reads only the
+    /// segments whose range holds the message.
+    pub ruled_id_min: u64,
+    pub ruled_id_max: u64,
     /// LSN of the last record (0 when none).
     pub last_lsn: u64,
     /// `MessageReceived` records in the segment.
@@ -193,9 +199,22 @@ impl SegmentMeta {
             ts_max_us: 0,
             id_min: u64::MAX,
             id_max: 0,
+            ruled_id_min: u64::MAX,
+            ruled_id_max: 0,
             last_lsn: 0,
             received: 0,
         }
+    }
+
+    /// Folds in a `Ruled` record of message `id`.
+    pub fn note_ruled(&mut self, id: u64) {
+        self.ruled_id_min = self.ruled_id_min.min(id);
+        self.ruled_id_max = self.ruled_id_max.max(id);
+    }
+
+    /// Whether the segment may hold a `Ruled` record of message `id`.
+    pub fn may_hold_ruled(&self, id: u64) -> bool {
+        (self.ruled_id_min..=self.ruled_id_max).contains(&id)
     }
 
     /// Folds in record `lsn`, written to end at `end` (its end offset).
@@ -218,6 +237,14 @@ pub(crate) struct Resume {
     pub segments: BTreeMap<u64, SegmentMeta>,
     pub open: OpenSet,
     pub last_lsn: u64,
+}
+
+/// The message id of a `Ruled` record of on-disk kind `kind` (it leads the payload).
+pub(crate) fn ruled_id(kind: u16, payload: &[u8]) -> Option<u64> {
+    if kind != RecordKind::Ruled as u16 {
+        return None;
+    }
+    Some(u64::from_le_bytes(payload.get(..8)?.try_into().ok()?))
 }
 
 /// Tracks deliveries during the scan.
@@ -335,6 +362,9 @@ async fn scan_segment(
                 let end = offset + record::record_bytes(header.payload_len as usize) as u64;
                 let received = builder.apply(location, &header, bytes);
                 meta.note(end, header.lsn, header.timestamp_us, received);
+                if let Some(id) = ruled_id(header.kind, record::payload_of(bytes)) {
+                    meta.note_ruled(id);
+                }
             }
             Scanned::Corrupt { offset, span_bytes } => {
                 tracing::error!(

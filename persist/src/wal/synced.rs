@@ -12,15 +12,16 @@
 //! `SyncMode::None` nothing is durable and no marker is written. The format is text:
 //!
 //! ```text
-//! hie-wal-synced 2
+//! hie-wal-synced 3
 //! closed-below <lsn>
-//! <first_lsn> <end_offset> <last_lsn> <received> <ts_min> <ts_max> <id_min> <id_max>
+//! <first_lsn> <end_offset> <last_lsn> <received> <ts_min> <ts_max> <id_min> <id_max> <ruled_min> <ruled_max>
 //! ```
 //!
 //! one segment line per segment, in log order. `end_offset` is the end of the segment's
 //! last durable record, `last_lsn` its LSN, `received` the `MessageReceived` records
 //! (acknowledged messages) durable in it, then the oldest and newest record times (µs) and
-//! the smallest and largest message ids received in it (`u64::MAX` and 0 when none).
+//! the smallest and largest message ids received in it (`u64::MAX` and 0 when none), and
+//! the smallest and largest message ids its `Ruled` records name (likewise).
 //!
 //! `closed-below` is the first LSN of the oldest segment that held an open message, or of
 //! the active segment when none did, when the marker was written: every message received
@@ -32,7 +33,8 @@
 //! delivery's `Completed` is appended after the downstream's ACK): a crash in between skips
 //! a message that was delivered, where a full scan would have delivered it again.
 //! Version 1 markers (four numbers a line, no `closed-below`) are still read; they skip
-//! nothing.
+//! nothing. Version 2 markers (eight numbers a line) are read with the `Ruled` id range
+//! unknown (any id: `Wal::find_ruled` reads such a segment for every message).
 //! Segments retention removed are left out of the next marker; a marker naming a segment
 //! older than the oldest one present is about a segment retention removed. A marker that
 //! does not parse is reported and ignored (it only adds checks).
@@ -44,7 +46,8 @@ use crate::{error::WalError, private::FILE_MODE, wal::recovery::SegmentMeta};
 /// Name of the marker file in the WAL directory.
 pub const SYNCED_FILE_NAME: &str = "SYNCED";
 const SYNCED_TMP_FILE_NAME: &str = "SYNCED.tmp";
-const FIRST_LINE: &str = "hie-wal-synced 2";
+const FIRST_LINE: &str = "hie-wal-synced 3";
+const FIRST_LINE_V2: &str = "hie-wal-synced 2";
 const FIRST_LINE_V1: &str = "hie-wal-synced 1";
 const CLOSED_BELOW: &str = "closed-below ";
 
@@ -66,6 +69,10 @@ pub struct SegmentSpan {
     pub ts_max_us: u64,
     pub id_min: u64,
     pub id_max: u64,
+    /// The message ids of the segment's `Ruled` records (0 and `u64::MAX`, any id, from a
+    /// version 2 marker).
+    pub ruled_id_min: u64,
+    pub ruled_id_max: u64,
 }
 
 /// A parsed marker.
@@ -93,6 +100,8 @@ impl Marker {
             ts_max_us: span.ts_max_us,
             id_min: span.id_min,
             id_max: span.id_max,
+            ruled_id_min: span.ruled_id_min,
+            ruled_id_max: span.ruled_id_max,
             last_lsn: synced.last_lsn,
             received: synced.received,
         })
@@ -105,24 +114,28 @@ pub fn encode(segments: &BTreeMap<u64, SegmentMeta>, closed_below: u64) -> Strin
     let mut text = format!("{FIRST_LINE}\n{CLOSED_BELOW}{closed_below}\n");
     for (first_lsn, meta) in segments {
         text.push_str(&format!(
-            "{first_lsn} {} {} {} {} {} {} {}\n",
+            "{first_lsn} {} {} {} {} {} {} {} {} {}\n",
             meta.end_offset,
             meta.last_lsn,
             meta.received,
             meta.ts_min_us,
             meta.ts_max_us,
             meta.id_min,
-            meta.id_max
+            meta.id_max,
+            meta.ruled_id_min,
+            meta.ruled_id_max
         ));
     }
     text
 }
 
-/// Parses a marker (version 2, or version 1 which closes nothing); `None` if it is not one.
+/// Parses a marker (version 3; version 2, which does not know `Ruled` ids; or version 1,
+/// which closes nothing); `None` if it is not one.
 pub fn decode(text: &str) -> Option<Marker> {
     let mut lines = text.lines();
     let (closed_below, fields) = match lines.next()? {
-        FIRST_LINE => (lines.next()?.strip_prefix(CLOSED_BELOW)?.parse().ok()?, 8),
+        FIRST_LINE => (lines.next()?.strip_prefix(CLOSED_BELOW)?.parse().ok()?, 10),
+        FIRST_LINE_V2 => (lines.next()?.strip_prefix(CLOSED_BELOW)?.parse().ok()?, 8),
         FIRST_LINE_V1 => (0, 4),
         _ => return None,
     };
@@ -137,11 +150,13 @@ pub fn decode(text: &str) -> Option<Marker> {
                 end_offset: n[1],
                 last_lsn: n[2],
                 received: n[3],
-                span: (fields == 8).then(|| SegmentSpan {
+                span: (fields >= 8).then(|| SegmentSpan {
                     ts_min_us: n[4],
                     ts_max_us: n[5],
                     id_min: n[6],
                     id_max: n[7],
+                    ruled_id_min: n.get(8).copied().unwrap_or(0),
+                    ruled_id_max: n.get(9).copied().unwrap_or(u64::MAX),
                 }),
             })
         })
@@ -200,6 +215,7 @@ mod tests {
         let mut segments = BTreeMap::new();
         let mut meta = SegmentMeta::empty(1 << 20);
         meta.note(4096, 7, 1, Some(3));
+        meta.note_ruled(2);
         segments.insert(1, meta);
         let text = encode(&segments, 9);
         let expect = SyncedSegment {
@@ -212,6 +228,8 @@ mod tests {
                 ts_max_us: 1,
                 id_min: 3,
                 id_max: 3,
+                ruled_id_min: 2,
+                ruled_id_max: 2,
             }),
         };
         let marker = decode(&text).unwrap();
@@ -228,6 +246,19 @@ mod tests {
         assert_eq!(decode("hie-wal-synced 2\n"), None);
         assert_eq!(decode("hie-wal-synced 2\nclosed-below 1\n1 2 3 4\n"), None);
         assert_eq!(decode("hie-wal-synced 3\n"), None);
+        assert_eq!(
+            decode("hie-wal-synced 3\nclosed-below 1\n1 2 3 4 5 6 7 8\n"),
+            None
+        );
+        assert_eq!(decode("hie-wal-synced 4\n"), None);
+    }
+
+    #[test]
+    fn a_version_2_marker_is_read_with_any_ruled_id_possible() {
+        let marker = decode("hie-wal-synced 2\nclosed-below 9\n1 4096 7 1 1 1 3 3\n").unwrap();
+        let meta = marker.closed_segment(1).unwrap();
+        assert_eq!((meta.id_min, meta.id_max), (3, 3));
+        assert!(meta.may_hold_ruled(3) && meta.may_hold_ruled(u64::MAX));
     }
 
     #[test]

@@ -531,6 +531,8 @@ impl Shared {
             meta.ts_max_us = meta.ts_max_us.max(written.meta.ts_max_us);
             meta.id_min = meta.id_min.min(written.meta.id_min);
             meta.id_max = meta.id_max.max(written.meta.id_max);
+            meta.ruled_id_min = meta.ruled_id_min.min(written.meta.ruled_id_min);
+            meta.ruled_id_max = meta.ruled_id_max.max(written.meta.ruled_id_max);
             meta.last_lsn = meta.last_lsn.max(written.meta.last_lsn);
             meta.received += written.meta.received;
         }
@@ -1047,8 +1049,10 @@ impl Sealing {
                 received = Some(message_id);
             } else if let Some(record) = kind.and_then(|k| Record::decode(k, payload)) {
                 open.on_record(self.segment, &record);
-                if let Record::Created { message_id, .. } = record {
-                    received = Some(message_id);
+                match record {
+                    Record::Created { message_id, .. } => received = Some(message_id),
+                    Record::Ruled { message_id, .. } => meta.note_ruled(message_id),
+                    _ => {}
                 }
             }
             at += total;
