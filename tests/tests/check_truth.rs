@@ -681,3 +681,27 @@ fn a_rule_router_is_searched_by_its_sends_not_its_target_config_names() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn a_response_forwarded_back_upstream_is_no_routing_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    // R's answer goes to R2 as a message, and R2 routes to R: that message is waited for
+    // by nobody, so R does not forward a response for it again.
+    let text = production(&[
+        tcp_service("In", free_port(), "R", &[("AckMode", "App")]),
+        router(
+            "R",
+            "Out",
+            &[("ResponseFrom", "Out"), ("ResponseTargetConfigNames", "R2")],
+        ),
+        router("R2", "R", &[]),
+        tcp_operation("Out", free_port(), &[], &[]),
+    ]);
+    let (code, json) = check(dir.path(), &text, &[]);
+    assert_eq!(code, 0, "{json:#}");
+    let warnings = findings(&json, "warnings");
+    assert!(
+        !warnings.iter().any(|w| w.2.contains("cycle")),
+        "{warnings:?}"
+    );
+}

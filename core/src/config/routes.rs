@@ -215,6 +215,9 @@ fn edges(production: &Production, index: &HashMap<&str, usize>, rules: &Rules) -
             let mut out: Vec<Edge> = routed_by(item)
                 .iter()
                 .filter(|s| compiled.is_none() || **s != "TargetConfigNames")
+                // A forwarded response is waited for by nobody, so it is never forwarded
+                // again: that edge cannot be taken twice by one message, and closes no loop.
+                .filter(|s| **s != "ResponseTargetConfigNames")
                 .filter_map(|setting| item.host_settings.get(*setting))
                 .flat_map(|raw| {
                     settings::split_list(&raw.value, false)
