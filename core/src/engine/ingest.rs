@@ -107,20 +107,7 @@ impl Shard {
                 Some(_) => "no target takes it: sent to the BadMessageHandler",
                 None => "no target takes it, and there is no BadMessageHandler",
             };
-            let counters = self.counters(router.id);
-            bump(&counters.no_route);
-            if router.alert_on_bad_message {
-                bump(&counters.alerts);
-                tracing::error!(
-                    target: "hie::alert",
-                    alert = "AlertOnBadMessage",
-                    item = %router.name,
-                    "ALERT {}: message {wal_id}: {what}",
-                    router.name
-                );
-            } else {
-                tracing::warn!(item = %router.name, "message {wal_id}: {what}");
-            }
+            self.note_bad_message(router, wal_id, what);
         }
         if let Some(handler) = handler {
             self.route_to(wal_id, handler, records, to);
@@ -130,6 +117,25 @@ impl Shard {
                 target: "",
                 reason: "no route: the item has no targets",
             });
+        }
+    }
+
+    /// Counts a message router `router` had no target for and logs `what` (an alert
+    /// with `AlertOnBadMessage`).
+    pub(crate) fn note_bad_message(&self, router: &PlannedItem, wal_id: u64, what: &str) {
+        let counters = self.counters(router.id);
+        bump(&counters.no_route);
+        if router.alert_on_bad_message {
+            bump(&counters.alerts);
+            tracing::error!(
+                target: "hie::alert",
+                alert = "AlertOnBadMessage",
+                item = %router.name,
+                "ALERT {}: message {wal_id}: {what}",
+                router.name
+            );
+        } else {
+            tracing::warn!(item = %router.name, "message {wal_id}: {what}");
         }
     }
 

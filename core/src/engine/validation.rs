@@ -40,9 +40,7 @@ use crate::config::model::Item;
 use crate::config::{Diagnostic, Production};
 use crate::engine::plan::PlannedItem;
 use crate::engine::runtime::Shard;
-use crate::engine::runtime::bump;
-use crate::envelope::{Envelope, ItemId, OriginRecord};
-use crate::items::alert;
+use crate::envelope::{Envelope, ItemId};
 use crate::items::kinds::routing_engine::RouterSettings;
 
 /// The `Validation` flags hie checks.
@@ -427,42 +425,6 @@ impl Shard {
         }
         true
     }
-
-    /// Counts a message router `router` had no target for and logs `what` (an alert
-    /// with `AlertOnBadMessage`).
-    fn note_bad_message(&self, router: &PlannedItem, wal_id: u64, what: &str) {
-        let counters = self.counters(router.id);
-        bump(&counters.no_route);
-        if router.alert_on_bad_message {
-            bump(&counters.alerts);
-            tracing::error!(
-                target: "hie::alert",
-                alert = "AlertOnBadMessage",
-                item = %router.name,
-                "ALERT {}: message {wal_id}: {what}",
-                router.name
-            );
-        } else {
-            tracing::warn!(item = %router.name, "message {wal_id}: {what}");
-        }
-    }
-}
-
-/// Records `env`, refused by router `item`'s validation, as failed there with `reason`:
-/// logged (an alert with `AlertOnError`), counted, answered (an `AckMode=App` service
-/// gets AE with the reason) and kept on the failed list for an operator.
-pub(crate) fn hold_invalid(shard: &Shard, item: ItemId, env: Envelope, reason: &str) {
-    alert(shard, item, &env, reason);
-    if env.ordered {
-        shard.routed_ordered(env.id, 0);
-    }
-    shard.record(
-        &env,
-        OriginRecord::Failed {
-            reason: reason.to_owned(),
-        },
-    );
-    shard.work_ended(1);
 }
 
 #[cfg(test)]

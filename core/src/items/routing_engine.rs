@@ -42,7 +42,6 @@ use crate::engine::metrics::Stage;
 use crate::engine::responses::Responses;
 use crate::engine::rules::Routed;
 use crate::engine::runtime::{HOP_LIMIT_REASON, Shard, hop_limit_reached};
-use crate::engine::validation::hold_invalid;
 #[cfg(doc)]
 use crate::envelope::ROUTER_HOPS_MAX;
 use crate::envelope::{Envelope, ItemId, OriginRecord};
@@ -81,11 +80,11 @@ pub async fn run(shard: Rc<Shard>, item: ItemId, queue: Rc<LocalQueue<Envelope>>
             Ok(Some(())) => {
                 for (i, env) in batch.drain(..).enumerate() {
                     if hop_limit_reached(&env) {
-                        fail_at_hop_limit(&shard, item, env);
+                        fail_at_router(&shard, item, env, HOP_LIMIT_REASON);
                         continue;
                     }
                     if let Some(reason) = routed.validator.held_of(i) {
-                        hold_invalid(&shard, item, env, reason);
+                        fail_at_router(&shard, item, env, reason);
                         continue;
                     }
                     let failure = routed.made.failure_of(i);
@@ -235,18 +234,18 @@ async fn route_when_writable(
     }
 }
 
-/// Records `env`, which has passed through as many routers as a message may, as failed
-/// at router `item`: logged (an alert with `AlertOnError`), counted, answered (an
-/// `AckMode=App` service gets the error) and kept in the WAL on the failed list, with the reason.
-fn fail_at_hop_limit(shard: &Shard, item: ItemId, env: Envelope) {
-    alert(shard, item, &env, HOP_LIMIT_REASON);
+/// Records `env` as failed at router `item` with `reason` (the hop limit, or a
+/// validation refusal): logged (an alert with `AlertOnError`), counted, answered (an
+/// `AckMode=App` service gets AE with the reason) and kept in the WAL on the failed list.
+pub(crate) fn fail_at_router(shard: &Shard, item: ItemId, env: Envelope, reason: &str) {
+    alert(shard, item, &env, reason);
     if env.ordered {
         shard.routed_ordered(env.id, 0);
     }
     shard.record(
         &env,
         OriginRecord::Failed {
-            reason: HOP_LIMIT_REASON.into(),
+            reason: reason.to_owned(),
         },
     );
     shard.work_ended(1);
