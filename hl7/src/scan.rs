@@ -419,14 +419,23 @@ impl<'a> Message<'a> {
         (0..self.segment_count()).filter_map(move |i| self.segment(i))
     }
 
-    /// Every segment's bytes (terminator excluded), in order: what [`Message::segments`]
-    /// gives as `Segment::as_bytes`, without making each `Segment`.
-    pub fn segment_bytes(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
-        let bytes = self.bytes;
+    /// Every segment's id as three bytes, in order; `[0; 3]` for a segment whose id (the
+    /// bytes before the first field separator) is not three bytes long, which no message
+    /// structure names. Read from the index without making each `Segment` (placement in
+    /// a structure's groups wants exactly this).
+    pub fn segment_ids(&self) -> impl Iterator<Item = [u8; 3]> + '_ {
+        let (bytes, sep) = (self.bytes, self.index.delimiters.field);
         self.index
             .segments
             .iter()
-            .map(move |s| &bytes[s.start as usize..s.end as usize])
+            .map(move |s| match &bytes[s.start as usize..s.end as usize] {
+                [a, b, c, rest @ ..]
+                    if rest.first().is_none_or(|&x| x == sep) && ![a, b, c].contains(&&sep) =>
+                {
+                    [*a, *b, *c]
+                }
+                _ => [0; 3],
+            })
     }
 
     /// The `occurrence`-th (1-based) segment whose id is `id`, e.g. `(b"OBX", 3)`.
@@ -903,11 +912,14 @@ EVN|A01|20240101\rPID|1||123^^^H^MR~456^^^S^SS||DOE^JOHN^Q\rPV1|1|I\r";
     }
 
     #[test]
-    fn segment_bytes_are_the_segments_as_bytes() {
-        let m = Message::scan(b"MSH|^~\\&|A\rPID\rOBX|1\r\rZZZZ|x").unwrap();
-        let made: Vec<&[u8]> = m.segments().map(|s| s.as_bytes()).collect();
-        assert_eq!(m.segment_bytes().collect::<Vec<_>>(), made);
-        assert_eq!(made.len(), m.segment_count());
+    fn segment_ids_are_the_three_byte_ids_of_the_segments() {
+        let m = Message::scan(b"MSH|^~\\&|A\rPID\rOBX|1\rZZZZ|x\rNT|y\r").unwrap();
+        let made: Vec<[u8; 3]> = m
+            .segments()
+            .map(|s| <[u8; 3]>::try_from(s.id()).unwrap_or([0; 3]))
+            .collect();
+        assert_eq!(m.segment_ids().collect::<Vec<_>>(), made);
+        assert_eq!(made, [*b"MSH", *b"PID", *b"OBX", [0; 3], [0; 3]]);
     }
 
     #[test]

@@ -233,10 +233,7 @@ impl Validator {
             return Ok(());
         }
         self.ids.clear();
-        self.ids.extend(m.segments().map(|s| {
-            let id = s.id();
-            <[u8; 3]>::try_from(id).unwrap_or([0; 3])
-        }));
+        self.ids.extend(m.segment_ids());
         self.placed.place(structure, &self.ids);
         let doc = || format!("{} ({})", structure.name(), schema.version());
         let kept = if flags.trailing_z_accepted {

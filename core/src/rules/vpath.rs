@@ -397,17 +397,7 @@ fn with_placed(m: &Message<'_>, groups: &Groups, early: bool, mut f: impl FnMut(
 /// placed yet).
 fn begin_placement(m: &Message<'_>, groups: &Groups, state: &mut GroupState) {
     state.ids.clear();
-    let sep = m.delimiters().field;
-    state.ids.extend(m.segment_bytes().map(|s| match s {
-        // A 3-letter id and its separator (or the segment's end); anything else is no
-        // id a structure names.
-        [a, b, c, rest @ ..]
-            if rest.first().is_none_or(|&x| x == sep) && ![a, b, c].contains(&&sep) =>
-        {
-            [*a, *b, *c]
-        }
-        _ => [0; 3],
-    }));
+    state.ids.extend(m.segment_ids());
     let structure = groups.schema(m).and_then(|sch| {
         let msh9 = |c| {
             let b = groups.msh.component(m, 9, c).unwrap_or_default();
