@@ -9,7 +9,7 @@ use hie_hl7::schema::{Placed, Step as PStep, Structure, place};
 use hie_hl7::writer::splice_segment;
 use hie_hl7::{Delimiters, Message, Path};
 
-use super::path::{DPath, FieldRef, Idx};
+use super::path::{DPath, FieldRef, Idx, Step};
 
 /// One segment: its bytes (terminator excluded) and what followed it in the input.
 #[derive(Debug, Clone)]
@@ -129,6 +129,17 @@ impl<'s> Doc<'s> {
         self.placed = None;
     }
 
+    /// The segments placed in the structure's groups, on first use after a change;
+    /// `None` when hie has no structure for the document.
+    fn placed(&mut self) -> Option<&Placed> {
+        let structure = self.structure?;
+        if self.placed.is_none() {
+            let ids: Vec<[u8; 3]> = (0..self.segs.len()).map(|i| self.id(i)).collect();
+            self.placed = Some(place(structure, &ids));
+        }
+        self.placed.as_ref()
+    }
+
     /// Indices of the segments `path` addresses (`vars` give `(key)` indexes); for a
     /// whole group, every segment of the instance(s).
     pub fn find(&mut self, path: &DPath, vars: &[Vec<u8>]) -> Vec<usize> {
@@ -142,23 +153,8 @@ impl<'s> Doc<'s> {
             }
             return out;
         }
-        let Some(structure) = self.structure else {
-            return out;
-        };
-        if self.placed.is_none() {
-            let ids: Vec<[u8; 3]> = (0..self.segs.len()).map(|i| self.id(i)).collect();
-            self.placed = Some(place(structure, &ids));
-        }
-        let steps: Vec<PStep<'_>> = path
-            .steps
-            .iter()
-            .map(|s| PStep {
-                name: &s.name,
-                index: resolve(s.idx, vars).map(|n| n as usize),
-            })
-            .collect();
-        if let Some(placed) = &self.placed {
-            placed.find(&steps, &mut out);
+        if let Some(placed) = self.placed() {
+            placed.find(&placement_steps(&path.steps, vars), &mut out);
         }
         out
     }
@@ -206,21 +202,8 @@ impl<'s> Doc<'s> {
         if let Some(last) = steps.last_mut() {
             last.idx = Idx::Default;
         }
-        let Some(structure) = self.structure else {
-            return 0;
-        };
-        if self.placed.is_none() {
-            let ids: Vec<[u8; 3]> = (0..self.segs.len()).map(|i| self.id(i)).collect();
-            self.placed = Some(place(structure, &ids));
-        }
-        let psteps: Vec<PStep<'_>> = steps
-            .iter()
-            .map(|s| PStep {
-                name: &s.name,
-                index: resolve(s.idx, vars).map(|n| n as usize),
-            })
-            .collect();
-        self.placed.as_ref().map_or(0, |p| p.count(&psteps))
+        self.placed()
+            .map_or(0, |p| p.count(&placement_steps(&steps, vars)))
     }
 
     /// The value at `path`: a segment's bytes, a field part, or the empty string.
@@ -502,4 +485,15 @@ pub fn field_value<'b>(seg: &'b [u8], d: &Delimiters, f: &FieldRef) -> &'b [u8] 
 /// The `n`-th (1-based) element of `hay` split on `sep`.
 fn nth(hay: &[u8], sep: u8, n: u32) -> Option<&[u8]> {
     hay.split(|&b| b == sep).nth(n as usize - 1)
+}
+
+/// A DTL path's group steps as placement reads them, with `vars` resolving indexes.
+fn placement_steps<'s>(steps: &'s [Step], vars: &[Vec<u8>]) -> Vec<PStep<'s>> {
+    steps
+        .iter()
+        .map(|s| PStep {
+            name: &s.name,
+            index: resolve(s.idx, vars).map(|n| n as usize),
+        })
+        .collect()
 }
